@@ -1,0 +1,26 @@
+# The two commands of the README.  Both create .venv on first use.
+PY ?= python3
+VENV ?= .venv
+VPY = $(VENV)/bin/python
+
+.PHONY: demo test lint bench install clean
+
+$(VPY):
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+
+install: $(VPY)
+	$(VPY) -m pip install -q -e '.[test]'
+
+demo: install
+	$(VPY) examples/count_words.py
+
+test: install
+	$(VPY) -m ruff check disco tests examples benchmarks
+	$(VPY) -m pytest -q
+
+bench: install
+	$(VPY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

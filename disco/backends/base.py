@@ -1,0 +1,135 @@
+"""The backend contract: what the master asks of the place where tasks run.
+
+The master's runtime owns all job state.  A backend only answers "run this task attempt
+on that node" and reports how it ended.  While a task runs, its worker talks to the
+master through a ``TaskChannel`` (inputs, input errors, events); the node runtime
+(``disco.node.runner``) drives the worker protocol and calls the channel.
+
+Killing a task attempt is cancelling the asyncio task that awaits ``Backend.run_task``:
+the backend must then kill the worker process (and its children) before returning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One attempt of one task, as the node runtime needs it (master-api.md 8.4)."""
+
+    jobname: str
+    taskid: int
+    stage: str
+    grouping: str
+    group: tuple[int, str]  # (label, host or "")
+    host: str  # the node the attempt runs on (configured host name)
+    attempt: int  # 0 for the first run
+    worker: str  # jobdict["worker"]: executable path relative to the job home
+    jobenvs: dict[str, str]
+    jobpack_path: str  # where the node can read the job pack (master-side file)
+    master: str  # DISCO_MASTER URL given to the worker in the TASK reply
+    disco_port: int
+    put_port: int
+    disco_data: str  # DISCO_DATA on the node
+    ddfs_data: str  # DDFS_DATA on the node
+    save_results: bool = False  # last stage of a job with save_results (DDFS, issue 3)
+
+
+@dataclass(frozen=True)
+class Replica:
+    replica_id: int
+    url: str
+
+
+@dataclass(frozen=True)
+class InputEntry:
+    """One input of a task in an INPUT reply: ``[input_id, "ok", label, [[rid, url]..]]``."""
+
+    input_id: int
+    label: int | str  # int, or "all" for a directory input under group_node/group_all
+    replicas: tuple[Replica, ...]
+
+    def to_json(self) -> list[object]:
+        return [self.input_id, "ok", self.label, [[r.replica_id, r.url] for r in self.replicas]]
+
+
+@dataclass(frozen=True)
+class TaskOutput:
+    """One output of a finished task attempt (master-api.md 8.6).
+
+    ``kind == "dir"``: an index file URL (``dir://...``) with the ``(label, size)`` totals
+    of the local outputs listed in it.  ``kind == "data"``: one remote output URL with its
+    label and size.
+    """
+
+    kind: Literal["dir", "data"]
+    url: str
+    label: int = 0
+    size: int = 0
+    labels: tuple[tuple[int, int], ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class TaskDone:
+    outputs: tuple[TaskOutput, ...]
+    duration: float  # seconds the attempt ran
+
+
+@dataclass(frozen=True)
+class TaskFailed:
+    """``kind``: "error" (recoverable: retried), "fatal" (kills the job)."""
+
+    kind: Literal["error", "fatal"]
+    message: str
+
+
+TaskResult = TaskDone | TaskFailed
+
+
+class TaskChannel(Protocol):
+    """How a running task reaches the master (implemented by the master runtime)."""
+
+    async def get_inputs(
+        self, mode: Literal["all", "include", "exclude"], ids: list[int]
+    ) -> tuple[Literal["done", "more"], list[InputEntry]]:
+        """Answer an INPUT request.  Waits (deferred reply) while the selection is empty
+        and more inputs may still arrive (master-api.md 8.5)."""
+        ...
+
+    def input_failed(self, input_id: int, replica_ids: list[int]) -> list[Replica] | None:
+        """INPUT_ERR: mark replicas failed; replicas to RETRY with, or ``None`` for FAIL."""
+        ...
+
+    def event(self, message: str) -> None:
+        """Append an event to the job's log with this task's node as host."""
+        ...
+
+
+class Backend(Protocol):
+    """Runs task attempts on nodes.  One instance per master."""
+
+    async def start(self, hosts: list[str]) -> None:
+        """Start (or connect to) the node runtimes for these configured hosts."""
+        ...
+
+    async def set_hosts(self, hosts: list[str]) -> None:
+        """The config table changed: start new nodes, drop removed ones."""
+        ...
+
+    def is_connected(self, host: str) -> bool: ...
+
+    def disk_usage(self, host: str) -> tuple[int, int]:
+        """(free KiB, used KiB) of the node's data volume; (0, 0) if unknown."""
+        ...
+
+    async def run_task(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
+        """Run one attempt to its end.  Cancelling the awaiting task kills the worker."""
+        ...
+
+    async def remove_job_data(self, host: str, jobname: str) -> None:
+        """Delete the job's data directory on a node (purge / GC)."""
+        ...
+
+    async def close(self) -> None: ...

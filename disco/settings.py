@@ -1,0 +1,264 @@
+"""Disco settings: ``DiscoSettings`` and its lookup order (library.md section 6).
+
+``settings[key]`` resolves, in order: a value stored in the instance, the environment
+variable of that name, a top-level assignment in the settings file, then the default
+expression (which may name other settings).  Values from the environment are strings.
+
+Internals of the master and node never read settings themselves: they receive a frozen
+config built once from a ``DiscoSettings`` (see ``disco.master.config``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from disco.error import DiscoError
+
+
+def job_owner() -> str:
+    """``<login>@<hostname>``, the default ``owner`` of jobs."""
+    try:
+        user = os.getlogin()
+    except OSError:
+        import getpass
+
+        try:
+            user = getpass.getuser()
+        except Exception:  # no passwd entry, e.g. in a container
+            user = "unknown"
+    return "%s@%s" % (user, socket.gethostname())
+
+
+def guess_erlang() -> str:
+    """Kept for compatibility: the original master ran on Erlang."""
+    return "erl"
+
+
+def guess_home() -> str:
+    """The Disco home: a source checkout holding ``.disco-home``, else a per-user folder.
+
+    Disco 0.5 raised ``DiscoError`` outside a source tree; a pip-installed package has no
+    such tree, so we fall back to ``$XDG_DATA_HOME/disco`` (``~/.local/share/disco``).
+    """
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.exists(os.path.join(here, ".disco-home")):
+        return here
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "disco")
+
+
+def guess_settings() -> str:
+    """The settings file: ``~/.disco``, else ``/etc/disco/settings.py``, else ``''``."""
+    for path in (os.path.join(os.path.expanduser("~"), ".disco"), "/etc/disco/settings.py"):
+        if os.path.isfile(path):
+            return path
+    return ""
+
+
+class DiscoSettings(dict):
+    """Settings of a Disco client, master or node (a dict with lazy defaults)."""
+
+    defaults: dict[str, str] = {
+        "DISCO_HOME": "guess_home()",
+        "DISCO_ROOT": "os.path.join(DISCO_HOME, 'root')",
+        "DISCO_DATA": "os.path.join(DISCO_ROOT, 'data')",
+        "DISCO_MASTER_HOME": "os.path.join(DISCO_HOME, 'master')",
+        "DISCO_MASTER_ROOT": "os.path.join(DISCO_DATA, '_%s' % DISCO_NAME)",
+        "DISCO_MASTER_CONFIG": "os.path.join(DISCO_ROOT, '%s.config' % DISCO_NAME)",
+        "DISCO_MASTER_HOST": "socket.gethostname()",
+        "DISCO_MASTER": "'http://%s:%s' % (DISCO_MASTER_HOST, DISCO_PORT)",
+        "DISCO_PORT": "8989",
+        "DISCO_NAME": "'disco_%s' % DISCO_PORT",
+        "DISCO_LOG_DIR": "os.path.join(DISCO_ROOT, 'log')",
+        "DISCO_PID_DIR": "os.path.join(DISCO_ROOT, 'run')",
+        "DISCO_WWW_ROOT": "os.path.join(DISCO_MASTER_HOME, 'www')",
+        "DISCO_SETTINGS_FILE": "guess_settings()",
+        "DISCO_DEBUG": "'off'",
+        "DISCO_ERLANG": "guess_erlang()",
+        "DISCO_EVENTS": "''",
+        "DISCO_FLAGS": "''",
+        "DISCO_HTTPD": "'lighttpd -f $DISCO_PROXY_CONFIG'",
+        "DISCO_ROTATE_LOG": "False",
+        "DISCO_USER": "os.getenv('LOGNAME')",
+        "DISCO_JOB_OWNER": "job_owner()",
+        "DISCO_WORKER_MAX_MEM": "'80%'",
+        "DISCO_ULIMIT": "16000000",
+        "DISCO_GC_AFTER": "100 * 365 * 24 * 60 * 60",
+        "DATA_GC_INTERVAL": "12",
+        "DISCO_PROFILE": "'False'",
+        "GRAPHITE_HOST": "'localhost'",
+        "SYSTEMD_ENABLED": "False",
+        "DISCO_PROXY_ENABLED": "''",
+        "DISCO_PROXY": "''",
+        "DISCO_PROXY_PORT": "8999",
+        "DISCO_PROXY_PID": "os.path.join(DISCO_ROOT, '%s-proxy.pid' % DISCO_NAME)",
+        "DISCO_PROXY_CONFIG": "os.path.join(DISCO_ROOT, '%s-proxy.conf' % DISCO_NAME)",
+        "DISCO_SCHEDULER": "'fair'",
+        "DISCO_SCHEDULER_ALPHA": ".001",
+        "DISCO_TEST_DISCODB": "''",
+        "DISCO_TEST_HOST": "socket.gethostname()",
+        "DISCO_TEST_PORT": "9444",
+        "DISCO_TEST_PROFILE": "''",
+        "DISCO_TEST_PURGE": "'purge'",
+        "DDFS_ROOT": "os.path.join(DISCO_ROOT, 'ddfs')",
+        "DDFS_DATA": "DDFS_ROOT",
+        "DDFS_PUT_PORT": "8990",
+        "DDFS_PUT_MAX": "3",
+        "DDFS_GET_MAX": "3",
+        "DDFS_READ_TOKEN": "None",
+        "DDFS_WRITE_TOKEN": "None",
+        "DDFS_TAG_MIN_REPLICAS": "1",
+        "DDFS_TAG_REPLICAS": "1",
+        "DDFS_BLOB_REPLICAS": "1",
+        "DDFS_PARANOID_DELETE": "''",
+        "DDFS_GC_INITIAL_WAIT": "''",
+        "DDFS_GC_BALANCE_THRESHOLD": "0.1",
+        "DDFS_SPACE_AWARE": "''",
+        "DDFS_ABSOLUTE_SPACE": "''",
+    }
+
+    must_exist = (
+        "DISCO_DATA",
+        "DISCO_ROOT",
+        "DISCO_MASTER_HOME",
+        "DISCO_MASTER_ROOT",
+        "DISCO_LOG_DIR",
+        "DISCO_PID_DIR",
+        "DDFS_DATA",
+    )
+    settings_file_var = "DISCO_SETTINGS_FILE"
+
+    def __init__(self, *args: Any, environ: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._environ = os.environ if environ is None else environ
+        self._file: dict[str, Any] | None = None
+
+    # -- lookup ------------------------------------------------------------------------
+    def _file_settings(self) -> dict[str, Any]:
+        if self._file is None:
+            self._file = {}
+            path = self._lookup_nofile(self.settings_file_var)
+            if path:
+                if not os.path.isfile(path):
+                    raise DiscoError("Settings file %r does not exist" % path)
+                scope: dict[str, Any] = {}
+                with open(path, encoding="utf-8") as f:
+                    exec(compile(f.read(), path, "exec"), scope)  # noqa: S102 - 0.5 format
+                self._file = {k: v for k, v in scope.items() if not k.startswith("__")}
+        return self._file
+
+    def _lookup_nofile(self, key: str) -> Any:
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        if key in self._environ:
+            return self._environ[key]
+        return self._default(key)
+
+    def _default(self, key: str) -> Any:
+        expr = self.defaults[key]
+        return eval(expr, _EVAL_GLOBALS, _Resolver(self))  # noqa: S307 - constant table
+
+    def __getitem__(self, key: str) -> Any:
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        if key in self._environ:
+            return self._environ[key]
+        if key != self.settings_file_var:
+            filesettings = self._file_settings()
+            if key in filesettings:
+                return filesettings[key]
+        if key in self.defaults:
+            return self._default(key)
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (
+            dict.__contains__(self, key) or key in self.defaults or key in self._environ
+        )
+
+    def keys(self) -> list[str]:  # type: ignore[override]
+        return sorted(set(self.defaults) | set(dict.keys(self)))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    # -- helpers -------------------------------------------------------------------------
+    @property
+    def env(self) -> dict[str, str]:
+        """A copy of the environment plus every setting, stringified."""
+        env = dict(os.environ)
+        for key in self.keys():
+            try:
+                env[key] = str(self[key])
+            except Exception:  # an unresolvable default must not break the rest
+                continue
+        return env
+
+    def safedir(self, key: str) -> str:
+        path = os.path.realpath(str(self[key]))
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def ensuredirs(self) -> None:
+        """Create the directories of ``must_exist`` and a default config table."""
+        for key in self.must_exist:
+            self.safedir(key)
+        config = str(self["DISCO_MASTER_CONFIG"])
+        if not os.path.exists(config):
+            import json
+
+            with open(config, "w", encoding="utf-8") as f:
+                json.dump([["localhost", str(os.cpu_count() or 1)]], f)
+
+    def materialize(self) -> dict[str, Any]:
+        """Every setting that resolves, as a plain dict (unresolvable ones are left out)."""
+        out: dict[str, Any] = {}
+        for key in self.keys():
+            try:
+                out[key] = self[key]
+            except Exception:
+                continue
+        return out
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # 0.5 evaluated every default here and could raise; we keep only what resolves.
+        return (_rebuild, (self.materialize(),))
+
+    def __repr__(self) -> str:
+        return "DiscoSettings(%s)" % dict.__repr__(self)
+
+
+def _rebuild(values: dict[str, Any]) -> DiscoSettings:
+    return DiscoSettings(values)
+
+
+class _Resolver(dict):
+    """Locals mapping for default expressions: names resolve to other settings."""
+
+    def __init__(self, settings: DiscoSettings) -> None:
+        super().__init__()
+        self._settings = settings
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._settings.defaults or dict.__contains__(self._settings, key):
+            return self._settings[key]
+        raise KeyError(key)
+
+
+_EVAL_GLOBALS: dict[str, Any] = {
+    "os": os,
+    "socket": socket,
+    "guess_home": guess_home,
+    "guess_erlang": guess_erlang,
+    "guess_settings": guess_settings,
+    "job_owner": job_owner,
+}
