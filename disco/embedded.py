@@ -1,0 +1,243 @@
+"""Embedded mode: a whole Disco master with a local node inside the calling process.
+
+A script, a test or a notebook gets a working master with no daemon to start:
+
+    from disco.embedded import EmbeddedMaster
+    with EmbeddedMaster() as master:
+        job = Job(master=master.url).run(input=[...], map=fun_map, reduce=fun_reduce)
+
+The master (aiohttp server, coordinator, SQLite store) and the local backend run on an
+asyncio loop in a background daemon thread, bound to ``127.0.0.1`` on a free port, with
+their data in a temporary directory (or ``root``).  Task workers are still real OS
+processes.  While it runs, ``DISCO_MASTER`` and ``DISCO_PORT`` are set in this process's
+environment (unless ``export_env=False``) so that ``Disco()``, ``Job()`` and
+``result_iterator`` find it without arguments; they are restored on ``stop()``.
+
+``default_master()`` is what the examples use: the configured master if there is one
+(``DISCO_MASTER`` set, or a master answering at the default address), otherwise a
+process-wide embedded master stopped at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from disco.settings import DiscoSettings
+
+logger = logging.getLogger(__name__)
+
+_EXPORTED = ("DISCO_MASTER", "DISCO_PORT", "DISCO_MASTER_HOST")
+
+
+class EmbeddedMaster:
+    """A master plus local node running in a background thread of this process.
+
+    :param root: directory for all data (``DISCO_ROOT``); a temporary one when ``None``
+        (removed on ``stop()``).
+    :param host: address to bind (loopback by default).
+    :param port: port to bind; ``0`` picks a free one.
+    :param nodes: config table rows ``[(host, max_workers), ...]``; default: this machine,
+        ``max_workers`` = its cores.
+    :param settings: extra settings (e.g. ``{"DISCO_SCHEDULER": "fifo"}``).
+    :param export_env: export ``DISCO_MASTER``/``DISCO_PORT`` to this process while running.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        nodes: Sequence[tuple[str, int]] | None = None,
+        settings: dict[str, Any] | None = None,
+        export_env: bool = True,
+        retry_delay: float | None = None,
+    ) -> None:
+        self._own_root = root is None
+        self.root = str(root) if root is not None else ""
+        self.host = host
+        self.requested_port = port
+        self.nodes = list(nodes) if nodes is not None else None
+        self.extra_settings = dict(settings or {})
+        self.export_env = export_env
+        self.retry_delay = retry_delay
+        self.server: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._saved_env: dict[str, str | None] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> EmbeddedMaster:
+        """Start the master and wait until it serves requests."""
+        if self.server is not None:
+            return self
+        if self._own_root:
+            self.root = tempfile.mkdtemp(prefix="disco-embedded-")
+        os.makedirs(self.root, exist_ok=True)
+        settings = DiscoSettings(
+            DISCO_HOME=self.root,
+            DISCO_ROOT=self.root,
+            DISCO_MASTER_HOST=self.host,
+            **self.extra_settings,
+        )
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            ready.set()
+            loop.run_forever()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="disco-embedded-master", daemon=True)
+        self._thread.start()
+        ready.wait()
+        from disco.master.server import start_master
+
+        kwargs: dict[str, Any] = {"host": self.host, "port": self.requested_port}
+        if self.retry_delay is not None:
+            kwargs["retry_delay"] = self.retry_delay
+        try:
+            fut = asyncio.run_coroutine_threadsafe(start_master(settings, **kwargs), loop)
+            self.server = fut.result(timeout=60)
+        except BaseException:
+            self._stop_loop()
+            raise
+        if self.export_env:
+            self._export()
+        if self.nodes is not None:
+            from disco.core import Disco
+
+            Disco(self.url).config = [[h, str(n)] for h, n in self.nodes]
+        logger.debug("embedded master at %s (data in %s)", self.url, self.root)
+        return self
+
+    def stop(self) -> None:
+        """Stop the master, kill running workers and restore the environment."""
+        if self.server is not None and self._loop is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(self.server.close(), self._loop).result(30)
+            finally:
+                self.server = None
+        self._stop_loop()
+        if self.export_env:
+            self._restore()
+        if self._own_root and self.root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _stop_loop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._thread is not None:
+                self._thread.join(10)
+            self._loop.close()
+            self._loop = None
+            self._thread = None
+
+    def __enter__(self) -> EmbeddedMaster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- access --------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def disco(self) -> Any:
+        """A ``disco.core.Disco`` client for this master."""
+        from disco.core import Disco
+
+        return Disco(self.url)
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the master's loop thread and return its result (tests)."""
+        assert self._loop is not None
+
+        async def run() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
+
+    def _export(self) -> None:
+        values = {
+            "DISCO_MASTER": self.url,
+            "DISCO_PORT": str(self.port),
+            "DISCO_MASTER_HOST": self.host,
+        }
+        for key, value in values.items():
+            self._saved_env[key] = os.environ.get(key)
+            os.environ[key] = value
+
+    def _restore(self) -> None:
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+
+
+_default: EmbeddedMaster | None = None
+_default_lock = threading.Lock()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/disco/version", timeout=0.3) as r:
+            return r.status == 200
+    except Exception:
+        return False
+
+
+def default_master() -> str:
+    """The master scripts should use: the configured one, else an embedded one.
+
+    ``DISCO_MASTER`` in the environment or the settings file wins; then a master answering
+    at the default address (``disco start``); otherwise one process-wide
+    ``EmbeddedMaster`` is started (and stopped at exit).
+    """
+    global _default
+    if "DISCO_MASTER" in os.environ:
+        return os.environ["DISCO_MASTER"]
+    settings = DiscoSettings()
+    try:
+        filesettings = settings._file_settings()
+    except Exception:
+        filesettings = {}
+    if "DISCO_MASTER" in filesettings:
+        return str(filesettings["DISCO_MASTER"])
+    configured = str(settings["DISCO_MASTER"])
+    if _answers(configured):
+        return configured
+    with _default_lock:
+        if _default is None:
+            _default = EmbeddedMaster().start()
+            atexit.register(_stop_default)
+        return _default.url
+
+
+def _stop_default() -> None:
+    global _default
+    if _default is not None:
+        _default.stop()
+        _default = None
+
+
+__all__ = ["EmbeddedMaster", "default_master"]

@@ -1,0 +1,68 @@
+"""Shared fixtures: real masters on loopback with real worker processes.
+
+``master``: an embedded master (aiohttp on 127.0.0.1, a free port) with the local
+backend and one node, data in the test's tmp dir.  ``cluster``: the same with three
+simulated nodes on 127.0.0.1 ("localhost"), 127.0.0.2 and 127.0.0.3.  At teardown every
+worker process must be gone.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from disco.embedded import EmbeddedMaster
+
+
+def child_pids() -> set[int]:
+    """PIDs of live (non-zombie) processes whose parent is this test process."""
+    me = os.getpid()
+    found: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[1]) == me:
+            found.add(int(entry))
+    return found
+
+
+def poll_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> object:
+    """Wait until ``predicate()`` is truthy; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what or predicate))
+        time.sleep(0.02)
+
+
+def _assert_no_leaked_workers(before: set[int]) -> None:
+    poll_for(lambda: not (child_pids() - before), 5.0, "worker processes to exit")
+
+
+@pytest.fixture
+def master(tmp_path) -> Iterator[EmbeddedMaster]:
+    before = child_pids()
+    with EmbeddedMaster(root=tmp_path / "disco", retry_delay=0.0) as m:
+        yield m
+    _assert_no_leaked_workers(before)
+
+
+@pytest.fixture
+def cluster(tmp_path) -> Iterator[EmbeddedMaster]:
+    before = child_pids()
+    nodes = [("localhost", 2), ("127.0.0.2", 2), ("127.0.0.3", 2)]
+    with EmbeddedMaster(root=tmp_path / "disco", nodes=nodes, retry_delay=0.0) as m:
+        yield m
+    _assert_no_leaked_workers(before)
