@@ -28,19 +28,23 @@ class CsvInnerJoiner(Job):
         next(reader, None)  # header
         for row in reader:
             if row:
-                yield row
+                yield url, row
 
-    def map(self, row, params):
-        yield row[0].encode("utf-8"), row[1:]
+    def map(self, entry, params):
+        url, row = entry
+        yield row[0].encode("utf-8"), (url, row[1:])
 
     def reduce(self, rows_iter, out, params):
         from itertools import groupby
 
+        # params is the URL of the left table; rows arrive sorted by key (sort = True)
         for key, group in groupby(rows_iter, lambda kv: kv[0]):
-            values = [v for _, v in group]
-            if len(values) > 1:
-                for v in values[1:]:
-                    out.add(key, values[0] + v)
+            rows = [v for _, v in group]
+            left = [r for src, r in rows if src == params]
+            right = [r for src, r in rows if src != params]
+            for lrow in left:
+                for rrow in right:
+                    out.add(key, lrow + rrow)
 
 
 def main(argv=None):
@@ -54,9 +58,9 @@ def main(argv=None):
     )
     from simple_innerjoin import CsvInnerJoiner as Importable
 
-    job = Importable(master=default_master()).run(
-        input=["file://" + os.path.abspath(left), "file://" + os.path.abspath(right)]
-    )
+    left_url = "file://" + os.path.abspath(left)
+    right_url = "file://" + os.path.abspath(right)
+    job = Importable(master=default_master()).run(input=[left_url, right_url], params=left_url)
     for key, row in sorted(result_iterator(job.wait())):
         print(key.decode(), ",".join(row))
 
