@@ -1,0 +1,138 @@
+"""The local backend: every configured host is a simulated node on this machine.
+
+Owns: running task attempts as local processes (job home + ``run_worker``), one data
+server per simulated host that the master does not serve itself (bound on
+``(host, DISCO_PORT)``, e.g. 127.0.0.2, master-api.md 2.9), disk usage, deleting a
+job's data directory, and killing whatever still runs at ``close()``.  All nodes share
+one DISCO_DATA: each keeps its own ``<DISCO_DATA>/<host>/`` subtree (9.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from disco.backends.base import TaskChannel, TaskFailed, TaskResult, TaskSpec
+from disco.node.dataserver import create_data_app
+from disco.node.jobhome import JobHomeError, check_jobname, ensure_jobhome, jobhome_path
+from disco.node.runner import WorkerLimits, run_worker
+
+logger = logging.getLogger(__name__)
+
+
+class LocalBackend:
+    """``Backend`` whose nodes are processes on this machine (see ``disco.backends.base``)."""
+
+    def __init__(
+        self,
+        *,
+        disco_data: str,
+        ddfs_data: str,
+        disco_port: int,
+        served_by_master: Iterable[str] = frozenset(),
+        limits: WorkerLimits | None = None,
+    ) -> None:
+        self.disco_data = disco_data
+        self.ddfs_data = ddfs_data
+        self.disco_port = disco_port
+        self.served_by_master = frozenset(served_by_master)
+        self.limits = limits or WorkerLimits()
+        self._hosts: set[str] = set()
+        self._servers: dict[str, web.AppRunner] = {}
+        self._attempts: set[asyncio.Task[TaskResult]] = set()
+        self._closed = False
+
+    # -- nodes -------------------------------------------------------------------------
+    async def start(self, hosts: list[str]) -> None:
+        await self.set_hosts(hosts)
+
+    async def set_hosts(self, hosts: list[str]) -> None:
+        wanted = set(hosts)
+        for host in sorted(self._hosts - wanted):
+            self._hosts.discard(host)
+            runner = self._servers.pop(host, None)
+            if runner is not None:
+                await runner.cleanup()
+        for host in sorted(wanted - self._hosts):
+            self._hosts.add(host)
+            if host not in self.served_by_master:
+                await self._start_server(host)
+
+    async def _start_server(self, host: str) -> None:
+        runner = web.AppRunner(create_data_app(self.disco_data, self.ddfs_data), access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, self.disco_port).start()
+        except OSError as exc:
+            # The node still runs tasks; its data is only readable as local files.
+            logger.warning(
+                "node %s: cannot serve data on %s:%d: %s", host, host, self.disco_port, exc
+            )
+            await runner.cleanup()
+            return
+        self._servers[host] = runner
+        logger.info("node %s: data server on %s:%d", host, host, self.disco_port)
+
+    def is_connected(self, host: str) -> bool:
+        return host in self._hosts and not self._closed
+
+    def disk_usage(self, host: str) -> tuple[int, int]:
+        """(free KiB, used KiB) of the volume holding DISCO_DATA; (0, 0) if unknown."""
+        try:
+            usage = shutil.disk_usage(self.disco_data)
+        except OSError:
+            return (0, 0)
+        return (usage.free // 1024, usage.used // 1024)
+
+    # -- tasks -------------------------------------------------------------------------
+    async def run_task(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
+        """Prepare the job home, then run the worker; cancelling kills the worker."""
+        if self._closed:
+            return TaskFailed("error", "Node %s unavailable" % spec.host)
+        attempt = asyncio.create_task(self._run(spec, channel))
+        self._attempts.add(attempt)
+        try:
+            return await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            # Our caller was cancelled (kill): stop the attempt, wait for the kill.
+            attempt.cancel()
+            await asyncio.gather(attempt, return_exceptions=True)
+            raise
+        finally:
+            self._attempts.discard(attempt)
+
+    async def _run(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
+        try:
+            try:
+                jobhome = await ensure_jobhome(spec)
+            except JobHomeError as exc:
+                return TaskFailed("error", str(exc))
+            return await run_worker(spec, channel, jobhome, limits=self.limits)
+        except asyncio.CancelledError:
+            if self._closed:  # killed by close(), not by our caller
+                return TaskFailed("error", "Node %s unavailable" % spec.host)
+            raise
+
+    async def remove_job_data(self, host: str, jobname: str) -> None:
+        """Delete ``<DISCO_DATA>/<host>/<hh>/<jobname>`` (purge, GC)."""
+        check_jobname(jobname)
+        if not host or "/" in host or host in (".", ".."):
+            raise ValueError("invalid host name %r" % host)
+        path = jobhome_path(self.disco_data, host, jobname)
+        if os.path.isdir(path):
+            await asyncio.to_thread(shutil.rmtree, path, True)
+
+    async def close(self) -> None:
+        self._closed = True
+        attempts = list(self._attempts)
+        for attempt in attempts:
+            attempt.cancel()
+        await asyncio.gather(*attempts, return_exceptions=True)
+        for runner in self._servers.values():
+            await runner.cleanup()
+        self._servers.clear()

@@ -1,0 +1,102 @@
+"""Serving node data over HTTP (master-api.md 2.5, 2.8, 2.9).
+
+Owns: ``serve_file`` (one file under a data root: safe paths only, 404/403 rules,
+``application/octet-stream`` with Range, Last-Modified and 304) which the master's
+``/disco/<path>`` route uses too, and ``create_data_app``, the HTTP server of a node
+that is not the master host: GET/HEAD ``/disco/<path>`` from DISCO_DATA and
+``/ddfs/<path>`` from DDFS_DATA, other methods 501, ``/proxy/<node>/<method>`` stripped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
+
+logger = logging.getLogger(__name__)
+
+NOT_FOUND = "Not found."
+
+
+def safe_path(root: str, relpath: str) -> str | None:
+    """The real path of ``root/relpath`` if it stays inside ``root``, else ``None``.
+
+    Refuses absolute paths, ``..`` components, NUL bytes and symlinks that lead out of
+    the root (2.5: unsafe paths are answered 404).
+    """
+    if not relpath or relpath.startswith("/") or "\0" in relpath or "\\" in relpath:
+        return None
+    parts = relpath.split("/")
+    if ".." in parts:
+        return None
+    real_root = os.path.realpath(root)
+    full = os.path.realpath(os.path.join(real_root, *[x for x in parts if x not in ("", ".")]))
+    if full != real_root and not full.startswith(real_root + os.sep):
+        return None
+    return full
+
+
+def _text(status: int, text: str) -> web.Response:
+    response = web.Response(status=status, text=text, content_type="text/plain")
+    response.force_close()  # 1.2: data responses close the connection
+    return response
+
+
+def _not_found() -> web.Response:
+    return _text(404, NOT_FOUND)
+
+
+async def serve_file(request: web.Request, root: str, relpath: str) -> web.StreamResponse:
+    """Serve ``<root>/<relpath>`` by the rules of 2.5 (the response is prepared)."""
+    path = safe_path(root, relpath)
+    if path is None:
+        return _not_found()
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return _not_found()
+    except OSError as exc:
+        logger.warning("stat %s failed: %s", path, exc)
+        return _text(403, "Disco node is busy")
+    if stat.S_ISDIR(st.st_mode):
+        return _text(403, "Forbidden")
+    if not stat.S_ISREG(st.st_mode):
+        return _not_found()
+    response = web.FileResponse(path, headers={hdrs.CONTENT_TYPE: "application/octet-stream"})
+    response.force_close()  # 1.2: data responses close the connection
+    # aiohttp would send a "<file>.gz"/".br" sibling to clients accepting gzip; data files
+    # must be served byte for byte, so prepare against a request without Accept-Encoding.
+    headers = CIMultiDict(request.headers)
+    headers.popall(hdrs.ACCEPT_ENCODING, None)
+    await response.prepare(request.clone(headers=headers))
+    return response
+
+
+def strip_proxy(path: str) -> str:
+    """Drop a leading ``/proxy/<node>/<method>`` (2.8); other paths are unchanged."""
+    if path.startswith("/proxy/"):
+        parts = path.split("/", 4)  # "", "proxy", node, method, rest
+        return "/" + (parts[4] if len(parts) > 4 else "")
+    return path
+
+
+def create_data_app(disco_data: str, ddfs_data: str) -> web.Application:
+    """The data server of one node (2.9)."""
+    roots = {"disco": disco_data, "ddfs": ddfs_data}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
+            return _text(501, "Method not supported")
+        path = strip_proxy(request.path)
+        top, _, rest = path.partition("/")[2].partition("/")
+        root = roots.get(top) if rest else None
+        if root is None:
+            return _not_found()
+        return await serve_file(request, root, rest)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app

@@ -1,0 +1,138 @@
+"""A task attempt's outputs: the index file and the output list (master-api.md 8.6).
+
+Owns: classifying an OUTPUT location (absolute path / local relative path / remote URL),
+the index file ``<jobhome>/.disco/<stage>-<taskid>-<usecs>.results`` with one line
+``<label> disco://<host>/disco/<host>/<hh>/<jobname>/<location> <size>`` per local
+output (library.md 16.3), the per-label totals, and the ``TaskOutput`` list at DONE.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import IO, Literal
+
+from disco.backends.base import TaskOutput, TaskSpec
+from disco.node.jobhome import hash_dir
+
+# 8.6: a scheme is a run of letters, digits, "+", "-", "." followed by ":" before any "/".
+_SCHEME = re.compile(r"^[A-Za-z0-9+.\-]+:")
+
+LocationKind = Literal["absolute", "local", "remote"]
+
+
+def classify_location(location: str) -> LocationKind:
+    """``absolute`` (invalid), ``local`` (relative to the job home) or ``remote`` (8.6)."""
+    if location.startswith("//"):
+        return "remote"  # a network location without a scheme
+    if location.startswith("/"):
+        return "absolute"
+    if _SCHEME.match(location):
+        return "remote"
+    return "local"
+
+
+class TaskOutputs:
+    """Collects a task attempt's OUTPUT messages and writes its index file."""
+
+    def __init__(self, spec: TaskSpec, jobhome: str) -> None:
+        self._spec = spec
+        self._jobhome = jobhome
+        self._hh = hash_dir(spec.jobname)
+        self._file: IO[bytes] | None = None
+        self.index_name: str | None = None  # "<stage>-<taskid>-<usecs>.results"
+        self._totals: dict[int, int] = {}
+        self._local: list[tuple[int, str, int]] = []  # (label, disco url, size)
+        self._remote: list[tuple[int, str, int]] = []
+
+    def _data_url(self, scheme: str, relpath: str) -> str:
+        host = self._spec.host
+        return "%s://%s/disco/%s/%s/%s/%s" % (
+            scheme,
+            host,
+            host,
+            self._hh,
+            self._spec.jobname,
+            relpath,
+        )
+
+    def add(self, label: int, location: str, size: int) -> None:
+        """Record one OUTPUT; ``ValueError`` for an absolute path (the attempt fails)."""
+        kind = classify_location(location)
+        if kind == "absolute":
+            raise ValueError(
+                "Invalid output location %r: must be relative to the job home or a URL" % location
+            )
+        if kind == "remote":
+            self._remote.append((label, location, size))
+            return
+        url = self._data_url("disco", location)
+        if self._file is None:
+            self._open()
+        assert self._file is not None
+        self._file.write(b"%d %s %d\n" % (label, url.encode("utf-8"), size))
+        self._file.flush()
+        self._local.append((label, url, size))
+        self._totals[label] = self._totals.get(label, 0) + size
+
+    def _open(self) -> None:
+        # 8.6: created on the first local output; usecs = microseconds since the epoch.
+        folder = os.path.join(self._jobhome, ".disco")
+        os.makedirs(folder, exist_ok=True)
+        while True:
+            usecs = time.time_ns() // 1000
+            name = "%s-%d-%d.results" % (self._spec.stage, self._spec.taskid, usecs)
+            try:
+                self._file = open(os.path.join(folder, name), "xb")  # noqa: SIM115
+            except FileExistsError:  # another attempt in the same microsecond
+                continue
+            self.index_name = name
+            return
+
+    def close(self) -> None:
+        """Sync and close the index file (blocking: call it off the event loop)."""
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+    def discard(self) -> None:
+        """Close the index file without syncing (the attempt failed)."""
+        if self._file is not None and not self._file.closed:
+            self._file.close()
+
+    @property
+    def index_path(self) -> str | None:
+        if self.index_name is None:
+            return None
+        return os.path.join(self._jobhome, ".disco", self.index_name)
+
+    def task_outputs(self) -> tuple[TaskOutput, ...]:
+        """The outputs at DONE, in the order of 8.6.
+
+        1. the ``dir://`` index with the (label, total size) list, if there were local
+           outputs (with ``save_results`` each local output is listed instead as a
+           ``data`` output with its ``disco://`` URL, for the master to save);
+        2. the remote outputs in reporting order (0.5 reversed them, 13.14).
+        """
+        outputs: list[TaskOutput] = []
+        if self._local:
+            if self._spec.save_results:
+                for label, url, size in self._local:
+                    outputs.append(TaskOutput(kind="data", url=url, label=label, size=size))
+            else:
+                assert self.index_name is not None
+                labels = tuple(sorted(self._totals.items()))
+                outputs.append(
+                    TaskOutput(
+                        kind="dir",
+                        url=self._data_url("dir", ".disco/" + self.index_name),
+                        label=labels[0][0],
+                        size=sum(self._totals.values()),
+                        labels=labels,
+                    )
+                )
+        for label, url, size in self._remote:
+            outputs.append(TaskOutput(kind="data", url=url, label=label, size=size))
+        return tuple(outputs)

@@ -1,0 +1,387 @@
+"""Run one task attempt: start the worker process and drive the protocol (master-api.md 8).
+
+Owns: launching ``<jobhome>/<jobdict.worker>`` (8.1: ``nice -n 19`` through ``/bin/sh``,
+cwd the job home, environment without Disco settings plus jobenvs plus
+``DISCO_WORKER_PYTHON``, stdout and stderr merged, its own process group), answering
+its requests in request order (8.3-8.6; INPUT and INPUT_ERR go to the master through
+the ``TaskChannel``), the MSG rate limit (8.9), the index file of local outputs (8.6),
+every failure of 8.8, and killing the process group when the attempt ends or is
+cancelled.  Framing and payload checks live in ``disco.node.protocol`` (sans-IO).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from disco.backends.base import TaskChannel, TaskDone, TaskFailed, TaskResult, TaskSpec
+from disco.node import protocol as p
+from disco.node.jobhome import safe_member_path
+from disco.node.outputs import TaskOutputs
+from disco.settings import DiscoSettings
+
+logger = logging.getLogger(__name__)
+
+# 11.4: set by the 0.5 launcher; stripped from worker environments with the settings.
+INTERNAL_SETTINGS = ("DISCO_SETTINGS", "DISCO_MASTER_PID", "DISCO_LOCAL_CLUSTER")
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class WorkerLimits:
+    """Timeouts and limits of 8.8, 8.9 and 11.5 (fields so tests can shrink them)."""
+
+    pid_timeout: float = 30.0  # no byte at all from the worker
+    message_timeout: float = 30.0  # a started message not completed
+    last_words_timeout: float = 10.0  # collecting output after a broken stream
+    last_words_bytes: int = 100 * 1024
+    max_payload: int = p.MAX_PAYLOAD
+    msg_slow: int = 5  # above this many MSGs in a second, replies are delayed
+    msg_fatal: int = 10  # at this many the job is killed
+    msg_delay: float = 0.2
+    exit_timeout: float = 5.0  # stdout closed: how long to wait for the exit code
+
+
+def worker_environment(
+    jobenvs: Mapping[str, str], environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """8.1: the node's environment minus every Disco setting, plus jobenvs.
+
+    ``DISCO_WORKER_PYTHON`` is set to this interpreter: the ``bin/disco-worker``
+    launcher of Python jobs runs ``python -m disco.worker`` with it.
+    """
+    base = os.environ if environ is None else environ
+    strip = set(DiscoSettings.defaults) | set(INTERNAL_SETTINGS)
+    strip.update(name for name in base.get("DISCO_SETTINGS", "").split(",") if name)
+    env = {k: v for k, v in base.items() if k not in strip}
+    env.update(jobenvs)
+    env["DISCO_WORKER_PYTHON"] = sys.executable
+    return env
+
+
+def format_duration(seconds: float) -> str:
+    """``H:MM:SS.mmm`` with unpadded hours (4.4)."""
+    millis = max(0, round(seconds * 1000))
+    secs, ms = divmod(millis, 1000)
+    mins, secs = divmod(secs, 60)
+    hours, mins = divmod(mins, 60)
+    return "%d:%02d:%02d.%03d" % (hours, mins, secs, ms)
+
+
+def last_words(output: bytes, cap: int = 100 * 1024) -> str:
+    """The error text of a worker that died or broke the stream (8.8)."""
+    if not output:
+        return "Worker died without output"
+    text = output[:cap].decode("utf-8", "replace")
+    if len(output) > cap:
+        text += "..."
+    return "Worker died. Last words:\n" + text
+
+
+def task_info(spec: TaskSpec, jobhome: str) -> dict[str, Any]:
+    """The TASK reply payload (8.4)."""
+    return {
+        "taskid": spec.taskid,
+        "master": spec.master,
+        "disco_port": spec.disco_port,
+        "put_port": spec.put_port,
+        "ddfs_data": spec.ddfs_data,
+        "disco_data": spec.disco_data,
+        "stage": spec.stage,
+        "grouping": spec.grouping,
+        "group": [spec.group[0], spec.group[1]],
+        "jobfile": os.path.join(jobhome, "jobfile"),
+        "jobname": spec.jobname,
+        "host": spec.host,
+    }
+
+
+async def run_worker(
+    spec: TaskSpec,
+    channel: TaskChannel,
+    jobhome: str,
+    *,
+    limits: WorkerLimits = WorkerLimits(),
+    environ: Mapping[str, str] | None = None,
+) -> TaskResult:
+    """Run one attempt of ``spec`` in ``jobhome`` to its end (DONE, ERROR, FATAL, failure).
+
+    Cancelling the awaiting task kills the worker's process group with SIGKILL and
+    re-raises ``CancelledError``.  A misbehaving worker never raises here: it yields a
+    ``TaskFailed``.  Exceptions raised by ``channel`` propagate (after the kill).
+    """
+    return await _Attempt(spec, channel, jobhome, limits).run(environ)
+
+
+Reply = Callable[[], Awaitable[bytes]]
+
+
+class _Attempt:
+    """The state of one running worker: process, parser, reply queue, outputs."""
+
+    def __init__(
+        self, spec: TaskSpec, channel: TaskChannel, jobhome: str, limits: WorkerLimits
+    ) -> None:
+        self.spec = spec
+        self.channel = channel
+        self.jobhome = jobhome
+        self.limits = limits
+        self.tag = "[%s:%d]" % (spec.stage, spec.taskid)
+        self.loop = asyncio.get_running_loop()
+        self.outputs = TaskOutputs(spec, jobhome)
+        self.rate = p.MsgRateLimiter(limits.msg_slow, limits.msg_fatal)
+        self.replies: asyncio.Queue[Reply] = asyncio.Queue()
+        self.proc: asyncio.subprocess.Process | None = None
+        self.writer: asyncio.Task[None] | None = None
+        self.pending_read: asyncio.Future[bytes] | None = None
+        self.started = self.loop.time()
+        self.worker_pid: int | None = None
+
+    # -- process ------------------------------------------------------------------------
+    async def run(self, environ: Mapping[str, str] | None) -> TaskResult:
+        worker = safe_member_path(self.jobhome, self.spec.worker)
+        if worker is None:
+            return TaskFailed("error", "Invalid worker path %r" % self.spec.worker)
+        env = worker_environment(self.spec.jobenvs, environ)
+        try:
+            # 8.1: via a shell, niced, its own session so the whole group can be killed.
+            self.proc = await asyncio.create_subprocess_exec(
+                "/bin/sh",
+                "-c",
+                'exec nice -n 19 "$0"',
+                worker,
+                cwd=self.jobhome,
+                env=env,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return TaskFailed("error", "Could not start worker %s: %s" % (worker, exc))
+        self.started = self.loop.time()
+        logger.debug("%s %s: worker pid %d started", self.spec.jobname, self.tag, self.proc.pid)
+        self.writer = asyncio.create_task(self._write_replies())
+        try:
+            return await self._drive()
+        finally:
+            await self._cleanup()
+
+    async def _cleanup(self) -> None:
+        assert self.proc is not None and self.writer is not None
+        self._killpg()
+        self.writer.cancel()
+        if self.pending_read is not None:
+            self.pending_read.cancel()
+        self.outputs.discard()
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5.0)
+        except TimeoutError:
+            logger.warning("worker pid %d did not die after SIGKILL", self.proc.pid)
+        await asyncio.gather(self.writer, return_exceptions=True)
+
+    def _killpg(self) -> None:
+        # 8.7: the worker and its children are SIGKILLed; the group is ours (setsid).
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    async def _exit_code(self) -> int:
+        assert self.proc is not None
+        try:
+            code = await asyncio.wait_for(self.proc.wait(), self.limits.exit_timeout)
+        except TimeoutError:  # closed its output but keeps running
+            self._killpg()
+            code = await self.proc.wait()
+        return 128 - code if code < 0 else code  # killed by a signal: shell convention
+
+    # -- reading -----------------------------------------------------------------------
+    async def _read(self, deadline: float | None) -> bytes | None:
+        """The next chunk of output (``b""`` at EOF), ``None`` once ``deadline`` passes.
+
+        Raises what the reply writer raised (a failing channel), so that it is not lost.
+        """
+        assert self.proc is not None and self.proc.stdout is not None
+        assert self.writer is not None
+        if self.pending_read is None:
+            self.pending_read = asyncio.ensure_future(self.proc.stdout.read(_CHUNK))
+        while True:
+            waiters: set[asyncio.Future[Any]] = {self.pending_read}
+            if not self.writer.done():
+                waiters.add(self.writer)
+            timeout = None if deadline is None else max(0.0, deadline - self.loop.time())
+            done, _ = await asyncio.wait(
+                waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if self.pending_read in done:
+                chunk = self.pending_read.result()
+                self.pending_read = None
+                return chunk
+            if self.writer in done:
+                self.writer.result()  # re-raises a channel failure
+                continue  # the writer stopped on a closed pipe: keep reading
+            return None
+
+    async def _drive(self) -> TaskResult:
+        parser = p.FrameParser(self.limits.max_payload)
+        got_output = False
+        msg_started: float | None = None
+        while True:
+            try:
+                while (frame := parser.next_frame()) is not None:
+                    result = await self._handle(frame)
+                    if result is not None:
+                        return result
+            except p.FramingError as exc:
+                return await self._broken(exc)
+            if not parser.in_message:
+                msg_started = None
+            elif msg_started is None:
+                msg_started = self.loop.time()
+            if not got_output:
+                deadline: float | None = self.started + self.limits.pid_timeout
+            elif msg_started is not None:
+                deadline = msg_started + self.limits.message_timeout
+            else:
+                deadline = None  # 8.8: no timeout between messages
+            chunk = await self._read(deadline)
+            if chunk is None:
+                if not got_output:
+                    return TaskFailed(
+                        "error",
+                        "Worker did not send its PID in %g seconds" % self.limits.pid_timeout,
+                    )
+                return TaskFailed("error", "Worker stuck in the middle of a message")
+            if not chunk:
+                return await self._crashed(parser.unparsed)
+            got_output = True
+            parser.feed(chunk)
+
+    async def _crashed(self, unparsed: bytes) -> TaskResult:
+        code = await self._exit_code()
+        self._warn("Worker crashed! (exit code: %d)" % code)
+        return TaskFailed("error", last_words(unparsed, self.limits.last_words_bytes))
+
+    async def _broken(self, exc: p.FramingError) -> TaskResult:
+        # 8.8: collect up to 100 KiB more for up to 10 s, then fail with the last words.
+        self._warn(str(exc))
+        collected = bytearray(exc.unparsed)
+        deadline = self.loop.time() + self.limits.last_words_timeout
+        exited = False
+        while len(collected) < self.limits.last_words_bytes:
+            chunk = await self._read(deadline)
+            if chunk is None:
+                break
+            if not chunk:
+                exited = True
+                break
+            collected += chunk
+        if not exited:
+            self._warn("Worker did not exit properly after error")
+        return TaskFailed("error", last_words(bytes(collected), self.limits.last_words_bytes))
+
+    def _warn(self, text: str) -> None:
+        self.channel.event("WARNING: %s %s" % (self.tag, text))
+
+    # -- messages ----------------------------------------------------------------------
+    async def _handle(self, frame: p.Frame) -> TaskResult | None:
+        """Act on one message; a result ends the attempt."""
+        try:
+            msg = p.decode_message(frame)
+        except p.InvalidMessage as exc:
+            return TaskFailed("fatal", str(exc))
+        if isinstance(msg, p.WorkerHello):
+            self.worker_pid = msg.pid
+            self._reply_now(p.encode("OK", "ok"))
+        elif isinstance(msg, p.TaskRequest):
+            self._reply_now(p.encode("TASK", task_info(self.spec, self.jobhome)))
+        elif isinstance(msg, p.InputRequest):
+            self.replies.put_nowait(lambda: self._input_reply(msg))
+        elif isinstance(msg, p.InputError):
+            self.replies.put_nowait(lambda: self._input_err_reply(msg))
+        elif isinstance(msg, p.Msg):
+            return self._on_msg(msg)
+        elif isinstance(msg, p.Output):
+            try:
+                self.outputs.add(msg.label, msg.location, msg.size)
+            except ValueError as exc:
+                return TaskFailed("error", str(exc))
+            except OSError as exc:
+                return TaskFailed("error", "Could not write the index file: %s" % exc)
+            self._reply_now(p.encode("OK", "ok"))
+        elif isinstance(msg, p.Done):
+            return await self._done()
+        elif isinstance(msg, p.Error):
+            return TaskFailed("error", msg.message)
+        elif isinstance(msg, p.Fatal):
+            return TaskFailed("fatal", msg.message)
+        elif isinstance(msg, p.Ping):
+            self._reply_now(p.encode("OK", "pong"))  # 13.6
+        return None
+
+    def _reply_now(self, data: bytes) -> None:
+        async def ready() -> bytes:
+            return data
+
+        self.replies.put_nowait(ready)
+
+    def _on_msg(self, msg: p.Msg) -> TaskResult | None:
+        verdict, count = self.rate.arrive(self.loop.time())
+        if verdict == "fatal":
+            return TaskFailed("fatal", p.behaving_badly(count))
+        self.channel.event("MSG: %s %s" % (self.tag, msg.text))
+        if verdict == "slow":
+            delay = self.limits.msg_delay
+
+            async def slow_ok() -> bytes:
+                await asyncio.sleep(delay)  # 8.9: delays accumulate in reply order
+                return p.encode("OK", "ok")
+
+            self.replies.put_nowait(slow_ok)
+        else:
+            self._reply_now(p.encode("OK", "ok"))
+        return None
+
+    async def _input_reply(self, msg: p.InputRequest) -> bytes:
+        flag, entries = await self.channel.get_inputs(msg.mode, list(msg.ids))
+        return p.encode("INPUT", [flag, [entry.to_json() for entry in entries]])
+
+    async def _input_err_reply(self, msg: p.InputError) -> bytes:
+        replicas = self.channel.input_failed(msg.input_id, list(msg.replica_ids))
+        if replicas is None:
+            return p.encode("FAIL", "")
+        return p.encode("RETRY", [[r.replica_id, r.url] for r in replicas])
+
+    async def _done(self) -> TaskResult:
+        # 8.7: sync and close the index, log DONE, hand over the outputs; then killed.
+        try:
+            await asyncio.to_thread(self.outputs.close)
+        except OSError as exc:
+            return TaskFailed("error", "Could not write the index file: %s" % exc)
+        duration = self.loop.time() - self.started
+        self.channel.event("DONE: %s Task finished in %s" % (self.tag, format_duration(duration)))
+        return TaskDone(outputs=self.outputs.task_outputs(), duration=duration)
+
+    async def _write_replies(self) -> None:
+        """Send replies strictly in request order; a deferred INPUT holds later ones."""
+        assert self.proc is not None and self.proc.stdin is not None
+        stdin = self.proc.stdin
+        while True:
+            make = await self.replies.get()
+            data = await make()
+            try:
+                stdin.write(data)
+                await stdin.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                logger.debug("%s: worker closed its input", self.tag)
+                return
