@@ -1,0 +1,126 @@
+"""Helpers for node tests: a TaskSpec, an in-test TaskChannel, shell-script workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from disco.backends.base import InputEntry, Replica, TaskSpec
+from disco.node.jobhome import jobhome_path
+
+JOBNAME = "WordCount@6b0:5464e:dc072"  # hh = "82" (master-api.md 9.1)
+HOST = "node1"
+
+# A POSIX sh prelude that speaks the worker protocol; replies are logged to replies.log.
+PRELUDE = r"""#!/bin/sh
+send() { printf '%s %d %s\n' "$1" "${#2}" "$2"; }
+recv() { IFS= read -r line || exit 99; printf '%s\n' "$line" >> replies.log; }
+hello() { send WORKER "{\"version\":\"1.1\",\"pid\":$$}"; recv; }
+"""
+
+
+def make_spec(tmp_path, **overrides: object) -> TaskSpec:
+    fields: dict[str, object] = dict(
+        jobname=JOBNAME,
+        taskid=3,
+        stage="map",
+        grouping="split",
+        group=(0, HOST),
+        host=HOST,
+        attempt=0,
+        worker="bin/worker",
+        jobenvs={},
+        jobpack_path=str(tmp_path / "jobpack"),
+        master="http://master:8989",
+        disco_port=8989,
+        put_port=8990,
+        disco_data=str(tmp_path / "data"),
+        ddfs_data=str(tmp_path / "ddfs"),
+    )
+    fields.update(overrides)
+    return TaskSpec(**fields)  # type: ignore[arg-type]
+
+
+def install_worker(spec: TaskSpec, body: str, *, prelude: bool = True) -> str:
+    """Write ``body`` as the job's worker script in its job home; return the job home."""
+    home = jobhome_path(spec.disco_data, spec.host, spec.jobname)
+    path = os.path.join(home, spec.worker)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write((PRELUDE if prelude else "") + body)
+    os.chmod(path, 0o755)
+    return home
+
+
+class Channel:
+    """A TaskChannel for tests: canned inputs, recorded events and input errors."""
+
+    def __init__(
+        self,
+        entries: list[InputEntry] | None = None,
+        *,
+        retry: list[Replica] | None = None,
+    ) -> None:
+        self.entries = entries or []
+        self.retry = retry
+        self.events: list[str] = []
+        self.input_requests: list[tuple[str, list[int]]] = []
+        self.input_errors: list[tuple[int, list[int]]] = []
+        self.release = asyncio.Event()  # set to answer deferred INPUT requests
+        self.release.set()
+        self.on_event: Callable[[str], None] | None = None
+        self.cancelled_inputs = 0
+
+    async def get_inputs(
+        self, mode: Literal["all", "include", "exclude"], ids: list[int]
+    ) -> tuple[Literal["done", "more"], list[InputEntry]]:
+        self.input_requests.append((mode, ids))
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled_inputs += 1
+            raise
+        if mode == "include":
+            chosen = [e for e in self.entries if e.input_id in ids]
+        elif mode == "exclude":
+            chosen = [e for e in self.entries if e.input_id not in ids]
+        else:
+            chosen = list(self.entries)
+        return "done", chosen
+
+    def input_failed(self, input_id: int, replica_ids: list[int]) -> list[Replica] | None:
+        self.input_errors.append((input_id, replica_ids))
+        return self.retry
+
+    def event(self, message: str) -> None:
+        self.events.append(message)
+        if self.on_event is not None:
+            self.on_event(message)
+
+
+def read_replies(home: str) -> list[str]:
+    try:
+        with open(os.path.join(home, "replies.log")) as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(0.01)
