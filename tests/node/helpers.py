@@ -124,3 +124,39 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> No
         if time.monotonic() > deadline:
             raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
         time.sleep(0.01)
+
+
+def make_jobpack(
+    path: str,
+    files: dict[str, str],
+    *,
+    worker: str = "bin/worker",
+    modes: dict[str, int] | None = None,
+) -> bytes:
+    """Write a version-2 job pack (master-api.md 6.1) whose jobhome zip holds ``files``."""
+    import io
+    import json
+    import struct
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, text in files.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = ((modes or {}).get(name, 0o644)) << 16
+            zf.writestr(info, text)
+    jobdict = json.dumps(
+        {"prefix": "WordCount", "worker": worker, "owner": "t@h", "scheduler": {}}
+    ).encode()
+    jobenvs = b"{}"
+    jobhome = buf.getvalue()
+    jobdata = b"opaque"
+    dict_off = 128
+    envs_off = dict_off + len(jobdict)
+    home_off = envs_off + len(jobenvs)
+    data_off = home_off + len(jobhome)
+    header = struct.pack("!IIIII", 0xD5C00002, dict_off, envs_off, home_off, data_off)
+    pack = header.ljust(128, b"\0") + jobdict + jobenvs + jobhome + jobdata
+    with open(path, "wb") as f:
+        f.write(pack)
+    return pack

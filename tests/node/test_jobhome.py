@@ -1,0 +1,120 @@
+"""Job home preparation on a node (master-api.md 6.5, 6.6, 9.2)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+
+import pytest
+
+from disco.backends.base import TaskDone
+from disco.node.jobhome import (
+    JobHomeError,
+    ensure_jobhome,
+    hash_dir,
+    jobhome_path,
+    read_pack,
+)
+from disco.node.runner import run_worker
+from tests.node.helpers import JOBNAME, PRELUDE, Channel, make_jobpack, make_spec
+
+pytestmark = pytest.mark.timeout(30)
+
+WORKER = PRELUDE + 'hello\nsend MSG "\\"$(cat lib/data.txt)\\""; recv\nsend DONE \'""\'\nsleep 30\n'
+
+
+def test_paths():
+    assert hash_dir(JOBNAME) == "82"
+    assert jobhome_path("/d", "node1", JOBNAME) == "/d/node1/82/" + JOBNAME
+
+
+def test_extracts_once_and_runs_the_worker(tmp_path):
+    spec = make_spec(tmp_path)
+    pack = make_jobpack(
+        spec.jobpack_path, {"bin/worker": WORKER, "lib/data.txt": "from the job home"}
+    )
+    home = asyncio.run(ensure_jobhome(spec))
+    assert home == os.path.join(str(tmp_path / "data"), "node1", "82", JOBNAME)
+    with open(os.path.join(home, "jobfile"), "rb") as f:
+        assert f.read() == pack
+    assert os.path.exists(os.path.join(home, ".jobhome"))
+    assert stat.S_IMODE(os.stat(os.path.join(home, "bin/worker")).st_mode) == 0o755
+    assert sorted(os.listdir(home)) == [".jobhome", "bin", "jobfile", "lib"]
+
+    # a second call finds the marker and leaves the directory alone
+    with open(os.path.join(home, "lib/data.txt"), "w") as f:
+        f.write("changed by a task")
+    assert asyncio.run(ensure_jobhome(spec)) == home
+    with open(os.path.join(home, "lib/data.txt")) as f:
+        assert f.read() == "changed by a task"
+
+    channel = Channel()
+    result = asyncio.run(run_worker(spec, channel, home))
+    assert isinstance(result, TaskDone), result
+    assert channel.events[0] == "MSG: [map:3] changed by a task"
+
+
+def test_concurrent_first_tasks_share_one_extraction(tmp_path):
+    spec = make_spec(tmp_path)
+    make_jobpack(spec.jobpack_path, {"bin/worker": WORKER})
+
+    async def main():
+        return await asyncio.gather(*(ensure_jobhome(spec) for _ in range(5)))
+
+    homes = asyncio.run(main())
+    assert len(set(homes)) == 1
+    assert [n for n in os.listdir(homes[0]) if n.startswith("jobfile@")] == []
+
+
+def test_hosts_get_separate_homes(tmp_path):
+    make_jobpack(str(tmp_path / "jobpack"), {"bin/worker": WORKER})
+    a = asyncio.run(ensure_jobhome(make_spec(tmp_path, host="a")))
+    b = asyncio.run(ensure_jobhome(make_spec(tmp_path, host="b")))
+    assert a != b and os.path.isfile(os.path.join(b, "bin/worker"))
+
+
+@pytest.mark.parametrize("member", ["../evil", "/abs/evil", "a/../../evil", ".disco/x"])
+def test_unsafe_members_are_refused(tmp_path, member):
+    spec = make_spec(tmp_path)
+    make_jobpack(spec.jobpack_path, {"bin/worker": WORKER, member: "x"})
+    with pytest.raises(JobHomeError) as info:
+        asyncio.run(ensure_jobhome(spec))
+    assert str(info.value).startswith("Jobpack extraction failed: ")
+    assert member in str(info.value)
+    home = jobhome_path(spec.disco_data, spec.host, spec.jobname)
+    assert not os.path.exists(os.path.join(home, ".jobhome"))
+    assert not os.path.exists(os.path.join(os.path.dirname(home), "evil"))
+    assert not os.path.exists("/abs/evil")
+
+
+def test_missing_worker_and_bad_packs(tmp_path):
+    spec = make_spec(tmp_path)
+    make_jobpack(spec.jobpack_path, {"lib/x": "x"})
+    with pytest.raises(JobHomeError, match="^Jobpack extraction failed: worker 'bin/worker'"):
+        asyncio.run(ensure_jobhome(spec))
+
+    with open(spec.jobpack_path, "wb") as f:
+        f.write(b"\0" * 200)
+    with pytest.raises(JobHomeError, match="invalid header"):
+        asyncio.run(ensure_jobhome(spec))
+
+    pack = bytearray(make_jobpack(spec.jobpack_path, {"bin/worker": WORKER}))
+    home_off = int.from_bytes(pack[12:16], "big")
+    pack[home_off : home_off + 4] = b"JUNK"  # not a zip any more
+    with open(spec.jobpack_path, "wb") as f:
+        f.write(pack)
+    with pytest.raises(JobHomeError, match="^Jobpack extraction failed: "):
+        asyncio.run(ensure_jobhome(spec))
+
+    os.remove(spec.jobpack_path)
+    with pytest.raises(JobHomeError, match="No such file"):
+        asyncio.run(ensure_jobhome(spec))
+
+
+def test_read_pack_and_bad_job_names(tmp_path):
+    pack = make_jobpack(str(tmp_path / "p"), {"w": "x"}, worker="w")
+    worker, zipbytes = read_pack(pack)
+    assert worker == "w" and zipbytes.startswith(b"PK")
+    with pytest.raises(JobHomeError, match="invalid job name"):
+        asyncio.run(ensure_jobhome(make_spec(tmp_path, jobname="../x")))
