@@ -83,8 +83,11 @@ class LocalBackend:
 
     def disk_usage(self, host: str) -> tuple[int, int]:
         """(free KiB, used KiB) of the volume holding DISCO_DATA; (0, 0) if unknown."""
+        path = os.path.abspath(self.disco_data)
+        while not os.path.exists(path) and os.path.dirname(path) != path:
+            path = os.path.dirname(path)  # DISCO_DATA may not exist before the first job
         try:
-            usage = shutil.disk_usage(self.disco_data)
+            usage = shutil.disk_usage(path)
         except OSError:
             return (0, 0)
         return (usage.free // 1024, usage.used // 1024)
