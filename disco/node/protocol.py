@@ -239,6 +239,8 @@ def decode_message(frame: Frame) -> WorkerMessage:
     mtype = frame.type
     if mtype not in _SHAPES:
         raise InvalidMessage("Unknown message type from worker: %s" % mtype)
+    if mtype == "PING" and not frame.payload:
+        return Ping()  # 8.3 gives PING no payload; "PING 0 " is accepted too
     try:
         payload = json.loads(frame.payload)
     except ValueError:

@@ -186,7 +186,8 @@ class _Attempt:
             await asyncio.wait_for(self.proc.wait(), 5.0)
         except TimeoutError:
             logger.warning("worker pid %d did not die after SIGKILL", self.proc.pid)
-        await asyncio.gather(self.writer, return_exceptions=True)
+        pending = [self.writer] + ([self.pending_read] if self.pending_read else [])
+        await asyncio.gather(*pending, return_exceptions=True)
 
     def _killpg(self) -> None:
         # 8.7: the worker and its children are SIGKILLed; the group is ours (setsid).

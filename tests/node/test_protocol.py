@@ -154,6 +154,7 @@ def test_valid_messages():
     assert decode("FATAL", b'"bad"') == p.Fatal("bad")
     assert decode("PING", b'""') == p.Ping()
     assert decode("PING", b"{}") == p.Ping()
+    assert decode("PING", b"") == p.Ping()
 
 
 @pytest.mark.parametrize(
