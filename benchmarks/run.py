@@ -1,0 +1,492 @@
+#!/usr/bin/env python3
+"""The one benchmark command (``make bench``): this project against its peers, same run.
+
+    .venv/bin/python benchmarks/run.py [--size 256M] [--runs N] [--peers a,b,...]
+                                       [--skip-peers] [--quick]
+
+Steps (each step's records go to ``bench-results/``, outputs and logs to ``bench-work/``):
+
+1. install the peers into ``.peers-venv`` from ``../shared/bench/requirements-peers.txt``
+   (+ constraints) unless it already holds them;
+2. generate the corpus into ``bench-data/`` with ``../shared/bench/gen_corpus.py`` (seed 42);
+3. run the single-process Python reference, then this project's word count
+   (``benchmarks/wordcount_disco.py``) under ``../shared/bench/measure.py``, and check its
+   output against the reference byte for byte;
+4. run each peer through ``../shared/bench/run_peers.sh`` (PySpark last), word count and
+   the peers' tiny job;
+5. time our tiny job as a whole process (measure.py) and on a running master
+   (``benchmarks/tiny_disco.py --latency``);
+6. write ``docs/benchmarks.md`` (``benchmarks/bench_report.py``).
+
+A failing step is recorded (with the end of its log) and the run goes on, so the page is
+always written and says what did not work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import bench_report  # noqa: E402
+
+logger = logging.getLogger("benchmarks.run")
+
+REFERENCE = "python-counter"
+DEFAULT_PEERS = [
+    "python-multiprocessing-2p",
+    "dask-bag-processes",
+    "dask-bag-processes-c1",
+    "gnu-tr-sort-uniq",
+    "pyspark-local2",
+]
+KNOWN_PEERS = [
+    REFERENCE,
+    "python-multiprocessing-2p",
+    "dask-bag-processes",
+    "dask-bag-processes-c1",
+    "dask-bag-distributed",
+    "pyspark-local2",
+    "mrjob-local",
+    "gnu-awk",
+    "gnu-tr-sort-uniq",
+]
+SEED = 42
+TINY_SIZE = "1K"  # the peers' tiny job corpus (run_peers.sh default)
+DISCO_ENV = ("DISCO_MASTER", "DISCO_MASTER_HOST", "DISCO_PORT")
+
+
+class Bench:
+    """Paths and settings of one run, and the steps."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.shared = Path(args.shared).resolve()
+        self.venv = ROOT / ".peers-venv"
+        self.data = ROOT / "bench-data"
+        self.work = ROOT / "bench-work"
+        self.results = ROOT / "bench-results"
+        self.py = self.venv / "bin" / "python"
+        self.label = "corpus-%s" % args.size
+        self.corpus = self.data / ("%s-seed%d.txt" % (self.label, SEED))
+        self.wc_results = self.results / "wordcount" / self.label
+        self.wc_out = self.work / "out" / ("wordcount-%s" % self.label)
+        self.ours = self.results / "disco"
+        self.logs = self.work / "logs"
+        self.tmp = self.work / "tmp"
+        self.failures: dict[str, str] = {}
+        self.ran: list[str] = []
+
+    # -- helpers -------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        """Environment for measured commands: no configured master, our tmp dir."""
+        env = {k: v for k, v in os.environ.items() if k not in DISCO_ENV}
+        env.update(
+            VENV=str(self.venv),
+            DATA_DIR=str(self.data),
+            WORK_DIR=str(self.work),
+            TMPDIR=str(self.tmp),
+        )
+        return env
+
+    def fresh_tmp(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+
+    def fail(self, step: str, log: Path, why: str = "") -> None:
+        tail = ""
+        if log.exists():
+            lines = log.read_text(errors="replace").splitlines()
+            tail = "\n".join(lines[-25:])
+        self.failures[step] = (why + "\n" if why else "") + tail
+        logger.error("%s failed%s (log: %s)", step, ": " + why if why else "", log)
+
+    def measure(
+        self, results: Path, log: Path, fields: dict[str, Any], cmd: list[str], timeout: float
+    ) -> dict[str, Any]:
+        """One run of ``cmd`` under measure.py; returns its JSON record."""
+        results.parent.mkdir(parents=True, exist_ok=True)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        argv = [
+            str(self.py),
+            str(self.shared / "measure.py"),
+            "--results",
+            str(results),
+            "--log",
+            str(log),
+            "--timeout",
+            str(timeout),
+        ]
+        for k, v in fields.items():
+            argv += ["--field", "%s=%s" % (k, v)]
+        self.fresh_tmp()
+        subprocess.run(
+            argv + ["--"] + cmd, env=self.env(), check=True, cwd=ROOT, stdout=subprocess.DEVNULL
+        )
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return bench_report.load_jsonl(str(results))[-1]
+
+    # -- 1. peers venv -------------------------------------------------------------------
+    def ensure_venv(self) -> None:
+        req = self.shared / "requirements-peers.txt"
+        con = self.shared / "constraints-peers.txt"
+        digest = hashlib.sha256(req.read_bytes() + con.read_bytes()).hexdigest()
+        marker = self.venv / ".bench-requirements.sha256"
+        if marker.exists() and marker.read_text().strip() == digest:
+            return
+        if not self.py.exists():
+            logger.info("creating %s", self.venv)
+            subprocess.run([sys.executable, "-m", "venv", str(self.venv)], check=True)
+        logger.info("installing the peers into %s (large: dask, pyspark)", self.venv)
+        subprocess.run(
+            [str(self.py), "-m", "pip", "install", "-q", "-r", str(req), "-c", str(con)], check=True
+        )
+        marker.write_text(digest + "\n")
+
+    # -- 2. corpus -----------------------------------------------------------------------
+    def ensure_corpus(self) -> None:
+        meta = self.results / "inputs" / (self.label + ".json")
+        if self.corpus.exists() and meta.exists():
+            return
+        self.data.mkdir(parents=True, exist_ok=True)
+        logger.info("generating %s", self.corpus)
+        t0 = time.perf_counter()
+        subprocess.run(
+            [
+                str(self.py),
+                str(self.shared / "gen_corpus.py"),
+                str(self.corpus),
+                self.args.size,
+                "--seed",
+                str(SEED),
+            ],
+            check=True,
+        )
+        gen_s = time.perf_counter() - t0
+        md5 = hashlib.md5()
+        with open(self.corpus, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                md5.update(block)
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        meta.write_text(
+            json.dumps(
+                {
+                    "label": self.label,
+                    "kind": "corpus",
+                    "bytes": self.corpus.stat().st_size,
+                    "md5": md5.hexdigest(),
+                    "gen_s": round(gen_s, 2),
+                    "spec": "gen_corpus.py OUT %s --seed %d" % (self.args.size, SEED),
+                }
+            )
+            + "\n"
+        )
+
+    # -- 3./4. peers ---------------------------------------------------------------------
+    def run_peer(self, peer: str) -> None:
+        env = self.env()
+        env.pop("TMPDIR")  # run_peers.sh gives each peer its own
+        env.update(
+            RESULTS_DIR=str(self.results),
+            REPORT=str(self.results / "PEERS.md"),
+            SKIP_INSTALL="1",
+            RUNS=str(self.args.runs),
+            PEERS=peer,
+            CORPUS_SIZE=self.args.size,
+            SEED=str(SEED),
+            TINY_SIZE=TINY_SIZE,
+            WORKLOADS="wordcount tiny",
+            PEER_TIMEOUT=str(self.args.timeout),
+        )
+        log = self.logs / ("run_peers-%s.log" % peer)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        logger.info("peer %s", peer)
+        with open(log, "w") as f:
+            rc = subprocess.call(
+                ["bash", str(self.shared / "run_peers.sh")],
+                env=env,
+                cwd=ROOT,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+            )
+        self.ran.append(peer)
+        if rc != 0:
+            self.fail("peer " + peer, log, "run_peers.sh exit status %d" % rc)
+
+    def reference_output(self) -> Path:
+        """The reference output; made (unmeasured) when no earlier run left one."""
+        ref = self.wc_out / (REFERENCE + ".out")
+        if not ref.exists():
+            logger.info("no reference output yet: running wc_python.py (not measured)")
+            ref.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                [
+                    str(self.py),
+                    str(self.shared / "peers" / "wc_python.py"),
+                    str(self.corpus),
+                    str(ref),
+                ],
+                check=True,
+            )
+        return ref
+
+    # -- 3. our word count ---------------------------------------------------------------
+    def run_ours(self) -> None:
+        results = self.wc_results / "disco.jsonl"
+        log = self.logs / ("wordcount-%s" % self.label) / "disco.log"
+        out = self.wc_out / "disco.out"
+        results.unlink(missing_ok=True)
+        log.unlink(missing_ok=True)
+        phases = self.ours / "phases"
+        phases.mkdir(parents=True, exist_ok=True)
+        self.ran.append("disco")
+        rec: dict[str, Any] = {}
+        for run in range(1, self.args.runs + 1):
+            out.unlink(missing_ok=True)
+            warm_cache(self.corpus)
+            logger.info("disco word count, run %d", run)
+            cmd = [
+                sys.executable,
+                str(HERE / "wordcount_disco.py"),
+                str(self.corpus),
+                str(out),
+                "--phases",
+                str(phases / ("wordcount-%d.json" % run)),
+            ]
+            rec = self.measure(
+                results,
+                log,
+                {
+                    "workload": "wordcount",
+                    "input": self.label,
+                    "input_bytes": self.corpus.stat().st_size,
+                    "peer": "disco",
+                    "run": run,
+                    "runs_requested": self.args.runs,
+                    "timeout_s": self.args.timeout,
+                },
+                cmd,
+                self.args.timeout,
+            )
+            if rec.get("rc") != 0 or rec.get("timed_out"):
+                self.fail(
+                    "disco word count",
+                    log,
+                    "run %d: exit status %s%s"
+                    % (run, rec.get("rc"), ", timed out" if rec.get("timed_out") else ""),
+                )
+                break
+        verify = self.wc_results / "disco.verify.json"
+        if rec.get("rc") == 0 and out.exists():
+            ref = self.reference_output()
+            if files_equal(out, ref):
+                status = {"status": "identical", "detail": "byte-identical to %s" % REFERENCE}
+            else:
+                status = {"status": "DIFFERS", "detail": first_difference(out, ref)}
+        else:
+            status = {"status": "missing", "detail": "no complete output"}
+        verify.write_text(json.dumps(status) + "\n")
+        logger.info("disco output: %s", status["status"])
+
+    # -- 5. our tiny job -----------------------------------------------------------------
+    def run_tiny(self) -> None:
+        results = self.ours / "tiny.jsonl"
+        results.unlink(missing_ok=True)
+        log = self.logs / "disco-tiny.log"
+        log.unlink(missing_ok=True)
+        for run in range(1, self.args.tiny_runs + 1):
+            cmd = [
+                sys.executable,
+                str(HERE / "tiny_disco.py"),
+                "--json",
+                str(self.ours / "phases" / ("tiny-%d.json" % run)),
+            ]
+            rec = self.measure(
+                results,
+                log,
+                {"workload": "tiny", "input": "raw-x3", "peer": "disco", "run": run},
+                cmd,
+                120,
+            )
+            if rec.get("rc") != 0 or rec.get("timed_out"):
+                self.fail(
+                    "disco tiny job (whole process)",
+                    log,
+                    "run %d: exit status %s" % (run, rec.get("rc")),
+                )
+                break
+        out = self.ours / "latency.json"
+        out.unlink(missing_ok=True)
+        log = self.logs / "disco-latency.log"
+        logger.info("disco tiny job on a running master, %d runs", self.args.latency_runs)
+        self.fresh_tmp()
+        with open(log, "w") as f:
+            try:
+                rc = subprocess.call(
+                    [
+                        sys.executable,
+                        str(HERE / "tiny_disco.py"),
+                        "--latency",
+                        str(self.args.latency_runs),
+                        "--json",
+                        str(out),
+                    ],
+                    env=self.env(),
+                    cwd=ROOT,
+                    stdout=f,
+                    stderr=subprocess.STDOUT,
+                    timeout=300,
+                )
+            except subprocess.TimeoutExpired:
+                rc = -1
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if rc != 0:
+            self.fail("disco tiny job (running master)", log, "exit status %d" % rc)
+
+    # -- the whole run -------------------------------------------------------------------
+    def run(self) -> None:
+        started = datetime.datetime.now(datetime.UTC)
+        t0 = time.perf_counter()
+        self.ensure_venv()
+        self.ensure_corpus()
+        peers = [] if self.args.skip_peers else self.args.peers
+        # same-run comparisons: forget earlier records of what runs now
+        for name in ([REFERENCE] if peers else []) + peers:
+            for d in (self.wc_results, self.results / "tiny" / ("corpus-" + TINY_SIZE)):
+                for suffix in (".jsonl", ".verify.json"):
+                    (d / (name + suffix)).unlink(missing_ok=True)
+        shutil.rmtree(self.ours, ignore_errors=True)
+        self.ours.mkdir(parents=True)
+        if peers:
+            self.run_peer(REFERENCE)
+        self.run_ours()
+        self.run_tiny()
+        for peer in sorted(peers, key=lambda p: p.startswith("pyspark")):  # PySpark last
+            self.run_peer(peer)
+        info = {
+            "started": started.strftime("%Y-%m-%d %H:%M"),
+            "seconds": round(time.perf_counter() - t0),
+            "command": " ".join(["benchmarks/run.py"] + (self.args.argv or [])),
+            "label": self.label,
+            "tiny_label": "corpus-" + TINY_SIZE,
+            "input_bytes": self.corpus.stat().st_size,
+            "runs": self.args.runs,
+            "peers": [REFERENCE] + peers if peers else [],
+            "systems_ran": self.ran,
+            "quick": self.args.quick,
+            "python": platform.python_version(),
+            "cores": os.cpu_count(),
+            **git_state(),
+        }
+        (self.results / "run.json").write_text(json.dumps(info, indent=1) + "\n")
+        (self.ours / "failures.json").write_text(json.dumps(self.failures, indent=1) + "\n")
+        text = bench_report.build_report(
+            bench_report.load_all(str(self.results), str(HERE / "NOTES.md"))
+        )
+        out = Path(self.args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        logger.info("wrote %s (%d s)", out, info["seconds"])
+
+
+# -- small helpers --------------------------------------------------------------------------
+def warm_cache(path: Path) -> None:
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
+def files_equal(a: Path, b: Path) -> bool:
+    return subprocess.call(["cmp", "-s", str(a), str(b)]) == 0
+
+
+def first_difference(a: Path, b: Path) -> str:
+    p = subprocess.run(["cmp", str(a), str(b)], capture_output=True, text=True)
+    return (p.stdout or p.stderr).strip().replace(str(a.parent) + "/", "")
+
+
+def git_state() -> dict[str, Any]:
+    def git(*cmd: str) -> str:
+        p = subprocess.run(["git", "-C", str(ROOT), *cmd], capture_output=True, text=True)
+        return p.stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD") or "?",
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+def parse_peers(text: str) -> list[str]:
+    names = [p for p in text.replace(",", " ").split() if p]
+    if names == ["all"]:
+        return [p for p in KNOWN_PEERS if p != REFERENCE]
+    unknown = [p for p in names if p not in KNOWN_PEERS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            "unknown peer(s) %s; known: %s" % (", ".join(unknown), ", ".join(KNOWN_PEERS))
+        )
+    return [p for p in names if p != REFERENCE]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", help="corpus size, K/M/G = powers of 1024 (default 256M)")
+    ap.add_argument("--runs", type=int, help="runs per system (default 3)")
+    ap.add_argument(
+        "--peers",
+        type=parse_peers,
+        default=DEFAULT_PEERS,
+        help="comma-separated peer names, or 'all' (default: %s; the Python "
+        "reference always runs)" % ",".join(DEFAULT_PEERS),
+    )
+    ap.add_argument(
+        "--skip-peers",
+        action="store_true",
+        help="run only ours; peers' earlier figures are shown, marked",
+    )
+    ap.add_argument("--quick", action="store_true", help="smoke test: 16M corpus, 1 run")
+    ap.add_argument("--tiny-runs", type=int, help="whole-process tiny job runs (default 5)")
+    ap.add_argument(
+        "--latency-runs", type=int, help="tiny jobs timed on a running master (default 20)"
+    )
+    ap.add_argument("--timeout", type=float, default=900, help="seconds per measured run")
+    ap.add_argument(
+        "--shared", default=str(ROOT.parent / "shared" / "bench"), help="the peer harness folder"
+    )
+    ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = ap.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    quick = args.quick
+    args.size = args.size or ("16M" if quick else "256M")
+    args.runs = args.runs or (1 if quick else 3)
+    args.tiny_runs = args.tiny_runs or (2 if quick else 5)
+    args.latency_runs = args.latency_runs or (5 if quick else 20)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+    bench = Bench(parse_args(argv))
+    bench.run()
+    if bench.failures:
+        logger.warning("failed steps: %s (see %s)", ", ".join(bench.failures), bench.args.out)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
