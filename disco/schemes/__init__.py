@@ -1,1 +1,52 @@
-"""Disco package."""
+"""URL-scheme dispatch (library.md 13): ``disco.schemes.scheme_<name>`` per scheme.
+
+A scheme module provides ``input_stream(stream, size, url, params)`` and optionally
+``open(url, task=None)``.  A URL without ``scheme://`` uses ``scheme_file``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+from disco.error import DiscoError
+from disco.util import globalize, schemesplit
+
+
+def import_scheme(url: str) -> ModuleType:
+    """The module ``disco.schemes.scheme_<scheme>`` for ``url`` (``file`` without scheme)."""
+    scheme = schemesplit(url)[0] or "file"
+    try:
+        return importlib.import_module("disco.schemes.scheme_%s" % scheme)
+    except ModuleNotFoundError as e:
+        if e.name != "disco.schemes.scheme_%s" % scheme:
+            raise
+        raise DiscoError(
+            "Unknown URL scheme %r in %s (no disco.schemes.scheme_%s)" % (scheme, url, scheme)
+        )
+
+
+def input_stream(
+    stream: Any, size: Any, url: str, params: Any, globals: dict[str, Any] | None = None
+) -> Any:
+    """Call the scheme's ``input_stream`` (after ``globalize`` when ``globals`` is given)."""
+    fn = import_scheme(url).input_stream
+    if globals:
+        globalize(fn, globals)
+    return fn(stream, size, url, params)
+
+
+def open(url: str, task: Any = None) -> Any:  # noqa: A001 - 0.5 name
+    """Open ``url`` with its scheme's ``open``."""
+    mod = import_scheme(url)
+    if not hasattr(mod, "open"):
+        raise DiscoError("URL scheme of %s cannot be opened directly (no open())" % url)
+    return mod.open(url, task=task)
+
+
+def open_chain(url: str, task: Any = None) -> Any:
+    """The records of a file in the internal format (16.1) at ``url``."""
+    from disco.worker.task_io import chain_reader
+
+    return chain_reader(open(url, task=task), None, url)

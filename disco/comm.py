@@ -1,0 +1,335 @@
+"""Synchronous HTTP and local-file access (library.md 13, 15; Appendix A).
+
+Owns ``request``/``download``/``upload`` (stdlib ``http.client``), ``Connection`` (a
+read-only file over ranged GETs) and ``File`` (a local file with ``len()`` and ``.url``).
+
+Failures: a 503 reply or a failed connection is retried up to ``MAX_TRIES`` times with a
+growing random back-off (each retry is logged); any other non-2xx reply raises
+``CommError(body, url, status)`` at once; exhausted retries raise ``CommError`` with the
+last status (or ``None`` when no reply was ever received).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import logging
+import os
+import random
+import re
+import time
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from disco.error import CommError, DataError
+
+logger = logging.getLogger(__name__)
+
+MB = 1024**2
+CHUNK_SIZE = 10 * MB  # bytes per ranged GET of a Connection
+MAX_TRIES = 10  # attempts for 503 replies and failed connections
+RETRY_BASE_DELAY = 0.1  # seconds; doubled each retry, then jittered (x0.5..1.0)
+RETRY_MAX_DELAY = 5.0
+MAX_REDIRECTS = 5
+DEFAULT_TIMEOUT = 600.0  # socket timeout of one request, seconds
+_REDIRECTS = (301, 302, 303, 307, 308)
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+|\*)(?:-(\d+))?/(\d+|\*)")
+
+
+@dataclass
+class Response:
+    """A complete HTTP reply (after redirects)."""
+
+    status: int
+    headers: Any  # http.client.HTTPMessage
+    body: bytes
+    url: str
+
+
+def auth_header(token: str | None) -> dict[str, str]:
+    """``Authorization: Basic base64("token:<token>")`` (library.md 15)."""
+    if token is None:
+        return {}
+    creds = base64.b64encode(("token:%s" % token).encode("utf-8")).decode("ascii")
+    return {"Authorization": "Basic %s" % creds}
+
+
+def _range_header(offset: Any) -> dict[str, str]:
+    if not offset:
+        return {}
+    if isinstance(offset, int):
+        return {"Range": "bytes=%d-" % offset}
+    start, end = offset
+    return {"Range": "bytes=%d-%s" % (start, "" if end is None else int(end))}
+
+
+def _once(
+    method: str, url: str, body: Any, headers: Mapping[str, str], timeout: float | None
+) -> Response:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname or "", parts.port, timeout=timeout
+        )
+    elif parts.scheme == "http":
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    else:
+        raise CommError("Unsupported URL scheme %r" % parts.scheme, url)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    try:
+        conn.request(method, target, body=body, headers=dict(headers))
+        resp = conn.getresponse()
+        return Response(resp.status, resp.headers, resp.read(), url)
+    finally:
+        conn.close()
+
+
+def _rewind(body: Any) -> Any:
+    """Return a callable giving a fresh body for each try (files are seeked back)."""
+    if hasattr(body, "read") and hasattr(body, "seek"):
+        start = body.tell()
+
+        def again() -> Any:
+            body.seek(start)
+            return body
+
+        return again
+    return lambda: body
+
+
+def _backoff(attempt: int) -> float:
+    return min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+def raw_request(
+    method: str,
+    url: str,
+    data: Any = None,
+    headers: Mapping[str, str] | None = None,
+    token: str | None = None,
+    offset: Any = (),
+    timeout: float | None = DEFAULT_TIMEOUT,
+    tries: int = MAX_TRIES,
+) -> Response:
+    """One request with redirects and retries; any final status is returned."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    hdrs = dict(headers or {})
+    if token is None:
+        from disco.util import urltoken
+
+        token = urltoken(url)
+    hdrs.update(auth_header(token))
+    hdrs.update(_range_header(offset))
+    body_for_try = _rewind(data)
+    attempt = 0
+    redirects = 0
+    while True:
+        try:
+            resp = _once(method, url, body_for_try(), hdrs, timeout)
+        except (OSError, http.client.HTTPException) as e:
+            if attempt + 1 >= tries:
+                raise CommError("%s (gave up after %d tries)" % (e, attempt + 1), url)
+            delay = _backoff(attempt)
+            logger.warning(
+                "%s %s failed (%s); retry %d in %.2fs", method, url, e, attempt + 1, delay
+            )
+        else:
+            if resp.status in _REDIRECTS and resp.headers.get("Location"):
+                redirects += 1
+                if redirects > MAX_REDIRECTS:
+                    raise CommError("Too many redirects", url, resp.status)
+                url = urllib.parse.urljoin(url, resp.headers["Location"])
+                if resp.status == 303:
+                    method, body_for_try = "GET", (lambda: None)
+                continue
+            if resp.status != 503 or attempt + 1 >= tries:
+                return resp
+            delay = _backoff(attempt)
+            logger.warning(
+                "%s %s: 503 unavailable; retry %d in %.2fs", method, url, attempt + 1, delay
+            )
+        attempt += 1
+        time.sleep(delay)
+
+
+def request(
+    method: str,
+    url: str,
+    data: Any = None,
+    headers: Mapping[str, str] | None = None,
+    token: str | None = None,
+    offset: Any = (),
+    timeout: float | None = DEFAULT_TIMEOUT,
+) -> Response:
+    """Like ``raw_request`` but a non-2xx reply raises ``CommError(body, url, status)``."""
+    resp = raw_request(method, url, data, headers, token, offset, timeout)
+    if not 200 <= resp.status < 300:
+        raise CommError(resp.body.decode("utf-8", "replace"), url, resp.status)
+    return resp
+
+
+def download(
+    url: str,
+    method: str = "GET",
+    data: Any = None,
+    offset: Any = (),
+    token: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+) -> bytes:
+    """The body of a request (``offset=(start, end)``: an inclusive Range)."""
+    return request(method, url, data, headers, token, offset, timeout).body
+
+
+def upload(urls: Any, source: Any, token: str | None = None, **kwargs: Any) -> list[bytes]:
+    """PUT ``source`` (bytes, a file path or a binary file) to every URL; reply bodies."""
+    if isinstance(urls, str):
+        urls = [urls]
+    replies = []
+    for url in urls:
+        if isinstance(source, str):
+            with open(source, "rb") as f:
+                replies.append(request("PUT", url, f, token=token, **kwargs).body)
+        else:
+            replies.append(request("PUT", url, source, token=token, **kwargs).body)
+    return replies
+
+
+class File(io.BufferedReader):
+    """A local binary file with ``len()`` and ``url`` (``file://<path>``)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(io.FileIO(path, "rb"))
+        self.path = path
+        self.url = "file://%s" % os.path.abspath(path)
+
+    def __len__(self) -> int:
+        return os.fstat(self.fileno()).st_size
+
+
+class Connection:
+    """A read-only binary stream over HTTP, fetched in ranged GETs of ``CHUNK_SIZE``.
+
+    ``len()`` is the resource size, ``url`` the URL after redirects; iteration yields
+    byte lines (newline kept).
+    """
+
+    def __init__(self, url: str, token: str | None = None, chunk_size: int = CHUNK_SIZE) -> None:
+        self.url = url
+        self.token = token
+        self.chunk_size = chunk_size
+        self.size: int | None = None
+        self._next = 0  # offset of the next ranged GET
+        self._buf = b""
+        self._pos = 0
+        self._eof = False
+        self.closed = False
+        self._fetch()
+
+    def _fetch(self) -> None:
+        if self._eof:
+            return
+        end = self._next + self.chunk_size - 1
+        resp = raw_request("GET", self.url, token=self.token, offset=(self._next, end))
+        self.url = resp.url
+        if resp.status == 206:
+            m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+            if m and m.group(3) != "*":
+                self.size = int(m.group(3))
+            data = resp.body
+        elif resp.status == 200:  # the server ignored Range: the whole body
+            data = resp.body[self._next :] if self._next else resp.body
+            self.size = len(resp.body)
+            self._eof = True
+        elif resp.status == 416:  # nothing at this offset (e.g. an empty file)
+            m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+            if self.size is None:
+                self.size = int(m.group(3)) if m and m.group(3) != "*" else self._next
+            data = b""
+            self._eof = True
+        else:
+            raise CommError(resp.body.decode("utf-8", "replace"), self.url, resp.status)
+        self._next += len(data)
+        if not data or (self.size is not None and self._next >= self.size):
+            self._eof = True
+        self._buf = self._buf[self._pos :] + data
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return self.size or 0
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._next - (len(self._buf) - self._pos)
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            while not self._eof:
+                self._fetch()
+            data, self._buf, self._pos = self._buf[self._pos :], b"", 0
+            return data
+        while len(self._buf) - self._pos < n and not self._eof:
+            self._fetch()
+        data = self._buf[self._pos : self._pos + n]
+        self._pos += len(data)
+        return data
+
+    def readline(self, limit: int = -1) -> bytes:
+        while True:
+            idx = self._buf.find(b"\n", self._pos)
+            if idx >= 0 or self._eof:
+                break
+            self._fetch()
+        stop = len(self._buf) if idx < 0 else idx + 1
+        if limit is not None and limit >= 0:
+            stop = min(stop, self._pos + limit)
+        data = self._buf[self._pos : stop]
+        self._pos = stop
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+    def close(self) -> None:
+        self.closed = True
+        self._buf = b""
+        self._pos = 0
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def open_local(path: str) -> File:
+    """Open a local file; a missing or unreadable file is a ``DataError``."""
+    try:
+        return File(path)
+    except OSError as e:
+        raise DataError("Could not open %s: %s" % (path, e.strerror or e), path)
+
+
+def open_remote(url: str, token: str | None = None) -> Connection:
+    return Connection(url, token)
+
+
+def open_url(url: str, token: str | None = None) -> File | Connection:
+    """``file://`` URLs and bare paths -> ``File``; anything else -> ``Connection``."""
+    if url.startswith("file://"):
+        return open_local(url[len("file://") :])
+    if "://" not in url:
+        return open_local(url)
+    return open_remote(url, token)

@@ -1,0 +1,341 @@
+"""Record writers and file helpers (library.md 15, formats 16.1 and 16.2).
+
+Owns the writer side of the internal record format (hunks with the ``'<BBIQ'`` header),
+the old netstring writer, ``AtomicFile``, ``DiscoOutput``, ``Chunker``, ``DiscoZipFile``
+and the size constants.  The readers live in ``disco.worker.task_io``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import pickle
+import select
+import struct
+import sys
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+from zipfile import ZIP_DEFLATED, ZipFile
+
+from disco.error import DataError
+
+logger = logging.getLogger(__name__)
+
+MB = 1024**2
+MIN_DISK_SPACE = 1 * MB
+MAX_RECORD_SIZE = 1 * MB
+HUNK_SIZE = 1 * MB
+CHUNK_SIZE = 64 * MB
+
+# 16.1: byte 0 = 128 + version, byte 1 = compressed flag, CRC-32 of the uncompressed
+# payload, stored payload length; all little-endian.
+HUNK_HEADER = struct.Struct("<BBIQ")
+RECORD_PICKLE_PROTOCOL = 1
+
+
+class Wait(Exception):
+    """An input is not ready yet: try again after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float = 1) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
+def ensure_path(path: str) -> None:
+    """Create the directory that will hold ``path``."""
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+
+
+def ensure_free_space(fname: str) -> None:
+    """``DataError`` when less than ``MIN_DISK_SPACE`` is free where ``fname`` lives."""
+    directory = os.path.dirname(os.path.abspath(fname))
+    st = os.statvfs(directory)
+    free = st.f_bavail * st.f_frsize
+    if free < MIN_DISK_SPACE:
+        raise DataError("Only %d KB disk space available. Task failed." % (free // 1024), fname)
+
+
+class AtomicFile:
+    """A file written as ``<path>.partial`` and renamed to ``path`` on ``close()``."""
+
+    def __init__(self, path: str) -> None:
+        ensure_path(path)
+        self.path = path
+        self.partial = "%s.partial" % path
+        self._fd = open(self.partial, "wb")  # noqa: SIM115 - closed in close()
+        self.isopen = True
+
+    def write(self, data: bytes) -> int:
+        return self._fd.write(data)
+
+    def flush(self) -> None:
+        self._fd.flush()
+
+    def tell(self) -> int:
+        return self._fd.tell()
+
+    def fileno(self) -> int:
+        return self._fd.fileno()
+
+    def close(self) -> None:
+        if self.isopen:
+            self._fd.flush()
+            os.fsync(self._fd.fileno())
+            self._fd.close()
+            os.rename(self.partial, self.path)
+            self.isopen = False
+
+    def abort(self) -> None:
+        """Close and remove the partial file (nothing appears at ``path``)."""
+        if self.isopen:
+            self._fd.close()
+            self.isopen = False
+            try:
+                os.unlink(self.partial)
+            except FileNotFoundError:
+                pass
+
+    def size(self) -> int:
+        return os.path.getsize(self.path if not self.isopen else self.partial)
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _text(obj: Any) -> bytes:
+    if isinstance(obj, bytes):
+        return obj
+    return str(obj).encode("utf-8")
+
+
+def netstring_record(key: Any, value: Any) -> bytes:
+    """``"<len(k)> <k> <len(v)> <v>\\n"`` with ``k = str(key)``, ``v = str(value)`` (16.2).
+
+    Lengths count UTF-8 bytes (the same as characters for ASCII); ``bytes`` are written
+    as they are.
+    """
+    k, v = _text(key), _text(value)
+    return b"%d %s %d %s\n" % (len(k), k, len(v), v)
+
+
+class DiscoOutputStream_v0:
+    """The old netstring / plain text writer (16.2)."""
+
+    def __init__(self, stream: Any, **kwargs: Any) -> None:
+        self.stream = stream
+
+    def add(self, key: Any, value: Any) -> None:
+        self.stream.write(netstring_record(key, value))
+
+    def append(self, record: Any) -> None:
+        key, value = record
+        self.add(key, value)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class DiscoOutputStream_v1:
+    """Writer of the internal chunked record format (16.1)."""
+
+    def __init__(
+        self,
+        stream: Any,
+        version: int = 1,
+        compression_level: int = 2,
+        min_hunk_size: int = HUNK_SIZE,
+        max_record_size: int | None = None,
+    ) -> None:
+        self.stream = stream
+        self.version = version
+        self.compression_level = compression_level
+        self.min_hunk_size = min_hunk_size
+        self.max_record_size = max_record_size
+        self.hunk = io.BytesIO()
+        self.hunk_size = 0
+        self.size = 0
+
+    def add(self, key: Any, value: Any) -> None:
+        self.append((key, value))
+
+    def append(self, record: Any) -> None:
+        data = pickle.dumps(record, RECORD_PICKLE_PROTOCOL)
+        if self.max_record_size is not None and len(data) > self.max_record_size:
+            raise ValueError(
+                "Record of size %d is larger than max_record_size: %d"
+                % (len(data), self.max_record_size)
+            )
+        self.hunk.write(data)
+        self.hunk_size += len(data)
+        if self.hunk_size > self.min_hunk_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending records as one hunk (an empty hunk if there are none)."""
+        payload = self.hunk.getvalue()
+        checksum = zlib.crc32(payload) & 0xFFFFFFFF
+        compressed = int(self.compression_level > 0)
+        if compressed:
+            payload = zlib.compress(payload, self.compression_level)
+        data = HUNK_HEADER.pack(128 + self.version, compressed, checksum, len(payload)) + payload
+        self.stream.write(data)
+        self.size += len(data)
+        self.hunk = io.BytesIO()
+        self.hunk_size = 0
+
+    def close(self) -> None:
+        """Flush pending records, then always one more empty hunk (16.1)."""
+        if self.hunk_size:
+            self.flush()
+        self.flush()
+
+
+def DiscoOutputStream(stream: Any, version: int = -1, **kwargs: Any) -> Any:
+    """The v0 writer when ``version == 0``, else v1."""
+    if version == 0:
+        return DiscoOutputStream_v0(stream, **kwargs)
+    return DiscoOutputStream_v1(stream, **kwargs)
+
+
+class DiscoOutput:
+    """Records in the v1 format written to an ``AtomicFile`` at ``path``."""
+
+    def __init__(self, path: str, **kwargs: Any) -> None:
+        self.path = path
+        self.file = AtomicFile(path)
+        self.stream = DiscoOutputStream_v1(self.file, **kwargs)
+
+    def add(self, key: Any, value: Any) -> None:
+        self.stream.add(key, value)
+
+    def append(self, record: Any) -> None:
+        self.stream.append(record)
+
+    def close(self) -> None:
+        self.stream.close()
+        self.file.close()
+
+    def size(self) -> int:
+        return self.file.size()
+
+
+class Chunker:
+    """Split records into chunks of the v1 format (used by ``ddfs chunk``)."""
+
+    def __init__(
+        self, chunk_size: int = CHUNK_SIZE, max_record_size: int = MAX_RECORD_SIZE
+    ) -> None:
+        self.chunk_size = chunk_size
+        self.max_record_size = max_record_size
+
+    def _new(self) -> tuple[io.BytesIO, DiscoOutputStream_v1]:
+        out = io.BytesIO()
+        return out, DiscoOutputStream_v1(out, max_record_size=self.max_record_size)
+
+    def chunks(self, records: Iterable[Any]) -> Iterator[bytes]:
+        """Yield chunk bytes; a new chunk starts once the current one exceeds ``chunk_size``."""
+        out, stream = self._new()
+        for record in records:
+            stream.append(record)
+            if stream.size + stream.hunk_size > self.chunk_size:
+                stream.close()
+                yield out.getvalue()
+                out, stream = self._new()
+        if stream.size or stream.hunk_size:
+            stream.close()
+            yield out.getvalue()
+
+
+class DiscoZipFile(ZipFile):
+    """An in-memory zip (the job home) with helpers to add paths, modules and sources."""
+
+    def __init__(self) -> None:
+        self.buffer = io.BytesIO()
+        super().__init__(self.buffer, "w", ZIP_DEFLATED)
+
+    def writepath(self, pathname: str, exclude: Iterable[str] = ()) -> None:
+        """Add a file, or a directory tree, under its relative name."""
+        excluded = tuple(exclude)
+        for file in _files(pathname):
+            if os.path.splitext(file)[1] not in excluded:
+                self.write(file, file)
+
+    def writemodule(self, module: Any, arcname: str | None = None) -> None:
+        """Add a module's source file (``module`` object or name)."""
+        if isinstance(module, str):
+            module = sys.modules[module]
+        path = module.__file__
+        self.write(path, arcname or os.path.basename(path))
+
+    def writesource(self, obj: Any) -> None:
+        """Add the source file defining ``obj`` under its file name."""
+        import inspect
+
+        self.writepath(os.path.relpath(inspect.getsourcefile(obj) or ""))
+
+    def dump(self, handle: Any) -> None:
+        handle.write(self.dumps())
+
+    def dumps(self) -> bytes:
+        if self.fp is not None:
+            self.close()
+        return self.buffer.getvalue()
+
+
+def _files(path: str) -> Iterator[str]:
+    if os.path.isdir(path):
+        for dirpath, _dirs, files in os.walk(path):
+            for name in files:
+                yield os.path.join(dirpath, name)
+    else:
+        yield path
+
+
+class NonBlockingInput:
+    """Reads from a pipe (the worker protocol's stdin) with a timeout (library.md 15)."""
+
+    def __init__(self, file: Any, timeout: float = 600) -> None:
+        self.fd = file.fileno() if hasattr(file, "fileno") else file
+        self.timeout = timeout
+        self.buf = b""
+
+    def _fill(self, spent: float) -> float:
+        start = time.monotonic()
+        remaining = self.timeout - spent
+        if remaining <= 0:
+            raise OSError("Timeout: no input for %s seconds" % self.timeout)
+        ready, _, _ = select.select([self.fd], [], [], remaining)
+        if not ready:
+            raise OSError("Timeout: no input for %s seconds" % self.timeout)
+        data = os.read(self.fd, 65536)
+        if not data:
+            raise EOFError("Input closed")
+        self.buf += data
+        return spent + time.monotonic() - start
+
+    def t_read(self, nbytes: int, spent: float = 0) -> bytes:
+        while len(self.buf) < nbytes:
+            spent = self._fill(spent)
+        data, self.buf = self.buf[:nbytes], self.buf[nbytes:]
+        return data
+
+    def t_read_until(self, delim: bytes, spent: float = 0) -> tuple[float, bytes]:
+        while delim not in self.buf:
+            spent = self._fill(spent)
+        idx = self.buf.index(delim) + len(delim)
+        data, self.buf = self.buf[:idx], self.buf[idx:]
+        return spent, data

@@ -1,0 +1,515 @@
+"""``disco.util``: iteration, URL, input and sorting helpers (library.md section 7).
+
+The URL helpers follow master-api.md 9.3; the external sort writes and reads the file
+format of library.md 16.5.  OOB helpers need DDFS and raise its "not available" error.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import heapq
+import inspect
+import itertools
+import logging
+import os
+import pickle
+import random
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from disco.compat import bytes_to_str, sort_cmd
+from disco.error import DataError, DiscoError
+
+logger = logging.getLogger(__name__)
+
+# -- 7.1 iteration helpers ------------------------------------------------------------------
+
+
+def isiterable(obj: Any) -> bool:
+    """Iterable and not a string; ``bytes`` count as scalars too (21.10)."""
+    return hasattr(obj, "__iter__") and not isinstance(obj, (str, bytes, bytearray))
+
+
+def iterify(obj: Any) -> Iterator[Any]:
+    if isiterable(obj):
+        return iter(obj)
+    return iter([obj])
+
+
+def listify(obj: Any) -> list[Any]:
+    return list(iterify(obj))
+
+
+def flatten(iterable: Any) -> Iterator[Any]:
+    """Recursively yield the non-iterable leaves (strings and bytes are leaves)."""
+    for item in iterify(iterable):
+        if isiterable(item):
+            yield from flatten(item)
+        else:
+            yield item
+
+
+def chainify(iterable: Iterable[Iterable[Any]]) -> list[Any]:
+    return list(itertools.chain(*iterable))
+
+
+def kvgroup(kviter: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Iterator[Any]]]:
+    """Group consecutive equal keys: yield ``(key, values)``; the input is not sorted."""
+    for k, kvs in itertools.groupby(kviter, key=lambda kv: kv[0]):
+        yield k, (v for _, v in kvs)
+
+
+def kvify(entry: Any) -> tuple[Any, Any]:
+    return entry if iskv(entry) else (entry, None)
+
+
+def iskv(obj: Any) -> bool:
+    return isinstance(obj, tuple) and len(obj) == 2
+
+
+def key(kv: Any) -> Any:
+    return kv[0]
+
+
+def ilen(it: Iterable[Any]) -> int:
+    return sum(1 for _ in it)
+
+
+def identity(x: Any) -> Any:
+    return x
+
+
+def partition(iterable: Iterable[Any], fn: Callable[[Any], Any]) -> tuple[list[Any], list[Any]]:
+    t: list[Any] = []
+    f: list[Any] = []
+    for item in iterable:
+        (t if fn(item) else f).append(item)
+    return t, f
+
+
+def shuffled(obj: Iterable[Any]) -> list[Any]:
+    items = list(obj)
+    random.shuffle(items)
+    return items
+
+
+def dsorted(iterable: Iterable[Any], buffer_size: float = 1e6, tempdir: str = ".") -> Iterator[Any]:
+    """External merge sort: sorted runs of ``buffer_size`` items pickled to temp files."""
+    iterator = iter(iterable)
+    size = max(1, int(buffer_size))
+    runs: list[Any] = []
+    try:
+        while True:
+            chunk = sorted(itertools.islice(iterator, size))
+            if not chunk:
+                break
+            run = tempfile.TemporaryFile(dir=tempdir)
+            for item in chunk:
+                pickle.dump(item, run, pickle.HIGHEST_PROTOCOL)
+            run.seek(0)
+            runs.append(run)
+        yield from heapq.merge(*(_unpickle_run(r) for r in runs))
+    finally:
+        for run in runs:
+            run.close()
+
+
+def _unpickle_run(fd: Any) -> Iterator[Any]:
+    while True:
+        try:
+            yield pickle.load(fd)
+        except EOFError:
+            return
+
+
+def reify(dotted_name: str, globals: dict[str, Any] | None = None) -> Any:
+    """``'pkg.mod.attr'`` -> the attribute; a name without dots is evaluated."""
+    if "." in dotted_name:
+        import importlib
+
+        modname, attr = dotted_name.rsplit(".", 1)
+        return getattr(importlib.import_module(modname), attr)
+    return eval(dotted_name, globals if globals is not None else {})  # noqa: S307 - 0.5 API
+
+
+def argcount(obj: Any) -> int:
+    """Positional(-or-keyword) parameters, defaults included (21.9: bound ``self`` excluded)."""
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return 0
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in sig.parameters.values() if p.kind in kinds)
+
+
+def globalize(obj: Any, globals: dict[str, Any]) -> None:
+    """``setdefault`` every item of ``globals`` into the function's (or partial's) globals."""
+    if isinstance(obj, functools.partial):
+        obj = obj.func
+    target = getattr(obj, "__globals__", None)
+    if target is not None:
+        for k, v in globals.items():
+            target.setdefault(k, v)
+
+
+def hexhash(b: bytes | str) -> str:
+    """First two hex digits of md5 (str is UTF-8 encoded first, 21.5)."""
+    if isinstance(b, str):
+        b = b.encode("utf-8")
+    return hashlib.md5(b).hexdigest()[:2]
+
+
+# -- 7.2 URL helpers ---------------------------------------------------------------------------
+
+
+def _settings() -> Any:
+    from disco.settings import DiscoSettings
+
+    return DiscoSettings()
+
+
+def _default_proxy() -> str:
+    try:
+        return str(_settings()["DISCO_PROXY"] or "")
+    except Exception:  # an unreadable settings file must not break the import
+        return ""
+
+
+DISCO_PROXY = _default_proxy()
+
+
+def schemesplit(url: str) -> tuple[str, str]:
+    if "://" in url:
+        scheme, rest = url.split("://", 1)
+        return scheme, rest
+    return "", url
+
+
+class netloc(tuple):
+    """``(host, port)`` of a URL; ``str()`` is ``host[:port]``; falsy when host is empty."""
+
+    def __new__(cls, hostport: Iterable[str] = ("", "")) -> netloc:
+        return super().__new__(cls, tuple(hostport))
+
+    @classmethod
+    def parse(cls, netlocstr: str) -> netloc:
+        hostport = netlocstr.rsplit("@", 1)[-1]
+        if ":" in hostport:
+            host, port = hostport.split(":", 1)
+        else:
+            host, port = hostport, ""
+        return cls((host, port))
+
+    @property
+    def host(self) -> str:
+        return self[0]
+
+    @property
+    def port(self) -> str:
+        return self[1]
+
+    def __bool__(self) -> bool:
+        return bool(self[0])
+
+    def __str__(self) -> str:
+        host, port = self
+        return "%s:%s" % (host, port) if port else host
+
+
+def localize(path: str, ddfs_data: str | None = None, disco_data: str | None = None) -> str:
+    """``ddfs/<rest>`` -> ``<ddfs_data>/<rest>``, anything else -> ``<disco_data>/<rest>``."""
+    prefix, _, rest = path.lstrip("/").partition("/")
+    if prefix == "ddfs":
+        base = ddfs_data if ddfs_data is not None else _settings()["DDFS_DATA"]
+    else:
+        base = disco_data if disco_data is not None else _settings()["DISCO_DATA"]
+    return os.path.join(str(base), rest)
+
+
+def urlsplit(
+    url: str, localhost: Any = None, disco_port: Any = None, **kwargs: Any
+) -> tuple[str, netloc, str]:
+    """``(scheme, netloc, path)``, path without its leading ``/`` (7.2, master-api 9.3)."""
+    scheme, rest = schemesplit(url)
+    locstr, _, path = rest.partition("/")
+    if scheme == "tag" and not path:
+        return "tag", netloc(), locstr
+    loc = netloc.parse(locstr)
+    if scheme == "tag":
+        return "tag", loc, path
+    if not scheme:
+        return "", netloc(), url
+    port = str(disco_port if disco_port is not None else _settings()["DISCO_PORT"])
+    if scheme == "disco" or (loc.port and loc.port == port):
+        if localhost is True or (localhost and loc.host == localhost):
+            return "file", netloc(), localize(path, **kwargs)
+        if scheme == "disco":
+            return "http", netloc((loc.host, port)), path
+    return scheme, loc, path
+
+
+def urljoin(parts: tuple[str, Any, str]) -> str:
+    scheme, loc, path = parts
+    return "%s%s%s" % ("%s://" % scheme if scheme else "", "%s/" % (loc,) if loc else "", path)
+
+
+def urlresolve(url: str, master: str | None = None) -> str:
+    """``dir://`` and ``disco://`` -> ``http://host:DISCO_PORT/path``; ``tag://`` -> the
+    master's ``/ddfs/tag/<name>``; others are normalised (7.2)."""
+    scheme, loc, path = urlsplit(url)
+    if scheme == "dir":
+        return urlresolve("disco://%s/%s" % (loc, path), master=master)
+    if scheme == "tag":
+        if loc:
+            base = "http://%s" % (loc,) if loc.port else "disco://%s" % loc.host
+        else:
+            base = master or str(_settings()["DISCO_MASTER"])
+        return urlresolve("%s/ddfs/tag/%s" % (base.rstrip("/"), path), master=master)
+    if not scheme or not loc:
+        raise DiscoError("URL %r does not have a scheme and a host" % (url,))
+    return "%s://%s/%s" % (scheme, loc, path)
+
+
+def urltoken(url: str) -> str | None:
+    """The token of ``scheme://[user:]token@host/...``, or ``None``."""
+    _, rest = schemesplit(url)
+    locstr = rest.split("/", 1)[0]
+    if "@" in locstr:
+        auth = locstr.rsplit("@", 1)[0]
+        return auth.split(":", 1)[-1]
+    return None
+
+
+def proxy_url(url: str, proxy: str | None = None, meth: str = "GET", to_master: bool = True) -> str:
+    """Route an ``http`` URL through ``DISCO_PROXY`` (7.2).
+
+    [Quirk] only URLs without any ``.`` are proxied.
+    """
+    proxy = DISCO_PROXY if proxy is None else proxy
+    scheme, loc, path = urlsplit(url)
+    if proxy and scheme == "http" and "." not in url:
+        if to_master:
+            return "%s/%s" % (proxy.rstrip("/"), path)
+        return "%s/proxy/%s/%s/%s" % (proxy.rstrip("/"), loc.host, meth, path)
+    return url
+
+
+def jobname(url: str) -> str:
+    """The job name of a result URL: the component after ``disco/<host>/<hh>/`` (21.4)."""
+    scheme, _, path = urlsplit(url, disco_port="")
+    if scheme not in ("disco", "dir", "http", "https", "file", ""):
+        raise DiscoError("Cannot parse jobname from %s" % url)
+    parts = [p for p in path.split("/") if p]
+    for i in range(len(parts) - 3):
+        if parts[i] == "disco" and len(parts[i + 2]) == 2:
+            return parts[i + 3]
+    if scheme in ("disco", "dir", "http") and len(parts) >= 2:
+        return parts[-2]
+    raise DiscoError("Cannot parse jobname from %s" % url)
+
+
+def assert_url(url: str, master: str | None = None) -> None:
+    scheme, loc, _ = urlsplit(url)
+    if not (scheme and loc):
+        raise DiscoError("Invalid URL %r: it needs a scheme and a host" % (url,))
+
+
+# -- 7.3 inputs and index files ------------------------------------------------------------
+
+
+def ispartitioned(input: Any) -> Any:
+    if isinstance(input, str):
+        return input.startswith("dir://")
+    if isinstance(input, (list, tuple)):
+        return len(input) if input and all(ispartitioned(i) for i in input) else False
+    return False
+
+
+def read_index(dir: Any) -> Iterator[tuple[int, str, int]]:
+    """Yield ``(label, url, size)`` per line of an index file (16.3)."""
+    if isinstance(dir, (list, tuple)):
+        dir = dir[0]
+    from disco.comm import open_url
+    from disco.schemes import scheme_disco
+
+    fd = scheme_disco.open(dir) if schemesplit(dir)[0] in ("dir", "disco") else open_url(dir)
+    try:
+        stream: Any = gzip.GzipFile(fileobj=fd) if dir.endswith(".gz") else fd
+        for line in stream:
+            fields = bytes_to_str(line).split()
+            if not fields:
+                continue
+            size = int(fields[2]) if len(fields) > 2 else 0
+            label = int(fields[0]) if fields[0].lstrip("-").isdigit() else fields[0]
+            yield label, fields[1], size
+    finally:
+        fd.close()
+
+
+def parse_dir(dir: Any, label: Any = None) -> list[str]:
+    """URLs listed in an index, sorted, only those of ``label`` unless it is ``None``."""
+    return [url for lbl, url, _ in sorted(read_index(dir)) if label is None or lbl == label]
+
+
+def inputexpand(input: Any, label: Any = None, settings: Any = None) -> list[Any]:
+    """Expand one job input into replica sets (7.3)."""
+    from disco.ddfs import DDFS, istag
+
+    if ispartitioned(input) and label is not False:
+        return list(zip(*(parse_dir(i, label=label) for i in iterify(input)), strict=False))
+    if isinstance(input, (list, tuple)):
+        return [inputlist(input, label=label, settings=settings)]
+    if istag(input):
+        ddfs = DDFS(settings=settings)
+        return [blobs for blobs in ddfs.findtags([input])]
+    return [input]
+
+
+def inputlist(inputs: Iterable[Any], **kwargs: Any) -> list[Any]:
+    """Every input expanded (flattened one level), empty ones dropped."""
+    return [entry for inp in inputs for entry in inputexpand(inp, **kwargs) if entry]
+
+
+def deref(inputs: Iterable[Any], resolve: bool = False) -> Iterator[list[str]]:
+    """One list of replica URLs per expanded input, optionally ``urlresolve``d."""
+    fn = urlresolve if resolve else identity
+    for entry in inputlist(inputs):
+        yield [fn(url) for url in iterify(entry)]
+
+
+# -- 7.4 OOB, external programs, sorting, misc ---------------------------------------------
+
+
+def save_oob(host: str, name: str, key: str, value: bytes, ddfs_token: str | None = None) -> None:
+    """Store ``value`` as blob ``key`` in tag ``disco:job:oob:<name>`` (needs DDFS)."""
+    from disco.ddfs import DDFS
+
+    DDFS(host).push("disco:job:oob:%s" % name, [(value, key)], delayed=True, token=ddfs_token)
+
+
+def load_oob(host: str, name: str, key: str) -> bytes | None:
+    """Bytes of the first blob named ``key`` in tag ``disco:job:oob:<name>`` (needs DDFS)."""
+    from disco.ddfs import DDFS
+
+    DDFS(host).pull("disco:job:oob:%s" % name, blobfilter=lambda x: x == key)
+    return None
+
+
+def external(files: list[str]) -> dict[str, bytes]:
+    from disco.worker.classic.external import package
+
+    return package(files)
+
+
+def format_size(num: float) -> str:
+    for unit in (" bytes", "KB", "MB", "GB"):
+        if num < 1024.0:
+            return "%3.1f%s" % (num, unit)
+        num /= 1024.0
+    return "%3.1f%s" % (num, "TB")
+
+
+def msg(message: Any) -> None:
+    """[Not in 0.5] shim: print (a message event inside a task)."""
+    print(message)
+
+
+def err(message: str) -> None:
+    """[Not in 0.5] shim."""
+    raise DiscoError(message)
+
+
+def data_err(message: str, url: Any) -> None:
+    """[Not in 0.5] shim."""
+    raise DataError(message, url)
+
+
+def encode(b: bytes) -> bytes:
+    """Escape a value for the sort file: 0x01 -> 01 01, 0x02 -> 02 02, 0x00 -> 02 01 02."""
+    return (
+        b.replace(b"\x01", b"\x01\x01")
+        .replace(b"\x02", b"\x02\x02")
+        .replace(b"\x00", b"\x02\x01\x02")
+    )
+
+
+def decode(b: bytes) -> bytes:
+    return (
+        b.replace(b"\x02\x01\x02", b"\x00")
+        .replace(b"\x02\x02", b"\x02")
+        .replace(b"\x01\x01", b"\x01")
+    )
+
+
+def unix_sort(filename: str, sort_buffer_size: str | int = "10%") -> None:
+    """Sort the 16.5 file in place with the system ``sort`` (``LC_ALL=C``)."""
+    if not os.path.isfile(filename):
+        raise DataError("Invalid sort input file %s" % filename, filename)
+    argv, extra_env = sort_cmd(filename, sort_buffer_size)
+    env = dict(os.environ, **extra_env)
+    try:
+        proc = subprocess.run(argv, env=env, capture_output=True, check=False)
+    except OSError as e:
+        raise DataError("Sorting %s failed: %s" % (filename, e), filename)
+    if proc.returncode != 0:
+        raise DataError(
+            "Sorting %s failed: %s" % (filename, proc.stderr.decode("utf-8", "replace")), filename
+        )
+
+
+def sort_reader(fd: Any, fname: str, read_buffer_size: int = 8192) -> Iterator[tuple[bytes, bytes]]:
+    """Yield ``(key, escaped_value)`` from a sorted 16.5 file (no record size limit)."""
+    buf = b""
+    while True:
+        chunk = fd.read(read_buffer_size)
+        if not chunk:
+            break
+        buf += chunk
+        *records, buf = buf.split(b"\x00")
+        for record in records:
+            k, sep, v = record.partition(b"\xff")
+            if not sep:
+                raise DataError("Corrupted sort file: a record has no separator", fname)
+            yield k, v
+    if buf:
+        raise DataError("Truncated sort file: %d bytes after the last record" % len(buf), fname)
+
+
+def _send(worker: Any, message: str) -> None:
+    if worker is not None and hasattr(worker, "send"):
+        worker.send("MSG", message)
+
+
+def disk_sort(
+    worker: Any,
+    input: Iterable[tuple[Any, Any]],
+    filename: str,
+    sort_buffer_size: str | int = "10%",
+) -> Iterator[tuple[bytes, Any]]:
+    """External sort of ``(key, value)`` pairs by bytes key (16.5)."""
+    from disco.fileutils import AtomicFile
+
+    _send(worker, "Downloading %s" % filename)
+    out = AtomicFile(filename)
+    try:
+        for k, v in input:
+            if not isinstance(k, bytes):
+                raise ValueError("Keys must be bytes for external sort", k)
+            if b"\xff" in k or b"\x00" in k:
+                raise ValueError("Cannot sort key with 0xFF or 0x00 bytes", k)
+            out.write(k + b"\xff" + encode(pickle.dumps(v, 0)) + b"\x00")
+    except BaseException:
+        out.abort()
+        raise
+    out.close()
+    _send(worker, "Downloaded %s OK" % format_size(out.size()))
+    _send(worker, "Sorting %s..." % filename)
+    unix_sort(filename, sort_buffer_size=sort_buffer_size)
+    _send(worker, "Finished sorting")
+    with open(filename, "rb") as fd:
+        for k, v in sort_reader(fd, filename):
+            yield k, pickle.loads(decode(v))
