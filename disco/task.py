@@ -1,0 +1,179 @@
+"""``Task``: what a worker knows about the task it runs, and ``jobdata`` (library.md 4).
+
+A ``Task`` is built on the node from the master's TASK reply (master-api.md 8.4).  It
+names the task's scratch directory and output files inside the job home and gives
+access to the job pack, whose jobdata holds the pickled ``(job, jobargs)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from typing import Any
+
+from disco.error import DiscoError
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-@:]")
+
+
+def hexhash(data: bytes | str) -> str:
+    """First two hex digits of the md5 of ``data`` (UTF-8 for ``str``; master-api.md 9.1)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.md5(data).hexdigest()[:2]
+
+
+def safe_name(name: str) -> str:
+    """``name`` with every character outside ``[A-Za-z0-9_\\-@:]`` replaced by ``_``."""
+    return _UNSAFE.sub("_", name)
+
+
+def jobdata(*objs: Any) -> bytes:
+    """Pickle ``objs`` for the job pack; functions and classes of ``__main__`` by value."""
+    from disco import dPickle
+
+    return dPickle.dumps(objs, -1)
+
+
+class Task:
+    """A task on a node, built from the TASK reply (all keys as keyword arguments).
+
+    ``group`` may be given as the reply's ``[label, host]`` or as ``"<label>-<host>"``;
+    it is kept as the string, with ``group_label`` (an ``int``) and ``group_host``.
+    """
+
+    def __init__(
+        self,
+        host: str = "",
+        jobfile: str = "",
+        jobname: str = "",
+        master: str | None = None,
+        disco_port: int | None = None,
+        put_port: int | None = None,
+        ddfs_data: str = "",
+        disco_data: str = "",
+        stage: str | None = None,
+        group: Any = None,
+        grouping: str | None = None,
+        taskid: int = -1,
+        **extra: Any,
+    ) -> None:
+        self.host = host
+        self.jobfile = jobfile
+        self.jobname = jobname
+        self.master = master
+        self.disco_port = disco_port
+        self.put_port = put_port
+        self.ddfs_data = ddfs_data
+        self.disco_data = disco_data
+        self.stage = stage
+        self.grouping = grouping
+        self.taskid = taskid
+        self.group_label, self.group_host = _parse_group(group)
+        self.group = "%s-%s" % (self.group_label, self.group_host)
+        self.outputs: dict[Any, Any] = {}
+        self.uid = "%s:%s-%s-%s-%d" % (
+            stage,
+            safe_name(self.group),
+            taskid,
+            hexhash(str(time.time())),
+            os.getpid(),
+        )
+        self._jobpack: Any = None
+        self._jobobjs: Any = None
+
+    def __repr__(self) -> str:
+        return "<Task %s:%s of %s on %s>" % (self.stage, self.taskid, self.jobname, self.host)
+
+    # -- the job pack --------------------------------------------------------------------
+    @property
+    def jobpack(self) -> Any:
+        """The job pack at ``jobfile`` (a ``disco.job.PackedJobPack``)."""
+        if self._jobpack is None:
+            from disco.job import JobPack
+
+            self._jobpack = JobPack.load(open(self.jobfile, "rb"))  # noqa: SIM115
+        return self._jobpack
+
+    @property
+    def jobobjs(self) -> tuple[Any, dict[str, Any]]:
+        """The unpickled ``(job, jobargs)`` of the job pack's jobdata."""
+        if self._jobobjs is None:
+            from disco import dPickle
+
+            self._jobobjs = dPickle.loads(self.jobpack.jobdata)
+        return self._jobobjs
+
+    # -- paths -------------------------------------------------------------------------
+    @property
+    def jobpath(self) -> str:
+        """``<host>/<hh(jobname)>/<jobname>``: the job home below ``DISCO_DATA``."""
+        return os.path.join(self.host, hexhash(self.jobname), self.jobname)
+
+    @property
+    def taskpath(self) -> str:
+        """``<hh(uid)>/<uid>``: this attempt's scratch directory, relative to the job home."""
+        return os.path.join(hexhash(self.uid), self.uid)
+
+    def makedirs(self) -> None:
+        """Create the scratch directory (``taskpath``)."""
+        os.makedirs(self.taskpath, exist_ok=True)
+
+    def path(self, name: str) -> str:
+        """``taskpath/<name>``."""
+        return os.path.join(self.taskpath, name)
+
+    def url(self, name: str, scheme: str = "disco") -> str:
+        """URL of file ``name`` of the scratch directory as seen from other hosts."""
+        return "%s://%s/disco/%s/%s/%s" % (scheme, self.host, self.jobpath, self.taskpath, name)
+
+    def output_filename(self, label: Any) -> str:
+        """``<stage>-<group>-<label>``; ``label`` must be an ``int``."""
+        if not isinstance(label, int) or isinstance(label, bool):
+            raise ValueError(
+                "Output label (%s : %s) must be an integer or None" % (label, type(label))
+            )
+        return "%s-%s-%s" % (self.stage, self.group, label)
+
+    def output_path(self, label: Any) -> str:
+        return self.path(self.output_filename(label))
+
+    def output(self, label: Any = None, typ: str = "disco") -> tuple[str, str, int]:
+        """``(path, type, label)`` of an output: the uid file for ``None``, else a partition."""
+        if label is None:
+            return self.path(self.uid), typ, 0
+        return self.output_path(label), "part", label
+
+    # -- out-of-band results (library.md 4; stored in DDFS) ------------------------------
+    def get(self, key: str) -> bytes:
+        """The out-of-band value stored under ``key`` by an earlier stage or job."""
+        raise DiscoError(
+            "Task.get(%r): out-of-band results are stored in DDFS, which this Disco "
+            "does not provide yet" % (key,)
+        )
+
+    def put(self, key: str, value: bytes) -> None:
+        """Store ``value`` (bytes) as the out-of-band result ``key`` of this job."""
+        if safe_name(key) != key:
+            raise DiscoError("OOB key contains invalid characters (%s)" % key)
+        raise DiscoError(
+            "Task.put(%r): out-of-band results are stored in DDFS, which this Disco "
+            "does not provide yet" % (key,)
+        )
+
+
+def _parse_group(group: Any) -> tuple[int | str, str]:
+    """``[label, host]``, ``(label, host)`` or ``"label-host"`` -> ``(label, host)``."""
+    if group is None:
+        return 0, ""
+    if isinstance(group, (list, tuple)):
+        label, host = group
+    else:
+        label, _, host = str(group).partition("-")
+    try:
+        label = int(label)
+    except (TypeError, ValueError):
+        pass
+    return label, host or ""

@@ -1,0 +1,401 @@
+"""The classic map/reduce worker (library.md 10 and 17).
+
+On the client it turns the classic parameters (``map``, ``reduce``, ``partitions``,
+...) into a version 1 jobdict (10.2); the master derives the stages from it (10.3).
+On the nodes it runs the stage named in the TASK: ``map`` (17.3), ``map_shuffle`` and
+``reduce_shuffle`` (17.4), ``reduce`` (17.5).  Job functions see the names of 10.4,
+injected only into the globals of the job's own functions; builtins are never shadowed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from disco import JOBPACK_VERSION1
+from disco.error import DiscoError
+from disco.worker import BaseOutput, Params, SerialInput, read_index
+from disco.worker import Worker as BaseWorker
+from disco.worker.classic.func import (
+    chain_reader,
+    default_partition,
+    disco_output_stream,
+    init,
+    map_input_stream,
+    map_output_stream,
+    reduce_input_stream,
+    reduce_output_stream,
+)
+
+__all__ = ["JOBPACK_VERSION1", "Params", "Worker"]
+
+#: Interface stubs of ``classic.func`` (library.md 8.1): never injected (21.11).
+_STUBS = frozenset(
+    ("map", "reduce", "reduce2", "partition", "combiner", "init", "input_stream", "output_stream")
+)
+_SHUFFLE_STAGES = ("map_shuffle", "reduce_shuffle")
+
+
+def _client_version() -> str:
+    return "%d.%d" % sys.version_info[:2]
+
+
+def _streams(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if callable(value):
+        return [value]
+    return list(value)
+
+
+class Worker(BaseWorker):
+    """The classic worker: every parameter of library.md 10.1 with its default."""
+
+    jobpack_version = JOBPACK_VERSION1
+
+    def defaults(self) -> dict[str, Any]:
+        defaults = super().defaults()
+        defaults.update(
+            {
+                "map": None,
+                "map_init": init,
+                "map_reader": None,
+                "map_input_stream": (map_input_stream,),
+                "map_output_stream": (map_output_stream, disco_output_stream),
+                "map_shuffle": None,
+                "combiner": None,
+                "partition": default_partition,
+                "partitions": 1,
+                "reduce": None,
+                "reduce_init": init,
+                "reduce_reader": chain_reader,
+                "reduce_input_stream": (reduce_input_stream,),
+                "reduce_output_stream": (reduce_output_stream, disco_output_stream),
+                "reduce_shuffle": None,
+                "shuffle": None,
+                "ext_params": {},
+                "params": Params(),
+                "sort": False,
+                "sort_buffer_size": "10%",
+                "status_interval": 100000,
+                "version": _client_version(),
+            }
+        )
+        return defaults
+
+    # -- client side (library.md 10.2) ----------------------------------------------------
+    def jobdict(self, job: Any, **jobargs: Any) -> dict[str, Any]:
+        from disco import util
+
+        jobdict = super().jobdict(job, **jobargs)
+
+        def get(key: str, default: Any = None) -> Any:
+            return self.getitem(key, job, jobargs, default)
+
+        has_map = bool(get("map"))
+        has_reduce = bool(get("reduce"))
+        job_input = get("input", [])
+        if not util.isiterable(job_input):
+            raise DiscoError(
+                "Job 'input' is not a list of input locations, "
+                "or a list of such lists: %s" % (job_input,)
+            )
+        settings = getattr(job, "settings", None)
+        kwargs = {"settings": settings} if settings is not None else {}
+        # With a map, dir:// inputs are expanded here; without one the master reads them.
+        inputs = util.inputlist(job_input, label=None if has_map else False, **kwargs)
+        if has_map:
+            nr_reduces = get("partitions") or 1
+        elif inputs and util.ispartitioned(inputs):
+            labels = [label for index in inputs for label, _url, _size in read_index(index)]
+            nr_reduces = 1 + max(labels, default=0)
+        else:
+            nr_reduces = 1
+        jobdict.update(
+            {
+                "input": [list(i) if isinstance(i, tuple) else i for i in inputs],
+                "worker": self.bin,
+                "map?": has_map,
+                "reduce?": has_reduce,
+                "reduce_shuffle?": bool(get("reduce_shuffle")),
+                "nr_reduces": nr_reduces,
+                "save_results": bool(get("save", False) or jobdict["save_results"]),
+            }
+        )
+        return jobdict
+
+    def jobzip(self, job: Any, **jobargs: Any) -> Any:
+        import zipfile
+
+        jobzip = super().jobzip(job, **jobargs)
+        # External programs (library.md 10.5) go to ext.map/ and ext.reduce/.
+        for stage in ("map", "reduce"):
+            program = self.getitem(stage, job, jobargs)
+            if isinstance(program, dict):
+                for name, data in program.items():
+                    info = zipfile.ZipInfo("ext.%s/%s" % (stage, name), (1980, 1, 1, 0, 0, 0))
+                    info.external_attr = 0o100755 << 16
+                    jobzip.writestr(info, data)
+        return jobzip
+
+    # -- node side (library.md 17.2) ------------------------------------------------------
+    def run(self, task: Any, job: Any, **jobargs: Any) -> None:
+        import disco.worker
+
+        disco.worker.active_task = task
+        for key in list(self):
+            self[key] = self.getitem(key, job, jobargs)
+        if self["version"] != _client_version():
+            raise AssertionError(
+                "Python version mismatch: the job was built with Python %s, "
+                "this node runs %s" % (self["version"], _client_version())
+            )
+        params = self["params"]
+        stage_key = "reduce" if task.stage == "reduce" else "map"
+        external = None
+        if task.stage not in _SHUFFLE_STAGES and isinstance(self[stage_key], dict):
+            external = _external_module()
+            params = self["ext_params"]
+            self[stage_key] = external.prepare(params, stage_key)
+        try:
+            self._inject(task)
+            if task.stage == "map":
+                self.map(task, params)
+            elif task.stage == "reduce":
+                self.reduce(task, params)
+            elif task.stage in _SHUFFLE_STAGES:
+                self.shuffle(task, params)
+            else:
+                raise DiscoError("The classic worker has no stage %r" % task.stage)
+        finally:
+            if external is not None:
+                external.close()
+
+    def map(self, task: Any, params: Any) -> None:
+        """Map task (library.md 17.3)."""
+        if self["save_results"] and self["partitions"] and not self["reduce"]:
+            raise NotImplementedError("Storing partitioned outputs in DDFS is not yet supported")
+        fn_map, partition, partitions = self["map"], self["partition"], self["partitions"]
+        combiner = self["combiner"]
+        in_streams = _streams(self["map_input_stream"]) + _streams(self["map_reader"])
+        out_streams = _streams(self["map_output_stream"])
+        entries = self.status_iter(
+            self.input(task, open=self._opener(in_streams, params)), "%s entries mapped"
+        )
+        writers: dict[Any, Any] = {}
+        buffers: dict[Any, dict[Any, Any]] = {}
+
+        def writer(part: Any) -> Any:
+            if part not in writers:
+                output = self.output(task, part, open=self._opener(out_streams, params))
+                writers[part] = output.file.fds[-1]
+            return writers[part]
+
+        def emit(part: Any, pairs: Iterable[Any] | None) -> None:
+            if pairs:
+                out = writer(part)
+                for key, value in pairs:
+                    out.add(key, value)
+
+        self["map_init"](entries, params)
+        for entry in entries:
+            for key, value in fn_map(entry, params):
+                part = int(partition(key, partitions, params)) if partitions else None
+                if combiner:
+                    buffer = buffers.setdefault(part, {})
+                    emit(part, combiner(key, value, buffer, False, params))
+                else:
+                    writer(part).add(key, value)
+        for part, buffer in buffers.items():
+            emit(part, combiner(None, None, buffer, True, params))
+
+    def shuffle(self, task: Any, params: Any) -> None:
+        """Concatenate this node's inputs per label (library.md 17.4)."""
+        inputs = list(self.get_inputs())
+        labelled = self.labelled_input_map(task, inputs)
+        for label in sorted(labelled):
+            path, _size = self.concat_input(task, label, labelled[label])
+            self.outputs[label] = BaseOutput((path, "part", label))
+        self.send("MSG", "Shuffled %d inputs into %d label(s)" % (len(inputs), len(labelled)))
+
+    def reduce(self, task: Any, params: Any) -> None:
+        """Reduce task (library.md 17.5)."""
+        import random
+
+        from disco import util
+
+        fn_reduce = self["reduce"]
+        in_streams = _streams(self["reduce_input_stream"]) + _streams(self["reduce_reader"])
+        out_streams = _streams(self["reduce_output_stream"])
+        inputs = [i for i in self.get_inputs()]
+        located = [(i.label, i.locations) for i in inputs]
+        located = [(label, urls) for label, urls in located if urls]
+        if located and all(u.startswith("dir://") for _, urls in located for u in urls):
+            # Only this task's partition: the input's label, or the task's for "all".
+            urls_lists = [
+                [url]
+                for label, urls in located
+                for entry_label, url, _size in read_index(urls[0], task)
+                if entry_label == (task.group_label if label == "all" else label)
+            ]
+        else:
+            urls_lists = [urls for _, urls in located]
+        random.shuffle(urls_lists)
+        entries: Iterable[Any] = SerialInput(
+            urls_lists, task=task, open=self._opener(in_streams, params)
+        )
+        if self["sort"]:
+            entries = util.disk_sort(
+                self, entries, task.path("sort.dl"), sort_buffer_size=self["sort_buffer_size"]
+            )
+        out = self.output(task, None, open=self._opener(out_streams, params)).file.fds[-1]
+        entries = self.status_iter(entries, "%s entries reduced")
+        self["reduce_init"](entries, params)
+        if util.argcount(fn_reduce) < 3:
+            for key, value in fn_reduce(entries, params):
+                out.add(key, value)
+        else:
+            fn_reduce(entries, out, params)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def status_iter(self, iterator: Iterable[Any], template: str) -> Iterator[Any]:
+        """Pass items through, sending ``template % n`` every ``status_interval`` items
+        and ``"Done: " + template % n`` at the end."""
+        interval = self["status_interval"]
+        n = 0
+        for n, item in enumerate(iterator, 1):
+            if interval and n % interval == 0:
+                self.send("MSG", template % n)
+            yield item
+        self.send("MSG", "Done: " + template % n)
+
+    @staticmethod
+    def _opener(streams: list[Any], params: Any) -> Any:
+        from disco.worker.task_io import StreamCombiner
+
+        def open(url: str) -> Any:
+            return StreamCombiner(url, streams, params)
+
+        return open
+
+    def _inject(self, task: Any) -> None:
+        """Give the job's functions the names of library.md 10.4."""
+        names = injected_names(task, self.get("required_modules") or ())
+        seen: set[int] = set()
+        for value in self.values():
+            _globalize(value, names, seen)
+
+
+def injected_names(task: Any, required_modules: Iterable[Any]) -> dict[str, Any]:
+    """The names job functions see (library.md 10.4), for ``task``."""
+    import disco.worker
+    from disco import util
+    from disco.worker.classic import func
+
+    names = {
+        k: v
+        for k, v in vars(func).items()
+        if not k.startswith("_") and k not in _STUBS and not hasattr(builtins, k)
+    }
+
+    def this_inputs() -> list[list[str]]:
+        return [i.locations for i in disco.worker.Worker.get_inputs()]
+
+    names.update(
+        {
+            "Task": task,
+            "get": task.get,
+            "put": task.put,
+            "this_name": lambda: task.jobname,
+            "this_master": lambda: task.master,
+            "this_host": lambda: task.host,
+            "this_partition": lambda: task.group_label,
+            "this_inputs": this_inputs,
+            "Params": Params,
+            "Worker": Worker,
+            "util": util,
+            "worker": disco.worker,
+            "os": os,
+            "sys": sys,
+            "JOBPACK_VERSION1": JOBPACK_VERSION1,
+        }
+    )
+    try:
+        from disco.worker.classic import external
+
+        names["external"] = external
+    except ImportError:
+        pass
+    for module in required_modules:
+        name, path = module if isinstance(module, (tuple, list)) else (module, None)
+        names[name.rsplit(".", 1)[-1]] = _import(name, path)
+    return names
+
+
+def _import(name: str, path: str | None) -> Any:
+    """Import a required module by name, or from its shipped file in the job home."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if not path:
+            raise
+    import importlib.util
+
+    location = path.lstrip("/")
+    spec = importlib.util.spec_from_file_location(name, location)
+    if spec is None or spec.loader is None:
+        raise ImportError("Cannot import required module %s from %s" % (name, location))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _globalize(obj: Any, names: dict[str, Any], seen: set[int]) -> None:
+    """``setdefault`` ``names`` into the globals of every function reachable from ``obj``."""
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        for item in obj:
+            _globalize(item, names, seen)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            _globalize(item, names, seen)
+    elif isinstance(obj, Params):
+        for item in vars(obj).values():
+            _globalize(item, names, seen)
+    elif hasattr(obj, "__func__"):  # bound method
+        _globalize(obj.__func__, names, seen)
+    elif hasattr(obj, "func") and hasattr(obj, "keywords"):  # functools.partial
+        _globalize(obj.func, names, seen)
+        _globalize(obj.args, names, seen)
+        _globalize(obj.keywords, names, seen)
+    else:
+        module = getattr(obj, "__module__", None) or ""
+        if module == "disco" or module.startswith("disco."):
+            return  # Disco's own functions never read injected names
+        module_globals = getattr(obj, "__globals__", None)
+        if isinstance(module_globals, dict):
+            for key, value in names.items():
+                module_globals.setdefault(key, value)
+
+
+def _external_module() -> Any:
+    try:
+        from disco.worker.classic import external
+    except ImportError as e:
+        raise DiscoError(
+            "map/reduce given as a dict means an external program, but "
+            "disco.worker.classic.external is not available: %s" % e
+        )
+    return external
+
+
+if __name__ == "__main__":
+    Worker.main()
