@@ -2,9 +2,9 @@
 
 Owns :class:`Disco` (every master request a script or the ``disco`` command makes,
 master-api.md 2.10), the module-level :func:`result_iterator`, :func:`client_version`
-and :class:`Stats`.  HTTP goes through ``disco.comm.download`` (with a small private
-``urllib`` stand-in while that module is missing); expanding and reading result URLs is
-left to ``disco.util``, ``disco.worker`` and ``disco.worker.task_io``.
+and :class:`Stats`.  HTTP (and its retry policy) is ``disco.comm.download``; expanding
+and reading result URLs is left to ``disco.util``, ``disco.worker`` and
+``disco.worker.task_io``.
 
 Scripts do ``from disco.core import Job, Disco, result_iterator``: the 0.5 re-exports
 (``Job``, ``func``, ``util``, ``task_io``) are resolved lazily on first access so that
@@ -20,12 +20,11 @@ import marshal
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from io import BytesIO
 from typing import Any
 
+from disco.comm import download
 from disco.error import CommError, DataError, DiscoError, JobError
 from disco.eventmonitor import EventMonitor
 from disco.settings import DiscoSettings
@@ -71,31 +70,6 @@ class Continue(Exception):
 
 
 # -- HTTP --------------------------------------------------------------------------------
-def _urllib_download(
-    url: str, method: str = "GET", data: bytes | None = None, offset: int = 0
-) -> bytes:
-    """Stand-in for ``disco.comm.download`` (used only while that module is missing)."""
-    headers = {"Range": "bytes=%d-" % offset} if offset else {}
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=None) as resp:
-            return resp.read()
-    except urllib.error.HTTPError as e:
-        body = e.read().decode("utf-8", "replace")
-        raise CommError(body, url, e.code) from None
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise CommError(str(reason), url) from None
-
-
-def _download(url: str, method: str, data: bytes | None, offset: int) -> bytes:
-    try:
-        from disco.comm import download
-    except ImportError:
-        return _urllib_download(url, method=method, data=data, offset=offset)
-    return download(url, method=method, data=data, offset=offset or ())
-
-
 def _proxy_url(url: str, proxy: str | None, to_master: bool = True) -> str:
     """``disco.util.proxy_url`` with an explicit proxy (library.md 7.2)."""
     if not proxy:
@@ -196,7 +170,7 @@ class Disco:
         full = _proxy_url("%s%s" % (self.master, url), self.proxy)
         method = "GET" if data is None else "POST"
         try:
-            body = _download(full, method, data, offset)
+            body = download(full, method=method, data=data, offset=offset)
         except CommError as e:
             if e.code is None:
                 e.msg = "%s (is disco master running at %s?)" % (e.msg, self.master)

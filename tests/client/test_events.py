@@ -75,7 +75,10 @@ def test_rawevents_is_text_from_offset(events_server) -> None:
     assert disco.rawevents("J", offset=len(E1)) == E2.decode("utf-8")
 
 
-def test_request_without_master_names_the_master() -> None:
+def test_request_without_master_names_the_master(monkeypatch) -> None:
+    import disco.comm
+
+    monkeypatch.setattr(disco.comm, "RETRY_BASE_DELAY", 0.0)  # keep the retries, not the waits
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -1,0 +1,212 @@
+"""Master daemon control for ``disco start|stop|restart|status|nodaemon`` (library.md 18.2).
+
+The master itself is ``python -m disco.master --pidfile PATH`` (a foreground server on
+``DISCO_MASTER_HOST:DISCO_PORT`` configured from ``DiscoSettings``).  This module only
+launches it detached (new session, output appended to ``DISCO_LOG_DIR/<DISCO_NAME>.log``,
+pid in ``DISCO_PID_DIR/<DISCO_NAME>.pid``), waits until ``/disco/version`` answers, and
+stops it with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+from disco.error import DiscoError
+from disco.settings import DiscoSettings
+
+logger = logging.getLogger(__name__)
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+
+# Masters started by this process: kept so they are reaped (no zombies, no
+# "still running" warnings) if this process outlives them, e.g. in tests.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class Master:
+    """The master daemon configured by ``settings``."""
+
+    def __init__(self, settings: DiscoSettings | None = None) -> None:
+        self.settings = settings if settings is not None else DiscoSettings()
+        self.host = str(self.settings["DISCO_MASTER_HOST"])
+        self.port = int(self.settings["DISCO_PORT"])
+        name = str(self.settings["DISCO_NAME"])
+        self.pidfile = os.path.join(str(self.settings["DISCO_PID_DIR"]), "%s.pid" % name)
+        self.logfile = os.path.join(str(self.settings["DISCO_LOG_DIR"]), "%s.log" % name)
+
+    def __str__(self) -> str:
+        return "Master %s:%s" % (self.host, self.port)
+
+    @property
+    def url(self) -> str:
+        host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        return "http://%s:%d" % (host, self.port)
+
+    @property
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "disco.master", "--pidfile", self.pidfile]
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        """The pid in the pid file, if there is one."""
+        try:
+            with open(self.pidfile, encoding="ascii") as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    @property
+    def running(self) -> bool:
+        pid = self.pid
+        return pid is not None and _alive(pid)
+
+    def answers(self) -> bool:
+        """Whether ``/disco/version`` answers."""
+        try:
+            with urllib.request.urlopen(self.url + "/disco/version", timeout=1) as resp:
+                return resp.status == 200
+        except Exception:
+            return False
+
+    # -- actions ---------------------------------------------------------------------------
+    def start(self) -> str:
+        """Start the daemon and wait until it answers; returns the status line."""
+        if self.running:
+            raise DiscoError("%s already started" % self)
+        self.settings.ensuredirs()
+        for key in ("DISCO_LOG_DIR", "DISCO_PID_DIR"):
+            self.settings.safedir(key)
+        if os.path.exists(self.pidfile):  # stale
+            os.unlink(self.pidfile)
+        with open(self.logfile, "ab") as log:
+            proc = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=str(self.settings["DISCO_ROOT"]),
+                start_new_session=True,
+                env=_child_env(self.settings),
+            )
+        _children[proc.pid] = proc
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.answers():
+            code = proc.poll()
+            if code is not None:
+                raise DiscoError(
+                    "Failed to start %s: it exited with status %s; see %s%s"
+                    % (self, code, self.logfile, _tail(self.logfile))
+                )
+            if time.monotonic() > deadline:
+                _terminate(proc.pid)
+                raise DiscoError(
+                    "Failed to start %s: no answer at %s after %.0fs; see %s%s"
+                    % (self, self.url, START_TIMEOUT, self.logfile, _tail(self.logfile))
+                )
+            time.sleep(0.05)
+        if self.pid != proc.pid:
+            with open(self.pidfile, "w", encoding="ascii") as f:
+                f.write("%d\n" % proc.pid)
+        logger.info("master pid %d, log %s", proc.pid, self.logfile)
+        return "%s started" % self
+
+    def stop(self) -> str:
+        """SIGTERM the daemon and wait for it to exit; returns the status line."""
+        pid = self.pid
+        if pid is not None and _alive(pid):
+            _terminate(pid)
+        if os.path.exists(self.pidfile):
+            os.unlink(self.pidfile)
+        return "%s stopped" % self
+
+    def status(self) -> str:
+        return "%s %s" % (self, "running" if self.running else "stopped")
+
+    def nodaemon(self) -> int:
+        """Run the master in the foreground until it exits (Ctrl-C stops it)."""
+        self.settings.ensuredirs()
+        self.settings.safedir("DISCO_PID_DIR")
+        proc = subprocess.Popen(self.command, env=_child_env(self.settings))
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            # the master got the same SIGINT (same process group): let it finish
+            try:
+                return proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                return proc.wait()
+
+
+def _child_env(settings: DiscoSettings) -> dict[str, str]:
+    """This environment plus the settings given explicitly to ``settings``."""
+    env = dict(os.environ)
+    for key, value in dict.items(settings):
+        env[key] = str(value)
+    return env
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live (non-zombie) Disco master process."""
+    proc = _children.get(pid)
+    if proc is not None:
+        return proc.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            if f.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
+                return False
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return b"disco.master" in f.read()  # else a stale pid reused by another program
+    except (OSError, IndexError):
+        return True  # no /proc: trust kill(0)
+
+
+def _terminate(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    if _wait_gone(pid, STOP_TIMEOUT):
+        return
+    logger.warning("master pid %d ignored SIGTERM for %.0fs: killing it", pid, STOP_TIMEOUT)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    _wait_gone(pid, 5.0)
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    _children.pop(pid, None)
+    return True
+
+
+def _tail(path: str, size: int = 2000) -> Any:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            text = f.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+    return ("\n" + text) if text else ""

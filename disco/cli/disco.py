@@ -1,0 +1,558 @@
+"""The ``disco`` command (library.md 18): control the master and inspect jobs.
+
+``disco [global options] <command> [command options] [args]``; global options (``-s``,
+``-v``, ``-t``, ``-M``) may appear anywhere.  Every command is a function
+``cmd_<name>(prog, args)`` over parsed arguments, so tests call :func:`main` directly.
+Errors exit with status 1 and the message on stderr (``-v`` shows the traceback).
+Job-name arguments accept ``@`` (the newest job) and ``@?text`` (the newest job whose
+name contains ``text``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import os
+import sys
+import zipfile
+from collections.abc import Callable, Iterator
+from functools import cached_property
+from typing import Any
+
+from disco.error import DiscoError
+from disco.settings import DiscoSettings
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Program", "build_parser", "main"]
+
+GLOBAL_VALUE_OPTIONS = ("-s", "--settings", "-t", "--token", "-M", "--master")
+
+
+class Program:
+    """What every command gets: the settings, a ``Disco`` client, input helpers."""
+
+    def __init__(self, settings: DiscoSettings, verbose: bool = False) -> None:
+        self.settings = settings
+        self.verbose = verbose
+
+    @cached_property
+    def disco(self) -> Any:
+        from disco.core import Disco
+
+        return Disco(settings=self.settings)
+
+    def jobname(self, name: str) -> str:
+        """Resolve the ``@`` / ``@?text`` job history shorthands (library.md 18.1)."""
+        if name == "@" or name.startswith("@?"):
+            text = name[2:]
+            for _start, _status, jobname in self.disco.joblist():
+                if text in jobname:
+                    return jobname
+        return name
+
+    def jobnames(self, names: list[str]) -> list[str]:
+        return [self.jobname(name) for name in names]
+
+    def inputs(self, args: list[str]) -> list[Any]:
+        """``args``, else one input per line of stdin (tab-separated replicas)."""
+        if args:
+            return list(args)
+        if sys.stdin is None or sys.stdin.isatty():
+            return []
+        found: list[Any] = []
+        for line in sys.stdin.read().splitlines():
+            replicas = line.split()
+            if len(replicas) == 1:
+                found.append(replicas[0])
+            elif replicas:
+                found.append(replicas)
+        return found
+
+
+def out(*parts: Any) -> None:
+    print(*parts, flush=True)
+
+
+def print_results(results: Any) -> None:
+    """One result per line, replicas tab-separated."""
+    for result in results:
+        out("\t".join(result) if isinstance(result, (list, tuple)) else result)
+
+
+# -- daemon --------------------------------------------------------------------------------
+def _master(prog: Program) -> Any:
+    from disco.cli.daemon import Master
+
+    return Master(prog.settings)
+
+
+def cmd_start(prog: Program, args: argparse.Namespace) -> int:
+    """Start the master daemon."""
+    out(_master(prog).start())
+    return 0
+
+
+def cmd_stop(prog: Program, args: argparse.Namespace) -> int:
+    """Stop the master daemon."""
+    out(_master(prog).stop())
+    return 0
+
+
+def cmd_restart(prog: Program, args: argparse.Namespace) -> int:
+    """Stop, then start the master daemon."""
+    master = _master(prog)
+    out(master.stop())
+    out(master.start())
+    return 0
+
+
+def cmd_status(prog: Program, args: argparse.Namespace) -> int:
+    """Print whether the master daemon is running."""
+    out(_master(prog).status())
+    return 0
+
+
+def cmd_nodaemon(prog: Program, args: argparse.Namespace) -> int:
+    """Run the master in the foreground."""
+    return _master(prog).nodaemon()
+
+
+# -- cluster ---------------------------------------------------------------------------------
+def cmd_config(prog: Program, args: argparse.Namespace) -> int:
+    """Print the cluster config: host<TAB>cores per line."""
+    for host, cores in prog.disco.config:
+        out("%s\t%s" % (host, cores))
+    return 0
+
+
+def cmd_nodeinfo(prog: Program, args: argparse.Namespace) -> int:
+    """Print host<TAB><info> per node."""
+    for host, info in sorted(prog.disco.nodeinfo().items()):
+        out("%s\t%s" % (host, info))
+    return 0
+
+
+def cmd_client_version(prog: Program, args: argparse.Namespace) -> int:
+    """Print the version of this client."""
+    from disco.core import client_version
+
+    out(client_version())
+    return 0
+
+
+def cmd_master_version(prog: Program, args: argparse.Namespace) -> int:
+    """Print the version of the master."""
+    out(prog.disco.master_version())
+    return 0
+
+
+# -- jobs: submitting ------------------------------------------------------------------------
+def cmd_job(prog: Program, args: argparse.Namespace) -> int:
+    """Submit a classic (v1) job pack around any worker executable; print the job name."""
+    from disco.job import JobPack
+
+    worker = args.worker
+    scheduler = {key: eval(value, {}, {}) for key, value in args.scheduler}  # noqa: S307 (18.2)
+    jobdict = {
+        "input": prog.inputs(args.input),
+        "worker": _arcname(worker),
+        "map?": args.has_map,
+        "reduce?": args.has_reduce,
+        "nr_reduces": args.nr_reduces,
+        "prefix": args.prefix or os.path.splitext(os.path.basename(worker))[0],
+        "scheduler": scheduler,
+        "owner": args.owner or prog.settings["DISCO_JOB_OWNER"],
+        "save_results": False,
+        "save_info": "ddfs",
+    }
+    jobenvs = dict(args.env)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as jobzip:
+        for path in [worker, *args.file]:
+            _zip_path(jobzip, path)
+        members = jobzip.namelist()
+    jobdata = _jobdata(args.data)
+    # library.md 21.7: the original forgot the version argument; classic packs are v1.
+    jobpack = JobPack(1, jobdict, jobenvs, buf.getvalue(), jobdata)
+    if prog.verbose:
+        out("jobdict:\n%s" % "\n".join("\t%s\t%s" % kv for kv in jobdict.items()))
+        out("jobenvs:\n%s" % "\n".join("\t%s\t%s" % kv for kv in jobenvs.items()))
+        out("jobhome:\n%s" % "\n".join("\t%s" % m for m in members))
+        out("jobdata:\n\t%r" % jobdata)
+    if args.dump_jobpack:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(jobpack.dumps())
+        sys.stdout.buffer.flush()
+    else:
+        out(prog.disco.submit(jobpack.dumps()))
+    return 0
+
+
+def _arcname(path: str) -> str:
+    name = os.path.normpath(path).lstrip("/")
+    return os.path.basename(name) if name.startswith("..") else name
+
+
+def _zip_path(jobzip: zipfile.ZipFile, path: str) -> None:
+    if os.path.isdir(path):
+        for root, _dirs, files in os.walk(path):
+            for name in sorted(files):
+                full = os.path.join(root, name)
+                jobzip.write(full, _arcname(full))
+    else:
+        jobzip.write(path, _arcname(path))
+
+
+def _jobdata(data: str | None) -> bytes:
+    if not data:
+        return b""
+    if data.startswith("@"):
+        with open(data[1:], "rb") as f:
+            return f.read()
+    return data.encode("utf-8")
+
+
+def cmd_submit(prog: Program, args: argparse.Namespace) -> int:
+    """Submit a ready job pack from a file (or stdin); print the job name."""
+    if args.file and args.file != "-":
+        with open(args.file, "rb") as f:
+            data = f.read()
+    else:
+        data = sys.stdin.buffer.read()
+    out(prog.disco.submit(data))
+    return 0
+
+
+def cmd_run(prog: Program, args: argparse.Namespace) -> int:
+    """Instantiate a Job class (dotted name) and run it; print the job name."""
+    from disco.util import reify
+
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    jobclass = reify(args.jobclass)
+    job = jobclass(name=args.name, master=prog.disco, settings=prog.settings)
+    jobargs: dict[str, Any] = {}
+    for key in ("map", "reduce", "save", "profile", "partitions"):
+        value = getattr(args, key)
+        if value is not None:
+            jobargs[key] = reify(value)
+    if args.scheduler:
+        jobargs["scheduler"] = {key: eval(value, {}, {}) for key, value in args.scheduler}  # noqa: S307
+    for key, value in args.param:
+        jobargs[key] = value
+    inputs = prog.inputs(args.input)
+    if inputs:
+        jobargs["input"] = inputs
+    job.run(**jobargs)
+    out(job.name)
+    return 0
+
+
+# -- jobs: inspecting ------------------------------------------------------------------------
+def cmd_wait(prog: Program, args: argparse.Namespace) -> int:
+    """Wait for the job to finish, then print its results."""
+    jobname = prog.jobname(args.jobname)
+    if sys.stdout.isatty() and not prog.settings["DISCO_EVENTS"]:
+        from disco.cli.progress import wait_with_progress
+
+        results = wait_with_progress(prog.disco, jobname, sys.stdout)
+    else:
+        results = prog.disco.wait(jobname)
+    print_results(results)
+    return 0
+
+
+def cmd_results(prog: Program, args: argparse.Namespace) -> int:
+    """Print the job's current results (no waiting)."""
+    _status, results = prog.disco.results(prog.jobname(args.jobname), timeout=0)
+    print_results(results)
+    return 0
+
+
+def cmd_stageresults(prog: Program, args: argparse.Namespace) -> int:
+    """Print the results of one stage of the job."""
+    print_results(prog.disco.stageresults(prog.jobname(args.jobname), args.stage))
+    return 0
+
+
+def cmd_jobs(prog: Program, args: argparse.Namespace) -> int:
+    """Print job names, newest first (with -S: name<TAB>status)."""
+    for _start, status, name in prog.disco.joblist():
+        out("%s\t%s" % (name, status) if args.status else name)
+    return 0
+
+
+def cmd_jobdict(prog: Program, args: argparse.Namespace) -> int:
+    """Print the job name, then <TAB>key<TAB>value per jobdict entry."""
+    jobname = prog.jobname(args.jobname)
+    out(jobname)
+    for key, value in prog.disco.jobpack(jobname).jobdict.items():
+        out("\t%s\t%s" % (key, value))
+    return 0
+
+
+def cmd_events(prog: Program, args: argparse.Namespace) -> int:
+    """Print the job's raw event lines from a byte offset."""
+    sys.stdout.write(prog.disco.rawevents(prog.jobname(args.jobname), offset=args.offset))
+    sys.stdout.flush()
+    return 0
+
+
+def cmd_deref(prog: Program, args: argparse.Namespace) -> int:
+    """Expand inputs (index files, tags) and print one input per line, replicas tab-separated."""
+    from disco.util import deref
+
+    urls = prog.inputs(args.url)
+    if args.job_mode:
+        jobs, urls = urls, []
+        for name in jobs:
+            urls.extend(prog.disco.results(prog.jobname(name), timeout=0)[1])
+    for replicas in deref(urls, resolve=args.resolve):
+        out("\t".join(replicas))
+    return 0
+
+
+def cmd_kill(prog: Program, args: argparse.Namespace) -> int:
+    """Kill the jobs."""
+    for name in prog.jobnames(args.jobname):
+        prog.disco.kill(name)
+    return 0
+
+
+def cmd_purge(prog: Program, args: argparse.Namespace) -> int:
+    """Purge the jobs (delete their metadata and data)."""
+    for name in prog.jobnames(args.jobname):
+        prog.disco.purge(name)
+    return 0
+
+
+def cmd_oob(prog: Program, args: argparse.Namespace) -> int:
+    """Print the job's OOB keys, or with "oob get KEY JOB" one value (needs DDFS)."""
+    if args.jobname and args.jobname[0] == "get":
+        if len(args.jobname) != 3:
+            raise DiscoError("usage: disco oob get key jobname")
+        value = prog.disco.oob_get(prog.jobname(args.jobname[2]), args.jobname[1])
+        sys.stdout.flush()
+        sys.stdout.buffer.write(value or b"")
+        sys.stdout.buffer.flush()
+        return 0
+    if len(args.jobname) != 1:
+        raise DiscoError("usage: disco oob jobname")
+    for key in prog.disco.oob_list(prog.jobname(args.jobname[0])):
+        out(key)
+    return 0
+
+
+def cmd_pstats(prog: Program, args: argparse.Namespace) -> int:
+    """Print profiling statistics of a job run with profile=True (needs DDFS)."""
+    stats = prog.disco.profile_stats(prog.jobname(args.jobname), stream=sys.stdout)
+    stats.sort_stats(*(args.sort_stats or ["cumulative"])).print_stats()
+    return 0
+
+
+# -- parsing -------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # exit 1 with the message, not argparse's 2
+        raise _UsageError("%s\n%s" % (self.format_usage().strip(), message))
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "-s", "--settings", metavar="FILE", default=default(None), help="use this settings file"
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default(False),
+        help="print the settings; tracebacks on errors",
+    )
+    group.add_argument("-t", "--token", default=default(None), help="DDFS read and write token")
+    group.add_argument("-M", "--master", default=default(None), help="the master (DISCO_MASTER)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="disco", description="Control Disco and inspect its jobs.")
+    _global_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
+
+    def command(name: str, func: Callable[..., int]) -> argparse.ArgumentParser:
+        doc = (func.__doc__ or "").strip()
+        p = sub.add_parser(name, help=doc, description=doc)
+        _global_options(p, suppress=True)
+        p.set_defaults(func=func)
+        return p
+
+    for name in ("start", "stop", "restart", "status", "nodaemon", "config", "nodeinfo",
+                 "client_version", "master_version"):  # fmt: skip
+        command(name, globals()["cmd_" + name])
+
+    p = command("deref", cmd_deref)
+    p.add_argument("url", nargs="*")
+    p.add_argument("-r", "--resolve", action="store_true", help="resolve internal URLs")
+    p.add_argument("-j", "--job-mode", action="store_true", help="arguments are job names")
+
+    p = command("events", cmd_events)
+    p.add_argument("jobname")
+    p.add_argument("-o", "--offset", type=int, default=0)
+
+    p = command("job", cmd_job)
+    p.add_argument("worker")
+    p.add_argument("input", nargs="*")
+    p.add_argument("-m", "--has-map", action="store_true")
+    p.add_argument("-r", "--has-reduce", action="store_true")
+    p.add_argument("-n", "--nr-reduces", type=int, default=1)
+    p.add_argument("-o", "--owner")
+    p.add_argument("-p", "--prefix")
+    p.add_argument(
+        "-S", "--scheduler", nargs=2, action="append", default=[], metavar=("KEY", "VALUE")
+    )
+    p.add_argument("-e", "--env", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
+    p.add_argument("-f", "--file", action="append", default=[], metavar="PATH")
+    p.add_argument("-d", "--data", help="jobdata (@file reads a file)")
+    p.add_argument("-D", "--dump-jobpack", action="store_true")
+
+    p = command("submit", cmd_submit)
+    p.add_argument("file", nargs="?")
+
+    p = command("run", cmd_run)
+    p.add_argument("jobclass")
+    p.add_argument("input", nargs="*")
+    p.add_argument("-n", "--name", help="job name prefix")
+    p.add_argument("-m", "--map")
+    p.add_argument("-r", "--reduce")
+    p.add_argument("--save")
+    p.add_argument("--profile")
+    p.add_argument("--partitions")
+    p.add_argument(
+        "-S", "--scheduler", nargs=2, action="append", default=[], metavar=("KEY", "VALUE")
+    )
+    p.add_argument("-P", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
+
+    for name in ("wait", "results", "jobdict"):
+        command(name, globals()["cmd_" + name]).add_argument("jobname")
+
+    p = command("stageresults", cmd_stageresults)
+    p.add_argument("jobname")
+    p.add_argument("-S", "--stage", default="map")
+
+    p = command("jobs", cmd_jobs)
+    p.add_argument("-S", "--status", action="store_true")
+
+    for name in ("kill", "purge"):
+        command(name, globals()["cmd_" + name]).add_argument("jobname", nargs="+")
+
+    p = command("oob", cmd_oob)
+    p.add_argument("jobname", nargs="+", help="jobname, or: get KEY JOBNAME")
+
+    p = command("pstats", cmd_pstats)
+    p.add_argument("jobname")
+    p.add_argument("-k", "--sort-stats", action="append", metavar="KEY")
+    return parser
+
+
+def _command_index(argv: list[str]) -> int | None:
+    """Index of the command word: the first argument that is not a global option."""
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg in GLOBAL_VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-") or arg == "-":
+            return i
+    return None
+
+
+@contextlib.contextmanager
+def _exported(values: dict[str, str]) -> Iterator[None]:
+    """Put the settings given on the command line in the environment, for this run."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _explicit_settings(opts: argparse.Namespace) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if opts.settings:
+        if not os.path.isfile(opts.settings):
+            raise DiscoError("Settings file %s does not exist" % opts.settings)
+        values["DISCO_SETTINGS_FILE"] = os.path.abspath(opts.settings)
+    if opts.token:
+        values["DDFS_READ_TOKEN"] = values["DDFS_WRITE_TOKEN"] = opts.token
+    if opts.master:
+        master = opts.master
+        if ":" not in master:
+            port = DiscoSettings(environ={**os.environ, **values})["DISCO_PORT"]
+            master = "%s:%s" % (master, port)
+        values["DISCO_MASTER"] = master
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``disco`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    verbose = "-v" in argv or "--verbose" in argv
+    if not logging.getLogger().handlers:  # the CLI is an entry point: it owns logging
+        logging.basicConfig(
+            format="%(message)s", level=logging.INFO if verbose else logging.WARNING
+        )
+    try:
+        index = _command_index(argv)
+        if index is not None and argv[index] not in _commands(parser):
+            raise _UsageError("unrecognized command: %s" % " ".join(argv[index:]))
+        args = parser.parse_args(argv)
+        with _exported(_explicit_settings(args)):
+            settings = DiscoSettings()
+            if args.verbose:
+                for key in settings.keys():
+                    try:
+                        out("%s = %s" % (key, settings[key]))
+                    except Exception as e:  # a broken default must not hide the rest
+                        out("%s = <error: %s>" % (key, e))
+            if args.command is None:
+                out("Disco master at %s" % settings["DISCO_MASTER"])
+                return 0
+            return int(args.func(Program(settings, verbose=args.verbose), args) or 0)
+    except SystemExit as e:  # -h
+        return e.code if isinstance(e.code, int) else 0
+    except KeyboardInterrupt:
+        return 1
+    except _UsageError as e:
+        print(e, file=sys.stderr)
+        return 1
+    except Exception as e:
+        if verbose:
+            raise
+        print(e, file=sys.stderr)
+        return 1
+
+
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
