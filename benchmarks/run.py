@@ -111,7 +111,7 @@ class Bench:
         tail = ""
         if log.exists():
             lines = log.read_text(errors="replace").splitlines()
-            tail = "\n".join(lines[-25:])
+            tail = "\n".join(lines[-25:]).replace(str(ROOT) + "/", "")
         self.failures[step] = (why + "\n" if why else "") + tail
         logger.error("%s failed%s (log: %s)", step, ": " + why if why else "", log)
 
@@ -380,7 +380,7 @@ class Bench:
         info = {
             "started": started.strftime("%Y-%m-%d %H:%M"),
             "seconds": round(time.perf_counter() - t0),
-            "command": " ".join(["benchmarks/run.py"] + (self.args.argv or [])),
+            "command": " ".join([".venv/bin/python benchmarks/run.py"] + (self.args.argv or [])),
             "label": self.label,
             "tiny_label": "corpus-" + TINY_SIZE,
             "input_bytes": self.corpus.stat().st_size,

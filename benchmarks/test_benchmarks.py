@@ -11,6 +11,7 @@ import json
 import os
 import random
 import sys
+import zlib
 from collections import Counter
 from io import StringIO
 
@@ -37,6 +38,7 @@ def make_text(path, lines: int, seed: int = 1) -> bytes:
 class P:
     def __init__(self, block_size: int) -> None:
         self.block_size = block_size
+        self.crc32 = zlib.crc32
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 8, 50])
@@ -86,6 +88,13 @@ def test_reader_and_map_count_every_word(tmp_path, block):
     assert seen == text
     assert total == Counter(text.split())
     assert dict(wc.reduce_counts(iter(total.items()), None)) == dict(total)
+
+
+def test_partition_is_deterministic_and_spreads_words():
+    words = [b"w%d" % i for i in range(1000)]
+    parts = [wc.crc_partition(w, 3, P(1)) for w in words]
+    assert parts == [zlib.crc32(w) % 3 for w in words]
+    assert all(parts.count(i) > 250 for i in range(3))
 
 
 def test_write_counts_matches_peer_format(tmp_path):
@@ -227,9 +236,9 @@ def test_tiny_expected_counts():
 def _project_ready() -> bool:
     try:
         import disco.master.server  # noqa: F401
-        import disco.worker.classic.worker  # noqa: F401
 
         import disco.core  # noqa: F401
+        import disco.worker.classic.worker  # noqa: F401
     except ImportError:
         return False
     return True

@@ -15,7 +15,8 @@ Written the way a Disco user would write a tuned word count, with the public API
 - ``map`` counts a block with ``collections.Counter`` and emits ``(word, count)`` pairs;
   a sum ``combiner`` folds the pairs of all blocks of a task before they are written
   (library.md 8.1), so each map task writes each distinct word once per partition;
-- ``partitions`` reduce tasks sum the counts;
+- ``partitions`` reduce tasks (words spread by CRC-32, cheaper than the default md5) sum
+  the counts;
 - the client reads the results with ``result_iterator``, sorts them by word and writes
   ``word<TAB>count`` lines, the format of the peers in ``../shared/bench/peers/``.
 
@@ -31,6 +32,7 @@ import logging
 import os
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -115,6 +117,11 @@ def sum_counts(key: Any, value: Any, buf: dict, done: bool, params: Any) -> Any:
     return None
 
 
+def crc_partition(key: bytes, nr_partitions: int, params: Any) -> int:
+    """partition: CRC-32 of the word (about 5x cheaper than the default md5, library.md 8.2)."""
+    return params.crc32(key) % nr_partitions
+
+
 def reduce_counts(iter: Any, params: Any) -> Any:
     """reduce (2-argument form): sum the counts of each word of this partition."""
     totals: dict = {}
@@ -149,8 +156,9 @@ def run_wordcount(
         "map_reader": range_reader,
         "map": count_block,
         "partitions": partitions,
+        "partition": crc_partition,
         "reduce": reduce_counts,
-        "params": Params(block_size=block_size),
+        "params": Params(block_size=block_size, crc32=zlib.crc32),
     }
     if combiner:
         jobargs["combiner"] = sum_counts
@@ -192,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("input")
     ap.add_argument("output")
     cores = os.cpu_count() or 2
-    ap.add_argument("--splits", type=int, default=4 * cores, help="map inputs (byte ranges)")
+    ap.add_argument("--splits", type=int, default=2 * cores, help="map inputs (byte ranges)")
     ap.add_argument("--partitions", type=int, default=2, help="reduce tasks")
     ap.add_argument("--block-size", type=parse_size, default=DEFAULT_BLOCK)
     ap.add_argument("--no-combiner", action="store_true")
