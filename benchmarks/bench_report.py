@@ -308,7 +308,7 @@ def wordcount_table(d: dict[str, Any], out: list[str]) -> None:
         med = s.get("median")
         mbps = nbytes / 1e6 / med if med and nbytes else None
         speed = ratio(med, om) if name != OURS else None
-        mem = ratio(opss, s.get("pss_kb")) if name != OURS else None
+        mem = ratio(opss, s.get("pss_kb")) if name != OURS and om else None
         label = "**`%s`**" % name if name == OURS else "`%s`" % name
         if ran and name not in ran:
             label += " †"
