@@ -1,0 +1,63 @@
+"""``python -m disco.master``: run a master in the foreground until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from disco.settings import DiscoSettings
+
+logger = logging.getLogger("disco.master")
+
+
+async def _serve(settings: DiscoSettings, host: str, port: int) -> None:
+    from disco.master.server import start_master
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server = await start_master(settings, host=host, port=port)
+    try:
+        await stop.wait()
+    finally:
+        logger.info("shutting down")
+        await server.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m disco.master", description=__doc__)
+    parser.add_argument("--host", help="address to bind (default: DISCO_MASTER_HOST)")
+    parser.add_argument("--port", type=int, help="port to bind (default: DISCO_PORT)")
+    parser.add_argument("--pidfile", help="write the process id to this file")
+    parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    settings = DiscoSettings()
+    settings.ensuredirs()
+    host = args.host or str(settings["DISCO_MASTER_HOST"])
+    port = args.port if args.port is not None else int(settings["DISCO_PORT"])
+    if args.pidfile:
+        with open(args.pidfile, "w", encoding="utf-8") as f:
+            f.write("%d\n" % os.getpid())
+    try:
+        asyncio.run(_serve(settings, host, port))
+    finally:
+        if args.pidfile:
+            try:
+                os.unlink(args.pidfile)
+            except OSError:
+                pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""``/disco/ctrl/<op>``: the control operations of master-api.md 2.3 (GET) and 2.4 (POST).
+
+Unknown ops, and GETs of POST-only ops (and the reverse), answer 404 (1.3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
+
+from disco.master.api.common import (
+    expect_int,
+    expect_list,
+    expect_string,
+    job_name,
+    json_body,
+    json_response,
+    param,
+    runtime,
+)
+from disco.master.errors import bad_request, not_found
+from disco.master.events import job_dir
+from disco.master.events import jobevents as render_jobevents
+from disco.master.store import ClusterConfig, ConfigError
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+GET_OPS: dict[str, Handler] = {}
+POST_OPS: dict[str, Handler] = {}
+
+routes = web.RouteTableDef()
+
+
+def get_op(name: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        GET_OPS[name] = fn
+        return fn
+
+    return register
+
+
+def post_op(name: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        POST_OPS[name] = fn
+        return fn
+
+    return register
+
+
+@routes.route("*", "/disco/ctrl/{op}")
+async def ctrl(request: web.Request) -> web.StreamResponse:
+    table = {"GET": GET_OPS, "POST": POST_OPS}.get(request.method, {})
+    handler = table.get(request.match_info["op"])
+    if handler is None:
+        raise not_found()
+    return await handler(request)
+
+
+# -- GET (2.3) ----------------------------------------------------------------------------
+@get_op("joblist")
+async def joblist(request: web.Request) -> web.StreamResponse:
+    return json_response(runtime(request).joblist())
+
+
+@get_op("jobinfo")
+async def jobinfo(request: web.Request) -> web.StreamResponse:
+    info = runtime(request).jobinfo(job_name(request))
+    if info is None:
+        raise not_found()
+    return json_response(info)
+
+
+@get_op("jobevents")
+async def jobevents(request: web.Request) -> web.StreamResponse:
+    rt = runtime(request)
+    name = job_name(request)
+    try:
+        num = int(request.query.get("num", "10"))
+    except ValueError:
+        raise bad_request("integer expected for 'num'")
+    log = rt.logs.get(name)
+    path = os.path.join(job_dir(rt.config.master_root, name), "events")
+    tail = list(log.tail) if log is not None else None
+    body = render_jobevents(path, tail, num, request.query.get("filter", ""))
+    return web.Response(text=body, content_type="text/plain")
+
+
+async def _serve_master_file(request: web.Request, filename: str) -> web.StreamResponse:
+    """A file of the job's master directory, with Range (4.3; never 416, 13.3)."""
+    rt = runtime(request)
+    path = os.path.join(job_dir(rt.config.master_root, job_name(request)), filename)
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        raise not_found()
+    headers = CIMultiDict(request.headers)
+    headers.popall(hdrs.ACCEPT_ENCODING, None)
+    start = _range_start(headers.get(hdrs.RANGE, ""))
+    if start is not None and start >= size:
+        return web.Response(status=200, body=b"", content_type="text/plain")  # 13.3
+    if start == 0:
+        headers.popall(hdrs.RANGE, None)  # 4.3: bytes=0- is the whole file (200)
+    response = web.FileResponse(path, headers={hdrs.CONTENT_TYPE: "text/plain"})
+    await response.prepare(request.clone(headers=headers))
+    return response
+
+
+def _range_start(value: str) -> int | None:
+    value = value.strip()
+    if not value.startswith("bytes=") or "," in value:
+        return None
+    first = value[len("bytes=") :].split("-", 1)[0].strip()
+    return int(first) if first.isdigit() else None
+
+
+@get_op("rawevents")
+async def rawevents(request: web.Request) -> web.StreamResponse:
+    return await _serve_master_file(request, "events")
+
+
+@get_op("parameters")
+async def parameters(request: web.Request) -> web.StreamResponse:
+    return await _serve_master_file(request, "jobfile")
+
+
+@get_op("get_stageresults")
+async def get_stageresults(request: web.Request) -> web.StreamResponse:
+    name = job_name(request)
+    stage = param(request, "stage")
+    results = runtime(request).stage_results(name, stage)
+    if results is None:
+        raise not_found()
+    return json_response(results)
+
+
+@get_op("nodeinfo")
+async def nodeinfo(request: web.Request) -> web.StreamResponse:
+    return json_response(runtime(request).nodeinfo())
+
+
+@get_op("load_config_table")
+async def load_config_table(request: web.Request) -> web.StreamResponse:
+    return json_response(await runtime(request).reload_config())
+
+
+@get_op("get_blacklist")
+async def get_blacklist(request: web.Request) -> web.StreamResponse:
+    return json_response(runtime(request).cluster.blacklist)
+
+
+@get_op("get_gc_blacklist")
+async def get_gc_blacklist(request: web.Request) -> web.StreamResponse:
+    return json_response(runtime(request).cluster.gc_blacklist)
+
+
+@get_op("get_settings")
+async def get_settings(request: web.Request) -> web.StreamResponse:
+    rt = runtime(request)
+    return json_response(
+        {"max_failure_rate": rt.max_failure_rate, "accept_new_jobs": rt.accept_new_jobs}
+    )
+
+
+# -- POST (2.4) ---------------------------------------------------------------------------
+@post_op("get_results")
+async def get_results(request: web.Request) -> web.StreamResponse:
+    body = expect_list(await json_body(request), 2)
+    timeout = expect_int(body[0])
+    names = [expect_string(n) for n in expect_list(body[1])]
+    return json_response(await runtime(request).wait_results(timeout, names))
+
+
+@post_op("kill_job")
+async def kill_job(request: web.Request) -> web.StreamResponse:
+    runtime(request).kill(expect_string(await json_body(request)))
+    return json_response("")
+
+
+@post_op("clean_job")
+async def clean_job(request: web.Request) -> web.StreamResponse:
+    await runtime(request).clean(expect_string(await json_body(request)))
+    return json_response("")
+
+
+@post_op("purge_job")
+async def purge_job(request: web.Request) -> web.StreamResponse:
+    rt = runtime(request)
+    name = expect_string(await json_body(request))
+    rt.kill(name)  # stop it now; the rest runs in the background (2.4)
+    task = asyncio.get_running_loop().create_task(rt.purge(name))
+    request.app[BACKGROUND].add(task)
+    task.add_done_callback(request.app[BACKGROUND].discard)
+    return json_response("")
+
+
+BACKGROUND = web.AppKey("disco_ctrl_background", set)
+
+
+def _listing(which: str, listed: bool) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        host = expect_string(await json_body(request))
+        await runtime(request).set_listed(which, host, listed)
+        return json_response("")
+
+    return handler
+
+
+post_op("blacklist")(_listing("blacklist", True))
+post_op("whitelist")(_listing("blacklist", False))
+post_op("gc_blacklist")(_listing("gc_blacklist", True))
+post_op("gc_whitelist")(_listing("gc_blacklist", False))
+
+
+@post_op("save_config_table")
+async def save_config_table(request: web.Request) -> web.StreamResponse:
+    rows = expect_list(await json_body(request))
+    table = []
+    for row in rows:
+        row = expect_list(row, 2)
+        table.append([expect_string(row[0]), expect_string(row[1])])
+    rt = runtime(request)
+    config = ClusterConfig(table, list(rt.cluster.blacklist), list(rt.cluster.gc_blacklist))
+    try:
+        await rt.apply_config(config)
+    except ConfigError as exc:
+        raise bad_request(str(exc))
+    return json_response("table saved!")
+
+
+@post_op("save_settings")
+async def save_settings(request: web.Request) -> web.StreamResponse:
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise bad_request("object expected, '%s' received" % body)
+    values: dict[str, int | None] = {"max_failure_rate": None, "accept_new_jobs": None}
+    for key in values:
+        if key in body:
+            try:
+                values[key] = int(str(body[key]).strip())
+            except ValueError:
+                raise bad_request("integer expected for '%s', '%s' received" % (key, body[key]))
+    runtime(request).save_settings(values["max_failure_rate"], values["accept_new_jobs"])
+    return json_response("Settings saved")

@@ -1,0 +1,559 @@
+"""The job coordinator: a pure state machine for every job of the master.
+
+``Coordinator.handle(event) -> list[Instruction]`` is the only way state changes.  It
+implements master-api.md 7 (stages, task ids, groupings, pinning, concurrent stages and
+``max_cores``), 10.2-10.5 (kill/clean, retries, node loss, scheduling through
+``scheduler.py``) and the master's events of 4.4.  No asyncio, no I/O, no clock: time is
+the ``now`` field of events; the retry jitter comes from an injected ``random.Random``.
+``validate()`` checks the invariants; tests call it after every event.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from disco.master import scheduler
+from disco.master.grouping import DataItem, DirItem, Item, TaskInput, assign, group_items
+from disco.master.jobpack import DataInput, JobSpec
+from disco.master.stages import Job, Stage, Task, output_items, result_entries
+from disco.master.states import (
+    AppendEvent,
+    AttemptDone,
+    AttemptFailed,
+    Event,
+    InputFailed,
+    InputsChanged,
+    InputsFailed,
+    InputsResolved,
+    Instruction,
+    InvalidTransition,
+    JobFinished,
+    JobForgotten,
+    JobSubmitted,
+    KillRequested,
+    KillTask,
+    NodeConnected,
+    NodeLost,
+    NodesConfigured,
+    ResolveInputs,
+    RetryDue,
+    SaveJob,
+    ScheduleRetry,
+    SettingsChanged,
+    StartTask,
+    TaskState,
+    Tick,
+)
+
+# Allowed task moves (anything else raises InvalidTransition with the task's history).
+_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("new", "waiting"),
+        ("waiting", "running"),
+        ("running", "done"),
+        ("running", "sleeping"),  # recoverable failure, retry after a delay (10.3)
+        ("sleeping", "waiting"),
+        ("waiting", "killed"),
+        ("sleeping", "killed"),
+        ("running", "killed"),
+    }
+)
+
+
+def format_duration(seconds: float) -> str:
+    """``H:MM:SS.mmm``, hours unpadded (4.4)."""
+    millis = max(0, round(seconds * 1000))
+    secs, ms = divmod(millis, 1000)
+    mins, secs = divmod(secs, 60)
+    hours, mins = divmod(mins, 60)
+    return "%d:%02d:%02d.%03d" % (hours, mins, secs, ms)
+
+
+def _seconds(value: float) -> str:
+    return "%d" % value if float(value).is_integer() else "%.3f" % value
+
+
+class Coordinator:
+    """All jobs, stages, tasks and nodes of one master."""
+
+    def __init__(
+        self,
+        *,
+        policy: str = "fair",
+        alpha: float = 0.001,
+        retry_delay: float | None = None,
+        max_failure_rate: int = 100,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.policy = policy
+        self.alpha = alpha
+        self.retry_delay = retry_delay
+        self.max_failure_rate = max_failure_rate
+        self.rng = rng or random.Random(0)
+        self.jobs: dict[str, Job] = {}
+        self.nodes: dict[str, scheduler.NodeState] = {}
+        self._seq = 0
+        self._eid = 0
+        self._out: list[Instruction] = []
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            JobSubmitted: self._on_submitted,
+            InputsResolved: self._on_inputs_resolved,
+            InputsFailed: self._on_inputs_failed,
+            AttemptDone: self._on_done,
+            AttemptFailed: self._on_failed,
+            RetryDue: self._on_retry_due,
+            InputFailed: self._on_input_failed,
+            KillRequested: self._on_kill,
+            NodesConfigured: self._on_nodes,
+            NodeLost: self._on_node_lost,
+            NodeConnected: self._on_node_connected,
+            SettingsChanged: self._on_settings,
+            Tick: self._on_tick,
+        }
+
+    # -- entry point -----------------------------------------------------------------------
+    def handle(self, event: Event) -> list[Instruction]:
+        """Apply one event; return the instructions for the runtime, in order."""
+        self._eid += 1
+        self._out = []
+        self._handlers[type(event)](event)
+        self._schedule(event.now)
+        out, self._out = self._out, []
+        return out
+
+    def _emit(self, instruction: Instruction) -> None:
+        self._out.append(instruction)
+
+    def _event(self, job: str, text: str) -> None:
+        self._emit(AppendEvent(job, text))
+
+    # -- task state moves ------------------------------------------------------------------
+    def _move(self, job: Job, task: Task, finish: TaskState) -> None:
+        start = task.state if task.history else "new"
+        if (start, finish) not in _TRANSITIONS:
+            raise InvalidTransition(job.name, task.taskid, start, finish, task.history)
+        stage = job.stage(task.stage)
+        if start == "waiting":
+            job.waiting.pop(task.taskid, None)
+        elif start == "running":
+            job.running -= 1
+            stage.running -= 1
+            node = self.nodes.get(task.host or "")
+            if node is not None:
+                node.running -= 1
+                self._drop_retired(node)
+        if finish == "waiting":
+            job.waiting[task.taskid] = None
+        elif finish == "running":
+            job.running += 1
+            stage.running += 1
+            self.nodes[task.host or ""].running += 1
+        elif finish == "done":
+            stage.done += 1
+        task.state = finish
+        task.history.append((self._eid, start, finish))
+
+    def _drop_retired(self, node: scheduler.NodeState) -> None:
+        if node.max_workers == 0 and not node.connected and node.running == 0:
+            self.nodes.pop(node.host, None)
+
+    # -- jobs -----------------------------------------------------------------------------
+    def _on_submitted(self, ev: JobSubmitted) -> None:
+        spec: JobSpec = ev.spec
+        self._seq += 1
+        job = Job(name=ev.job, spec=spec, seq=self._seq, submitted=ev.now)
+        job.stages = [Stage(s, i) for i, s in enumerate(spec.pipeline)]
+        self.jobs[ev.job] = job
+        self._event(job.name, "New job initialized!")
+        self._event(job.name, 'Created job "%s"' % job.name)
+        dirs = tuple(i.url for i in spec.inputs if not isinstance(i, DataInput))
+        if dirs:
+            self._emit(ResolveInputs(job.name, dirs))  # 6.4: indexes are read at job start
+        else:
+            self._start_job(job, {}, ev.now)
+
+    def _on_inputs_resolved(self, ev: InputsResolved) -> None:
+        job = self.jobs.get(ev.job)
+        if job is not None and job.status == "active" and job.items is None:
+            self._start_job(job, ev.labels, ev.now)
+
+    def _on_inputs_failed(self, ev: InputsFailed) -> None:
+        job = self.jobs.get(ev.job)
+        if job is not None and job.status == "active":
+            self._event(job.name, "ERROR: %s" % ev.message)
+            self._kill_job(job)
+
+    def _start_job(self, job: Job, labels: dict[str, tuple[tuple[int, int], ...]], now: float):
+        items: list[Item] = []
+        for inp in job.spec.inputs:
+            if isinstance(inp, DataInput):
+                items.append(DataItem(inp.label, inp.size, inp.urls))
+            else:
+                items.append(DirItem(inp.url, tuple(labels.get(inp.url, ()))))
+        job.items = items
+        self._advance(job, now)
+
+    def _kill_job(self, job: Job) -> None:
+        """The job ends ``dead``: its unfinished tasks are killed (10.2)."""
+        for task in job.tasks.values():
+            if task.state == "running":
+                self._emit(KillTask(job.name, task.taskid, task.attempt))
+                node = self.nodes.get(task.host or "")
+                if node is not None:
+                    node.error += 1  # 8.8: a killed task counts as a fatal end
+            if task.state in ("waiting", "sleeping", "running"):
+                self._move(job, task, "killed")
+        job.status = "dead"
+        self._emit(SaveJob(job.name))
+        self._emit(JobFinished(job.name, "dead"))
+
+    def _on_kill(self, ev: KillRequested) -> None:
+        job = self.jobs.get(ev.job)
+        if job is None:
+            return
+        if job.status == "active":
+            self._event(job.name, "WARN: Job killed")
+            self._kill_job(job)
+        if ev.forget:
+            del self.jobs[job.name]
+            self._emit(JobForgotten(job.name))
+
+    # -- stages ---------------------------------------------------------------------------
+    def _stage_items(self, job: Job, index: int) -> list[Item]:
+        if index == 0:
+            return list(job.items or [])
+        prev = job.stages[index - 1]
+        order = sorted(prev.done_order) if prev.finished else prev.done_order
+        return [it for t in order for it in output_items(job.tasks[t].outputs)]
+
+    def _open(self, job: Job, stage: Stage, now: float) -> None:
+        stage.opened, stage.opened_at = True, now
+        prev_done = stage.index == 0 or job.stages[stage.index - 1].finished
+        items = self._stage_items(job, stage.index)
+        if prev_done:
+            for group, inputs in group_items(stage.spec.grouping, items):
+                self._new_task(job, stage, group, inputs, True)
+        else:
+            for item in items:
+                self._feed(job, stage, item)
+        self._event(job.name, "Stage %s scheduled with %d tasks" % (stage.name, len(stage.taskids)))
+
+    def _feed(self, job: Job, stage: Stage, item: Item) -> None:
+        """A new input for a concurrent stage (7.4): to its group's task, or a new task."""
+        for key, group, inp in assign(stage.spec.grouping, item):
+            taskid = stage.groups.get(key) if key is not None else None
+            task = job.tasks.get(taskid) if taskid is not None else None
+            if task is not None and task.state in ("waiting", "sleeping", "running"):
+                task.add_input(inp)
+                self._emit(InputsChanged(job.name, task.taskid))
+                continue
+            # split tasks get exactly one input, so their input set is complete at once
+            task = self._new_task(job, stage, group, [inp], key is None)
+            if key is not None:
+                stage.groups[key] = task.taskid
+
+    def _new_task(
+        self, job: Job, stage: Stage, group: tuple[int, str], inputs: list[TaskInput], done: bool
+    ) -> Task:
+        node = self.nodes.get(group[1])
+        task = Task(
+            job=job.name,
+            taskid=job.next_taskid,
+            stage=stage.name,
+            grouping=stage.spec.grouping,
+            group=group,
+            inputs=[],
+            inputs_done=done,
+            pinned=group[1] if node is not None and node.live else None,  # 7.3
+        )
+        for inp in inputs:
+            task.add_input(inp)
+        job.next_taskid += 1
+        job.tasks[task.taskid] = task
+        stage.taskids.append(task.taskid)
+        self._move(job, task, "waiting")
+        return task
+
+    def _advance(self, job: Job, now: float) -> None:
+        """Open and finish stages in order until one is still running (7.1)."""
+        for stage in job.stages:
+            if not stage.opened:
+                self._open(job, stage, now)
+            if stage.finished:
+                continue
+            if stage.index + 1 < len(job.stages):
+                nxt = job.stages[stage.index + 1]
+                if nxt.spec.concurrent and not nxt.opened:
+                    self._open(job, nxt, now)  # 7.4: fed as this stage's tasks finish
+            prev_done = stage.index == 0 or job.stages[stage.index - 1].finished
+            if not prev_done or stage.done < len(stage.taskids):
+                return
+            self._finish_stage(job, stage, now)
+        self._job_ready(job, now)
+
+    def _finish_stage(self, job: Job, stage: Stage, now: float) -> None:
+        stage.finished = True
+        tasks = [job.tasks[t] for t in stage.taskids]
+        job.stage_results[stage.name] = result_entries(tasks)
+        self._event(
+            job.name,
+            "Stage %s finished in %s" % (stage.name, format_duration(now - stage.opened_at)),
+        )
+        self._emit(SaveJob(job.name))
+        if stage.index + 1 < len(job.stages):
+            nxt = job.stages[stage.index + 1]
+            if nxt.opened:  # a concurrent stage: its input sets are now complete (7.4)
+                for taskid in nxt.taskids:
+                    task = job.tasks[taskid]
+                    if not task.inputs_done:
+                        task.inputs_done = True
+                        self._emit(InputsChanged(job.name, taskid))
+
+    def _job_ready(self, job: Job, now: float) -> None:
+        if job.stages:
+            last = job.stages[-1]
+            job.results = job.stage_results[last.name]
+        else:  # 7.1: an empty pipeline's results are the job inputs
+            job.results = [
+                list(i.urls) if isinstance(i, DataItem) else [i.url] for i in job.items or []
+            ]
+        job.status = "ready"
+        self._event(job.name, "READY: Job done in %s" % format_duration(now - job.submitted))
+        self._emit(SaveJob(job.name))
+        self._emit(JobFinished(job.name, "ready"))
+
+    # -- task results ---------------------------------------------------------------------
+    def _attempt(self, job_name: str, taskid: int, attempt: int) -> tuple[Job, Task] | None:
+        job = self.jobs.get(job_name)
+        if job is None or job.status != "active":
+            return None
+        task = job.tasks.get(taskid)
+        if task is None or task.state != "running" or task.attempt != attempt:
+            return None  # a late report of a killed or superseded attempt
+        return job, task
+
+    def _on_done(self, ev: AttemptDone) -> None:
+        found = self._attempt(ev.job, ev.taskid, ev.attempt)
+        if found is None:
+            return
+        job, task = found
+        host = task.host or ""
+        if host in self.nodes:
+            self.nodes[host].job_ok += 1
+        task.outputs = tuple(ev.outputs)
+        self._event(job.name, "SYS: [%s] Received results from %s" % (task.label, host))
+        self._move(job, task, "done")
+        stage = job.stage(task.stage)
+        stage.done_order.append(task.taskid)
+        if stage.index + 1 < len(job.stages):
+            nxt = job.stages[stage.index + 1]
+            if nxt.opened and not stage.finished:
+                for item in output_items(task.outputs):
+                    self._feed(job, nxt, item)
+        self._advance(job, ev.now)
+
+    def _on_failed(self, ev: AttemptFailed) -> None:
+        found = self._attempt(ev.job, ev.taskid, ev.attempt)
+        if found is None:
+            return
+        self._fail(found[0], found[1], ev.kind, ev.message)
+
+    def _fail(self, job: Job, task: Task, kind: str, message: str) -> None:
+        host = task.host or ""
+        node = self.nodes.get(host)
+        job.stage(task.stage).failed += 1
+        if kind == "fatal":
+            if node is not None:
+                node.error += 1
+            self._event(job.name, "FATAL: [%s] %s" % (task.label, message))
+            self._move(job, task, "killed")
+            self._kill_job(job)
+            return
+        if node is not None:
+            node.data_error += 1
+        task.failures += 1
+        n = task.failures
+        self._event(job.name, "WARNING: [%s] %s" % (task.label, message))
+        if n > self.max_failure_rate:
+            self._event(
+                job.name,
+                "ERROR: [%s] Task %s failed %d times. At most %d failures are allowed."
+                % (task.label, task.label, n, self.max_failure_rate),
+            )
+            self._move(job, task, "killed")
+            self._kill_job(job)
+            return
+        task.avoid.add(host)
+        task.pinned = None  # 7.3: re-runs are never pinned
+        if self.retry_delay is not None:
+            delay = self.retry_delay
+        else:
+            delay = round(min(n * 1.0, 60.0) + self.rng.uniform(0, 30), 3)  # 10.3
+        self._event(
+            job.name,
+            'Task %s failed on "%s", %dth failures so far. Sleeping %s seconds before retrying.'
+            % (task.label, host, n, _seconds(delay)),
+        )
+        self._move(job, task, "sleeping")
+        self._emit(ScheduleRetry(job.name, task.taskid, delay))
+
+    def _on_retry_due(self, ev: RetryDue) -> None:
+        job = self.jobs.get(ev.job)
+        task = job.tasks.get(ev.taskid) if job is not None else None
+        if job is not None and task is not None and task.state == "sleeping":
+            self._move(job, task, "waiting")
+
+    def _on_input_failed(self, ev: InputFailed) -> None:
+        job = self.jobs.get(ev.job)
+        task = job.tasks.get(ev.taskid) if job is not None else None
+        if task is None or not 0 <= ev.input_id < len(task.inputs):
+            return
+        inp = task.inputs[ev.input_id]
+        for rid in ev.replica_ids:
+            if 0 <= rid < len(inp.urls):
+                inp.failed[rid] = ev.now
+
+    # -- nodes and settings ---------------------------------------------------------------
+    def _on_nodes(self, ev: NodesConfigured) -> None:
+        configured = dict(ev.nodes)
+        for host, node in list(self.nodes.items()):
+            if host not in configured:
+                # 13.16: a removed node with running tasks stays visible, disconnected
+                node.max_workers, node.connected = 0, False
+                self._drop_retired(node)
+        for host, max_workers in ev.nodes:
+            node = self.nodes.setdefault(host, scheduler.NodeState(host, max_workers))
+            node.max_workers = max_workers
+            node.connected = host in ev.connected
+            node.blacklisted = host in ev.blacklist
+
+    def _on_node_lost(self, ev: NodeLost) -> None:
+        node = self.nodes.get(ev.host)
+        if node is None:
+            return
+        node.connected = False
+        for job in list(self.jobs.values()):
+            for task in list(job.tasks.values()):
+                if job.status == "active" and task.state == "running" and task.host == ev.host:
+                    self._emit(KillTask(job.name, task.taskid, task.attempt))
+                    self._fail(job, task, "error", "Connection lost to the node (network busy?)")
+
+    def _on_node_connected(self, ev: NodeConnected) -> None:
+        node = self.nodes.get(ev.host)
+        if node is not None and node.max_workers > 0:
+            node.connected = True
+
+    def _on_settings(self, ev: SettingsChanged) -> None:
+        self.max_failure_rate = ev.max_failure_rate
+
+    def _on_tick(self, ev: Tick) -> None:
+        active = [j for j in self.jobs.values() if j.status == "active"]
+        cores = scheduler.total_cores(self.nodes.values())
+        for job in active:
+            job.priority = scheduler.update_priority(
+                job.priority, job.running, cores, len(active), self.alpha
+            )
+            job.boost = 0.0
+
+    # -- scheduling (10.5) ----------------------------------------------------------------
+    def _schedule(self, now: float) -> None:
+        while True:
+            eligible = scheduler.eligible_nodes(self.nodes.values())
+            if not eligible:
+                return
+            views = [
+                scheduler.JobView(j.name, j.seq, j.priority + j.boost)
+                for j in self.jobs.values()
+                if j.status == "active" and j.waiting and j.running < j.spec.max_cores
+            ]
+            for name in scheduler.order_jobs(self.policy, views):
+                if self._start_one(self.jobs[name], eligible):
+                    break
+            else:
+                return
+
+    def _start_one(self, job: Job, eligible: list[scheduler.NodeState]) -> bool:
+        live = {n.host for n in self.nodes.values() if n.live}
+        blocked: set[str] = set()
+        for taskid in list(job.waiting):
+            task = job.tasks[taskid]
+            if task.stage in blocked:
+                continue
+            stage = job.stage(task.stage)
+            if not job.admissible(stage):
+                blocked.add(task.stage)
+                continue
+            if task.pinned is not None and task.pinned not in live:
+                task.pinned = None  # 10.4: its node left; run it anywhere
+            if live and live <= task.avoid:
+                task.avoid.clear()  # 10.3: every live host failed it
+            host = scheduler.pick_node(
+                pinned=task.pinned,
+                input_hosts=task.input_hosts(),
+                avoid=task.avoid,
+                eligible=eligible,
+            )
+            if host is None:
+                continue
+            self._start(job, task, host)
+            return True
+        return False
+
+    def _start(self, job: Job, task: Task, host: str) -> None:
+        task.attempt += 1
+        task.host = host
+        self._move(job, task, "running")
+        cores = scheduler.total_cores(self.nodes.values())
+        job.boost += 1.0 / cores if cores else 0.0
+        self._event(job.name, "%s assigned to %s" % (task.label, host))
+        self._emit(
+            StartTask(
+                job.name,
+                task.taskid,
+                task.attempt,
+                host,
+                task.stage,
+                task.grouping,
+                task.group,
+                job.spec.save_results and job.stage(task.stage).index == len(job.stages) - 1,
+            )
+        )
+
+    # -- queries --------------------------------------------------------------------------
+    def task(self, job: str, taskid: int) -> Task | None:
+        found = self.jobs.get(job)
+        return found.tasks.get(taskid) if found is not None else None
+
+    def running_on(self, host: str) -> list[str]:
+        """One job name per task running on ``host`` (nodeinfo ``tasks``, 3.3)."""
+        return [
+            t.job
+            for j in self.jobs.values()
+            for t in j.tasks.values()
+            if t.state == "running" and t.host == host
+        ]
+
+    def validate(self) -> None:
+        """Check the invariants; raises AssertionError naming the broken one."""
+        node_running: dict[str, int] = {}
+        for job in self.jobs.values():
+            running = [t for t in job.tasks.values() if t.state == "running"]
+            assert job.running == len(running), "job %s running count" % job.name
+            if job.status != "active":
+                assert not running and not job.waiting, "finished job %s has tasks" % job.name
+            assert job.running <= job.spec.max_cores, "job %s over max_cores" % job.name
+            waiting = {t.taskid for t in job.tasks.values() if t.state == "waiting"}
+            assert waiting == set(job.waiting), "job %s waiting queue" % job.name
+            for stage in job.stages:
+                tasks = [job.tasks[t] for t in stage.taskids]
+                assert stage.running == sum(t.state == "running" for t in tasks)
+                assert stage.done == sum(t.state == "done" for t in tasks)
+                assert not stage.finished or stage.done == len(tasks), stage.name
+            assert sum(len(s.taskids) for s in job.stages) == len(job.tasks)
+            for task in running:
+                node_running[task.host or ""] = node_running.get(task.host or "", 0) + 1
+        for host, node in self.nodes.items():
+            assert node.running == node_running.get(host, 0), "node %s running count" % host
+        assert set(node_running) <= set(self.nodes), "tasks on unknown nodes"

@@ -1,0 +1,618 @@
+"""The master's async shell around the pure ``Coordinator`` (master-api.md 2, 5, 10).
+
+Owns: feeding events to the coordinator (one feeder on the loop, no locks), carrying out
+its instructions (task attempts through the backend, event logs, store saves, retry
+timers, v1 ``dir://`` index downloads, deferred INPUT replies), job submission and
+naming (5), kill/clean/purge (10.2), ``get_results`` long polls, the config table and
+runtime settings, node connectivity polling, fair-share ticks and the age GC of job data
+(10.6).  HTTP handlers call the public methods here; nothing else touches the
+coordinator's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Literal
+
+import aiohttp
+
+from disco.backends.base import Backend, InputEntry, Replica, TaskDone, TaskSpec
+from disco.master import jobpack
+from disco.master.config import MasterConfig
+from disco.master.coordinator import Coordinator
+from disco.master.events import EventLog, job_dir
+from disco.master.stages import input_reply, retry_replicas
+from disco.master.states import (
+    AppendEvent,
+    AttemptDone,
+    AttemptFailed,
+    Event,
+    InputFailed,
+    InputsChanged,
+    InputsFailed,
+    InputsResolved,
+    Instruction,
+    JobFinished,
+    JobForgotten,
+    JobSubmitted,
+    KillRequested,
+    KillTask,
+    NodeConnected,
+    NodeLost,
+    NodesConfigured,
+    ResolveInputs,
+    RetryDue,
+    SaveJob,
+    ScheduleRetry,
+    SettingsChanged,
+    StartTask,
+    Tick,
+)
+from disco.master.store import RESTART_EVENT, ClusterConfig, JobRecord, Store, expand_table
+
+logger = logging.getLogger(__name__)
+
+PURGED_RETENTION = 24 * 3600.0  # 11.5: purged-list retention
+
+
+class AttemptChannel:
+    """``TaskChannel`` of one task attempt (backends/base.py, master-api.md 8.5)."""
+
+    def __init__(self, runtime: Runtime, job: str, taskid: int, host: str, label: str) -> None:
+        self._rt, self.job, self.taskid, self.host, self.label = runtime, job, taskid, host, label
+
+    async def get_inputs(
+        self, mode: Literal["all", "include", "exclude"], ids: list[int]
+    ) -> tuple[Literal["done", "more"], list[InputEntry]]:
+        while True:
+            task = self._rt.coordinator.task(self.job, self.taskid)
+            if task is None:
+                return "done", []
+            flag, entries = input_reply(task, mode, ids)
+            if entries or flag == "done":
+                return flag, entries
+            # 8.5: deferred reply until new inputs arrive or the input set is complete
+            await self._rt.input_signal(self.job, self.taskid).wait()
+
+    def input_failed(self, input_id: int, replica_ids: list[int]) -> list[Replica] | None:
+        now = self._rt.clock()
+        self._rt.feed(InputFailed(self.job, self.taskid, input_id, tuple(replica_ids), now))
+        task = self._rt.coordinator.task(self.job, self.taskid)
+        return retry_replicas(task, input_id, replica_ids) if task is not None else None
+
+    def event(self, message: str) -> None:
+        self._rt.append_event(self.job, message, self.host)
+
+
+class Runtime:
+    """Owns the coordinator and everything with I/O around it."""
+
+    def __init__(
+        self,
+        config: MasterConfig,
+        store: Store,
+        backend: Backend,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.backend = backend
+        self.clock = clock
+        self.max_failure_rate = int(store.get_setting("max_failure_rate", config.max_failure_rate))
+        self.accept_new_jobs = int(store.get_setting("accept_new_jobs", 1))
+        self.coordinator = Coordinator(
+            policy=config.scheduler,
+            alpha=config.alpha,
+            retry_delay=config.retry_delay,
+            max_failure_rate=self.max_failure_rate,
+        )
+        self.records: dict[str, JobRecord] = {}
+        self.logs: dict[str, EventLog] = {}
+        self.cluster = ClusterConfig([])
+        self.nodes: list[tuple[str, int]] = []
+        self.purged: dict[str, float] = {}
+        self._attempts: dict[tuple[str, int, int], asyncio.Task[None]] = {}
+        self._signals: dict[tuple[str, int], asyncio.Event] = {}
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._finished = asyncio.Event()
+        self._queue: deque[Event] = deque()
+        self._feeding = False
+        self._last_us = 0
+        self._seq = 0
+        self._connected: dict[str, bool] = {}
+        self._closing = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        for rec in self.store.load_jobs():
+            self.records[rec.name] = rec
+            self._seq = max(self._seq, rec.seq)
+        for name in self.store.mark_active_dead():  # 13.15: jobs cut short by a restart
+            rec = self.records[name]
+            rec.status = "dead"
+            log = EventLog(self.config.master_root, name)
+            log.append("master", RESTART_EVENT, self.clock())
+            log.close()
+        config = self.store.load_config()
+        await self.apply_config(config, save=False, first=True)
+        self._spawn(self._tick_loop())
+        self._spawn(self._gc_loop())
+
+    async def close(self) -> None:
+        self._closing = True
+        for timer in self._timers:
+            timer.cancel()
+        for task in list(self._background) + list(self._attempts.values()):
+            task.cancel()
+        pending = list(self._background) + list(self._attempts.values())
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        for log in self.logs.values():
+            log.close()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    # -- the feeder -----------------------------------------------------------------------
+    def feed(self, event: Event) -> None:
+        """Hand an event to the coordinator and carry out what it says (never re-entrant)."""
+        self._queue.append(event)
+        if self._feeding:
+            return
+        self._feeding = True
+        try:
+            while self._queue:
+                ev = self._queue.popleft()
+                try:
+                    instructions = self.coordinator.handle(ev)
+                except Exception as exc:
+                    logger.exception("coordinator failed on %r", ev)
+                    self._internal_error(ev, exc)
+                    continue
+                for ins in instructions:
+                    try:
+                        self._execute(ins)
+                    except Exception:
+                        logger.exception("instruction %r failed", ins)
+        finally:
+            self._feeding = False
+
+    def _internal_error(self, ev: Event, exc: Exception) -> None:
+        job = getattr(ev, "job", None)
+        if job is None or job not in self.records:
+            return
+        self.append_event(job, "ERROR: Job killed due to an internal exception: %s" % exc)
+        try:
+            self._queue.append(KillRequested(job, self.clock()))
+        except Exception:  # pragma: no cover - the queue append cannot fail
+            pass
+
+    def _execute(self, ins: Instruction) -> None:
+        if isinstance(ins, AppendEvent):
+            self.append_event(ins.job, ins.text, ins.host)
+        elif isinstance(ins, StartTask):
+            self._start_attempt(ins)
+        elif isinstance(ins, KillTask):
+            attempt = self._attempts.pop((ins.job, ins.taskid, ins.attempt), None)
+            if attempt is not None:
+                attempt.cancel()  # the backend kills the worker's process group
+        elif isinstance(ins, InputsChanged):
+            signal = self._signals.pop((ins.job, ins.taskid), None)
+            if signal is not None:
+                signal.set()
+        elif isinstance(ins, ScheduleRetry):
+            loop = asyncio.get_running_loop()
+            handle: asyncio.TimerHandle | None = None
+
+            def due(job: str = ins.job, taskid: int = ins.taskid) -> None:
+                self._timers.discard(handle)  # type: ignore[arg-type]
+                self.feed(RetryDue(job, taskid, self.clock()))
+
+            handle = loop.call_later(max(0.0, ins.delay), due)
+            self._timers.add(handle)
+        elif isinstance(ins, ResolveInputs):
+            self._spawn(self._resolve_inputs(ins.job, ins.urls))
+        elif isinstance(ins, SaveJob):
+            self._save(ins.job)
+        elif isinstance(ins, JobFinished):
+            log = self.logs.get(ins.job)
+            if log is not None:
+                log.close()  # 4.2: the log is closed when the job ends
+            self._finished.set()
+            self._finished = asyncio.Event()
+        elif isinstance(ins, JobForgotten):
+            self.records.pop(ins.job, None)
+            self.store.delete_job(ins.job)
+            log = self.logs.pop(ins.job, None)
+            if log is not None:
+                log.close()
+
+    def input_signal(self, job: str, taskid: int) -> asyncio.Event:
+        return self._signals.setdefault((job, taskid), asyncio.Event())
+
+    def append_event(self, job: str, text: str, host: str = "master") -> None:
+        log = self.logs.get(job)
+        if log is None:
+            if job not in self.records:
+                return
+            log = self.logs[job] = EventLog(self.config.master_root, job)
+        log.append(host, text, self.clock())
+
+    def _save(self, name: str) -> None:
+        rec = self.records.get(name)
+        job = self.coordinator.jobs.get(name)
+        if rec is None or job is None:
+            return
+        rec.status = job.status
+        rec.pipeline = job.counters()
+        rec.results = list(job.results or [])
+        rec.stage_results = dict(job.stage_results)
+        self.store.save_job(rec)
+
+    # -- task attempts --------------------------------------------------------------------
+    def _start_attempt(self, ins: StartTask) -> None:
+        job = self.coordinator.jobs[ins.job]
+        rec = self.records[ins.job]
+        spec = TaskSpec(
+            jobname=ins.job,
+            taskid=ins.taskid,
+            stage=ins.stage,
+            grouping=ins.grouping,
+            group=ins.group,
+            host=ins.host,
+            attempt=ins.attempt,
+            worker=job.spec.worker,
+            jobenvs=dict(job.spec.jobenvs),
+            jobpack_path=rec.jobpack,
+            master=self.config.master_url,
+            disco_port=self.config.port,
+            put_port=self.config.put_port,
+            disco_data=self.config.disco_data,
+            ddfs_data=self.config.ddfs_data,
+            save_results=ins.save_results,
+        )
+        label = "%s:%d" % (ins.stage, ins.taskid)
+        channel = AttemptChannel(self, ins.job, ins.taskid, ins.host, label)
+        key = (ins.job, ins.taskid, ins.attempt)
+        self._attempts[key] = asyncio.get_running_loop().create_task(
+            self._run_attempt(key, spec, channel), name="disco-task-%s-%s" % key[:2]
+        )
+
+    async def _run_attempt(self, key: tuple[str, int, int], spec: TaskSpec, channel: Any) -> None:
+        started = self.clock()
+        try:
+            result = await self.backend.run_task(spec, channel)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("task %s:%d attempt %d crashed in the backend", *key)
+            self._attempts.pop(key, None)
+            self.feed(AttemptFailed(*key, "error", "Worker failed: %s" % exc, self.clock()))
+            return
+        self._attempts.pop(key, None)
+        if self._closing:
+            return
+        if isinstance(result, TaskDone):
+            duration = result.duration or (self.clock() - started)
+            self.feed(AttemptDone(*key, tuple(result.outputs), duration, self.clock()))
+        else:
+            self.feed(AttemptFailed(*key, result.kind, result.message, self.clock()))
+
+    # -- v1 dir:// inputs (6.4) -------------------------------------------------------------
+    async def _resolve_inputs(self, job: str, urls: tuple[str, ...]) -> None:
+        labels: dict[str, tuple[tuple[int, int], ...]] = {}
+        url = urls[0] if urls else ""
+        try:
+            async with aiohttp.ClientSession() as session:
+                for url in urls:
+                    text = await self._fetch_index(session, url)
+                    labels[url] = parse_index_labels(text)
+        except Exception as exc:
+            self.feed(
+                InputsFailed(job, "Could not read input index %s: %s" % (url, exc), self.clock())
+            )
+            return
+        self.feed(InputsResolved(job, labels, self.clock()))
+
+    async def _fetch_index(self, session: aiohttp.ClientSession, url: str) -> str:
+        rest = url.split("://", 1)[1]
+        host, _, path = rest.partition("/")
+        host = host.split(":")[0]
+        if path.startswith("disco/"):
+            local = os.path.join(self.config.disco_data, path[len("disco/") :])
+            if os.path.isfile(local):
+                with open(local, encoding="utf-8") as f:
+                    return f.read()
+        target = "http://%s:%d/%s" % (host, self.config.port, path)
+        async with session.get(target, timeout=aiohttp.ClientTimeout(total=60)) as resp:
+            if resp.status != 200:
+                raise OSError("HTTP %d from %s" % (resp.status, target))
+            return await resp.text()
+
+    # -- jobs: submit, kill, clean, purge ---------------------------------------------------
+    def new_name(self, prefix: str) -> str:
+        """``<prefix>@<mega>:<secs>:<micro>`` in hex from a strictly increasing clock (5)."""
+        while True:
+            us = max(int(self.clock() * 1_000_000), self._last_us + 1)
+            self._last_us = us
+            name = "%s@%x:%x:%x" % (prefix, us // 10**12, (us // 10**6) % 10**6, us % 10**6)
+            if name not in self.records:
+                return name
+
+    async def submit(self, data: bytes) -> str:
+        """Validate, name, store and start a job; raises ``JobPackError`` (2.2)."""
+        spec = jobpack.decode(data)
+        name = self.new_name(spec.prefix)
+        directory = job_dir(self.config.master_root, name)
+        path = os.path.join(directory, "jobfile")
+        await asyncio.get_running_loop().run_in_executor(None, _write_pack, path, data)
+        now = self.clock()
+        self._seq += 1
+        rec = JobRecord(
+            name=name,
+            status="active",
+            start=now,
+            owner=spec.owner,
+            worker=spec.worker,
+            inputs=[u for i in spec.inputs if isinstance(i, jobpack.DataInput) for u in i.urls],
+            pipeline=[[s.name, 0, 0, 0, 0, 0] for s in spec.pipeline],
+            jobpack=path,
+            seq=self._seq,
+        )
+        self.records[name] = rec
+        self.store.save_job(rec)
+        self.logs[name] = EventLog(self.config.master_root, name)
+        self.feed(JobSubmitted(name, spec, now))
+        return name
+
+    def kill(self, name: str) -> None:
+        self.feed(KillRequested(name, self.clock()))
+
+    async def clean(self, name: str) -> None:
+        """Kill, delete the master directory, forget the job (10.2)."""
+        self.feed(KillRequested(name, self.clock(), forget=True))
+        self.records.pop(name, None)
+        self.store.delete_job(name)
+        log = self.logs.pop(name, None)
+        if log is not None:
+            log.close()
+        directory = job_dir(self.config.master_root, name)
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: shutil.rmtree(directory, ignore_errors=True)
+        )
+
+    async def purge(self, name: str) -> None:
+        """Clean, then delete the job's data on every node (10.2; we do not wait for GC)."""
+        await self.clean(name)
+        self.purged[name] = self.clock()
+        for host, _ in self.nodes:
+            try:
+                await self.backend.remove_job_data(host, name)
+            except Exception:
+                logger.exception("removing data of %s on %s failed", name, host)
+
+    # -- queries ----------------------------------------------------------------------------
+    def status(self, name: str) -> tuple[str, list[Any]]:
+        job = self.coordinator.jobs.get(name)
+        if job is not None:
+            return job.status, (list(job.results or []) if job.status == "ready" else [])
+        rec = self.records.get(name)
+        if rec is None:
+            return "unknown job", []
+        return rec.status, (list(rec.results) if rec.status == "ready" else [])
+
+    async def wait_results(self, timeout_ms: int, names: list[str]) -> list[list[Any]]:
+        """2.4 ``get_results``: block until any named active job ends, or the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_ms / 1000.0
+        active = {n for n in names if self.status(n)[0] == "active"}
+        while active and all(self.status(n)[0] == "active" for n in active):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._finished.wait(), remaining)
+        return [[n, list(self.status(n))] for n in names]
+
+    def jobinfo(self, name: str) -> dict[str, Any] | None:
+        from disco.master.events import timestamp
+
+        rec = self.records.get(name)
+        if rec is None:
+            return None
+        job = self.coordinator.jobs.get(name)
+        status, results = self.status(name)
+        if job is not None:
+            pipeline, hosts = job.counters(), job.running_hosts()
+        else:
+            pipeline, hosts = rec.pipeline, []
+        return {
+            "timestamp": timestamp(rec.start),
+            "active": status,
+            "pipeline": pipeline,
+            "results": [u for entry in results for u in entry],
+            "inputs": rec.inputs,
+            "worker": rec.worker,
+            "hosts": hosts,
+            "owner": rec.owner,
+        }
+
+    def joblist(self) -> list[list[Any]]:
+        recs = sorted(self.records.values(), key=lambda r: r.seq, reverse=True)
+        return [[int(r.start), self.status(r.name)[0], r.name] for r in recs]
+
+    def stage_results(self, name: str, stage: str) -> list[list[str]] | None:
+        job = self.coordinator.jobs.get(name)
+        if job is not None:
+            return job.stage_results.get(stage)
+        rec = self.records.get(name)
+        return rec.stage_results.get(stage) if rec is not None else None
+
+    def nodeinfo(self) -> dict[str, Any]:
+        info: dict[str, Any] = {}
+        for host, node in sorted(self.coordinator.nodes.items()):
+            entry: dict[str, Any] = {}
+            tasks = self.coordinator.running_on(host)
+            if tasks:
+                entry["tasks"] = tasks
+            free, used = self.backend.disk_usage(host) if node.max_workers else (0, 0)
+            entry.update(
+                job_ok=node.job_ok,
+                data_error=node.data_error,
+                error=node.error,
+                max_workers=node.max_workers,
+                connected=node.connected,
+                blacklisted=node.blacklisted,
+                diskfree=free,
+                diskused=used,
+            )
+            info[host] = entry
+        return info
+
+    # -- cluster config and settings (2.3, 2.4, 3.4) ----------------------------------------
+    async def apply_config(
+        self, config: ClusterConfig, *, save: bool = True, first: bool = False
+    ) -> None:
+        """Expand, prune the blacklists, persist and apply a config (raises ConfigError)."""
+        nodes = expand_table(config.hosts)
+        hosts = [h for h, _ in nodes]
+        config.blacklist = [h for h in config.blacklist if h in hosts]
+        config.gc_blacklist = [h for h in config.gc_blacklist if h in hosts]
+        self.cluster, self.nodes = config, nodes
+        if save:
+            self.store.save_config(config)
+        if first:
+            await self.backend.start(hosts)
+        else:
+            await self.backend.set_hosts(hosts)
+        self._connected = {h: self.backend.is_connected(h) for h in hosts}
+        self.feed(
+            NodesConfigured(
+                tuple(nodes),
+                frozenset(config.blacklist),
+                frozenset(h for h, c in self._connected.items() if c),
+                self.clock(),
+            )
+        )
+
+    async def reload_config(self) -> list[list[str]]:
+        """``load_config_table``: re-read the stored configuration and apply it."""
+        config = self.store.load_config()
+        try:
+            await self.apply_config(config, save=False)
+        except ValueError as exc:
+            logger.error("stored config table is invalid: %s", exc)
+        return config.hosts
+
+    async def set_listed(self, which: str, host: str, listed: bool) -> None:
+        """Add/remove a configured host to/from ``blacklist`` or ``gc_blacklist`` (2.4)."""
+        if host not in {h for h, _ in self.nodes}:
+            return  # unknown hosts are silently ignored
+        current: list[str] = getattr(self.cluster, which)
+        if listed and host not in current:
+            current.append(host)
+        elif not listed and host in current:
+            current.remove(host)
+        await self.apply_config(self.cluster)
+
+    def save_settings(self, max_failure_rate: int | None, accept_new_jobs: int | None) -> None:
+        if max_failure_rate is not None:
+            self.max_failure_rate = max_failure_rate
+            self.store.set_setting("max_failure_rate", max_failure_rate)
+            self.feed(SettingsChanged(max_failure_rate, self.clock()))
+        if accept_new_jobs is not None:
+            self.accept_new_jobs = accept_new_jobs
+            self.store.set_setting("accept_new_jobs", accept_new_jobs)
+
+    # -- periodic work --------------------------------------------------------------------
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            for host, was in list(self._connected.items()):
+                now_connected = self.backend.is_connected(host)
+                if now_connected != was:
+                    self._connected[host] = now_connected
+                    event = NodeConnected if now_connected else NodeLost
+                    self.feed(event(host, self.clock()))
+            if any(j.status == "active" for j in self.coordinator.jobs.values()):
+                self.feed(Tick(self.clock()))
+
+    async def _gc_loop(self) -> None:
+        interval = max(1.0, self.config.gc_interval * 3600.0)
+        while True:
+            try:
+                await self.gc_once()
+            except Exception:
+                logger.exception("job data GC pass failed")
+            await asyncio.sleep(interval)
+
+    async def gc_once(self) -> list[tuple[str, str]]:
+        """One temp-GC pass over every node's job directories (10.6); returns removals."""
+        now = self.clock()
+        self.purged = {n: t for n, t in self.purged.items() if now - t < PURGED_RETENTION}
+        removed: list[tuple[str, str]] = []
+        for host, _ in self.nodes:
+            base = os.path.join(self.config.disco_data, host)
+            for path, name in _job_dirs(base):
+                if self.status(name)[0] == "active":
+                    continue
+                try:
+                    mtime = os.stat(path).st_mtime
+                except OSError:
+                    continue
+                if name in self.purged or now - mtime > self.config.gc_after:
+                    await self.backend.remove_job_data(host, name)
+                    removed.append((host, name))
+        return removed
+
+
+def _job_dirs(base: str) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    try:
+        hashes = sorted(os.listdir(base))
+    except OSError:
+        return found
+    for hh in hashes:
+        if len(hh) != 2:
+            continue
+        try:
+            names = sorted(os.listdir(os.path.join(base, hh)))
+        except OSError:
+            continue
+        found.extend((os.path.join(base, hh, n), n) for n in names)
+    return found
+
+
+def _write_pack(path: str, data: bytes) -> None:
+    """6.6: write to ``jobfile@<hex>`` in the same directory, then rename."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = "%s@%x" % (path, time.time_ns())
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def parse_index_labels(text: str) -> tuple[tuple[int, int], ...]:
+    """``(label, total size)`` per label, in order of first appearance, of an index file."""
+    totals: dict[int, int] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 3:
+            raise ValueError("invalid index line %r" % line)
+        label, size = int(parts[0]), int(parts[2])
+        totals[label] = totals.get(label, 0) + size
+    return tuple(totals.items())

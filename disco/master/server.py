@@ -1,0 +1,147 @@
+"""Composition root of the master: socket, config, store, backend, runtime, HTTP app.
+
+``start_master`` binds the socket first (port 0 allowed), builds the ``MasterConfig``
+with the real port, then the store, the backend (``LocalBackend`` by default), the
+runtime and the aiohttp app, and serves with ``AppRunner`` + ``SockSite`` on the
+running loop (embedded mode and tests).  ``python -m disco.master`` runs it in the
+foreground (``__main__.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from disco.backends.base import Backend
+from disco.master.api import ctrl, data, jobs
+from disco.master.api.common import RUNTIME
+from disco.master.config import MasterConfig
+from disco.master.errors import error_middleware
+from disco.master.runtime import Runtime
+from disco.master.store import Store
+from disco.settings import DiscoSettings
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024 * 1024 + 1  # the job pack limit (11.5); ctrl bodies are checked apart
+
+
+async def _close_disco_connections(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith(("/disco/", "/ddfs/", "/proxy/")):
+        response.force_close()  # 1.2: /disco and /ddfs responses close the connection
+
+
+def build_app(runtime: Runtime) -> web.Application:
+    """The master's aiohttp application (routes in the 1.1 order)."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    app[RUNTIME] = runtime
+    app[ctrl.BACKGROUND] = set()
+    app.on_response_prepare.append(_close_disco_connections)
+    app.add_routes(ctrl.routes)
+    app.add_routes(jobs.routes)
+    app.add_routes(data.routes)
+    app.add_routes(data.static_routes)  # catch-all: keep last
+    return app
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)  # 1.2: at most 128 concurrent connections
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def _served_by_master(host: str) -> set[str]:
+    """Node names whose data the master's own server answers for (2.9)."""
+    names = {host, "localhost"}
+    if host.startswith("127.") or host in ("0.0.0.0", "::", ""):
+        names.add("127.0.0.1")
+    if host in ("0.0.0.0", "::", "", socket.gethostname()):
+        names.add(socket.gethostname())
+    return names
+
+
+@dataclass
+class MasterServer:
+    """A running master: ``url``, ``port``, ``config``, ``runtime``; ``await close()``."""
+
+    config: MasterConfig
+    runtime: Runtime
+    store: Store
+    backend: Backend
+    runner: web.AppRunner
+
+    @property
+    def port(self) -> int:
+        return self.config.port
+
+    @property
+    def url(self) -> str:
+        return "http://%s:%d" % (self.config.host, self.config.port)
+
+    async def close(self) -> None:
+        """Kill running workers, stop serving, close the backend and the store."""
+        try:
+            await self.runtime.close()
+            await self.runner.cleanup()
+            await self.backend.close()
+        finally:
+            self.store.close()
+
+
+async def start_master(
+    settings: DiscoSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    backend: Backend | None = None,
+    retry_delay: float | None = None,
+) -> MasterServer:
+    """Start a master on ``host:port`` (``port=0``: a free port) on the running loop."""
+    sock = _bind(host, port)
+    try:
+        real_port = sock.getsockname()[1]
+        config = MasterConfig.from_settings(
+            settings, host=host, port=real_port, retry_delay=retry_delay
+        )
+        for path in (config.master_root, config.disco_data, config.ddfs_data):
+            os.makedirs(path, exist_ok=True)
+        store = Store(config.master_root, config.config_file)
+    except BaseException:
+        sock.close()
+        raise
+    if backend is None:
+        from disco.backends.local import LocalBackend
+
+        backend = LocalBackend(
+            disco_data=config.disco_data,
+            ddfs_data=config.ddfs_data,
+            disco_port=real_port,
+            served_by_master=_served_by_master(host),
+        )
+    runtime = Runtime(config, store, backend)
+    runner = web.AppRunner(build_app(runtime), handle_signals=False)
+    try:
+        await runtime.start()
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+    except BaseException:
+        await runtime.close()
+        await runner.cleanup()
+        await backend.close()
+        store.close()
+        sock.close()
+        raise
+    logger.info("Disco master %s listening on %s:%d", config.name, host, real_port)
+    return MasterServer(config, runtime, store, backend, runner)

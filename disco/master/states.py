@@ -1,0 +1,245 @@
+"""The coordinator's vocabulary: states, events (stimuli) and instructions.
+
+Events are what the outside world tells the coordinator (``runtime.py`` builds them from
+HTTP requests, backend results and timers); instructions are what the coordinator asks
+the runtime to do.  All are frozen dataclasses; time arrives as the ``now`` field
+(Unix seconds), the coordinator never reads a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from disco.backends.base import TaskOutput
+from disco.master.jobpack import JobSpec
+
+JobStatus = Literal["active", "ready", "dead"]
+# waiting: wants a slot; sleeping: retry delay (10.3); running: an attempt runs;
+# done: finished (outputs recorded); killed: the job ended before the task did.
+TaskState = Literal["waiting", "sleeping", "running", "done", "killed"]
+FailureKind = Literal["error", "fatal"]
+
+
+# -- events ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JobSubmitted:
+    job: str
+    spec: JobSpec
+    now: float
+
+
+@dataclass(frozen=True)
+class InputsResolved:
+    """The v1 ``dir://`` input indexes were read: url -> ((label, size), ...) (6.4)."""
+
+    job: str
+    labels: dict[str, tuple[tuple[int, int], ...]] = field(hash=False)
+    now: float = 0.0
+
+
+@dataclass(frozen=True)
+class InputsFailed:
+    job: str
+    message: str
+    now: float
+
+
+@dataclass(frozen=True)
+class AttemptDone:
+    job: str
+    taskid: int
+    attempt: int
+    outputs: tuple[TaskOutput, ...]
+    duration: float
+    now: float
+
+
+@dataclass(frozen=True)
+class AttemptFailed:
+    job: str
+    taskid: int
+    attempt: int
+    kind: FailureKind
+    message: str
+    now: float
+
+
+@dataclass(frozen=True)
+class RetryDue:
+    """The retry delay of a task ran out (10.3)."""
+
+    job: str
+    taskid: int
+    now: float
+
+
+@dataclass(frozen=True)
+class InputFailed:
+    """INPUT_ERR from a worker: these replicas failed now (8.5)."""
+
+    job: str
+    taskid: int
+    input_id: int
+    replica_ids: tuple[int, ...]
+    now: float
+
+
+@dataclass(frozen=True)
+class KillRequested:
+    """``kill_job`` (forget=False) or ``clean_job``/``purge_job`` (forget=True), 10.2."""
+
+    job: str
+    now: float
+    forget: bool = False
+
+
+@dataclass(frozen=True)
+class NodesConfigured:
+    """The config table or the blacklist changed (3.4): ``(host, max_workers)`` rows."""
+
+    nodes: tuple[tuple[str, int], ...]
+    blacklist: frozenset[str]
+    connected: frozenset[str]
+    now: float = 0.0
+
+
+@dataclass(frozen=True)
+class NodeLost:
+    host: str
+    now: float
+
+
+@dataclass(frozen=True)
+class NodeConnected:
+    host: str
+    now: float
+
+
+@dataclass(frozen=True)
+class SettingsChanged:
+    max_failure_rate: int
+    now: float = 0.0
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Once a second: fair-share priorities are updated (10.5)."""
+
+    now: float
+
+
+Event = (
+    JobSubmitted
+    | InputsResolved
+    | InputsFailed
+    | AttemptDone
+    | AttemptFailed
+    | RetryDue
+    | InputFailed
+    | KillRequested
+    | NodesConfigured
+    | NodeLost
+    | NodeConnected
+    | SettingsChanged
+    | Tick
+)
+
+
+# -- instructions ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StartTask:
+    job: str
+    taskid: int
+    attempt: int
+    host: str
+    stage: str
+    grouping: str
+    group: tuple[int, str]
+    save_results: bool = False
+
+
+@dataclass(frozen=True)
+class KillTask:
+    job: str
+    taskid: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class AppendEvent:
+    job: str
+    text: str
+    host: str = "master"
+
+
+@dataclass(frozen=True)
+class ResolveInputs:
+    """Download these v1 ``dir://`` index files, then send ``InputsResolved``."""
+
+    job: str
+    urls: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ScheduleRetry:
+    job: str
+    taskid: int
+    delay: float
+
+
+@dataclass(frozen=True)
+class InputsChanged:
+    """A task got new inputs or its input set became complete: answer deferred INPUTs."""
+
+    job: str
+    taskid: int
+
+
+@dataclass(frozen=True)
+class SaveJob:
+    """Persist the job's status, results and stage results."""
+
+    job: str
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    job: str
+    status: JobStatus
+
+
+@dataclass(frozen=True)
+class JobForgotten:
+    job: str
+
+
+Instruction = (
+    StartTask
+    | KillTask
+    | AppendEvent
+    | ResolveInputs
+    | ScheduleRetry
+    | InputsChanged
+    | SaveJob
+    | JobFinished
+    | JobForgotten
+)
+
+
+class InvalidTransition(Exception):
+    """A task was asked to move between states the table does not allow."""
+
+    def __init__(self, job: str, taskid: int, start: str, finish: str, history: list) -> None:
+        super().__init__(job, taskid, start, finish, history)
+        self.job, self.taskid, self.start, self.finish = job, taskid, start, finish
+        self.history = history
+
+    def __str__(self) -> str:
+        return "task %s:%d cannot go from %s to %s (history: %r)" % (
+            self.job,
+            self.taskid,
+            self.start,
+            self.finish,
+            self.history[-10:],
+        )

@@ -1,0 +1,212 @@
+"""Durable master state (master-api.md 13.15): SQLite under the master root, and the
+JSON cluster configuration file of 3.4.
+
+Owns: job records (status, start time, owner, worker, inputs, stage names, jobinfo
+counters, results, stage results, job pack path), runtime settings
+(``max_failure_rate``, ``accept_new_jobs``), and the config table with both blacklists.
+The config file ``DISCO_MASTER_CONFIG`` stays the source of truth for the table, as in
+0.5 (users edit it); every save writes it (and a copy in SQLite).  Calls are short;
+the runtime makes them from the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+RESTART_EVENT = "ERROR: Job killed: the master restarted while the job was running"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    name TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    start REAL NOT NULL,
+    owner TEXT NOT NULL,
+    worker TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    pipeline TEXT NOT NULL,
+    results TEXT NOT NULL,
+    stage_results TEXT NOT NULL,
+    jobpack TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass
+class JobRecord:
+    """What the master remembers of a job (enough for jobinfo, get_results, joblist)."""
+
+    name: str
+    status: str
+    start: float
+    owner: str = ""
+    worker: str = ""
+    inputs: list[str] = field(default_factory=list)
+    pipeline: list[list[Any]] = field(default_factory=list)  # jobinfo counter rows
+    results: list[list[str]] = field(default_factory=list)
+    stage_results: dict[str, list[list[str]]] = field(default_factory=dict)
+    jobpack: str = ""
+    seq: int = 0
+
+
+@dataclass
+class ClusterConfig:
+    """The 3.4 configuration: ``hosts`` rows and the two blacklists."""
+
+    hosts: list[list[str]]
+    blacklist: list[str] = field(default_factory=list)
+    gc_blacklist: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"hosts": self.hosts, "blacklist": self.blacklist, "gc_blacklist": self.gc_blacklist}
+
+
+def default_config() -> ClusterConfig:
+    return ClusterConfig([["localhost", str(os.cpu_count() or 1)]])
+
+
+class ConfigError(ValueError):
+    """A config table that cannot be applied: ``"invalid config"`` / ``"duplicate nodes"``."""
+
+
+def expand_host_spec(spec: str) -> list[str]:
+    """``node08:12`` -> node08..node12 (zero-padded to the width of ``last``), 3.4."""
+    if ":" not in spec:
+        if not spec:
+            raise ConfigError("invalid config")
+        return [spec]
+    first, last = spec.split(":", 1)
+    width = len(last)
+    stem, start = first[:-width], first[-width:]
+    if not width or len(first) < width or not start.isdigit() or not last.isdigit():
+        raise ConfigError("invalid config")
+    lo, hi = int(start), int(last)
+    return ["%s%0*d" % (stem, width, n) for n in range(lo, hi + 1)]
+
+
+def expand_table(rows: list[list[str]]) -> list[tuple[str, int]]:
+    """The config table as ``(host, max_workers)``; raises ``ConfigError`` (2.4)."""
+    nodes: list[tuple[str, int]] = []
+    for row in rows:
+        if len(row) != 2 or not str(row[1]).strip().isdigit():
+            raise ConfigError("invalid config")
+        for host in expand_host_spec(str(row[0])):
+            nodes.append((host, int(row[1])))
+    hosts = [h for h, _ in nodes]
+    if len(set(hosts)) != len(hosts):
+        raise ConfigError("duplicate nodes")
+    return nodes
+
+
+class Store:
+    """SQLite database ``<master_root>/master.sqlite3`` and the config file."""
+
+    def __init__(self, master_root: str, config_file: str) -> None:
+        os.makedirs(master_root, exist_ok=True)
+        self.path = os.path.join(master_root, "master.sqlite3")
+        self.config_file = config_file
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- jobs ---------------------------------------------------------------------------
+    def save_job(self, rec: JobRecord) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                rec.name,
+                rec.seq,
+                rec.status,
+                rec.start,
+                rec.owner,
+                rec.worker,
+                json.dumps(rec.inputs),
+                json.dumps(rec.pipeline),
+                json.dumps(rec.results),
+                json.dumps(rec.stage_results),
+                rec.jobpack,
+            ),
+        )
+
+    def delete_job(self, name: str) -> None:
+        self._db.execute("DELETE FROM jobs WHERE name = ?", (name,))
+
+    def load_jobs(self) -> list[JobRecord]:
+        rows = self._db.execute(
+            "SELECT name, status, start, owner, worker, inputs, pipeline, results,"
+            " stage_results, jobpack, seq FROM jobs ORDER BY seq"
+        ).fetchall()
+        return [
+            JobRecord(
+                name=r[0],
+                status=r[1],
+                start=r[2],
+                owner=r[3],
+                worker=r[4],
+                inputs=json.loads(r[5]),
+                pipeline=json.loads(r[6]),
+                results=json.loads(r[7]),
+                stage_results=json.loads(r[8]),
+                jobpack=r[9],
+                seq=r[10],
+            )
+            for r in rows
+        ]
+
+    def mark_active_dead(self) -> list[str]:
+        """On startup: jobs left ``active`` by a previous run become ``dead`` (13.15)."""
+        names = [r[0] for r in self._db.execute("SELECT name FROM jobs WHERE status = 'active'")]
+        self._db.execute("UPDATE jobs SET status = 'dead' WHERE status = 'active'")
+        return names
+
+    # -- settings -------------------------------------------------------------------------
+    def get_setting(self, key: str, default: Any) -> Any:
+        row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_setting(self, key: str, value: Any) -> None:
+        self._db.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(value)))
+
+    # -- cluster config (3.4) -------------------------------------------------------------
+    def load_config(self) -> ClusterConfig:
+        """The config file if present (legacy bare lists too), else SQLite, else default."""
+        try:
+            with open(self.config_file, encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            data = self.get_setting("config", None)
+            if data is None:
+                config = default_config()
+                self.save_config(config)
+                return config
+        except (OSError, ValueError) as exc:
+            logger.error("cannot read %s (%s); using the default table", self.config_file, exc)
+            return default_config()
+        if isinstance(data, list):
+            return ClusterConfig(data)
+        return ClusterConfig(
+            hosts=list(data.get("hosts", [])),
+            blacklist=list(data.get("blacklist", [])),
+            gc_blacklist=list(data.get("gc_blacklist", [])),
+        )
+
+    def save_config(self, config: ClusterConfig) -> None:
+        data = config.to_json()
+        self.set_setting("config", data)
+        directory = os.path.dirname(self.config_file)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        tmp = self.config_file + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+        os.replace(tmp, self.config_file)
