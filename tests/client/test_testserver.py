@@ -1,0 +1,106 @@
+"""disco.test: the threaded test server and TestCase helpers (library.md 15)."""
+
+from __future__ import annotations
+
+import socket
+import unittest
+import urllib.error
+import urllib.request
+
+import pytest
+
+from disco.error import CommError
+from disco.settings import DiscoSettings
+from disco.test import FailedReply, TestCase, TestServer
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(path: str):
+    if path == "fail":
+        raise FailedReply()
+    if path == "parts":
+        return [b"a", "b", b"c"]
+    return "data for %s\n" % path
+
+
+@pytest.fixture
+def server():
+    srv = TestServer.create(("127.0.0.1", 0), serve)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def get(url: str, **headers: str) -> tuple[int, bytes, dict[str, str]]:
+    req = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.read(), dict(resp.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+def test_server_answers_serve_path(server) -> None:
+    status, body, headers = get(server.address + "/x/y")
+    assert (status, body) == (200, b"data for x/y\n")
+    assert headers["Content-Length"] == str(len(body))
+    assert get(server.address + "/parts")[1] == b"abc"
+
+
+def test_server_ranges_and_failures(server) -> None:
+    status, body, headers = get(server.address + "/abc", Range="bytes=5-")
+    assert (status, body) == (206, b"for abc\n")
+    assert headers["Content-Range"] == "bytes 5-12/13"
+    assert get(server.address + "/abc", Range="bytes=0-3")[1] == b"data"
+    assert get(server.address + "/fail")[0] == 500
+
+
+def test_urls_are_single_replica_inputs(server) -> None:
+    assert server.urls(["a", 1]) == [[server.address + "/a"], [server.address + "/1"]]
+
+
+def test_testcase_starts_and_stops_its_server() -> None:
+    port = free_port()
+    seen = {}
+
+    class Case(TestCase):
+        settings = DiscoSettings(DISCO_TEST_HOST="127.0.0.1", DISCO_TEST_PORT=str(port))
+
+        def serve(self, path):
+            return path.upper()
+
+        def test_fetch(self):
+            self.assertEqual(self.test_server_address, ("127.0.0.1", port))
+            url = self.test_server.urls(["hello"])[0][0]
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                seen["body"] = resp.read()
+
+    result = unittest.TestResult()
+    Case("test_fetch").run(result)
+    assert result.wasSuccessful(), result.errors + result.failures
+    assert seen["body"] == b"HELLO"
+    # tearDown stopped it: the port is free again
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # server side TIME_WAIT
+        s.bind(("127.0.0.1", port))
+
+
+def test_assertions() -> None:
+    case = TestCase()
+    case.assertAllEqual([1, 2], iter([1, 2]))
+    with pytest.raises(AssertionError):
+        case.assertAllEqual([1, 2], [1])
+
+    def raise_404():
+        raise CommError("nope", "http://x", 404)
+
+    case.assertCommErrorCode(404, raise_404)
+    with pytest.raises(AssertionError):
+        case.assertCommErrorCode(500, raise_404)
+    with pytest.raises(AssertionError, match="not raised"):
+        case.assertCommErrorCode(404, lambda: None)
