@@ -724,22 +724,11 @@ def _wait_for_end() -> None:
 
 def _apply_memory_limit() -> None:
     """Limit the address space to ``DISCO_WORKER_MAX_MEM`` ("N%" of RAM, or bytes)."""
-    import resource
-
     from disco.settings import DiscoSettings
+    from disco.sysutil import set_mem_limit
 
     try:
-        limit = str(DiscoSettings()["DISCO_WORKER_MAX_MEM"]).strip()
-        if limit.endswith("%"):
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-            nbytes = int(total * float(limit[:-1]) / 100)
-        else:
-            nbytes = int(float(limit))
-        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        if hard != resource.RLIM_INFINITY:
-            nbytes = min(nbytes, hard)
-        if nbytes > 0:
-            resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
+        set_mem_limit(DiscoSettings()["DISCO_WORKER_MAX_MEM"])
     except (ValueError, OSError, KeyError) as e:
         logger.warning("DISCO_WORKER_MAX_MEM not applied: %s", e)
 
