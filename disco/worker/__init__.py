@@ -101,19 +101,32 @@ _lock = threading.RLock()
 
 
 class MessageWriter:
-    """Stands in for ``sys.stdout``/``sys.stderr`` in a task: each non-blank write is a MSG."""
+    """Stands in for ``sys.stdout``/``sys.stderr`` in a task: printed text becomes MSG.
+
+    Text is sent when a line is complete (or on ``flush``), so ``print("a", "b")`` is
+    one message ``a b`` rather than 0.5's one message per ``write`` call (which made
+    a single print cost several of the few messages per second the master allows).
+    Blank messages are dropped.
+    """
 
     encoding = "utf-8"
     errors = "replace"
 
     def __init__(self, worker: Any) -> None:
         self.worker = worker
+        self.pending = ""
 
     def write(self, data: str | bytes) -> int:
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+        self.pending += text
+        if "\n" in text:
+            complete, _, self.pending = self.pending.rpartition("\n")
+            self._send(complete)
+        return len(data)
+
+    def _send(self, text: str) -> None:
         if text.strip():
             self.worker.send("MSG", text.strip())
-        return len(data)
 
     def writelines(self, lines: Iterable[str]) -> None:
         for line in lines:
@@ -126,7 +139,8 @@ class MessageWriter:
         return True
 
     def flush(self) -> None:
-        pass
+        text, self.pending = self.pending, ""
+        self._send(text)
 
 
 # -- parameters ----------------------------------------------------------------------------
@@ -693,6 +707,7 @@ class Worker(dict):
             task = active_task = cls.get_task()
             job, jobargs = task.jobobjs
             job.worker.start(task, job, **jobargs)
+            sys.stdout.flush()
             cls.send("DONE")
         except ProtocolError as e:
             # Nobody to report to any more.
@@ -708,6 +723,7 @@ class Worker(dict):
     @classmethod
     def _report(cls, type: str, text: str) -> None:
         try:
+            sys.stdout.flush()
             cls.send(type, text)
         except Exception:
             raise SystemExit(1)
