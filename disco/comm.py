@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import re
+import socket
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -102,6 +103,19 @@ def _rewind(body: Any) -> Any:
     return lambda: body
 
 
+def _body_length(body: Any) -> int | None:
+    """Bytes left in a seekable file body (so it is not sent chunked), else ``None``."""
+    if hasattr(body, "read") and hasattr(body, "seek"):
+        try:
+            here = body.tell()
+            end = body.seek(0, os.SEEK_END)
+            body.seek(here)
+            return end - here
+        except (OSError, ValueError):
+            return None
+    return None
+
+
 def _backoff(attempt: int) -> float:
     return min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**attempt) * random.uniform(0.5, 1.0)
 
@@ -114,9 +128,10 @@ def raw_request(
     token: str | None = None,
     offset: Any = (),
     timeout: float | None = DEFAULT_TIMEOUT,
-    tries: int = MAX_TRIES,
+    tries: int | None = None,
 ) -> Response:
     """One request with redirects and retries; any final status is returned."""
+    tries = MAX_TRIES if tries is None else tries
     if isinstance(data, str):
         data = data.encode("utf-8")
     hdrs = dict(headers or {})
@@ -126,12 +141,17 @@ def raw_request(
         token = urltoken(url)
     hdrs.update(auth_header(token))
     hdrs.update(_range_header(offset))
+    length = _body_length(data)
+    if length is not None:
+        hdrs.setdefault("Content-Length", str(length))
     body_for_try = _rewind(data)
     attempt = 0
     redirects = 0
     while True:
         try:
             resp = _once(method, url, body_for_try(), hdrs, timeout)
+        except socket.gaierror as e:  # an unknown host name: retrying will not help
+            raise CommError("Cannot resolve the host of %s: %s" % (url, e), url)
         except (OSError, http.client.HTTPException) as e:
             if attempt + 1 >= tries:
                 raise CommError("%s (gave up after %d tries)" % (e, attempt + 1), url)

@@ -329,14 +329,22 @@ def ispartitioned(input: Any) -> Any:
     return False
 
 
-def read_index(dir: Any) -> Iterator[tuple[int, str, int]]:
-    """Yield ``(label, url, size)`` per line of an index file (16.3)."""
+def read_index(dir: Any, *, task: Any = None) -> Iterator[tuple[int, str, int]]:
+    """Yield ``(label, url, size)`` per line of an index file (16.3).
+
+    ``task`` (keyword only, not in 0.5) says which node we are on; by default the active
+    task, if any.
+    """
     if isinstance(dir, (list, tuple)):
         dir = dir[0]
     from disco.comm import open_url
     from disco.schemes import scheme_disco
 
-    fd = scheme_disco.open(dir) if schemesplit(dir)[0] in ("dir", "disco") else open_url(dir)
+    fd = (
+        scheme_disco.open(dir, task=task)
+        if schemesplit(dir)[0] in ("dir", "disco")
+        else open_url(dir)
+    )
     try:
         stream: Any = gzip.GzipFile(fileobj=fd) if dir.endswith(".gz") else fd
         for line in stream:
@@ -350,9 +358,10 @@ def read_index(dir: Any) -> Iterator[tuple[int, str, int]]:
         fd.close()
 
 
-def parse_dir(dir: Any, label: Any = None) -> list[str]:
+def parse_dir(dir: Any, label: Any = None, *, task: Any = None) -> list[str]:
     """URLs listed in an index, sorted, only those of ``label`` unless it is ``None``."""
-    return [url for lbl, url, _ in sorted(read_index(dir)) if label is None or lbl == label]
+    entries = sorted(read_index(dir, task=task))
+    return [url for lbl, url, _ in entries if label is None or lbl == label]
 
 
 def inputexpand(input: Any, label: Any = None, settings: Any = None) -> list[Any]:

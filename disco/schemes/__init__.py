@@ -7,6 +7,7 @@ A scheme module provides ``input_stream(stream, size, url, params)`` and optiona
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -45,8 +46,16 @@ def open(url: str, task: Any = None) -> Any:  # noqa: A001 - 0.5 name
     return mod.open(url, task=task)
 
 
-def open_chain(url: str, task: Any = None) -> Any:
-    """The records of a file in the internal format (16.1) at ``url``."""
+def open_chain(url: str, task: Any = None) -> Iterator[Any]:
+    """The records of a file in the internal format (16.1) at ``url`` (closed at the end)."""
     from disco.worker.task_io import chain_reader
 
-    return chain_reader(open(url, task=task), None, url)
+    fd = open(url, task=task)
+    return _closing(chain_reader(fd, None, url), fd)
+
+
+def _closing(records: Iterator[Any], fd: Any) -> Iterator[Any]:
+    try:
+        yield from records
+    finally:
+        fd.close()

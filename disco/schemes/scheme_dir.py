@@ -20,7 +20,7 @@ class IndexRecords:
         self.url = url
         self.task = active_task(task)
         label = getattr(self.task, "group_label", None) if self.task is not None else None
-        self.urls = shuffled(parse_dir(url, label=label))
+        self.urls = shuffled(parse_dir(url, label=label, task=self.task))
 
     def __iter__(self) -> Iterator[Any]:
         from disco.schemes import open_chain
