@@ -132,19 +132,24 @@ class Master:
         return "%s %s" % (self, "running" if self.running else "stopped")
 
     def nodaemon(self) -> int:
-        """Run the master in the foreground until it exits (Ctrl-C stops it)."""
+        """Run the master in the foreground until it exits; SIGINT/SIGTERM stop it."""
         self.settings.ensuredirs()
         self.settings.safedir("DISCO_PID_DIR")
         proc = subprocess.Popen(self.command, env=_child_env(self.settings))
+
+        def forward(signum: int, frame: Any) -> None:
+            proc.send_signal(signal.SIGTERM)
+
+        previous = signal.signal(signal.SIGTERM, forward)
         try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            # the master got the same SIGINT (same process group): let it finish
-            try:
-                return proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                return proc.wait()
+            while True:
+                try:
+                    return proc.wait()
+                except KeyboardInterrupt:
+                    # a terminal's Ctrl-C reached the master too; a lone SIGINT did not
+                    proc.send_signal(signal.SIGTERM)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _child_env(settings: DiscoSettings) -> dict[str, str]:
