@@ -13,7 +13,6 @@ import os
 import struct
 import sys
 import time
-import zipfile
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -437,6 +436,8 @@ def build_jobzip(
     their absolute paths minus the leading ``/``), ``required_files`` under ``lib/``
     and the files of ``(name, path)`` entries of ``required_modules``.
     """
+    import zipfile
+
     from disco.fileutils import DiscoZipFile
     from disco.worker import LAUNCHER, LAUNCHER_PATH
 

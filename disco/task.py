@@ -101,9 +101,11 @@ class Task:
     def jobobjs(self) -> tuple[Any, dict[str, Any]]:
         """The unpickled ``(job, jobargs)`` of the job pack's jobdata."""
         if self._jobobjs is None:
-            from disco import dPickle
+            import pickle
 
-            self._jobobjs = dPickle.loads(self.jobpack.jobdata)
+            # Plain pickle: cloudpickle is imported only if the data needs it (by-value
+            # functions), which keeps the start of tasks cheap.
+            self._jobobjs = pickle.loads(self.jobpack.jobdata)
         return self._jobobjs
 
     # -- paths -------------------------------------------------------------------------

@@ -65,3 +65,25 @@ def sum_reduce2(iter: Any, params: Any) -> Any:
 
 def cwd_map(entry: Any, params: Any) -> Any:
     yield "cwd", os.getcwd()
+
+
+def line_reader(fd: Any, size: Any, url: str, params: Any) -> Any:
+    # raw:// gives a StringIO: one entry per comma-separated field
+    for field in fd.read().split(","):
+        yield field
+
+
+def skip_first_init(entries: Any, params: Any) -> None:
+    next(entries)
+
+
+def simple_map(self: Any, worker: Any, task: Any, **jobargs: Any) -> None:
+    out = worker.output(task, partition=None).file
+    for entry in worker.input(task, open=_raw_opener()):
+        out.add(entry, task.stage)
+
+
+def _raw_opener() -> Any:
+    from disco.worker.task_io import StreamCombiner, task_input_stream
+
+    return lambda url: StreamCombiner(url, [task_input_stream], None)
