@@ -8,6 +8,7 @@ from __future__ import annotations
 from disco.backends.base import TaskOutput
 from disco.master.coordinator import Coordinator, format_duration
 from disco.master.jobpack import DataInput, DirInput, JobSpec, StageSpec
+from disco.master.stages import input_reply, retry_replicas
 from disco.master.states import (
     AppendEvent,
     AttemptDone,
@@ -30,7 +31,6 @@ from disco.master.states import (
     StartTask,
     Tick,
 )
-from disco.master.stages import input_reply, retry_replicas
 
 
 def spec(pipeline, inputs, max_cores=2**31, save_results=False) -> JobSpec:
@@ -74,7 +74,9 @@ class Harness:
         )
 
     def fail(self, start, kind="error", message="boom"):
-        return self.feed(AttemptFailed(start.job, start.taskid, start.attempt, kind, message, self.now))
+        return self.feed(
+            AttemptFailed(start.job, start.taskid, start.attempt, kind, message, self.now)
+        )
 
 
 def starts(out):
@@ -291,7 +293,9 @@ def test_concurrent_stage_throttle_lets_tasks_run_alongside():
 
 def test_max_cores_holds_tasks_pending():
     h = Harness(nodes=(("n1", 4),))
-    out = h.submit("J", [("map", "split", False)], [(0, ["raw://%d" % i]) for i in range(3)], max_cores=1)
+    out = h.submit(
+        "J", [("map", "split", False)], [(0, ["raw://%d" % i]) for i in range(3)], max_cores=1
+    )
     assert len(starts(out)) == 1
     assert h.c.jobs["J"].counters() == [["map", 2, 2, 1, 0, 0]]
     out = h.done(starts(out)[0])
@@ -363,7 +367,9 @@ def test_dir_inputs_are_resolved_then_split_by_label():
 
 def test_input_errors_order_replicas_and_fail():
     h = Harness()
-    (s,) = starts(h.submit("J", [("r", "group_all", False)], [(0, ["raw://a", "raw://b", "raw://c"])]))
+    (s,) = starts(
+        h.submit("J", [("r", "group_all", False)], [(0, ["raw://a", "raw://b", "raw://c"])])
+    )
     h.feed(InputFailed("J", 0, 0, (0,), h.now))
     task = h.c.task("J", 0)
     assert [r.url for r in retry_replicas(task, 0, [0])] == ["raw://b", "raw://c"]

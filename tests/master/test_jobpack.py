@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import struct
 
 import pytest
@@ -128,7 +127,12 @@ def test_invalid_payload():
         ((True, True, False, 1), ["map:split", "map_shuffle:group_node", "reduce:group_all"]),
         (
             (True, True, True, 3),
-            ["map:split", "map_shuffle:group_node", "reduce:group_label", "reduce_shuffle:group_node"],
+            [
+                "map:split",
+                "map_shuffle:group_node",
+                "reduce:group_label",
+                "reduce_shuffle:group_node",
+            ],
         ),
         ((True, True, False, 3), ["map:split", "map_shuffle:group_node", "reduce:group_label"]),
     ],

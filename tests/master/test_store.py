@@ -1,0 +1,80 @@
+"""Durable state across master restarts (master-api.md 13.15) and the config table (3.4)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from disco.embedded import EmbeddedMaster
+from disco.master.store import RESTART_EVENT, ConfigError, Store, expand_host_spec, expand_table
+from tests.conftest import child_pids, poll_for
+
+from .packs import v2_dict
+from .test_api import Client
+
+
+def test_expand_host_spec():
+    assert expand_host_spec("node08:12") == ["node08", "node09", "node10", "node11", "node12"]
+    assert expand_host_spec("n1:3") == ["n1", "n2", "n3"]
+    assert expand_host_spec("master") == ["master"]
+    with pytest.raises(ConfigError):
+        expand_host_spec("a:b")
+    with pytest.raises(ConfigError, match="duplicate nodes"):
+        expand_table([["n1:2", "1"], ["n2", "3"]])
+    with pytest.raises(ConfigError, match="invalid config"):
+        expand_table([["n1", "many"]])
+
+
+def test_config_file_legacy_and_default(tmp_path):
+    path = tmp_path / "disco.config"
+    store = Store(str(tmp_path / "root"), str(path))
+    config = store.load_config()
+    assert len(config.hosts) == 1 and config.hosts[0][0] == "localhost"
+    assert json.loads(path.read_text())["blacklist"] == []  # 3.4: written as 0.5 did
+    path.write_text(json.dumps([["a", "2"]]))  # the legacy bare list
+    config = store.load_config()
+    assert (config.hosts, config.blacklist, config.gc_blacklist) == ([["a", "2"]], [], [])
+    store.close()
+
+
+def test_restart_keeps_finished_jobs_and_kills_running_ones(tmp_path):
+    root = tmp_path / "disco"
+    before = child_pids()
+    with EmbeddedMaster(root=root, export_env=False, retry_delay=0.0) as m:
+        client = Client(m)
+        ready = client.submit(v2_dict([["map", "split", False]], [[0, 0, ["raw://a"]]]))
+        results = client.wait(ready)[1]
+        running = client.submit(
+            v2_dict([["map", "split", False]], [[0, 0, ["raw://a"]]]), {"MODE": "sleep"}
+        )
+        client.post("save_settings", {"max_failure_rate": "5", "accept_new_jobs": "1"})
+        client.post("save_config_table", [["localhost", "3"], ["127.0.0.2", "1"]])
+        client.post("blacklist", "127.0.0.2")
+        info = client.get("/disco/ctrl/jobinfo?name=" + ready)
+        events = client.events(ready)
+        pack = client.request("/disco/ctrl/parameters?name=" + ready)[2]
+    poll_for(lambda: not (child_pids() - before), 5.0, "worker processes to exit")
+    with EmbeddedMaster(root=root, export_env=False, retry_delay=0.0) as m:
+        client = Client(m)
+        assert client.get("/disco/ctrl/jobinfo?name=" + ready) == info
+        assert client.post("get_results", [0, [ready]]) == [[ready, ["ready", results]]]
+        assert client.events(ready) == events
+        assert client.request("/disco/ctrl/parameters?name=" + ready)[2] == pack
+        assert client.get("/disco/ctrl/get_stageresults?name=%s&stage=map" % ready) == results
+        assert client.post("get_results", [1000, [running]]) == [[running, ["dead", []]]]
+        assert client.events(running)[-1][2] == RESTART_EVENT
+        assert client.get("/disco/ctrl/jobinfo?name=" + running)["active"] == "dead"
+        assert [row[2] for row in client.get("/disco/ctrl/joblist")] == [running, ready]
+        assert client.get("/disco/ctrl/get_settings") == {
+            "max_failure_rate": 5,
+            "accept_new_jobs": 1,
+        }
+        assert client.get("/disco/ctrl/load_config_table") == [
+            ["localhost", "3"],
+            ["127.0.0.2", "1"],
+        ]
+        assert client.get("/disco/ctrl/get_blacklist") == ["127.0.0.2"]
+        # the restarted master still runs jobs, and names stay unique
+        again = client.submit(v2_dict([["map", "split", False]], [[0, 0, ["raw://b"]]]))
+        assert again not in (ready, running) and client.wait(again)[0] == "ready"
