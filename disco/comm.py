@@ -343,6 +343,11 @@ def open_local(path: str) -> File:
 
 
 def open_remote(url: str, token: str | None = None) -> Connection:
+    """A ``Connection``; ``disco://``/``dir://`` URLs go to ``http://host:<DISCO_PORT>/``."""
+    if url.startswith(("disco://", "dir://")):
+        from disco.util import urlresolve
+
+        url = urlresolve(url)
     return Connection(url, token)
 
 

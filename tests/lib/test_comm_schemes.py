@@ -182,6 +182,14 @@ def test_connection_reads_in_ranges(server) -> None:
     assert redirected.url == url + "/data/big"
 
 
+def test_open_url_resolves_disco_urls(server, monkeypatch) -> None:
+    url, state = server
+    monkeypatch.setenv("DISCO_PORT", url.rsplit(":", 1)[1])
+    state.files["/disco/h/ab/J/x"] = b"via disco port"
+    conn = comm.open_url("disco://127.0.0.1/disco/h/ab/J/x")
+    assert conn.read() == b"via disco port"
+
+
 def test_open_local(tmp_path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"a\nb\n")
