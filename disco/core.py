@@ -99,26 +99,10 @@ def master_url(master: str, disco_port: Any) -> str:
 
 
 def _jobref(disco: Disco, jobname: str) -> Any:
-    """``Job(name=jobname, master=disco)``; a bare name holder while ``disco.job`` is missing."""
-    try:
-        from disco.job import Job
-    except ImportError:
-        return _JobRef(jobname, disco)
+    """``Job(name=jobname, master=disco)``: the job ``JobError`` and ``EventMonitor`` name."""
+    from disco.job import Job
+
     return Job(name=jobname, master=disco)
-
-
-class _JobRef:
-    """Minimal job handle (``name`` plus the proxy methods EventMonitor uses)."""
-
-    def __init__(self, name: str, disco: Disco) -> None:
-        self.name = name
-        self.disco = disco
-
-    def events(self, offset: int = 0) -> Iterator[tuple[int, tuple[str, str, str]]]:
-        return self.disco.events(self.name, offset=offset)
-
-    def jobinfo(self) -> dict[str, Any]:
-        return self.disco.jobinfo(self.name)
 
 
 def _name_of(job: Any) -> str:

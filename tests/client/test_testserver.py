@@ -104,3 +104,36 @@ def test_assertions() -> None:
         case.assertCommErrorCode(500, raise_404)
     with pytest.raises(AssertionError, match="not raised"):
         case.assertCommErrorCode(404, lambda: None)
+
+
+def test_testcase_runs_a_testjob_on_served_inputs(master) -> None:
+    from disco.test import TestJob
+
+    port = free_port()
+
+    class Case(TestCase):
+        settings = DiscoSettings(
+            DISCO_MASTER=master.url, DISCO_TEST_HOST="127.0.0.1", DISCO_TEST_PORT=str(port)
+        )
+
+        def serve(self, path):
+            return "%s\n" % path
+
+        @staticmethod
+        def map(line, params):
+            yield line.strip().decode() * 2, 1
+
+        def test_job(self):
+            self.job = TestJob(master=self.disco).run(
+                input=self.test_server.urls(["ab", "c"]), map=self.map
+            )
+            self.assertEqual(sorted(self.results(self.job)), [("abab", 1), ("cc", 1)])
+            self.assertResults(self.job, list(self.results(self.job)))  # same order twice
+            self.assertEqual(self.nodes, {"localhost": self.num_workers})
+
+    result = unittest.TestResult()
+    case = Case("test_job")
+    case.run(result)
+    assert result.wasSuccessful(), result.errors + result.failures
+    # tearDown purged the job (DISCO_TEST_PURGE defaults to 'purge')
+    assert master.disco.results(case.job.name, timeout=0)[0] == "unknown job"
