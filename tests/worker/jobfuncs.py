@@ -69,8 +69,7 @@ def cwd_map(entry: Any, params: Any) -> Any:
 
 def line_reader(fd: Any, size: Any, url: str, params: Any) -> Any:
     # raw:// gives a StringIO: one entry per comma-separated field
-    for field in fd.read().split(","):
-        yield field
+    yield from fd.read().split(",")
 
 
 def skip_first_init(entries: Any, params: Any) -> None:

@@ -91,13 +91,6 @@ def test_status_interval_zero(tmp_path: Any) -> None:
     assert [m for m in run.messages if "mapped" in m] == ["Done: 2 entries mapped"]
 
 
-def test_external_program_needs_its_module(tmp_path: Any) -> None:
-    node = Node(str(tmp_path), job(), map={"op": b"#!/bin/sh\n"})
-    run = node.run(inputs=[(0, ["raw://a"])])
-    assert run.status == "FATAL"
-    assert "external" in run.payload
-
-
 def test_simple_job(tmp_path: Any) -> None:
     class Simple(SimpleJob):
         map = jobfuncs.simple_map
@@ -107,3 +100,33 @@ def test_simple_job(tmp_path: Any) -> None:
     assert run.status == "DONE", run.payload
     assert run.records() == [("x", "map")]
     assert node.jobdict["map?"] is True
+
+
+EXTERNAL_MAP = b"""#!%s
+import struct, sys
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+n = int(inp.readline())
+inp.read(n)
+u32 = struct.Struct("=I")
+while True:
+    head = inp.read(4)
+    if not head:
+        break
+    key = inp.read(u32.unpack(head)[0])
+    value = inp.read(u32.unpack(inp.read(4))[0])
+    sys.stderr.write("**<MSG> got %%s\\n" %% value.decode())
+    sys.stderr.flush()
+    out.write(u32.pack(1) + u32.pack(len(value)) + value + u32.pack(1) + b"1")
+    out.flush()
+"""
+
+
+def test_external_map_program(tmp_path: Any) -> None:
+    import sys
+
+    program = {"op": EXTERNAL_MAP % sys.executable.encode()}
+    node = Node(str(tmp_path), job(), map=program, partitions=None)
+    run = node.run(inputs=[(0, ["raw://abc"]), (0, ["raw://de"])])
+    assert run.status == "DONE", run.payload
+    assert sorted(run.records()) == [(b"abc", b"1"), (b"de", b"1")]
+    assert "got abc" in run.messages

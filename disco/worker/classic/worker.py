@@ -157,9 +157,11 @@ class Worker(BaseWorker):
         stage_key = "reduce" if task.stage == "reduce" else "map"
         external = None
         if task.stage not in _SHUFFLE_STAGES and isinstance(self[stage_key], dict):
+            # An external program (library.md 10.5) stands in for map or reduce.
             external = _external_module()
             params = self["ext_params"]
-            self[stage_key] = external.prepare(params, stage_key)
+            external.prepare(self[stage_key], params, "ext.%s" % stage_key)
+            self[stage_key] = external.ext_map if stage_key == "map" else external.ext_reduce
         try:
             self._inject(task)
             if task.stage == "map":
@@ -172,7 +174,7 @@ class Worker(BaseWorker):
                 raise DiscoError("The classic worker has no stage %r" % task.stage)
         finally:
             if external is not None:
-                external.close()
+                external.close_ext()
 
     def map(self, task: Any, params: Any) -> None:
         """Map task (library.md 17.3)."""
@@ -295,10 +297,11 @@ def injected_names(task: Any, required_modules: Iterable[Any]) -> dict[str, Any]
     from disco import util
     from disco.worker.classic import func
 
+    stubs = _STUBS | getattr(func, "STUB_NAMES", frozenset())
     names = {
         k: v
         for k, v in vars(func).items()
-        if not k.startswith("_") and k not in _STUBS and not hasattr(builtins, k)
+        if not k.startswith("_") and k not in stubs and not hasattr(builtins, k)
     }
 
     def this_inputs() -> list[list[str]]:
