@@ -57,6 +57,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except MasterError as exc:
         return exc.response()
+    except web.HTTPNotFound:
+        return not_found().response()  # 1.2: "Not found." for unrouted paths too
     except web.HTTPException:
         raise
     except Exception:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -35,8 +36,14 @@ async def _close_disco_connections(request: web.Request, response: web.StreamRes
         response.force_close()  # 1.2: /disco and /ddfs responses close the connection
 
 
-def build_app(runtime: Runtime) -> web.Application:
-    """The master's aiohttp application (routes in the 1.1 order)."""
+def build_app(
+    runtime: Runtime, extra_routes: Iterable[web.AbstractRouteDef] = ()
+) -> web.Application:
+    """The master's aiohttp application (routes in the 1.1 order).
+
+    ``extra_routes`` (e.g. DDFS's ``/ddfs/...`` handlers) are added before the static
+    catch-all, which never matches ``/ddfs/...`` anyway.
+    """
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[RUNTIME] = runtime
     app[ctrl.BACKGROUND] = set()
@@ -44,6 +51,7 @@ def build_app(runtime: Runtime) -> web.Application:
     app.add_routes(ctrl.routes)
     app.add_routes(jobs.routes)
     app.add_routes(data.routes)
+    app.add_routes(list(extra_routes))
     app.add_routes(data.static_routes)  # catch-all: keep last
     return app
 

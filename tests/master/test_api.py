@@ -357,3 +357,16 @@ def test_concurrent_stage_with_more_inputs(client):
     index = client.request("/" + path)[2].decode().split()
     data = client.request("/" + index[1][len("disco://localhost/") :])[2]
     assert data.count(b'"ok"') == 3  # the reduce task saw all three map outputs
+
+
+def test_static_files_and_ddfs_paths(client):
+    www = client.m.server.config.www_root
+    os.makedirs(os.path.join(www, "css"), exist_ok=True)
+    with open(os.path.join(www, "index.html"), "w") as f:
+        f.write("<html>disco</html>")
+    status, headers, body = client.request("/")
+    assert (status, body) == (200, b"<html>disco</html>")
+    assert headers["Content-Type"].startswith("text/html")
+    assert client.request("/css")[0] in (301, 404)  # redirected to /css/ (no index there)
+    assert client.request("/../etc/passwd")[:3:2] == (404, b"Not found.")
+    assert client.request("/ddfs/tags")[:3:2] == (404, b"Not found.")

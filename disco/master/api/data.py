@@ -48,7 +48,8 @@ async def node_data(request: web.Request) -> web.StreamResponse:
     return await serve_file(request, runtime(request).config.disco_data, request.match_info["path"])
 
 
-@static_routes.route("*", "/{path:.*}")
+# /ddfs/... is left to the DDFS routes (a separate part) mounted on the same app.
+@static_routes.route("*", r"/{path:(?!ddfs/).*}")
 async def static(request: web.Request) -> web.StreamResponse:
     """2.6: files of ``DISCO_WWW_ROOT``; ``/`` is ``index.html``."""
     if request.method not in ("GET", "HEAD"):
