@@ -28,6 +28,7 @@ from disco.master import jobpack
 from disco.master.config import MasterConfig
 from disco.master.coordinator import Coordinator
 from disco.master.events import EventLog, job_dir
+from disco.master.jobdata import job_dirs, parse_index_labels, write_pack
 from disco.master.stages import input_reply, retry_replicas
 from disco.master.states import (
     AppendEvent,
@@ -357,7 +358,7 @@ class Runtime:
         name = self.new_name(spec.prefix)
         directory = job_dir(self.config.master_root, name)
         path = os.path.join(directory, "jobfile")
-        await asyncio.get_running_loop().run_in_executor(None, _write_pack, path, data)
+        await asyncio.get_running_loop().run_in_executor(None, write_pack, path, data)
         now = self.clock()
         self._seq += 1
         rec = JobRecord(
@@ -565,7 +566,7 @@ class Runtime:
         removed: list[tuple[str, str]] = []
         for host, _ in self.nodes:
             base = os.path.join(self.config.disco_data, host)
-            for path, name in _job_dirs(base):
+            for path, name in job_dirs(base):
                 if self.status(name)[0] == "active":
                     continue
                 try:
@@ -576,43 +577,3 @@ class Runtime:
                     await self.backend.remove_job_data(host, name)
                     removed.append((host, name))
         return removed
-
-
-def _job_dirs(base: str) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    try:
-        hashes = sorted(os.listdir(base))
-    except OSError:
-        return found
-    for hh in hashes:
-        if len(hh) != 2:
-            continue
-        try:
-            names = sorted(os.listdir(os.path.join(base, hh)))
-        except OSError:
-            continue
-        found.extend((os.path.join(base, hh, n), n) for n in names)
-    return found
-
-
-def _write_pack(path: str, data: bytes) -> None:
-    """6.6: write to ``jobfile@<hex>`` in the same directory, then rename."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = "%s@%x" % (path, time.time_ns())
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def parse_index_labels(text: str) -> tuple[tuple[int, int], ...]:
-    """``(label, total size)`` per label, in order of first appearance, of an index file."""
-    totals: dict[int, int] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 3:
-            raise ValueError("invalid index line %r" % line)
-        label, size = int(parts[0]), int(parts[2])
-        totals[label] = totals.get(label, 0) + size
-    return tuple(totals.items())

@@ -85,6 +85,8 @@ def test_version_and_proxy_prefix(client):
     assert client.get("/proxy/node1/GET/disco/ctrl/get_settings")["max_failure_rate"] == 100
     status, headers, body = client.request("/disco/version", b"x")
     assert (status, body) == (404, b"Not found.")
+    status, _, body = client.request("/proxy/n1/PUT/disco/ctrl/kill_job", b'"Nope@1:2:3"')
+    assert (status, json.loads(body)) == (200, "")
 
 
 def test_map_reduce_job_end_to_end(client):

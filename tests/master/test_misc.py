@@ -16,7 +16,7 @@ from disco.embedded import EmbeddedMaster
 from disco.error import DiscoError
 from disco.master.config import MasterConfig
 from disco.master.events import EventLog, format_line, hash_dir, jobevents
-from disco.master.runtime import parse_index_labels
+from disco.master.jobdata import parse_index_labels
 from disco.settings import DiscoSettings
 from tests.conftest import poll_for
 
