@@ -279,8 +279,8 @@ class InputIter:
 
     A ``DataError`` while opening or reading a replica moves on to the next one and
     skips the records already delivered; with no replica left it raises
-    ``DataError("Exhausted all available replicas...")``.  Other exceptions (e.g.
-    ``Wait``) leave the iterator able to resume.
+    ``DataError("Exhausted all available replicas...")``.  After any other exception
+    (e.g. ``Wait``) the next ``next()`` reopens the same replica and resumes.
     """
 
     def __init__(self, input: Any, task: Any = None, open: Any = None, start: int = 0) -> None:
@@ -292,6 +292,8 @@ class InputIter:
         self.source: Any = None
         self.last_error: str | None = None
         self.finished = False
+        self.url: str | None = None
+        self.retry: str | None = None
 
     def __iter__(self) -> InputIter:
         return self
@@ -310,13 +312,15 @@ class InputIter:
         import traceback
 
         while self.records is None:
+            url, self.retry = self.retry, None
             try:
-                url = next(self.urls)
+                url = url or next(self.urls)
             except StopIteration:
                 msg = "Exhausted all available replicas"
                 if self.last_error:
                     msg += ", last error was:\n\n%s" % self.last_error
                 raise DataError(msg, self.input)
+            self.url = url
             try:
                 self.source = self.open(url)
                 records = iter(self.source)
@@ -327,6 +331,10 @@ class InputIter:
             except DataError:
                 self.last_error = traceback.format_exc()
                 self._close()
+            except BaseException:
+                self._close()
+                self.retry = url
+                raise
 
     def __next__(self) -> Any:
         import traceback
@@ -345,6 +353,10 @@ class InputIter:
                 self.last_error = traceback.format_exc()
                 self._close()
                 continue
+            except BaseException:
+                self._close()
+                self.retry = self.url
+                raise
             self.delivered += 1
             return record
         raise StopIteration

@@ -337,3 +337,23 @@ def test_default_parameters_are_those_of_10_1() -> None:
     assert worker["required_files"] == {} and worker["required_modules"] is None
     assert isinstance(worker["params"], Params)
     assert worker["combiner"] is None and sum_combiner is not None
+
+
+def test_job_chain_runs_jobs_when_their_inputs_are_ready(fake_master: FakeMaster) -> None:
+    from disco.job import JobChain
+
+    first = Job(name="First", master=fake_master.url)
+    second = Job(name="Second", master=fake_master.url)
+    first.worker["map"] = second.worker["map"] = fun_map
+    chain = JobChain({first: ["raw://a"], second: first})
+    assert chain.walk() == 0
+    assert first.name == "First@5:6:1" and second.name == "Second"  # second waits
+    fake_master.results[first.name] = ["ready", [["disco://127.0.0.1/r0"]]]
+    assert chain.walk() == 1
+    assert second.name == "Second@5:6:2"
+    assert fake_master.last().jobdict["input"] == [["disco://127.0.0.1/r0"]]
+    fake_master.results[second.name] = ["ready", []]
+    assert chain.wait(poll_interval=0) is chain
+    fake_master.results[second.name] = ["dead", []]
+    with pytest.raises(Exception, match="Status dead"):
+        chain.walk()
