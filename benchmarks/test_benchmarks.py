@@ -234,14 +234,13 @@ def test_tiny_expected_counts():
 
 # -- end to end, on a real embedded master (skipped until the project runs) ------------------
 def _project_ready() -> bool:
-    try:
-        import disco.master.server  # noqa: F401
+    import importlib.util
 
-        import disco.core  # noqa: F401
-        import disco.worker.classic.worker  # noqa: F401
+    names = ("disco.core", "disco.master.server", "disco.worker.classic.worker")
+    try:
+        return all(importlib.util.find_spec(n) is not None for n in names)
     except ImportError:
         return False
-    return True
 
 
 needs_project = pytest.mark.skipif(not _project_ready(), reason="project not runnable yet")
@@ -253,7 +252,7 @@ def test_wordcount_job_end_to_end(tmp_path):
 
     f = tmp_path / "t.txt"
     text = make_text(f, 2000)
-    with EmbeddedMaster(root=tmp_path / "disco", export_env=False) as m:
+    with EmbeddedMaster(root=tmp_path / "disco") as m:
         pairs = wc.run_wordcount(str(f), m.url, splits=4, partitions=2, block_size=4096)
     assert pairs == sorted(Counter(text.split()).items())
 
@@ -262,7 +261,7 @@ def test_wordcount_job_end_to_end(tmp_path):
 def test_tiny_job_end_to_end(tmp_path):
     from disco.embedded import EmbeddedMaster
 
-    with EmbeddedMaster(root=tmp_path / "disco", export_env=False) as m:
+    with EmbeddedMaster(root=tmp_path / "disco") as m:
         counts, phases = tiny_disco.run_once(m.url)
     assert counts == tiny_disco.expected_counts()
     assert phases["total_s"] > 0

@@ -65,6 +65,20 @@ def _text(word: Any) -> str:
     return word.decode("utf-8") if isinstance(word, bytes) else str(word)
 
 
+def use_master(url: str) -> None:
+    """Point this process's Disco settings at ``url``, as a settings file would.
+
+    The data of a node is served on ``DISCO_PORT`` (master-api.md), so ``result_iterator``
+    needs the master's port, not the default 8989, to read ``disco://`` results.
+    """
+    from urllib.parse import urlsplit
+
+    os.environ["DISCO_MASTER"] = url
+    port = urlsplit(url).port
+    if port:
+        os.environ["DISCO_PORT"] = str(port)
+
+
 def run_once(master: str) -> tuple[dict[str, int], dict[str, float]]:
     """Run the tiny job; return the counts and the phase times in seconds."""
     from disco.core import Job, result_iterator
@@ -166,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         if args.master:
             master = args.master
+            use_master(master)
         else:
             from disco.embedded import default_master
 
@@ -180,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         print("tiny job ok: %d words" % sum(counts.values()))
         return 0
     if args.master:
+        use_master(args.master)
         summary = latency(args.master, args.latency, args.warmup)
         summary["master"] = "given: " + args.master
     elif args.in_process:
@@ -190,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["master"] = "EmbeddedMaster in the timing process"
     else:
         server = MasterProcess()
+        use_master(server.url)
         try:
             summary = latency(server.url, args.latency, args.warmup)
         finally:

@@ -212,7 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     phases: dict[str, float] = {}
     if args.master:
-        master = args.master
+        from urllib.parse import urlsplit
+
+        # like a settings file: result_iterator reads disco:// data on DISCO_PORT
+        master = os.environ["DISCO_MASTER"] = args.master
+        if urlsplit(master).port:
+            os.environ["DISCO_PORT"] = str(urlsplit(master).port)
     else:
         from disco.embedded import default_master
 
