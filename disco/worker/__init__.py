@@ -545,14 +545,11 @@ class Worker(dict):
         """The job home zip (a ``disco.fileutils.DiscoZipFile``, still open)."""
         from disco.job import build_jobzip
 
-        if self.getitem("required_modules", job, jobargs) is None:
-            self["required_modules"] = self.get_modules(job, **jobargs)
-        return build_jobzip(
-            self,
-            job,
-            self.getitem("required_files", job, jobargs, {}),
-            self.getitem("required_modules", job, jobargs) or [],
-        )
+        modules = self.getitem("required_modules", job, jobargs)
+        if modules is None:
+            # Found automatically and stored back, so the nodes import the same list.
+            modules = self["required_modules"] = self.get_modules(job, **jobargs)
+        return build_jobzip(self, job, self.getitem("required_files", job, jobargs, {}), modules)
 
     # -- running a task (node side) --------------------------------------------------------
     def input(self, task: Any, merged: bool = False, **kwds: Any) -> Input:
