@@ -76,7 +76,7 @@ class Task:
         self.outputs: dict[Any, Any] = {}
         self.uid = "%s:%s-%s-%s-%d" % (
             stage,
-            safe_name(self.group),
+            _file_safe(self.group),
             taskid,
             hexhash(str(time.time())),
             os.getpid(),
@@ -137,7 +137,9 @@ class Task:
             raise ValueError(
                 "Output label (%s : %s) must be an integer or None" % (label, type(label))
             )
-        return "%s-%s-%s" % (self.stage, self.group, label)
+        # The group host may be any URL text (raw:// data with spaces or slashes), so the
+        # file name uses a file-safe form of it (0.5 used it verbatim and broke index lines).
+        return "%s-%s-%s" % (self.stage, _file_safe(self.group), label)
 
     def output_path(self, label: Any) -> str:
         return self.path(self.output_filename(label))
@@ -179,3 +181,13 @@ def _parse_group(group: Any) -> tuple[int | str, str]:
     except (TypeError, ValueError):
         pass
     return label, host or ""
+
+
+def _file_safe(group: str, limit: int = 64) -> str:
+    """``safe_name(group)``, shortened with a hash suffix when longer than ``limit``."""
+    safe = safe_name(group)
+    if len(safe) > limit:
+        import hashlib
+
+        safe = "%s_%s" % (safe[: limit - 9], hashlib.md5(safe.encode()).hexdigest()[:8])
+    return safe

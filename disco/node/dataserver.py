@@ -50,7 +50,7 @@ def _not_found() -> web.Response:
 
 
 async def serve_file(request: web.Request, root: str, relpath: str) -> web.StreamResponse:
-    """Serve ``<root>/<relpath>`` by the rules of 2.5 (the response is prepared)."""
+    """Serve ``<root>/<relpath>`` by the rules of 2.5 (the response is prepared by aiohttp)."""
     path = safe_path(root, relpath)
     if path is None:
         return _not_found()
@@ -65,14 +65,25 @@ async def serve_file(request: web.Request, root: str, relpath: str) -> web.Strea
         return _text(403, "Forbidden")
     if not stat.S_ISREG(st.st_mode):
         return _not_found()
-    response = web.FileResponse(path, headers={hdrs.CONTENT_TYPE: "application/octet-stream"})
+    response = _DataFileResponse(path, headers={hdrs.CONTENT_TYPE: "application/octet-stream"})
     response.force_close()  # 1.2: data responses close the connection
-    # aiohttp would send a "<file>.gz"/".br" sibling to clients accepting gzip; data files
-    # must be served byte for byte, so prepare against a request without Accept-Encoding.
-    headers = CIMultiDict(request.headers)
-    headers.popall(hdrs.ACCEPT_ENCODING, None)
-    await response.prepare(request.clone(headers=headers))
     return response
+
+
+class _DataFileResponse(web.FileResponse):
+    """A file served byte for byte.
+
+    aiohttp would send a ``<file>.gz``/``.br`` sibling to clients accepting gzip; data
+    files must be served as they are, so we prepare against a request without
+    Accept-Encoding.  Preparing twice is a no-op (handlers may prepare it themselves).
+    """
+
+    async def prepare(self, request: web.BaseRequest):  # type: ignore[override]
+        if self.prepared:
+            return self._payload_writer
+        headers = CIMultiDict(request.headers)
+        headers.popall(hdrs.ACCEPT_ENCODING, None)
+        return await super().prepare(request.clone(headers=headers))
 
 
 def strip_proxy(path: str) -> str:
