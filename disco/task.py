@@ -76,7 +76,7 @@ class Task:
         self.outputs: dict[Any, Any] = {}
         self.uid = "%s:%s-%s-%s-%d" % (
             stage,
-            _file_safe(self.group),
+            _shorten(safe_name(self.group)),
             taskid,
             hexhash(str(time.time())),
             os.getpid(),
@@ -184,8 +184,15 @@ def _parse_group(group: Any) -> tuple[int | str, str]:
 
 
 def _file_safe(group: str, limit: int = 64) -> str:
-    """``safe_name(group)``, shortened with a hash suffix when longer than ``limit``."""
-    safe = safe_name(group)
+    """``group`` with characters outside ``[A-Za-z0-9_.@:-]`` replaced by ``_``, shortened
+    with a hash suffix when longer than ``limit``."""
+    import re
+
+    return _shorten(re.sub(r"[^A-Za-z0-9_.@:\-]", "_", group), limit)
+
+
+def _shorten(safe: str, limit: int = 64) -> str:
+    """Keep file names short: raw:// hosts can be any length."""
     if len(safe) > limit:
         import hashlib
 
