@@ -229,7 +229,10 @@ def default_master() -> str:
     with _default_lock:
         if _default is None:
             _default = EmbeddedMaster().start()
-            atexit.register(_stop_default)
+            # Stop before the interpreter shuts down thread pools (the master's SQLite
+            # calls run in the loop's executor); plain atexit runs too late for that.
+            register = getattr(threading, "_register_atexit", atexit.register)
+            register(_stop_default)
         return _default.url
 
 

@@ -19,8 +19,15 @@ from aiohttp import web
 
 from disco.backends.base import TaskChannel, TaskFailed, TaskResult, TaskSpec
 from disco.node.dataserver import create_data_app
-from disco.node.jobhome import JobHomeError, check_jobname, ensure_jobhome, jobhome_path
-from disco.node.runner import WorkerLimits, run_worker
+from disco.node.jobhome import (
+    JobHomeError,
+    check_jobname,
+    ensure_jobhome,
+    jobhome_path,
+    safe_member_path,
+)
+from disco.node.runner import WorkerLimits, is_standard_launcher, run_worker
+from disco.node.zygote import Zygote
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +43,7 @@ class LocalBackend:
         disco_port: int,
         served_by_master: Iterable[str] = frozenset(),
         limits: WorkerLimits | None = None,
+        use_zygote: bool = True,
     ) -> None:
         self.disco_data = disco_data
         self.ddfs_data = ddfs_data
@@ -46,6 +54,10 @@ class LocalBackend:
         self._servers: dict[str, web.AppRunner] = {}
         self._attempts: set[asyncio.Task[TaskResult]] = set()
         self._closed = False
+        # Python workers are forked from a pre-started interpreter (disco.node.zygote).
+        self.use_zygote = use_zygote
+        self._zygote: Zygote | None = None
+        self._zygote_lock = asyncio.Lock()
 
     # -- nodes -------------------------------------------------------------------------
     async def start(self, hosts: list[str]) -> None:
@@ -115,11 +127,32 @@ class LocalBackend:
                 jobhome = await ensure_jobhome(spec)
             except JobHomeError as exc:
                 return TaskFailed("error", str(exc))
-            return await run_worker(spec, channel, jobhome, limits=self.limits)
+            worker = safe_member_path(jobhome, spec.worker)
+            zygote = None
+            if worker is not None and is_standard_launcher(worker):
+                zygote = await self._get_zygote()
+            return await run_worker(spec, channel, jobhome, limits=self.limits, zygote=zygote)
         except asyncio.CancelledError:
             if self._closed:  # killed by close(), not by our caller
                 return TaskFailed("error", "Node %s unavailable" % spec.host)
             raise
+
+    async def _get_zygote(self) -> Zygote | None:
+        if not self.use_zygote or self._closed:
+            return None
+        async with self._zygote_lock:
+            if self._zygote is None or not self._zygote.alive:
+                if self._zygote is not None:
+                    await self._zygote.close()
+                zygote = Zygote()
+                try:
+                    await zygote.start()
+                except OSError as exc:
+                    logger.warning("no zygote, workers start normally: %s", exc)
+                    self.use_zygote = False
+                    return None
+                self._zygote = zygote
+            return self._zygote
 
     async def remove_job_data(self, host: str, jobname: str) -> None:
         """Delete ``<DISCO_DATA>/<host>/<hh>/<jobname>`` (purge, GC)."""
@@ -139,3 +172,6 @@ class LocalBackend:
         for runner in self._servers.values():
             await runner.cleanup()
         self._servers.clear()
+        if self._zygote is not None:
+            await self._zygote.close()
+            self._zygote = None

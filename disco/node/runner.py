@@ -24,6 +24,7 @@ from disco.backends.base import TaskChannel, TaskDone, TaskFailed, TaskResult, T
 from disco.node import protocol as p
 from disco.node.jobhome import safe_member_path
 from disco.node.outputs import TaskOutputs
+from disco.node.zygote import Zygote
 from disco.settings import DiscoSettings
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,26 @@ def worker_environment(
     env.update(jobenvs)
     env["DISCO_WORKER_PYTHON"] = sys.executable
     return env
+
+
+_LAUNCHER_CACHE: dict[tuple[str, float], bool] = {}
+
+
+def is_standard_launcher(path: str) -> bool:
+    """Is the worker executable exactly our Python launcher (so the zygote may fork it)?"""
+    from disco.worker import LAUNCHER
+
+    try:
+        st = os.stat(path)
+        key = (path, st.st_mtime)
+        if key not in _LAUNCHER_CACHE:
+            if st.st_size != len(LAUNCHER):
+                return False
+            with open(path, "rb") as f:
+                _LAUNCHER_CACHE[key] = f.read() == LAUNCHER
+        return _LAUNCHER_CACHE[key]
+    except OSError:
+        return False
 
 
 def format_duration(seconds: float) -> str:
@@ -109,6 +130,7 @@ async def run_worker(
     *,
     limits: WorkerLimits = WorkerLimits(),
     environ: Mapping[str, str] | None = None,
+    zygote: Zygote | None = None,
 ) -> TaskResult:
     """Run one attempt of ``spec`` in ``jobhome`` to its end (DONE, ERROR, FATAL, failure).
 
@@ -116,7 +138,7 @@ async def run_worker(
     re-raises ``CancelledError``.  A misbehaving worker never raises here: it yields a
     ``TaskFailed``.  Exceptions raised by ``channel`` propagate (after the kill).
     """
-    return await _Attempt(spec, channel, jobhome, limits).run(environ)
+    return await _Attempt(spec, channel, jobhome, limits, zygote).run(environ)
 
 
 Reply = Callable[[], Awaitable[bytes]]
@@ -126,8 +148,14 @@ class _Attempt:
     """The state of one running worker: process, parser, reply queue, outputs."""
 
     def __init__(
-        self, spec: TaskSpec, channel: TaskChannel, jobhome: str, limits: WorkerLimits
+        self,
+        spec: TaskSpec,
+        channel: TaskChannel,
+        jobhome: str,
+        limits: WorkerLimits,
+        zygote: Zygote | None = None,
     ) -> None:
+        self.zygote = zygote
         self.spec = spec
         self.channel = channel
         self.jobhome = jobhome
@@ -137,7 +165,7 @@ class _Attempt:
         self.outputs = TaskOutputs(spec, jobhome)
         self.rate = p.MsgRateLimiter(limits.msg_slow, limits.msg_fatal)
         self.replies: asyncio.Queue[Reply] = asyncio.Queue()
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: Any = None  # asyncio.subprocess.Process or zygote.ZygoteProcess
         self.writer: asyncio.Task[None] | None = None
         self.pending_read: asyncio.Future[bytes] | None = None
         self.started = self.loop.time()
@@ -149,22 +177,28 @@ class _Attempt:
         if worker is None:
             return TaskFailed("error", "Invalid worker path %r" % self.spec.worker)
         env = worker_environment(self.spec.jobenvs, environ)
-        try:
-            # 8.1: via a shell, niced, its own session so the whole group can be killed.
-            self.proc = await asyncio.create_subprocess_exec(
-                "/bin/sh",
-                "-c",
-                'exec nice -n 19 "$0"',
-                worker,
-                cwd=self.jobhome,
-                env=env,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            return TaskFailed("error", "Could not start worker %s: %s" % (worker, exc))
+        if self.zygote is not None and self.zygote.alive and is_standard_launcher(worker):
+            try:
+                self.proc = await self.zygote.spawn(self.jobhome, env)
+            except OSError as exc:
+                logger.warning("zygote start failed, starting the worker normally: %s", exc)
+        if self.proc is None:
+            try:
+                # 8.1: via a shell, niced, its own session so the whole group can be killed.
+                self.proc = await asyncio.create_subprocess_exec(
+                    "/bin/sh",
+                    "-c",
+                    'exec nice -n 19 "$0"',
+                    worker,
+                    cwd=self.jobhome,
+                    env=env,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                return TaskFailed("error", "Could not start worker %s: %s" % (worker, exc))
         self.started = self.loop.time()
         logger.debug("%s %s: worker pid %d started", self.spec.jobname, self.tag, self.proc.pid)
         self.writer = asyncio.create_task(self._write_replies())

@@ -1,0 +1,310 @@
+"""A pre-started Python that forks task workers: fast starts for the standard launcher.
+
+Owns: the zygote process (``python -m disco.node.zygote``) and the node-side client that
+asks it for workers.  Starting a fresh interpreter and importing the worker library costs
+about 0.1 s per task on a small machine; a fork of a process that has already imported it
+costs a few milliseconds.  Nothing changes on the wire: the forked worker is the same
+``disco.worker`` program, with the same working directory, environment, niceness, session
+and stdin/stdout/stderr as the one ``bin/disco-worker`` would exec (master-api.md 8.1),
+and it speaks the same protocol to the runner.
+
+It is used only when the job's worker executable is byte for byte our standard launcher
+(``disco.worker.LAUNCHER``); any other worker (another language, a custom script) is
+started with ``/bin/sh`` as usual.  If the zygote is unavailable, the runner falls back to
+the normal start.
+
+Wire between runner and zygote (a Unix socket pair): a request is one JSON line
+``{"id": n, "cwd": ..., "env": {...}}`` sent with one file descriptor (the worker's end of
+a socket pair, to become its fds 0, 1 and 2); the zygote answers ``{"id": n, "pid": p}``
+and later ``{"exit": p, "code": c}`` when that child ends (``c`` negative for a signal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_MAX_REQUEST = 4 << 20
+
+
+# -- the node side ----------------------------------------------------------------------
+class ZygoteProcess:
+    """Looks like ``asyncio.subprocess.Process`` to the runner: pid, stdin, stdout, wait()."""
+
+    def __init__(
+        self, pid: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.pid = pid
+        self.stdout = reader
+        self.stdin = writer
+        self.returncode: int | None = None
+        self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def _set_exit(self, code: int) -> None:
+        self.returncode = code
+        if not self._exited.done():
+            self._exited.set_result(code)
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+
+class Zygote:
+    """Client of one zygote process; start it with ``await start()``."""
+
+    def __init__(self) -> None:
+        self._proc: asyncio.subprocess.Process | None = None
+        self._sock: socket.socket | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._next_id = 0
+        self._pending: dict[int, asyncio.Future[int]] = {}
+        self._children: dict[int, ZygoteProcess] = {}
+        self._early_exits: dict[int, int] = {}
+        self._lock = asyncio.Lock()
+        self.failed = False
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None and not self.failed
+
+    async def start(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "disco.node.zygote",
+                str(child.fileno()),
+                pass_fds=(child.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            child.close()
+        parent.setblocking(False)
+        self._sock = parent
+        self._reader_task = asyncio.create_task(self._read_reports())
+
+    async def spawn(self, cwd: str, env: dict[str, str]) -> ZygoteProcess:
+        """Fork a worker in ``cwd`` with ``env``; its stdio is a socket we hold."""
+        if not self.alive or self._sock is None:
+            raise OSError("the zygote is not running")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        loop = asyncio.get_running_loop()
+        try:
+            async with self._lock:
+                self._next_id += 1
+                rid = self._next_id
+                fut: asyncio.Future[int] = loop.create_future()
+                self._pending[rid] = fut
+                line = json.dumps({"id": rid, "cwd": cwd, "env": env}).encode() + b"\n"
+                await _send_with_fd(self._sock, line, theirs.fileno())
+            pid = await asyncio.wait_for(fut, 30)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        reader, writer = await asyncio.open_unix_connection(sock=ours, limit=1 << 20)
+        proc = ZygoteProcess(pid, reader, writer)
+        self._children[pid] = proc
+        if pid in self._early_exits:
+            proc._set_exit(self._early_exits.pop(pid))
+            self._children.pop(pid, None)
+        return proc
+
+    async def _read_reports(self) -> None:
+        assert self._sock is not None
+        loop = asyncio.get_running_loop()
+        buf = b""
+        try:
+            while True:
+                data = await loop.sock_recv(self._sock, 65536)
+                if not data:
+                    break
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    self._report(json.loads(line))
+        except (OSError, ValueError) as exc:
+            logger.warning("zygote channel failed: %s", exc)
+        finally:
+            self.failed = True
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(OSError("the zygote stopped"))
+            # Children of a dead zygote are orphans we can no longer reap: report them gone.
+            for proc in list(self._children.values()):
+                proc._set_exit(-signal.SIGKILL)
+            self._children.clear()
+
+    def _report(self, msg: dict[str, Any]) -> None:
+        if "id" in msg:
+            fut = self._pending.pop(msg["id"], None)
+            if fut is not None and not fut.done():
+                if "error" in msg:
+                    fut.set_exception(OSError(msg["error"]))
+                else:
+                    fut.set_result(int(msg["pid"]))
+        elif "exit" in msg:
+            pid, code = int(msg["exit"]), int(msg["code"])
+            proc = self._children.pop(pid, None)
+            if proc is None:
+                self._early_exits[pid] = code
+            else:
+                proc._set_exit(code)
+
+    async def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._proc is not None and self._proc.returncode is None:
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            await self._proc.wait()
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            await asyncio.gather(self._reader_task, return_exceptions=True)
+
+
+async def _send_with_fd(sock: socket.socket, data: bytes, fd: int) -> None:
+    """Send ``data`` with ``fd`` attached to its first byte, never blocking the loop.
+
+    The socket stays non-blocking throughout: the event loop reads reports from it at
+    the same time, and a blocking socket there would stall the loop inside ``recv``.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            sent = socket.send_fds(sock, [data[:1]], [fd])
+        except (BlockingIOError, InterruptedError):
+            await asyncio.sleep(0.001)
+            continue
+        if sent == 1:
+            break
+    await loop.sock_sendall(sock, data[1:])
+
+
+# -- the zygote process -------------------------------------------------------------------
+def _preload() -> None:
+    # What every Python task imports; after this a fork starts a worker in milliseconds.
+    import disco.fileutils  # noqa: F401
+    import disco.schemes.scheme_disco  # noqa: F401
+    import disco.schemes.scheme_file  # noqa: F401
+    import disco.schemes.scheme_raw  # noqa: F401
+    import disco.task  # noqa: F401
+    import disco.util  # noqa: F401
+    import disco.worker  # noqa: F401
+    import disco.worker.classic.worker  # noqa: F401
+    import disco.worker.task_io  # noqa: F401
+
+
+def _child(cwd: str, env: dict[str, str], fd: int, ctrl: socket.socket) -> None:
+    """In the forked child: become the worker bootstrap would have started."""
+    code = 1
+    try:
+        ctrl.close()
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        os.setsid()
+        os.nice(19)
+        os.chdir(cwd)
+        for target in (0, 1, 2):
+            os.dup2(fd, target)
+        os.close(fd)
+        os.environ.clear()
+        os.environ.update(env)
+        # What the interpreter would have done at start-up with PYTHONPATH.
+        extra = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        sys.path[1:1] = extra
+        sys.argv = ["-m"]
+        import random
+
+        random.seed()
+        from disco.worker import Worker
+
+        Worker.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    ctrl = socket.socket(fileno=int(argv[0]))
+    _preload()
+    import select
+
+    rpipe, wpipe = os.pipe()
+    os.set_blocking(wpipe, False)
+    signal.set_wakeup_fd(wpipe)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    buf = b""
+    fds: list[int] = []
+    while True:
+        ready, _, _ = select.select([ctrl, rpipe], [], [])
+        if rpipe in ready:
+            os.read(rpipe, 4096)
+            _reap(ctrl)
+        if ctrl in ready:
+            data, newfds, _flags, _addr = socket.recv_fds(ctrl, 65536, 8)
+            if not data:
+                return
+            buf += data
+            fds.extend(newfds)
+            if len(buf) > _MAX_REQUEST:
+                return
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                req = json.loads(line)
+                fd = fds.pop(0)
+                _fork_one(req, fd, ctrl)
+
+
+def _fork_one(req: dict[str, Any], fd: int, ctrl: socket.socket) -> None:
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        os.close(fd)
+        _say(ctrl, {"id": req["id"], "error": str(exc)})
+        return
+    if pid == 0:
+        _child(req["cwd"], req["env"], fd, ctrl)
+    os.close(fd)
+    _say(ctrl, {"id": req["id"], "pid": pid})
+
+
+def _reap(ctrl: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _say(ctrl, {"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+
+
+def _say(ctrl: socket.socket, msg: dict[str, Any]) -> None:
+    ctrl.sendall(json.dumps(msg).encode() + b"\n")
+
+
+if __name__ == "__main__":
+    main()
