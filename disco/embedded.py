@@ -231,6 +231,10 @@ def default_master() -> str:
             _default = EmbeddedMaster().start()
             # Stop before the interpreter shuts down thread pools (the master's SQLite
             # calls run in the loop's executor); plain atexit runs too late for that.
+            # The thread pool registers its own exit hook on first import; import it first
+            # so that ours (run in reverse order) comes before it.
+            import concurrent.futures.thread  # noqa: F401
+
             register = getattr(threading, "_register_atexit", atexit.register)
             register(_stop_default)
         return _default.url
