@@ -44,6 +44,7 @@ class LocalBackend:
         served_by_master: Iterable[str] = frozenset(),
         limits: WorkerLimits | None = None,
         use_zygote: bool = True,
+        prestart_zygote: bool = False,
     ) -> None:
         self.disco_data = disco_data
         self.ddfs_data = ddfs_data
@@ -58,10 +59,15 @@ class LocalBackend:
         self.use_zygote = use_zygote
         self._zygote: Zygote | None = None
         self._zygote_lock = asyncio.Lock()
+        self._prestart_zygote = prestart_zygote
+        self._prestart: asyncio.Task[Zygote | None] | None = None
 
     # -- nodes -------------------------------------------------------------------------
     async def start(self, hosts: list[str]) -> None:
         await self.set_hosts(hosts)
+        if self._prestart_zygote and self.use_zygote:
+            # Runs beside the rest of start-up; the first task finds the zygote ready.
+            self._prestart = asyncio.create_task(self._get_zygote())
 
     async def set_hosts(self, hosts: list[str]) -> None:
         wanted = set(hosts)
@@ -169,6 +175,8 @@ class LocalBackend:
         for attempt in attempts:
             attempt.cancel()
         await asyncio.gather(*attempts, return_exceptions=True)
+        if self._prestart is not None:
+            await asyncio.gather(self._prestart, return_exceptions=True)
         for runner in self._servers.values():
             await runner.cleanup()
         self._servers.clear()
