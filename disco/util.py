@@ -394,17 +394,19 @@ def deref(inputs: Iterable[Any], resolve: bool = False) -> Iterator[list[str]]:
 
 
 def save_oob(host: str, name: str, key: str, value: bytes, ddfs_token: str | None = None) -> None:
-    """Store ``value`` as blob ``key`` in tag ``disco:job:oob:<name>`` (needs DDFS)."""
+    """Store ``value`` as blob ``key`` in tag ``disco:job:oob:<name>``."""
     from disco.ddfs import DDFS
 
     DDFS(host).push("disco:job:oob:%s" % name, [(value, key)], delayed=True, token=ddfs_token)
 
 
 def load_oob(host: str, name: str, key: str) -> bytes | None:
-    """Bytes of the first blob named ``key`` in tag ``disco:job:oob:<name>`` (needs DDFS)."""
+    """Bytes of the newest blob named ``key`` in tag ``disco:job:oob:<name>`` (``None``
+    when there is none); a missing tag raises ``CommError`` 404."""
     from disco.ddfs import DDFS
 
-    DDFS(host).pull("disco:job:oob:%s" % name, blobfilter=lambda x: x == key)
+    for blob in DDFS(host).pull("disco:job:oob:%s" % name, blobfilter=lambda x: x == key):
+        return blob.read()
     return None
 
 
