@@ -24,12 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from disco import comm
+from disco.ddfs.names import safe_name
 from disco.ddfs.tagurl import (
     canonizetag,
     canonizetags,
     istag,
     relativizetags,
-    safe_name,
     tagname,
 )
 from disco.error import CommError

@@ -11,20 +11,14 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from disco.ddfs.names import NAME_CHARS
 from disco.util import urlsplit
 
-unsafe_re = re.compile(r"[^A-Za-z0-9_\-@:]")
+unsafe_re = re.compile(r"[^%s]" % NAME_CHARS)  # the 0.5 module-level name
 
 
 class InvalidTag(ValueError):
     """A value that is neither a tag name nor a ``tag://`` URL."""
-
-
-def safe_name(name: str | bytes) -> str:
-    """``name`` with every character outside ``[A-Za-z0-9_\\-@:]`` replaced by ``_``."""
-    if isinstance(name, bytes):
-        name = name.decode("utf-8", "replace")
-    return unsafe_re.sub("_", name)
 
 
 def canonizetag(tag: Any) -> str:
