@@ -96,10 +96,11 @@ def cmd_blobs(prog: DDFSProgram, args: argparse.Namespace) -> int:
 def cmd_cat(prog: DDFSProgram, args: argparse.Namespace) -> int:
     """Write the raw bytes of the URLs, then of every blob reachable from the tags."""
     from disco.comm import open_url
+    from disco.util import inputlist
 
     failed = 0
-    for source in prog.sources(args, args.url):
-        for url in source if isinstance(source, list) else [source]:
+    for source in inputlist(prog.sources(args, args.url)):  # dir:// -> its data files
+        for url in source if isinstance(source, (list, tuple)) else [source]:
             try:
                 with open_url(prog.ddfs.node_url(url)) as f:
                     data = f.read()
@@ -189,8 +190,10 @@ def cmd_xcat(prog: DDFSProgram, args: argparse.Namespace) -> int:
     stream = reify(args.stream)
     inputs = list(prog.sources(args, args.url))
     for record in result_iterator(inputs, reader=reader, input_stream=stream):
-        fields = record if isinstance(record, (list, tuple)) else [record]
-        out("\t".join(_text(field) for field in fields))
+        if isinstance(record, (list, tuple)):
+            out("\t".join(_text(field) for field in record))
+        else:  # a line
+            out(_text(record).rstrip("\n"))
     return 0
 
 
