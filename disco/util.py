@@ -373,8 +373,8 @@ def inputexpand(input: Any, label: Any = None, settings: Any = None) -> list[Any
     if isinstance(input, (list, tuple)):
         return [inputlist(input, label=label, settings=settings)]
     if istag(input):
-        ddfs = DDFS(settings=settings)
-        return [blobs for blobs in ddfs.findtags([input])]
+        ddfs = DDFS(settings=settings)  # ddfs.md 7.1: every replica list reachable
+        return [replicas for _tag, _tags, blobs in ddfs.findtags([input]) for replicas in blobs]
     return [input]
 
 

@@ -10,8 +10,10 @@ stdin (one per line) when none are given.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
@@ -229,28 +231,34 @@ def cmd_chunk(prog: DDFSProgram, args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {"input_stream": reify(args.stream)}
     if args.reader:
         kwargs["reader"] = reify(args.reader)
-    tag_urls, blobs = prog.ddfs.chunk(
-        args.tag,
-        [_stdin_file() if name == "-" else name for name in inputs],
-        replicas=args.replicas,
-        forceon=args.forceon,
-        update=args.update,
-        chunk_size=int(args.size * MB),
-        max_record_size=int(args.max_record_size * MB),
-        **kwargs,
-    )
+    with _stdin_saved(inputs) as sources:
+        _tag_urls, blobs = prog.ddfs.chunk(
+            args.tag,
+            sources,
+            replicas=args.replicas,
+            forceon=args.forceon,
+            update=args.update,
+            chunk_size=int(args.size * MB),
+            max_record_size=int(args.max_record_size * MB),
+            **kwargs,
+        )
     for replicas in blobs:
         out("created: %s" % _tabbed(replicas))
     return 0
 
 
-def _stdin_file() -> str:
-    """Standard input saved to a temporary file (chunk reads inputs by URL)."""
-    import tempfile
-
-    with tempfile.NamedTemporaryFile(prefix="stdin-", delete=False) as f:
-        f.write(sys.stdin.buffer.read())
-    return f.name
+@contextlib.contextmanager
+def _stdin_saved(inputs: list[Any]) -> Iterator[list[Any]]:
+    """``inputs`` with ``-`` replaced by a temporary file ``stdin`` holding standard
+    input (``chunk`` reads inputs by URL, and names blobs after them: ``stdin-0``)."""
+    if "-" not in inputs:
+        yield inputs
+        return
+    with tempfile.TemporaryDirectory(prefix="ddfs-chunk-") as tmp:
+        path = os.path.join(tmp, "stdin")
+        with open(path, "wb") as f:
+            f.write(sys.stdin.buffer.read())
+        yield [path if name == "-" else name for name in inputs]
 
 
 def cmd_cp(prog: DDFSProgram, args: argparse.Namespace) -> int:

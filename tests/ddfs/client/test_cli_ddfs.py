@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import io
 import sys
-import tarfile
 
 import pytest
 
 from disco.cli.ddfs import main
 from disco.util import urlsplit
+from tests.ddfs.client.conftest import make_tarball
 
 
 def run(capsys, cluster, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
@@ -128,12 +128,7 @@ def test_push_cat_and_blobs(capsys, cluster, tmp_path) -> None:
 
 
 def test_push_tarballs(capsys, cluster, tmp_path) -> None:
-    path = tmp_path / "t.tar"
-    with tarfile.open(path, "w") as tar:
-        for name, data in (("a.txt", b"alpha\n"), ("b.log", b"beta\n")):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    path = make_tarball(tmp_path / "t.tar", {"a.txt": b"alpha\n", "b.log": b"beta\n"})
     out = ok(capsys, cluster, "push", "-x", "-E", ".log", "disco:test:tar", str(path))
     assert out == "extracted a_txt\npushing...\n"
     out = ok(capsys, cluster, "push", "-x", "-z", "-I", "b.", "disco:test:tar", str(path))
@@ -152,9 +147,13 @@ def test_chunk_xcat_and_find(capsys, cluster, tmp_path, monkeypatch) -> None:
     assert out.startswith("created: disco://") and out.count("\n") == 1
     assert len(out.split("\t")) == 2
     assert ok(capsys, cluster, "xcat", "disco:test:c") == "alpha\nbeta\ngamma\n"
-    # tag arguments are expanded to their blobs; "-" is standard input
-    ok(capsys, cluster, "chunk", "-u", "disco:test:d", "disco:test:c", "-", stdin="delta\n")
-    assert ok(capsys, cluster, "xcat", "disco:test:d") == "alpha\nbeta\ngamma\ndelta\n"
+    # tag arguments are expanded to their blobs (read here as records with -R)
+    reader = "disco.worker.task_io.chain_reader"
+    ok(capsys, cluster, "chunk", "-u", "-R", reader, "disco:test:d", "disco:test:c")
+    assert ok(capsys, cluster, "xcat", "disco:test:d") == "alpha\nbeta\ngamma\n"
+    # "-" is standard input
+    ok(capsys, cluster, "chunk", "disco:test:d", "-", stdin="delta\n")
+    assert ok(capsys, cluster, "xcat", "disco:test:d") == "delta\nalpha\nbeta\ngamma\n"
     # no arguments: input URLs come from standard input
     ok(capsys, cluster, "chunk", "disco:test:e", stdin="./words.txt\n")
     assert ok(capsys, cluster, "xcat", "-p", "disco:test:e") == "alpha\nbeta\ngamma\n"
@@ -182,11 +181,33 @@ def test_job_mode(capsys, cluster) -> None:
     name = cluster.disco.submit(jobpack(inputs=["raw://a"], map=True, prefix="Out"))
     cluster.disco.wait(name)
     out = ok(capsys, cluster, "xcat", "-j", "-R", "None", "@")
-    assert out == "hello map\n"
-    assert ok(capsys, cluster, "cat", "-j", name) == "hello map\n"
+    assert out == "hello map_shuffle\n"
+    assert ok(capsys, cluster, "cat", "-j", name) == "hello map_shuffle\n"
 
 
 @pytest.mark.parametrize("command", ["attrs", "get", "getattr"])
 def test_missing_arguments(capsys, cluster, command) -> None:
     code, _, err = run(capsys, cluster, command)
     assert code == 1 and "required" in err
+
+
+def test_oob_through_ddfs(capsys, cluster) -> None:
+    """OOB values live in DDFS (ddfs.md 7.3): the client, ``Disco`` and ``disco oob``."""
+    from disco.cli.disco import main as disco_main
+    from disco.error import DiscoError
+    from disco.util import load_oob, save_oob
+
+    job = "Job@5a1:2:3"
+    save_oob(cluster.url, job, "answer", b"41")
+    save_oob(cluster.url, job, "answer", b"42")
+    save_oob(cluster.url, job, "other", b"x")
+    assert load_oob(cluster.url, job, "answer") == b"42"  # the newest
+    assert load_oob(cluster.url, job, "nokey") is None
+    assert sorted(cluster.disco.oob_list(job)) == ["answer", "other"]
+    assert cluster.disco.oob_get(job, "other") == b"x"
+    with pytest.raises(DiscoError, match="Unknown key or jobname"):
+        cluster.disco.oob_get("Job@5a1:2:4", "answer")
+    assert disco_main(["-M", cluster.url, "oob", job]) == 0
+    assert sorted(capsys.readouterr().out.split()) == ["answer", "other"]
+    assert disco_main(["-M", cluster.url, "pstats", job]) == 1
+    assert "No profile data" in capsys.readouterr().err

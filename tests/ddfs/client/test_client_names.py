@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import pickle
-import tarfile
 
 import pytest
 
@@ -23,6 +22,7 @@ from disco.ddfs import (
 from disco.fileutils import CHUNK_SIZE, HUNK_SIZE, MAX_RECORD_SIZE, Chunker
 from disco.settings import DiscoSettings
 from disco.worker.task_io import chain_reader
+from tests.ddfs.client.conftest import make_tarball
 
 
 def test_canonizetag_and_istag() -> None:
@@ -98,12 +98,7 @@ def test_tag_urls() -> None:
 
 
 def test_tarblobs(tmp_path) -> None:
-    path = tmp_path / "t.tar"
-    with tarfile.open(path, "w") as tar:
-        for name, data in (("dir/a.txt", b"alpha"), ("dir/b.log", b"beta")):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    path = make_tarball(tmp_path / "t.tar", {"dir/a.txt": b"alpha", "dir/b.log": b"beta"})
     ddfs = DDFS("http://m:1", settings=DiscoSettings())
     found = [(n, f.read(), s) for n, f, s in ddfs.tarblobs(str(path))]
     assert [(n, gzip.decompress(d), s) for n, d, s in found] == [

@@ -18,12 +18,13 @@ def denied(call) -> None:
 
 
 def test_empty_token_is_a_token(ddfs) -> None:
-    ddfs.setattr(TAG, "a", "v", token="")
-    ddfs.setattr(TAG, "ddfs:read-token", "")
-    ddfs.setattr(TAG, "ddfs:write-token", "", token="")
+    ddfs.setattr(TAG, "a", "v", token="")  # creates the tag with both tokens ""
+    assert ddfs.getattr(TAG, "ddfs:read-token", token="") == ""
     assert ddfs.getattr(TAG, "a", token="") == "v"
     ddfs.setattr(TAG, "b", "w", token="")
+    assert ddfs.attrs(TAG, token="") == {"a": "v", "b": "w"}
     denied(lambda: ddfs.getattr(TAG, "a"))
+    denied(lambda: ddfs.setattr(TAG, "a", "x"))
 
 
 def test_write_token_only(ddfs) -> None:

@@ -4,6 +4,8 @@ delayed tag updates are flushed after 0.1 s instead of 1 s, to keep the tests fa
 
 from __future__ import annotations
 
+import io
+import tarfile
 from collections.abc import Iterator
 
 import pytest
@@ -29,3 +31,13 @@ def cluster(tmp_path) -> Iterator[EmbeddedMaster]:
 @pytest.fixture
 def ddfs(cluster) -> DDFS:
     return DDFS(cluster.url)
+
+
+def make_tarball(path, members: dict[str, bytes]) -> str:
+    """A tar archive at ``path`` holding ``members`` (name -> bytes); its path."""
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return str(path)
