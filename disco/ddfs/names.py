@@ -127,10 +127,13 @@ def object_id(name: str, ts: Timestamp) -> str:
     return "%s$%s" % (name, ts)
 
 
-def parse_object_id(oid: str) -> ObjectId:
-    """``NAME$TS`` -> ``ObjectId``; raises ``InvalidName`` (bad name or timestamp)."""
+def parse_object_id(oid: str, *, internal: bool = False) -> ObjectId:
+    """``NAME$TS`` -> ``ObjectId``; raises ``InvalidName`` (bad name or timestamp).
+
+    ``internal``: also accept the internal tag name ``+deleted`` (tag version files).
+    """
     parts = oid.split("$")
-    if len(parts) != 2 or not valid_name(parts[0]):
+    if len(parts) != 2 or not (valid_name(parts[0]) or (internal and parts[0] == DELETED_TAG)):
         raise InvalidName("Invalid object id %r" % oid)
     return ObjectId(parts[0], Timestamp.parse(parts[1]))
 
