@@ -172,6 +172,7 @@ def test_invalid_tag_name_changes_nothing(ddfs) -> None:
             call()
         assert e.value.code == 403 and "Invalid tag" in e.value.msg
     assert ddfs.list() == before
+    assert not ddfs.exists("bad name")  # 403 means "no such tag"
 
 
 def test_delete_then_recreate(ddfs) -> None:
@@ -179,6 +180,9 @@ def test_delete_then_recreate(ddfs) -> None:
     ddfs.push(tag, [(b"old", "old")])
     ddfs.delete(tag)
     assert tag not in ddfs.list()
+    ddfs.push(tag, [(b"again", "again")])
+    assert ddfs.exists(tag) and names(ddfs, tag) == ["again"]  # old entries are gone
+    ddfs.delete(tag)
     ddfs.push(tag, [(b"new", "new")], token="tok")
     assert ddfs.exists(tag) and tag in ddfs.list(tag)
     with pytest.raises(CommError) as e:  # created with a token: unreadable without it
