@@ -247,15 +247,19 @@ class Chunker:
         return out, DiscoOutputStream_v1(out, max_record_size=self.max_record_size)
 
     def chunks(self, records: Iterable[Any]) -> Iterator[bytes]:
-        """Yield chunk bytes; a new chunk starts once the current one exceeds ``chunk_size``."""
+        """Yield chunk bytes (ddfs.md 3.4): before each record, a chunk whose flushed
+        (compressed) hunks exceed ``chunk_size`` is closed, so records never straddle
+        chunks and a chunk may pass ``chunk_size`` by at most one hunk."""
         out, stream = self._new()
+        added = False
         for record in records:
-            stream.append(record)
-            if stream.size + stream.hunk_size > self.chunk_size:
+            if stream.size > self.chunk_size:
                 stream.close()
                 yield out.getvalue()
                 out, stream = self._new()
-        if stream.size or stream.hunk_size:
+            stream.append(record)
+            added = True
+        if added:
             stream.close()
             yield out.getvalue()
 

@@ -26,7 +26,7 @@ from disco.settings import DiscoSettings
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Program", "build_parser", "main"]
+__all__ = ["Program", "build_parser", "command_adder", "main", "run_main"]
 
 GLOBAL_VALUE_OPTIONS = ("-s", "--settings", "-t", "--token", "-M", "--master")
 
@@ -55,6 +55,13 @@ class Program:
 
     def jobnames(self, names: list[str]) -> list[str]:
         return [self.jobname(name) for name in names]
+
+    def job_results(self, names: list[Any]) -> list[Any]:
+        """The current result URLs of the named jobs (``-j/--job-mode``)."""
+        urls: list[Any] = []
+        for name in names:
+            urls.extend(self.disco.results(self.jobname(name), timeout=0)[1])
+        return urls
 
     def inputs(self, args: list[str]) -> list[Any]:
         """``args``, else one input per line of stdin (tab-separated replicas)."""
@@ -307,9 +314,7 @@ def cmd_deref(prog: Program, args: argparse.Namespace) -> int:
 
     urls = prog.inputs(args.url)
     if args.job_mode:
-        jobs, urls = urls, []
-        for name in jobs:
-            urls.extend(prog.disco.results(prog.jobname(name), timeout=0)[1])
+        urls = prog.job_results(urls)
     for replicas in deref(urls, resolve=args.resolve):
         out("\t".join(replicas))
     return 0
@@ -382,17 +387,29 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     group.add_argument("-M", "--master", default=default(None), help="the master (DISCO_MASTER)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="disco", description="Control Disco and inspect its jobs.")
-    _global_options(parser, suppress=False)
+def command_adder(
+    parser: argparse.ArgumentParser,
+) -> Callable[..., argparse.ArgumentParser]:
+    """``command(name, func, aliases=())``: add a subcommand run by ``func(prog, args)``,
+    documented by ``func``'s docstring, accepting the global options too."""
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
 
-    def command(name: str, func: Callable[..., int]) -> argparse.ArgumentParser:
+    def command(
+        name: str, func: Callable[..., int], aliases: tuple[str, ...] = ()
+    ) -> argparse.ArgumentParser:
         doc = (func.__doc__ or "").strip()
-        p = sub.add_parser(name, help=doc, description=doc)
+        p = sub.add_parser(name, help=doc, description=doc, aliases=list(aliases))
         _global_options(p, suppress=True)
         p.set_defaults(func=func)
         return p
+
+    return command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="disco", description="Control Disco and inspect its jobs.")
+    _global_options(parser, suppress=False)
+    command = command_adder(parser)
 
     for name in ("start", "stop", "restart", "status", "nodaemon", "config", "nodeinfo",
                  "client_version", "master_version"):  # fmt: skip
@@ -509,8 +526,18 @@ def _explicit_settings(opts: argparse.Namespace) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``disco`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    return run_main(build_parser(), argv, Program)
+
+
+def run_main(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    make_program: Callable[..., Program],
+) -> int:
+    """Parse ``argv`` with ``parser`` and run the chosen command on
+    ``make_program(settings, verbose=...)``; the exit status (errors: 1, message on
+    stderr; ``-v``: traceback).  Shared by the ``disco`` and ``ddfs`` commands."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     verbose = "-v" in argv or "--verbose" in argv
     if not logging.getLogger().handlers:  # the CLI is an entry point: it owns logging
         logging.basicConfig(
@@ -532,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command is None:
                 out("Disco master at %s" % settings["DISCO_MASTER"])
                 return 0
-            return int(args.func(Program(settings, verbose=args.verbose), args) or 0)
+            return int(args.func(make_program(settings, verbose=args.verbose), args) or 0)
     except SystemExit as e:  # -h
         return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:
