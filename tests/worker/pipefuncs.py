@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from disco.worker.pipeline.worker import Stage
+
 # -- a word count as a pipeline ------------------------------------------------------------
 
 
@@ -174,3 +176,19 @@ def collect_times(interface: Any, state: Any, label: Any, inp: Any) -> None:
 def record_entries(interface: Any, state: Any, label: Any, inp: Any) -> None:
     for entry in inp:
         state.append(entry.decode().strip() if isinstance(entry, bytes) else entry)
+
+
+def upper_reader(fd: Any, size: Any, url: str, params: Any) -> Any:
+    """An input stream after ``task_input_stream``: upper-cased lines."""
+    for line in fd:
+        yield line.upper()
+
+
+class ReportingStage(Stage):
+    """A ``Stage`` whose ``done`` reports the ``taskinfo`` set on the node."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, done=self.report)
+
+    def report(self, interface: Any, state: Any) -> None:
+        interface.output(0).add("taskinfo", tuple(self.taskinfo))
