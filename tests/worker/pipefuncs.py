@@ -192,3 +192,50 @@ class ReportingStage(Stage):
 
     def report(self, interface: Any, state: Any) -> None:
         interface.output(0).add("taskinfo", tuple(self.taskinfo))
+
+
+# -- classic functions for chains ------------------------------------------------------------
+
+
+def classic_words(line: Any, params: Any) -> Any:
+    for word in line.split():
+        yield word, 1
+
+
+def classic_double(record: Any, params: Any) -> Any:
+    key, value = record
+    yield key, value * 2
+
+
+def classic_sum(iter: Any, params: Any) -> Any:
+    from disco.util import kvgroup
+
+    for key, values in kvgroup(sorted(iter)):
+        yield key, sum(values)
+
+
+def simple_map(self: Any, worker: Any, task: Any, **jobargs: Any) -> None:
+    """``SimpleJob`` map: count words of raw inputs into partition 0."""
+    from disco.worker.task_io import StreamCombiner, task_input_stream
+
+    out = worker.output(task, partition=0).file
+    opener = lambda url: StreamCombiner(url, [task_input_stream], None)  # noqa: E731
+    for entry in worker.input(task, open=opener):
+        for word in entry.split():
+            out.add(word, 1)
+
+
+def simple_reduce(self: Any, worker: Any, task: Any, **jobargs: Any) -> None:
+    """``SimpleJob`` reduce: sum the records of the index files it gets (group_all)."""
+    from disco.util import parse_dir
+    from disco.worker import SerialInput
+    from disco.worker.task_io import StreamCombiner, chain_reader, task_input_stream
+
+    urls = [url for inp in worker.get_inputs() for url in parse_dir(inp.locations[0])]
+    opener = lambda url: StreamCombiner(url, [task_input_stream, chain_reader], None)  # noqa: E731
+    totals: dict[Any, int] = {}
+    for key, value in SerialInput(urls, task=task, open=opener):
+        totals[key] = totals.get(key, 0) + value
+    out = worker.output(task, partition=None).file
+    for key in sorted(totals):
+        out.add(key, totals[key])
