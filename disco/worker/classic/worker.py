@@ -143,16 +143,7 @@ class Worker(BaseWorker):
 
     # -- node side (library.md 17.2) ------------------------------------------------------
     def run(self, task: Any, job: Any, **jobargs: Any) -> None:
-        import disco.worker
-
-        disco.worker.active_task = task
-        for key in list(self):
-            self[key] = self.getitem(key, job, jobargs)
-        if self["version"] != _client_version():
-            raise AssertionError(
-                "Python version mismatch: the job was built with Python %s, "
-                "this node runs %s" % (self["version"], _client_version())
-            )
+        self.resolve(task, job, jobargs)
         params = self["params"]
         stage_key = "reduce" if task.stage == "reduce" else "map"
         external = None
