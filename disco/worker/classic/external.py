@@ -82,7 +82,8 @@ class ExternalProcess:
         for raw in self.proc.stderr:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             if line.startswith("**<MSG>"):
-                print(line[len("**<MSG>") :].strip(), file=sys.stderr)  # a task message
+                # One write per message: the task's stderr turns complete lines into MSG.
+                sys.stderr.write(line[len("**<MSG>") :].strip() + "\n")
             elif line.startswith("**<ERR>"):
                 self.errors.append(line[len("**<ERR>") :].strip())
             elif line:
@@ -172,18 +173,28 @@ class ExternalProcess:
         if code != 0:
             raise ExternalError("External program exited with status %d" % code)
 
-    def close(self) -> None:
+    def close(self, check: bool = False) -> None:
+        """End the program (stdin closed, 10 s to exit, then killed).  With ``check``,
+        raise ``ExternalError`` if it reported ``**<ERR>`` or exited with a failure."""
         if self.proc.poll() is None:
             if self.proc.stdin and not self.proc.stdin.closed:
-                self.proc.stdin.close()
+                try:
+                    self.proc.stdin.close()
+                except BrokenPipeError:
+                    pass
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._stderr.join(timeout=5)
         for f in (self.proc.stdout, self.proc.stderr):
             if f is not None:
                 f.close()
+        if check:
+            self._check()
+            if self.proc.returncode != 0:
+                raise ExternalError("External program exited with status %d" % self.proc.returncode)
 
 
 def prepare(
@@ -220,8 +231,9 @@ def ext_reduce(red_in: Iterable[tuple[Any, Any]], red_out: Any, params: Any) -> 
         red_out.add(k, v)
 
 
-def close_ext() -> None:
+def close_ext(check: bool = False) -> None:
+    """Stop the prepared program; ``check`` as in ``ExternalProcess.close``."""
     global _proc
-    if _proc is not None:
-        _proc.close()
-        _proc = None
+    proc, _proc = _proc, None
+    if proc is not None:
+        proc.close(check=check)

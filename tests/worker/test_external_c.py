@@ -1,0 +1,83 @@
+"""External programs (library.md 10.5, 16.6): a C word count compiled with gcc runs as a
+job's map and reduce on a real master, speaking the pairs protocol."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from disco.core import result_iterator
+from disco.error import JobError
+from disco.job import Job
+from disco.util import external, kvgroup
+
+pytestmark = pytest.mark.timeout(90)
+
+SOURCE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "jobs", "ext_wordcount.c")
+LINES = ["the cat sat", "on  the mat", "the end"]
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory: Any) -> str:
+    gcc = shutil.which("gcc")
+    assert gcc, "gcc is needed to build the external program of this test"
+    exe = str(tmp_path_factory.mktemp("ext") / "wordcount")
+    subprocess.run([gcc, "-O2", "-Wall", "-o", exe, SOURCE], check=True, timeout=60)
+    return exe
+
+
+def raw_inputs() -> list[str]:
+    return ["raw://" + line for line in LINES]
+
+
+def expected(weight: int = 1) -> dict[bytes, bytes]:
+    counts = Counter(" ".join(LINES).split())
+    return {w.encode(): str(n * weight).encode() for w, n in counts.items()}
+
+
+def python_reduce(iter: Any, params: Any) -> Any:
+    for word, counts in kvgroup(sorted(iter)):
+        yield word, str(sum(int(c) for c in counts)).encode()
+
+
+def events(master: Any, job: Job) -> str:
+    return master.disco.rawevents(job.name)
+
+
+def test_c_map_with_params_and_python_reduce(master: Any, program: str) -> None:
+    job = Job(master=master.url).run(
+        input=raw_inputs(),
+        map=external([program]),
+        reduce=python_reduce,
+        ext_params={"weight": "3"},
+        partitions=2,
+    )
+    got = dict(result_iterator(job.wait()))
+    assert got == expected(weight=3)
+    assert "external map read 1 records" in events(master, job)
+
+
+def test_c_map_and_c_reduce(master: Any, program: str) -> None:
+    job = Job(master=master.url).run(
+        input=raw_inputs(),
+        map=external([program]),
+        reduce=external([program]),
+        partitions=3,
+    )
+    got = dict(result_iterator(job.wait()))
+    assert got == expected()
+    text = events(master, job)
+    assert "external reduce summed" in text
+
+
+def test_c_map_error_fails_the_job(master: Any, program: str) -> None:
+    job = Job(master=master.url).run(input=["raw://FAIL"], map=external([program]))
+    with pytest.raises(JobError):
+        job.wait()
+    text = events(master, job)
+    assert "the map got FAIL" in text
