@@ -81,3 +81,45 @@ def test_c_map_error_fails_the_job(master: Any, program: str) -> None:
         job.wait()
     text = events(master, job)
     assert "the map got FAIL" in text
+
+
+def shell_program(tmp_path: Any, body: str) -> dict[str, bytes]:
+    op = tmp_path / "op.sh"
+    op.write_text("#!/bin/sh\nhead -n 1 > /dev/null\n" + body)
+    return external([str(op)])
+
+
+def test_a_failing_exit_after_the_map_fails_the_task(tmp_path: Any) -> None:
+    from disco.worker.classic import external as ext
+
+    program = shell_program(tmp_path, "cat > /dev/null\necho '**<ERR> bye' >&2\nexit 3\n")
+    ext.prepare(program, None, str(tmp_path / "ext.map"))
+    with pytest.raises(ext.ExternalError, match="bye"):
+        ext.close_ext(check=True)
+
+    program = shell_program(tmp_path, "cat > /dev/null\nexit 4\n")
+    ext.prepare(program, None, str(tmp_path / "ext.map"))
+    with pytest.raises(ext.ExternalError, match="exited with status 4"):
+        ext.close_ext(check=True)
+
+
+def test_oversized_or_truncated_answers_are_refused(tmp_path: Any) -> None:
+    from disco.worker.classic import external as ext
+
+    # count 1, then a key length of 2 GiB
+    program = shell_program(
+        tmp_path, r"printf '\001\000\000\000\000\000\000\200'; exec sleep 30" + "\n"
+    )
+    proc = ext.prepare(program, None, str(tmp_path / "ext.map"))
+    try:
+        with pytest.raises(ext.ExternalError, match="over the 1 GiB limit"):
+            proc.map(b"x")
+    finally:
+        ext.close_ext()
+    program = shell_program(tmp_path, r"printf '\001\000\000\000\005\000\000\000ab'" + "\n")
+    proc = ext.prepare(program, None, str(tmp_path / "ext.map"))
+    try:
+        with pytest.raises(ext.ExternalError, match="sent a truncated record"):
+            proc.map(b"x")
+    finally:
+        ext.close_ext()

@@ -120,14 +120,23 @@ class ExternalProcess:
         data = self._read(_U32.size)
         return None if data is None else _U32.unpack(data)[0]
 
-    def _read_pair(self) -> tuple[bytes, bytes]:
-        klen = self._read_u32()
-        key = self._read(klen) if klen else b""
-        vlen = self._read_u32()
-        value = self._read(vlen) if vlen else b""
-        if klen is None or vlen is None or key is None or value is None:
+    def _read_item(self) -> bytes:
+        size = self._read_u32()
+        if size is None:
             self._fail("ended in the middle of a record")
-        return key or b"", value or b""
+        elif size > MAX_ITEM_SIZE:
+            self.proc.kill()
+            raise ExternalError(
+                "External program sent a key or value of %d bytes, over the 1 GiB limit" % size
+            )
+        data = self._read(size) if size else b""
+        if data is None:
+            self._fail("ended in the middle of a record")
+        return data or b""
+
+    def _read_pair(self) -> tuple[bytes, bytes]:
+        key = self._read_item()
+        return key, self._read_item()
 
     def map(self, entry: Any) -> list[tuple[bytes, bytes]]:
         """Send one entry (a bare entry with an empty key); read ``count`` pairs back."""
@@ -188,9 +197,12 @@ class ExternalProcess:
                 self.proc.kill()
                 self.proc.wait()
         self._stderr.join(timeout=5)
-        for f in (self.proc.stdout, self.proc.stderr):
-            if f is not None:
-                f.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        if self.proc.stderr is not None and not self._stderr.is_alive():
+            # A child of the program may still hold stderr open; closing it under the
+            # reading thread would block until that child exits.
+            self.proc.stderr.close()
         if check:
             self._check()
             if self.proc.returncode != 0:
