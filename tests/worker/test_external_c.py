@@ -103,23 +103,21 @@ def test_a_failing_exit_after_the_map_fails_the_task(tmp_path: Any) -> None:
         ext.close_ext(check=True)
 
 
-def test_oversized_or_truncated_answers_are_refused(tmp_path: Any) -> None:
+@pytest.mark.parametrize(
+    "answer, error",
+    [
+        # count 1, then a key length of 2 GiB
+        (r"printf '\001\000\000\000\000\000\000\200'; exec sleep 30", "over the 1 GiB limit"),
+        # count 1, a 5-byte key of which 2 bytes come
+        (r"printf '\001\000\000\000\005\000\000\000ab'", "sent a truncated record"),
+    ],
+)
+def test_oversized_or_truncated_answers_are_refused(tmp_path: Any, answer: str, error: str) -> None:
     from disco.worker.classic import external as ext
 
-    # count 1, then a key length of 2 GiB
-    program = shell_program(
-        tmp_path, r"printf '\001\000\000\000\000\000\000\200'; exec sleep 30" + "\n"
-    )
-    proc = ext.prepare(program, None, str(tmp_path / "ext.map"))
+    proc = ext.prepare(shell_program(tmp_path, answer + "\n"), None, str(tmp_path / "ext.map"))
     try:
-        with pytest.raises(ext.ExternalError, match="over the 1 GiB limit"):
-            proc.map(b"x")
-    finally:
-        ext.close_ext()
-    program = shell_program(tmp_path, r"printf '\001\000\000\000\005\000\000\000ab'" + "\n")
-    proc = ext.prepare(program, None, str(tmp_path / "ext.map"))
-    try:
-        with pytest.raises(ext.ExternalError, match="sent a truncated record"):
+        with pytest.raises(ext.ExternalError, match=error):
             proc.map(b"x")
     finally:
         ext.close_ext()
