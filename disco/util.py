@@ -411,6 +411,8 @@ def load_oob(host: str, name: str, key: str) -> bytes | None:
 
 
 def external(files: list[str]) -> dict[str, bytes]:
+    """An external program for a classic job's ``map``/``reduce`` (library.md 10.5):
+    ``files[0]`` is the executable, the other files are put beside it on the node."""
     from disco.worker.classic.external import package
 
     return package(files)

@@ -44,6 +44,24 @@ class Program:
 
         return Disco(settings=self.settings)
 
+    def check_master(self, command: str, disco: Any = None) -> None:
+        """Raise ``DiscoError`` at once unless the master answers (one try, no back-off)."""
+        from disco import comm
+
+        disco = disco or self.disco
+        url = "%s/disco/version" % disco.master
+        try:
+            status = comm.raw_request("GET", url, tries=1, timeout=10).status
+            error = "" if status == 200 else "HTTP status %d" % status
+        except DiscoError as e:
+            error = str(e)
+        if error:
+            raise DiscoError(
+                "disco %s needs a running master, and none answers at %s: %s "
+                "(start one with 'disco start', or name one with -M)"
+                % (command, disco.master, error)
+            )
+
     def jobname(self, name: str) -> str:
         """Resolve the ``@`` / ``@?text`` job history shorthands (library.md 18.1)."""
         if name == "@" or name.startswith("@?"):
@@ -154,6 +172,32 @@ def cmd_master_version(prog: Program, args: argparse.Namespace) -> int:
     """Print the version of the master."""
     out(prog.disco.master_version())
     return 0
+
+
+def cmd_debug(prog: Program, args: argparse.Namespace) -> int:
+    """Print the master's state: settings, config, nodes, blacklists, running tasks, jobs."""
+    import json
+
+    from disco.cli import debug
+    from disco.core import Disco
+
+    disco = prog.disco
+    if args.host:  # 0.5: the master on that host
+        host = args.host if ":" in args.host else "%s:%s" % (args.host, prog.settings["DISCO_PORT"])
+        disco = Disco(host, settings=prog.settings)
+    prog.check_master("debug", disco)
+    state = debug.collect(disco, max_jobs=args.jobs)
+    out(json.dumps(state, indent=2, sort_keys=True) if args.json else debug.render(state))
+    return 0
+
+
+def cmd_test(prog: Program, args: argparse.Namespace) -> int:
+    """Run Disco test modules (test_*.py) against the master; exit 1 if any test fails."""
+    from disco.cli import testcmd
+
+    prog.check_master("test")
+    passed = testcmd.run(prog.settings, args.testname, args.directory, sys.stderr)
+    return 0 if passed else 1
 
 
 # -- jobs: submitting ------------------------------------------------------------------------
@@ -414,6 +458,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("start", "stop", "restart", "status", "nodaemon", "config", "nodeinfo",
                  "client_version", "master_version"):  # fmt: skip
         command(name, globals()["cmd_" + name])
+
+    p = command("debug", cmd_debug)
+    p.add_argument("host", nargs="?", help="the master's host (default: DISCO_MASTER)")
+    p.add_argument("-n", "--jobs", type=int, default=20, help="jobs to list besides active ones")
+    p.add_argument("--json", action="store_true", help="print the state as JSON")
+
+    p = command("test", cmd_test)
+    p.add_argument("testname", nargs="*", help="test_module or test_module.TestCase[.test]")
+    p.add_argument(
+        "-d", "--directory", help="where the test modules are (default: $DISCO_HOME/tests or .)"
+    )
 
     p = command("deref", cmd_deref)
     p.add_argument("url", nargs="*")
