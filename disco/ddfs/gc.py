@@ -140,6 +140,7 @@ class GarbageCollector:
 
     def _ensure_run(self) -> asyncio.Task[None]:
         if self._run_task is None or self._run_task.done():
+            self.phase = "start"  # busy from now on: gc_status never reads "" before it ran
             self._run_task = asyncio.get_running_loop().create_task(self._guarded_run())
         return self._run_task
 

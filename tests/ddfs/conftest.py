@@ -118,3 +118,24 @@ def ddfs3(tmp_path) -> Iterator[HTTP]:
     with three_nodes(tmp_path) as m:
         yield HTTP(m)
     _assert_no_leaked_workers(before)
+
+
+def run_gc(http: HTTP, timeout: float = 30.0) -> None:
+    """``gc_start``, then wait until ``gc_status`` is ``""`` (5.7)."""
+    from tests.conftest import poll_for
+
+    assert http.ok("/ddfs/ctrl/gc_start") == "GC has started"
+    poll_for(lambda: http.ok("/ddfs/ctrl/gc_status") == "", timeout, "GC to finish")
+
+
+GC_NOW = {"DDFS_GC_INITIAL_WAIT": "0"}
+
+
+def files_below(root: str, kind: str) -> list[str]:
+    """Names of the files (staging and trash ones too) of ``root/vol0/<kind>``, sorted."""
+    import os
+
+    found: list[str] = []
+    for _dir, _subdirs, files in os.walk(os.path.join(root, "vol0", kind)):
+        found.extend(files)
+    return sorted(found)
