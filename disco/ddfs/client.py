@@ -10,6 +10,7 @@ HTTP status (``None`` when no reply came) and whose message is the server's text
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import json
@@ -503,7 +504,7 @@ def _blob_body(source: Any) -> BlobSource:
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path):
-            raise FileNotFoundError("No such file to push: %s" % path)
+            raise FileNotFoundError(errno.ENOENT, "No such file to push", path)
         return path
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)

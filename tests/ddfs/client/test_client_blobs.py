@@ -4,6 +4,7 @@ the middle of a push (ddfs.md 3.2-3.4, 8.1 "Writes")."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import logging
 import os
@@ -33,6 +34,10 @@ def test_new_blob(ddfs) -> None:
     assert hosts_of(only) == {"127.0.0.3"}
     forced = ddfs.new_blob("p", replicas=2, include=["127.0.0.2"])
     assert urlsplit(forced[0])[1].host == "127.0.0.2"
+    long_prefix = "x" * 201  # hashed by the master (ddfs.md 1.3)
+    assert ddfs.new_blob(long_prefix)[0].rsplit("/", 1)[1].split("$")[0] == (
+        hashlib.md5(long_prefix.encode()).hexdigest()
+    )
     with pytest.raises(CommError) as e:
         ddfs.new_blob("p", replicas=4)
     assert e.value.code == 403 and "Not enough nodes for replicas." in e.value.msg
