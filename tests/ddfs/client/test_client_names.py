@@ -121,3 +121,18 @@ def test_chunker_keeps_small_inputs_in_one_chunk(hunks: float) -> None:
     chunks = list(Chunker(chunk_size=2 * HUNK_SIZE).chunks(records))
     assert len(chunks) == 1
     assert list(chain_reader(io.BytesIO(chunks[0]), None, "x")) == records
+
+
+def test_chunks_are_what_the_record_writer_writes() -> None:
+    """A chunk is byte for byte ``DiscoOutputStream_v1``'s output for its records."""
+    from disco.fileutils import DiscoOutputStream_v1
+
+    records = [b"line %d %s\n" % (i, b"w" * (i % 50)) for i in range(60000)]
+    (chunk,) = Chunker().chunks(records)
+    out = io.BytesIO()
+    stream = DiscoOutputStream_v1(out)
+    for record in records:
+        stream.append(record)
+    stream.close()
+    assert chunk == out.getvalue()
+    assert list(Chunker().chunks([])) == []
