@@ -26,6 +26,7 @@ from disco.ddfs.names import (
 )
 from disco.ddfs.placement import NodeSpace, NotEnoughNodes, blob_targets, choose_nodes
 from disco.ddfs.tagdoc import CorruptTag, TagDoc, append_urls, dedup_new
+from tests.ddfs.conftest import STORED_KEYS
 
 
 def test_names() -> None:
@@ -145,15 +146,7 @@ def test_mixed_plain_update_sequence() -> None:
 def test_tag_document_lenient_read_and_full_write() -> None:
     doc = TagDoc.decode(b'{"id":"t$1-2-3","urls":[["a"]]}')
     assert doc.read_token is None and doc.user_data == {} and doc.urls == [["a"]]
-    assert list(doc.stored()) == [
-        "version",
-        "id",
-        "last-modified",
-        "read-token",
-        "write-token",
-        "urls",
-        "user-data",
-    ]
+    assert list(doc.stored()) == STORED_KEYS
     assert b'"read-token":null' in doc.encode()
     for bad in (b"", b"[]", b'{"id":"bad"}', b'{"id":"t$1-2-3","urls":"x"}', b"\xff"):
         with pytest.raises(CorruptTag):
