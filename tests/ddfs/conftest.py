@@ -20,6 +20,8 @@ from disco.embedded import EmbeddedMaster
 from tests.conftest import _assert_no_leaked_workers, child_pids
 
 NODES3 = [("localhost", 1), ("127.0.0.2", 1), ("127.0.0.3", 1)]
+# the keys of a stored tag version, in order (ddfs.md 1.5)
+STORED_KEYS = ["version", "id", "last-modified", "read-token", "write-token", "urls", "user-data"]
 
 
 class Answer:
