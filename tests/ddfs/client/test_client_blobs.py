@@ -117,6 +117,18 @@ def test_chunk_of_served_urls_with_a_reader(ddfs, tmp_path) -> None:
     assert list(result_iterator(["tag://disco:test:copy"])) == [b"a\n", b"b\n", b"c\n"]
 
 
+def test_chunk_of_raw_and_http_inputs(ddfs) -> None:
+    _, blobs = ddfs.push("disco:test:plain", [(b"x\ny\n", "plain")])
+    http_url = ddfs.node_url(blobs[0][0])
+    assert http_url.startswith("http://")
+    _, chunks = ddfs.chunk("disco:test:mixed", ["raw://one line", http_url])
+    assert [ddfs.blob_name(c[0]) for c in chunks] == [
+        "one_line-0",
+        ddfs.safe_name(http_url.rsplit("/", 1)[1]) + "-0",
+    ]
+    assert list(result_iterator(["tag://disco:test:mixed"])) == ["one line", b"x\n", b"y\n"]
+
+
 def test_save_legacy(ddfs, tmp_path) -> None:
     out = tmp_path / "out-0"
     out.write_bytes(b"result")

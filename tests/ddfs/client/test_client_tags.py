@@ -208,3 +208,21 @@ def test_concurrent_clients_lose_no_append(cluster) -> None:
         list(pool.map(client, range(4)))
     got = sorted(DDFS(cluster.url).blob_name(r[0]) for r in DDFS(cluster.url).urls(tag))
     assert got == sorted("c%d_%d" % (n, i) for n in range(4) for i in range(5))
+
+
+def test_tags_on_another_master(cluster, ddfs) -> None:
+    """``tag://host:port/name`` reads from that master; child tags without a host are
+    looked up on the same master (relativizetags)."""
+    from disco.ddfs import DDFS
+
+    ddfs.tag(PREFIX + "leaf", [["raw://leaf"]])
+    ddfs.tag(PREFIX + "root", [["tag://" + PREFIX + "leaf"]])
+    elsewhere = DDFS("http://127.0.0.1:9")  # a master that is not there
+    remote = "tag://127.0.0.1:%d/%s" % (cluster.port, PREFIX + "root")
+    assert elsewhere.urls(remote) == [["tag://" + PREFIX + "leaf"]]
+    found = list(elsewhere.findtags([remote]))
+    assert [t for t, _, _ in found] == [
+        remote,
+        "tag://127.0.0.1:%d/%s" % (cluster.port, PREFIX + "leaf"),
+    ]
+    assert list(elsewhere.blobs(remote)) == [["raw://leaf"]]
