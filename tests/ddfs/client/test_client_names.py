@@ -136,3 +136,17 @@ def test_chunks_are_what_the_record_writer_writes() -> None:
     stream.close()
     assert chunk == out.getvalue()
     assert list(Chunker().chunks([])) == []
+
+
+def test_local_lines_are_result_iterator_records(tmp_path) -> None:
+    from disco.core import result_iterator
+    from disco.ddfs.client import _local_lines
+
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"a\n\nb c\nno newline")
+    for url in (str(path), "file://%s" % path):
+        fast = _local_lines(url, {"reader": None})
+        assert fast is not None and list(fast) == list(result_iterator([url], reader=None))
+    assert _local_lines(str(path), {"reader": None, "params": 1}) is None
+    assert _local_lines("raw://x", {"reader": None}) is None
+    assert _local_lines(str(tmp_path / "missing"), {"reader": None}) is None
