@@ -293,11 +293,8 @@ class GarbageCollector:
             changed = urls != doc.urls
             if changed:
                 urls = [e for e in urls if e]  # [quirk] GC drops empty entries
-            replicas = sum(
-                1
-                for h in up
-                if (v := run.nodes[h].tag_version(name)) is not None and v[0] == doc.ts
-            )
+            # counted from the scans: a node's tag index may still list a lost file
+            replicas = sum(1 for h in up if ("tag", doc.id) in run.scans.get(h, {}))
             force = replicas < want_replicas
             if changed or force:
                 try:
