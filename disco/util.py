@@ -1,7 +1,7 @@
 """``disco.util``: iteration, URL, input and sorting helpers (library.md section 7).
 
 The URL helpers follow master-api.md 9.3; the external sort writes and reads the file
-format of library.md 16.5.  OOB helpers need DDFS and raise its "not available" error.
+format of library.md 16.5.  OOB helpers store values in DDFS (ddfs.md 7.3).
 """
 
 from __future__ import annotations

@@ -90,10 +90,12 @@ class LocalBackend:
                 runner = servers.pop(host, None)
                 if runner is not None:
                     await runner.cleanup()
-        for host in sorted(wanted - self._hosts):
+        added = sorted(wanted - self._hosts)
+        for host in added:  # no await here: DDFS never sees a configured host without node
             self._hosts.add(host)
-            node = await asyncio.to_thread(DDFSNode, host, self.ddfs_root(host))
-            self._ddfs[host] = node
+            self._ddfs[host] = DDFSNode(host, self.ddfs_root(host))
+        for host in added:
+            node = self._ddfs[host]
             if host not in self.served_by_master:
                 app = create_data_app(self.disco_data, node.root)
                 await self._serve(self._servers, host, app, host, self.disco_port, "data")

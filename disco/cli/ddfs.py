@@ -23,6 +23,8 @@ from disco.error import CommError, DiscoError
 
 __all__ = ["DDFSProgram", "build_parser", "main"]
 
+COPY_SIZE = 1024 * 1024  # bytes per read of ``ddfs cat``
+
 
 class DDFSProgram(Program):
     """``Program`` plus a ``DDFS`` client and the argument expansions of ddfs.md 4."""
@@ -52,14 +54,9 @@ class DDFSProgram(Program):
         names = self.tags(args, names)
         if getattr(args, "job_mode", False):
             names = self.job_results(names)
-        urls = [name for name in names if not _looks_like_tag(name, istag)]
-        tags = [name for name in names if _looks_like_tag(name, istag)]
-        yield from urls
+        tags = [name for name in names if isinstance(name, str) and istag(name)]
+        yield from (name for name in names if name not in tags)
         yield from self.blobs(args, tags)
-
-
-def _looks_like_tag(name: Any, istag: Any) -> bool:
-    return isinstance(name, str) and (name.startswith("tag://") or bool(istag(name)))
 
 
 def _stdin_words() -> list[str]:
@@ -104,14 +101,15 @@ def cmd_cat(prog: DDFSProgram, args: argparse.Namespace) -> int:
     for source in inputlist(prog.sources(args, args.url)):  # dir:// -> its data files
         for url in source if isinstance(source, (list, tuple)) else [source]:
             try:
-                with open_url(prog.ddfs.node_url(url)) as f:
-                    data = f.read()
+                f = open_url(prog.ddfs.node_url(url))
             except (CommError, DiscoError, OSError) as e:
                 print("Failed to read %s: %s" % (url, e), file=sys.stderr)
                 continue
-            sys.stdout.flush()
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
+            with f:  # streamed: a blob need not fit in memory
+                sys.stdout.flush()
+                while data := f.read(COPY_SIZE):
+                    sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
             break
         else:
             failed += 1

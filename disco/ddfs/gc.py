@@ -39,6 +39,7 @@ from disco.ddfs.tagstore import TagStore
 
 logger = logging.getLogger(__name__)
 
+GC_MAX_DURATION = 3 * 24 * 60 * 60  # a run that takes longer is aborted (5.1)
 WAITING = "GC is waiting for the cluster to stabilize after startup."
 PHASES = {
     "start": "GC is initializing (phase start).",
@@ -140,12 +141,15 @@ class GarbageCollector:
 
     def _ensure_run(self) -> asyncio.Task[None]:
         if self._run_task is None or self._run_task.done():
+            self.phase = "start"  # busy from now on: gc_status never reads "" before it ran
             self._run_task = asyncio.get_running_loop().create_task(self._guarded_run())
         return self._run_task
 
     async def _guarded_run(self) -> None:
         try:
-            await self.run()
+            await asyncio.wait_for(self.run(), GC_MAX_DURATION)
+        except TimeoutError:
+            logger.warning("DDFS GC aborted: it ran longer than %d s", GC_MAX_DURATION)
         except GCAborted as exc:
             logger.warning("DDFS GC aborted: %s", exc)
         except Exception:
@@ -292,11 +296,8 @@ class GarbageCollector:
             changed = urls != doc.urls
             if changed:
                 urls = [e for e in urls if e]  # [quirk] GC drops empty entries
-            replicas = sum(
-                1
-                for h in up
-                if (v := run.nodes[h].tag_version(name)) is not None and v[0] == doc.ts
-            )
+            # counted from the scans: a node's tag index may still list a lost file
+            replicas = sum(1 for h in up if ("tag", doc.id) in run.scans.get(h, {}))
             force = replicas < want_replicas
             if changed or force:
                 try:

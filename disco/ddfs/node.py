@@ -94,6 +94,11 @@ class BlobUpload:
 def _rename_no_overwrite(src: str, dst: str) -> None:
     os.link(src, dst)  # FileExistsError if dst exists: never overwrite an object
     os.unlink(src)
+    fd = os.open(os.path.dirname(dst), os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the new name survives a crash
+    finally:
+        os.close(fd)
 
 
 def _remove(path: str) -> None:

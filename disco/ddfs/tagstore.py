@@ -120,6 +120,7 @@ class TagStore:
             self.forget_cache()
         down = [h for h in hosts if self.view.node(h) is None]
         if hosts and len(down) >= self.config.tag_min_replicas:
+            logger.warning("DDFS nodes down: %s", ", ".join(down))
             raise errors.internal("too_many_failed_nodes")
         return list(hosts)
 

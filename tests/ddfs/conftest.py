@@ -20,6 +20,8 @@ from disco.embedded import EmbeddedMaster
 from tests.conftest import _assert_no_leaked_workers, child_pids
 
 NODES3 = [("localhost", 1), ("127.0.0.2", 1), ("127.0.0.3", 1)]
+# the keys of a stored tag version, in order (ddfs.md 1.5)
+STORED_KEYS = ["version", "id", "last-modified", "read-token", "write-token", "urls", "user-data"]
 
 
 class Answer:
@@ -118,3 +120,24 @@ def ddfs3(tmp_path) -> Iterator[HTTP]:
     with three_nodes(tmp_path) as m:
         yield HTTP(m)
     _assert_no_leaked_workers(before)
+
+
+def run_gc(http: HTTP, timeout: float = 30.0) -> None:
+    """``gc_start``, then wait until ``gc_status`` is ``""`` (5.7)."""
+    from tests.conftest import poll_for
+
+    assert http.ok("/ddfs/ctrl/gc_start") == "GC has started"
+    poll_for(lambda: http.ok("/ddfs/ctrl/gc_status") == "", timeout, "GC to finish")
+
+
+GC_NOW = {"DDFS_GC_INITIAL_WAIT": "0"}
+
+
+def files_below(root: str, kind: str) -> list[str]:
+    """Names of the files (staging and trash ones too) of ``root/vol0/<kind>``, sorted."""
+    import os
+
+    found: list[str] = []
+    for _dir, _subdirs, files in os.walk(os.path.join(root, "vol0", kind)):
+        found.extend(files)
+    return sorted(found)

@@ -113,6 +113,16 @@ def test_upload_answers_201_json_and_refuses_overwrite(ddfs: HTTP) -> None:
     assert ddfs.request(url).body == b"one"
 
 
+def test_upload_through_proxy_prefix(ddfs: HTTP) -> None:
+    target = urllib.parse.urlsplit(ddfs.ok("/ddfs/new_blob/proxied")[0])
+    proxied = "http://127.0.0.1:%d/proxy/localhost/PUT%s" % (target.port, target.path)
+    url = ddfs.ok(proxied, "PUT", raw=b"via proxy")
+    assert ddfs.request(url).body == b"via proxy"
+    assert ddfs.request("/proxy/localhost/GET/ddfs/" + parse_ddfs_url(url).relpath).body == (
+        b"via proxy"
+    )
+
+
 def test_upload_errors(ddfs: HTTP) -> None:
     put_port = ddfs.master.server.config.put_port
     base = "http://127.0.0.1:%d" % put_port

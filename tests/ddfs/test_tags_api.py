@@ -6,7 +6,7 @@ import asyncio
 import json
 import threading
 
-from tests.ddfs.conftest import HTTP
+from tests.ddfs.conftest import HTTP, STORED_KEYS
 
 BLOB = "disco://localhost/ddfs/vol0/blob/ab/%s$6a4-1-2"
 
@@ -31,15 +31,7 @@ def test_served_document_has_five_keys_and_stored_file_seven(ddfs: HTTP) -> None
     assert locations[0].endswith("/" + doc["id"])
     stored = ddfs.request(locations[0])  # the version file on the node's data port
     assert stored.status == 200
-    assert list(json.loads(stored.body)) == [
-        "version",
-        "id",
-        "last-modified",
-        "read-token",
-        "write-token",
-        "urls",
-        "user-data",
-    ]
+    assert list(json.loads(stored.body)) == STORED_KEYS
 
 
 def test_every_change_is_a_new_version_and_empty_append_is_not(ddfs: HTTP) -> None:

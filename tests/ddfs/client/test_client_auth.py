@@ -83,3 +83,17 @@ def test_chtok_round_trip_and_delete_with_token(ddfs) -> None:
     assert ddfs.delattr(TAG, "ddfs:read-token", token="t") == "deleted"
     assert ddfs.urls(TAG) == [["x"]]
     assert ddfs.delete(TAG, token="t") == "deleted" and not ddfs.exists(TAG)
+
+
+def test_read_protected_tag_as_input(ddfs, tmp_path) -> None:
+    """ddfs.md 8.6: ``tag://user:TOKEN@/TAG`` inputs read a read-protected tag."""
+    from disco.core import result_iterator
+
+    path = tmp_path / "lines"
+    path.write_bytes(b"one\ntwo\n")
+    ddfs.chunk(TAG, [str(path)], token="r")
+    with pytest.raises(CommError) as e:
+        list(result_iterator(["tag://" + TAG]))
+    assert e.value.code == 401
+    assert list(result_iterator(["tag://user:r@/" + TAG], ddfs=ddfs.master)) == [b"one\n", b"two\n"]
+    assert list(result_iterator(["tag://r@/" + TAG])) == [b"one\n", b"two\n"]

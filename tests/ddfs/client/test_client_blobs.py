@@ -4,6 +4,7 @@ the middle of a push (ddfs.md 3.2-3.4, 8.1 "Writes")."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import logging
 import os
@@ -33,6 +34,10 @@ def test_new_blob(ddfs) -> None:
     assert hosts_of(only) == {"127.0.0.3"}
     forced = ddfs.new_blob("p", replicas=2, include=["127.0.0.2"])
     assert urlsplit(forced[0])[1].host == "127.0.0.2"
+    long_prefix = "x" * 201  # hashed by the master (ddfs.md 1.3)
+    assert ddfs.new_blob(long_prefix)[0].rsplit("/", 1)[1].split("$")[0] == (
+        hashlib.md5(long_prefix.encode()).hexdigest()
+    )
     with pytest.raises(CommError) as e:
         ddfs.new_blob("p", replicas=4)
     assert e.value.code == 403 and "Not enough nodes for replicas." in e.value.msg
@@ -110,6 +115,18 @@ def test_chunk_of_served_urls_with_a_reader(ddfs, tmp_path) -> None:
     source_id = src[0][0].rsplit("/", 1)[1]
     assert [ddfs.blob_name(b[0]) for b in blobs] == [ddfs.safe_name(source_id) + "-0"]
     assert list(result_iterator(["tag://disco:test:copy"])) == [b"a\n", b"b\n", b"c\n"]
+
+
+def test_chunk_of_raw_and_http_inputs(ddfs) -> None:
+    _, blobs = ddfs.push("disco:test:plain", [(b"x\ny\n", "plain")])
+    http_url = ddfs.node_url(blobs[0][0])
+    assert http_url.startswith("http://")
+    _, chunks = ddfs.chunk("disco:test:mixed", ["raw://one line", http_url])
+    assert [ddfs.blob_name(c[0]) for c in chunks] == [
+        "one_line-0",
+        ddfs.safe_name(http_url.rsplit("/", 1)[1]) + "-0",
+    ]
+    assert list(result_iterator(["tag://disco:test:mixed"])) == ["one line", b"x\n", b"y\n"]
 
 
 def test_save_legacy(ddfs, tmp_path) -> None:

@@ -121,3 +121,32 @@ def test_chunker_keeps_small_inputs_in_one_chunk(hunks: float) -> None:
     chunks = list(Chunker(chunk_size=2 * HUNK_SIZE).chunks(records))
     assert len(chunks) == 1
     assert list(chain_reader(io.BytesIO(chunks[0]), None, "x")) == records
+
+
+def test_chunks_are_what_the_record_writer_writes() -> None:
+    """A chunk is byte for byte ``DiscoOutputStream_v1``'s output for its records."""
+    from disco.fileutils import DiscoOutputStream_v1
+
+    records = [b"line %d %s\n" % (i, b"w" * (i % 50)) for i in range(60000)]
+    (chunk,) = Chunker().chunks(records)
+    out = io.BytesIO()
+    stream = DiscoOutputStream_v1(out)
+    for record in records:
+        stream.append(record)
+    stream.close()
+    assert chunk == out.getvalue()
+    assert list(Chunker().chunks([])) == []
+
+
+def test_local_lines_are_result_iterator_records(tmp_path) -> None:
+    from disco.core import result_iterator
+    from disco.ddfs.client import _local_lines
+
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"a\n\nb c\nno newline")
+    for url in (str(path), "file://%s" % path):
+        fast = _local_lines(url, {"reader": None})
+        assert fast is not None and list(fast) == list(result_iterator([url], reader=None))
+    assert _local_lines(str(path), {"reader": None, "params": 1}) is None
+    assert _local_lines("raw://x", {"reader": None}) is None
+    assert _local_lines(str(tmp_path / "missing"), {"reader": None}) is None

@@ -189,3 +189,40 @@ def test_delete_then_recreate(ddfs) -> None:
         ddfs.urls(tag)
     assert e.value.code == 401
     assert [ddfs.blob_name(r[0]) for r in ddfs.urls(tag, token="tok")] == ["new"]
+
+
+def test_concurrent_clients_lose_no_append(cluster) -> None:
+    """ddfs.md 1.8: appends to one tag from several clients at once all land."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from disco.ddfs import DDFS
+
+    tag = PREFIX + "concurrent"
+
+    def client(n: int) -> None:
+        ddfs = DDFS(cluster.url)
+        for i in range(5):
+            ddfs.push(tag, [(b"%d-%d" % (n, i), "c%d_%d" % (n, i))], delayed=bool(i % 2))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(client, range(4)))
+    got = sorted(DDFS(cluster.url).blob_name(r[0]) for r in DDFS(cluster.url).urls(tag))
+    assert got == sorted("c%d_%d" % (n, i) for n in range(4) for i in range(5))
+
+
+def test_tags_on_another_master(cluster, ddfs) -> None:
+    """``tag://host:port/name`` reads from that master; child tags without a host are
+    looked up on the same master (relativizetags)."""
+    from disco.ddfs import DDFS
+
+    ddfs.tag(PREFIX + "leaf", [["raw://leaf"]])
+    ddfs.tag(PREFIX + "root", [["tag://" + PREFIX + "leaf"]])
+    elsewhere = DDFS("http://127.0.0.1:9")  # a master that is not there
+    remote = "tag://127.0.0.1:%d/%s" % (cluster.port, PREFIX + "root")
+    assert elsewhere.urls(remote) == [["tag://" + PREFIX + "leaf"]]
+    found = list(elsewhere.findtags([remote]))
+    assert [t for t, _, _ in found] == [
+        remote,
+        "tag://127.0.0.1:%d/%s" % (cluster.port, PREFIX + "leaf"),
+    ]
+    assert list(elsewhere.blobs(remote)) == [["raw://leaf"]]
