@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "examples"))
@@ -53,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phases", help="write phase seconds to this JSON file")
     args = ap.parse_args(argv)
     phases = run_sort(args.input, args.output, args.master, args.splits, args.labels)
+    print(json.dumps(phases))
     if args.phases:
-        with open(args.phases, "w") as f:
-            json.dump(phases, f)
+        Path(args.phases).write_text(json.dumps(phases) + "\n")
     return 0
 
 
