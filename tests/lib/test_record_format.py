@@ -13,6 +13,7 @@ import pytest
 from disco.error import DataError
 from disco.fileutils import (
     HUNK_SIZE,
+    RECORD_PICKLE_PROTOCOL,
     Chunker,
     DiscoOutput,
     DiscoOutputStream,
@@ -44,7 +45,7 @@ def hunks(data: bytes) -> list[tuple[int, int, int, bytes]]:
 def test_hunk_layout_byte_for_byte() -> None:
     records = [(b"key", "value"), (1, (2, 3))]
     data = write_records(records)
-    payload = b"".join(pickle.dumps(r, 1) for r in records)
+    payload = b"".join(pickle.dumps(r, RECORD_PICKLE_PROTOCOL) for r in records)
     first = struct.pack("<BBIQ", 0x81, 1, zlib.crc32(payload), len(zlib.compress(payload, 2)))
     assert data.startswith(first + zlib.compress(payload, 2))
     # the trailing empty hunk: CRC of b"", compressed empty payload
@@ -62,7 +63,11 @@ def test_close_always_writes_one_empty_hunk() -> None:
 def test_uncompressed_hunks_store_the_payload() -> None:
     data = write_records([("a", 1)], compression_level=0)
     (version, flag, crc, payload), _ = hunks(data)
-    assert flag == 0 and payload == pickle.dumps(("a", 1), 1) and crc == zlib.crc32(payload)
+    assert (
+        flag == 0
+        and payload == pickle.dumps(("a", 1), RECORD_PICKLE_PROTOCOL)
+        and crc == zlib.crc32(payload)
+    )
 
 
 def test_hunks_flush_after_min_hunk_size() -> None:
