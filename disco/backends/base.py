@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from disco.failure import Failure
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -79,10 +81,15 @@ class TaskDone:
 
 @dataclass(frozen=True)
 class TaskFailed:
-    """``kind``: "error" (recoverable: retried), "fatal" (kills the job)."""
+    """``kind``: "error" (recoverable: retried), "fatal" (kills the job).
+
+    ``failure`` is the structured report (``disco.failure.Failure``) when the node
+    runtime could tell what happened; ``message`` is then its text.
+    """
 
     kind: Literal["error", "fatal"]
     message: str
+    failure: Failure | None = field(default=None, compare=False)
 
 
 TaskResult = TaskDone | TaskFailed
