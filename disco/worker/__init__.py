@@ -292,6 +292,7 @@ class InputIter:
         self.records: Iterator[Any] | None = None
         self.source: Any = None
         self.last_error: str | None = None
+        self.last_exception: DataError | None = None
         self.finished = False
         self.url: str | None = None
         self.retry: str | None = None
@@ -318,9 +319,14 @@ class InputIter:
                 url = url or next(self.urls)
             except StopIteration:
                 msg = "Exhausted all available replicas"
-                if self.last_error:
-                    msg += ", last error was:\n\n%s" % self.last_error
-                raise DataError(msg, self.input)
+                last = self.last_exception
+                if last is not None:
+                    same = last.url == self.url
+                    msg += ", last error was: %s" % (last.msg if same else last)
+                    if same and last.code is not None:
+                        msg += " (%s)" % last.code
+                # The URL tried last, and the error it gave as the cause (its traceback).
+                raise DataError(msg, self.url or self.input) from last
             self.url = url
             _report.reporter.reading(url)
             try:
@@ -330,8 +336,9 @@ class InputIter:
                 for _ in itertools.islice(records, self.delivered):
                     pass
                 self.records = records
-            except DataError:
+            except DataError as e:
                 self.last_error = traceback.format_exc()
+                self.last_exception = e
                 self._close()
             except BaseException:
                 self._close()
@@ -351,8 +358,9 @@ class InputIter:
                 self.finished = True
                 self._close()
                 break
-            except DataError:
+            except DataError as e:
                 self.last_error = traceback.format_exc()
+                self.last_exception = e
                 self._close()
                 continue
             except BaseException:

@@ -82,14 +82,29 @@ def check_python_version(environ: Any = None) -> None:
         )
 
 
-def user_traceback(exc: BaseException) -> str:
-    """The formatted traceback of ``exc`` without Disco's own frames (all if only Disco's)."""
+def user_traceback(exc: BaseException, only_user: bool = False) -> str:
+    """The formatted traceback of ``exc`` without Disco's own frames.
+
+    With no frame of the job's code in it, the whole traceback, or ``""`` if
+    ``only_user`` (Disco's own failures say all in their message).
+    """
     import traceback
 
-    tb = traceback.TracebackException.from_exception(exc)
-    frames = [f for f in tb.stack if not f.filename.startswith(_DISCO_DIR)]
-    if frames:
-        tb.stack = traceback.StackSummary.from_list(frames)
+    tb = traceback.TracebackException.from_exception(exc, capture_locals=False)
+    chain = [tb]
+    while chain[-1].__cause__ is not None or chain[-1].__context__ is not None:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)  # type: ignore[arg-type]
+    import sysconfig
+
+    stdlib = os.path.join(sysconfig.get_paths()["stdlib"], "")
+    user_frames = 0
+    for part in chain:
+        frames = [f for f in part.stack if not f.filename.startswith(_DISCO_DIR)]
+        user_frames += sum(not f.filename.startswith(stdlib) for f in frames)
+        if frames:
+            part.stack = traceback.StackSummary.from_list(frames)
+    if only_user and not user_frames:
+        return ""
     return "".join(tb.format())
 
 
@@ -116,9 +131,9 @@ def classify(exc: BaseException, task: Any = None) -> tuple[str, Failure]:
         exc_type, message = type(cause).__name__, "%s (%s)" % (cause, exc)
         trace = user_traceback(cause)
     elif isinstance(exc, OutputError):
-        kind = "output"
+        kind, trace = "output", user_traceback(exc, only_user=True)
     elif isinstance(exc, DataError):
-        severity, kind = "error", "input"
+        severity, kind, trace = "error", "input", user_traceback(exc, only_user=True)
         if isinstance(exc.url, str):
             current_input = exc.url
     elif isinstance(exc, MemoryError):
