@@ -125,6 +125,16 @@ def read_crash(path: str) -> str:
         return ""
 
 
+def trim_crash(text: str) -> str:
+    """Faulthandler output without the frames of Disco itself and of interpreter start-up."""
+    disco_dir = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    return "\n".join(
+        line
+        for line in text.splitlines()
+        if not (line.lstrip().startswith('File "') and (disco_dir in line or '"<frozen ' in line))
+    )
+
+
 def write_report(path: str, data: dict[str, Any]) -> None:
     """Replace the report file with ``data`` (never raises: reporting must not fail)."""
     try:

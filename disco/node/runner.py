@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from disco.backends.base import TaskChannel, TaskDone, TaskFailed, TaskResult, TaskSpec
-from disco.failure import REPORT_ENV, Failure, read_crash, read_report, tail
+from disco.failure import REPORT_ENV, Failure, read_crash, read_report, tail, trim_crash
 from disco.node import protocol as p
 from disco.node.jobhome import safe_member_path
 from disco.node.outputs import TaskOutputs
@@ -309,7 +309,7 @@ class _Attempt:
         if failure.input is None and isinstance(report.get("input"), str):
             failure.input = report["input"]
         if not failure.traceback:
-            failure.traceback = read_crash(self.report_path).strip()
+            failure.traceback = trim_crash(read_crash(self.report_path)).strip()
         lines = list(self.recent)
         if output:
             lines.append(output[-8192:].decode("utf-8", "replace"))
