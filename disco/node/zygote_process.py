@@ -57,9 +57,10 @@ def _child(cwd: str, env: dict[str, str], fd: int, ctrl: socket.socket) -> None:
         os.close(fd)
         os.environ.clear()
         os.environ.update(env)
-        # What the interpreter would have done at start-up with PYTHONPATH.
+        # What ``python -m disco.worker`` in the job home would have: the job home
+        # first (not the zygote's own working directory), then PYTHONPATH.
         extra = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        sys.path[1:1] = extra
+        sys.path[0:1] = [os.getcwd(), *extra]
         sys.argv = ["-m"]
         import random
 
