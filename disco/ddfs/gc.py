@@ -280,19 +280,26 @@ class GarbageCollector:
             if not copies:
                 logger.warning("GC: blob %s has no copy left on any node", oid)
                 continue
-            candidates = [h for h in writable if h not in copies]
-            targets = choose_nodes(
-                node_spaces(self.view, candidates), need, min_free_kb=self.config.min_free_kb
-            )
-            source_host = random.choice(sorted(copies))
-            source = run.nodes[source_host].path(copies[source_host].volume, "blob", oid)
-            for target in targets:
-                try:
-                    url = await asyncio.to_thread(run.nodes[target].store_blob, oid, source)
-                except OSError as exc:
-                    logger.warning("GC: copying %s to %s failed: %s", oid, target, exc)
-                    continue
-                run.replicated[oid][target] = url
+            source = random.choice(sorted(copies))
+            await self._copy(run, oid, source, [h for h in writable if h not in copies], need)
+
+    async def _copy(self, run: _Run, oid: str, source: str, candidates: list[str], k: int) -> int:
+        """Copy blob ``oid`` from node ``source`` to ``k`` of ``candidates`` (same id);
+        how many copies were made."""
+        targets = choose_nodes(
+            node_spaces(self.view, candidates), k, min_free_kb=self.config.min_free_kb
+        )
+        path = run.nodes[source].path(run.scans[source][("blob", oid)].volume, "blob", oid)
+        made = 0
+        for target in targets:
+            try:
+                url = await asyncio.to_thread(run.nodes[target].store_blob, oid, path)
+            except OSError as exc:
+                logger.warning("GC: copying %s to %s failed: %s", oid, target, exc)
+                continue
+            run.replicated[oid][target] = url
+            made += 1
+        return made
 
     # -- space-aware rebalancing (5.6) ---------------------------------------------------
     def _overused(self, run: _Run) -> dict[str, float]:
@@ -332,20 +339,9 @@ class GarbageCollector:
                     break
                 if host not in hosts or run.replicated.get(oid):
                     continue
-                obj = run.scans[host][("blob", oid)]
                 candidates = [h for h in others if h not in run.copies(oid)]
-                targets = choose_nodes(
-                    node_spaces(self.view, candidates), 1, min_free_kb=self.config.min_free_kb
-                )
-                for target in targets:
-                    source = run.nodes[host].path(obj.volume, "blob", oid)
-                    try:
-                        url = await asyncio.to_thread(run.nodes[target].store_blob, oid, source)
-                    except OSError as exc:
-                        logger.warning("GC: offloading %s to %s failed: %s", oid, target, exc)
-                        continue
-                    run.replicated[oid][target] = url
-                    budget -= obj.size
+                if await self._copy(run, oid, host, candidates, 1):
+                    budget -= run.scans[host][("blob", oid)].size
 
     async def _rewrite_tags(self, run: _Run) -> None:
         up = [h for h in writable_hosts(self.view) if h in run.nodes]
