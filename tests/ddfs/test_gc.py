@@ -226,3 +226,30 @@ def test_gc_paranoid_delete_keeps_trash(tmp_path) -> None:
         assert len([n for n in names if n.startswith("!trash.t:p$")]) == 1
         assert len([n for n in names if n.startswith("t:p$")]) == 1
         poll_for(lambda: http.ok("/ddfs/ctrl/gc_status") == "", 5)
+
+
+def test_space_aware_gc_moves_blobs_off_an_overused_node(tmp_path) -> None:
+    with three_nodes(tmp_path, DDFS_SPACE_AWARE="1", **GC_NOW) as m:
+        http = HTTP(m)
+        run_gc(http)
+        full = "127.0.0.2"
+        pushed = [http.push("s%d" % i, b"space %d" % i, replicas=2) for i in range(4)]
+        targets = http.ok("/ddfs/new_blob/s_inc?replicas=2&include=%s" % full)
+        pushed.append([http.ok(t, "PUT", raw=b"on the full node") for t in targets])
+        for replicas in pushed:
+            http.tag("t:space", [replicas])
+        node = m.server.backend.ddfs_node(full)
+        free, used = node.disk_usage()
+        node.reserve_kb = free - 1024  # nearly full: far above the average utilisation
+        on_full = [r for r in pushed if full in {parse_ddfs_url(u).host for u in r}]
+        run_gc(http)  # extra replicas elsewhere
+        for entry in http.get("t:space")["urls"]:
+            hosts = {parse_ddfs_url(u).host for u in entry}
+            assert len(hosts) == (3 if full in hosts else 2)
+        run_gc(http)  # the over-used node drops its surplus copies
+        for entry in http.get("t:space")["urls"]:
+            hosts = {parse_ddfs_url(u).host for u in entry}
+            assert full not in hosts and len(hosts) == 2
+            assert all(http.request(u).status == 200 for u in entry)
+        for replicas in on_full:
+            assert http.request([u for u in replicas if full in u][0]).status == 404
