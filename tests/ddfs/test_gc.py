@@ -253,3 +253,19 @@ def test_space_aware_gc_moves_blobs_off_an_overused_node(tmp_path) -> None:
             assert all(http.request(u).status == 200 for u in entry)
         for replicas in on_full:
             assert http.request([u for u in replicas if full in u][0]).status == 404
+
+
+def test_gc_keeps_references_it_cannot_check(tmp_path) -> None:
+    with three_nodes(tmp_path, **GC_NOW) as m:
+        http = HTTP(m)
+        run_gc(http)
+        gone = http.push("gone", b"lost everywhere", replicas=1)
+        elsewhere = ["disco://otherhost/ddfs/vol0/blob/%s" % gone[0].split("/blob/")[1]]
+        http.tag("t:refs", [gone, elsewhere])
+        holder = parse_ddfs_url(gone[0])
+        node = m.server.backend.ddfs_node(holder.host)
+        path = node.path(holder.volume, "blob", holder.oid)
+        os.chmod(path, 0o600)
+        os.unlink(path)  # the only copy is lost
+        run_gc(http)
+        assert http.get("t:refs")["urls"] == [gone, elsewhere]
