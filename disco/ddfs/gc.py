@@ -77,6 +77,7 @@ class _Run:
     snapshot: dict[str, TagDoc] = field(default_factory=dict)
     present: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     missing: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    referenced: set[str] = field(default_factory=set)  # blob ids named by live tags
     recovered: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     replicated: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     counts: dict[str, _Counts] = field(default_factory=lambda: defaultdict(_Counts))
@@ -208,7 +209,10 @@ class GarbageCollector:
                     parsed = parse_ddfs_url(url)
                     if parsed is None or parsed.kind != "blob":
                         continue
-                    scan = run.scans.get(parsed.host, {})
+                    run.referenced.add(parsed.oid)
+                    scan = run.scans.get(parsed.host)
+                    if scan is None:
+                        continue  # not an up node: left alone, never judged absent
                     if ("blob", parsed.oid) in scan:
                         run.present[parsed.oid].add(parsed.host)
                     else:
@@ -248,7 +252,7 @@ class GarbageCollector:
             return obj.ts < doc.ts
         if host in run.present.get(obj.oid, ()):
             return False  # in use
-        if obj.oid not in run.present and obj.oid not in run.missing:
+        if obj.oid not in run.referenced:
             return None
         if len(run.copies(obj.oid)) > self.config.blob_replicas + 1:
             return True
@@ -269,7 +273,7 @@ class GarbageCollector:
 
     async def _replicate_blobs(self, run: _Run) -> None:
         writable = [h for h in writable_hosts(self.view) if h in run.nodes]
-        for oid in list(run.present.keys() | run.missing.keys()):
+        for oid in sorted(run.referenced):
             usable = (run.present.get(oid, set()) | set(run.recovered.get(oid, {}))) - (
                 run.gc_blacklist
             )
@@ -373,6 +377,8 @@ class GarbageCollector:
                 if host not in hosts:
                     kept.append(url)
                     hosts.add(host)
+        if not hosts:
+            return entry  # no copy anywhere: keep the reference rather than drop the entry
         usable = hosts - run.gc_blacklist
         if hosts & run.gc_blacklist and len(usable) >= self.config.blob_replicas:
             kept = [

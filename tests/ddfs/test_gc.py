@@ -253,3 +253,53 @@ def test_space_aware_gc_moves_blobs_off_an_overused_node(tmp_path) -> None:
             assert all(http.request(u).status == 200 for u in entry)
         for replicas in on_full:
             assert http.request([u for u in replicas if full in u][0]).status == 404
+
+
+def test_gc_keeps_references_it_cannot_check(tmp_path) -> None:
+    with three_nodes(tmp_path, **GC_NOW) as m:
+        http = HTTP(m)
+        run_gc(http)
+        gone = http.push("gone", b"lost everywhere", replicas=1)
+        elsewhere = ["disco://otherhost/ddfs/vol0/blob/%s" % gone[0].split("/blob/")[1]]
+        http.tag("t:refs", [gone, elsewhere])
+        holder = parse_ddfs_url(gone[0])
+        node = m.server.backend.ddfs_node(holder.host)
+        path = node.path(holder.volume, "blob", holder.oid)
+        os.chmod(path, 0o600)
+        os.unlink(path)  # the only copy is lost
+        run_gc(http)
+        assert http.get("t:refs")["urls"] == [gone, elsewhere]
+
+
+def test_gc_running_during_writes_loses_nothing(tmp_path) -> None:
+    import threading
+
+    with three_nodes(tmp_path, **GC_NOW) as m:
+        http = HTTP(m)
+        run_gc(http)
+        stop = threading.Event()
+        runs = []
+
+        def collector() -> None:
+            while not stop.is_set():
+                run_gc(http)
+                runs.append(http.ok("/ddfs/ctrl/gc_stats"))
+
+        thread = threading.Thread(target=collector)
+        thread.start()
+        try:
+            for i in range(20):
+                replicas = http.push("w%d" % i, b"written %d" % i)
+                http.tag("t:busy", [replicas], "?update=1" if i % 2 else "")
+                http.ok("/ddfs/tag/t:busy%d" % i, "PUT", [replicas])
+        finally:
+            stop.set()
+            thread.join()
+        run_gc(http)
+        assert runs
+        urls = http.get("t:busy")["urls"]
+        assert len(urls) == 20
+        for i in range(20):
+            assert http.get("t:busy%d" % i)["urls"][0] in urls
+        for entry in urls:
+            assert len(entry) == 2 and all(http.request(u).status == 200 for u in entry)
