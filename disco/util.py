@@ -1,7 +1,7 @@
 """``disco.util``: iteration, URL, input and sorting helpers (library.md section 7).
 
 The URL helpers follow master-api.md 9.3; the external sort writes and reads the file
-format of library.md 16.5.  OOB helpers need DDFS and raise its "not available" error.
+format of library.md 16.5.  OOB helpers store values in DDFS (ddfs.md 7.3).
 """
 
 from __future__ import annotations
@@ -373,8 +373,8 @@ def inputexpand(input: Any, label: Any = None, settings: Any = None) -> list[Any
     if isinstance(input, (list, tuple)):
         return [inputlist(input, label=label, settings=settings)]
     if istag(input):
-        ddfs = DDFS(settings=settings)
-        return [blobs for blobs in ddfs.findtags([input])]
+        ddfs = DDFS(settings=settings)  # ddfs.md 7.1: every replica list reachable
+        return [replicas for _tag, _tags, blobs in ddfs.findtags([input]) for replicas in blobs]
     return [input]
 
 
@@ -394,21 +394,25 @@ def deref(inputs: Iterable[Any], resolve: bool = False) -> Iterator[list[str]]:
 
 
 def save_oob(host: str, name: str, key: str, value: bytes, ddfs_token: str | None = None) -> None:
-    """Store ``value`` as blob ``key`` in tag ``disco:job:oob:<name>`` (needs DDFS)."""
+    """Store ``value`` as blob ``key`` in tag ``disco:job:oob:<name>``."""
     from disco.ddfs import DDFS
 
     DDFS(host).push("disco:job:oob:%s" % name, [(value, key)], delayed=True, token=ddfs_token)
 
 
 def load_oob(host: str, name: str, key: str) -> bytes | None:
-    """Bytes of the first blob named ``key`` in tag ``disco:job:oob:<name>`` (needs DDFS)."""
+    """Bytes of the newest blob named ``key`` in tag ``disco:job:oob:<name>`` (``None``
+    when there is none); a missing tag raises ``CommError`` 404."""
     from disco.ddfs import DDFS
 
-    DDFS(host).pull("disco:job:oob:%s" % name, blobfilter=lambda x: x == key)
+    for blob in DDFS(host).pull("disco:job:oob:%s" % name, blobfilter=lambda x: x == key):
+        return blob.read()
     return None
 
 
 def external(files: list[str]) -> dict[str, bytes]:
+    """An external program for a classic job's ``map``/``reduce`` (library.md 10.5):
+    ``files[0]`` is the executable, the other files are put beside it on the node."""
     from disco.worker.classic.external import package
 
     return package(files)

@@ -9,6 +9,7 @@ foreground (``__main__.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -18,9 +19,13 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from disco.backends.base import Backend
+from disco.ddfs import api as ddfs_api
+from disco.ddfs.cluster import RuntimeView
+from disco.ddfs.config import DDFSConfig
+from disco.ddfs.master import DDFSMaster
 from disco.master.api import ctrl, data, jobs
 from disco.master.api.common import RUNTIME
-from disco.master.config import MasterConfig
+from disco.master.config import MasterConfig, _explicit
 from disco.master.errors import error_middleware
 from disco.master.runtime import Runtime
 from disco.master.store import Store
@@ -72,6 +77,19 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _put_port(settings: DiscoSettings, host: str, port: int) -> int:
+    """DDFS_PUT_PORT, or a free port when neither it nor the master's port was given."""
+    if port == 0 and not _explicit(settings, "DDFS_PUT_PORT"):
+        return _free_port(host)
+    return int(settings["DDFS_PUT_PORT"])
+
+
 def _served_by_master(host: str) -> set[str]:
     """Node names whose data the master's own server answers for (2.9)."""
     names = {host, "localhost"}
@@ -91,6 +109,7 @@ class MasterServer:
     store: Store
     backend: Backend
     runner: web.AppRunner
+    ddfs: DDFSMaster
 
     @property
     def port(self) -> int:
@@ -103,6 +122,7 @@ class MasterServer:
     async def close(self) -> None:
         """Kill running workers, stop serving, close the backend and the store."""
         try:
+            await self.ddfs.close()
             await self.runtime.close()
             await self.runner.cleanup()
             await self.backend.close()
@@ -130,6 +150,8 @@ async def start_master(
         config = MasterConfig.from_settings(
             settings, host=host, port=real_port, retry_delay=retry_delay
         )
+        config = dataclasses.replace(config, put_port=_put_port(settings, host, port))
+        ddfs_config = DDFSConfig.from_settings(settings, config.put_port)
         for path in (config.master_root, config.disco_data, config.ddfs_data):
             os.makedirs(path, exist_ok=True)
         store = Store(config.master_root, config.config_file)
@@ -145,14 +167,21 @@ async def start_master(
             disco_port=real_port,
             served_by_master=_served_by_master(host),
             prestart_zygote=prestart_workers,
+            put_port=config.put_port,
+            bind_host=host,
         )
     runtime = Runtime(config, store, backend)
-    runner = web.AppRunner(build_app(runtime), handle_signals=False)
+    ddfs = DDFSMaster(ddfs_config, RuntimeView(runtime), local_root=config.ddfs_data)
+    app = build_app(runtime, ddfs_api.routes)
+    app[ddfs_api.DDFS] = ddfs
+    runner = web.AppRunner(app, handle_signals=False)
     try:
         await runtime.start()
+        ddfs.start()
         await runner.setup()
         await web.SockSite(runner, sock).start()
     except BaseException:
+        await ddfs.close()
         await runtime.close()
         await runner.cleanup()
         await backend.close()
@@ -160,4 +189,4 @@ async def start_master(
         sock.close()
         raise
     logger.info("Disco master %s listening on %s:%d", config.name, host, real_port)
-    return MasterServer(config, runtime, store, backend, runner)
+    return MasterServer(config, runtime, store, backend, runner, ddfs)

@@ -114,7 +114,19 @@ class _DataFileResponse(web.FileResponse):
             return self._payload_writer
         headers = CIMultiDict(request.headers)
         headers.popall(hdrs.ACCEPT_ENCODING, None)
+        if hdrs.RANGE in headers and _unsatisfiable(request, self._path):
+            headers.popall(hdrs.RANGE)  # the whole file with 200, never 416 (ddfs.md 2.4.3)
         return await super().prepare(request.clone(headers=headers))
+
+
+def _unsatisfiable(request: web.BaseRequest, path: object) -> bool:
+    """Does the request's Range start at or past the end of the file (e.g. empty file)?"""
+    try:
+        start = request.http_range.start
+        size = os.stat(str(path)).st_size
+    except (ValueError, OSError):
+        return False
+    return start is not None and (start >= size if start >= 0 else size == 0)
 
 
 def strip_proxy(path: str) -> str:

@@ -12,6 +12,7 @@ import pytest
 
 from disco.error import DataError
 from disco.fileutils import (
+    HUNK_SIZE,
     RECORD_PICKLE_PROTOCOL,
     Chunker,
     DiscoOutput,
@@ -174,9 +175,15 @@ def test_disco_output_is_atomic(tmp_path) -> None:
 
 
 def test_chunker_splits_and_checks_record_size() -> None:
-    lines = [b"line %d\n" % i + b"x" * 1000 for i in range(100)]
-    chunks = list(Chunker(chunk_size=20000).chunks(lines))
-    assert len(chunks) > 1
+    # ddfs.md 3.4: a chunk closes once its flushed (compressed) hunks pass chunk_size
+    lines = [b"line %d\n" % i + os.urandom(1000) for i in range(3000)]
+    size = HUNK_SIZE + HUNK_SIZE // 2
+    chunks = list(Chunker(chunk_size=size).chunks(lines))
+    assert len(chunks) >= 2
+    assert all(size < len(c) < size + 2 * HUNK_SIZE for c in chunks[:-1])
+    assert list(Chunker(chunk_size=20000).chunks(lines[:100])) == [
+        b"".join(Chunker().chunks(lines[:100]))
+    ]
     assert [r for c in chunks for r in chain_reader(io.BytesIO(c), None, "u")] == lines
     with pytest.raises(ValueError, match="Record of size .* is larger than max_record_size: 10"):
         list(Chunker(max_record_size=10).chunks([b"x" * 100]))

@@ -163,6 +163,8 @@ class Worker(BaseWorker):
                 self.shuffle(task, params)
             else:
                 raise DiscoError("The classic worker has no stage %r" % task.stage)
+            if external is not None:
+                external.close_ext(check=True)  # a late **<ERR> or exit status fails the task
         finally:
             if external is not None:
                 external.close_ext()
