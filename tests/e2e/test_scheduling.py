@@ -1,0 +1,71 @@
+"""Scheduling on a real three-node master (master-api.md 10.5): blacklist, locality,
+``max_cores``, fifo.  The coordinator's unit tests cover the policies in detail; these
+check that they hold with real worker processes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from disco.core import result_iterator
+from disco.job import Job
+from tests.e2e import classic_params_funcs as f
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def assignments(master: Any, name: str) -> dict[str, str]:
+    """``{task: host}`` from the ``<stage>:<id> assigned to <host>`` events (4.4)."""
+    found = {}
+    for _, (_, _, message) in master.disco.events(name):
+        match = re.fullmatch(r"(\S+) assigned to (\S+)", message)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+def test_no_task_runs_on_a_blacklisted_node(cluster: Any) -> None:
+    cluster.disco.blacklist("127.0.0.2")
+    cluster.disco.blacklist("127.0.0.3")
+    job = Job(name="Black", master=cluster.url).run(
+        input=["raw://%d" % i for i in range(6)], map=f.timed_map, partitions=None
+    )
+    job.wait(poll_interval=0.1)
+    hosts = set(assignments(cluster, job.name).values())
+    assert hosts == {"localhost"}
+
+
+def test_map_tasks_run_where_their_input_is(cluster: Any) -> None:
+    # a first job leaves one output on each node (raw://<host> inputs are pinned there)
+    first = Job(name="Spread", master=cluster.url).run(
+        input=["raw://localhost", "raw://127.0.0.2", "raw://127.0.0.3"],
+        map=f.timed_map,
+        partitions=None,
+    )
+    first.wait(poll_interval=0.1)
+    outputs = cluster.disco.stageresults(first.name, "map")
+    hosts_of_outputs = [entry[0].split("/")[2] for entry in outputs]
+    assert sorted(hosts_of_outputs) == ["127.0.0.2", "127.0.0.3", "localhost"]
+    # a second job reads them: each map task goes to the node holding its input
+    second = Job(name="Local", master=cluster.url).run(
+        input=outputs, map=f.passing_map, map_reader=None, partitions=None
+    )
+    second.wait(poll_interval=0.1)
+    placed = assignments(cluster, second.name)
+    for i, host in enumerate(hosts_of_outputs):
+        assert placed["map:%d" % i] == host
+
+
+def test_max_cores_runs_one_task_at_a_time(cluster: Any) -> None:
+    job = Job(name="OneCore", master=cluster.url).run(
+        input=["raw://%d" % i for i in range(4)],
+        map=f.timed_map,
+        partitions=None,
+        scheduler={"max_cores": 1},
+    )
+    spans = sorted(v for _, v in result_iterator(job.wait(poll_interval=0.1)))
+    assert len(spans) == 4
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert end <= start  # no two map tasks overlapped
