@@ -125,12 +125,15 @@ def test_run_a_job_class(capsys, master, tmp_path, monkeypatch) -> None:
     sys.modules.pop("cli_upper_job", None)
 
 
+class TTY(io.StringIO):
+    """A stdout that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def test_wait_progress_bar_on_a_terminal(master, worker_file) -> None:
     name = master.disco.submit(jobpack(inputs=["raw://a", "raw://b"], map=True))
-
-    class TTY(io.StringIO):
-        def isatty(self) -> bool:
-            return True
 
     out = TTY()
     results = wait_with_progress(master.disco, name, out, poll_interval=0.1)
@@ -151,3 +154,19 @@ def test_progress_rendering() -> None:
     bar.draw(["a"])
     bar.draw(["b"])
     assert out.getvalue() == "\ra\033[K\n\033[1A\rb\033[K\n"
+
+
+def test_disco_wait_command_draws_the_bar_only_on_a_terminal(master, monkeypatch) -> None:
+    name = master.disco.submit(jobpack(inputs=["raw://a", "raw://b"], map=True))
+
+    tty = TTY()
+    monkeypatch.setattr(sys, "stdout", tty)
+    assert main(["-M", master.url, "wait", name]) == 0
+    text = tty.getvalue()
+    results = master.disco.results(name)[1]
+    assert "map         [" in text and "2/2 done" in text
+    assert text.rstrip("\n").endswith(results[0][0])  # then the results, as without a tty
+    pipe = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", pipe)
+    assert main(["-M", master.url, "wait", name]) == 0
+    assert pipe.getvalue() == results[0][0] + "\n"  # no bar when piped

@@ -116,6 +116,27 @@ def test_age_gc_removes_old_job_data(tmp_path):
         assert not os.path.exists(data_dir)
 
 
+def test_gc_runs_on_its_own_every_data_gc_interval(tmp_path):
+    """10.6 end to end: with DISCO_GC_AFTER=1 s and DATA_GC_INTERVAL ~1 s the master's
+    own GC loop removes a finished job's data; a running job's data is kept."""
+    env = {"DISCO_GC_AFTER": "1", "DATA_GC_INTERVAL": "0.0003"}
+    with EmbeddedMaster(root=tmp_path / "d", export_env=False, settings=env) as m:
+        client = Client(m)
+        done = client.submit(v2_dict([["map", "split", False]], [[0, 0, ["raw://a"]]]))
+        client.wait(done)
+        running = client.submit(
+            v2_dict([["map", "split", False]], [[0, 0, ["raw://a"]]]), {"MODE": "sleep"}
+        )
+
+        def data_dir(name):
+            return os.path.join(m.server.config.disco_data, "localhost", hash_dir(name), name)
+
+        poll_for(lambda: os.path.isdir(data_dir(running)), 10, "the running job's home")
+        poll_for(lambda: not os.path.exists(data_dir(done)), 10, "the GC loop to remove data")
+        assert os.path.isdir(data_dir(running))
+        client.post("kill_job", running)
+
+
 def test_cluster_nodes_pinning_and_node_data_servers(tmp_path):
     nodes = [("localhost", 1), ("127.0.0.2", 1)]
     with EmbeddedMaster(root=tmp_path / "d", export_env=False, retry_delay=0.0) as m:
