@@ -149,6 +149,27 @@ def test_rawevents_ranges_and_jobevents(client):
         "/disco/ctrl/rawevents?name=" + name, headers={"Range": "bytes=%d-" % len(whole)}
     )
     assert status in (200, 206) and body == b""  # 13.3: never 416
+    # a bounded range is a bounded range, also one that starts at 0 (only bytes=0- is 200)
+    status, headers, body = client.request(
+        "/disco/ctrl/rawevents?name=" + name, headers={"Range": "bytes=0-9"}
+    )
+    assert (status, body) == (206, whole[:10])
+    assert headers["Content-Range"] == "bytes 0-9/%d" % len(whole)
+    # several ranges (multipart, never used by clients): the whole file, not 416
+    status, _, body = client.request(
+        "/disco/ctrl/rawevents?name=" + name, headers={"Range": "bytes=0-3,5-8"}
+    )
+    assert (status, body) == (200, whole)
+    # the stored job pack is served the same way (2.3 parameters: file semantics)
+    _, _, pack = client.request("/disco/ctrl/parameters?name=" + name)
+    status, _, head = client.request(
+        "/disco/ctrl/parameters?name=" + name, headers={"Range": "bytes=0-3"}
+    )
+    assert (status, head) == (206, pack[:4])
+    status, _, tail = client.request(
+        "/disco/ctrl/parameters?name=" + name, headers={"Range": "bytes=128-"}
+    )
+    assert (status, tail) == (206, pack[128:])
     status, headers, body = client.request("/disco/ctrl/jobevents?name=%s&num=2" % name)
     assert headers["Content-Type"].startswith("text/plain")
     newest = json.loads(body)

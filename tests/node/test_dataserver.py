@@ -79,6 +79,13 @@ def test_get_file_range_head_and_304(roots):
         status, _, body = await fetch(base + "/disco/" + REL, headers={"Range": "bytes=15-"})
         assert (status, body) == (206, b"fghij")
 
+        status, _, body = await fetch(base + "/disco/" + REL, headers={"Range": "bytes=-3"})
+        assert (status, body) == (206, b"hij")
+        # ranges we do not serve are ignored (the whole file), never 416 (M 13.3)
+        for value in ("bytes=0-3,5-8", "bytes=5-2", "garbage"):
+            status, _, body = await fetch(base + "/disco/" + REL, headers={"Range": value})
+            assert (status, body) == (200, CONTENT), value
+
         status, headers, body = await fetch(base + "/disco/" + REL, method="HEAD")
         assert (status, body) == (200, b"")
         assert headers["Content-Length"] == "20"
