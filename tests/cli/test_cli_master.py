@@ -170,3 +170,41 @@ def test_disco_wait_command_draws_the_bar_only_on_a_terminal(master, monkeypatch
     monkeypatch.setattr(sys, "stdout", pipe)
     assert main(["-M", master.url, "wait", name]) == 0
     assert pipe.getvalue() == results[0][0] + "\n"  # no bar when piped
+
+
+def test_run_options_map_reduce_partitions_scheduler_param(
+    capsys, master, tmp_path, monkeypatch
+) -> None:
+    home = tmp_path / "jobs"
+    home.mkdir()
+    (home / "cli_opts_job.py").write_text(
+        textwrap.dedent(
+            """
+            from disco.job import Job
+
+            class Plain(Job):
+                pass
+
+            def tagged_map(line, params):
+                yield params + ":" + line, 1
+
+            def count_reduce(iter, params):
+                from disco.util import kvgroup
+                for key, values in kvgroup(sorted(iter)):
+                    yield key, sum(values)
+            """
+        )
+    )
+    monkeypatch.chdir(home)
+    monkeypatch.syspath_prepend(str(home))
+    args = ["run", "-m", "cli_opts_job.tagged_map", "-r", "cli_opts_job.count_reduce"]
+    args += ["--partitions", "2", "-S", "max_cores", "1", "-P", "params", "tag"]
+    name = ok(capsys, master, *args, "cli_opts_job.Plain", "raw://x", "raw://y").strip()
+    assert name.startswith("Plain@")
+    from disco.core import result_iterator
+
+    results = master.disco.wait(name, poll_interval=0.1)
+    assert sorted(result_iterator(results)) == [("tag:x", 1), ("tag:y", 1)]
+    jobdict = master.disco.jobpack(name).jobdict
+    assert jobdict["nr_reduces"] == 2 and jobdict["scheduler"] == {"max_cores": 1}
+    sys.modules.pop("cli_opts_job", None)
