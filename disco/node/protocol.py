@@ -230,6 +230,28 @@ def _excerpt(payload: bytes, limit: int = 200) -> str:
     return text + ("..." if len(payload) > limit else "")
 
 
+_TEXT_MESSAGES = ("MSG", "ERROR", "FATAL")
+BINARY_PREFIX = "WARNING: Binary message data: "
+
+
+def _json_payload(frame: Frame) -> Any:
+    """The JSON payload; the text of MSG/ERROR/FATAL that is not UTF-8 becomes
+    ``WARNING: Binary message data: `` and every byte as ``\\xNN`` (4.1)."""
+    try:
+        return json.loads(frame.payload)
+    except UnicodeDecodeError:
+        if frame.type not in _TEXT_MESSAGES:
+            raise
+    value = json.loads(frame.payload.decode("utf-8", "surrogateescape"))
+    if not isinstance(value, str):
+        return value
+    try:
+        data = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # also an escaped lone surrogate (\\ud800)
+        data = value.encode("utf-8", "surrogatepass")
+    return BINARY_PREFIX + "".join("\\x%02x" % byte for byte in data)
+
+
 def decode_message(frame: Frame) -> WorkerMessage:
     """Decode and shape-check one worker message (8.3); ``InvalidMessage`` if bad.
 
@@ -242,7 +264,7 @@ def decode_message(frame: Frame) -> WorkerMessage:
     if mtype == "PING" and not frame.payload:
         return Ping()  # 8.3 gives PING no payload; "PING 0 " is accepted too
     try:
-        payload = json.loads(frame.payload)
+        payload = _json_payload(frame)
     except ValueError:
         raise InvalidMessage(
             "Invalid JSON payload in %s message: %s" % (mtype, _excerpt(frame.payload))

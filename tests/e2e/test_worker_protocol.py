@@ -149,6 +149,21 @@ exec sleep 60
         ),
         ("send ERROR '\"my error\"'\nexec sleep 60\n", "error", ["WARNING: [map:0] my error"]),
         ("send FATAL '\"my fatal\"'\nexec sleep 60\n", "fatal", ["FATAL: [map:0] my fatal"]),
+        (  # 4.1: text that is not UTF-8
+            "printf 'MSG 5 \"a\\377\\376\"\\n'; read -r r\nsend ERROR '\"x\"'\nexec sleep 60\n",
+            "error",
+            ["MSG: [map:0] WARNING: Binary message data: \\x61\\xff\\xfe"],
+        ),
+        (
+            "printf 'ERROR 3 \"\\377\"\\n'\nexec sleep 60\n",
+            "error",
+            ["WARNING: [map:0] WARNING: Binary message data: \\xff"],
+        ),
+        (  # an escaped lone surrogate is valid JSON but not text
+            "send ERROR '\"\\udcff \\ud800\"'\nexec sleep 60\n",
+            "error",
+            ["failed 1 times"],
+        ),
         (
             'send WORKER \'{"version":"1.0","pid":1}\'; read -r r\nexec sleep 60\n',
             "fatal",
@@ -175,6 +190,9 @@ exec sleep 60
         "absolute-output",
         "error",
         "fatal",
+        "binary-msg",
+        "binary-error",
+        "lone-surrogates",
         "bad-version",
         "unknown-type",
         "msg-rate-limit",
@@ -182,10 +200,10 @@ exec sleep 60
 )
 def test_failures_of_8_8(client: Client, body: str, kind: str, texts: list[str]) -> None:
     if not texts:  # no byte at all: no prelude
-        _, status, _, messages = run(client, "#!/bin/sh\nexec sleep 60\n", prelude="")
+        name, status, _, messages = run(client, "#!/bin/sh\nexec sleep 60\n", prelude="")
         texts = ["Worker did not send its PID in 0.5 seconds"]
     else:
-        _, status, _, messages = run(client, body)
+        name, status, _, messages = run(client, body)
     assert status == "dead"
     for text in texts:
         assert any(text in m for m in messages), (text, messages)
@@ -194,3 +212,4 @@ def test_failures_of_8_8(client: Client, body: str, kind: str, texts: list[str])
     else:  # a recoverable error: counted as a failed attempt, then the limit (0) ends it
         assert any(m.startswith("ERROR: [map:0] Task map:0 failed 1 times.") for m in messages)
     assert client.get("/disco/ctrl/nodeinfo")["localhost"]["job_ok"] == 0
+    assert client.get("/disco/ctrl/jobinfo?name=" + name)["active"] == "dead"  # still serving
