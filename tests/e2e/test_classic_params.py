@@ -116,3 +116,24 @@ def test_reduce2_signature_and_unpartitioned_map(master: Any) -> None:
     results = job.wait(poll_interval=0.1)
     got = dict((k.decode(), v) for k, v in result_iterator(results))
     assert got == dict(Counter(" ".join(LINES).split()))
+
+
+def test_injected_names_on_a_real_master(cluster: Any) -> None:
+    """library.md 10.4 with the master's real TASK reply, on a node that is not the
+    master's own host."""
+    job = Job(name="Injected", master=cluster.url).run(
+        input=["raw://127.0.0.2", ["raw://127.0.0.2", "raw://alt"]],
+        map=jobfuncs.injected_map,
+        partitions=None,
+    )
+    records = list(result_iterator(job.wait(poll_interval=0.1)))
+    got: dict[str, list[Any]] = {}
+    for key, value in records:
+        got.setdefault(key, []).append(value)
+    assert got["name"] == [job.name, job.name]
+    assert got["host"] == ["127.0.0.2", "127.0.0.2"]  # raw://<host> inputs are pinned there
+    assert got["master"] == [cluster.url] * 2
+    assert got["partition"] == [0, 0]
+    # one map task per input, each seeing its own replica list
+    assert sorted(got["inputs"]) == [[["raw://127.0.0.2"]], [["raw://127.0.0.2", "raw://alt"]]]
+    assert got["task"] == ["map", "map"] and got["map_is_builtin"] == [True, True]
