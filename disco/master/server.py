@@ -16,7 +16,7 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from disco.backends.base import Backend
 from disco.ddfs import api as ddfs_api
@@ -40,6 +40,7 @@ MAX_BODY = 1024 * 1024 * 1024 + 1  # the job pack limit (11.5); ctrl bodies are 
 async def _close_disco_connections(request: web.Request, response: web.StreamResponse) -> None:
     if request.path.startswith(("/disco/", "/ddfs/", "/proxy/")):
         response.force_close()  # 1.2: /disco and /ddfs responses close the connection
+        response.headers[hdrs.CONNECTION] = "close"  # and say so (RFC 9112 9.6)
 
 
 def build_app(

@@ -81,6 +81,15 @@ def client(tmp_path) -> Iterator[Client]:
 
 def test_version_and_proxy_prefix(client):
     assert client.get("/disco/version") == "0.5.4"
+    # 1.2: /disco and /ddfs responses close the connection, and say so
+    for path in ("/disco/version", "/disco/ctrl/joblist", "/ddfs/tags", "/disco/nothing"):
+        conn = http.client.HTTPConnection("127.0.0.1", client.m.port, timeout=10)
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        assert response.getheader("Connection") == "close", path
+        assert response.will_close, path
+        conn.close()
     assert client.get("/proxy/node1/GET/disco/version") == "0.5.4"
     assert client.get("/proxy/node1/GET/disco/ctrl/get_settings")["max_failure_rate"] == 100
     status, headers, body = client.request("/disco/version", b"x")
