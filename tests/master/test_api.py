@@ -324,6 +324,18 @@ def test_bad_requests(client):
         400,
         "string expected, '2' received",
     )
+    # 1.2: JSON bodies up to 32 MiB are read (beyond aiohttp's 1 MiB default) ...
+    assert error("/disco/ctrl/kill_job", json.dumps("x" * (2 * 1024 * 1024)).encode()) == (
+        200,
+        b'""',
+    )
+    # ... and a larger one is refused before it is read
+    conn = http.client.HTTPConnection("127.0.0.1", client.m.port, timeout=10)
+    conn.putrequest("POST", "/disco/ctrl/kill_job")
+    conn.putheader("Content-Length", str(32 * 1024 * 1024 + 1))
+    conn.endheaders()
+    assert conn.getresponse().status == 413
+    conn.close()
     assert error("/disco/ctrl/nosuchop") == (404, b"Not found.")
     assert error("/disco/ctrl/get_results") == (404, b"Not found.")  # GET of a POST op
     assert error("/disco/ctrl/joblist", b"1") == (404, b"Not found.")  # POST of a GET op
