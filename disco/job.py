@@ -129,16 +129,17 @@ class Job:
         Returns ``self``, whose ``name`` is now the unique job name.  Submission
         errors raise ``DiscoError``.
         """
+        from disco.worker.shipping import pickled_jobdata
+
         worker = self.worker
         # Evaluated in this order (library.md 3.1): jobhome fills required_modules
-        # before jobdata pickles the worker.
-        jobpack = JobPack(
-            worker.jobpack_version,
-            worker.jobdict(self, **jobargs),
-            worker.jobenvs(self, **jobargs),
-            worker.jobhome(self, **jobargs),
-            jobdata(self, jobargs),
-        )
+        # before jobdata pickles the worker.  Building the jobhome pickles the job to
+        # find the modules to ship; that same pickle is the jobdata.
+        jobdict = worker.jobdict(self, **jobargs)
+        jobenvs = worker.jobenvs(self, **jobargs)
+        jobhome = worker.jobhome(self, **jobargs)
+        data = pickled_jobdata(self, jobargs) or jobdata(self, jobargs)
+        jobpack = JobPack(worker.jobpack_version, jobdict, jobenvs, jobhome, data)
         self.name = self.disco.submit(jobpack.dumps())
         return self
 
