@@ -262,3 +262,21 @@ def test_killed_job_keeps_the_05_message(master) -> None:
         job.wait(poll_interval=0.1, timeout=20)
     assert str(info.value) == "Job %s failed: Status dead" % job.name
     assert info.value.kind == "killed"
+
+
+def test_the_failure_survives_a_master_restart(tmp_path) -> None:
+    from disco.embedded import EmbeddedMaster
+
+    root = tmp_path / "disco"
+    with EmbeddedMaster(root=root, retry_delay=0.0) as m:
+        first, job = failed_job(m, input=["raw://boom"], map=bad_map)
+        info = job.jobinfo()
+    with EmbeddedMaster(root=root, retry_delay=0.0) as m:
+        disco = Disco(m.url)
+        again = disco.jobinfo(job.name)
+        assert again["last_failure"] == info["last_failure"]
+        assert again["failed_attempts"] == info["failed_attempts"]
+        with pytest.raises(JobError) as restarted:
+            disco.wait(job.name, poll_interval=0.1)
+        assert str(restarted.value) == str(first)
+        assert restarted.value.traceback == first.traceback
