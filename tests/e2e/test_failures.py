@@ -76,6 +76,22 @@ def sleeping_map(line: str, params: Any) -> Any:
     yield line, 1
 
 
+def forking_hungry_map(line: str, params: Any) -> Any:
+    import subprocess
+
+    # Two helper processes of 150 MB each: under the 200 MB limit each, over it together.
+    code = "import time; b = b'x' * (150 << 20); print('ready', flush=True); time.sleep(60)"
+    print("starting helpers")
+    helpers = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE) for _ in range(2)
+    ]
+    for helper in helpers:
+        helper.stdout.readline()
+    for helper in helpers:
+        helper.wait()
+    yield line, 1
+
+
 def unpicklable_map(line: str, params: Any) -> Any:
     yield line, (i for i in range(3))
 
@@ -205,6 +221,20 @@ def test_task_over_its_memory_limit_is_retried_then_fails(cluster) -> None:
     assert sum("exceeded 200 MB" in t and t.startswith("WARNING: [map:0]") for t in texts) == 2
     assert any("(attempt 2)" in t for t in texts)
     assert_in_events(cluster, job, error)
+
+
+def test_process_group_over_the_memory_limit_is_stopped(start) -> None:
+    max_failures(start, 0)
+    settings = DiscoSettings(DISCO_WORKER_MAX_MEM="200M")
+    error, job = failed_job(start, input=["raw://x"], map=forking_hungry_map, settings=settings)
+    assert error.message.startswith(
+        "MemoryError: the task exceeded 200 MB, its memory limit (DISCO_WORKER_MAX_MEM=200M): "
+        "its processes used "
+    )
+    assert "MB and were stopped\n" in error.message
+    assert error.kind == "memory" and error.input == "raw://x"
+    assert "starting helpers" in error.message  # the last output of the task
+    assert_in_events(start, job, error)
 
 
 def test_output_that_cannot_be_serialized(master) -> None:
