@@ -46,7 +46,9 @@ def guess_home() -> str:
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if os.path.exists(os.path.join(here, ".disco-home")):
         return here
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
     return os.path.join(base, "disco")
 
 
@@ -118,6 +120,13 @@ class DiscoSettings(dict):
         "DDFS_GC_BALANCE_THRESHOLD": "0.1",
         "DDFS_SPACE_AWARE": "''",
         "DDFS_ABSOLUTE_SPACE": "''",
+        # Not in 0.5 (fixed constants there, ddfs.md 6): seconds, so tests run GC fast.
+        "DDFS_GC_INTERVAL": "24 * 60 * 60",
+        "DDFS_ORPHAN_BLOB_EXPIRES": "5 * 24 * 60 * 60",
+        "DDFS_ORPHAN_TAG_EXPIRES": "5 * 24 * 60 * 60",
+        "DDFS_DELETED_TAG_EXPIRES": "30 * 24 * 60 * 60",
+        "DDFS_PARTIAL_EXPIRES": "24 * 60 * 60",
+        "DDFS_DELAYED_FLUSH": "1",
     }
 
     must_exist = (

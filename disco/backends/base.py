@@ -12,7 +12,10 @@ the backend must then kill the worker process (and its children) before returnin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from disco.ddfs.node import DDFSNode
 
 from disco.failure import Failure
 
@@ -133,6 +136,10 @@ class Backend(Protocol):
 
     async def run_task(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
         """Run one attempt to its end.  Cancelling the awaiting task kills the worker."""
+        ...
+
+    def ddfs_node(self, host: str) -> DDFSNode | None:
+        """The DDFS storage of a node (``None`` while it is down), ddfs.md 0."""
         ...
 
     async def remove_job_data(self, host: str, jobname: str) -> None:

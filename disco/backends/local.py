@@ -2,14 +2,18 @@
 
 Owns: running task attempts as local processes (job home + ``run_worker``), one data
 server per simulated host that the master does not serve itself (bound on
-``(host, DISCO_PORT)``, e.g. 127.0.0.2, master-api.md 2.9), disk usage, deleting a
-job's data directory, and killing whatever still runs at ``close()``.  All nodes share
-one DISCO_DATA: each keeps its own ``<DISCO_DATA>/<host>/`` subtree (9.2).
+``(host, DISCO_PORT)``, e.g. 127.0.0.2, master-api.md 2.9), one DDFS upload server per
+host on ``(host, DDFS_PUT_PORT)`` (ddfs.md 2.4.2), disk usage, deleting a job's data
+directory, and killing whatever still runs at ``close()``.  All nodes share one
+DISCO_DATA: each keeps its own ``<DISCO_DATA>/<host>/`` subtree (9.2).  DDFS roots: the
+node(s) the master serves use ``DDFS_DATA`` itself, every other simulated host
+``<DDFS_DATA>/<host>`` (local-cluster mode of ddfs.md 1.3).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import shutil
@@ -18,6 +22,8 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from disco.backends.base import TaskChannel, TaskFailed, TaskResult, TaskSpec
+from disco.ddfs.blobserver import create_put_app
+from disco.ddfs.node import DDFSNode
 from disco.node.dataserver import create_data_app
 from disco.node.jobhome import (
     JobHomeError,
@@ -44,6 +50,9 @@ class LocalBackend:
         served_by_master: Iterable[str] = frozenset(),
         limits: WorkerLimits | None = None,
         use_zygote: bool = True,
+        prestart_zygote: bool = False,
+        put_port: int | None = None,
+        bind_host: str = "127.0.0.1",
     ) -> None:
         self.disco_data = disco_data
         self.ddfs_data = ddfs_data
@@ -52,49 +61,88 @@ class LocalBackend:
         self.limits = limits or WorkerLimits()
         self._hosts: set[str] = set()
         self._servers: dict[str, web.AppRunner] = {}
+        self.put_port = put_port  # None: no DDFS upload servers
+        self.bind_host = bind_host  # the master's address, for the nodes it serves
+        self._ddfs: dict[str, DDFSNode] = {}
+        self._put_servers: dict[str, web.AppRunner] = {}
         self._attempts: set[asyncio.Task[TaskResult]] = set()
         self._closed = False
         # Python workers are forked from a pre-started interpreter (disco.node.zygote).
         self.use_zygote = use_zygote
         self._zygote: Zygote | None = None
         self._zygote_lock = asyncio.Lock()
+        self._prestart_zygote = prestart_zygote
+        self._prestart: asyncio.Task[Zygote | None] | None = None
 
     # -- nodes -------------------------------------------------------------------------
     async def start(self, hosts: list[str]) -> None:
         await self.set_hosts(hosts)
+        if self._prestart_zygote and self.use_zygote:
+            # Runs beside the rest of start-up; the first task finds the zygote ready.
+            self._prestart = asyncio.create_task(self._get_zygote())
 
     async def set_hosts(self, hosts: list[str]) -> None:
         wanted = set(hosts)
         for host in sorted(self._hosts - wanted):
             self._hosts.discard(host)
-            runner = self._servers.pop(host, None)
-            if runner is not None:
-                await runner.cleanup()
-        for host in sorted(wanted - self._hosts):
+            self._ddfs.pop(host, None)
+            for servers in (self._servers, self._put_servers):
+                runner = servers.pop(host, None)
+                if runner is not None:
+                    await runner.cleanup()
+        added = sorted(wanted - self._hosts)
+        for host in added:  # no await here: DDFS never sees a configured host without node
             self._hosts.add(host)
+            self._ddfs[host] = DDFSNode(host, self.ddfs_root(host))
+        for host in added:
+            node = self._ddfs[host]
             if host not in self.served_by_master:
-                await self._start_server(host)
+                app = create_data_app(self.disco_data, node.root)
+                await self._serve(self._servers, host, app, host, self.disco_port, "data")
+            if self.put_port is not None:
+                bind = self.bind_host if host in self.served_by_master else host
+                app = create_put_app(node)
+                await self._serve(self._put_servers, host, app, bind, self.put_port, "DDFS put")
 
-    async def _start_server(self, host: str) -> None:
-        runner = web.AppRunner(create_data_app(self.disco_data, self.ddfs_data), access_log=None)
+    async def _serve(
+        self,
+        servers: dict[str, web.AppRunner],
+        host: str,
+        app: web.Application,
+        bind: str,
+        port: int,
+        what: str,
+    ) -> None:
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
-            await web.TCPSite(runner, host, self.disco_port).start()
+            await web.TCPSite(runner, bind, port).start()
         except OSError as exc:
             # The node still runs tasks; its data is only readable as local files.
-            logger.warning(
-                "node %s: cannot serve data on %s:%d: %s", host, host, self.disco_port, exc
-            )
+            logger.warning("node %s: cannot serve %s on %s:%d: %s", host, what, bind, port, exc)
             await runner.cleanup()
             return
-        self._servers[host] = runner
-        logger.info("node %s: data server on %s:%d", host, host, self.disco_port)
+        servers[host] = runner
+        logger.info("node %s: %s server on %s:%d", host, what, bind, port)
+
+    def ddfs_root(self, host: str) -> str:
+        """``DDFS_DATA`` of a node (``<DDFS_DATA>/<host>`` for simulated remote hosts)."""
+        if host in self.served_by_master:
+            return self.ddfs_data
+        return os.path.join(self.ddfs_data, host)
+
+    def ddfs_node(self, host: str) -> DDFSNode | None:
+        """The DDFS storage of a configured node (``None`` if it is not configured)."""
+        return self._ddfs.get(host) if not self._closed else None
 
     def is_connected(self, host: str) -> bool:
         return host in self._hosts and not self._closed
 
     def disk_usage(self, host: str) -> tuple[int, int]:
-        """(free KiB, used KiB) of the volume holding DISCO_DATA; (0, 0) if unknown."""
+        """(free KiB, used KiB) of the node's DDFS volumes (else of DISCO_DATA)."""
+        node = self._ddfs.get(host)
+        if node is not None:
+            return node.disk_usage()
         path = os.path.abspath(self.disco_data)
         while not os.path.exists(path) and os.path.dirname(path) != path:
             path = os.path.dirname(path)  # DISCO_DATA may not exist before the first job
@@ -122,6 +170,7 @@ class LocalBackend:
             self._attempts.discard(attempt)
 
     async def _run(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
+        spec = dataclasses.replace(spec, ddfs_data=self.ddfs_root(spec.host))
         try:
             try:
                 jobhome = await ensure_jobhome(spec)
@@ -169,9 +218,12 @@ class LocalBackend:
         for attempt in attempts:
             attempt.cancel()
         await asyncio.gather(*attempts, return_exceptions=True)
-        for runner in self._servers.values():
-            await runner.cleanup()
-        self._servers.clear()
+        if self._prestart is not None:
+            await asyncio.gather(self._prestart, return_exceptions=True)
+        for servers in (self._servers, self._put_servers):
+            for runner in servers.values():
+                await runner.cleanup()
+            servers.clear()
         if self._zygote is not None:
             await self._zygote.close()
             self._zygote = None

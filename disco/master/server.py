@@ -9,6 +9,7 @@ foreground (``__main__.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -18,12 +19,17 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from disco.backends.base import Backend
+from disco.ddfs import api as ddfs_api
+from disco.ddfs.cluster import RuntimeView
+from disco.ddfs.config import DDFSConfig
+from disco.ddfs.master import DDFSMaster
 from disco.master.api import ctrl, data, jobs
 from disco.master.api.common import RUNTIME
-from disco.master.config import MasterConfig
+from disco.master.config import MasterConfig, _explicit
 from disco.master.errors import error_middleware
 from disco.master.runtime import Runtime
 from disco.master.store import Store
+from disco.node.dataserver import DOWNLOADS, DownloadLimit
 from disco.settings import DiscoSettings
 
 logger = logging.getLogger(__name__)
@@ -47,6 +53,7 @@ def build_app(
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[RUNTIME] = runtime
     app[ctrl.BACKGROUND] = set()
+    app[DOWNLOADS] = DownloadLimit()
     app.on_response_prepare.append(_close_disco_connections)
     app.add_routes(ctrl.routes)
     app.add_routes(jobs.routes)
@@ -70,6 +77,19 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _put_port(settings: DiscoSettings, host: str, port: int) -> int:
+    """DDFS_PUT_PORT, or a free port when neither it nor the master's port was given."""
+    if port == 0 and not _explicit(settings, "DDFS_PUT_PORT"):
+        return _free_port(host)
+    return int(settings["DDFS_PUT_PORT"])
+
+
 def _served_by_master(host: str) -> set[str]:
     """Node names whose data the master's own server answers for (2.9)."""
     names = {host, "localhost"}
@@ -89,6 +109,7 @@ class MasterServer:
     store: Store
     backend: Backend
     runner: web.AppRunner
+    ddfs: DDFSMaster
 
     @property
     def port(self) -> int:
@@ -101,6 +122,7 @@ class MasterServer:
     async def close(self) -> None:
         """Kill running workers, stop serving, close the backend and the store."""
         try:
+            await self.ddfs.close()
             await self.runtime.close()
             await self.runner.cleanup()
             await self.backend.close()
@@ -115,14 +137,21 @@ async def start_master(
     port: int = 0,
     backend: Backend | None = None,
     retry_delay: float | None = None,
+    prestart_workers: bool = False,
 ) -> MasterServer:
-    """Start a master on ``host:port`` (``port=0``: a free port) on the running loop."""
+    """Start a master on ``host:port`` (``port=0``: a free port) on the running loop.
+
+    ``prestart_workers`` starts the local backend's worker zygote at once instead of at
+    the first Python task (embedded mode: a job always follows, so start it in parallel).
+    """
     sock = _bind(host, port)
     try:
         real_port = sock.getsockname()[1]
         config = MasterConfig.from_settings(
             settings, host=host, port=real_port, retry_delay=retry_delay
         )
+        config = dataclasses.replace(config, put_port=_put_port(settings, host, port))
+        ddfs_config = DDFSConfig.from_settings(settings, config.put_port)
         for path in (config.master_root, config.disco_data, config.ddfs_data):
             os.makedirs(path, exist_ok=True)
         store = Store(config.master_root, config.config_file)
@@ -137,14 +166,22 @@ async def start_master(
             ddfs_data=config.ddfs_data,
             disco_port=real_port,
             served_by_master=_served_by_master(host),
+            prestart_zygote=prestart_workers,
+            put_port=config.put_port,
+            bind_host=host,
         )
     runtime = Runtime(config, store, backend)
-    runner = web.AppRunner(build_app(runtime), handle_signals=False)
+    ddfs = DDFSMaster(ddfs_config, RuntimeView(runtime), local_root=config.ddfs_data)
+    app = build_app(runtime, ddfs_api.routes)
+    app[ddfs_api.DDFS] = ddfs
+    runner = web.AppRunner(app, handle_signals=False)
     try:
         await runtime.start()
+        ddfs.start()
         await runner.setup()
         await web.SockSite(runner, sock).start()
     except BaseException:
+        await ddfs.close()
         await runtime.close()
         await runner.cleanup()
         await backend.close()
@@ -152,4 +189,4 @@ async def start_master(
         sock.close()
         raise
     logger.info("Disco master %s listening on %s:%d", config.name, host, real_port)
-    return MasterServer(config, runtime, store, backend, runner)
+    return MasterServer(config, runtime, store, backend, runner, ddfs)

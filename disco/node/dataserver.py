@@ -19,6 +19,18 @@ from multidict import CIMultiDict
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = "Not found."
+MAX_DOWNLOADS = 128  # 11.5: concurrent HTTP connections of a node
+
+
+class DownloadLimit:
+    """How many data files an app is sending at once; beyond ``limit`` the answer is 503."""
+
+    def __init__(self, limit: int = MAX_DOWNLOADS) -> None:
+        self.limit = limit
+        self.active = 0
+
+
+DOWNLOADS = web.AppKey("disco_downloads", DownloadLimit)
 
 
 def safe_path(root: str, relpath: str) -> str | None:
@@ -50,7 +62,26 @@ def _not_found() -> web.Response:
 
 
 async def serve_file(request: web.Request, root: str, relpath: str) -> web.StreamResponse:
-    """Serve ``<root>/<relpath>`` by the rules of 2.5 (the response is prepared by aiohttp)."""
+    """Serve ``<root>/<relpath>`` by the rules of 2.5.
+
+    When the app holds a ``DownloadLimit`` (key ``DOWNLOADS``) and that many files are
+    being sent already, the answer is ``503`` (clients retry with back-off).
+    """
+    limit = request.config_dict.get(DOWNLOADS)
+    if limit is None:
+        return await _serve_file(request, root, relpath)
+    if limit.active >= limit.limit:
+        return _text(503, "Maximum number of downloaders reached. Try again later")
+    limit.active += 1
+    try:
+        response = await _serve_file(request, root, relpath)
+        await response.prepare(request)  # sends the file; a second prepare is a no-op
+        return response
+    finally:
+        limit.active -= 1
+
+
+async def _serve_file(request: web.Request, root: str, relpath: str) -> web.StreamResponse:
     path = safe_path(root, relpath)
     if path is None:
         return _not_found()
@@ -83,7 +114,19 @@ class _DataFileResponse(web.FileResponse):
             return self._payload_writer
         headers = CIMultiDict(request.headers)
         headers.popall(hdrs.ACCEPT_ENCODING, None)
+        if hdrs.RANGE in headers and _unsatisfiable(request, self._path):
+            headers.popall(hdrs.RANGE)  # the whole file with 200, never 416 (ddfs.md 2.4.3)
         return await super().prepare(request.clone(headers=headers))
+
+
+def _unsatisfiable(request: web.BaseRequest, path: object) -> bool:
+    """Does the request's Range start at or past the end of the file (e.g. empty file)?"""
+    try:
+        start = request.http_range.start
+        size = os.stat(str(path)).st_size
+    except (ValueError, OSError):
+        return False
+    return start is not None and (start >= size if start >= 0 else size == 0)
 
 
 def strip_proxy(path: str) -> str:
@@ -94,7 +137,9 @@ def strip_proxy(path: str) -> str:
     return path
 
 
-def create_data_app(disco_data: str, ddfs_data: str) -> web.Application:
+def create_data_app(
+    disco_data: str, ddfs_data: str, max_downloads: int = MAX_DOWNLOADS
+) -> web.Application:
     """The data server of one node (2.9)."""
     roots = {"disco": disco_data, "ddfs": ddfs_data}
 
@@ -109,5 +154,6 @@ def create_data_app(disco_data: str, ddfs_data: str) -> web.Application:
         return await serve_file(request, root, rest)
 
     app = web.Application()
+    app[DOWNLOADS] = DownloadLimit(max_downloads)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

@@ -615,6 +615,19 @@ class Worker(dict):
     def run(self, task: Any, job: Any, **jobargs: Any) -> None:
         self.getitem(task.stage, job, jobargs)(task, job, **jobargs)
 
+    def resolve(self, task: Any, job: Any, jobargs: dict[str, Any]) -> None:
+        """On the node, before a stage runs: make ``task`` the active task, resolve every
+        parameter into this dict and check the client's Python version (19.4)."""
+        global active_task
+        active_task = task
+        for key in list(self):
+            self[key] = self.getitem(key, job, jobargs)
+        version = "%d.%d" % sys.version_info[:2]
+        if self.get("version", version) != version:
+            from disco.worker.report import check_python_version
+
+            check_python_version({"DISCO_JOB_PYTHON": str(self["version"])})
+
     def end(self, task: Any, job: Any, **jobargs: Any) -> None:
         self.send_outputs()
         self.send("MSG", "Results sent to master")

@@ -146,15 +146,7 @@ class Worker(BaseWorker):
 
     # -- node side (library.md 17.2) ------------------------------------------------------
     def run(self, task: Any, job: Any, **jobargs: Any) -> None:
-        import disco.worker
-
-        disco.worker.active_task = task
-        for key in list(self):
-            self[key] = self.getitem(key, job, jobargs)
-        if self["version"] != _client_version():
-            from disco.worker.report import check_python_version
-
-            check_python_version({"DISCO_JOB_PYTHON": str(self["version"])})
+        self.resolve(task, job, jobargs)
         params = self["params"]
         stage_key = "reduce" if task.stage == "reduce" else "map"
         external = None
@@ -174,6 +166,8 @@ class Worker(BaseWorker):
                 self.shuffle(task, params)
             else:
                 raise DiscoError("The classic worker has no stage %r" % task.stage)
+            if external is not None:
+                external.close_ext(check=True)  # a late **<ERR> or exit status fails the task
         finally:
             if external is not None:
                 external.close_ext()

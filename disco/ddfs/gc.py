@@ -1,0 +1,381 @@
+"""DDFS garbage collection and re-replication on the master (ddfs.md 5).
+
+One run goes through the phases of 5.2 (``gc_status`` reports them):
+
+* ``start``: every up node scans its volumes (stale ``!partial`` files are removed);
+* ``build_map``/``map_wait``: the current version of every live tag is read and every blob
+  URL in it is checked against the scans (present / missing);
+* ``gc``: unreferenced objects are judged (5.3): superseded tag versions go at once,
+  orphans once older than their expiry, lost replicas are kept as *recovered* unless the
+  blob has more than ``Kb + 1`` copies; then ``+deleted`` is pruned after its quarantine;
+* ``rr_blobs``: blobs with fewer than ``Kb`` usable replicas (GC-blacklisted nodes do not
+  count) are copied to other nodes, keeping the blob id;
+* ``rr_tags``: tags whose replica sets changed, that point at GC-blacklisted nodes, or
+  with fewer than ``Kt`` version replicas are rewritten (if unchanged since the scan);
+  GC-blacklisted nodes nothing refers to any more become "safe to remove".
+
+Runs start ``gc_initial_wait`` seconds after the master, then every ``gc_interval``
+seconds, or at once through ``gc_start``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from disco.ddfs.cluster import NodeView, node_spaces, writable_hosts
+from disco.ddfs.config import DDFSConfig
+from disco.ddfs.names import DELETED_TAG, disco_url, parse_ddfs_url
+from disco.ddfs.node import DDFSNode, StoredObject
+from disco.ddfs.placement import choose_nodes
+from disco.ddfs.tagdoc import TagDoc, last_modified
+from disco.ddfs.tagstore import TagStore
+
+logger = logging.getLogger(__name__)
+
+GC_MAX_DURATION = 3 * 24 * 60 * 60  # a run that takes longer is aborted (5.1)
+WAITING = "GC is waiting for the cluster to stabilize after startup."
+PHASES = {
+    "start": "GC is initializing (phase start).",
+    "build_map": "GC is scanning DDFS (phase build_map).",
+    "map_wait": "GC is scanning DDFS (phase map_wait).",
+    "gc": "GC is performing garbage collection (phase gc).",
+    "rr_blobs": "GC is re-replicating blobs (phase rr_blobs).",
+    "rr_blobs_wait": "GC is re-replicating blobs (phase rr_blobs_wait).",
+    "rr_tags": "GC is re-replicating tags (phase rr_tags).",
+}
+
+
+class GCAborted(Exception):
+    """The cluster is not consistent enough for a safe run (too many nodes down...)."""
+
+
+@dataclass
+class _Counts:
+    files: int = 0
+    size: int = 0
+
+    def add(self, obj: StoredObject) -> None:
+        self.files += 1
+        self.size += obj.size
+
+
+@dataclass
+class _Run:
+    """What one run learned."""
+
+    now: float
+    nodes: dict[str, DDFSNode]
+    gc_blacklist: set[str]
+    scans: dict[str, dict[tuple[str, str], StoredObject]] = field(default_factory=dict)
+    snapshot: dict[str, TagDoc] = field(default_factory=dict)
+    present: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    missing: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    recovered: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+    replicated: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+    counts: dict[str, _Counts] = field(default_factory=lambda: defaultdict(_Counts))
+
+    def copies(self, oid: str) -> dict[str, StoredObject]:
+        return {h: objs[("blob", oid)] for h, objs in self.scans.items() if ("blob", oid) in objs}
+
+
+class GarbageCollector:
+    """The single GC process of the master."""
+
+    def __init__(
+        self,
+        config: DDFSConfig,
+        tags: TagStore,
+        view: NodeView,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.tags = tags
+        self.view = view
+        self.clock = clock
+        self.phase = ""
+        self.waiting = True
+        self.last_stats: dict[str, Any] | None = None
+        self.safe_blacklist: list[str] = []
+        self._deleted_seen: dict[str, float] = {}
+        self._run_task: asyncio.Task[None] | None = None
+        self._schedule: asyncio.Task[None] | None = None
+
+    # -- control (2.4.12) -----------------------------------------------------------------
+    def status(self) -> str:
+        if self.phase:
+            return PHASES[self.phase]
+        return WAITING if self.waiting else ""
+
+    def start(self) -> str:
+        if self.waiting:
+            return "GC is waiting"
+        self._ensure_run()
+        return "GC has started"
+
+    def stats(self) -> Any:
+        return self.last_stats if self.last_stats is not None else ""
+
+    def start_schedule(self) -> None:
+        self._schedule = asyncio.get_running_loop().create_task(self._scheduled())
+
+    async def close(self) -> None:
+        for task in (self._schedule, self._run_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def _scheduled(self) -> None:
+        await asyncio.sleep(self.config.gc_initial_wait)
+        self.waiting = False
+        while True:
+            started = self.clock()
+            await self._ensure_run()
+            await asyncio.sleep(max(0.0, started + self.config.gc_interval - self.clock()))
+
+    def _ensure_run(self) -> asyncio.Task[None]:
+        if self._run_task is None or self._run_task.done():
+            self.phase = "start"  # busy from now on: gc_status never reads "" before it ran
+            self._run_task = asyncio.get_running_loop().create_task(self._guarded_run())
+        return self._run_task
+
+    async def _guarded_run(self) -> None:
+        try:
+            await asyncio.wait_for(self.run(), GC_MAX_DURATION)
+        except TimeoutError:
+            logger.warning("DDFS GC aborted: it ran longer than %d s", GC_MAX_DURATION)
+        except GCAborted as exc:
+            logger.warning("DDFS GC aborted: %s", exc)
+        except Exception:
+            logger.exception("DDFS GC failed")
+        finally:
+            self.phase = ""
+
+    # -- one run --------------------------------------------------------------------------
+    async def run(self) -> None:
+        """One full GC + re-replication run (callers normally use ``start``)."""
+        self.phase = "start"
+        hosts = self.view.hosts()
+        nodes = {h: n for h in hosts if (n := self.view.node(h)) is not None}
+        if hosts and len(hosts) - len(nodes) >= self.config.tag_min_replicas:
+            raise GCAborted("too many nodes down")
+        run = _Run(self.clock(), nodes, self.view.gc_blacklist())
+        live = await self.tags.live_tags()
+        for host, node in nodes.items():
+            objs = await asyncio.to_thread(node.scan, self.config.partial_expires, run.now)
+            run.scans[host] = {(o.kind, o.oid): o for o in objs}
+        self.phase = "build_map"
+        await self._build_map(run, live)
+        self.phase = "map_wait"
+        self.phase = "gc"
+        await self._collect(run)
+        await self._prune_deleted(run)
+        self.last_stats = {
+            "timestamp": last_modified(self.clock()),
+            "stats": {
+                key: [run.counts[key].files, run.counts[key].size]
+                for key in ("Tags kept", "Tags deleted", "Blobs kept", "Blobs deleted")
+            },
+        }
+        self.phase = "rr_blobs"
+        await self._replicate_blobs(run)
+        self.phase = "rr_blobs_wait"
+        self.phase = "rr_tags"
+        await self._rewrite_tags(run)
+        for node in nodes.values():
+            await asyncio.to_thread(node.rescan_tags)
+        self.tags.forget_cache()
+        self.safe_blacklist = await self._safe_to_remove(run)
+
+    async def _build_map(self, run: _Run, live: list[str]) -> None:
+        for name in live:
+            doc = await self.tags.snapshot(name)
+            if doc is None:
+                continue  # deleted meanwhile
+            run.snapshot[name] = doc
+            for entry in doc.urls:
+                for url in entry:
+                    parsed = parse_ddfs_url(url)
+                    if parsed is None or parsed.kind != "blob":
+                        continue
+                    scan = run.scans.get(parsed.host, {})
+                    if ("blob", parsed.oid) in scan:
+                        run.present[parsed.oid].add(parsed.host)
+                    else:
+                        run.missing[parsed.oid].add(parsed.host)
+
+    async def _collect(self, run: _Run) -> None:
+        for host, objs in run.scans.items():
+            node = run.nodes[host]
+            for obj in objs.values():
+                verdict = self._judge(run, host, obj)
+                expires = (
+                    self.config.orphan_tag_expires
+                    if obj.kind == "tag"
+                    else self.config.orphan_blob_expires
+                )
+                delete = verdict is True or (verdict is None and run.now - obj.ts.seconds > expires)
+                what = "Tags" if obj.kind == "tag" else "Blobs"
+                if delete:
+                    try:
+                        await asyncio.to_thread(node.delete, obj, self.config.paranoid_delete)
+                    except OSError as exc:
+                        logger.warning("GC: cannot delete %s on %s: %s", obj.oid, host, exc)
+                        run.counts[what + " kept"].add(obj)
+                        continue
+                    run.counts[what + " deleted"].add(obj)
+                else:
+                    run.counts[what + " kept"].add(obj)
+
+    def _judge(self, run: _Run, host: str, obj: StoredObject) -> bool | None:
+        """5.3: ``True`` garbage, ``False`` keep, ``None`` unknown (orphan)."""
+        if obj.kind == "tag":
+            doc = run.snapshot.get(obj.name)
+            if doc is None:
+                return None
+            return obj.ts < doc.ts
+        if host in run.present.get(obj.oid, ()):
+            return False  # in use
+        if obj.oid not in run.present and obj.oid not in run.missing:
+            return None
+        if len(run.copies(obj.oid)) > self.config.blob_replicas + 1:
+            return True
+        run.recovered[obj.oid][host] = disco_url(host, obj.volume, "blob", obj.oid)
+        return False
+
+    async def _prune_deleted(self, run: _Run) -> None:
+        doc = run.snapshot.get(DELETED_TAG)
+        listed = {e[0][len("tag://") :] for e in (doc.urls if doc else []) if e}
+        self._deleted_seen = {n: self._deleted_seen.get(n, run.now) for n in listed}
+        expired = {
+            n
+            for n, t in self._deleted_seen.items()
+            if run.now - t > self.config.deleted_tag_expires
+        }
+        if expired:
+            await self.tags.prune_deleted(expired)
+
+    async def _replicate_blobs(self, run: _Run) -> None:
+        writable = [h for h in writable_hosts(self.view) if h in run.nodes]
+        for oid in list(run.present.keys() | run.missing.keys()):
+            usable = (run.present.get(oid, set()) | set(run.recovered.get(oid, {}))) - (
+                run.gc_blacklist
+            )
+            need = self.config.blob_replicas - len(usable)
+            if need <= 0:
+                continue
+            copies = run.copies(oid)
+            if not copies:
+                logger.warning("GC: blob %s has no copy left on any node", oid)
+                continue
+            candidates = [h for h in writable if h not in copies]
+            targets = choose_nodes(
+                node_spaces(self.view, candidates), need, min_free_kb=self.config.min_free_kb
+            )
+            source_host = random.choice(sorted(copies))
+            source = run.nodes[source_host].path(copies[source_host].volume, "blob", oid)
+            for target in targets:
+                try:
+                    url = await asyncio.to_thread(run.nodes[target].store_blob, oid, source)
+                except OSError as exc:
+                    logger.warning("GC: copying %s to %s failed: %s", oid, target, exc)
+                    continue
+                run.replicated[oid][target] = url
+
+    async def _rewrite_tags(self, run: _Run) -> None:
+        up = [h for h in writable_hosts(self.view) if h in run.nodes]
+        want_replicas = min(self.config.tag_replicas, len(up))
+        for name, doc in run.snapshot.items():
+            urls = [self._new_entry(run, entry) for entry in doc.urls]
+            changed = urls != doc.urls
+            if changed:
+                urls = [e for e in urls if e]  # [quirk] GC drops empty entries
+            # counted from the scans: a node's tag index may still list a lost file
+            replicas = sum(1 for h in up if ("tag", doc.id) in run.scans.get(h, {}))
+            force = replicas < want_replicas
+            if changed or force:
+                try:
+                    await self.tags.rewrite_if_unchanged(name, doc.id, urls, force=force)
+                except Exception as exc:
+                    logger.warning("GC: rewriting tag %s failed: %s", name, exc)
+
+    def _new_entry(self, run: _Run, entry: list[str]) -> list[str]:
+        blobs = [p for u in entry if (p := parse_ddfs_url(u)) is not None and p.kind == "blob"]
+        if not blobs:
+            return entry
+        oid = blobs[0].oid
+        absent = run.missing.get(oid, set())
+        kept = [u for u in entry if (p := parse_ddfs_url(u)) is None or p.host not in absent]
+        hosts = {p.host for u in kept if (p := parse_ddfs_url(u)) is not None}
+        for extra in (run.recovered.get(oid, {}), run.replicated.get(oid, {})):
+            for host, url in extra.items():
+                if host not in hosts:
+                    kept.append(url)
+                    hosts.add(host)
+        usable = hosts - run.gc_blacklist
+        if hosts & run.gc_blacklist and len(usable) >= self.config.blob_replicas:
+            kept = [
+                u
+                for u in kept
+                if (p := parse_ddfs_url(u)) is None or p.host not in run.gc_blacklist
+            ]
+        if kept == entry:
+            return entry
+        return sorted(set(kept))
+
+    async def _safe_to_remove(self, run: _Run) -> list[str]:
+        """GC-blacklisted nodes no live tag refers to and that hold no current tag version."""
+        used: set[str] = set()
+        for name in await self.tags.live_tags():
+            doc = await self.tags.snapshot(name)
+            if doc is None:
+                continue
+            for entry in doc.urls:
+                for url in entry:
+                    parsed = parse_ddfs_url(url)
+                    if parsed is not None:
+                        used.add(parsed.host)
+            for host, node in run.nodes.items():
+                version = node.tag_version(name)
+                if version is not None and version[0] == doc.ts:
+                    used.add(host)
+        return sorted(h for h in run.gc_blacklist if h not in used)
+
+    # -- hosted_tags (2.4.12) -------------------------------------------------------------
+    async def hosted_tags(self, host: str) -> list[str]:
+        """Tags with a replica on ``host`` or that (through ``tag://``) reference a blob
+        stored there."""
+        node = self.view.node(host)
+        docs: dict[str, TagDoc] = {}
+        for name in await self.tags.list():
+            doc = await self.tags.snapshot(name)
+            if doc is not None:
+                docs[name] = doc
+        direct = set()
+        for name, doc in docs.items():
+            version = node.tag_version(name) if node is not None else None
+            if version is not None and version[0] == doc.ts:
+                direct.add(name)
+            for entry in doc.urls:
+                for url in entry:
+                    parsed = parse_ddfs_url(url)
+                    if parsed is not None and parsed.kind == "blob" and parsed.host == host:
+                        direct.add(name)
+        found = set(direct)
+        changed = True
+        while changed:  # tags referring (through tag://) to found tags
+            changed = False
+            for name, doc in docs.items():
+                if name in found:
+                    continue
+                refs = {e[0][len("tag://") :] for e in doc.urls if e and e[0].startswith("tag://")}
+                if refs & found:
+                    found.add(name)
+                    changed = True
+        return sorted(found)

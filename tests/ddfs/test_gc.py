@@ -1,0 +1,228 @@
+"""Garbage collection and re-replication (ddfs.md 5, 8.2) with expiries of seconds."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from disco.ddfs.names import parse_ddfs_url
+from disco.embedded import EmbeddedMaster
+from tests.conftest import poll_for
+from tests.ddfs.conftest import GC_NOW, HTTP, files_below, run_gc, three_nodes
+
+
+def root_of(http: HTTP, host: str = "localhost") -> str:
+    return http.master.server.backend.ddfs_root(host)
+
+
+def one_node(tmp_path, **settings: str) -> EmbeddedMaster:
+    return EmbeddedMaster(root=tmp_path / "disco", settings={**GC_NOW, **settings})
+
+
+def test_gc_status_waits_then_idles(tmp_path, ddfs: HTTP) -> None:
+    assert ddfs.ok("/ddfs/ctrl/gc_status") == (
+        "GC is waiting for the cluster to stabilize after startup."
+    )
+    assert ddfs.ok("/ddfs/ctrl/gc_start") == "GC is waiting"
+    assert ddfs.ok("/ddfs/ctrl/gc_stats") == ""
+    assert ddfs.ok("/ddfs/ctrl/safe_gc_blacklist") == []
+    with one_node(tmp_path / "other") as m:
+        http = HTTP(m)
+        run_gc(http)
+        assert http.ok("/ddfs/ctrl/gc_status") == ""
+        stats = http.ok("/ddfs/ctrl/gc_stats")
+        assert sorted(stats["stats"]) == [
+            "Blobs deleted",
+            "Blobs kept",
+            "Tags deleted",
+            "Tags kept",
+        ]
+        assert len(stats["timestamp"]) == 19
+
+
+def test_gc_reports_phases_while_running(tmp_path) -> None:
+    with one_node(tmp_path) as m:
+        http = HTTP(m)
+        run_gc(http)
+        seen = set()
+        assert http.ok("/ddfs/ctrl/gc_start") == "GC has started"
+        while (status := http.ok("/ddfs/ctrl/gc_status")) != "":
+            seen.add(status)
+        assert seen <= {
+            "GC is initializing (phase start).",
+            "GC is scanning DDFS (phase build_map).",
+            "GC is scanning DDFS (phase map_wait).",
+            "GC is performing garbage collection (phase gc).",
+            "GC is re-replicating blobs (phase rr_blobs).",
+            "GC is re-replicating blobs (phase rr_blobs_wait).",
+            "GC is re-replicating tags (phase rr_tags).",
+        }
+
+
+def test_superseded_versions_go_fresh_data_stays(tmp_path) -> None:
+    with one_node(tmp_path) as m:
+        http = HTTP(m)
+        run_gc(http)
+        tagged = http.push("tagged", b"keep me")
+        untagged = http.push("untagged", b"young orphan")
+        for i in range(3):
+            http.tag("t:gc", [["x%d" % i]])
+        http.tag("t:gc", [tagged])
+        current = http.get("t:gc")["id"]
+        assert len(files_below(root_of(http), "tag")) == 4
+        run_gc(http)
+        assert files_below(root_of(http), "tag") == [current]
+        blobs = files_below(root_of(http), "blob")
+        assert sorted(blobs) == sorted(u[0].rsplit("/", 1)[1] for u in (tagged, untagged))
+        assert http.request(tagged[0]).body == b"keep me"
+        stats = http.ok("/ddfs/ctrl/gc_stats")["stats"]
+        assert stats["Tags deleted"][0] == 3 and stats["Tags kept"][0] == 1
+        assert stats["Blobs kept"][0] == 2 and stats["Blobs deleted"] == [0, 0]
+
+
+def test_orphans_deleted_after_expiry(tmp_path) -> None:
+    settings = {"DDFS_ORPHAN_BLOB_EXPIRES": "1", "DDFS_ORPHAN_TAG_EXPIRES": "1"}
+    with one_node(tmp_path, **settings) as m:
+        http = HTTP(m)
+        run_gc(http)
+        orphan = http.push("orphan", b"nobody")
+        doomed = http.push("doomed", b"deleted tag")
+        kept = http.push("kept", b"live")
+        http.tag("t:doomed", [doomed])
+        http.tag("t:live", [kept])
+        http.ok("/ddfs/tag/t:doomed", "DELETE")
+        run_gc(http)  # everything is younger than a second: kept
+        assert len(files_below(root_of(http), "blob")) == 3
+        time.sleep(1.2)
+        run_gc(http)
+        assert files_below(root_of(http), "blob") == [kept[0].rsplit("/", 1)[1]]
+        tags = files_below(root_of(http), "tag")
+        assert not any(t.startswith("t:doomed$") for t in tags)
+        assert http.request(orphan[0]).status == 404
+        assert http.request(kept[0]).body == b"live"
+        assert http.get("t:live")["urls"] == [kept]
+
+
+def test_deleted_tag_quarantine_is_pruned(tmp_path) -> None:
+    settings = {"DDFS_DELETED_TAG_EXPIRES": "0.5", "DDFS_ORPHAN_TAG_EXPIRES": "0.3"}
+    with one_node(tmp_path, **settings) as m:
+        http = HTTP(m)
+        run_gc(http)
+        http.tag("t:q", [])
+        http.ok("/ddfs/tag/t:q", "DELETE")
+        tags = m.server.ddfs.tags
+
+        def deleted() -> set[str]:
+            import asyncio
+
+            return asyncio.run_coroutine_threadsafe(tags.deleted_names(), m._loop).result()
+
+        run_gc(http)  # first seen
+        assert deleted() == {"t:q"}
+        time.sleep(0.7)
+        run_gc(http)
+        assert deleted() == set()
+        # its version files went first (orphan expiry < quarantine): no resurrection
+        assert http.request("/ddfs/tag/t:q").status == 404
+        assert http.ok("/ddfs/tags") == []
+
+
+def test_stale_partial_uploads_removed(tmp_path) -> None:
+    with one_node(tmp_path, DDFS_PARTIAL_EXPIRES="1") as m:
+        http = HTTP(m)
+        run_gc(http)
+        node = m.server.backend.ddfs_node("localhost")
+        upload = node.begin_blob("stale$%s" % "6a4-1-2")  # an upload from 2023
+        upload.write(b"half")
+        upload.file.close()
+        fresh = node.begin_blob("fresh$%s" % _now_ts())
+        fresh.file.close()
+        run_gc(http)
+        assert not os.path.exists(upload.staging)
+        assert os.path.exists(fresh.staging)
+
+
+def _now_ts() -> str:
+    from disco.ddfs.names import Timestamp
+
+    return str(Timestamp.from_time(time.time()))
+
+
+def test_lost_replica_is_recovered_into_the_tag(tmp_path) -> None:
+    with three_nodes(tmp_path, **GC_NOW) as m:
+        http = HTTP(m)
+        run_gc(http)
+        replicas = http.push("lost", b"payload", replicas=1)
+        http.tag("t:lost", [replicas])
+        holder = parse_ddfs_url(replicas[0])
+        other = next(h for h in ("localhost", "127.0.0.2", "127.0.0.3") if h != holder.host)
+        node = m.server.backend.ddfs_node(other)  # a copy the tag never heard of
+        path = m.server.backend.ddfs_node(holder.host).path(holder.volume, "blob", holder.oid)
+        node.store_blob(holder.oid, path)
+        run_gc(http)
+        entry = http.get("t:lost")["urls"][0]
+        assert {parse_ddfs_url(u).host for u in entry} == {holder.host, other}
+        assert entry == sorted(entry)  # [quirk] GC sorts replica sets
+
+
+def test_gc_blacklisted_node_is_drained(tmp_path) -> None:
+    with three_nodes(tmp_path, **GC_NOW) as m:
+        http = HTTP(m)
+        run_gc(http)
+        pushed = [http.push("d%d" % i, b"drain %d" % i) for i in range(6)]
+        for replicas in pushed:
+            http.tag("t:drain", [replicas])
+        http.tag("t:other", [["tag://t:drain"]])
+        victim = "127.0.0.2"
+        assert "t:drain" in http.ok("/ddfs/ctrl/hosted_tags", "POST", victim)
+        http.ok("/disco/ctrl/gc_blacklist", "POST", victim)
+        assert http.ok("/disco/ctrl/get_gc_blacklist") == [victim]
+        run_gc(http)
+        for entry in http.get("t:drain")["urls"]:
+            hosts = {parse_ddfs_url(u).host for u in entry}
+            assert victim not in hosts and len(hosts) == 2
+        assert http.ok("/ddfs/ctrl/safe_gc_blacklist") == [victim]
+        assert http.ok("/ddfs/ctrl/hosted_tags", "POST", victim) == []
+        answer = http.request("/ddfs/ctrl/hosted_tags", "POST", "nosuchhost")
+        assert (answer.status, answer.text) == (404, "Unknown host.")
+
+
+def test_hosted_tags_follows_tag_links(ddfs3: HTTP) -> None:
+    replicas = ddfs3.push("h", b"h", replicas=1)
+    host = parse_ddfs_url(replicas[0]).host
+    ddfs3.tag("t:direct", [replicas])
+    ddfs3.tag("t:meta", [["tag://t:direct"]])
+    ddfs3.tag("t:meta2", [["tag://t:meta"], ["tag://t:meta2"]])
+    hosted = ddfs3.ok("/ddfs/ctrl/hosted_tags", "POST", host)
+    assert {"t:direct", "t:meta", "t:meta2"} <= set(hosted)
+
+
+def test_gc_keeps_every_fresh_tag_and_blob(tmp_path) -> None:
+    """5.7: many freshly pushed and tagged blobs survive a GC run."""
+    with three_nodes(tmp_path, **GC_NOW) as m:
+        http = HTTP(m)
+        run_gc(http)
+        for i in range(30):
+            replicas = http.push("f%d" % i, b"fresh %d" % i)
+            query = "?delayed=1" if i % 3 == 0 else ("?update=1" if i % 3 == 1 else "")
+            http.tag("t:fresh:%d" % i, [replicas], query)
+            if i % 5 == 0:
+                http.tag("t:fresh:%dtag" % i, [replicas])
+        run_gc(http)
+        for name in http.ok("/ddfs/tags/t:fresh:"):
+            urls = http.get(name)["urls"]
+            assert len(urls) == 1 and urls[0]
+            assert all(http.request(u).status == 200 for u in urls[0])
+
+
+def test_gc_paranoid_delete_keeps_trash(tmp_path) -> None:
+    with one_node(tmp_path, DDFS_PARANOID_DELETE="1") as m:
+        http = HTTP(m)
+        run_gc(http)
+        http.tag("t:p", [["a"]])
+        http.tag("t:p", [["b"]])
+        run_gc(http)
+        names = files_below(root_of(http), "tag")
+        assert len([n for n in names if n.startswith("!trash.t:p$")]) == 1
+        assert len([n for n in names if n.startswith("t:p$")]) == 1
+        poll_for(lambda: http.ok("/ddfs/ctrl/gc_status") == "", 5)
