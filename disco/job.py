@@ -385,6 +385,17 @@ def module_source(obj: Any) -> str | None:
     return path if os.path.isfile(path) else None
 
 
+def job_module_path(job: Any) -> str | None:
+    """The source of the module defining the job's class, for ``required_modules``.
+
+    ``None`` for a class of a script's ``__main__``: it travels by value, and importing
+    the script on the nodes would run it again.
+    """
+    if type(job).__module__ == "__main__":
+        return None
+    return module_source(type(job))
+
+
 def _is_disco(obj: Any) -> bool:
     module = getattr(obj, "__module__", None) or ""
     return module == "disco" or module.startswith("disco.")
