@@ -456,7 +456,7 @@ def build_jobzip(
 
     from disco.fileutils import DiscoZipFile
     from disco.worker import LAUNCHER, LAUNCHER_PATH
-    from disco.worker.shipping import ship_path
+    from disco.worker.shipping import main_script, ship_path
 
     jobzip = DiscoZipFile()
     written: set[str] = set()
@@ -472,9 +472,10 @@ def build_jobzip(
 
     add(LAUNCHER_PATH, LAUNCHER, 0o755)
     # Disco's own modules are installed on the nodes; a copy in the job home would hide
-    # the installed package behind a namespace package of the same name.
-    for cls in (type(job), type(worker)):
-        source = None if _is_disco(cls) else module_source(cls)
+    # the installed package behind a namespace package of the same name.  The running
+    # script is there for the lines of remote tracebacks (disco.worker.report).
+    sources = [None if _is_disco(cls) else module_source(cls) for cls in (type(job), type(worker))]
+    for source in (*sources, main_script()):
         if source:
             add(source.lstrip("/"), _read(source))
     if isinstance(required_files, dict):

@@ -35,6 +35,7 @@ from typing import Any
 
 import cloudpickle
 
+from disco.dPickle import Pickler
 from disco.error import JobShippingError
 from disco.failure import short_repr as _short
 
@@ -85,6 +86,19 @@ def user_module_file(name: str) -> str | None:
     if real.startswith(_installed_dirs()):
         return None
     return path
+
+
+def main_script() -> str | None:
+    """The file of the running script (``__main__``) if it is the user's: shipped so
+    tracebacks of its functions, which travel by value, show their lines."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path or not os.path.isfile(path) or not path.endswith(".py"):
+        return None
+    real = os.path.realpath(path)
+    disco_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "")
+    if real.startswith(_installed_dirs()) or real.startswith(disco_dir):
+        return None
+    return os.path.abspath(path)
 
 
 def ship_path(name: str, path: str) -> str:
@@ -155,7 +169,7 @@ def _file_imports(name: str, path: str) -> list[str]:
     return found
 
 
-class _RecordingPickler(cloudpickle.Pickler):
+class _RecordingPickler(Pickler):
     """A cloudpickle pickler that writes down the modules the pickle depends on."""
 
     def __init__(self, file: Any) -> None:

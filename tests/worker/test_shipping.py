@@ -105,3 +105,36 @@ def test_unpicklable_objects_are_named_with_their_path() -> None:
         "Job.run argument 'params' -> attribute 'lock' of Params(lock=%r)" % lock
     )
     assert _path(input=[["raw://a", lock]]) == "Job.run argument 'input' -> item 0 -> item 1"
+
+
+def test_remote_tracebacks_read_sources_shipped_in_the_job_home(tmp_path, monkeypatch) -> None:
+    from disco.worker.report import user_traceback
+
+    source = "def fails():\n    raise ValueError('from the client')\n"
+    client_path = "/nonexistent-client-dir/job_script.py"
+    shipped = tmp_path / client_path.lstrip("/")
+    shipped.parent.mkdir(parents=True)
+    shipped.write_text(source)
+    namespace: dict[str, Any] = {}
+    exec(compile(source, client_path, "exec"), namespace)
+    monkeypatch.chdir(tmp_path)  # the job home
+    try:
+        namespace["fails"]()
+    except ValueError as e:
+        text = user_traceback(e)
+    assert (
+        "File \"%s\", line 2, in fails\n    raise ValueError('from the client')\n" % client_path
+        in text
+    )
+
+
+def test_by_value_code_keeps_its_file_name() -> None:
+    import pickle
+
+    from disco import dPickle
+
+    def local(x: int) -> int:
+        return x + 1
+
+    copy = pickle.loads(dPickle.dumps(local))
+    assert copy.__code__.co_filename == __file__ and copy(1) == 2
