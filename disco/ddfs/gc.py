@@ -77,9 +77,11 @@ class _Run:
     snapshot: dict[str, TagDoc] = field(default_factory=dict)
     present: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     missing: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    referenced: set[str] = field(default_factory=set)  # blob ids named by live tags
     recovered: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     replicated: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     counts: dict[str, _Counts] = field(default_factory=lambda: defaultdict(_Counts))
+    shed: set[tuple[str, str]] = field(default_factory=set)  # (host, blob id) to delete
 
     def copies(self, oid: str) -> dict[str, StoredObject]:
         return {h: objs[("blob", oid)] for h, objs in self.scans.items() if ("blob", oid) in objs}
@@ -174,6 +176,8 @@ class GarbageCollector:
         await self._build_map(run, live)
         self.phase = "map_wait"
         self.phase = "gc"
+        overused = self._overused(run) if self.config.space_aware else {}
+        self._shed_surplus(run, overused)
         await self._collect(run)
         await self._prune_deleted(run)
         self.last_stats = {
@@ -185,6 +189,7 @@ class GarbageCollector:
         }
         self.phase = "rr_blobs"
         await self._replicate_blobs(run)
+        await self._offload(run, overused)
         self.phase = "rr_blobs_wait"
         self.phase = "rr_tags"
         await self._rewrite_tags(run)
@@ -204,7 +209,10 @@ class GarbageCollector:
                     parsed = parse_ddfs_url(url)
                     if parsed is None or parsed.kind != "blob":
                         continue
-                    scan = run.scans.get(parsed.host, {})
+                    run.referenced.add(parsed.oid)
+                    scan = run.scans.get(parsed.host)
+                    if scan is None:
+                        continue  # not an up node: left alone, never judged absent
                     if ("blob", parsed.oid) in scan:
                         run.present[parsed.oid].add(parsed.host)
                     else:
@@ -235,6 +243,8 @@ class GarbageCollector:
 
     def _judge(self, run: _Run, host: str, obj: StoredObject) -> bool | None:
         """5.3: ``True`` garbage, ``False`` keep, ``None`` unknown (orphan)."""
+        if (host, obj.oid) in run.shed:
+            return True
         if obj.kind == "tag":
             doc = run.snapshot.get(obj.name)
             if doc is None:
@@ -242,7 +252,7 @@ class GarbageCollector:
             return obj.ts < doc.ts
         if host in run.present.get(obj.oid, ()):
             return False  # in use
-        if obj.oid not in run.present and obj.oid not in run.missing:
+        if obj.oid not in run.referenced:
             return None
         if len(run.copies(obj.oid)) > self.config.blob_replicas + 1:
             return True
@@ -263,7 +273,7 @@ class GarbageCollector:
 
     async def _replicate_blobs(self, run: _Run) -> None:
         writable = [h for h in writable_hosts(self.view) if h in run.nodes]
-        for oid in list(run.present.keys() | run.missing.keys()):
+        for oid in sorted(run.referenced):
             usable = (run.present.get(oid, set()) | set(run.recovered.get(oid, {}))) - (
                 run.gc_blacklist
             )
@@ -274,19 +284,68 @@ class GarbageCollector:
             if not copies:
                 logger.warning("GC: blob %s has no copy left on any node", oid)
                 continue
-            candidates = [h for h in writable if h not in copies]
-            targets = choose_nodes(
-                node_spaces(self.view, candidates), need, min_free_kb=self.config.min_free_kb
-            )
-            source_host = random.choice(sorted(copies))
-            source = run.nodes[source_host].path(copies[source_host].volume, "blob", oid)
-            for target in targets:
-                try:
-                    url = await asyncio.to_thread(run.nodes[target].store_blob, oid, source)
-                except OSError as exc:
-                    logger.warning("GC: copying %s to %s failed: %s", oid, target, exc)
+            source = random.choice(sorted(copies))
+            await self._copy(run, oid, source, [h for h in writable if h not in copies], need)
+
+    async def _copy(self, run: _Run, oid: str, source: str, candidates: list[str], k: int) -> int:
+        """Copy blob ``oid`` from node ``source`` to ``k`` of ``candidates`` (same id);
+        how many copies were made."""
+        targets = choose_nodes(
+            node_spaces(self.view, candidates), k, min_free_kb=self.config.min_free_kb
+        )
+        path = run.nodes[source].path(run.scans[source][("blob", oid)].volume, "blob", oid)
+        made = 0
+        for target in targets:
+            try:
+                url = await asyncio.to_thread(run.nodes[target].store_blob, oid, path)
+            except OSError as exc:
+                logger.warning("GC: copying %s to %s failed: %s", oid, target, exc)
+                continue
+            run.replicated[oid][target] = url
+            made += 1
+        return made
+
+    # -- space-aware rebalancing (5.6) ---------------------------------------------------
+    def _overused(self, run: _Run) -> dict[str, float]:
+        """Up nodes whose utilisation exceeds the average by more than the threshold."""
+        spaces = [s for s in node_spaces(self.view, sorted(run.nodes)) if s.free_kb + s.used_kb]
+        use = {s.host: s.used_kb / (s.free_kb + s.used_kb) for s in spaces}
+        if not use:
+            return {}
+        average = sum(use.values()) / len(use)
+        return {
+            h: u - average
+            for h, u in use.items()
+            if u - average > self.config.balance_threshold and h not in run.gc_blacklist
+        }
+
+    def _shed_surplus(self, run: _Run, overused: dict[str, float]) -> None:
+        """The most over-used node drops its copies of blobs with more than ``Kb`` usable
+        replicas elsewhere too (the extra replicas of an earlier run)."""
+        if not overused:
+            return
+        host = max(overused, key=lambda h: overused[h])
+        for oid, hosts in run.present.items():
+            if host in hosts and len(hosts - run.gc_blacklist) > self.config.blob_replicas:
+                run.shed.add((host, oid))
+                hosts.discard(host)
+                run.missing[oid].add(host)
+
+    async def _offload(self, run: _Run, overused: dict[str, float]) -> None:
+        """Blobs on over-used nodes get one extra replica on another node, up to the
+        threshold's share of the node's disk per run."""
+        others = [h for h in writable_hosts(self.view) if h in run.nodes and h not in overused]
+        for host in overused:
+            free, used = run.nodes[host].disk_usage()
+            budget = self.config.balance_threshold * (free + used) * 1024
+            for oid, hosts in list(run.present.items()):
+                if budget <= 0:
+                    break
+                if host not in hosts or run.replicated.get(oid):
                     continue
-                run.replicated[oid][target] = url
+                candidates = [h for h in others if h not in run.copies(oid)]
+                if await self._copy(run, oid, host, candidates, 1):
+                    budget -= run.scans[host][("blob", oid)].size
 
     async def _rewrite_tags(self, run: _Run) -> None:
         up = [h for h in writable_hosts(self.view) if h in run.nodes]
@@ -318,6 +377,8 @@ class GarbageCollector:
                 if host not in hosts:
                     kept.append(url)
                     hosts.add(host)
+        if not hosts:
+            return entry  # no copy anywhere: keep the reference rather than drop the entry
         usable = hosts - run.gc_blacklist
         if hosts & run.gc_blacklist and len(usable) >= self.config.blob_replicas:
             kept = [

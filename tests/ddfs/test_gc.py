@@ -226,3 +226,80 @@ def test_gc_paranoid_delete_keeps_trash(tmp_path) -> None:
         assert len([n for n in names if n.startswith("!trash.t:p$")]) == 1
         assert len([n for n in names if n.startswith("t:p$")]) == 1
         poll_for(lambda: http.ok("/ddfs/ctrl/gc_status") == "", 5)
+
+
+def test_space_aware_gc_moves_blobs_off_an_overused_node(tmp_path) -> None:
+    with three_nodes(tmp_path, DDFS_SPACE_AWARE="1", **GC_NOW) as m:
+        http = HTTP(m)
+        run_gc(http)
+        full = "127.0.0.2"
+        pushed = [http.push("s%d" % i, b"space %d" % i, replicas=2) for i in range(4)]
+        targets = http.ok("/ddfs/new_blob/s_inc?replicas=2&include=%s" % full)
+        pushed.append([http.ok(t, "PUT", raw=b"on the full node") for t in targets])
+        for replicas in pushed:
+            http.tag("t:space", [replicas])
+        node = m.server.backend.ddfs_node(full)
+        free, used = node.disk_usage()
+        node.reserve_kb = free - 1024  # nearly full: far above the average utilisation
+        on_full = [r for r in pushed if full in {parse_ddfs_url(u).host for u in r}]
+        run_gc(http)  # extra replicas elsewhere
+        for entry in http.get("t:space")["urls"]:
+            hosts = {parse_ddfs_url(u).host for u in entry}
+            assert len(hosts) == (3 if full in hosts else 2)
+        run_gc(http)  # the over-used node drops its surplus copies
+        for entry in http.get("t:space")["urls"]:
+            hosts = {parse_ddfs_url(u).host for u in entry}
+            assert full not in hosts and len(hosts) == 2
+            assert all(http.request(u).status == 200 for u in entry)
+        for replicas in on_full:
+            assert http.request([u for u in replicas if full in u][0]).status == 404
+
+
+def test_gc_keeps_references_it_cannot_check(tmp_path) -> None:
+    with three_nodes(tmp_path, **GC_NOW) as m:
+        http = HTTP(m)
+        run_gc(http)
+        gone = http.push("gone", b"lost everywhere", replicas=1)
+        elsewhere = ["disco://otherhost/ddfs/vol0/blob/%s" % gone[0].split("/blob/")[1]]
+        http.tag("t:refs", [gone, elsewhere])
+        holder = parse_ddfs_url(gone[0])
+        node = m.server.backend.ddfs_node(holder.host)
+        path = node.path(holder.volume, "blob", holder.oid)
+        os.chmod(path, 0o600)
+        os.unlink(path)  # the only copy is lost
+        run_gc(http)
+        assert http.get("t:refs")["urls"] == [gone, elsewhere]
+
+
+def test_gc_running_during_writes_loses_nothing(tmp_path) -> None:
+    import threading
+
+    with three_nodes(tmp_path, **GC_NOW) as m:
+        http = HTTP(m)
+        run_gc(http)
+        stop = threading.Event()
+        runs = []
+
+        def collector() -> None:
+            while not stop.is_set():
+                run_gc(http)
+                runs.append(http.ok("/ddfs/ctrl/gc_stats"))
+
+        thread = threading.Thread(target=collector)
+        thread.start()
+        try:
+            for i in range(20):
+                replicas = http.push("w%d" % i, b"written %d" % i)
+                http.tag("t:busy", [replicas], "?update=1" if i % 2 else "")
+                http.ok("/ddfs/tag/t:busy%d" % i, "PUT", [replicas])
+        finally:
+            stop.set()
+            thread.join()
+        run_gc(http)
+        assert runs
+        urls = http.get("t:busy")["urls"]
+        assert len(urls) == 20
+        for i in range(20):
+            assert http.get("t:busy%d" % i)["urls"][0] in urls
+        for entry in urls:
+            assert len(entry) == 2 and all(http.request(u).status == 200 for u in entry)

@@ -1,7 +1,6 @@
 """Pipeline jobs end to end: input kinds, long pipelines, concurrent stages, empty stages.
 
-``tag://`` inputs are not covered here: they need DDFS (a separate issue); the pipeline
-worker expands them on the client like the classic worker does (``util.inputlist``).
+``tag://`` inputs (DDFS) are in ``test_pipeline_tags.py``.
 """
 
 from __future__ import annotations
