@@ -179,7 +179,7 @@ class JobChain(dict):
             elif status == "ready":
                 ready += 1
             elif status != "active":
-                raise JobError(job, "Status %s" % status)
+                raise job.disco.job_error(job.name, status, job)
         return ready
 
     def inputs(self, job: Job) -> Iterator[list[Any]]:
@@ -195,7 +195,7 @@ class JobChain(dict):
                 elif status == "ready":
                     yield list(results)
                 else:
-                    raise JobError(item, "Status %s" % status)
+                    raise item.disco.job_error(item.name, status, item)
             else:
                 yield [item]
 

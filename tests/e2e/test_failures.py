@@ -310,3 +310,15 @@ def test_the_failure_survives_a_master_restart(tmp_path) -> None:
             disco.wait(job.name, poll_interval=0.1)
         assert str(restarted.value) == str(first)
         assert restarted.value.traceback == first.traceback
+
+
+def test_job_chain_reports_the_failure_of_a_job(master) -> None:
+    from disco.job import JobChain
+
+    first, second = Job(master=master.url), Job(master=master.url)
+    first.run(input=["raw://boom"], map=bad_map)
+    chain = JobChain({first: ["raw://boom"], second: first})  # second never runs
+    with pytest.raises(JobError) as info:
+        chain.wait(poll_interval=0.1)
+    assert info.value.job is first
+    assert info.value.exc_type == "ValueError" and info.value.stage == "map"
