@@ -16,6 +16,7 @@ the records already there.  Layout of the results directory (``run.py`` and
     disco/tiny.jsonl                  our tiny job, whole process
     disco/latency.json                our tiny job on a running master (tiny_disco.py)
     disco/phases/<name>.json          phase seconds written by our scripts
+    sort/<records label>/<system>.jsonl  sort runs (sort_report.py writes that section)
     disco/failures.json               log tails of our failed steps
 
 Standard library only.  ``build_report`` is pure (data in, markdown out).
@@ -130,6 +131,9 @@ def load_all(results: str, notes_path: str | None = None) -> dict[str, Any]:
         with open(notes_path) as f:
             notes = f.read()
     ours = os.path.join(results, "disco")
+    import ddfs_report  # imports this module: loaded on use
+    import sort_report
+
     return {
         "run": run,
         "env": load_json(os.path.join(results, "env.json"), {}) or {},
@@ -144,6 +148,8 @@ def load_all(results: str, notes_path: str | None = None) -> dict[str, Any]:
         "tiny_phases": load_phases(os.path.join(ours, "phases"), "tiny-"),
         "failures": load_json(os.path.join(ours, "failures.json"), {}) or {},
         "notes": notes,
+        "sort": sort_report.load_sort(results, run),
+        "ddfs": ddfs_report.load_ddfs(results) if run.get("ddfs") else None,
     }
 
 
@@ -535,6 +541,12 @@ def build_report(d: dict[str, Any]) -> str:
     )
     out.append("")
     tiny_section(d, out)
+    import sort_report
+
+    sort_report.sort_section(d.get("sort"), out)
+    import ddfs_report
+
+    ddfs_report.ddfs_section(d.get("ddfs"), out)
     if d["failures"]:
         out.append("## Failures")
         out.append("")
@@ -574,7 +586,7 @@ def build_report(d: dict[str, Any]) -> str:
     out.append(
         "```sh\nmake bench                                   # = .venv/bin/python "
         "benchmarks/run.py\n.venv/bin/python benchmarks/run.py --quick     # 16 MiB "
-        "smoke test\n.venv/bin/python benchmarks/run.py --skip-peers --runs 1   # only "
+        "smoke test (100K sort records)\n.venv/bin/python benchmarks/run.py --skip-peers --runs 1   # only "
         "ours, peers' figures kept from before\n.venv/bin/python benchmarks/run.py "
         "--peers dask-bag-processes,python-multiprocessing-2p\n"
         ".venv/bin/python benchmarks/bench_report.py   # rebuild this page\n```"

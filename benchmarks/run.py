@@ -16,7 +16,13 @@ Steps (each step's records go to ``bench-results/``, outputs and logs to ``bench
    the peers' tiny job;
 5. time our tiny job as a whole process (measure.py) and on a running master
    (``benchmarks/tiny_disco.py --latency``);
-6. write ``docs/benchmarks.md`` (``benchmarks/bench_report.py``).
+6. the sort benchmark: ``--records`` 100-byte records from ``../shared/bench/gen_records.py``
+   sorted by the Python reference (``python-sort``), by our pipeline job
+   (``benchmarks/sort_disco.py``, output checked byte for byte against the reference),
+   then by GNU sort and PySpark (``run_peers.sh`` sort peers), in the same run;
+7. DDFS: ``benchmarks/ddfs_bench.py`` pushes and pulls a ``--ddfs-size`` file (1 GiB) with 3
+   replicas on 3 local nodes and chunks the corpus, against ``dd`` in the same run;
+8. write ``docs/benchmarks.md`` (``benchmarks/bench_report.py``).
 
 A failing step is recorded (with the end of its log) and the run goes on, so the page is
 always written and says what did not work.
@@ -65,6 +71,8 @@ KNOWN_PEERS = [
     "gnu-awk",
     "gnu-tr-sort-uniq",
 ]
+SORT_REFERENCE = "python-sort"
+SORT_PEERS = ["gnu-sort-p2", "pyspark-sortByKey"]  # PySpark last
 SEED = 42
 TINY_SIZE = "1K"  # the peers' tiny job corpus (run_peers.sh default)
 DISCO_ENV = ("DISCO_MASTER", "DISCO_MASTER_HOST", "DISCO_PORT")
@@ -85,6 +93,10 @@ class Bench:
         self.corpus = self.data / ("%s-seed%d.txt" % (self.label, SEED))
         self.wc_results = self.results / "wordcount" / self.label
         self.wc_out = self.work / "out" / ("wordcount-%s" % self.label)
+        self.sort_label = "records-%s" % args.records
+        self.records = self.data / ("%s.txt" % self.sort_label)
+        self.sort_results = self.results / "sort" / self.sort_label
+        self.sort_out = self.work / "out" / ("sort-%s" % self.sort_label)
         self.ours = self.results / "disco"
         self.logs = self.work / "logs"
         self.tmp = self.work / "tmp"
@@ -157,47 +169,57 @@ class Bench:
         )
         marker.write_text(digest + "\n")
 
-    # -- 2. corpus -----------------------------------------------------------------------
-    def ensure_corpus(self) -> None:
-        meta = self.results / "inputs" / (self.label + ".json")
-        if self.corpus.exists() and meta.exists():
+    # -- 2. inputs ----------------------------------------------------------------------
+    def make_input(self, label: str, path: Path, kind: str, gen: list[str], spec: str) -> None:
+        """Generate ``path`` with ``gen`` (a script of the harness and its arguments) and
+        describe it in ``inputs/<label>.json``, unless both exist already."""
+        meta = self.results / "inputs" / (label + ".json")
+        if path.exists() and meta.exists():
             return
         self.data.mkdir(parents=True, exist_ok=True)
-        logger.info("generating %s", self.corpus)
+        logger.info("generating %s", path)
         t0 = time.perf_counter()
-        subprocess.run(
-            [
-                str(self.py),
-                str(self.shared / "gen_corpus.py"),
-                str(self.corpus),
-                self.args.size,
-                "--seed",
-                str(SEED),
-            ],
-            check=True,
-        )
+        subprocess.run([str(self.py), str(self.shared / gen[0]), str(path), *gen[1:]], check=True)
         gen_s = time.perf_counter() - t0
         md5 = hashlib.md5()
-        with open(self.corpus, "rb") as f:
+        with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 22), b""):
                 md5.update(block)
         meta.parent.mkdir(parents=True, exist_ok=True)
         meta.write_text(
             json.dumps(
                 {
-                    "label": self.label,
-                    "kind": "corpus",
-                    "bytes": self.corpus.stat().st_size,
+                    "label": label,
+                    "kind": kind,
+                    "bytes": path.stat().st_size,
                     "md5": md5.hexdigest(),
                     "gen_s": round(gen_s, 2),
-                    "spec": "gen_corpus.py OUT %s --seed %d" % (self.args.size, SEED),
+                    "spec": spec,
                 }
             )
             + "\n"
         )
 
+    def ensure_corpus(self) -> None:
+        self.make_input(
+            self.label,
+            self.corpus,
+            "corpus",
+            ["gen_corpus.py", self.args.size, "--seed", str(SEED)],
+            "gen_corpus.py OUT %s --seed %d" % (self.args.size, SEED),
+        )
+
+    def ensure_records(self) -> None:
+        self.make_input(
+            self.sort_label,
+            self.records,
+            "records",
+            ["gen_records.py", self.args.records],
+            "gen_records.py OUT %s" % self.args.records,
+        )
+
     # -- 3./4. peers ---------------------------------------------------------------------
-    def run_peer(self, peer: str) -> None:
+    def run_peer(self, peer: str, workloads: str = "wordcount tiny") -> None:
         env = self.env()
         env.pop("TMPDIR")  # run_peers.sh gives each peer its own
         env.update(
@@ -209,10 +231,11 @@ class Bench:
             CORPUS_SIZE=self.args.size,
             SEED=str(SEED),
             TINY_SIZE=TINY_SIZE,
-            WORKLOADS="wordcount tiny",
+            RECORDS=self.args.records,
+            WORKLOADS=workloads,
             PEER_TIMEOUT=str(self.args.timeout),
         )
-        log = self.logs / ("run_peers-%s.log" % peer)
+        log = self.logs / ("run_peers-%s-%s.log" % (workloads.split()[0], peer))
         log.parent.mkdir(parents=True, exist_ok=True)
         logger.info("peer %s", peer)
         with open(log, "w") as f:
@@ -227,80 +250,97 @@ class Bench:
         if rc != 0:
             self.fail("peer " + peer, log, "run_peers.sh exit status %d" % rc)
 
-    def reference_output(self) -> Path:
-        """The reference output; made (unmeasured) when no earlier run left one."""
-        ref = self.wc_out / (REFERENCE + ".out")
+    def reference_output(self, outdir: Path, name: str, script: str, inp: Path) -> Path:
+        """The reference output ``<outdir>/<name>.out``; made (unmeasured) with the peer
+        ``script`` when no earlier run left one."""
+        ref = outdir / (name + ".out")
         if not ref.exists():
-            logger.info("no reference output yet: running wc_python.py (not measured)")
+            logger.info("no reference output yet: running %s (not measured)", script)
             ref.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run(
-                [
-                    str(self.py),
-                    str(self.shared / "peers" / "wc_python.py"),
-                    str(self.corpus),
-                    str(ref),
-                ],
-                check=True,
-            )
+            cmd = [str(self.py), str(self.shared / "peers" / script), str(inp), str(ref)]
+            subprocess.run(cmd, check=True)
         return ref
 
-    # -- 3. our word count ---------------------------------------------------------------
-    def run_ours(self) -> None:
-        results = self.wc_results / "disco.jsonl"
-        log = self.logs / ("wordcount-%s" % self.label) / "disco.log"
-        out = self.wc_out / "disco.out"
+    def run_ours_workload(
+        self, kind: str, label: str, inp: Path, outdir: Path, script: str, reference: Path
+    ) -> None:
+        """Measure ``benchmarks/<script> INPUT OUTPUT`` ``--runs`` times into
+        ``<kind>/<label>/disco.jsonl`` and compare its output with ``reference``."""
+        resdir = self.results / kind / label
+        results = resdir / "disco.jsonl"
+        log = self.logs / ("%s-%s" % (kind, label)) / "disco.log"
+        out = outdir / "disco.out"
         results.unlink(missing_ok=True)
         log.unlink(missing_ok=True)
         phases = self.ours / "phases"
         phases.mkdir(parents=True, exist_ok=True)
-        self.ran.append("disco")
+        if "disco" not in self.ran:
+            self.ran.append("disco")
         rec: dict[str, Any] = {}
         for run in range(1, self.args.runs + 1):
             out.unlink(missing_ok=True)
-            warm_cache(self.corpus)
-            logger.info("disco word count, run %d", run)
+            warm_cache(inp)
+            logger.info("disco %s, run %d", kind, run)
             cmd = [
                 sys.executable,
-                str(HERE / "wordcount_disco.py"),
-                str(self.corpus),
+                str(HERE / script),
+                str(inp),
                 str(out),
                 "--phases",
-                str(phases / ("wordcount-%d.json" % run)),
+                str(phases / ("%s-%d.json" % (kind, run))),
             ]
-            rec = self.measure(
-                results,
-                log,
-                {
-                    "workload": "wordcount",
-                    "input": self.label,
-                    "input_bytes": self.corpus.stat().st_size,
-                    "peer": "disco",
-                    "run": run,
-                    "runs_requested": self.args.runs,
-                    "timeout_s": self.args.timeout,
-                },
-                cmd,
-                self.args.timeout,
-            )
+            fields = {
+                "workload": kind,
+                "input": label,
+                "input_bytes": inp.stat().st_size,
+                "peer": "disco",
+                "run": run,
+                "runs_requested": self.args.runs,
+                "timeout_s": self.args.timeout,
+            }
+            rec = self.measure(results, log, fields, cmd, self.args.timeout)
             if rec.get("rc") != 0 or rec.get("timed_out"):
                 self.fail(
-                    "disco word count",
+                    "disco %s" % kind,
                     log,
                     "run %d: exit status %s%s"
                     % (run, rec.get("rc"), ", timed out" if rec.get("timed_out") else ""),
                 )
                 break
-        verify = self.wc_results / "disco.verify.json"
+        verify = resdir / "disco.verify.json"
         if rec.get("rc") == 0 and out.exists():
-            ref = self.reference_output()
-            if files_equal(out, ref):
-                status = {"status": "identical", "detail": "byte-identical to %s" % REFERENCE}
+            if files_equal(out, reference):
+                detail = "byte-identical to %s" % reference.stem
+                status = {"status": "identical", "detail": detail}
             else:
-                status = {"status": "DIFFERS", "detail": first_difference(out, ref)}
+                status = {"status": "DIFFERS", "detail": first_difference(out, reference)}
         else:
             status = {"status": "missing", "detail": "no complete output"}
         verify.write_text(json.dumps(status) + "\n")
-        logger.info("disco output: %s", status["status"])
+        logger.info("disco %s output: %s", kind, status["status"])
+
+    # -- 3. our word count ---------------------------------------------------------------
+    def run_ours(self) -> None:
+        ref = self.reference_output(self.wc_out, REFERENCE, "wc_python.py", self.corpus)
+        self.run_ours_workload(
+            "wordcount", self.label, self.corpus, self.wc_out, "wordcount_disco.py", ref
+        )
+
+    # -- 6. sort -------------------------------------------------------------------------
+    def run_sort(self, peers: bool) -> None:
+        """Reference, ours, then the sort peers (PySpark last), on the same records."""
+        self.ensure_records()
+        if peers:
+            for name in [SORT_REFERENCE] + SORT_PEERS:
+                for suffix in (".jsonl", ".verify.json"):
+                    (self.sort_results / (name + suffix)).unlink(missing_ok=True)
+            self.run_peer(SORT_REFERENCE, "sort")
+        ref = self.reference_output(self.sort_out, SORT_REFERENCE, "sort_python.py", self.records)
+        self.run_ours_workload(
+            "sort", self.sort_label, self.records, self.sort_out, "sort_disco.py", ref
+        )
+        for peer in SORT_PEERS if peers else []:
+            self.run_peer(peer, "sort")
 
     # -- 5. our tiny job -----------------------------------------------------------------
     def run_tiny(self) -> None:
@@ -357,6 +397,34 @@ class Bench:
         if rc != 0:
             self.fail("disco tiny job (running master)", log, "exit status %d" % rc)
 
+    # -- 7. DDFS --------------------------------------------------------------------------
+    def run_ddfs(self) -> None:
+        """Push/pull of a ``--ddfs-size`` file with 3 replicas and chunk of the corpus."""
+        out = self.ours / "ddfs.json"
+        log = self.logs / "disco-ddfs.log"
+        logger.info("DDFS: push/pull %s with 3 replicas, chunk of the corpus", self.args.ddfs_size)
+        cmd = [
+            sys.executable,
+            str(HERE / "ddfs_bench.py"),
+            "--corpus",
+            str(self.corpus),
+            "--size",
+            self.args.ddfs_size,
+            "--work",
+            str(self.work / "ddfs"),
+            "--json",
+            str(out),
+        ]
+        with open(log, "w") as f:
+            try:
+                rc = subprocess.call(
+                    cmd, env=self.env(), cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=1800
+                )
+            except subprocess.TimeoutExpired:
+                rc = -1
+        if rc != 0:
+            self.fail("DDFS benchmark", log, "exit status %d" % rc)
+
     # -- the whole run -------------------------------------------------------------------
     def run(self) -> None:
         started = datetime.datetime.now(datetime.UTC)
@@ -377,12 +445,19 @@ class Bench:
         self.run_tiny()
         for peer in sorted(peers, key=lambda p: p.startswith("pyspark")):  # PySpark last
             self.run_peer(peer)
+        if not self.args.skip_sort:
+            self.run_sort(bool(peers))
+        if not self.args.skip_ddfs:
+            self.run_ddfs()
         info = {
             "started": started.strftime("%Y-%m-%d %H:%M"),
             "seconds": round(time.perf_counter() - t0),
             "command": " ".join([".venv/bin/python benchmarks/run.py"] + (self.args.argv or [])),
             "label": self.label,
             "tiny_label": "corpus-" + TINY_SIZE,
+            "sort_label": None if self.args.skip_sort else self.sort_label,
+            "sort_peers": [SORT_REFERENCE] + SORT_PEERS if peers else [],
+            "ddfs": not self.args.skip_ddfs,
             "input_bytes": self.corpus.stat().st_size,
             "runs": self.args.runs,
             "peers": [REFERENCE] + peers if peers else [],
@@ -459,6 +534,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run only ours; peers' earlier figures are shown, marked",
     )
     ap.add_argument("--quick", action="store_true", help="smoke test: 16M corpus, 1 run")
+    ap.add_argument("--records", help="sort benchmark records, K/M/G = powers of 1000 (default 2M)")
+    ap.add_argument("--skip-sort", action="store_true", help="leave out the sort benchmark")
+    ap.add_argument("--ddfs-size", help="DDFS push/pull file size (default 1G)")
+    ap.add_argument("--skip-ddfs", action="store_true", help="leave out the DDFS benchmark")
     ap.add_argument("--tiny-runs", type=int, help="whole-process tiny job runs (default 5)")
     ap.add_argument(
         "--latency-runs", type=int, help="tiny jobs timed on a running master (default 20)"
@@ -472,6 +551,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     quick = args.quick
     args.size = args.size or ("16M" if quick else "256M")
+    args.records = args.records or ("100K" if quick else "2M")
+    args.ddfs_size = args.ddfs_size or ("64M" if quick else "1G")
     args.runs = args.runs or (1 if quick else 3)
     args.tiny_runs = args.tiny_runs or (2 if quick else 5)
     args.latency_runs = args.latency_runs or (5 if quick else 20)

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_report  # noqa: E402
 import run  # noqa: E402
+import sort_disco  # noqa: E402
 import tiny_disco  # noqa: E402
 import wordcount_disco as wc  # noqa: E402
 
@@ -119,9 +120,9 @@ def test_parse_peers():
 
 def test_quick_defaults():
     a = run.parse_args(["--quick"])
-    assert (a.size, a.runs) == ("16M", 1)
+    assert (a.size, a.runs, a.records) == ("16M", 1, "100K")
     a = run.parse_args(["--runs", "2"])
-    assert (a.size, a.runs, a.peers) == ("256M", 2, run.DEFAULT_PEERS)
+    assert (a.size, a.runs, a.peers, a.records) == ("256M", 2, run.DEFAULT_PEERS, "2M")
 
 
 def _record(path, peer, walls, rc=0, pss=100_000):
@@ -227,6 +228,41 @@ def test_report_with_our_job_failing(tmp_path):
     assert "## Failures" in text and "Traceback" in text
 
 
+def fake_sort_results(r, disco_wall=20.0):
+    d = r / "sort" / "records-2M"
+    _record(d / "disco.jsonl", "disco", [disco_wall])
+    _record(d / "python-sort.jsonl", "python-sort", [10.0])
+    _record(d / "gnu-sort-p2.jsonl", "gnu-sort-p2", [4.0])
+    _record(d / "pyspark-sortByKey.jsonl", "pyspark-sortByKey", [40.0])
+    (d / "disco.verify.json").write_text('{"status": "identical", "detail": "x"}')
+    (r / "inputs").mkdir(exist_ok=True)
+    (r / "inputs" / "records-2M.json").write_text(
+        json.dumps({"bytes": 200_000_000, "spec": "gen_records.py OUT 2M", "kind": "records"})
+    )
+    (r / "disco" / "phases" / "sort-1.json").write_text('{"master_s": 0.2, "sort_s": 19.0}')
+    info = json.loads((r / "run.json").read_text())
+    info.update(sort_label="records-2M", sort_peers=["python-sort", "gnu-sort-p2"])
+    (r / "run.json").write_text(json.dumps(info))
+
+
+def test_report_sort_section_gives_ratios(tmp_path):
+    r = fake_results(tmp_path)
+    fake_sort_results(r)
+    text = bench_report.build_report(bench_report.load_all(str(r)))
+    section = text.split("## Sort")[1].split("## How each system")[0]
+    assert section.startswith(" — 190.73 MiB (`gen_records.py OUT 2M`)")
+    assert "| **`disco`** | 1/1 | **20.0** |" in section
+    assert "0.20×" in section  # GNU sort 4 s / disco 20 s
+    assert "2.00×" in section  # PySpark 40 s / disco 20 s
+    assert "`pyspark-sortByKey` †" in section  # not in this run's sort peers
+    assert "the sort from sampling the keys to the last byte of the output 19.0" in section
+
+
+def test_report_without_sort_has_no_sort_section(tmp_path):
+    text = bench_report.build_report(bench_report.load_all(str(fake_results(tmp_path))))
+    assert "## Sort" not in text
+
+
 def test_tiny_expected_counts():
     counts = tiny_disco.expected_counts()
     assert counts["the"] == 5 and sum(counts.values()) == 23
@@ -265,3 +301,43 @@ def test_tiny_job_end_to_end(tmp_path):
         counts, phases = tiny_disco.run_once(m.url)
     assert counts == tiny_disco.expected_counts()
     assert phases["total_s"] > 0
+
+
+@needs_project
+def test_sort_job_quick_size(tmp_path):
+    """``--quick`` size (100K records of gen_records.py's format) through sort_disco.py."""
+    from disco.embedded import EmbeddedMaster
+
+    rng = random.Random(5)
+    printable = bytes(range(33, 127))
+    records = [
+        bytes(rng.choice(printable) for _ in range(10))
+        + b"  %032X  " % i
+        + bytes([65 + i % 26]) * 53
+        + b"\n"
+        for i in range(100_000)
+    ]
+    assert {len(r) for r in records} == {100}
+    inp, out = tmp_path / "records", tmp_path / "sorted"
+    inp.write_bytes(b"".join(records))
+    with EmbeddedMaster(root=tmp_path / "disco") as m:
+        phases = sort_disco.run_sort(str(inp), str(out), m.url, splits=4, labels=4)
+    assert out.read_bytes() == b"".join(sorted(records))
+    assert phases["sort_s"] > 0
+
+
+def test_ddfs_bench_smoke_and_report(tmp_path):
+    """ddfs_bench on a real 3-node master (4 MiB file), then its report section."""
+    import ddfs_bench
+    import ddfs_report
+
+    corpus = tmp_path / "corpus.txt"
+    make_text(corpus, 2000)
+    figures = ddfs_bench.run(corpus, 4 << 20, tmp_path / "work")
+    for key in ("push_MBps", "pull_MBps", "chunk_MBps", "dd_cache_MBps", "dd_fdatasync_MBps"):
+        assert figures[key] > 0, key
+    assert figures["chunk_blobs"] >= 1 and figures["replicas"] == 3
+    out: list[str] = []
+    ddfs_report.ddfs_section(figures, out)
+    text = "\n".join(out)
+    assert "## DDFS throughput" in text and "`DDFS.push`, 3 replicas" in text

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 MB = 1024**2
 CHUNK_SIZE = 10 * MB  # bytes per ranged GET of a Connection
+SEND_BLOCK = 1 << 20  # file bodies are sent in 1 MiB pieces (http.client's default: 8 KiB)
 MAX_TRIES = 10  # attempts for 503 replies and failed connections
 RETRY_BASE_DELAY = 0.1  # seconds; doubled each retry, then jittered (x0.5..1.0)
 RETRY_MAX_DELAY = 5.0
@@ -73,10 +74,12 @@ def _once(
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https":
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            parts.hostname or "", parts.port, timeout=timeout
+            parts.hostname or "", parts.port, timeout=timeout, blocksize=SEND_BLOCK
         )
     elif parts.scheme == "http":
-        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+        conn = http.client.HTTPConnection(
+            parts.hostname or "", parts.port, timeout=timeout, blocksize=SEND_BLOCK
+        )
     else:
         raise CommError("Unsupported URL scheme %r" % parts.scheme, url)
     target = parts.path or "/"

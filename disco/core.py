@@ -333,6 +333,21 @@ class Disco:
         """Information about the job (master-api.md 3.1)."""
         return self._json("/disco/ctrl/jobinfo?name=%s" % jobname)
 
+    def job_error(self, jobname: str, status: str) -> JobError:
+        """The ``JobError`` for a job that ended ``status``: with the master's report of
+        its last failure (``jobinfo`` ``last_failure``) when there is one."""
+        job = _jobref(self, jobname)
+        try:
+            failure = self.jobinfo(jobname).get("last_failure") if status == "dead" else None
+        except (CommError, ValueError, AttributeError):
+            failure = None
+        if not isinstance(failure, dict) or not isinstance(failure.get("message"), str):
+            return JobError(job, "Status %s" % status)
+        if failure.get("kind") == "killed":  # 0.5's message, with the kind to tell
+            return JobError(job, "Status %s" % status, kind="killed")
+        details = {k: v for k, v in failure.items() if k != "message"}
+        return JobError(job, failure["message"], **details)
+
     def check_results(
         self, jobname: str, start_time: float, timeout: float | None, poll_interval: int
     ) -> Any:
@@ -347,7 +362,7 @@ class Disco:
         if status == "ready":
             return results
         if status != "active":
-            raise JobError(_jobref(self, jobname), "Status %s" % status)
+            raise self.job_error(jobname, status)
         if timeout and time.time() - start_time > timeout:
             raise JobError(_jobref(self, jobname), "Timeout")
         raise Continue()

@@ -103,7 +103,11 @@ class EmbeddedMaster:
         ready.wait()
         from disco.master.server import start_master
 
-        kwargs: dict[str, Any] = {"host": self.host, "port": self.requested_port}
+        kwargs: dict[str, Any] = {
+            "host": self.host,
+            "port": self.requested_port,
+            "prestart_workers": True,
+        }
         if self.retry_delay is not None:
             kwargs["retry_delay"] = self.retry_delay
         try:

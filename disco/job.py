@@ -359,13 +359,12 @@ def _read(path: str) -> bytes:
 
 
 def pythonpath(paths: Iterable[str]) -> str:
-    """``PYTHONPATH`` for the workers: ``lib``, ``paths`` made relative to the job home,
-    then the absolute ``paths`` (so a node on this machine also finds unshipped modules).
+    """``PYTHONPATH`` for the workers: ``lib`` (where user modules are shipped), then
+    ``paths`` made relative to the job home (0.5's layout).  The client's absolute paths
+    are not added: a job must run on nodes that do not share this machine's files.
     """
-    paths = list(paths)
     relative = [p.strip("/") for p in paths]
-    absolute = [p for p in paths if os.path.isabs(p)]
-    return ":".join(["lib", *relative, *absolute])
+    return ":".join(["lib", *relative])
 
 
 def module_source(obj: Any) -> str | None:
@@ -430,16 +429,22 @@ def find_job_modules(functions: list[Any], job_path: str | None) -> list[Any]:
 
 
 def build_jobzip(
-    worker: Any, job: Any, required_files: Any, required_modules: Iterable[Any]
+    worker: Any,
+    job: Any,
+    required_files: Any,
+    required_modules: Iterable[Any],
+    shipped: dict[str, str] | None = None,
 ) -> Any:
     """The job home zip: the launcher, the job's and the worker's module sources (at
-    their absolute paths minus the leading ``/``), ``required_files`` under ``lib/``
-    and the files of ``(name, path)`` entries of ``required_modules``.
+    their absolute paths minus the leading ``/``), ``required_files`` under ``lib/``,
+    the files of ``(name, path)`` entries of ``required_modules``, and the ``shipped``
+    user modules ``{name: file}`` under ``lib/`` at their package paths.
     """
     import zipfile
 
     from disco.fileutils import DiscoZipFile
     from disco.worker import LAUNCHER, LAUNCHER_PATH
+    from disco.worker.shipping import ship_path
 
     jobzip = DiscoZipFile()
     written: set[str] = set()
@@ -454,7 +459,10 @@ def build_jobzip(
         jobzip.writestr(info, data)
 
     add(LAUNCHER_PATH, LAUNCHER, 0o755)
-    for source in (module_source(type(job)), module_source(type(worker))):
+    # Disco's own modules are installed on the nodes; a copy in the job home would hide
+    # the installed package behind a namespace package of the same name.
+    for cls in (type(job), type(worker)):
+        source = None if _is_disco(cls) else module_source(cls)
         if source:
             add(source.lstrip("/"), _read(source))
     if isinstance(required_files, dict):
@@ -466,4 +474,6 @@ def build_jobzip(
     for module in required_modules:
         if isinstance(module, (tuple, list)) and len(module) == 2 and module[1]:
             add(str(module[1]).lstrip("/"), _read(str(module[1])))
+    for name, path in sorted((shipped or {}).items()):
+        add(ship_path(name, path), _read(path))
     return jobzip

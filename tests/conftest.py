@@ -43,7 +43,9 @@ def poll_for(predicate: Callable[[], object], timeout: float = 10.0, what: str =
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what or predicate))
+            raise AssertionError(
+                "timed out after %.1fs waiting for %s" % (timeout, what or predicate)
+            )
         time.sleep(0.02)
 
 

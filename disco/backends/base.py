@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 if TYPE_CHECKING:
     from disco.ddfs.node import DDFSNode
 
+from disco.failure import Failure
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -82,10 +84,15 @@ class TaskDone:
 
 @dataclass(frozen=True)
 class TaskFailed:
-    """``kind``: "error" (recoverable: retried), "fatal" (kills the job)."""
+    """``kind``: "error" (recoverable: retried), "fatal" (kills the job).
+
+    ``failure`` is the structured report (``disco.failure.Failure``) when the node
+    runtime could tell what happened; ``message`` is then its text.
+    """
 
     kind: Literal["error", "fatal"]
     message: str
+    failure: Failure | None = field(default=None, compare=False)
 
 
 TaskResult = TaskDone | TaskFailed

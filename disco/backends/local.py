@@ -51,6 +51,7 @@ class LocalBackend:
         served_by_master: Iterable[str] = frozenset(),
         limits: WorkerLimits | None = None,
         use_zygote: bool = True,
+        prestart_zygote: bool = False,
         put_port: int | None = None,
         bind_host: str = "127.0.0.1",
     ) -> None:
@@ -71,10 +72,15 @@ class LocalBackend:
         self.use_zygote = use_zygote
         self._zygote: Zygote | None = None
         self._zygote_lock = asyncio.Lock()
+        self._prestart_zygote = prestart_zygote
+        self._prestart: asyncio.Task[Zygote | None] | None = None
 
     # -- nodes -------------------------------------------------------------------------
     async def start(self, hosts: list[str]) -> None:
         await self.set_hosts(hosts)
+        if self._prestart_zygote and self.use_zygote:
+            # Runs beside the rest of start-up; the first task finds the zygote ready.
+            self._prestart = asyncio.create_task(self._get_zygote())
 
     async def set_hosts(self, hosts: list[str]) -> None:
         wanted = set(hosts)
@@ -92,7 +98,7 @@ class LocalBackend:
         for host in added:
             node = self._ddfs[host]
             if host not in self.served_by_master:
-                app = create_data_app(self.disco_data, node.root, TransferGate())
+                app = create_data_app(self.disco_data, node.root, ddfs_gate=TransferGate())
                 await self._serve(self._servers, host, app, host, self.disco_port, "data")
             if self.put_port is not None:
                 bind = self.bind_host if host in self.served_by_master else host
@@ -213,6 +219,8 @@ class LocalBackend:
         for attempt in attempts:
             attempt.cancel()
         await asyncio.gather(*attempts, return_exceptions=True)
+        if self._prestart is not None:
+            await asyncio.gather(self._prestart, return_exceptions=True)
         for servers in (self._servers, self._put_servers):
             for runner in servers.values():
                 await runner.cleanup()

@@ -26,7 +26,7 @@ from disco.settings import DiscoSettings
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Program", "build_parser", "main"]
+__all__ = ["Program", "build_parser", "command_adder", "main", "run_main"]
 
 GLOBAL_VALUE_OPTIONS = ("-s", "--settings", "-t", "--token", "-M", "--master")
 
@@ -44,6 +44,24 @@ class Program:
 
         return Disco(settings=self.settings)
 
+    def check_master(self, command: str, disco: Any = None) -> None:
+        """Raise ``DiscoError`` at once unless the master answers (one try, no back-off)."""
+        from disco import comm
+
+        disco = disco or self.disco
+        url = "%s/disco/version" % disco.master
+        try:
+            status = comm.raw_request("GET", url, tries=1, timeout=10).status
+            error = "" if status == 200 else "HTTP status %d" % status
+        except DiscoError as e:
+            error = str(e)
+        if error:
+            raise DiscoError(
+                "disco %s needs a running master, and none answers at %s: %s "
+                "(start one with 'disco start', or name one with -M)"
+                % (command, disco.master, error)
+            )
+
     def jobname(self, name: str) -> str:
         """Resolve the ``@`` / ``@?text`` job history shorthands (library.md 18.1)."""
         if name == "@" or name.startswith("@?"):
@@ -55,6 +73,13 @@ class Program:
 
     def jobnames(self, names: list[str]) -> list[str]:
         return [self.jobname(name) for name in names]
+
+    def job_results(self, names: list[Any]) -> list[Any]:
+        """The current result URLs of the named jobs (``-j/--job-mode``)."""
+        urls: list[Any] = []
+        for name in names:
+            urls.extend(self.disco.results(self.jobname(name), timeout=0)[1])
+        return urls
 
     def inputs(self, args: list[str]) -> list[Any]:
         """``args``, else one input per line of stdin (tab-separated replicas)."""
@@ -147,6 +172,32 @@ def cmd_master_version(prog: Program, args: argparse.Namespace) -> int:
     """Print the version of the master."""
     out(prog.disco.master_version())
     return 0
+
+
+def cmd_debug(prog: Program, args: argparse.Namespace) -> int:
+    """Print the master's state: settings, config, nodes, blacklists, running tasks, jobs."""
+    import json
+
+    from disco.cli import debug
+    from disco.core import Disco
+
+    disco = prog.disco
+    if args.host:  # 0.5: the master on that host
+        host = args.host if ":" in args.host else "%s:%s" % (args.host, prog.settings["DISCO_PORT"])
+        disco = Disco(host, settings=prog.settings)
+    prog.check_master("debug", disco)
+    state = debug.collect(disco, max_jobs=args.jobs)
+    out(json.dumps(state, indent=2, sort_keys=True) if args.json else debug.render(state))
+    return 0
+
+
+def cmd_test(prog: Program, args: argparse.Namespace) -> int:
+    """Run Disco test modules (test_*.py) against the master; exit 1 if any test fails."""
+    from disco.cli import testcmd
+
+    prog.check_master("test")
+    passed = testcmd.run(prog.settings, args.testname, args.directory, sys.stderr)
+    return 0 if passed else 1
 
 
 # -- jobs: submitting ------------------------------------------------------------------------
@@ -307,9 +358,7 @@ def cmd_deref(prog: Program, args: argparse.Namespace) -> int:
 
     urls = prog.inputs(args.url)
     if args.job_mode:
-        jobs, urls = urls, []
-        for name in jobs:
-            urls.extend(prog.disco.results(prog.jobname(name), timeout=0)[1])
+        urls = prog.job_results(urls)
     for replicas in deref(urls, resolve=args.resolve):
         out("\t".join(replicas))
     return 0
@@ -382,21 +431,44 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     group.add_argument("-M", "--master", default=default(None), help="the master (DISCO_MASTER)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="disco", description="Control Disco and inspect its jobs.")
-    _global_options(parser, suppress=False)
+def command_adder(
+    parser: argparse.ArgumentParser,
+) -> Callable[..., argparse.ArgumentParser]:
+    """``command(name, func, aliases=())``: add a subcommand run by ``func(prog, args)``,
+    documented by ``func``'s docstring, accepting the global options too."""
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
 
-    def command(name: str, func: Callable[..., int]) -> argparse.ArgumentParser:
+    def command(
+        name: str, func: Callable[..., int], aliases: tuple[str, ...] = ()
+    ) -> argparse.ArgumentParser:
         doc = (func.__doc__ or "").strip()
-        p = sub.add_parser(name, help=doc, description=doc)
+        p = sub.add_parser(name, help=doc, description=doc, aliases=list(aliases))
         _global_options(p, suppress=True)
         p.set_defaults(func=func)
         return p
 
+    return command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="disco", description="Control Disco and inspect its jobs.")
+    _global_options(parser, suppress=False)
+    command = command_adder(parser)
+
     for name in ("start", "stop", "restart", "status", "nodaemon", "config", "nodeinfo",
                  "client_version", "master_version"):  # fmt: skip
         command(name, globals()["cmd_" + name])
+
+    p = command("debug", cmd_debug)
+    p.add_argument("host", nargs="?", help="the master's host (default: DISCO_MASTER)")
+    p.add_argument("-n", "--jobs", type=int, default=20, help="jobs to list besides active ones")
+    p.add_argument("--json", action="store_true", help="print the state as JSON")
+
+    p = command("test", cmd_test)
+    p.add_argument("testname", nargs="*", help="test_module or test_module.TestCase[.test]")
+    p.add_argument(
+        "-d", "--directory", help="where the test modules are (default: $DISCO_HOME/tests or .)"
+    )
 
     p = command("deref", cmd_deref)
     p.add_argument("url", nargs="*")
@@ -509,8 +581,18 @@ def _explicit_settings(opts: argparse.Namespace) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``disco`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    return run_main(build_parser(), argv, Program)
+
+
+def run_main(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    make_program: Callable[..., Program],
+) -> int:
+    """Parse ``argv`` with ``parser`` and run the chosen command on
+    ``make_program(settings, verbose=...)``; the exit status (errors: 1, message on
+    stderr; ``-v``: traceback).  Shared by the ``disco`` and ``ddfs`` commands."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     verbose = "-v" in argv or "--verbose" in argv
     if not logging.getLogger().handlers:  # the CLI is an entry point: it owns logging
         logging.basicConfig(
@@ -532,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command is None:
                 out("Disco master at %s" % settings["DISCO_MASTER"])
                 return 0
-            return int(args.func(Program(settings, verbose=args.verbose), args) or 0)
+            return int(args.func(make_program(settings, verbose=args.verbose), args) or 0)
     except SystemExit as e:  # -h
         return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:

@@ -21,7 +21,7 @@ async def _serve(settings: DiscoSettings, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    server = await start_master(settings, host=host, port=port)
+    server = await start_master(settings, host=host, port=port, prestart_workers=True)
     try:
         await stop.wait()
     finally:

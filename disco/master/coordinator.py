@@ -233,16 +233,20 @@ class Coordinator:
         prev_done = stage.index == 0 or job.stages[stage.index - 1].finished
         items = self._stage_items(job, stage.index)
         if prev_done:
-            for group, inputs in group_items(stage.spec.grouping, items):
+            for group, inputs in group_items(stage.spec.grouping, items, self.cluster()):
                 self._new_task(job, stage, group, inputs, True)
         else:
             for item in items:
                 self._feed(job, stage, item)
         self._event(job.name, "Stage %s scheduled with %d tasks" % (stage.name, len(stage.taskids)))
 
+    def cluster(self) -> frozenset[str]:
+        """The configured node names: inputs on any other host form one outside node."""
+        return frozenset(self.nodes)
+
     def _feed(self, job: Job, stage: Stage, item: Item) -> None:
         """A new input for a concurrent stage (7.4): to its group's task, or a new task."""
-        for key, group, inp in assign(stage.spec.grouping, item):
+        for key, group, inp in assign(stage.spec.grouping, item, self.cluster()):
             taskid = stage.groups.get(key) if key is not None else None
             task = job.tasks.get(taskid) if taskid is not None else None
             if task is not None and task.state in ("waiting", "sleeping", "running"):

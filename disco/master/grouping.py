@@ -5,6 +5,10 @@ replica URLs, or a directory item (an index file on one host with the labels it 
 ``assign`` says which group(s) an item belongs to and what the task receives for it;
 ``group_items`` groups a complete list (non-concurrent stages), the coordinator calls
 ``assign`` item by item for concurrent stages (7.4).
+
+``cluster`` (the configured node names), when given, makes every input whose host is not
+a node count as one fictitious node (library.md 11.3): ``group_node`` puts all external
+``http://`` or ``raw://`` inputs into one task instead of one task per outside host name.
 """
 
 from __future__ import annotations
@@ -68,15 +72,23 @@ def _distinct(labels: tuple[tuple[int, int], ...]) -> list[int]:
     return list(seen)
 
 
-def assign(grouping: str, item: Item) -> list[tuple[GroupKey, Group, TaskInput]]:
+def _node(host: str, cluster: frozenset[str] | None) -> str:
+    """The grouping host: ``host``, or ``""`` (the one outside node) if not in ``cluster``."""
+    return host if cluster is None or host in cluster else ""
+
+
+def assign(
+    grouping: str, item: Item, cluster: frozenset[str] | None = None
+) -> list[tuple[GroupKey, Group, TaskInput]]:
     """The groups of one item (7.2).  Items without replicas or labels are ignored."""
     if isinstance(item, DataItem):
         if not item.urls:
             return []
         inp = TaskInput(item.label, item.urls)
-        host, label = item.host, item.label
+        label = item.label
         if grouping == "split":
-            return [(None, (label, host), inp)]
+            return [(None, (label, item.host), inp)]
+        host = _node(item.host, cluster)
         if grouping == "group_label":
             return [(("label", label), (label, ""), inp)]
         if grouping == "group_node":
@@ -89,9 +101,10 @@ def assign(grouping: str, item: Item) -> list[tuple[GroupKey, Group, TaskInput]]
     labels = _distinct(item.labels)
     if not labels:
         return []
-    host, urls = item.host, (item.url,)
+    urls = (item.url,)
     if grouping == "split":
-        return [(None, (lb, host), TaskInput(lb, urls)) for lb in labels]
+        return [(None, (lb, item.host), TaskInput(lb, urls)) for lb in labels]
+    host = _node(item.host, cluster)
     if grouping == "group_label":
         return [(("label", lb), (lb, ""), TaskInput(lb, urls)) for lb in labels]
     if grouping == "group_node_label":
@@ -108,7 +121,9 @@ def _sort_key(key: GroupKey) -> tuple[str, ...]:
     return tuple("%020d" % k if isinstance(k, int) else str(k) for k in key)
 
 
-def group_items(grouping: str, items: list[Item]) -> list[tuple[Group, list[TaskInput]]]:
+def group_items(
+    grouping: str, items: list[Item], cluster: frozenset[str] | None = None
+) -> list[tuple[Group, list[TaskInput]]]:
     """All tasks of a non-concurrent stage, in task-id order.
 
     ``split`` keeps item order; the other groupings order their groups by label, then
@@ -117,7 +132,7 @@ def group_items(grouping: str, items: list[Item]) -> list[tuple[Group, list[Task
     singles: list[tuple[Group, list[TaskInput]]] = []
     groups: dict[tuple[object, ...], tuple[Group, list[TaskInput]]] = {}
     for item in items:
-        for key, group, inp in assign(grouping, item):
+        for key, group, inp in assign(grouping, item, cluster):
             if key is None:
                 singles.append((group, [inp]))
             elif key in groups:

@@ -59,7 +59,8 @@ class DataInput:
 
 @dataclass(frozen=True)
 class DirInput:
-    """A v1 ``dir://`` input: its index is downloaded at job start (6.4)."""
+    """A ``dir://`` input (v1, and v2 since 11.3 splits it by label): its index is
+    downloaded at job start (6.4)."""
 
     url: str
 
@@ -221,7 +222,12 @@ def _v2(jobdict: dict[str, Any]) -> tuple[tuple[StageSpec, ...], tuple[JobInput,
             or not all(isinstance(u, str) for u in urls)
         ):
             raise JobPackError("invalid_job_inputs")
-        inputs.append(DataInput(label, size, tuple(urls)))
+        if urls and urls[0].startswith("dir://"):
+            # An index file (e.g. another job's results): its labels are read at job start
+            # and grouped like stage outputs (library.md 11.3), not as one label-0 input.
+            inputs.append(DirInput(urls[0]))
+        else:
+            inputs.append(DataInput(label, size, tuple(urls)))
     return tuple(pipeline), tuple(inputs)
 
 

@@ -23,11 +23,13 @@ from typing import Any, Literal
 
 import aiohttp
 
-from disco.backends.base import Backend, InputEntry, Replica, TaskDone, TaskSpec
+from disco.backends.base import Backend, InputEntry, Replica, TaskDone, TaskFailed, TaskSpec
+from disco.failure import Failure
 from disco.master import jobpack
 from disco.master.config import MasterConfig
 from disco.master.coordinator import Coordinator
-from disco.master.events import EventLog, job_dir
+from disco.master.events import EventLog, job_dir, timestamp
+from disco.master.failures import NO_FAILURES, FailureLog
 from disco.master.jobdata import job_dirs, parse_index_labels, write_pack
 from disco.master.stages import input_reply, retry_replicas
 from disco.master.states import (
@@ -117,6 +119,7 @@ class Runtime:
         )
         self.records: dict[str, JobRecord] = {}
         self.logs: dict[str, EventLog] = {}
+        self.failures: dict[str, FailureLog] = {}
         self.cluster = ClusterConfig([])
         self.nodes: list[tuple[str, int]] = []
         self.purged: dict[str, float] = {}
@@ -309,7 +312,28 @@ class Runtime:
             duration = result.duration or (self.clock() - started)
             self.feed(AttemptDone(*key, tuple(result.outputs), duration, self.clock()))
         else:
+            self._record_failure(key, spec, result)
             self.feed(AttemptFailed(*key, result.kind, result.message, self.clock()))
+
+    def _record_failure(
+        self, key: tuple[str, int, int], spec: TaskSpec, result: TaskFailed
+    ) -> None:
+        """Keep the failed attempt for jobinfo and JobError (a current attempt only)."""
+        task = self.coordinator.task(key[0], key[1])
+        if task is None or task.state != "running" or task.attempt != key[2]:
+            return
+        log = self.failures.setdefault(key[0], FailureLog())
+        log.attempt_failed(
+            result.kind,
+            result.message,
+            result.failure,
+            timestamp(self.clock()),
+            stage=spec.stage,
+            taskid=spec.taskid,
+            attempt=spec.attempt + 1,  # counted from 1, as in the events
+            host=spec.host,
+            jobname=spec.jobname,
+        )
 
     # -- v1 dir:// inputs (6.4) -------------------------------------------------------------
     async def _resolve_inputs(self, job: str, urls: tuple[str, ...]) -> None:
@@ -321,9 +345,11 @@ class Runtime:
                     text = await self._fetch_index(session, url)
                     labels[url] = parse_index_labels(text)
         except Exception as exc:
-            self.feed(
-                InputsFailed(job, "Could not read input index %s: %s" % (url, exc), self.clock())
+            message = "Could not read input index %s: %s" % (url, exc)
+            self.failures.setdefault(job, FailureLog()).job_failed(
+                Failure("input", type(exc).__name__, message, input=url, jobname=job)
             )
+            self.feed(InputsFailed(job, message, self.clock()))
             return
         self.feed(InputsResolved(job, labels, self.clock()))
 
@@ -379,12 +405,17 @@ class Runtime:
         return name
 
     def kill(self, name: str) -> None:
+        if self.status(name)[0] == "active":
+            self.failures.setdefault(name, FailureLog()).job_failed(
+                Failure("killed", "JobKilled", "the job was killed (kill_job)", jobname=name)
+            )
         self.feed(KillRequested(name, self.clock()))
 
     async def clean(self, name: str) -> None:
         """Kill, delete the master directory, forget the job (10.2)."""
         self.feed(KillRequested(name, self.clock(), forget=True))
         self.records.pop(name, None)
+        self.failures.pop(name, None)
         self.store.delete_job(name)
         log = self.logs.pop(name, None)
         if log is not None:
@@ -428,8 +459,6 @@ class Runtime:
         return [[n, list(self.status(n))] for n in names]
 
     def jobinfo(self, name: str) -> dict[str, Any] | None:
-        from disco.master.events import timestamp
-
         rec = self.records.get(name)
         if rec is None:
             return None
@@ -448,6 +477,8 @@ class Runtime:
             "worker": rec.worker,
             "hosts": hosts,
             "owner": rec.owner,
+            # Added to 0.5's shape: failed attempts and the last failure's report.
+            **(self.failures[name].fields() if name in self.failures else NO_FAILURES),
         }
 
     def joblist(self) -> list[list[Any]]:

@@ -29,6 +29,7 @@ from disco.master.config import MasterConfig, _explicit
 from disco.master.errors import error_middleware
 from disco.master.runtime import Runtime
 from disco.master.store import Store
+from disco.node.dataserver import DOWNLOADS, DownloadLimit
 from disco.settings import DiscoSettings
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def build_app(
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[RUNTIME] = runtime
     app[ctrl.BACKGROUND] = set()
+    app[DOWNLOADS] = DownloadLimit()
     app.on_response_prepare.append(_close_disco_connections)
     app.add_routes(ctrl.routes)
     app.add_routes(jobs.routes)
@@ -135,8 +137,13 @@ async def start_master(
     port: int = 0,
     backend: Backend | None = None,
     retry_delay: float | None = None,
+    prestart_workers: bool = False,
 ) -> MasterServer:
-    """Start a master on ``host:port`` (``port=0``: a free port) on the running loop."""
+    """Start a master on ``host:port`` (``port=0``: a free port) on the running loop.
+
+    ``prestart_workers`` starts the local backend's worker zygote at once instead of at
+    the first Python task (embedded mode: a job always follows, so start it in parallel).
+    """
     sock = _bind(host, port)
     try:
         real_port = sock.getsockname()[1]
@@ -159,6 +166,7 @@ async def start_master(
             ddfs_data=config.ddfs_data,
             disco_port=real_port,
             served_by_master=_served_by_master(host),
+            prestart_zygote=prestart_workers,
             put_port=config.put_port,
             bind_host=host,
         )

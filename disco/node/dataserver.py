@@ -21,6 +21,18 @@ from disco.ddfs.gate import DOWNLOADS_BUSY, NODE_BUSY, TransferGate
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = "Not found."
+MAX_DOWNLOADS = 128  # 11.5: concurrent HTTP connections of a node
+
+
+class DownloadLimit:
+    """How many data files an app is sending at once; beyond ``limit`` the answer is 503."""
+
+    def __init__(self, limit: int = MAX_DOWNLOADS) -> None:
+        self.limit = limit
+        self.active = 0
+
+
+DOWNLOADS = web.AppKey("disco_downloads", DownloadLimit)
 
 
 def safe_path(root: str, relpath: str) -> str | None:
@@ -53,7 +65,26 @@ def _not_found() -> web.Response:
 
 
 async def serve_file(request: web.Request, root: str, relpath: str) -> web.StreamResponse:
-    """Serve ``<root>/<relpath>`` by the rules of 2.5 (the response is prepared by aiohttp)."""
+    """Serve ``<root>/<relpath>`` by the rules of 2.5.
+
+    When the app holds a ``DownloadLimit`` (key ``DOWNLOADS``) and that many files are
+    being sent already, the answer is ``503`` (clients retry with back-off).
+    """
+    limit = request.config_dict.get(DOWNLOADS)
+    if limit is None:
+        return await _serve_file(request, root, relpath)
+    if limit.active >= limit.limit:
+        return text_response(503, DOWNLOADS_BUSY)
+    limit.active += 1
+    try:
+        response = await _serve_file(request, root, relpath)
+        await response.prepare(request)  # sends the file; a second prepare is a no-op
+        return response
+    finally:
+        limit.active -= 1
+
+
+async def _serve_file(request: web.Request, root: str, relpath: str) -> web.StreamResponse:
     path = safe_path(root, relpath)
     if path is None:
         return _not_found()
@@ -127,7 +158,10 @@ async def serve_gated(
 
 
 def create_data_app(
-    disco_data: str, ddfs_data: str, ddfs_gate: TransferGate | None = None
+    disco_data: str,
+    ddfs_data: str,
+    max_downloads: int = MAX_DOWNLOADS,
+    ddfs_gate: TransferGate | None = None,
 ) -> web.Application:
     """The data server of one node (2.9); ``/ddfs/`` downloads pass ``ddfs_gate``."""
     roots = {"disco": disco_data, "ddfs": ddfs_data}
@@ -145,5 +179,6 @@ def create_data_app(
         return await serve_file(request, root, rest)
 
     app = web.Application()
+    app[DOWNLOADS] = DownloadLimit(max_downloads)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

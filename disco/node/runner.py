@@ -14,13 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from disco.backends.base import TaskChannel, TaskDone, TaskFailed, TaskResult, TaskSpec
+from disco.failure import REPORT_ENV, Failure, read_crash, read_report, tail, trim_crash
 from disco.node import protocol as p
 from disco.node.jobhome import safe_member_path
 from disco.node.outputs import TaskOutputs
@@ -105,6 +108,46 @@ def last_words(output: bytes, cap: int = 100 * 1024) -> str:
     return "Worker died. Last words:\n" + text
 
 
+_CRASH_SIGNALS = {
+    signal.SIGSEGV: "a segmentation fault",
+    signal.SIGBUS: "a bus error",
+    signal.SIGILL: "an illegal instruction",
+    signal.SIGFPE: "a floating point exception",
+    signal.SIGABRT: "an abort",
+}
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return "signal %d" % sig
+
+
+def exit_failure(code: int) -> Failure:
+    """The failure of a worker that ended before DONE with exit status ``code``
+    (negative: killed by that signal)."""
+    if code < 0:
+        sig = -code
+        if sig in _CRASH_SIGNALS:
+            return Failure(
+                "segfault",
+                "WorkerCrash",
+                "the worker process died of signal %d (%s, %s)"
+                % (sig, _signal_name(sig), _CRASH_SIGNALS[signal.Signals(sig)]),
+            )
+        return Failure(
+            "signal",
+            "WorkerKilled",
+            "the worker process was killed by signal %d (%s)" % (sig, _signal_name(sig)),
+        )
+    return Failure(
+        "exit",
+        "WorkerExit",
+        "the worker process exited with code %d before the task finished" % code,
+    )
+
+
 def task_info(spec: TaskSpec, jobhome: str) -> dict[str, Any]:
     """The TASK reply payload (8.4)."""
     return {
@@ -170,6 +213,12 @@ class _Attempt:
         self.pending_read: asyncio.Future[bytes] | None = None
         self.started = self.loop.time()
         self.worker_pid: int | None = None
+        # disco.failure: the worker's report file, and its last printed lines.
+        stage = re.sub(r"[^A-Za-z0-9_.-]", "_", spec.stage)
+        self.report_path = os.path.join(
+            jobhome, ".disco-reports", "%s-%d-%d.json" % (stage, spec.taskid, spec.attempt)
+        )
+        self.recent: deque[str] = deque(maxlen=20)
 
     # -- process ------------------------------------------------------------------------
     async def run(self, environ: Mapping[str, str] | None) -> TaskResult:
@@ -177,6 +226,11 @@ class _Attempt:
         if worker is None:
             return TaskFailed("error", "Invalid worker path %r" % self.spec.worker)
         env = worker_environment(self.spec.jobenvs, environ)
+        try:
+            os.makedirs(os.path.dirname(self.report_path), exist_ok=True)
+            env[REPORT_ENV] = self.report_path
+        except OSError as exc:
+            logger.warning("no failure report for %s: %s", self.tag, exc)
         if self.zygote is not None and self.zygote.alive and is_standard_launcher(worker):
             try:
                 self.proc = await self.zygote.spawn(self.jobhome, env)
@@ -214,6 +268,11 @@ class _Attempt:
         if self.pending_read is not None:
             self.pending_read.cancel()
         self.outputs.discard()
+        for suffix in ("", ".crash", ".tmp"):
+            try:
+                os.remove(self.report_path + suffix)
+            except OSError:
+                pass
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         try:
@@ -232,13 +291,47 @@ class _Attempt:
             pass
 
     async def _exit_code(self) -> int:
+        """The worker's exit status; negative when a signal killed it."""
         assert self.proc is not None
         try:
-            code = await asyncio.wait_for(self.proc.wait(), self.limits.exit_timeout)
+            return await asyncio.wait_for(self.proc.wait(), self.limits.exit_timeout)
         except TimeoutError:  # closed its output but keeps running
             self._killpg()
-            code = await self.proc.wait()
-        return 128 - code if code < 0 else code  # killed by a signal: shell convention
+            return await self.proc.wait()
+
+    # -- failure reports (disco.failure) ---------------------------------------------------
+    def _describe(self, failure: Failure, output: bytes = b"") -> Failure:
+        """``failure`` completed with the task's identity and what the node saw."""
+        report = read_report(self.report_path)
+        failure.stage, failure.taskid = self.spec.stage, self.spec.taskid
+        failure.host, failure.attempt = self.spec.host, self.spec.attempt + 1  # for people
+        failure.jobname = self.spec.jobname
+        if failure.input is None and isinstance(report.get("input"), str):
+            failure.input = report["input"]
+        if not failure.traceback:
+            failure.traceback = trim_crash(read_crash(self.report_path)).strip()
+        lines = list(self.recent)
+        if output:
+            lines.append(output[-8192:].decode("utf-8", "replace"))
+        if lines and not failure.output_tail:
+            failure.output_tail = tail("\n".join(lines))
+        return failure
+
+    def _reported(self, kind: Any, text: str) -> TaskFailed:
+        """ERROR/FATAL: the worker's own report if it wrote one, else its text as is."""
+        failure = Failure.from_json(read_report(self.report_path).get("failure"))
+        if failure is None:
+            return TaskFailed(kind, text)
+        failure = self._describe(failure)
+        return TaskFailed(kind, failure.text(), failure)
+
+    def _exit_failed(self, code: int, output: bytes) -> TaskFailed:
+        self._warn("Worker crashed! (exit code: %d)" % (128 - code if code < 0 else code))
+        failure = self._describe(exit_failure(code), output)
+        text = failure.text()
+        if not failure.output_tail:
+            text += "\nWorker died without output"
+        return TaskFailed("error", text, failure)
 
     # -- reading -----------------------------------------------------------------------
     async def _read(self, deadline: float | None) -> bytes | None:
@@ -303,9 +396,7 @@ class _Attempt:
             parser.feed(chunk)
 
     async def _crashed(self, unparsed: bytes) -> TaskResult:
-        code = await self._exit_code()
-        self._warn("Worker crashed! (exit code: %d)" % code)
-        return TaskFailed("error", last_words(unparsed, self.limits.last_words_bytes))
+        return self._exit_failed(await self._exit_code(), unparsed)
 
     async def _broken(self, exc: p.FramingError) -> TaskResult:
         # 8.8: collect up to 100 KiB more for up to 10 s, then fail with the last words.
@@ -323,7 +414,8 @@ class _Attempt:
             collected += chunk
         if not exited:
             self._warn("Worker did not exit properly after error")
-        return TaskFailed("error", last_words(bytes(collected), self.limits.last_words_bytes))
+            return TaskFailed("error", last_words(bytes(collected), self.limits.last_words_bytes))
+        return self._exit_failed(await self._exit_code(), bytes(collected))
 
     def _warn(self, text: str) -> None:
         self.channel.event("WARNING: %s %s" % (self.tag, text))
@@ -357,9 +449,9 @@ class _Attempt:
         elif isinstance(msg, p.Done):
             return await self._done()
         elif isinstance(msg, p.Error):
-            return TaskFailed("error", msg.message)
+            return self._reported("error", msg.message)
         elif isinstance(msg, p.Fatal):
-            return TaskFailed("fatal", msg.message)
+            return self._reported("fatal", msg.message)
         elif isinstance(msg, p.Ping):
             self._reply_now(p.encode("OK", "pong"))  # 13.6
         return None
@@ -375,6 +467,7 @@ class _Attempt:
         if verdict == "fatal":
             return TaskFailed("fatal", p.behaving_badly(count))
         self.channel.event("MSG: %s %s" % (self.tag, msg.text))
+        self.recent.extend(msg.text.splitlines()[-20:])
         if verdict == "slow":
             delay = self.limits.msg_delay
 

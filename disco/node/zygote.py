@@ -1,7 +1,7 @@
 """A pre-started Python that forks task workers: fast starts for the standard launcher.
 
-Owns: the zygote process (``python -m disco.node.zygote``) and the node-side client that
-asks it for workers.  Starting a fresh interpreter and importing the worker library costs
+Owns: the node-side client that starts the zygote process
+(``python -m disco.node.zygote_process``, see that module) and asks it for workers.  Starting a fresh interpreter and importing the worker library costs
 about 0.1 s per task on a small machine; a fork of a process that has already imported it
 costs a few milliseconds.  Nothing changes on the wire: the forked worker is the same
 ``disco.worker`` program, with the same working directory, environment, niceness, session
@@ -31,8 +31,6 @@ import sys
 from typing import Any
 
 logger = logging.getLogger(__name__)
-
-_MAX_REQUEST = 4 << 20
 
 
 # -- the node side ----------------------------------------------------------------------
@@ -81,7 +79,7 @@ class Zygote:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "disco.node.zygote",
+                "disco.node.zygote_process",
                 str(child.fileno()),
                 pass_fds=(child.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
@@ -193,118 +191,3 @@ async def _send_with_fd(sock: socket.socket, data: bytes, fd: int) -> None:
         if sent == 1:
             break
     await loop.sock_sendall(sock, data[1:])
-
-
-# -- the zygote process -------------------------------------------------------------------
-def _preload() -> None:
-    # What every Python task imports; after this a fork starts a worker in milliseconds.
-    import disco.fileutils  # noqa: F401
-    import disco.schemes.scheme_disco  # noqa: F401
-    import disco.schemes.scheme_file  # noqa: F401
-    import disco.schemes.scheme_raw  # noqa: F401
-    import disco.task  # noqa: F401
-    import disco.util  # noqa: F401
-    import disco.worker  # noqa: F401
-    import disco.worker.classic.worker  # noqa: F401
-    import disco.worker.task_io  # noqa: F401
-
-
-def _child(cwd: str, env: dict[str, str], fd: int, ctrl: socket.socket) -> None:
-    """In the forked child: become the worker bootstrap would have started."""
-    code = 1
-    try:
-        ctrl.close()
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
-        os.setsid()
-        os.nice(19)
-        os.chdir(cwd)
-        for target in (0, 1, 2):
-            os.dup2(fd, target)
-        os.close(fd)
-        os.environ.clear()
-        os.environ.update(env)
-        # What the interpreter would have done at start-up with PYTHONPATH.
-        extra = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        sys.path[1:1] = extra
-        sys.argv = ["-m"]
-        import random
-
-        random.seed()
-        from disco.worker import Worker
-
-        Worker.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        os._exit(code)
-
-
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    ctrl = socket.socket(fileno=int(argv[0]))
-    _preload()
-    import select
-
-    rpipe, wpipe = os.pipe()
-    os.set_blocking(wpipe, False)
-    signal.set_wakeup_fd(wpipe)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    buf = b""
-    fds: list[int] = []
-    while True:
-        ready, _, _ = select.select([ctrl, rpipe], [], [])
-        if rpipe in ready:
-            os.read(rpipe, 4096)
-            _reap(ctrl)
-        if ctrl in ready:
-            data, newfds, _flags, _addr = socket.recv_fds(ctrl, 65536, 8)
-            if not data:
-                return
-            buf += data
-            fds.extend(newfds)
-            if len(buf) > _MAX_REQUEST:
-                return
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                req = json.loads(line)
-                fd = fds.pop(0)
-                _fork_one(req, fd, ctrl)
-
-
-def _fork_one(req: dict[str, Any], fd: int, ctrl: socket.socket) -> None:
-    try:
-        pid = os.fork()
-    except OSError as exc:
-        os.close(fd)
-        _say(ctrl, {"id": req["id"], "error": str(exc)})
-        return
-    if pid == 0:
-        _child(req["cwd"], req["env"], fd, ctrl)
-    os.close(fd)
-    _say(ctrl, {"id": req["id"], "pid": pid})
-
-
-def _reap(ctrl: socket.socket) -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        _say(ctrl, {"exit": pid, "code": os.waitstatus_to_exitcode(status)})
-
-
-def _say(ctrl: socket.socket, msg: dict[str, Any]) -> None:
-    ctrl.sendall(json.dumps(msg).encode() + b"\n")
-
-
-if __name__ == "__main__":
-    main()

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from disco.error import DataError, DiscoError
+from disco.worker import report as _report
 
 logger = logging.getLogger(__name__)
 
@@ -291,6 +292,7 @@ class InputIter:
         self.records: Iterator[Any] | None = None
         self.source: Any = None
         self.last_error: str | None = None
+        self.last_exception: DataError | None = None
         self.finished = False
         self.url: str | None = None
         self.retry: str | None = None
@@ -317,10 +319,16 @@ class InputIter:
                 url = url or next(self.urls)
             except StopIteration:
                 msg = "Exhausted all available replicas"
-                if self.last_error:
-                    msg += ", last error was:\n\n%s" % self.last_error
-                raise DataError(msg, self.input)
+                last = self.last_exception
+                if last is not None:
+                    same = last.url == self.url
+                    msg += ", last error was: %s" % (last.msg if same else last)
+                    if same and last.code is not None:
+                        msg += " (%s)" % last.code
+                # The URL tried last, and the error it gave as the cause (its traceback).
+                raise DataError(msg, self.url or self.input) from last
             self.url = url
+            _report.reporter.reading(url)
             try:
                 self.source = self.open(url)
                 records = iter(self.source)
@@ -328,8 +336,9 @@ class InputIter:
                 for _ in itertools.islice(records, self.delivered):
                     pass
                 self.records = records
-            except DataError:
+            except DataError as e:
                 self.last_error = traceback.format_exc()
+                self.last_exception = e
                 self._close()
             except BaseException:
                 self._close()
@@ -349,8 +358,9 @@ class InputIter:
                 self.finished = True
                 self._close()
                 break
-            except DataError:
+            except DataError as e:
                 self.last_error = traceback.format_exc()
+                self.last_exception = e
                 self._close()
                 continue
             except BaseException:
@@ -516,7 +526,10 @@ class Worker(dict):
         from disco import job as _job
 
         functions = _job.job_functions(self, job, jobargs)
-        return _job.find_job_modules(functions, _job.module_source(type(job)))
+        # A job class of a script's __main__ travels by value: importing the script on
+        # the nodes would run it again.
+        main = type(job).__module__ == "__main__"
+        return _job.find_job_modules(functions, None if main else _job.module_source(type(job)))
 
     def jobdict(self, job: Any, **jobargs: Any) -> dict[str, Any]:
         from disco.settings import DiscoSettings
@@ -534,7 +547,12 @@ class Worker(dict):
     def jobenvs(self, job: Any, **jobargs: Any) -> dict[str, str]:
         from disco.job import pythonpath
 
-        return {"PYTHONPATH": pythonpath(sys.path), "LD_LIBRARY_PATH": "lib"}
+        version = self.getitem("version", job, jobargs) or "%d.%d" % sys.version_info[:2]
+        return {
+            "PYTHONPATH": pythonpath(sys.path),
+            "LD_LIBRARY_PATH": "lib",
+            _report.PYTHON_ENV: str(version),
+        }
 
     def jobhome(self, job: Any, **jobargs: Any) -> bytes:
         jobzip = self.jobzip(job, **jobargs)
@@ -544,12 +562,18 @@ class Worker(dict):
     def jobzip(self, job: Any, **jobargs: Any) -> Any:
         """The job home zip (a ``disco.fileutils.DiscoZipFile``, still open)."""
         from disco.job import build_jobzip
+        from disco.worker import shipping
 
         modules = self.getitem("required_modules", job, jobargs)
         if modules is None:
             # Found automatically and stored back, so the nodes import the same list.
             modules = self["required_modules"] = self.get_modules(job, **jobargs)
-        return build_jobzip(self, job, self.getitem("required_files", job, jobargs, {}), modules)
+        # Every user module the pickled job refers to goes to lib/ (disco.worker.shipping);
+        # this also fails here, before submission, if part of the job cannot be pickled.
+        shipped = shipping.collect(job, jobargs)
+        return build_jobzip(
+            self, job, self.getitem("required_files", job, jobargs, {}), modules, shipped
+        )
 
     # -- running a task (node side) --------------------------------------------------------
     def input(self, task: Any, merged: bool = False, **kwds: Any) -> Input:
@@ -565,7 +589,7 @@ class Worker(dict):
 
     def start(self, task: Any, job: Any, **jobargs: Any) -> None:
         """Run the task: memory limit, scratch directory, ``run`` (maybe profiled), ``end``."""
-        _apply_memory_limit()
+        _apply_memory_limit(getattr(job, "settings", None))
         task.makedirs()
         if self.getitem("profile", job, jobargs):
             self._profiled_run(task, job, jobargs)
@@ -590,6 +614,19 @@ class Worker(dict):
 
     def run(self, task: Any, job: Any, **jobargs: Any) -> None:
         self.getitem(task.stage, job, jobargs)(task, job, **jobargs)
+
+    def resolve(self, task: Any, job: Any, jobargs: dict[str, Any]) -> None:
+        """On the node, before a stage runs: make ``task`` the active task, resolve every
+        parameter into this dict and check the client's Python version (19.4)."""
+        global active_task
+        active_task = task
+        for key in list(self):
+            self[key] = self.getitem(key, job, jobargs)
+        version = "%d.%d" % sys.version_info[:2]
+        if self.get("version", version) != version:
+            from disco.worker.report import check_python_version
+
+            check_python_version({"DISCO_JOB_PYTHON": str(self["version"])})
 
     def end(self, task: Any, job: Any, **jobargs: Any) -> None:
         self.send_outputs()
@@ -706,15 +743,27 @@ class Worker(dict):
 
     @classmethod
     def main(cls) -> None:
-        """Entry point on the nodes (library.md 17.1): run one task and report it."""
-        import traceback
+        """Entry point on the nodes (library.md 17.1): run one task and report it.
 
+        A failure is reported with ERROR (retried) or FATAL (kills the job), chosen by
+        ``disco.worker.report.classify``; the details go to the attempt's report file.
+        """
         global active_task
         sys.stdout = sys.stderr = MessageWriter(cls)  # type: ignore[assignment]
+        _report.reporter.start()
+        task = None
         try:
             cls.send("WORKER", {"pid": os.getpid(), "version": PROTOCOL_VERSION})
             task = active_task = cls.get_task()
-            job, jobargs = task.jobobjs
+            _report.check_python_version()
+            try:
+                job, jobargs = task.jobobjs
+            except Exception as e:
+                raise _report.JobCodeError(
+                    "the job's code could not be loaded on node %s; modules that are "
+                    "imported in ways Disco cannot see can be listed in required_modules"
+                    % task.host
+                ) from e
             job.worker.start(task, job, **jobargs)
             sys.stdout.flush()
             cls.send("DONE")
@@ -722,11 +771,10 @@ class Worker(dict):
             # Nobody to report to any more.
             sys.__stderr__.write("disco worker: %s\n" % e)  # type: ignore[union-attr]
             raise SystemExit(1)
-        except (DataError, OSError, MemoryError):
-            # Recoverable (17.6): the master retries the task.
-            cls._report("ERROR", traceback.format_exc())
-        except Exception:
-            cls._report("FATAL", traceback.format_exc())
+        except (Exception, SystemExit) as e:
+            severity, failure = _report.classify(e, task)
+            _report.reporter.failed(failure)
+            cls._report("ERROR" if severity == "error" else "FATAL", failure.text())
         _wait_for_end()
 
     @classmethod
@@ -747,15 +795,20 @@ def _wait_for_end() -> None:
         pass
 
 
-def _apply_memory_limit() -> None:
-    """Limit the address space to ``DISCO_WORKER_MAX_MEM`` ("N%" of RAM, or bytes)."""
+def _apply_memory_limit(settings: Any = None) -> None:
+    """Limit the address space to ``DISCO_WORKER_MAX_MEM`` of the job's (client's)
+    settings (master-api.md 11): ``"N%"`` of RAM, or a size such as ``"512M"``."""
     from disco.settings import DiscoSettings
     from disco.sysutil import set_mem_limit
 
     try:
-        set_mem_limit(DiscoSettings()["DISCO_WORKER_MAX_MEM"])
+        setting = (settings if settings is not None else DiscoSettings())["DISCO_WORKER_MAX_MEM"]
+        nbytes = set_mem_limit(setting)
     except (ValueError, OSError, KeyError) as e:
         logger.warning("DISCO_WORKER_MAX_MEM not applied: %s", e)
+        return
+    if nbytes:
+        _report.reporter.memory_limit(nbytes, str(setting))
 
 
 def read_index(url: str | list[str], task: Any = None) -> Iterator[tuple[int, str, int]]:

@@ -80,15 +80,10 @@ def test_token_sets_ddfs_tokens(capsys) -> None:
 def test_versions_and_ddfs(capsys) -> None:
     assert main(["client_version"]) == 0
     assert capsys.readouterr().out.strip()
-    assert ddfs_cli.main(["ls"]) == 1
-    assert "DDFS is not available yet" in capsys.readouterr().err
-
-
-def test_oob_and_pstats_say_ddfs_is_missing(capsys) -> None:
-    assert main(["-M", "127.0.0.1:9", "oob", "Job@1:2:3"]) == 1
-    assert "DDFS is not available" in capsys.readouterr().err
-    assert main(["-M", "127.0.0.1:9", "pstats", "Job@1:2:3"]) == 1
-    assert "DDFS is not available" in capsys.readouterr().err
+    assert ddfs_cli.main(["-M", "http://127.0.0.1:9"]) == 0
+    assert capsys.readouterr().out == "Disco master at http://127.0.0.1:9\n"
+    assert ddfs_cli.main(["nosuch"]) == 1
+    assert "unrecognized command: nosuch" in capsys.readouterr().err
 
 
 def test_job_dump_builds_a_v1_pack(capsysbinary, tmp_path, monkeypatch) -> None:

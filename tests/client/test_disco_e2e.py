@@ -157,15 +157,14 @@ def test_clean_and_purge(master) -> None:
     disco.clean(UNKNOWN)
 
 
-def test_oob_and_profile_need_ddfs(master) -> None:
+def test_oob_and_profile_of_an_unknown_job(master) -> None:
     disco: Disco = master.disco
-    for call in (
-        lambda: disco.oob_get("J@1:2:3", "key"),
-        lambda: disco.oob_list("J@1:2:3"),
-        lambda: disco.profile_stats("J@1:2:3"),
-    ):
-        with pytest.raises(DiscoError, match="DDFS is not available"):
+    with pytest.raises(DiscoError, match="Unknown key or jobname"):
+        disco.oob_get("J@1:2:3", "key")
+    for call in (lambda: disco.oob_list("J@1:2:3"), lambda: disco.profile_stats("J@1:2:3")):
+        with pytest.raises(CommError) as info:
             call()
+        assert info.value.code == 404
 
 
 def test_new_job_runs_a_classic_job(master) -> None:

@@ -12,6 +12,8 @@ import pytest
 
 from disco.error import DataError
 from disco.fileutils import (
+    HUNK_SIZE,
+    RECORD_PICKLE_PROTOCOL,
     Chunker,
     DiscoOutput,
     DiscoOutputStream,
@@ -43,7 +45,7 @@ def hunks(data: bytes) -> list[tuple[int, int, int, bytes]]:
 def test_hunk_layout_byte_for_byte() -> None:
     records = [(b"key", "value"), (1, (2, 3))]
     data = write_records(records)
-    payload = b"".join(pickle.dumps(r, 1) for r in records)
+    payload = b"".join(pickle.dumps(r, RECORD_PICKLE_PROTOCOL) for r in records)
     first = struct.pack("<BBIQ", 0x81, 1, zlib.crc32(payload), len(zlib.compress(payload, 2)))
     assert data.startswith(first + zlib.compress(payload, 2))
     # the trailing empty hunk: CRC of b"", compressed empty payload
@@ -61,7 +63,11 @@ def test_close_always_writes_one_empty_hunk() -> None:
 def test_uncompressed_hunks_store_the_payload() -> None:
     data = write_records([("a", 1)], compression_level=0)
     (version, flag, crc, payload), _ = hunks(data)
-    assert flag == 0 and payload == pickle.dumps(("a", 1), 1) and crc == zlib.crc32(payload)
+    assert (
+        flag == 0
+        and payload == pickle.dumps(("a", 1), RECORD_PICKLE_PROTOCOL)
+        and crc == zlib.crc32(payload)
+    )
 
 
 def test_hunks_flush_after_min_hunk_size() -> None:
@@ -169,9 +175,15 @@ def test_disco_output_is_atomic(tmp_path) -> None:
 
 
 def test_chunker_splits_and_checks_record_size() -> None:
-    lines = [b"line %d\n" % i + b"x" * 1000 for i in range(100)]
-    chunks = list(Chunker(chunk_size=20000).chunks(lines))
-    assert len(chunks) > 1
+    # ddfs.md 3.4: a chunk closes once its flushed (compressed) hunks pass chunk_size
+    lines = [b"line %d\n" % i + os.urandom(1000) for i in range(3000)]
+    size = HUNK_SIZE + HUNK_SIZE // 2
+    chunks = list(Chunker(chunk_size=size).chunks(lines))
+    assert len(chunks) >= 2
+    assert all(size < len(c) < size + 2 * HUNK_SIZE for c in chunks[:-1])
+    assert list(Chunker(chunk_size=20000).chunks(lines[:100])) == [
+        b"".join(Chunker().chunks(lines[:100]))
+    ]
     assert [r for c in chunks for r in chain_reader(io.BytesIO(c), None, "u")] == lines
     with pytest.raises(ValueError, match="Record of size .* is larger than max_record_size: 10"):
         list(Chunker(max_record_size=10).chunks([b"x" * 100]))

@@ -80,3 +80,27 @@ def test_groupings(grouping, expected):
 def test_no_items_no_tasks():
     for grouping in ("split", "group_label", "group_node", "group_node_label", "group_all"):
         assert group_items(grouping, []) == []
+
+
+def test_hosts_outside_the_cluster_form_one_node() -> None:
+    items = [
+        DataItem(0, 0, ("http://files.example/a",)),
+        DataItem(0, 0, ("raw://text",)),
+        DataItem(1, 0, ("disco://n1/x",)),
+        DirItem("dir://n1/idx", ((1, 3),)),
+    ]
+    cluster = frozenset({"n1", "n2"})
+    assert group_items("group_node", items, cluster) == [
+        ((0, ""), [TaskInput(0, ("http://files.example/a",)), TaskInput(0, ("raw://text",))]),
+        ((0, "n1"), [TaskInput(1, ("disco://n1/x",)), TaskInput("all", ("dir://n1/idx",))]),
+    ]
+    assert [g for g, _ in group_items("group_node_label", items, cluster)] == [
+        (0, ""),
+        (1, "n1"),
+    ]
+    # split keeps each input's own host; without a cluster every URL host is a node
+    assert [g for g, _ in group_items("split", items[:2], cluster)] == [
+        (0, "files.example"),
+        (0, "text"),
+    ]
+    assert len(group_items("group_node", items[:2])) == 2

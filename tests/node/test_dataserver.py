@@ -161,3 +161,42 @@ def test_safe_path_and_strip_proxy(roots):
     assert strip_proxy("/proxy/n/GET/disco/x") == "/disco/x"
     assert strip_proxy("/proxy/n/GET") == "/"
     assert strip_proxy("/disco/x") == "/disco/x"
+
+
+def test_too_many_downloads_is_503_and_the_slot_is_freed(tmp_path):
+    """2.5: beyond the download limit the answer is 503; a finished download frees it."""
+    data, ddfs = tmp_path / "data", tmp_path / "ddfs"
+    os.makedirs(data / "n")
+    big = data / "n" / "big"
+    big.write_bytes(b"x" * (64 << 20))  # larger than the socket buffers: the send stalls
+    (data / "n" / "small").write_bytes(b"small")
+
+    async def main():
+        runner = web.AppRunner(create_data_app(str(data), str(ddfs), max_downloads=1))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        base = "http://127.0.0.1:%d" % port
+        try:
+            # A client that asks for the big file and does not read it holds the slot.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /disco/n/big HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")
+            status, _, body = await fetch(base + "/disco/n/small")
+            assert (status, body) == (
+                503,
+                b"Maximum number of downloaders reached. Try again later",
+            )
+            writer.close()  # the stalled download ends ...
+            for _ in range(100):
+                status, _, body = await fetch(base + "/disco/n/small")
+                if status == 200:
+                    break
+                await asyncio.sleep(0.05)
+            assert (status, body) == (200, b"small")  # ... and its slot is free again
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())

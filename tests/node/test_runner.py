@@ -262,9 +262,16 @@ def test_unparsable_stream_collects_last_words(tmp_path):
     result, channel, _ = run(tmp_path, body)
     assert result == TaskFailed(
         "error",
-        'Worker died. Last words:\nTraceback (most recent call last):\n  File "x.py", line 1\n',
+        "WorkerExit: the worker process exited with code 1 before the task finished\n"
+        "  in map task 3 on node1 (attempt 1)\n"
+        "Last output of the worker:\n"
+        'Traceback (most recent call last):\n  File "x.py", line 1',
     )
-    assert channel.events == ["WARNING: [map:3] Could not parse worker event: invalid_length"]
+    assert result.failure is not None and result.failure.kind == "exit"
+    assert channel.events == [
+        "WARNING: [map:3] Could not parse worker event: invalid_length",
+        "WARNING: [map:3] Worker crashed! (exit code: 1)",
+    ]
 
 
 def test_unparsable_stream_worker_does_not_exit(tmp_path):
@@ -296,19 +303,26 @@ def test_last_words_are_capped(tmp_path):
 @pytest.mark.parametrize("code", [0, 3])
 def test_exit_before_done_without_output(tmp_path, code):
     result, channel, _ = run(tmp_path, "hello\nexit %d\n" % code)
-    assert result == TaskFailed("error", "Worker died without output")
+    assert result.kind == "error" and result.message.startswith(
+        "WorkerExit: the worker process exited with code %d before the task finished\n" % code
+    )
+    assert result.message.endswith("\nWorker died without output")
     assert channel.events == ["WARNING: [map:3] Worker crashed! (exit code: %d)" % code]
 
 
 def test_exit_mid_message_reports_partial_output(tmp_path):
     result, channel, _ = run(tmp_path, "hello\nprintf 'MSG 100 \"half'\nexit 2\n")
-    assert result == TaskFailed("error", 'Worker died. Last words:\nMSG 100 "half')
+    assert result.kind == "error"
+    assert result.message.endswith('Last output of the worker:\nMSG 100 "half')
     assert channel.events == ["WARNING: [map:3] Worker crashed! (exit code: 2)"]
 
 
 def test_killed_by_signal_reports_shell_exit_code(tmp_path):
     result, channel, _ = run(tmp_path, "hello\nkill -9 $$\n")
-    assert result == TaskFailed("error", "Worker died without output")
+    assert result.message.startswith(
+        "WorkerKilled: the worker process was killed by signal 9 (SIGKILL)\n"
+    )
+    assert result.failure is not None and result.failure.kind == "signal"
     assert channel.events == ["WARNING: [map:3] Worker crashed! (exit code: 137)"]
 
 
@@ -319,10 +333,13 @@ def test_missing_worker_executable(tmp_path):
     channel = Channel()
     result = asyncio.run(run_worker(spec, channel, home, limits=FAST))
     assert isinstance(result, TaskFailed) and result.kind == "error"
-    assert result.message.startswith("Worker died. Last words:\n")
+    assert result.message.startswith("WorkerExit: the worker process exited with code 127")
     assert "bin/worker" in result.message
     assert "No such file or directory" in result.message
-    assert channel.events == ["WARNING: [map:3] Could not parse worker event: invalid_length"]
+    assert channel.events == [
+        "WARNING: [map:3] Could not parse worker event: invalid_length",
+        "WARNING: [map:3] Worker crashed! (exit code: 127)",
+    ]
 
 
 def test_msg_rate_limit_kills_a_chatty_worker(tmp_path):

@@ -193,11 +193,13 @@ def test_unknown_jobargs_are_ignored(fake_master: FakeMaster) -> None:
 
 # -- the other parts of the pack --------------------------------------------------------------
 def test_jobenvs_pythonpath() -> None:
-    assert pythonpath(["", "/a/b", "rel"]) == "lib::a/b:rel:/a/b"
+    assert pythonpath(["", "/a/b", "rel"]) == "lib::a/b:rel"
     envs = Worker().jobenvs(Job(master="http://127.0.0.1:1"))
     assert envs["LD_LIBRARY_PATH"] == "lib"
     assert envs["PYTHONPATH"].startswith("lib:")
-    assert [p for p in sys.path if os.path.isabs(p)][-1] in envs["PYTHONPATH"].split(":")
+    # nodes must not depend on this machine's directories: user modules are shipped
+    assert not any(os.path.isabs(p) for p in envs["PYTHONPATH"].split(":"))
+    assert envs["DISCO_JOB_PYTHON"] == "%d.%d" % sys.version_info[:2]
 
 
 def test_jobhome_contents(fake_master: FakeMaster, tmp_path: Any) -> None:
@@ -216,8 +218,11 @@ def test_jobhome_contents(fake_master: FakeMaster, tmp_path: Any) -> None:
     assert zf.read("bin/disco-worker") == LAUNCHER
     assert stat.S_IMODE(zf.getinfo("bin/disco-worker").external_attr >> 16) == 0o755
     assert os.path.abspath(__file__).lstrip("/") in names  # the job's module
+    # Disco's own classic worker is installed on the nodes: not in the job home
     worker_src = sys.modules[Worker.__module__].__file__
-    assert worker_src is not None and worker_src.lstrip("/") in names
+    assert worker_src is not None and worker_src.lstrip("/") not in names
+    # this test module is a user module: shipped under lib/ at its package path
+    assert "lib/tests/worker/test_job.py" in names and "lib/tests/__init__.py" in names
     assert zf.read("lib/table.txt") == b"t\n"
     assert zf.read(str(helper).lstrip("/")) == b"X = 1\n"
     assert not any(n.startswith(("disco/", "clx/")) for n in names)

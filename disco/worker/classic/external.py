@@ -82,7 +82,8 @@ class ExternalProcess:
         for raw in self.proc.stderr:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             if line.startswith("**<MSG>"):
-                print(line[len("**<MSG>") :].strip(), file=sys.stderr)  # a task message
+                # One write per message: the task's stderr turns complete lines into MSG.
+                sys.stderr.write(line[len("**<MSG>") :].strip() + "\n")
             elif line.startswith("**<ERR>"):
                 self.errors.append(line[len("**<ERR>") :].strip())
             elif line:
@@ -119,14 +120,23 @@ class ExternalProcess:
         data = self._read(_U32.size)
         return None if data is None else _U32.unpack(data)[0]
 
-    def _read_pair(self) -> tuple[bytes, bytes]:
-        klen = self._read_u32()
-        key = self._read(klen) if klen else b""
-        vlen = self._read_u32()
-        value = self._read(vlen) if vlen else b""
-        if klen is None or vlen is None or key is None or value is None:
+    def _read_item(self) -> bytes:
+        size = self._read_u32()
+        if size is None:
             self._fail("ended in the middle of a record")
-        return key or b"", value or b""
+        elif size > MAX_ITEM_SIZE:
+            self.proc.kill()
+            raise ExternalError(
+                "External program sent a key or value of %d bytes, over the 1 GiB limit" % size
+            )
+        data = self._read(size) if size else b""
+        if data is None:
+            self._fail("ended in the middle of a record")
+        return data or b""
+
+    def _read_pair(self) -> tuple[bytes, bytes]:
+        key = self._read_item()
+        return key, self._read_item()
 
     def map(self, entry: Any) -> list[tuple[bytes, bytes]]:
         """Send one entry (a bare entry with an empty key); read ``count`` pairs back."""
@@ -172,18 +182,31 @@ class ExternalProcess:
         if code != 0:
             raise ExternalError("External program exited with status %d" % code)
 
-    def close(self) -> None:
+    def close(self, check: bool = False) -> None:
+        """End the program (stdin closed, 10 s to exit, then killed).  With ``check``,
+        raise ``ExternalError`` if it reported ``**<ERR>`` or exited with a failure."""
         if self.proc.poll() is None:
             if self.proc.stdin and not self.proc.stdin.closed:
-                self.proc.stdin.close()
+                try:
+                    self.proc.stdin.close()
+                except BrokenPipeError:
+                    pass
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for f in (self.proc.stdout, self.proc.stderr):
-            if f is not None:
-                f.close()
+        self._stderr.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        if self.proc.stderr is not None and not self._stderr.is_alive():
+            # A child of the program may still hold stderr open; closing it under the
+            # reading thread would block until that child exits.
+            self.proc.stderr.close()
+        if check:
+            self._check()
+            if self.proc.returncode != 0:
+                raise ExternalError("External program exited with status %d" % self.proc.returncode)
 
 
 def prepare(
@@ -220,8 +243,9 @@ def ext_reduce(red_in: Iterable[tuple[Any, Any]], red_out: Any, params: Any) -> 
         red_out.add(k, v)
 
 
-def close_ext() -> None:
+def close_ext(check: bool = False) -> None:
+    """Stop the prepared program; ``check`` as in ``ExternalProcess.close``."""
     global _proc
-    if _proc is not None:
-        _proc.close()
-        _proc = None
+    proc, _proc = _proc, None
+    if proc is not None:
+        proc.close(check=check)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import pickle
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -37,6 +38,8 @@ _STUBS = frozenset(
     ("map", "reduce", "reduce2", "partition", "combiner", "init", "input_stream", "output_stream")
 )
 _SHUFFLE_STAGES = ("map_shuffle", "reduce_shuffle")
+#: What writing a record raises when the record cannot be pickled.
+UNSERIALIZABLE = (TypeError, AttributeError, ValueError, RecursionError, pickle.PicklingError)
 
 
 def _client_version() -> str:
@@ -143,16 +146,7 @@ class Worker(BaseWorker):
 
     # -- node side (library.md 17.2) ------------------------------------------------------
     def run(self, task: Any, job: Any, **jobargs: Any) -> None:
-        import disco.worker
-
-        disco.worker.active_task = task
-        for key in list(self):
-            self[key] = self.getitem(key, job, jobargs)
-        if self["version"] != _client_version():
-            raise AssertionError(
-                "Python version mismatch: the job was built with Python %s, "
-                "this node runs %s" % (self["version"], _client_version())
-            )
+        self.resolve(task, job, jobargs)
         params = self["params"]
         stage_key = "reduce" if task.stage == "reduce" else "map"
         external = None
@@ -172,6 +166,8 @@ class Worker(BaseWorker):
                 self.shuffle(task, params)
             else:
                 raise DiscoError("The classic worker has no stage %r" % task.stage)
+            if external is not None:
+                external.close_ext(check=True)  # a late **<ERR> or exit status fails the task
         finally:
             if external is not None:
                 external.close_ext()
@@ -200,7 +196,10 @@ class Worker(BaseWorker):
             if pairs:
                 out = writer(part)
                 for key, value in pairs:
-                    out.add(key, value)
+                    try:
+                        out.add(key, value)
+                    except UNSERIALIZABLE as e:
+                        raise output_error("combiner", key, value, e) from e
 
         self["map_init"](entries, params)
         for entry in entries:
@@ -210,7 +209,11 @@ class Worker(BaseWorker):
                     buffer = buffers.setdefault(part, {})
                     emit(part, combiner(key, value, buffer, False, params))
                 else:
-                    writer(part).add(key, value)
+                    out = writer(part)
+                    try:
+                        out.add(key, value)
+                    except UNSERIALIZABLE as e:
+                        raise output_error("map", key, value, e) from e
         for part, buffer in buffers.items():
             emit(part, combiner(None, None, buffer, True, params))
 
@@ -258,9 +261,12 @@ class Worker(BaseWorker):
         self["reduce_init"](entries, params)
         if util.argcount(fn_reduce) < 3:
             for key, value in fn_reduce(entries, params):
-                out.add(key, value)
+                try:
+                    out.add(key, value)
+                except UNSERIALIZABLE as e:
+                    raise output_error("reduce", key, value, e) from e
         else:
-            fn_reduce(entries, out, params)
+            fn_reduce(entries, _CheckedOutput(out), params)
 
     # -- helpers ----------------------------------------------------------------------------
     def status_iter(self, iterator: Iterable[Any], template: str) -> Iterator[Any]:
@@ -289,6 +295,33 @@ class Worker(BaseWorker):
         seen: set[int] = set()
         for value in self.values():
             _globalize(value, names, seen)
+
+
+def output_error(source: str, key: Any, value: Any, exc: Exception) -> Exception:
+    """``OutputError`` naming the record that could not be written."""
+    from disco.error import OutputError
+    from disco.failure import short_repr
+
+    return OutputError(
+        "a record yielded by %s cannot be serialized: %s: %s (key %s, value %s)"
+        % (source, type(exc).__name__, exc, short_repr(key, 80), short_repr(value, 80))
+    )
+
+
+class _CheckedOutput:
+    """The output a 3-argument reduce writes to: failed writes become ``OutputError``."""
+
+    def __init__(self, out: Any) -> None:
+        self._out = out
+
+    def add(self, key: Any, value: Any) -> None:
+        try:
+            self._out.add(key, value)
+        except UNSERIALIZABLE as e:
+            raise output_error("reduce", key, value, e) from e
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._out, name)
 
 
 def injected_names(task: Any, required_modules: Iterable[Any]) -> dict[str, Any]:

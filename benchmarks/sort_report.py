@@ -1,0 +1,107 @@
+"""The sort section of ``docs/benchmarks.md`` (``bench_report.build_report`` calls it).
+
+Records: ``sort/<records label>/<system>.jsonl`` (+ ``.verify.json``) from
+``../shared/bench/run_peers.sh`` (peers) and ``benchmarks/run.py`` (ours),
+``inputs/<records label>.json``, and ``disco/phases/sort-<run>.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import bench_report as br
+
+REFERENCE = "python-sort"
+HOW = {
+    br.OURS: "this project: `benchmarks/sort_disco.py` runs `examples/pipeline_sort.py` on "
+    "the embedded default master (started inside the timed process): keys sampled for 3 "
+    "range boundaries, 4 line-aligned `raw://path:start:end` ranges; stage `partition` "
+    "(`split`) writes each record to its key range's label, stage `sort` (`group_label`, "
+    "`combine=True, sort=True`: the records of a label are sorted on disk by GNU sort) "
+    "writes them back; the client concatenates the 4 outputs",
+    REFERENCE: "`readlines()` + `list.sort()` + `writelines()`, one process; the reference output",
+    "gnu-sort-p2": "`LC_ALL=C sort --parallel=2 -S 25%`",
+    "pyspark-sortByKey": "PySpark `textFile.map(line -> (key, rest)).sortByKey()`, "
+    "`saveAsTextFile`, part files concatenated; `local[2]`, JVM start included",
+    "dask-dataframe-sort": "Dask dataframe `sort_values`, 2 worker processes",
+}
+
+
+def load_sort(results: str, run: dict[str, Any]) -> dict[str, Any] | None:
+    """The sort records of the run, or ``None`` when it had no sort benchmark."""
+    label = run.get("sort_label")
+    if not label:
+        return None
+    return {
+        "label": label,
+        "input": br.load_json(os.path.join(results, "inputs", label + ".json"), {}) or {},
+        "systems": br.load_systems(os.path.join(results, "sort", label)),
+        "phases": br.load_phases(os.path.join(results, br.OURS, "phases"), "sort-"),
+        "ran": set(run.get("systems_ran", [])) | set(run.get("sort_peers", [])),
+    }
+
+
+def sort_section(d: dict[str, Any] | None, out: list[str]) -> None:
+    """Append the ``## Sort`` section (nothing when ``d`` is ``None``)."""
+    if d is None:
+        return
+    inp, systems = d["input"], d["systems"]
+    nbytes = inp.get("bytes")
+    out.append("## Sort — %s (`%s`)" % (br.human_bytes(nbytes), inp.get("spec", d["label"])))
+    out.append("")
+    ours = systems.get(br.OURS, {})
+    om = ours.get("median")
+    out.append(
+        "| system | runs | median s | min–max s | MB/s | CPU s | peak memory, whole tree MiB "
+        "(PSS) | output | disco speed vs it |"
+    )
+    out.append("|" + "---|" * 9)
+    order = [br.OURS, REFERENCE] + [s for s in systems if s not in (br.OURS, REFERENCE)]
+    for name in order:
+        s = systems.get(name)
+        if s is None:
+            continue
+        med = s.get("median")
+        speed = br.ratio(med, om) if name != br.OURS else None
+        label = "**`%s`**" % name if name == br.OURS else "`%s`" % name
+        if name not in d["ran"]:
+            label += " †"
+        out.append(
+            "| %s | %d/%d | %s | %s | %s | %s | %s | %s | %s |"
+            % (
+                label,
+                s["n_ok"],
+                s["n"],
+                "**%s**" % br.fmt(med) if med else "**failed**",
+                "%s–%s" % (br.fmt(s.get("min")), br.fmt(s.get("max"))) if med else "–",
+                br.fmt(nbytes / 1e6 / med, 1) if med and nbytes else "–",
+                br.fmt(s.get("cpu")),
+                br.mib(s.get("pss_kb")),
+                br.verify_text(s.get("verify") or {}),
+                "%.2f×" % speed if speed else "–",
+            )
+        )
+    out.append("")
+    out.append(
+        "*disco speed vs it* = that system's median / disco's median (below 1: that system "
+        "is faster). `= ref` = byte-identical to the `python-sort` output. † = not run in "
+        "this run (figures from an earlier run)."
+    )
+    for name in order:
+        for failure in (systems.get(name) or {}).get("failed", []):
+            out.append("- `%s` %s." % (name, failure))
+    ph = d["phases"]
+    if ph:
+        out.append("")
+        out.append(
+            "Where disco's time goes (median, seconds, inside `sort_disco.py`): starting the "
+            "embedded master %s, the sort from sampling the keys to the last byte of the "
+            "output %s; the rest is interpreter start, imports and exit."
+            % (br.fmt(ph.get("master_s")), br.fmt(ph.get("sort_s")))
+        )
+    out.append("")
+    for name in order:
+        if name in systems and name in HOW:
+            out.append("- `%s`: %s." % (name, HOW[name]))
+    out.append("")

@@ -1,0 +1,165 @@
+"""The task's side of failure reporting: what the worker knows when a task fails.
+
+Keeps the attempt's report file (``disco.failure``) up to date with the input being
+read and the memory limit, turns an exception into a ``Failure`` of the right class
+(with the traceback of the job's own code, Disco's frames left out), and points
+``faulthandler`` at ``<report>.crash`` so a segfault leaves a Python traceback behind.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from disco.error import DataError, OutputError, PythonVersionError
+from disco.failure import REPORT_ENV, Failure, write_report
+
+_DISCO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+#: Environment variable of job packs: the client's ``major.minor`` Python version.
+PYTHON_ENV = "DISCO_JOB_PYTHON"
+
+
+class JobCodeError(Exception):
+    """The job's pickled code could not be loaded on this node."""
+
+
+class _Reporter:
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self.state: dict[str, Any] = {}
+        self._crash_file: Any = None
+
+    def start(self, environ: Any = None) -> None:
+        """Read the report path from the environment; send crash tracebacks there."""
+        environ = os.environ if environ is None else environ
+        self.path = environ.get(REPORT_ENV) or None
+        self.state = {}
+        if self.path is None:
+            return
+        import faulthandler
+
+        try:
+            self._crash_file = open(self.path + ".crash", "w")  # noqa: SIM115 - kept open
+            faulthandler.enable(self._crash_file)
+        except OSError:
+            self._crash_file = None
+
+    def _save(self) -> None:
+        if self.path is not None:
+            write_report(self.path, self.state)
+
+    def reading(self, url: str) -> None:
+        """The task opened ``url`` (an input replica)."""
+        if self.state.get("input") != url:
+            self.state["input"] = url
+            self._save()
+
+    def memory_limit(self, nbytes: int, setting: str) -> None:
+        self.state["max_mem"] = nbytes
+        self.state["max_mem_setting"] = setting
+        self._save()
+
+    def failed(self, failure: Failure) -> None:
+        self.state["failure"] = failure.to_json()
+        self._save()
+
+
+reporter = _Reporter()
+
+
+def check_python_version(environ: Any = None) -> None:
+    """Raise ``PythonVersionError`` if the job was packed with another Python."""
+    environ = os.environ if environ is None else environ
+    wanted = environ.get(PYTHON_ENV)
+    here = "%d.%d" % sys.version_info[:2]
+    if wanted and wanted != here:
+        raise PythonVersionError(
+            "Python version mismatch: the job was packed with Python %s but this node "
+            "runs Python %s (%s); "
+            "run the job with the Python version of the nodes" % (wanted, here, sys.executable)
+        )
+
+
+def user_traceback(exc: BaseException, only_user: bool = False) -> str:
+    """The formatted traceback of ``exc`` without Disco's own frames.
+
+    With no frame of the job's code in it, the whole traceback, or ``""`` if
+    ``only_user`` (Disco's own failures say all in their message).
+    """
+    import traceback
+
+    tb = traceback.TracebackException.from_exception(exc, capture_locals=False)
+    chain = [tb]
+    while chain[-1].__cause__ is not None or chain[-1].__context__ is not None:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)  # type: ignore[arg-type]
+    import sysconfig
+
+    stdlib = os.path.join(sysconfig.get_paths()["stdlib"], "")
+    user_frames = 0
+    for part in chain:
+        frames = [f for f in part.stack if not f.filename.startswith(_DISCO_DIR)]
+        user_frames += sum(not f.filename.startswith(stdlib) for f in frames)
+        if frames:
+            part.stack = traceback.StackSummary.from_list(frames)
+    if only_user and not user_frames:
+        return ""
+    return "".join(tb.format())
+
+
+def _mb(nbytes: int) -> int:
+    return round(nbytes / (1 << 20))
+
+
+def classify(exc: BaseException, task: Any = None) -> tuple[str, Failure]:
+    """``("error" | "fatal", Failure)`` for an exception that ended the task.
+
+    Recoverable (retried, 17.6): unreadable inputs, ``OSError`` and ``MemoryError``.
+    Everything else is a bug or a setting that a retry would not fix: fatal.
+    """
+    state = reporter.state
+    severity, kind = "fatal", "exception"
+    exc_type, message = type(exc).__name__, str(exc)
+    trace = user_traceback(exc)
+    current_input = state.get("input")
+    if isinstance(exc, PythonVersionError):
+        kind, trace = "version", ""
+    elif isinstance(exc, JobCodeError):
+        kind = "code"
+        cause = exc.__cause__ or exc
+        exc_type, message = type(cause).__name__, "%s (%s)" % (cause, exc)
+        trace = user_traceback(cause)
+    elif isinstance(exc, OutputError):
+        kind, trace = "output", user_traceback(exc, only_user=True)
+    elif isinstance(exc, DataError):
+        severity, kind, trace = "error", "input", user_traceback(exc, only_user=True)
+        if isinstance(exc.url, str):
+            current_input = exc.url
+    elif isinstance(exc, MemoryError):
+        severity, kind = "error", "memory"
+        limit = state.get("max_mem")
+        if limit:
+            message = "the task exceeded %d MB, its memory limit (DISCO_WORKER_MAX_MEM=%s)" % (
+                _mb(limit),
+                state.get("max_mem_setting"),
+            )
+        else:
+            message = "the task ran out of memory"
+    elif isinstance(exc, SystemExit):
+        kind = "exit"
+        message = "sys.exit(%r) was called by the job's code" % (exc.code,)
+    elif isinstance(exc, OSError):
+        severity = "error"
+    failure = Failure(
+        kind=kind,
+        exc_type=exc_type,
+        exc_message=message,
+        traceback=trace,
+        input=current_input,
+        stage=getattr(task, "stage", "") or "",
+        taskid=getattr(task, "taskid", -1),
+        host=getattr(task, "host", "") or "",
+        jobname=getattr(task, "jobname", "") or "",
+    )
+    return severity, failure

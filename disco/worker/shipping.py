@@ -1,0 +1,330 @@
+"""Shipping the job's code to nodes where none of the user's code is installed.
+
+``collect(job, jobargs)`` pickles the job the way its jobdata will be pickled, with a
+pickler that writes down every module the pickle refers to by name (functions and
+classes of importable modules, module objects) and every module the by-value functions
+import in their bodies.  Those that are *user modules* (not part of Python, not
+installed in site-packages, not Disco) are followed through their own ``import``
+statements (read with ``ast``), and the source files of all of them go into the job
+home under ``lib/`` (which is on the workers' ``PYTHONPATH``) at their package paths.
+So a job can use a function of its script's ``__main__``, of a sibling module, of a
+package next to the script, or of a module found only through a ``sys.path`` entry the
+node does not have.  Functions and classes of ``__main__`` and of notebook-style
+namespaces are pickled by value by ``cloudpickle``.
+
+If the pickle fails, ``locate`` walks the job's parameters down to the object that
+cannot be pickled (an open file, a lock, a socket ...) and ``collect`` raises
+``JobShippingError`` naming it and where it was found, before anything is submitted.
+"""
+
+from __future__ import annotations
+
+import ast
+import dis
+import functools
+import importlib.util
+import io
+import os
+import site
+import sys
+import sysconfig
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import cloudpickle
+
+from disco.error import JobShippingError
+from disco.failure import short_repr as _short
+
+_MAX_DEPTH = 12
+
+
+# -- which modules are the user's ------------------------------------------------------------
+@functools.cache
+def _installed_dirs() -> tuple[str, ...]:
+    """Directories of this Python's standard library and site-packages."""
+    dirs: set[str] = set()
+    for scheme_vars in (None, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}):
+        paths = sysconfig.get_paths(vars=scheme_vars) if scheme_vars else sysconfig.get_paths()
+        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+            if paths.get(key):
+                dirs.add(paths[key])
+    try:
+        dirs.update(site.getsitepackages())
+    except AttributeError:  # some embedded interpreters lack it
+        pass
+    user_site = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
+    if isinstance(user_site, str):
+        dirs.add(user_site)
+    return tuple(os.path.join(os.path.realpath(d), "") for d in dirs)
+
+
+def user_module_file(name: str) -> str | None:
+    """The source file of module ``name`` if it is a user module, else ``None``.
+
+    User modules are importable here, have a file, and are neither part of the
+    standard library, nor installed in site-packages, nor Disco itself.
+    """
+    top = name.partition(".")[0]
+    if not name or top in ("__main__", "disco") or top in sys.stdlib_module_names:
+        return None
+    module = sys.modules.get(name)
+    if module is not None:
+        path = getattr(module, "__file__", None)
+    else:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError, AttributeError):
+            return None
+        path = spec.origin if spec is not None and spec.has_location else None
+    if not path or not os.path.isfile(path):
+        return None
+    real = os.path.realpath(path)
+    if real.startswith(_installed_dirs()):
+        return None
+    return path
+
+
+def ship_path(name: str, path: str) -> str:
+    """Where module ``name`` (from file ``path``) goes in the job home: ``lib/<pkg>/<file>``."""
+    parts = name.split(".")
+    base = os.path.basename(path)
+    if base.startswith("__init__."):
+        return "/".join(["lib", *parts, base])
+    return "/".join(["lib", *parts[:-1], base])
+
+
+# -- finding the modules ---------------------------------------------------------------------
+def _resolve(name: str, level: int, package: str | None) -> str | None:
+    if level == 0:
+        return name
+    if not package:
+        return None
+    base = package.rsplit(".", level - 1)[0] if level > 1 else package
+    return "%s.%s" % (base, name) if name else base
+
+
+def _code_imports(code: types.CodeType, package: str | None) -> Iterator[str]:
+    """Absolute names imported by ``import``/``from`` statements in ``code`` (and nested)."""
+    consts: list[Any] = []
+    for ins in dis.get_instructions(code):
+        if ins.opname == "IMPORT_NAME" and len(consts) >= 2:
+            level, fromlist = consts[-2], consts[-1]
+            name = _resolve(ins.argval, level if isinstance(level, int) else 0, package)
+            if name:
+                yield name
+                for sub in fromlist or ():
+                    if sub != "*":
+                        yield "%s.%s" % (name, sub)
+        consts.append(ins.argval if ins.opname == "LOAD_CONST" else None)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _code_imports(const, package)
+
+
+_FILE_IMPORTS: dict[tuple[str, int], list[str]] = {}
+
+
+def _file_imports(name: str, path: str) -> list[str]:
+    """Absolute names imported anywhere in the source file of module ``name``."""
+    try:
+        key = (path, os.stat(path).st_mtime_ns)
+    except OSError:
+        return []
+    if key in _FILE_IMPORTS:
+        return _FILE_IMPORTS[key]
+    is_package = os.path.basename(path).startswith("__init__.")
+    package = name if is_package else name.rpartition(".")[0]
+    found: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        tree = None
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve(node.module or "", node.level, package)
+            if base:
+                found.append(base)
+                found.extend("%s.%s" % (base, a.name) for a in node.names if a.name != "*")
+    _FILE_IMPORTS[key] = found
+    return found
+
+
+class _RecordingPickler(cloudpickle.Pickler):
+    """A cloudpickle pickler that writes down the modules the pickle depends on."""
+
+    def __init__(self, file: Any) -> None:
+        super().__init__(file, protocol=-1)
+        self.modules: set[str] = set()
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, types.ModuleType):
+            self.modules.add(obj.__name__)
+        elif isinstance(obj, (types.FunctionType, type)):
+            module = getattr(obj, "__module__", None)
+            if isinstance(module, str):
+                self.modules.add(module)
+            code = getattr(obj, "__code__", None)
+            if code is not None:
+                package = (getattr(obj, "__globals__", None) or {}).get("__package__")
+                self.modules.update(_code_imports(code, package))
+        return super().reducer_override(obj)
+
+
+def user_modules(names: set[str]) -> dict[str, str]:
+    """``{name: file}`` of the user modules among ``names``, their parent packages and
+    every user module they import, transitively."""
+    found: dict[str, str] = {}
+    todo = list(names)
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = user_module_file(name)
+        if path is None:
+            continue
+        found[name] = path
+        parts = name.split(".")
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))
+        todo.extend(_file_imports(name, path))
+    return found
+
+
+def collect(job: Any, jobargs: dict[str, Any]) -> dict[str, str]:
+    """``{module name: file}`` to ship for ``(job, jobargs)``; raises ``JobShippingError``
+    naming the first object found that cannot be pickled."""
+    pickler = _RecordingPickler(io.BytesIO())
+    try:
+        pickler.dump((job, jobargs))
+    except Exception as exc:
+        raise shipping_error(job, jobargs, exc) from exc
+    return user_modules(pickler.modules)
+
+
+# -- what cannot be pickled --------------------------------------------------------------------
+def _describe_function(fn: Any) -> str:
+    code = getattr(fn, "__code__", None)
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", repr(fn))
+    if code is None:
+        return "function %s" % name
+    return "function %s (%s, line %d)" % (name, code.co_filename, code.co_firstlineno)
+
+
+def _global_names(code: types.CodeType) -> Iterator[str]:
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _global_names(const)
+
+
+def _children(obj: Any) -> Iterator[tuple[str, Any]]:
+    """``(description, child)`` of the objects ``obj`` holds, for locating failures."""
+    if isinstance(obj, functools.partial):
+        yield "the function of %r" % obj, obj.func
+        for i, arg in enumerate(obj.args):
+            yield "argument %d of functools.partial" % i, arg
+        for key, arg in (obj.keywords or {}).items():
+            yield "keyword argument %r of functools.partial" % key, arg
+    elif isinstance(obj, types.MethodType):
+        yield "the object method %s is bound to" % obj.__func__.__qualname__, obj.__self__
+        yield "the function of method %s" % obj.__func__.__qualname__, obj.__func__
+    elif isinstance(obj, types.FunctionType):
+        what = _describe_function(obj)
+        code = obj.__code__
+        for name, cell in zip(code.co_freevars, obj.__closure__ or (), strict=False):
+            try:
+                yield "closure variable %r of %s" % (name, what), cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+        fn_globals = obj.__globals__
+        for name in dict.fromkeys(_global_names(code)):
+            if name in fn_globals:
+                yield "global %r used by %s" % (name, what), fn_globals[name]
+        for i, value in enumerate(obj.__defaults__ or ()):
+            yield "default argument %d of %s" % (i, what), value
+        for key, value in (obj.__kwdefaults__ or {}).items():
+            yield "default of keyword argument %r of %s" % (key, what), value
+        if hasattr(obj, "__wrapped__"):
+            yield "the function wrapped by %s" % what, obj.__wrapped__
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield "key %r" % (key,), value
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        for i, value in enumerate(obj):
+            yield "item %d" % i, value
+    elif isinstance(obj, type):
+        for key, value in vars(obj).items():
+            if not (key.startswith("__") and key.endswith("__")):
+                value = getattr(value, "__func__", value)  # static and class methods
+                yield "attribute %r of class %s" % (key, obj.__qualname__), value
+    elif not isinstance(obj, types.ModuleType):
+        state = getattr(obj, "__dict__", None)
+        getstate = getattr(obj, "__getstate__", None)
+        if callable(getstate):
+            try:
+                state = getstate()
+            except Exception:
+                pass
+        if isinstance(state, dict):
+            for key, value in state.items():
+                yield "attribute %r of %s" % (key, _short(obj)), value
+
+
+def _pickles(obj: Any) -> Exception | None:
+    try:
+        cloudpickle.dumps(obj)
+    except Exception as exc:
+        return exc
+    return None
+
+
+def locate(label: str, obj: Any, depth: int = 0) -> tuple[list[str], Any, Exception] | None:
+    """The path to the innermost object below ``obj`` that cannot be pickled."""
+    exc = _pickles(obj)
+    if exc is None:
+        return None
+    if depth < _MAX_DEPTH:
+        for child_label, child in _children(obj):
+            found = locate(child_label, child, depth + 1)
+            if found is not None:
+                return [label, *found[0]], found[1], found[2]
+    return [label], obj, exc
+
+
+def _roots(job: Any, jobargs: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    worker = getattr(job, "worker", None)
+    for key, value in jobargs.items():
+        yield "Job.run argument %r" % key, value
+    if isinstance(worker, dict):
+        for key, value in worker.items():
+            yield "job parameter %r" % key, value
+    state = job.__getstate__() if hasattr(job, "__getstate__") else vars(job)
+    for key, value in (state or {}).items():
+        if key != "worker":
+            yield "attribute %r of job %s" % (key, type(job).__qualname__), value
+    yield "the job class %s" % type(job).__qualname__, type(job)
+
+
+def shipping_error(job: Any, jobargs: dict[str, Any], exc: Exception) -> JobShippingError:
+    """``JobShippingError`` for a job whose pickling raised ``exc``."""
+    for label, value in _roots(job, jobargs):
+        found = locate(label, value)
+        if found is not None:
+            path, obj, error = found
+            where = " -> ".join(path)
+            return JobShippingError(
+                "Cannot send the job to the nodes: %s is %s, which cannot be pickled (%s: %s). "
+                "Open files, locks, sockets and connections cannot travel to other "
+                "machines: create them inside the job's functions (e.g. in map_init) "
+                "from something that can (a path, an address)."
+                % (where, _short(obj), type(error).__name__, error),
+                where,
+                obj,
+            )
+    return JobShippingError("Cannot send the job to the nodes: %s: %s" % (type(exc).__name__, exc))

@@ -1,0 +1,72 @@
+"""The pipeline examples run as they stand; answers checked against plain Python."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_examples import EXAMPLES, TEXT, run_example
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def example_module(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, os.path.join(EXAMPLES, name + ".py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def plain_kmeans(points: list[list[float]], centers: list[list[float]], iterations: int) -> Any:
+    for _ in range(iterations):
+        groups: dict[int, list[list[float]]] = {}
+        for p in points:
+            dists = [sum((a - b) ** 2 for a, b in zip(p, c, strict=True)) for c in centers]
+            groups.setdefault(dists.index(min(dists)), []).append(p)
+        centers = [
+            [sum(xs) / len(groups[i]) for xs in zip(*groups[i], strict=True)]
+            if i in groups
+            else centers[i]
+            for i in range(len(centers))
+        ]
+    return centers
+
+
+def test_kclustering_pipeline_matches_plain_kmeans() -> None:
+    out = run_example("kclustering_pipeline.py", "--points", "600", "--k", "3", "--iterations", "3")
+    got = [[float(x) for x in line.split()] for line in out.splitlines()]
+    points = example_module("kclustering_pipeline").make_points(600, 3)
+    want = plain_kmeans(points, [list(p) for p in points[:3]], 3)
+    assert len(got) == 3
+    for g, w in zip(got, want, strict=True):
+        assert g == pytest.approx(w, abs=1e-5)
+
+
+def test_wiki_reader_counts_every_word() -> None:
+    out = run_example("wiki_reader.py", "--labels", "8", "--top", "100000")
+    got = {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in out.splitlines()}
+    with open(TEXT, "rb") as f:
+        want = Counter(w.decode() for w in f.read().split())
+    assert got == dict(want)
+
+
+def test_pipeline_sort_self_check() -> None:
+    assert run_example("pipeline_sort.py").strip() == "sorted 20000 records: OK"
+
+
+def test_pipeline_sort_of_a_given_file(tmp_path: Any) -> None:
+    rng = random.Random(3)
+    lines = [
+        bytes(rng.randrange(33, 127) for _ in range(10)) + b"  payload %d\n" % i
+        for i in range(5000)
+    ]
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.write_bytes(b"".join(lines))
+    run_example("pipeline_sort.py", str(inp), str(out), "--splits", "3", "--labels", "5")
+    assert out.read_bytes() == b"".join(sorted(lines, key=lambda r: r[:10]))

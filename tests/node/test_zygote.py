@@ -1,0 +1,65 @@
+"""Python workers forked from the zygote run exactly like exec'd ones (master-api.md 8.1)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from disco.core import Job, result_iterator
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def report_map(entry, params):
+    import os
+    import sys
+
+    with open("/proc/%d/cmdline" % os.getppid(), "rb") as f:
+        parent = f.read().replace(b"\0", b" ").decode()
+    yield "cwd", os.getcwd()
+    yield "nice", os.nice(0)
+    yield "session_leader", os.getsid(0) == os.getpid()
+    yield "jobenv", os.environ.get("LD_LIBRARY_PATH", "")  # from jobenvs
+    yield "lib_on_path", any(p.endswith("lib") or p == "lib" for p in sys.path)
+    yield "parent", parent
+    yield "stdin_is_socket_or_pipe", not os.isatty(0)
+
+
+def run_report(master, **kwargs):
+    job = Job(master=master.url).run(input=["raw://x"], map=report_map, **kwargs)
+    return job, dict(result_iterator(job.wait(timeout=30)))
+
+
+def test_forked_worker_has_the_exec_environment(master):
+    job, got = run_report(master)
+    assert "disco.node.zygote_process" in got["parent"]  # forked, not exec'd
+    assert got["cwd"].endswith(job.name)  # the job home (8.1)
+    assert os.path.isdir(got["cwd"])
+    assert got["nice"] == 19
+    assert got["session_leader"] is True  # its own session: kill reaches the whole group
+    assert got["jobenv"] == "lib"
+    assert got["lib_on_path"] is True
+    assert got["stdin_is_socket_or_pipe"] is True
+
+
+def test_a_dead_zygote_is_replaced_and_jobs_still_run(master):
+    run_report(master)  # the zygote is up
+    backend = master.server.backend
+    zygote = backend._zygote
+    assert zygote is not None and zygote.alive
+    os.kill(zygote._proc.pid, signal.SIGKILL)
+    _job, got = run_report(master)
+    assert got["jobenv"] == "lib"  # a new zygote (or a plain start) ran the task
+
+
+def test_without_zygote_workers_are_exec_d(tmp_path):
+    from disco.embedded import EmbeddedMaster
+
+    with EmbeddedMaster(tmp_path / "root") as m:
+        m.server.backend.use_zygote = False
+        job, got = run_report(m)
+    assert "disco.node.zygote_process" not in got["parent"]
+    assert got["nice"] == 19 and got["session_leader"] is True
+    assert got["cwd"].endswith(job.name)
