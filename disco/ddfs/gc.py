@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 from collections import defaultdict
@@ -82,6 +83,7 @@ class _Run:
     replicated: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     counts: dict[str, _Counts] = field(default_factory=lambda: defaultdict(_Counts))
     shed: set[tuple[str, str]] = field(default_factory=set)  # (host, blob id) to delete
+    late: set[str] = field(default_factory=set)  # blobs written after the scan: left alone
 
     def copies(self, oid: str) -> dict[str, StoredObject]:
         return {h: objs[("blob", oid)] for h, objs in self.scans.items() if ("blob", oid) in objs}
@@ -215,6 +217,8 @@ class GarbageCollector:
                         continue  # not an up node: left alone, never judged absent
                     if ("blob", parsed.oid) in scan:
                         run.present[parsed.oid].add(parsed.host)
+                    elif await asyncio.to_thread(run.nodes[parsed.host].find_blob, parsed.oid):
+                        run.late.add(parsed.oid)  # uploaded after the scan: next run's job
                     else:
                         run.missing[parsed.oid].add(parsed.host)
 
@@ -273,7 +277,7 @@ class GarbageCollector:
 
     async def _replicate_blobs(self, run: _Run) -> None:
         writable = [h for h in writable_hosts(self.view) if h in run.nodes]
-        for oid in sorted(run.referenced):
+        for oid in sorted(run.referenced - run.late):
             usable = (run.present.get(oid, set()) | set(run.recovered.get(oid, {}))) - (
                 run.gc_blacklist
             )
@@ -355,8 +359,7 @@ class GarbageCollector:
             changed = urls != doc.urls
             if changed:
                 urls = [e for e in urls if e]  # [quirk] GC drops empty entries
-            # counted from the scans: a node's tag index may still list a lost file
-            replicas = sum(1 for h in up if ("tag", doc.id) in run.scans.get(h, {}))
+            replicas = sum(1 for h in up if _has_version(run.nodes[h], doc))
             force = replicas < want_replicas
             if changed or force:
                 try:
@@ -366,7 +369,7 @@ class GarbageCollector:
 
     def _new_entry(self, run: _Run, entry: list[str]) -> list[str]:
         blobs = [p for u in entry if (p := parse_ddfs_url(u)) is not None and p.kind == "blob"]
-        if not blobs:
+        if not blobs or blobs[0].oid in run.late:
             return entry
         oid = blobs[0].oid
         absent = run.missing.get(oid, set())
@@ -440,3 +443,11 @@ class GarbageCollector:
                     found.add(name)
                     changed = True
         return sorted(found)
+
+
+def _has_version(node: DDFSNode, doc: TagDoc) -> bool:
+    """Does the node hold this tag version now (its index may list a lost file)?"""
+    version = node.tag_version(doc.name)
+    if version is None or version[0] != doc.ts:
+        return False
+    return os.path.exists(node.path(version[1], "tag", doc.id))
