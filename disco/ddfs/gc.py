@@ -110,6 +110,7 @@ class GarbageCollector:
         self._deleted_seen: dict[str, float] = {}
         self._run_task: asyncio.Task[None] | None = None
         self._schedule: asyncio.Task[None] | None = None
+        self._progress = time.monotonic()
 
     # -- control (2.4.12) -----------------------------------------------------------------
     def status(self) -> str:
@@ -150,16 +151,35 @@ class GarbageCollector:
         return self._run_task
 
     async def _guarded_run(self) -> None:
+        """One run, aborted after ``GC_MAX_DURATION`` or ``gc_progress_timeout`` seconds
+        without progress (a hung node)."""
+        started = self._progress = time.monotonic()
+        task = asyncio.ensure_future(self.run())
         try:
-            await asyncio.wait_for(self.run(), GC_MAX_DURATION)
-        except TimeoutError:
-            logger.warning("DDFS GC aborted: it ran longer than %d s", GC_MAX_DURATION)
+            while not task.done():
+                limit = self.config.gc_progress_timeout
+                await asyncio.wait({task}, timeout=max(0.05, min(limit / 4, 60.0)))
+                now = time.monotonic()
+                if not task.done() and (
+                    now - self._progress > limit or now - started > GC_MAX_DURATION
+                ):
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    logger.warning("DDFS GC aborted: no progress for %.0f s", now - self._progress)
+                    return
+            task.result()
         except GCAborted as exc:
             logger.warning("DDFS GC aborted: %s", exc)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
         except Exception:
             logger.exception("DDFS GC failed")
         finally:
             self.phase = ""
+
+    def _tick(self) -> None:
+        self._progress = time.monotonic()
 
     # -- one run --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -172,6 +192,7 @@ class GarbageCollector:
         run = _Run(self.clock(), nodes, self.view.gc_blacklist())
         live = await self.tags.live_tags()
         for host, node in nodes.items():
+            self._tick()
             objs = await asyncio.to_thread(node.scan, self.config.partial_expires, run.now)
             run.scans[host] = {(o.kind, o.oid): o for o in objs}
         self.phase = "build_map"
@@ -202,6 +223,7 @@ class GarbageCollector:
 
     async def _build_map(self, run: _Run, live: list[str]) -> None:
         for name in live:
+            self._tick()
             doc = await self.tags.snapshot(name)
             if doc is None:
                 continue  # deleted meanwhile
@@ -226,6 +248,7 @@ class GarbageCollector:
         for host, objs in run.scans.items():
             node = run.nodes[host]
             for obj in objs.values():
+                self._tick()
                 verdict = self._judge(run, host, obj)
                 expires = (
                     self.config.orphan_tag_expires
@@ -278,6 +301,7 @@ class GarbageCollector:
     async def _replicate_blobs(self, run: _Run) -> None:
         writable = [h for h in writable_hosts(self.view) if h in run.nodes]
         for oid in sorted(run.referenced - run.late):
+            self._tick()
             usable = (run.present.get(oid, set()) | set(run.recovered.get(oid, {}))) - (
                 run.gc_blacklist
             )
@@ -300,6 +324,7 @@ class GarbageCollector:
         path = run.nodes[source].path(run.scans[source][("blob", oid)].volume, "blob", oid)
         made = 0
         for target in targets:
+            self._tick()
             try:
                 url = await asyncio.to_thread(run.nodes[target].store_blob, oid, path)
             except OSError as exc:
@@ -355,6 +380,7 @@ class GarbageCollector:
         up = [h for h in writable_hosts(self.view) if h in run.nodes]
         want_replicas = min(self.config.tag_replicas, len(up))
         for name, doc in run.snapshot.items():
+            self._tick()
             urls = [self._new_entry(run, entry) for entry in doc.urls]
             changed = urls != doc.urls
             if changed:

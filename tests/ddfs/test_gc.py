@@ -304,3 +304,28 @@ def test_gc_running_during_writes_loses_nothing(tmp_path) -> None:
         )
         for entry in urls:
             assert len(entry) == 2 and all(http.request(u).status == 200 for u in entry)
+
+
+def test_gc_without_progress_is_aborted(tmp_path, caplog) -> None:
+    """A node that hangs (here: a blob that is a FIFO nobody writes) stops the run."""
+    settings = {"DDFS_GC_PROGRESS_TIMEOUT": "0.5", **GC_NOW}
+    with three_nodes(tmp_path, **settings) as m:
+        http = HTTP(m)
+        run_gc(http)
+        replicas = http.push("hang", b"", replicas=1)
+        http.tag("t:hang", [replicas])
+        where = parse_ddfs_url(replicas[0])
+        path = m.server.backend.ddfs_node(where.host).path(where.volume, "blob", where.oid)
+        os.chmod(path, 0o600)
+        os.unlink(path)
+        os.mkfifo(path)  # re-replication will block reading it
+        try:
+            caplog.set_level("WARNING", logger="disco.ddfs.gc")
+            run_gc(http, timeout=20)
+            assert "DDFS GC aborted: no progress" in caplog.text
+            assert http.get("t:hang")["urls"] == [replicas]
+        finally:
+            try:  # let the blocked copy finish (ENXIO: nobody is reading)
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
