@@ -15,6 +15,19 @@ def root_of(http: HTTP, host: str = "localhost") -> str:
     return http.master.server.backend.ddfs_root(host)
 
 
+def single_copy(http: HTTP, prefix: str, data: bytes) -> tuple[list[str], str]:
+    """Push a blob with one replica; its replica list and the file on its node."""
+    replicas = http.push(prefix, data, replicas=1)
+    where = parse_ddfs_url(replicas[0])
+    node = http.master.server.backend.ddfs_node(where.host)
+    return replicas, node.path(where.volume, "blob", where.oid)
+
+
+def remove_file(path: str) -> None:
+    os.chmod(path, 0o600)
+    os.unlink(path)
+
+
 def one_node(tmp_path, **settings: str) -> EmbeddedMaster:
     return EmbeddedMaster(root=tmp_path / "disco", settings={**GC_NOW, **settings})
 
@@ -152,12 +165,11 @@ def test_lost_replica_is_recovered_into_the_tag(tmp_path) -> None:
     with three_nodes(tmp_path, **GC_NOW) as m:
         http = HTTP(m)
         run_gc(http)
-        replicas = http.push("lost", b"payload", replicas=1)
+        replicas, path = single_copy(http, "lost", b"payload")
         http.tag("t:lost", [replicas])
         holder = parse_ddfs_url(replicas[0])
         other = next(h for h in ("localhost", "127.0.0.2", "127.0.0.3") if h != holder.host)
         node = m.server.backend.ddfs_node(other)  # a copy the tag never heard of
-        path = m.server.backend.ddfs_node(holder.host).path(holder.volume, "blob", holder.oid)
         node.store_blob(holder.oid, path)
         run_gc(http)
         entry = http.get("t:lost")["urls"][0]
@@ -259,14 +271,10 @@ def test_gc_keeps_references_it_cannot_check(tmp_path) -> None:
     with three_nodes(tmp_path, **GC_NOW) as m:
         http = HTTP(m)
         run_gc(http)
-        gone = http.push("gone", b"lost everywhere", replicas=1)
+        gone, path = single_copy(http, "gone", b"lost everywhere")
         elsewhere = ["disco://otherhost/ddfs/vol0/blob/%s" % gone[0].split("/blob/")[1]]
         http.tag("t:refs", [gone, elsewhere])
-        holder = parse_ddfs_url(gone[0])
-        node = m.server.backend.ddfs_node(holder.host)
-        path = node.path(holder.volume, "blob", holder.oid)
-        os.chmod(path, 0o600)
-        os.unlink(path)  # the only copy is lost
+        remove_file(path)  # the only copy is lost
         run_gc(http)
         assert http.get("t:refs")["urls"] == [gone, elsewhere]
 
@@ -312,12 +320,9 @@ def test_gc_without_progress_is_aborted(tmp_path, caplog) -> None:
     with three_nodes(tmp_path, **settings) as m:
         http = HTTP(m)
         run_gc(http)
-        replicas = http.push("hang", b"", replicas=1)
+        replicas, path = single_copy(http, "hang", b"")
         http.tag("t:hang", [replicas])
-        where = parse_ddfs_url(replicas[0])
-        path = m.server.backend.ddfs_node(where.host).path(where.volume, "blob", where.oid)
-        os.chmod(path, 0o600)
-        os.unlink(path)
+        remove_file(path)
         os.mkfifo(path)  # re-replication will block reading it
         try:
             caplog.set_level("WARNING", logger="disco.ddfs.gc")
