@@ -265,6 +265,8 @@ class GarbageCollector:
                         run.counts[what + " kept"].add(obj)
                         continue
                     run.counts[what + " deleted"].add(obj)
+                    if self.config.gc_delete_pause > 0:
+                        await asyncio.sleep(self.config.gc_delete_pause)  # spare the disks
                 else:
                     run.counts[what + " kept"].add(obj)
 
