@@ -139,3 +139,137 @@ def test_profile_stats_without_profile_data(master) -> None:
     wait(job)
     with pytest.raises(JobError, match="No profile data"):
         master.disco.profile_stats(job.name)
+
+
+# -- save_results -------------------------------------------------------------------------
+def bang_map(line, params):
+    yield line + "!", ""
+
+
+def sorted_reduce(iter, params):
+    yield from sorted(iter)
+
+
+def results_tag(job: Any) -> str:
+    return "tag://disco:results:%s" % job.name
+
+
+def test_map_only_job_saves_its_results_in_a_tag(master) -> None:
+    inputs = ["raw://%d" % n for n in range(10)]
+    job = Job(master=master.url).run(input=inputs, map=bang_map, partitions=None, save_results=True)
+    results = wait(job)
+    assert results == [results_tag(job)]  # a bare string (master-api.md 2.4)
+    assert master.disco.results(job.name) == ("ready", [results_tag(job)])
+    assert sorted(result_iterator(results)) == sorted(("%d!" % n, "") for n in range(10))
+    ddfs = DDFS(master.url)
+    doc = ddfs.get("disco:results:%s" % job.name)
+    assert doc["urls"] and all(u[0].startswith("disco://") for u in doc["urls"])
+    names = [DDFS.blob_name(u[0]) for u in doc["urls"]]
+    assert all(n.startswith("%s:" % job.name) for n in names)  # <job>:<taskid>:<attempt>:
+    events = " ".join(e[1][2] for e in master.disco.events(job.name))
+    assert "Saving the results in DDFS tag disco:results:%s" % job.name in events
+    info = master.disco.jobinfo(job.name)
+    assert info["active"] == "ready" and info["results"] == [results_tag(job)]
+
+
+def test_chain_into_a_saved_sorted_job(master) -> None:
+    from disco.worker.task_io import chain_reader
+
+    words = ["raw://duck", "raw://goose", "raw://swan"]
+    first = Job(master=master.url).run(input=words, map=bang_map, partitions=3)
+    second = Job(master=master.url).run(
+        input=wait(first),
+        map=bang_map_pairs,
+        map_reader=chain_reader,
+        reduce=sorted_reduce,
+        sort=True,
+        save=True,
+    )
+    results = wait(second)
+    assert results == [results_tag(second)]
+    assert list(result_iterator(results)) == [
+        (b"duck!?!?", ""),
+        (b"goose!?!?", ""),
+        (b"swan!?!?", ""),
+    ]
+
+
+def bang_map_pairs(pair, params):
+    key, _value = pair
+    yield (key + "?!?").encode(), ""  # sort=True sorts bytes keys
+
+
+def test_pipeline_job_saves_its_results(master) -> None:
+    from disco.worker.pipeline.worker import Stage, Worker
+    from tests.worker import pipefuncs as f
+
+    pipeline = [
+        ("split", Stage("map", process=f.hash_words)),
+        ("group_label", Stage("reduce", process=f.sum_combined, combine=True)),
+    ]
+    job = Job(master=master.url, worker=Worker()).run(
+        input=["raw://a b a", "raw://b c"], pipeline=pipeline, save_results=True
+    )
+    results = wait(job)
+    assert results == [results_tag(job)]
+    assert dict(result_iterator(results)) == dict(f_counts("a b a b c"))
+
+
+def f_counts(text: str) -> dict[Any, int]:
+    from collections import Counter
+
+    return dict(Counter(text.split()))
+
+
+def test_result_iterator_reads_the_tag_through_the_given_master(master, monkeypatch) -> None:
+    job = Job(master=master.url).run(
+        input=["raw://x", "raw://y"], map=bang_map, partitions=None, save=True
+    )
+    results = wait(job)
+    monkeypatch.setenv("DISCO_MASTER", "http://127.0.0.1:9")  # nothing there
+    with pytest.raises(CommError):
+        list(result_iterator(results))
+    want = [("x!", ""), ("y!", "")]
+    assert sorted(result_iterator(results, ddfs=master.url)) == want
+    assert sorted(Disco(master.url).result_iterator(results)) == want
+
+
+def test_refused_blob_upload_makes_the_job_dead(tmp_path) -> None:
+    """DDFS cannot store the result blobs (2 replicas asked of 1 node): every attempt
+    fails with the reason, and the job ends dead after max_failure_rate attempts."""
+    import json
+
+    before = child_pids()
+    with embedded(tmp_path / "d", DDFS_BLOB_REPLICAS="2") as m:
+        m.disco.request("/disco/ctrl/save_settings", json.dumps({"max_failure_rate": "1"}))
+        job = Job(master=m.url).run(
+            input=["raw://x"], map=bang_map, partitions=None, save_results=True
+        )
+        with pytest.raises(JobError) as info:
+            wait(job)
+        assert m.disco.results(job.name)[0] == "dead"
+        events = [e[1][2] for e in m.disco.events(job.name)]
+        assert any("Could not save the results in DDFS" in e for e in events)
+        assert any(e.startswith("ERROR:") for e in events)
+        assert "Could not save the results in DDFS" in str(info.value)
+    _assert_no_leaked_workers(before)
+
+
+def test_refused_results_tag_makes_the_job_dead(tmp_path) -> None:
+    """The blobs are stored but DDFS cannot write the results tag (2 tag replicas needed,
+    1 node): the job ends dead with an ERROR event instead of staying active."""
+    before = child_pids()
+    with embedded(tmp_path / "d", DDFS_TAG_MIN_REPLICAS="2", DDFS_TAG_REPLICAS="2") as m:
+        job = Job(master=m.url).run(
+            input=["raw://x"], map=bang_map, partitions=None, save_results=True
+        )
+        with pytest.raises(JobError):
+            wait(job)
+        assert m.disco.results(job.name) == ("dead", [])
+        events = [e[1][2] for e in m.disco.events(job.name)]
+        [error] = [e for e in events if e.startswith("ERROR: Saving the results in DDFS failed")]
+        assert "replication_failed" in error
+        # the master keeps serving: a job without save_results still runs
+        other = Job(master=m.url).run(input=["raw://y"], map=bang_map)
+        assert list(result_iterator(wait(other))) == [("y!", "")]
+    _assert_no_leaked_workers(before)
