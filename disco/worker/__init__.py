@@ -484,6 +484,21 @@ class Output(BaseOutput):
 
 
 # -- the worker ----------------------------------------------------------------------------
+def input_settings(job: Any) -> Any:
+    """The settings ``tag://`` job inputs are expanded with: the job's settings, with
+    ``DISCO_MASTER`` set to the job's own master when it was given (0.5 used the
+    settings' master even for ``Job(master=...)``, docs/decisions.md)."""
+    settings = getattr(job, "settings", None)
+    master = getattr(job, "__dict__", {}).get("_master")
+    if not master:
+        return settings
+    from disco.settings import DiscoSettings
+
+    if not isinstance(settings, DiscoSettings):
+        settings = DiscoSettings()
+    return settings.with_values(DISCO_MASTER=str(master))
+
+
 def profile_key(uid: str) -> str:
     """The OOB key of a task's profile: ``profile-<uid>``, made a valid key (a stage
     name may hold any character; long ones keep their start and a hash)."""

