@@ -400,3 +400,26 @@ def test_tag_inputs_are_expanded_on_the_jobs_master(master, monkeypatch) -> None
     monkeypatch.setenv("DISCO_MASTER", "http://127.0.0.1:9")  # not the job's master
     job = Job(master=master.url).run(input=["tag://data:here"], map=word_map)
     assert list(result_iterator(wait(job), ddfs=master.url)) == [(b"q", 1)]
+
+
+# -- the disco oob / pstats commands (library.md 18) ------------------------------------------
+def test_disco_oob_and_pstats_commands(master, capsys) -> None:
+    from disco.cli.disco import main as disco_main
+
+    job = Job(master=master.url).run(
+        input=["raw://a", "raw://b"], map=oob_map, reduce=count_reduce, profile=True
+    )
+    wait(job)
+    capsys.readouterr()
+    assert disco_main(["-M", master.url, "oob", job.name]) == 0
+    keys = capsys.readouterr().out.split()
+    assert {"line-a", "line-b"} <= set(keys)
+    assert sum(k.startswith("profile-map:") for k in keys) == 2
+    assert disco_main(["-M", master.url, "oob", "get", "line-b", "@"]) == 0  # @: last job
+    assert capsys.readouterr().out == "B"
+    assert disco_main(["-M", master.url, "pstats", "-k", "calls", "-k", "time", job.name]) == 0
+    text = capsys.readouterr().out
+    assert "function calls" in text and "oob_map" in text
+    assert "Ordered by: call count, internal time" in text
+    assert disco_main(["-M", master.url, "oob", "get", "line-a"]) == 1
+    assert "usage: disco oob get key jobname" in capsys.readouterr().err
