@@ -343,6 +343,12 @@ class Coordinator:
                 self._event(job.name, "Saving the results in DDFS tag %s" % results_tag(job.name))
                 self._emit(SaveResults(job.name, tuple(tuple(r) for r in job.results)))
             return
+        if job.spec.save_results:  # save_info "hdfs,...": not supported (docs/ddfs.md)
+            self._event(
+                job.name,
+                "WARN: Results are not saved: save_info %r is not supported, "
+                "they stay on the nodes" % job.spec.save_info,
+            )
         self._ready(job, now)
 
     def _ready(self, job: Job, now: float) -> None:

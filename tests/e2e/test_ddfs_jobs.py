@@ -170,6 +170,13 @@ def test_map_only_job_saves_its_results_in_a_tag(master) -> None:
     assert "Saving the results in DDFS tag disco:results:%s" % job.name in events
     info = master.disco.jobinfo(job.name)
     assert info["active"] == "ready" and info["results"] == [results_tag(job)]
+    # the saved results are the input of a next job, like any tag
+    from disco.worker.task_io import chain_reader
+
+    nxt = Job(master=master.url).run(input=results, map=bang_map_pairs, map_reader=chain_reader)
+    assert sorted(result_iterator(wait(nxt))) == sorted(
+        (("%d!?!?" % n).encode(), "") for n in range(10)
+    )
 
 
 def test_chain_into_a_saved_sorted_job(master) -> None:

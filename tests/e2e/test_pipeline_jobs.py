@@ -1,7 +1,7 @@
 """Pipeline jobs end to end: input kinds, long pipelines, concurrent stages, empty stages.
 
-``tag://`` inputs are not covered here: they need DDFS (a separate issue); the pipeline
-worker expands them on the client like the classic worker does (``util.inputlist``).
+``tag://`` inputs and ``save_results`` of pipeline jobs are tested with the other DDFS
+jobs in ``tests/e2e/test_ddfs_jobs.py``.
 """
 
 from __future__ import annotations
