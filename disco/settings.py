@@ -230,6 +230,14 @@ class DiscoSettings(dict):
             with open(config, "w", encoding="utf-8") as f:
                 json.dump([["localhost", str(os.cpu_count() or 1)]], f)
 
+    def with_values(self, **values: Any) -> DiscoSettings:
+        """A copy with ``values`` set explicitly (same environment and settings file)."""
+        copy = DiscoSettings(
+            {k: dict.__getitem__(self, k) for k in dict.keys(self)}, environ=self._environ
+        )
+        copy.update(values)
+        return copy
+
     def materialize(self) -> dict[str, Any]:
         """Every setting that resolves, as a plain dict (unresolvable ones are left out)."""
         out: dict[str, Any] = {}
