@@ -33,9 +33,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-import cloudpickle
-
-from disco.dPickle import Pickler
+from disco.dPickle import Pickler, dumps
 from disco.error import JobShippingError
 from disco.failure import short_repr as _short
 
@@ -331,7 +329,7 @@ def _children(obj: Any) -> Iterator[tuple[str, Any]]:
 
 def _pickles(obj: Any) -> Exception | None:
     try:
-        cloudpickle.dumps(obj)
+        dumps(obj)
     except Exception as exc:
         return exc
     return None
