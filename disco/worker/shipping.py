@@ -67,15 +67,17 @@ def user_module_file(name: str) -> str | None:
     standard library, nor installed in site-packages, nor Disco itself.
     """
     top = name.partition(".")[0]
-    if not name or top in ("__main__", "disco") or top in sys.stdlib_module_names:
+    if not name or top in ("__main__", "disco"):
         return None
     module = sys.modules.get(name)
     if module is not None:
         path = getattr(module, "__file__", None)
+    elif top in sys.stdlib_module_names:
+        return None  # not imported here: the standard library's (no search needed)
     else:
         try:
             spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError, AttributeError):
+        except Exception:  # finding a submodule imports its package, which may fail
             return None
         path = spec.origin if spec is not None and spec.has_location else None
     if not path or not os.path.isfile(path):
