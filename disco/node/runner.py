@@ -28,6 +28,7 @@ from disco.node import protocol as p
 from disco.node.jobhome import safe_member_path
 from disco.node.memwatch import memory_watch
 from disco.node.outputs import TaskOutputs
+from disco.node.saveresults import save_outputs
 from disco.node.zygote import Zygote
 from disco.settings import DiscoSettings
 
@@ -528,9 +529,15 @@ class _Attempt:
             await asyncio.to_thread(self.outputs.close)
         except OSError as exc:
             return TaskFailed("error", "Could not write the index file: %s" % exc)
+        saved = None
+        if self.spec.save_results and self.outputs.local_paths:
+            try:
+                saved = await asyncio.to_thread(save_outputs, self.spec, self.outputs.local_paths)
+            except Exception as exc:  # ddfs.md 7.2: the attempt fails and is retried
+                return TaskFailed("error", "Could not save the results in DDFS: %s" % exc)
         duration = self.loop.time() - self.started
         self.channel.event("DONE: %s Task finished in %s" % (self.tag, format_duration(duration)))
-        return TaskDone(outputs=self.outputs.task_outputs(), duration=duration)
+        return TaskDone(outputs=self.outputs.task_outputs(saved), duration=duration)
 
     async def _write_replies(self) -> None:
         """Send replies strictly in request order; a deferred INPUT holds later ones."""
