@@ -127,6 +127,8 @@ class DiscoSettings(dict):
         "DDFS_DELETED_TAG_EXPIRES": "30 * 24 * 60 * 60",
         "DDFS_PARTIAL_EXPIRES": "24 * 60 * 60",
         "DDFS_DELAYED_FLUSH": "1",
+        "DDFS_GC_PROGRESS_TIMEOUT": "30 * 60",
+        "DDFS_GC_DELETE_PAUSE": "0.1",
     }
 
     must_exist = (
@@ -227,6 +229,14 @@ class DiscoSettings(dict):
 
             with open(config, "w", encoding="utf-8") as f:
                 json.dump([["localhost", str(os.cpu_count() or 1)]], f)
+
+    def with_values(self, **values: Any) -> DiscoSettings:
+        """A copy with ``values`` set explicitly (same environment and settings file)."""
+        copy = DiscoSettings(
+            {k: dict.__getitem__(self, k) for k in dict.keys(self)}, environ=self._environ
+        )
+        copy.update(values)
+        return copy
 
     def materialize(self) -> dict[str, Any]:
         """Every setting that resolves, as a plain dict (unresolvable ones are left out)."""

@@ -13,8 +13,6 @@ import re
 import time
 from typing import Any
 
-from disco.error import DiscoError
-
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-@:]")
 
 
@@ -150,22 +148,24 @@ class Task:
             return self.path(self.uid), typ, 0
         return self.output_path(label), "part", label
 
-    # -- out-of-band results (library.md 4; stored in DDFS) ------------------------------
-    def get(self, key: str) -> bytes:
-        """The out-of-band value stored under ``key`` by an earlier stage or job."""
-        raise DiscoError(
-            "Task.get(%r): out-of-band results are stored in DDFS, which this Disco "
-            "does not provide yet" % (key,)
-        )
+    # -- out-of-band results (library.md 4, master-api.md 2.7; stored in DDFS) ---------
+    def get(self, key: str) -> bytes | None:
+        """The newest out-of-band value stored under ``key`` in this job's OOB tag
+        (``None`` if there is no such key).  Values put by an earlier stage, or by an
+        earlier task of this stage that has finished, are visible."""
+        from disco import oob
+
+        return oob.task_get(self, key)
 
     def put(self, key: str, value: bytes) -> None:
-        """Store ``value`` (bytes) as the out-of-band result ``key`` of this job."""
-        if safe_name(key) != key:
-            raise DiscoError("OOB key contains invalid characters (%s)" % key)
-        raise DiscoError(
-            "Task.put(%r): out-of-band results are stored in DDFS, which this Disco "
-            "does not provide yet" % (key,)
-        )
+        """Store ``value`` (bytes) as the out-of-band result ``key`` of this job.
+
+        ``key``: 1 to 200 characters of ``[A-Za-z0-9_\\-@:]``; a later ``put`` of the
+        same key wins.
+        """
+        from disco.util import save_oob
+
+        save_oob(self.master or "", self.jobname, key, value)
 
 
 def _parse_group(group: Any) -> tuple[int | str, str]:

@@ -394,10 +394,13 @@ def deref(inputs: Iterable[Any], resolve: bool = False) -> Iterator[list[str]]:
 
 
 def save_oob(host: str, name: str, key: str, value: bytes, ddfs_token: str | None = None) -> None:
-    """Store ``value`` as blob ``key`` in tag ``disco:job:oob:<name>``."""
+    """Store ``value`` (bytes) as blob ``key`` in tag ``disco:job:oob:<name>``; a bad key
+    or value is a ``DiscoError`` (``disco.oob``) and stores nothing."""
+    from disco import oob
     from disco.ddfs import DDFS
 
-    DDFS(host).push("disco:job:oob:%s" % name, [(value, key)], delayed=True, token=ddfs_token)
+    blob = (oob.check_value(value), oob.check_key(key))
+    DDFS(host).push(oob.oob_tag(name), [blob], delayed=True, token=ddfs_token)
 
 
 def load_oob(host: str, name: str, key: str) -> bytes | None:

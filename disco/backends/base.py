@@ -66,7 +66,8 @@ class TaskOutput:
 
     ``kind == "dir"``: an index file URL (``dir://...``) with the ``(label, size)`` totals
     of the local outputs listed in it.  ``kind == "data"``: one remote output URL with its
-    label and size.
+    label and size; ``replicas`` lists every copy when there are several (a result saved
+    as a DDFS blob), ``url`` being the first.
     """
 
     kind: Literal["dir", "data"]
@@ -74,6 +75,12 @@ class TaskOutput:
     label: int = 0
     size: int = 0
     labels: tuple[tuple[int, int], ...] = field(default=())
+    replicas: tuple[str, ...] = field(default=())
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every replica URL of the output."""
+        return self.replicas or (self.url,)
 
 
 @dataclass(frozen=True)

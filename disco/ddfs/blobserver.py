@@ -31,23 +31,31 @@ async def receive_blob(node: DDFSNode, oid: str, request: web.Request) -> str:
     ``FileExistsError``, ``NoSpace`` or ``OSError``; nothing stays behind on failure."""
     size = request.content_length or 0
     upload = await asyncio.to_thread(node.begin_blob, oid, size)
+    writing: asyncio.Future[None] | None = None  # the disk write runs while we receive
     try:
         pending: list[bytes] = []
-        buffered = 0
+        buffered = received = 0
         async for chunk in request.content.iter_chunked(WRITE_BATCH):
             pending.append(chunk)
             buffered += len(chunk)
-            if upload.size + buffered > MAX_BLOB:
+            received += len(chunk)
+            if received > MAX_BLOB:
                 raise OSError("Write failed: blob larger than 1 TiB")
             if buffered >= WRITE_BATCH:
-                await asyncio.to_thread(upload.write, b"".join(pending))
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(asyncio.to_thread(upload.write, b"".join(pending)))
                 pending, buffered = [], 0
+        if writing is not None:
+            await writing
         if pending:
             await asyncio.to_thread(upload.write, b"".join(pending))
         if request.content_length is not None and upload.size != request.content_length:
             raise OSError("Write failed: body cut off")
         return await asyncio.to_thread(upload.commit)
     except BaseException:
+        if writing is not None:
+            await asyncio.gather(writing, return_exceptions=True)  # before closing the file
         await asyncio.to_thread(upload.abort)
         raise
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 from collections import defaultdict
@@ -82,6 +83,7 @@ class _Run:
     replicated: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     counts: dict[str, _Counts] = field(default_factory=lambda: defaultdict(_Counts))
     shed: set[tuple[str, str]] = field(default_factory=set)  # (host, blob id) to delete
+    late: set[str] = field(default_factory=set)  # blobs written after the scan: left alone
 
     def copies(self, oid: str) -> dict[str, StoredObject]:
         return {h: objs[("blob", oid)] for h, objs in self.scans.items() if ("blob", oid) in objs}
@@ -108,6 +110,7 @@ class GarbageCollector:
         self._deleted_seen: dict[str, float] = {}
         self._run_task: asyncio.Task[None] | None = None
         self._schedule: asyncio.Task[None] | None = None
+        self._progress = time.monotonic()
 
     # -- control (2.4.12) -----------------------------------------------------------------
     def status(self) -> str:
@@ -148,16 +151,35 @@ class GarbageCollector:
         return self._run_task
 
     async def _guarded_run(self) -> None:
+        """One run, aborted after ``GC_MAX_DURATION`` or ``gc_progress_timeout`` seconds
+        without progress (a hung node)."""
+        started = self._progress = time.monotonic()
+        task = asyncio.ensure_future(self.run())
         try:
-            await asyncio.wait_for(self.run(), GC_MAX_DURATION)
-        except TimeoutError:
-            logger.warning("DDFS GC aborted: it ran longer than %d s", GC_MAX_DURATION)
+            while not task.done():
+                limit = self.config.gc_progress_timeout
+                await asyncio.wait({task}, timeout=max(0.05, min(limit / 4, 60.0)))
+                now = time.monotonic()
+                if not task.done() and (
+                    now - self._progress > limit or now - started > GC_MAX_DURATION
+                ):
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    logger.warning("DDFS GC aborted: no progress for %.0f s", now - self._progress)
+                    return
+            task.result()
         except GCAborted as exc:
             logger.warning("DDFS GC aborted: %s", exc)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
         except Exception:
             logger.exception("DDFS GC failed")
         finally:
             self.phase = ""
+
+    def _tick(self) -> None:
+        self._progress = time.monotonic()
 
     # -- one run --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -170,6 +192,7 @@ class GarbageCollector:
         run = _Run(self.clock(), nodes, self.view.gc_blacklist())
         live = await self.tags.live_tags()
         for host, node in nodes.items():
+            self._tick()
             objs = await asyncio.to_thread(node.scan, self.config.partial_expires, run.now)
             run.scans[host] = {(o.kind, o.oid): o for o in objs}
         self.phase = "build_map"
@@ -200,6 +223,7 @@ class GarbageCollector:
 
     async def _build_map(self, run: _Run, live: list[str]) -> None:
         for name in live:
+            self._tick()
             doc = await self.tags.snapshot(name)
             if doc is None:
                 continue  # deleted meanwhile
@@ -215,6 +239,8 @@ class GarbageCollector:
                         continue  # not an up node: left alone, never judged absent
                     if ("blob", parsed.oid) in scan:
                         run.present[parsed.oid].add(parsed.host)
+                    elif await asyncio.to_thread(run.nodes[parsed.host].find_blob, parsed.oid):
+                        run.late.add(parsed.oid)  # uploaded after the scan: next run's job
                     else:
                         run.missing[parsed.oid].add(parsed.host)
 
@@ -222,6 +248,7 @@ class GarbageCollector:
         for host, objs in run.scans.items():
             node = run.nodes[host]
             for obj in objs.values():
+                self._tick()
                 verdict = self._judge(run, host, obj)
                 expires = (
                     self.config.orphan_tag_expires
@@ -238,6 +265,8 @@ class GarbageCollector:
                         run.counts[what + " kept"].add(obj)
                         continue
                     run.counts[what + " deleted"].add(obj)
+                    if self.config.gc_delete_pause > 0:
+                        await asyncio.sleep(self.config.gc_delete_pause)  # spare the disks
                 else:
                     run.counts[what + " kept"].add(obj)
 
@@ -273,7 +302,8 @@ class GarbageCollector:
 
     async def _replicate_blobs(self, run: _Run) -> None:
         writable = [h for h in writable_hosts(self.view) if h in run.nodes]
-        for oid in sorted(run.referenced):
+        for oid in sorted(run.referenced - run.late):
+            self._tick()
             usable = (run.present.get(oid, set()) | set(run.recovered.get(oid, {}))) - (
                 run.gc_blacklist
             )
@@ -296,6 +326,7 @@ class GarbageCollector:
         path = run.nodes[source].path(run.scans[source][("blob", oid)].volume, "blob", oid)
         made = 0
         for target in targets:
+            self._tick()
             try:
                 url = await asyncio.to_thread(run.nodes[target].store_blob, oid, path)
             except OSError as exc:
@@ -351,12 +382,12 @@ class GarbageCollector:
         up = [h for h in writable_hosts(self.view) if h in run.nodes]
         want_replicas = min(self.config.tag_replicas, len(up))
         for name, doc in run.snapshot.items():
+            self._tick()
             urls = [self._new_entry(run, entry) for entry in doc.urls]
             changed = urls != doc.urls
             if changed:
                 urls = [e for e in urls if e]  # [quirk] GC drops empty entries
-            # counted from the scans: a node's tag index may still list a lost file
-            replicas = sum(1 for h in up if ("tag", doc.id) in run.scans.get(h, {}))
+            replicas = sum(1 for h in up if _has_version(run.nodes[h], doc))
             force = replicas < want_replicas
             if changed or force:
                 try:
@@ -366,7 +397,7 @@ class GarbageCollector:
 
     def _new_entry(self, run: _Run, entry: list[str]) -> list[str]:
         blobs = [p for u in entry if (p := parse_ddfs_url(u)) is not None and p.kind == "blob"]
-        if not blobs:
+        if not blobs or blobs[0].oid in run.late:
             return entry
         oid = blobs[0].oid
         absent = run.missing.get(oid, set())
@@ -440,3 +471,11 @@ class GarbageCollector:
                     found.add(name)
                     changed = True
         return sorted(found)
+
+
+def _has_version(node: DDFSNode, doc: TagDoc) -> bool:
+    """Does the node hold this tag version now (its index may list a lost file)?"""
+    version = node.tag_version(doc.name)
+    if version is None or version[0] != doc.ts:
+        return False
+    return os.path.exists(node.path(version[1], "tag", doc.id))

@@ -38,8 +38,10 @@ from disco.master.states import (
     NodeLost,
     NodesConfigured,
     ResolveInputs,
+    ResultsSaved,
     RetryDue,
     SaveJob,
+    SaveResults,
     ScheduleRetry,
     SettingsChanged,
     StartTask,
@@ -69,6 +71,16 @@ def format_duration(seconds: float) -> str:
     mins, secs = divmod(secs, 60)
     hours, mins = divmod(mins, 60)
     return "%d:%02d:%02d.%03d" % (hours, mins, secs, ms)
+
+
+def saves_to_ddfs(spec: JobSpec) -> bool:
+    """Does the job save its results in DDFS (``save_results`` with ``save_info`` ddfs)?"""
+    return spec.save_results and spec.save_info.startswith("ddfs")
+
+
+def results_tag(job: str) -> str:
+    """``disco:results:<job>`` (ddfs.md 1.12)."""
+    return "disco:results:%s" % job
 
 
 def _seconds(value: float) -> str:
@@ -111,6 +123,7 @@ class Coordinator:
             NodeConnected: self._on_node_connected,
             SettingsChanged: self._on_settings,
             Tick: self._on_tick,
+            ResultsSaved: self._on_results_saved,
         }
 
     # -- entry point -----------------------------------------------------------------------
@@ -323,10 +336,38 @@ class Coordinator:
             job.results = [
                 list(i.urls) if isinstance(i, DataItem) else [i.url] for i in job.items or []
             ]
+        if saves_to_ddfs(job.spec) and job.stages:
+            # ddfs.md 7.2: the job is ready once its results tag is written.
+            if not job.saving:
+                job.saving = True
+                self._event(job.name, "Saving the results in DDFS tag %s" % results_tag(job.name))
+                self._emit(SaveResults(job.name, tuple(tuple(r) for r in job.results)))
+            return
+        if job.spec.save_results:  # save_info "hdfs,...": not supported (docs/ddfs.md)
+            self._event(
+                job.name,
+                "WARN: Results are not saved: save_info %r is not supported, "
+                "they stay on the nodes" % job.spec.save_info,
+            )
+        self._ready(job, now)
+
+    def _ready(self, job: Job, now: float) -> None:
         job.status = "ready"
         self._event(job.name, "READY: Job done in %s" % format_duration(now - job.submitted))
         self._emit(SaveJob(job.name))
         self._emit(JobFinished(job.name, "ready"))
+
+    def _on_results_saved(self, ev: ResultsSaved) -> None:
+        job = self.jobs.get(ev.job)
+        if job is None or job.status != "active" or not job.saving:
+            return  # killed while its results were being saved
+        job.saving = False
+        if ev.error is not None:
+            self._event(job.name, "ERROR: Saving the results in DDFS failed: %s" % ev.error)
+            self._kill_job(job)
+            return
+        job.results = ["tag://%s" % results_tag(job.name)]  # a bare string (2.4)
+        self._ready(job, ev.now)
 
     # -- task results ---------------------------------------------------------------------
     def _attempt(self, job_name: str, taskid: int, attempt: int) -> tuple[Job, Task] | None:
@@ -521,7 +562,7 @@ class Coordinator:
                 task.stage,
                 task.grouping,
                 task.group,
-                job.spec.save_results and job.stage(task.stage).index == len(job.stages) - 1,
+                saves_to_ddfs(job.spec) and job.stage(task.stage).index == len(job.stages) - 1,
             )
         )
 

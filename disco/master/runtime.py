@@ -19,7 +19,7 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 
@@ -51,14 +51,19 @@ from disco.master.states import (
     NodeLost,
     NodesConfigured,
     ResolveInputs,
+    ResultsSaved,
     RetryDue,
     SaveJob,
+    SaveResults,
     ScheduleRetry,
     SettingsChanged,
     StartTask,
     Tick,
 )
 from disco.master.store import RESTART_EVENT, ClusterConfig, JobRecord, Store, expand_table
+
+if TYPE_CHECKING:
+    from disco.master.jobtags import JobTags
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +128,9 @@ class Runtime:
         self.cluster = ClusterConfig([])
         self.nodes: list[tuple[str, int]] = []
         self.purged: dict[str, float] = {}
+        # The master's DDFS duties (results tags, OOB tags); set by the composition root.
+        self.job_tags: JobTags | None = None
+        self._oob_to_delete: set[str] = set()  # purged jobs whose OOB tag is still there
         self._attempts: dict[tuple[str, int, int], asyncio.Task[None]] = {}
         self._signals: dict[tuple[str, int], asyncio.Event] = {}
         self._timers: set[asyncio.TimerHandle] = set()
@@ -140,6 +148,9 @@ class Runtime:
         for rec in self.store.load_jobs():
             self.records[rec.name] = rec
             self._seq = max(self._seq, rec.seq)
+        for name, data in self.store.load_failures().items():
+            if name in self.records:
+                self.failures[name] = FailureLog.from_json(data)
         for name in self.store.mark_active_dead():  # 13.15: jobs cut short by a restart
             rec = self.records[name]
             rec.status = "dead"
@@ -230,6 +241,8 @@ class Runtime:
             self._spawn(self._resolve_inputs(ins.job, ins.urls))
         elif isinstance(ins, SaveJob):
             self._save(ins.job)
+        elif isinstance(ins, SaveResults):
+            self._spawn(self._save_results(ins.job, ins.results))
         elif isinstance(ins, JobFinished):
             log = self.logs.get(ins.job)
             if log is not None:
@@ -264,6 +277,32 @@ class Runtime:
         rec.results = list(job.results or [])
         rec.stage_results = dict(job.stage_results)
         self.store.save_job(rec)
+        if name in self.failures:
+            self.store.save_failures(name, self.failures[name].to_json())
+
+    async def _save_results(self, job: str, results: tuple[tuple[str, ...], ...]) -> None:
+        """Write the job's results tag; a failure ends the job ``dead`` (ddfs.md 7.2)."""
+        error: str | None = None
+        try:
+            if self.job_tags is None:
+                raise RuntimeError("this master has no DDFS")
+            await self.job_tags.save_results(job, results)
+        except Exception as exc:
+            logger.warning("saving the results of %s failed: %s", job, exc)
+            error = str(exc) or type(exc).__name__
+        if not self._closing:
+            self.feed(ResultsSaved(job, error, self.clock()))
+
+    async def _delete_oob(self, name: str) -> bool:
+        """Delete the job's OOB tag (10.6); ``False`` (logged) when DDFS failed."""
+        if self.job_tags is None:
+            return True
+        try:
+            await self.job_tags.delete_oob(name)
+        except Exception as exc:
+            logger.warning("deleting the OOB tag of %s failed: %s", name, exc)
+            return False
+        return True
 
     # -- task attempts --------------------------------------------------------------------
     def _start_attempt(self, ins: StartTask) -> None:
@@ -426,9 +465,12 @@ class Runtime:
         )
 
     async def purge(self, name: str) -> None:
-        """Clean, then delete the job's data on every node (10.2; we do not wait for GC)."""
+        """Clean, then delete the job's OOB tag and its data on every node (10.2; we do not
+        wait for GC; an OOB tag DDFS could not delete is retried by each GC pass)."""
         await self.clean(name)
         self.purged[name] = self.clock()
+        if not await self._delete_oob(name):
+            self._oob_to_delete.add(name)
         for host, _ in self.nodes:
             try:
                 await self.backend.remove_job_data(host, name)
@@ -472,7 +514,9 @@ class Runtime:
             "timestamp": timestamp(rec.start),
             "active": status,
             "pipeline": pipeline,
-            "results": [u for entry in results for u in entry],
+            "results": [
+                u for entry in results for u in ([entry] if isinstance(entry, str) else entry)
+            ],
             "inputs": rec.inputs,
             "worker": rec.worker,
             "hosts": hosts,
@@ -595,6 +639,10 @@ class Runtime:
         now = self.clock()
         self.purged = {n: t for n, t in self.purged.items() if now - t < PURGED_RETENTION}
         removed: list[tuple[str, str]] = []
+        for name in sorted(self._oob_to_delete):
+            if await self._delete_oob(name):
+                self._oob_to_delete.discard(name)
+        oob_deleted: dict[str, bool] = {}
         for host, _ in self.nodes:
             base = os.path.join(self.config.disco_data, host)
             for path, name in job_dirs(base):
@@ -605,6 +653,11 @@ class Runtime:
                 except OSError:
                     continue
                 if name in self.purged or now - mtime > self.config.gc_after:
+                    # 10.6: the OOB tag goes first; if DDFS fails the data waits a pass
+                    if name not in oob_deleted:
+                        oob_deleted[name] = await self._delete_oob(name)
+                    if not oob_deleted[name]:
+                        continue
                     await self.backend.remove_job_data(host, name)
                     removed.append((host, name))
         return removed

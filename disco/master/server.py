@@ -27,6 +27,7 @@ from disco.master.api import ctrl, data, jobs
 from disco.master.api.common import RUNTIME
 from disco.master.config import MasterConfig, _explicit
 from disco.master.errors import error_middleware
+from disco.master.jobtags import JobTags
 from disco.master.runtime import Runtime
 from disco.master.store import Store
 from disco.node.dataserver import DOWNLOADS, DownloadLimit
@@ -173,6 +174,7 @@ async def start_master(
         )
     runtime = Runtime(config, store, backend)
     ddfs = DDFSMaster(ddfs_config, RuntimeView(runtime), local_root=config.ddfs_data)
+    runtime.job_tags = JobTags(ddfs)
     app = build_app(runtime, ddfs_api.routes)
     app[ddfs_api.DDFS] = ddfs
     runner = web.AppRunner(app, handle_signals=False)

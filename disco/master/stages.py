@@ -8,7 +8,7 @@ without changing it: jobinfo counters (3.1), INPUT replies and RETRY replica lis
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from disco.backends.base import InputEntry, Replica, TaskOutput
 from disco.master.grouping import DataItem, DirItem, Item, TaskInput, url_host
@@ -93,7 +93,8 @@ class Job:
     waiting: dict[int, None] = field(default_factory=dict)  # ordered set of task ids
     next_taskid: int = 0
     items: list[Item] | None = None  # job inputs once dir:// indexes are resolved
-    results: list[list[str]] | None = None
+    results: list[Any] | None = None  # replica lists, or ["tag://disco:results:<job>"]
+    saving: bool = False  # save_results: the results tag is being written (ddfs.md 7.2)
     stage_results: dict[str, list[list[str]]] = field(default_factory=dict)
     running: int = 0
     priority: float = 0.0
@@ -147,13 +148,13 @@ def output_items(outputs: tuple[TaskOutput, ...]) -> list[Item]:
         if out.kind == "dir":
             items.append(DirItem(out.url, tuple(out.labels)))
         else:
-            items.append(DataItem(out.label, out.size, (out.url,)))
+            items.append(DataItem(out.label, out.size, out.urls))
     return items
 
 
 def result_entries(tasks: list[Task]) -> list[list[str]]:
     """One replica list per output, tasks in the given order (3.5)."""
-    return [[out.url] for task in tasks for out in task.outputs]
+    return [list(out.urls) for task in tasks for out in task.outputs]
 
 
 def input_reply(

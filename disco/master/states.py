@@ -129,6 +129,16 @@ class Tick:
     now: float
 
 
+@dataclass(frozen=True)
+class ResultsSaved:
+    """The results tag of a ``save_results`` job was written (``error`` is ``None``), or
+    writing it failed with ``error`` (ddfs.md 7.2)."""
+
+    job: str
+    error: str | None
+    now: float
+
+
 Event = (
     JobSubmitted
     | InputsResolved
@@ -143,6 +153,7 @@ Event = (
     | NodeConnected
     | SettingsChanged
     | Tick
+    | ResultsSaved
 )
 
 
@@ -204,6 +215,15 @@ class SaveJob:
 
 
 @dataclass(frozen=True)
+class SaveResults:
+    """Replace the urls of ``disco:results:<job>`` by ``results``, then send
+    ``ResultsSaved`` (ddfs.md 7.2)."""
+
+    job: str
+    results: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
 class JobFinished:
     job: str
     status: JobStatus
@@ -222,6 +242,7 @@ Instruction = (
     | ScheduleRetry
     | InputsChanged
     | SaveJob
+    | SaveResults
     | JobFinished
     | JobForgotten
 )

@@ -44,6 +44,7 @@ class TaskOutputs:
         self.index_name: str | None = None  # "<stage>-<taskid>-<usecs>.results"
         self._totals: dict[int, int] = {}
         self._local: list[tuple[int, str, int]] = []  # (label, disco url, size)
+        self._paths: list[str] = []  # the local outputs' files, in the order of _local
         self._remote: list[tuple[int, str, int]] = []
 
     def _data_url(self, scheme: str, relpath: str) -> str:
@@ -74,6 +75,7 @@ class TaskOutputs:
         self._file.write(b"%d %s %d\n" % (label, url.encode("utf-8"), size))
         self._file.flush()
         self._local.append((label, url, size))
+        self._paths.append(os.path.join(self._jobhome, location))
         self._totals[label] = self._totals.get(label, 0) + size
 
     def _open(self) -> None:
@@ -108,19 +110,30 @@ class TaskOutputs:
             return None
         return os.path.join(self._jobhome, ".disco", self.index_name)
 
-    def task_outputs(self) -> tuple[TaskOutput, ...]:
+    @property
+    def local_paths(self) -> list[str]:
+        """The files of the local outputs, in reporting order."""
+        return list(self._paths)
+
+    def task_outputs(self, saved: list[list[str]] | None = None) -> tuple[TaskOutput, ...]:
         """The outputs at DONE, in the order of 8.6.
 
         1. the ``dir://`` index with the (label, total size) list, if there were local
            outputs (with ``save_results`` each local output is listed instead as a
-           ``data`` output with its ``disco://`` URL, for the master to save);
+           ``data`` output whose replicas are its DDFS blob, ``saved[i]`` for the i-th
+           local output, or its ``disco://`` URL if it was not saved);
         2. the remote outputs in reporting order (0.5 reversed them, 13.14).
         """
         outputs: list[TaskOutput] = []
         if self._local:
             if self._spec.save_results:
-                for label, url, size in self._local:
-                    outputs.append(TaskOutput(kind="data", url=url, label=label, size=size))
+                for i, (label, url, size) in enumerate(self._local):
+                    replicas = tuple(saved[i]) if saved is not None else (url,)
+                    outputs.append(
+                        TaskOutput(
+                            kind="data", url=replicas[0], label=label, size=size, replicas=replicas
+                        )
+                    )
             else:
                 assert self.index_name is not None
                 labels = tuple(sorted(self._totals.items()))

@@ -484,6 +484,36 @@ class Output(BaseOutput):
 
 
 # -- the worker ----------------------------------------------------------------------------
+def input_settings(job: Any) -> Any:
+    """The settings ``tag://`` job inputs are expanded with: the job's settings, with
+    ``DISCO_MASTER`` set to the job's own master when it was given (0.5 used the
+    settings' master even for ``Job(master=...)``, docs/decisions.md)."""
+    settings = getattr(job, "settings", None)
+    master = getattr(job, "__dict__", {}).get("_master")
+    if not master:
+        return settings
+    from disco.settings import DiscoSettings
+
+    if not isinstance(settings, DiscoSettings):
+        settings = DiscoSettings()
+    return settings.with_values(DISCO_MASTER=str(master))
+
+
+def profile_key(uid: str) -> str:
+    """The OOB key of a task's profile: ``profile-<uid>``, made a valid key (a stage
+    name may hold any character; long ones keep their start and a hash)."""
+    import hashlib
+
+    from disco.oob import MAX_KEY_LENGTH
+    from disco.task import safe_name
+
+    key = safe_name("profile-%s" % uid)
+    if len(key) > MAX_KEY_LENGTH:
+        digest = hashlib.md5(key.encode()).hexdigest()[:8]
+        key = "%s-%s" % (key[: MAX_KEY_LENGTH - 9], digest)
+    return key
+
+
 class Worker(dict):
     """A worker: the dict of job parameters, and the code that runs tasks on the nodes.
 
@@ -526,10 +556,7 @@ class Worker(dict):
         from disco import job as _job
 
         functions = _job.job_functions(self, job, jobargs)
-        # A job class of a script's __main__ travels by value: importing the script on
-        # the nodes would run it again.
-        main = type(job).__module__ == "__main__"
-        return _job.find_job_modules(functions, None if main else _job.module_source(type(job)))
+        return _job.find_job_modules(functions, _job.job_module_path(job))
 
     def jobdict(self, job: Any, **jobargs: Any) -> dict[str, Any]:
         from disco.settings import DiscoSettings
@@ -598,7 +625,8 @@ class Worker(dict):
         self.end(task, job, **jobargs)
 
     def _profiled_run(self, task: Any, job: Any, jobargs: dict[str, Any]) -> None:
-        # library.md 17.8.  Uploading the profile as OOB result needs DDFS (not yet).
+        # library.md 17.8: the stats of the run go to the job's OOB tag as
+        # "profile-<uid>", which Disco.profile_stats and "disco pstats" merge.
         import cProfile
 
         profiler = cProfile.Profile()
@@ -607,10 +635,8 @@ class Worker(dict):
         finally:
             path = task.path("profile-%s" % task.uid)
             profiler.dump_stats(path)
-        self.send(
-            "MSG",
-            "Profile saved in %s (not uploaded: out-of-band results need DDFS)" % path,
-        )
+        with open(path, "rb") as f:
+            task.put(profile_key(task.uid), f.read())
 
     def run(self, task: Any, job: Any, **jobargs: Any) -> None:
         self.getitem(task.stage, job, jobargs)(task, job, **jobargs)

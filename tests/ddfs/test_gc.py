@@ -15,6 +15,19 @@ def root_of(http: HTTP, host: str = "localhost") -> str:
     return http.master.server.backend.ddfs_root(host)
 
 
+def single_copy(http: HTTP, prefix: str, data: bytes) -> tuple[list[str], str]:
+    """Push a blob with one replica; its replica list and the file on its node."""
+    replicas = http.push(prefix, data, replicas=1)
+    where = parse_ddfs_url(replicas[0])
+    node = http.master.server.backend.ddfs_node(where.host)
+    return replicas, node.path(where.volume, "blob", where.oid)
+
+
+def remove_file(path: str) -> None:
+    os.chmod(path, 0o600)
+    os.unlink(path)
+
+
 def one_node(tmp_path, **settings: str) -> EmbeddedMaster:
     return EmbeddedMaster(root=tmp_path / "disco", settings={**GC_NOW, **settings})
 
@@ -152,12 +165,11 @@ def test_lost_replica_is_recovered_into_the_tag(tmp_path) -> None:
     with three_nodes(tmp_path, **GC_NOW) as m:
         http = HTTP(m)
         run_gc(http)
-        replicas = http.push("lost", b"payload", replicas=1)
+        replicas, path = single_copy(http, "lost", b"payload")
         http.tag("t:lost", [replicas])
         holder = parse_ddfs_url(replicas[0])
         other = next(h for h in ("localhost", "127.0.0.2", "127.0.0.3") if h != holder.host)
         node = m.server.backend.ddfs_node(other)  # a copy the tag never heard of
-        path = m.server.backend.ddfs_node(holder.host).path(holder.volume, "blob", holder.oid)
         node.store_blob(holder.oid, path)
         run_gc(http)
         entry = http.get("t:lost")["urls"][0]
@@ -259,14 +271,10 @@ def test_gc_keeps_references_it_cannot_check(tmp_path) -> None:
     with three_nodes(tmp_path, **GC_NOW) as m:
         http = HTTP(m)
         run_gc(http)
-        gone = http.push("gone", b"lost everywhere", replicas=1)
+        gone, path = single_copy(http, "gone", b"lost everywhere")
         elsewhere = ["disco://otherhost/ddfs/vol0/blob/%s" % gone[0].split("/blob/")[1]]
         http.tag("t:refs", [gone, elsewhere])
-        holder = parse_ddfs_url(gone[0])
-        node = m.server.backend.ddfs_node(holder.host)
-        path = node.path(holder.volume, "blob", holder.oid)
-        os.chmod(path, 0o600)
-        os.unlink(path)  # the only copy is lost
+        remove_file(path)  # the only copy is lost
         run_gc(http)
         assert http.get("t:refs")["urls"] == [gone, elsewhere]
 
@@ -299,7 +307,30 @@ def test_gc_running_during_writes_loses_nothing(tmp_path) -> None:
         assert runs
         urls = http.get("t:busy")["urls"]
         assert len(urls) == 20
-        for i in range(20):
-            assert http.get("t:busy%d" % i)["urls"][0] in urls
+        assert all(
+            entry == http.get("t:busy%d" % i)["urls"][0] for i, entry in enumerate(urls[::-1])
+        )
         for entry in urls:
             assert len(entry) == 2 and all(http.request(u).status == 200 for u in entry)
+
+
+def test_gc_without_progress_is_aborted(tmp_path, caplog) -> None:
+    """A node that hangs (here: a blob that is a FIFO nobody writes) stops the run."""
+    settings = {"DDFS_GC_PROGRESS_TIMEOUT": "0.5", **GC_NOW}
+    with three_nodes(tmp_path, **settings) as m:
+        http = HTTP(m)
+        run_gc(http)
+        replicas, path = single_copy(http, "hang", b"")
+        http.tag("t:hang", [replicas])
+        remove_file(path)
+        os.mkfifo(path)  # re-replication will block reading it
+        try:
+            caplog.set_level("WARNING", logger="disco.ddfs.gc")
+            run_gc(http, timeout=20)
+            assert "DDFS GC aborted: no progress" in caplog.text
+            assert http.get("t:hang")["urls"] == [replicas]
+        finally:
+            try:  # let the blocked copy finish (ENXIO: nobody is reading)
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass

@@ -110,7 +110,7 @@ def test_download_gate(tmp_path) -> None:
     (tmp_path / "vol0" / "f").write_bytes(b"data")
 
     async def fetch(gate: TransferGate) -> tuple[int, str]:
-        runner, port = await _serve(create_data_app(str(tmp_path), str(tmp_path), gate))
+        runner, port = await _serve(create_data_app(str(tmp_path), str(tmp_path), ddfs_gate=gate))
         try:
             async with aiohttp.ClientSession() as session:
                 async with session.get("http://127.0.0.1:%d/ddfs/vol0/f" % port) as resp:

@@ -337,6 +337,7 @@ def test_module_found_only_through_a_sys_path_entry(tmp_path, master) -> None:
 # -- what cannot be shipped fails in Job.run -------------------------------------------------
 UNSHIPPABLE = {
     "open file": ("log = open('job.log', 'w')", "_io.TextIOWrapper"),
+    "file opened for reading": ("log = open('script.py')", "an open file cannot be sent"),
     "lock": ("import threading; log = threading.Lock()", "lock"),
     "socket": ("import socket; log = socket.socket()", "socket"),
 }
@@ -401,3 +402,28 @@ def test_unshippable_global_of_a_job_class(tmp_path, master) -> None:
         "function Locked.map (%s, line 23)" % (tmp_path / "job" / "script.py")
     )
     assert Disco(master.url).joblist() == []
+
+
+def test_remote_traceback_names_the_script_and_its_lines(tmp_path, master) -> None:
+    # by-value functions keep their file name, and the script travels in the job home
+    script = """
+    from disco.error import JobError
+
+    def picky_map(line, params):
+        if "end" in line:
+            raise ValueError("cannot map %r" % line)
+        yield line, 1
+
+    try:
+        Job().run(input=INPUTS, map=picky_map).wait()
+    except JobError as e:
+        print(json.dumps({"traceback": e.traceback, "message": e.message}))
+    """
+    proc = run_script(tmp_path, master, script)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["message"].startswith("ValueError: cannot map 'the end'\n")
+    path = tmp_path / "job" / "script.py"
+    assert (
+        'File "%s", line 15, in picky_map\n    raise ValueError("cannot map %%r" %% line)\n' % path
+    ) in report["traceback"]

@@ -395,3 +395,65 @@ def test_settings_change_the_failure_limit():
 def test_format_duration():
     assert format_duration(3723.4567) == "1:02:03.457"
     assert format_duration(0) == "0:00:00.000"
+
+
+# -- save_results (ddfs.md 7.2) ----------------------------------------------------------
+def saved_job(h, name="J"):
+    out = h.submit(name, [("map", "split", False)], [(0, ["raw://a"])], save_results=True)
+    [m0] = starts(out)
+    assert m0.save_results  # the last stage's tasks upload their outputs
+    blob = TaskOutput(
+        "data", "disco://n1/ddfs/b1", replicas=("disco://n1/ddfs/b1", "disco://n2/ddfs/b1")
+    )
+    return h.done(m0, [blob])
+
+
+def test_a_saved_job_is_ready_once_its_results_tag_is_written():
+    from disco.master.states import ResultsSaved, SaveResults
+
+    h = Harness()
+    out = saved_job(h)
+    assert SaveResults("J", (("disco://n1/ddfs/b1", "disco://n2/ddfs/b1"),)) in out
+    assert "Saving the results in DDFS tag disco:results:J" in texts(out)
+    assert not any(isinstance(i, JobFinished) for i in out)
+    assert h.c.jobs["J"].status == "active"
+    h.feed(Tick(h.now))  # nothing else happens meanwhile
+    out = h.feed(ResultsSaved("J", None, h.now + 1))
+    assert h.c.jobs["J"].status == "ready"
+    assert h.c.jobs["J"].results == ["tag://disco:results:J"]
+    assert JobFinished("J", "ready") in out
+    assert any(t.startswith("READY: Job done in") for t in texts(out))
+
+
+def test_a_failed_results_tag_makes_the_job_dead():
+    from disco.master.states import ResultsSaved
+
+    h = Harness()
+    saved_job(h)
+    out = h.feed(ResultsSaved("J", "500 replication_failed", h.now))
+    assert texts(out) == ["ERROR: Saving the results in DDFS failed: 500 replication_failed"]
+    assert JobFinished("J", "dead") in out
+    assert h.c.jobs["J"].status == "dead"
+    assert h.feed(ResultsSaved("J", None, h.now)) == []  # a late answer changes nothing
+
+
+def test_a_job_killed_while_saving_stays_dead():
+    from disco.master.states import ResultsSaved
+
+    h = Harness()
+    saved_job(h)
+    h.feed(KillRequested("J", h.now))
+    assert h.c.jobs["J"].status == "dead"
+    h.feed(ResultsSaved("J", None, h.now))
+    assert h.c.jobs["J"].status == "dead"
+
+
+def test_hdfs_save_info_does_not_upload_to_ddfs():
+    h = Harness()
+    job = spec([("map", "split", False)], [(0, ["raw://a"])], save_results=True)
+    job = JobSpec(**{**job.__dict__, "save_info": "hdfs,nn:50070,user,/dir"})
+    [m0] = starts(h.feed(JobSubmitted("H", job, h.now)))
+    assert not m0.save_results
+    out = h.done(m0, [dir_out("dir://n1/x", 0)])
+    assert h.c.jobs["H"].status == "ready"
+    assert any("Results are not saved: save_info 'hdfs," in t for t in texts(out))

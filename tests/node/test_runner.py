@@ -148,12 +148,14 @@ def test_no_local_outputs_means_no_index(tmp_path):
     assert not os.path.exists(os.path.join(home, ".disco"))
 
 
-def test_save_results_lists_local_outputs_as_data(tmp_path):
+def test_save_results_that_cannot_be_uploaded_fail_the_attempt(tmp_path):
+    # With save_results the local outputs become DDFS blobs at DONE (ddfs.md 7.2); here
+    # there is no DDFS to store them, so the attempt fails and will be retried.  Saving
+    # that works is tested with a real master in tests/e2e/test_ddfs_jobs.py.
     body = "hello\nsend OUTPUT '[1,\"ab/f\",3]'; recv\nsend DONE '\"\"'\nsleep 30\n"
     result, _, _ = run(tmp_path, body, save_results=True)
-    url = "disco://node1/disco/node1/%s/%s/ab/f" % (HH, JOBNAME)
-    assert isinstance(result, TaskDone)
-    assert result.outputs == (TaskOutput(kind="data", url=url, label=1, size=3),)
+    assert isinstance(result, TaskFailed) and result.kind == "error"
+    assert result.message.startswith("Could not save the results in DDFS: ")
 
 
 def test_absolute_output_path_fails_the_attempt(tmp_path):

@@ -68,16 +68,6 @@ def test_required_module_shipped_by_path(tmp_path: Any) -> None:
     assert run.records() == [("e", 42)]
 
 
-def test_profile_writes_the_profile(tmp_path: Any) -> None:
-    node = Node(str(tmp_path), job(), map=jobfuncs.words_map, profile=True)
-    run = node.run(inputs=[(0, ["raw://a"])])
-    assert run.status == "DONE", run.payload
-    [note] = [m for m in run.messages if m.startswith("Profile saved in")]
-    path = note.split()[3]
-    assert os.path.basename(path).startswith("profile-map:")
-    assert os.path.getsize(os.path.join(node.jobhome, path)) > 0
-
-
 def test_save_results_with_partitioned_map_only_is_fatal(tmp_path: Any) -> None:
     node = Node(str(tmp_path), job(), map=jobfuncs.words_map, save_results=True)
     run = node.run(inputs=[(0, ["raw://a"])])

@@ -56,14 +56,20 @@ def test_outputs() -> None:
         task.output_filename("a")
 
 
-def test_oob_needs_ddfs_and_checks_keys() -> None:
-    task = Task(**REPLY)
+def test_oob_keys_and_values_are_checked_before_any_request() -> None:
+    task = Task(**REPLY)  # its master does not exist: only the checks can answer
+    for key, match in (
+        ("bad key", "invalid characters"),
+        ("", "must not be empty"),
+        ("k" * 201, "longer than 200"),
+        (7, "must be a str"),
+    ):
+        with pytest.raises(DiscoError, match=match):
+            task.put(key, b"v")
+    with pytest.raises(DiscoError, match="must be bytes"):
+        task.put("good-key", "text")
     with pytest.raises(DiscoError, match="invalid characters"):
-        task.put("bad key", b"v")
-    with pytest.raises(DiscoError, match="DDFS"):
-        task.put("good-key", b"v")
-    with pytest.raises(DiscoError, match="DDFS"):
-        task.get("good-key")
+        task.get("bad/key")
 
 
 def test_safe_name() -> None:

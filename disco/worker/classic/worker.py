@@ -18,7 +18,7 @@ from typing import Any
 
 from disco import JOBPACK_VERSION1
 from disco.error import DiscoError
-from disco.worker import BaseOutput, Params, SerialInput, read_index
+from disco.worker import BaseOutput, Params, SerialInput, input_settings, read_index
 from disco.worker import Worker as BaseWorker
 from disco.worker.classic.func import (
     chain_reader,
@@ -106,7 +106,7 @@ class Worker(BaseWorker):
                 "Job 'input' is not a list of input locations, "
                 "or a list of such lists: %s" % (job_input,)
             )
-        settings = getattr(job, "settings", None)
+        settings = input_settings(job)
         kwargs = {"settings": settings} if settings is not None else {}
         # With a map, dir:// inputs are expanded here; without one the master reads them.
         inputs = util.inputlist(job_input, label=None if has_map else False, **kwargs)

@@ -22,7 +22,7 @@ from typing import Any
 
 from disco import JOBPACK_VERSION2
 from disco.error import DiscoError
-from disco.worker import Params
+from disco.worker import Params, input_settings
 from disco.worker import Worker as BaseWorker
 from disco.worker.pipeline.stage import DiscoTask, Stage, TaskInfo, input_hook
 
@@ -113,9 +113,7 @@ class Worker(BaseWorker):
             {
                 "worker": self.bin,
                 "pipeline": [[stage.name, grouping, conc] for grouping, stage, conc in stages],
-                "inputs": job_inputs(
-                    self.getitem("input", job, jobargs, []), getattr(job, "settings", None)
-                ),
+                "inputs": job_inputs(self.getitem("input", job, jobargs, []), input_settings(job)),
             }
         )
         return jobdict
@@ -130,7 +128,7 @@ class Worker(BaseWorker):
             stage = entry[1] if isinstance(entry, (tuple, list)) and len(entry) > 1 else None
             if isinstance(stage, Stage):
                 functions += [fn for fn in stage.functions() if not _is_disco(fn)]
-        return _job.find_job_modules(functions, _job.module_source(type(job)))
+        return _job.find_job_modules(functions, _job.job_module_path(job))
 
     # -- node side ------------------------------------------------------------------------
     def run(self, task: Any, job: Any, **jobargs: Any) -> None:

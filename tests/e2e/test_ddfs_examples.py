@@ -1,0 +1,63 @@
+"""The DDFS examples (library.md 20) run as they stand on the embedded default master;
+their output is checked against plain Python."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter
+
+import pytest
+
+from tests.e2e.test_examples import EXAMPLES, TEXT, run_example
+
+pytestmark = pytest.mark.timeout(180)
+
+DATA = os.path.join(EXAMPLES, "data")
+
+
+def top_words(counts: Counter[bytes], n: int) -> list[tuple[str, int]]:
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+    return [(w.decode(), c) for w, c in top]
+
+
+def printed_counts(out: str) -> list[tuple[str, int]]:
+    rows = [line.split() for line in out.splitlines()[1:]]
+    return [(w, int(c)) for w, c in rows]
+
+
+def test_ddfs_wordcount_over_a_chunked_tag(tmp_path) -> None:
+    words = [("w%d" % n).encode() for n in range(300)]
+    rng = random.Random(3)
+    lines = [b" ".join(rng.choice(words) for _ in range(12)) for _ in range(40000)]
+    text = tmp_path / "big.txt"
+    text.write_bytes(b"\n".join(lines) + b"\n")  # ~2.5 MiB: several 1 MiB hunks
+    out = run_example("ddfs_wordcount.py", str(text), "--chunk-size", "1", "--top", "300")
+    want = Counter(w for line in lines for w in line.split())
+    assert printed_counts(out) == top_words(want, 300)
+
+
+def test_ddfs_wordcount_of_the_bundled_text() -> None:
+    out = run_example("ddfs_wordcount.py", "--top", "15")
+    with open(TEXT, "rb") as f:
+        want = Counter(f.read().split())
+    assert printed_counts(out) == top_words(want, 15)
+
+
+def test_chunk_job_chunks_every_input_into_the_tag() -> None:
+    out = run_example("chunk_job.py").splitlines()
+    names = sorted(os.listdir(DATA))
+    lines = 0
+    for name in names:
+        with open(os.path.join(DATA, name), "rb") as f:
+            lines += len(f.read().splitlines())
+    assert out[: len(names)] == ["file://%s: 1 blobs" % os.path.join(DATA, name) for name in names]
+    assert out[-1] == "lines in tag://data:chunks: %d" % lines
+
+
+@pytest.mark.parametrize("mode", ["map", "reduce"])
+def test_profile_job_prints_the_tasks_statistics(mode: str) -> None:
+    out = run_example("profile_job.py", "--mode", mode, "--lines", "40")
+    assert "function calls" in out and "Ordered by: cumulative time" in out
+    assert ("worker.py:%s" % "") in out
+    assert "(%s)" % mode in out  # the classic worker's map / reduce method
