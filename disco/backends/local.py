@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterable
+from typing import Any
 
 from aiohttp import web
 
@@ -67,6 +68,7 @@ class LocalBackend:
         self._ddfs: dict[str, DDFSNode] = {}
         self._put_servers: dict[str, web.AppRunner] = {}
         self._attempts: set[asyncio.Task[TaskResult]] = set()
+        self._preparing: set[asyncio.Task[Any]] = set()
         self._closed = False
         # Python workers are forked from a pre-started interpreter (disco.node.zygote).
         self.use_zygote = use_zygote
@@ -177,19 +179,47 @@ class LocalBackend:
     async def _run(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
         spec = dataclasses.replace(spec, ddfs_data=self.ddfs_root(spec.host))
         try:
-            try:
-                jobhome = await ensure_jobhome(spec)
-            except JobHomeError as exc:
-                return TaskFailed("error", str(exc))
-            worker = safe_member_path(jobhome, spec.worker)
-            zygote = None
-            if worker is not None and is_standard_launcher(worker):
-                zygote = await self._get_zygote()
+            prepared = await self._prepare_in_time(spec)
+            if isinstance(prepared, TaskFailed):
+                return prepared
+            jobhome, zygote = prepared
             return await run_worker(spec, channel, jobhome, limits=self.limits, zygote=zygote)
         except asyncio.CancelledError:
             if self._closed:  # killed by close(), not by our caller
                 return TaskFailed("error", "Node %s unavailable" % spec.host)
             raise
+
+    async def _prepare_in_time(self, spec: TaskSpec) -> tuple[str, Zygote | None] | TaskFailed:
+        """The job home and the zygote within ``start_timeout`` (M 8.8: ``Worker did not
+        start in 60s at <host>``).  The preparation is never cut short: it holds the job
+        home lock until the extraction is complete, so on a timeout (or a kill) it
+        finishes in the background and the next attempt finds the job home ready."""
+        prepare = asyncio.create_task(self._prepare(spec))
+        self._preparing.add(prepare)
+        prepare.add_done_callback(self._prepared)
+        done, _ = await asyncio.wait({prepare}, timeout=self.limits.start_timeout)
+        if not done:
+            return TaskFailed(
+                "error",
+                "Worker did not start in %gs at %s" % (self.limits.start_timeout, spec.host),
+            )
+        return prepare.result()
+
+    async def _prepare(self, spec: TaskSpec) -> tuple[str, Zygote | None] | TaskFailed:
+        try:
+            jobhome = await ensure_jobhome(spec)
+        except JobHomeError as exc:
+            return TaskFailed("error", str(exc))
+        worker = safe_member_path(jobhome, spec.worker)
+        zygote = None
+        if worker is not None and is_standard_launcher(worker):
+            zygote = await self._get_zygote()
+        return jobhome, zygote
+
+    def _prepared(self, task: asyncio.Task[Any]) -> None:
+        self._preparing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.debug("job home preparation failed: %s", task.exception())
 
     async def _get_zygote(self) -> Zygote | None:
         if not self.use_zygote or self._closed:
@@ -223,6 +253,10 @@ class LocalBackend:
         for attempt in attempts:
             attempt.cancel()
         await asyncio.gather(*attempts, return_exceptions=True)
+        preparing = list(self._preparing)
+        for task in preparing:
+            task.cancel()
+        await asyncio.gather(*preparing, return_exceptions=True)
         if self._prestart is not None:
             await asyncio.gather(self._prestart, return_exceptions=True)
         for servers in (self._servers, self._put_servers):

@@ -43,6 +43,7 @@ _CHUNK = 64 * 1024
 class WorkerLimits:
     """Timeouts and limits of 8.8, 8.9 and 11.5 (fields so tests can shrink them)."""
 
+    start_timeout: float = 60.0  # job home and worker process ready (backends)
     pid_timeout: float = 30.0  # no byte at all from the worker
     message_timeout: float = 30.0  # a started message not completed
     last_words_timeout: float = 10.0  # collecting output after a broken stream

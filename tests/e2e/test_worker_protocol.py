@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
 from disco.embedded import EmbeddedMaster
+from disco.master.events import hash_dir
 from tests.conftest import child_pids, poll_for
 from tests.master.packs import make_pack, v2_dict
 from tests.master.test_api import Client
@@ -213,3 +215,17 @@ def test_failures_of_8_8(client: Client, body: str, kind: str, texts: list[str])
         assert any(m.startswith("ERROR: [map:0] Task map:0 failed 1 times.") for m in messages)
     assert client.get("/disco/ctrl/nodeinfo")["localhost"]["job_ok"] == 0
     assert client.get("/disco/ctrl/jobinfo?name=" + name)["active"] == "dead"  # still serving
+
+
+def test_worker_that_does_not_start_in_time(client: Client) -> None:
+    """8.8 "Worker did not start in 60s at <host>", with the limit at 0 s: the attempt
+    fails at once, and the job home preparation still completes in the background (it
+    is never cut short half-way through an extraction)."""
+    backend = client.m.server.backend
+    backend.limits = dataclasses.replace(backend.limits, start_timeout=0.0)
+    name, status, _, messages = run(client, "send DONE '\"\"'\n")
+    assert status == "dead"
+    assert "WARNING: [map:0] Worker did not start in 0s at localhost" in messages
+    home = os.path.join(client.m.server.config.disco_data, "localhost", hash_dir(name), name)
+    poll_for(lambda: os.path.exists(os.path.join(home, ".jobhome")), 10, "the job home")
+    assert os.path.exists(os.path.join(home, "worker.sh"))
