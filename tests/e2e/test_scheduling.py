@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from disco.core import result_iterator
+from disco.embedded import EmbeddedMaster
 from disco.job import Job
 from tests.e2e import classic_params_funcs as f
 
@@ -69,3 +70,25 @@ def test_max_cores_runs_one_task_at_a_time(cluster: Any) -> None:
     assert len(spans) == 4
     for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
         assert end <= start  # no two map tasks overlapped
+
+
+@pytest.mark.parametrize("policy", ["fifo", "fair"])
+def test_fifo_runs_the_older_job_first_fair_shares(tmp_path: Any, policy: str) -> None:
+    """One slot, job A with five tasks then job B with one: fifo finishes every task of
+    A before B starts; fair gives B the slot before A's last task."""
+    settings = {"DISCO_SCHEDULER": policy}
+    with EmbeddedMaster(
+        root=tmp_path / "d", nodes=[("localhost", 1)], settings=settings, retry_delay=0.0
+    ) as m:
+        first = Job(name="A", master=m.url).run(
+            input=["raw://a%d" % i for i in range(5)], map=f.timed_map, partitions=None
+        )
+        second = Job(name="B", master=m.url).run(
+            input=["raw://b"], map=f.timed_map, partitions=None
+        )
+        a = sorted(v for _, v in result_iterator(first.wait(poll_interval=0.1)))
+        [(b_start, _)] = [v for _, v in result_iterator(second.wait(poll_interval=0.1))]
+    if policy == "fifo":
+        assert a[-1][1] <= b_start
+    else:
+        assert b_start < a[-1][0]
