@@ -219,6 +219,23 @@ def test_submit_errors(client):
     assert client.get("/disco/ctrl/get_settings") == {"max_failure_rate": 100, "accept_new_jobs": 0}
 
 
+def test_job_start_reply_timeout(client, monkeypatch):
+    """2.2: a job not started within the reply timeout (60 s; 0 here) is refused with
+    the 0.5 text, no job is created, and the master keeps serving."""
+    from disco.master.api import jobs
+
+    monkeypatch.setattr(jobs, "START_TIMEOUT", 0.0)
+    jobdict = v2_dict([["map", "split", False]], [[0, 0, ["raw://a"]]])
+    status, _, body = client.request("/disco/job/new", make_pack(jobdict))
+    assert (status, json.loads(body)) == (
+        200,
+        ["error", 'Job failed to start: "timed out after 60s (master busy?)"'],
+    )
+    assert client.get("/disco/ctrl/joblist") == []
+    monkeypatch.setattr(jobs, "START_TIMEOUT", 60.0)
+    assert client.wait(client.submit(jobdict))[0] == "ready"
+
+
 def test_failing_task_retries_until_the_limit(client):
     client.post("save_settings", {"max_failure_rate": "2"})
     name = client.submit(
