@@ -5,6 +5,7 @@ front proxy (master-api.md 2.8)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from disco.core import Disco, result_iterator
@@ -72,3 +73,11 @@ def test_a_client_behind_the_front_proxy(master) -> None:
     assert disco.wait(name, poll_interval=0.1) == [["raw://p"]]
     assert disco.jobinfo(name)["active"] == "ready"
     assert [e[2] for _, e in disco.events(name)][-1].startswith("READY")
+
+
+def test_results_long_poll_returns_when_the_job_ends(master) -> None:
+    """M 2.4: ``get_results`` blocks only until an active job ends, not for ``timeout``."""
+    job = Job(name="LongPoll", master=master.url).run(input=["raw://x"], map=upper_map)
+    start = time.monotonic()
+    status, _ = master.disco.results(job, timeout=60_000)
+    assert status == "ready" and time.monotonic() - start < 30
