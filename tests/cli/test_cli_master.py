@@ -208,3 +208,13 @@ def test_run_options_map_reduce_partitions_scheduler_param(
     jobdict = master.disco.jobpack(name).jobdict
     assert jobdict["nr_reduces"] == 2 and jobdict["scheduler"] == {"max_cores": 1}
     sys.modules.pop("cli_opts_job", None)
+
+
+def test_deref_resolve_gives_http_urls(capsys, master) -> None:
+    name = master.disco.submit(jobpack(inputs=["raw://a"], map=True))
+    results = master.disco.wait(name, poll_interval=0.1)
+    plain = ok(capsys, master, "deref", results[0][0]).split()
+    resolved = ok(capsys, master, "deref", "-r", results[0][0]).split()
+    assert len(plain) == len(resolved) == 1 and plain[0].startswith("disco://localhost/")
+    port = master.url.rsplit(":", 1)[1]
+    assert resolved == ["http://localhost:%s/%s" % (port, plain[0].split("/", 3)[3])]
