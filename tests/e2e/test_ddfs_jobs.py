@@ -430,3 +430,22 @@ def test_disco_oob_and_pstats_commands(master, capsys) -> None:
     assert "Ordered by: call count, internal time" in text
     assert disco_main(["-M", master.url, "oob", "get", "line-a"]) == 1
     assert "usage: disco oob get key jobname" in capsys.readouterr().err
+
+
+def test_oob_values_are_read_across_nodes(tmp_path) -> None:
+    """Twelve map tasks on three nodes put values whose blobs land on random nodes; the
+    reduce task reads every one, from its own node as a file or from the others over
+    HTTP (all twelve on one node: probability 3 / 3**12)."""
+    nodes = [("localhost", 2), ("127.0.0.2", 2), ("127.0.0.3", 2)]
+    before = child_pids()
+    with embedded(tmp_path / "c", nodes=nodes) as m:
+        letters = "abcdefghijkl"
+        job = Job(master=m.url).run(
+            input=["raw://%s" % c for c in letters], map=oob_map, reduce=oob_reduce
+        )
+        got = dict(result_iterator(wait(job)))
+        assert got == {**{c: c.upper().encode() for c in letters}, "missing": None}
+        urls = DDFS(m.url).urls("disco:job:oob:%s" % job.name)
+        hosts = {u[0].split("/")[2] for u in urls}
+        assert len(urls) == 12 and len(hosts) > 1  # the values are spread over the nodes
+    _assert_no_leaked_workers(before)
