@@ -72,3 +72,22 @@ def test_profile_job_prints_the_tasks_statistics() -> None:
     assert re.search(r"worker\.py:\d+\(map\)", out)  # the classic worker's map task
     assert re.search(r"worker\.py:\d+\(reduce\)", out)
     assert "count_words.py" in out  # the job's own functions, shipped with it
+
+
+def test_xml_reader_counts_the_words_of_the_pages() -> None:
+    import xml.etree.ElementTree as ET
+
+    out = run_example("xml_reader.py", "--top", "1000").splitlines()
+    texts = [
+        e.text or ""
+        for e in ET.parse(os.path.join(DATA, "pages.xml")).iter()
+        if e.tag.endswith("}text")
+    ]
+    assert out[0] == "%d pages in tag://data:pages" % len(texts) == "4 pages in tag://data:pages"
+    words = Counter()
+    for text in texts:
+        for sep in ".;,":
+            text = text.replace(sep, " ")
+        words.update(text.lower().split())
+    rows = [line.split() for line in out[1:]]
+    assert [(w, int(c)) for w, c in rows] == sorted(words.items(), key=lambda kv: (-kv[1], kv[0]))
