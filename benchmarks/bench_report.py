@@ -131,7 +131,8 @@ def load_all(results: str, notes_path: str | None = None) -> dict[str, Any]:
         with open(notes_path) as f:
             notes = f.read()
     ours = os.path.join(results, "disco")
-    import sort_report  # imports this module: loaded on use
+    import ddfs_report  # imports this module: loaded on use
+    import sort_report
 
     return {
         "run": run,
@@ -148,6 +149,7 @@ def load_all(results: str, notes_path: str | None = None) -> dict[str, Any]:
         "failures": load_json(os.path.join(ours, "failures.json"), {}) or {},
         "notes": notes,
         "sort": sort_report.load_sort(results, run),
+        "ddfs": ddfs_report.load_ddfs(results) if run.get("ddfs") else None,
     }
 
 
@@ -542,6 +544,9 @@ def build_report(d: dict[str, Any]) -> str:
     import sort_report
 
     sort_report.sort_section(d.get("sort"), out)
+    import ddfs_report
+
+    ddfs_report.ddfs_section(d.get("ddfs"), out)
     if d["failures"]:
         out.append("## Failures")
         out.append("")

@@ -20,7 +20,9 @@ Steps (each step's records go to ``bench-results/``, outputs and logs to ``bench
    sorted by the Python reference (``python-sort``), by our pipeline job
    (``benchmarks/sort_disco.py``, output checked byte for byte against the reference),
    then by GNU sort and PySpark (``run_peers.sh`` sort peers), in the same run;
-7. write ``docs/benchmarks.md`` (``benchmarks/bench_report.py``).
+7. DDFS: ``benchmarks/ddfs_bench.py`` pushes and pulls a ``--ddfs-size`` file (1 GiB) with 3
+   replicas on 3 local nodes and chunks the corpus, against ``dd`` in the same run;
+8. write ``docs/benchmarks.md`` (``benchmarks/bench_report.py``).
 
 A failing step is recorded (with the end of its log) and the run goes on, so the page is
 always written and says what did not work.
@@ -395,6 +397,34 @@ class Bench:
         if rc != 0:
             self.fail("disco tiny job (running master)", log, "exit status %d" % rc)
 
+    # -- 7. DDFS --------------------------------------------------------------------------
+    def run_ddfs(self) -> None:
+        """Push/pull of a ``--ddfs-size`` file with 3 replicas and chunk of the corpus."""
+        out = self.ours / "ddfs.json"
+        log = self.logs / "disco-ddfs.log"
+        logger.info("DDFS: push/pull %s with 3 replicas, chunk of the corpus", self.args.ddfs_size)
+        cmd = [
+            sys.executable,
+            str(HERE / "ddfs_bench.py"),
+            "--corpus",
+            str(self.corpus),
+            "--size",
+            self.args.ddfs_size,
+            "--work",
+            str(self.work / "ddfs"),
+            "--json",
+            str(out),
+        ]
+        with open(log, "w") as f:
+            try:
+                rc = subprocess.call(
+                    cmd, env=self.env(), cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=1800
+                )
+            except subprocess.TimeoutExpired:
+                rc = -1
+        if rc != 0:
+            self.fail("DDFS benchmark", log, "exit status %d" % rc)
+
     # -- the whole run -------------------------------------------------------------------
     def run(self) -> None:
         started = datetime.datetime.now(datetime.UTC)
@@ -417,6 +447,8 @@ class Bench:
             self.run_peer(peer)
         if not self.args.skip_sort:
             self.run_sort(bool(peers))
+        if not self.args.skip_ddfs:
+            self.run_ddfs()
         info = {
             "started": started.strftime("%Y-%m-%d %H:%M"),
             "seconds": round(time.perf_counter() - t0),
@@ -425,6 +457,7 @@ class Bench:
             "tiny_label": "corpus-" + TINY_SIZE,
             "sort_label": None if self.args.skip_sort else self.sort_label,
             "sort_peers": [SORT_REFERENCE] + SORT_PEERS if peers else [],
+            "ddfs": not self.args.skip_ddfs,
             "input_bytes": self.corpus.stat().st_size,
             "runs": self.args.runs,
             "peers": [REFERENCE] + peers if peers else [],
@@ -503,6 +536,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="smoke test: 16M corpus, 1 run")
     ap.add_argument("--records", help="sort benchmark records, K/M/G = powers of 1000 (default 2M)")
     ap.add_argument("--skip-sort", action="store_true", help="leave out the sort benchmark")
+    ap.add_argument("--ddfs-size", help="DDFS push/pull file size (default 1G)")
+    ap.add_argument("--skip-ddfs", action="store_true", help="leave out the DDFS benchmark")
     ap.add_argument("--tiny-runs", type=int, help="whole-process tiny job runs (default 5)")
     ap.add_argument(
         "--latency-runs", type=int, help="tiny jobs timed on a running master (default 20)"
@@ -517,6 +552,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     quick = args.quick
     args.size = args.size or ("16M" if quick else "256M")
     args.records = args.records or ("100K" if quick else "2M")
+    args.ddfs_size = args.ddfs_size or ("64M" if quick else "1G")
     args.runs = args.runs or (1 if quick else 3)
     args.tiny_runs = args.tiny_runs or (2 if quick else 5)
     args.latency_runs = args.latency_runs or (5 if quick else 20)

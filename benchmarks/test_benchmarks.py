@@ -324,3 +324,20 @@ def test_sort_job_quick_size(tmp_path):
         phases = sort_disco.run_sort(str(inp), str(out), m.url, splits=4, labels=4)
     assert out.read_bytes() == b"".join(sorted(records))
     assert phases["sort_s"] > 0
+
+
+def test_ddfs_bench_smoke_and_report(tmp_path):
+    """ddfs_bench on a real 3-node master (4 MiB file), then its report section."""
+    import ddfs_bench
+    import ddfs_report
+
+    corpus = tmp_path / "corpus.txt"
+    make_text(corpus, 2000)
+    figures = ddfs_bench.run(corpus, 4 << 20, tmp_path / "work")
+    for key in ("push_MBps", "pull_MBps", "chunk_MBps", "dd_cache_MBps", "dd_fdatasync_MBps"):
+        assert figures[key] > 0, key
+    assert figures["chunk_blobs"] >= 1 and figures["replicas"] == 3
+    out: list[str] = []
+    ddfs_report.ddfs_section(figures, out)
+    text = "\n".join(out)
+    assert "## DDFS throughput" in text and "`DDFS.push`, 3 replicas" in text

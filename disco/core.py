@@ -333,10 +333,11 @@ class Disco:
         """Information about the job (master-api.md 3.1)."""
         return self._json("/disco/ctrl/jobinfo?name=%s" % jobname)
 
-    def job_error(self, jobname: str, status: str) -> JobError:
+    def job_error(self, jobname: str, status: str, job: Any = None) -> JobError:
         """The ``JobError`` for a job that ended ``status``: with the master's report of
-        its last failure (``jobinfo`` ``last_failure``) when there is one."""
-        job = _jobref(self, jobname)
+        its last failure (``jobinfo`` ``last_failure``) when there is one.  ``job`` is
+        the error's ``.job`` (default: a ``Job`` named ``jobname``)."""
+        job = job if job is not None else _jobref(self, jobname)
         try:
             failure = self.jobinfo(jobname).get("last_failure") if status == "dead" else None
         except (CommError, ValueError, AttributeError):

@@ -2,21 +2,44 @@
 
 ``cloudpickle`` pickles functions and classes of ``__main__`` (and lambdas, closures)
 by value; importable ones (stdlib, ``disco.*``, installed or shipped modules) by
-reference.
+reference.  ``Pickler`` keeps the file names of by-value code (cloudpickle writes
+``<dynamic-code>``), so tracebacks from the nodes name the user's file and line.
 """
 
 from __future__ import annotations
 
+import io
 import pickle
+import types
+from collections import ChainMap
 from typing import Any
 
 import cloudpickle
 
+_DYNAMIC = "<dynamic-code>"
+
+
+def _code_reduce(code: types.CodeType) -> Any:
+    reducer = cloudpickle.Pickler.dispatch_table[types.CodeType]
+    cls, args = reducer(code)
+    if _DYNAMIC in args:
+        at = args.index(_DYNAMIC)
+        args = (*args[:at], code.co_filename, *args[at + 1 :])
+    return cls, args
+
+
+class Pickler(cloudpickle.Pickler):
+    """``cloudpickle.Pickler`` that keeps ``co_filename`` of the code it pickles by value."""
+
+    dispatch_table = ChainMap({types.CodeType: _code_reduce}, cloudpickle.Pickler.dispatch_table)
+
 
 def dumps(obj: Any, protocol: int | None = None) -> bytes:
-    if protocol is not None and protocol < 0:
+    if protocol is None or protocol < 0:
         protocol = pickle.HIGHEST_PROTOCOL
-    return cloudpickle.dumps(obj, protocol=protocol)
+    out = io.BytesIO()
+    Pickler(out, protocol=protocol).dump(obj)
+    return out.getvalue()
 
 
 def loads(data: bytes) -> Any:

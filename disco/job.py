@@ -129,16 +129,17 @@ class Job:
         Returns ``self``, whose ``name`` is now the unique job name.  Submission
         errors raise ``DiscoError``.
         """
+        from disco.worker.shipping import pickled_jobdata
+
         worker = self.worker
         # Evaluated in this order (library.md 3.1): jobhome fills required_modules
-        # before jobdata pickles the worker.
-        jobpack = JobPack(
-            worker.jobpack_version,
-            worker.jobdict(self, **jobargs),
-            worker.jobenvs(self, **jobargs),
-            worker.jobhome(self, **jobargs),
-            jobdata(self, jobargs),
-        )
+        # before jobdata pickles the worker.  Building the jobhome pickles the job to
+        # find the modules to ship; that same pickle is the jobdata.
+        jobdict = worker.jobdict(self, **jobargs)
+        jobenvs = worker.jobenvs(self, **jobargs)
+        jobhome = worker.jobhome(self, **jobargs)
+        data = pickled_jobdata(self, jobargs) or jobdata(self, jobargs)
+        jobpack = JobPack(worker.jobpack_version, jobdict, jobenvs, jobhome, data)
         self.name = self.disco.submit(jobpack.dumps())
         return self
 
@@ -178,7 +179,7 @@ class JobChain(dict):
             elif status == "ready":
                 ready += 1
             elif status != "active":
-                raise JobError(job, "Status %s" % status)
+                raise job.disco.job_error(job.name, status, job)
         return ready
 
     def inputs(self, job: Job) -> Iterator[list[Any]]:
@@ -194,7 +195,7 @@ class JobChain(dict):
                 elif status == "ready":
                     yield list(results)
                 else:
-                    raise JobError(item, "Status %s" % status)
+                    raise item.disco.job_error(item.name, status, item)
             else:
                 yield [item]
 
@@ -384,6 +385,17 @@ def module_source(obj: Any) -> str | None:
     return path if os.path.isfile(path) else None
 
 
+def job_module_path(job: Any) -> str | None:
+    """The source of the module defining the job's class, for ``required_modules``.
+
+    ``None`` for a class of a script's ``__main__``: it travels by value, and importing
+    the script on the nodes would run it again.
+    """
+    if type(job).__module__ == "__main__":
+        return None
+    return module_source(type(job))
+
+
 def _is_disco(obj: Any) -> bool:
     module = getattr(obj, "__module__", None) or ""
     return module == "disco" or module.startswith("disco.")
@@ -444,7 +456,7 @@ def build_jobzip(
 
     from disco.fileutils import DiscoZipFile
     from disco.worker import LAUNCHER, LAUNCHER_PATH
-    from disco.worker.shipping import ship_path
+    from disco.worker.shipping import main_script, ship_path
 
     jobzip = DiscoZipFile()
     written: set[str] = set()
@@ -460,9 +472,10 @@ def build_jobzip(
 
     add(LAUNCHER_PATH, LAUNCHER, 0o755)
     # Disco's own modules are installed on the nodes; a copy in the job home would hide
-    # the installed package behind a namespace package of the same name.
-    for cls in (type(job), type(worker)):
-        source = None if _is_disco(cls) else module_source(cls)
+    # the installed package behind a namespace package of the same name.  The running
+    # script is there for the lines of remote tracebacks (disco.worker.report).
+    sources = [None if _is_disco(cls) else module_source(cls) for cls in (type(job), type(worker))]
+    for source in (*sources, main_script()):
         if source:
             add(source.lstrip("/"), _read(source))
     if isinstance(required_files, dict):

@@ -127,6 +127,8 @@ class DiscoSettings(dict):
         "DDFS_DELETED_TAG_EXPIRES": "30 * 24 * 60 * 60",
         "DDFS_PARTIAL_EXPIRES": "24 * 60 * 60",
         "DDFS_DELAYED_FLUSH": "1",
+        "DDFS_GC_PROGRESS_TIMEOUT": "30 * 60",
+        "DDFS_GC_DELETE_PAUSE": "0.1",
     }
 
     must_exist = (

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from disco.backends.base import TaskChannel, TaskFailed, TaskResult, TaskSpec
 from disco.ddfs.blobserver import create_put_app
+from disco.ddfs.gate import TransferGate
 from disco.ddfs.node import DDFSNode
 from disco.node.dataserver import create_data_app
 from disco.node.jobhome import (
@@ -97,7 +98,7 @@ class LocalBackend:
         for host in added:
             node = self._ddfs[host]
             if host not in self.served_by_master:
-                app = create_data_app(self.disco_data, node.root)
+                app = create_data_app(self.disco_data, node.root, ddfs_gate=TransferGate())
                 await self._serve(self._servers, host, app, host, self.disco_port, "data")
             if self.put_port is not None:
                 bind = self.bind_host if host in self.served_by_master else host

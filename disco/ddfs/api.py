@@ -20,7 +20,7 @@ from disco.ddfs.errors import DDFSError
 from disco.ddfs.master import DDFSMaster
 from disco.ddfs.names import is_url_list, valid_name
 from disco.ddfs.tagdoc import MAX_ATTR_NAME, MAX_ATTR_VALUE, READ_TOKEN, URLS, WRITE_TOKEN
-from disco.node.dataserver import serve_file
+from disco.node.dataserver import serve_gated
 
 DDFS = web.AppKey("ddfs_master", DDFSMaster)
 MAX_TAG_BODY = 512 * 1024 * 1024
@@ -194,4 +194,7 @@ async def ctrl(request: web.Request) -> web.StreamResponse:
 async def files(request: web.Request) -> web.StreamResponse:
     if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
         raise DDFSError(404, errors.NOT_FOUND)
-    return await serve_file(request, ddfs(request).local_root, request.match_info["path"])
+    master = ddfs(request)
+    return await serve_gated(
+        request, master.downloads, master.local_root, request.match_info["path"]
+    )

@@ -46,6 +46,8 @@ class DDFSConfig:
     deleted_tag_expires: float = 30 * 24 * 60 * 60.0
     partial_expires: float = 24 * 60 * 60.0
     delayed_flush: float = 1.0
+    gc_progress_timeout: float = 30 * 60.0  # a GC run without progress is aborted (5.1)
+    gc_delete_pause: float = 0.1  # seconds GC waits after each deletion (5.3)
     paranoid_delete: bool = False
     space_aware: bool = False
     absolute_space: bool = False
@@ -78,6 +80,10 @@ class DDFSConfig:
             ),
             partial_expires=_number(settings, "DDFS_PARTIAL_EXPIRES", d.partial_expires),
             delayed_flush=_number(settings, "DDFS_DELAYED_FLUSH", d.delayed_flush),
+            gc_progress_timeout=_number(
+                settings, "DDFS_GC_PROGRESS_TIMEOUT", d.gc_progress_timeout
+            ),
+            gc_delete_pause=_number(settings, "DDFS_GC_DELETE_PAUSE", d.gc_delete_pause),
             paranoid_delete=_flag(settings.get("DDFS_PARANOID_DELETE", "")),
             space_aware=_flag(settings.get("DDFS_SPACE_AWARE", "")),
             absolute_space=_flag(settings.get("DDFS_ABSOLUTE_SPACE", "")),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 from collections import defaultdict
@@ -77,9 +78,12 @@ class _Run:
     snapshot: dict[str, TagDoc] = field(default_factory=dict)
     present: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     missing: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    referenced: set[str] = field(default_factory=set)  # blob ids named by live tags
     recovered: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     replicated: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     counts: dict[str, _Counts] = field(default_factory=lambda: defaultdict(_Counts))
+    shed: set[tuple[str, str]] = field(default_factory=set)  # (host, blob id) to delete
+    late: set[str] = field(default_factory=set)  # blobs written after the scan: left alone
 
     def copies(self, oid: str) -> dict[str, StoredObject]:
         return {h: objs[("blob", oid)] for h, objs in self.scans.items() if ("blob", oid) in objs}
@@ -106,6 +110,7 @@ class GarbageCollector:
         self._deleted_seen: dict[str, float] = {}
         self._run_task: asyncio.Task[None] | None = None
         self._schedule: asyncio.Task[None] | None = None
+        self._progress = time.monotonic()
 
     # -- control (2.4.12) -----------------------------------------------------------------
     def status(self) -> str:
@@ -146,16 +151,35 @@ class GarbageCollector:
         return self._run_task
 
     async def _guarded_run(self) -> None:
+        """One run, aborted after ``GC_MAX_DURATION`` or ``gc_progress_timeout`` seconds
+        without progress (a hung node)."""
+        started = self._progress = time.monotonic()
+        task = asyncio.ensure_future(self.run())
         try:
-            await asyncio.wait_for(self.run(), GC_MAX_DURATION)
-        except TimeoutError:
-            logger.warning("DDFS GC aborted: it ran longer than %d s", GC_MAX_DURATION)
+            while not task.done():
+                limit = self.config.gc_progress_timeout
+                await asyncio.wait({task}, timeout=max(0.05, min(limit / 4, 60.0)))
+                now = time.monotonic()
+                if not task.done() and (
+                    now - self._progress > limit or now - started > GC_MAX_DURATION
+                ):
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    logger.warning("DDFS GC aborted: no progress for %.0f s", now - self._progress)
+                    return
+            task.result()
         except GCAborted as exc:
             logger.warning("DDFS GC aborted: %s", exc)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
         except Exception:
             logger.exception("DDFS GC failed")
         finally:
             self.phase = ""
+
+    def _tick(self) -> None:
+        self._progress = time.monotonic()
 
     # -- one run --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -168,12 +192,15 @@ class GarbageCollector:
         run = _Run(self.clock(), nodes, self.view.gc_blacklist())
         live = await self.tags.live_tags()
         for host, node in nodes.items():
+            self._tick()
             objs = await asyncio.to_thread(node.scan, self.config.partial_expires, run.now)
             run.scans[host] = {(o.kind, o.oid): o for o in objs}
         self.phase = "build_map"
         await self._build_map(run, live)
         self.phase = "map_wait"
         self.phase = "gc"
+        overused = self._overused(run) if self.config.space_aware else {}
+        self._shed_surplus(run, overused)
         await self._collect(run)
         await self._prune_deleted(run)
         self.last_stats = {
@@ -185,6 +212,7 @@ class GarbageCollector:
         }
         self.phase = "rr_blobs"
         await self._replicate_blobs(run)
+        await self._offload(run, overused)
         self.phase = "rr_blobs_wait"
         self.phase = "rr_tags"
         await self._rewrite_tags(run)
@@ -195,6 +223,7 @@ class GarbageCollector:
 
     async def _build_map(self, run: _Run, live: list[str]) -> None:
         for name in live:
+            self._tick()
             doc = await self.tags.snapshot(name)
             if doc is None:
                 continue  # deleted meanwhile
@@ -204,9 +233,14 @@ class GarbageCollector:
                     parsed = parse_ddfs_url(url)
                     if parsed is None or parsed.kind != "blob":
                         continue
-                    scan = run.scans.get(parsed.host, {})
+                    run.referenced.add(parsed.oid)
+                    scan = run.scans.get(parsed.host)
+                    if scan is None:
+                        continue  # not an up node: left alone, never judged absent
                     if ("blob", parsed.oid) in scan:
                         run.present[parsed.oid].add(parsed.host)
+                    elif await asyncio.to_thread(run.nodes[parsed.host].find_blob, parsed.oid):
+                        run.late.add(parsed.oid)  # uploaded after the scan: next run's job
                     else:
                         run.missing[parsed.oid].add(parsed.host)
 
@@ -214,6 +248,7 @@ class GarbageCollector:
         for host, objs in run.scans.items():
             node = run.nodes[host]
             for obj in objs.values():
+                self._tick()
                 verdict = self._judge(run, host, obj)
                 expires = (
                     self.config.orphan_tag_expires
@@ -230,11 +265,15 @@ class GarbageCollector:
                         run.counts[what + " kept"].add(obj)
                         continue
                     run.counts[what + " deleted"].add(obj)
+                    if self.config.gc_delete_pause > 0:
+                        await asyncio.sleep(self.config.gc_delete_pause)  # spare the disks
                 else:
                     run.counts[what + " kept"].add(obj)
 
     def _judge(self, run: _Run, host: str, obj: StoredObject) -> bool | None:
         """5.3: ``True`` garbage, ``False`` keep, ``None`` unknown (orphan)."""
+        if (host, obj.oid) in run.shed:
+            return True
         if obj.kind == "tag":
             doc = run.snapshot.get(obj.name)
             if doc is None:
@@ -242,7 +281,7 @@ class GarbageCollector:
             return obj.ts < doc.ts
         if host in run.present.get(obj.oid, ()):
             return False  # in use
-        if obj.oid not in run.present and obj.oid not in run.missing:
+        if obj.oid not in run.referenced:
             return None
         if len(run.copies(obj.oid)) > self.config.blob_replicas + 1:
             return True
@@ -263,7 +302,8 @@ class GarbageCollector:
 
     async def _replicate_blobs(self, run: _Run) -> None:
         writable = [h for h in writable_hosts(self.view) if h in run.nodes]
-        for oid in list(run.present.keys() | run.missing.keys()):
+        for oid in sorted(run.referenced - run.late):
+            self._tick()
             usable = (run.present.get(oid, set()) | set(run.recovered.get(oid, {}))) - (
                 run.gc_blacklist
             )
@@ -274,30 +314,80 @@ class GarbageCollector:
             if not copies:
                 logger.warning("GC: blob %s has no copy left on any node", oid)
                 continue
-            candidates = [h for h in writable if h not in copies]
-            targets = choose_nodes(
-                node_spaces(self.view, candidates), need, min_free_kb=self.config.min_free_kb
-            )
-            source_host = random.choice(sorted(copies))
-            source = run.nodes[source_host].path(copies[source_host].volume, "blob", oid)
-            for target in targets:
-                try:
-                    url = await asyncio.to_thread(run.nodes[target].store_blob, oid, source)
-                except OSError as exc:
-                    logger.warning("GC: copying %s to %s failed: %s", oid, target, exc)
+            source = random.choice(sorted(copies))
+            await self._copy(run, oid, source, [h for h in writable if h not in copies], need)
+
+    async def _copy(self, run: _Run, oid: str, source: str, candidates: list[str], k: int) -> int:
+        """Copy blob ``oid`` from node ``source`` to ``k`` of ``candidates`` (same id);
+        how many copies were made."""
+        targets = choose_nodes(
+            node_spaces(self.view, candidates), k, min_free_kb=self.config.min_free_kb
+        )
+        path = run.nodes[source].path(run.scans[source][("blob", oid)].volume, "blob", oid)
+        made = 0
+        for target in targets:
+            self._tick()
+            try:
+                url = await asyncio.to_thread(run.nodes[target].store_blob, oid, path)
+            except OSError as exc:
+                logger.warning("GC: copying %s to %s failed: %s", oid, target, exc)
+                continue
+            run.replicated[oid][target] = url
+            made += 1
+        return made
+
+    # -- space-aware rebalancing (5.6) ---------------------------------------------------
+    def _overused(self, run: _Run) -> dict[str, float]:
+        """Up nodes whose utilisation exceeds the average by more than the threshold."""
+        spaces = [s for s in node_spaces(self.view, sorted(run.nodes)) if s.free_kb + s.used_kb]
+        use = {s.host: s.used_kb / (s.free_kb + s.used_kb) for s in spaces}
+        if not use:
+            return {}
+        average = sum(use.values()) / len(use)
+        return {
+            h: u - average
+            for h, u in use.items()
+            if u - average > self.config.balance_threshold and h not in run.gc_blacklist
+        }
+
+    def _shed_surplus(self, run: _Run, overused: dict[str, float]) -> None:
+        """The most over-used node drops its copies of blobs with more than ``Kb`` usable
+        replicas elsewhere too (the extra replicas of an earlier run)."""
+        if not overused:
+            return
+        host = max(overused, key=lambda h: overused[h])
+        for oid, hosts in run.present.items():
+            if host in hosts and len(hosts - run.gc_blacklist) > self.config.blob_replicas:
+                run.shed.add((host, oid))
+                hosts.discard(host)
+                run.missing[oid].add(host)
+
+    async def _offload(self, run: _Run, overused: dict[str, float]) -> None:
+        """Blobs on over-used nodes get one extra replica on another node, up to the
+        threshold's share of the node's disk per run."""
+        others = [h for h in writable_hosts(self.view) if h in run.nodes and h not in overused]
+        for host in overused:
+            free, used = run.nodes[host].disk_usage()
+            budget = self.config.balance_threshold * (free + used) * 1024
+            for oid, hosts in list(run.present.items()):
+                if budget <= 0:
+                    break
+                if host not in hosts or run.replicated.get(oid):
                     continue
-                run.replicated[oid][target] = url
+                candidates = [h for h in others if h not in run.copies(oid)]
+                if await self._copy(run, oid, host, candidates, 1):
+                    budget -= run.scans[host][("blob", oid)].size
 
     async def _rewrite_tags(self, run: _Run) -> None:
         up = [h for h in writable_hosts(self.view) if h in run.nodes]
         want_replicas = min(self.config.tag_replicas, len(up))
         for name, doc in run.snapshot.items():
+            self._tick()
             urls = [self._new_entry(run, entry) for entry in doc.urls]
             changed = urls != doc.urls
             if changed:
                 urls = [e for e in urls if e]  # [quirk] GC drops empty entries
-            # counted from the scans: a node's tag index may still list a lost file
-            replicas = sum(1 for h in up if ("tag", doc.id) in run.scans.get(h, {}))
+            replicas = sum(1 for h in up if _has_version(run.nodes[h], doc))
             force = replicas < want_replicas
             if changed or force:
                 try:
@@ -307,7 +397,7 @@ class GarbageCollector:
 
     def _new_entry(self, run: _Run, entry: list[str]) -> list[str]:
         blobs = [p for u in entry if (p := parse_ddfs_url(u)) is not None and p.kind == "blob"]
-        if not blobs:
+        if not blobs or blobs[0].oid in run.late:
             return entry
         oid = blobs[0].oid
         absent = run.missing.get(oid, set())
@@ -318,6 +408,8 @@ class GarbageCollector:
                 if host not in hosts:
                     kept.append(url)
                     hosts.add(host)
+        if not hosts:
+            return entry  # no copy anywhere: keep the reference rather than drop the entry
         usable = hosts - run.gc_blacklist
         if hosts & run.gc_blacklist and len(usable) >= self.config.blob_replicas:
             kept = [
@@ -379,3 +471,11 @@ class GarbageCollector:
                     found.add(name)
                     changed = True
         return sorted(found)
+
+
+def _has_version(node: DDFSNode, doc: TagDoc) -> bool:
+    """Does the node hold this tag version now (its index may list a lost file)?"""
+    version = node.tag_version(doc.name)
+    if version is None or version[0] != doc.ts:
+        return False
+    return os.path.exists(node.path(version[1], "tag", doc.id))

@@ -14,6 +14,7 @@ from disco.ddfs import errors
 from disco.ddfs.cluster import NodeView, node_spaces, writable_hosts
 from disco.ddfs.config import DDFSConfig
 from disco.ddfs.errors import DDFSError
+from disco.ddfs.gate import TransferGate
 from disco.ddfs.gc import GarbageCollector
 from disco.ddfs.names import TimestampClock, blob_prefix, object_id, put_url, valid_name
 from disco.ddfs.placement import NotEnoughNodes, blob_targets
@@ -38,6 +39,7 @@ class DDFSMaster:
         self.tags = TagStore(config, view, clock)
         self.gc = GarbageCollector(config, self.tags, view, clock)
         self._blob_ts = TimestampClock()
+        self.downloads = TransferGate()  # the master host's /ddfs/ file downloads
 
     def start(self) -> None:
         self.gc.start_schedule()

@@ -34,6 +34,7 @@ KINDS = ("blob", "tag")
 PARTIAL = "!partial"
 TRASH = "!trash."
 READ_ONLY = 0o400
+SYNC_EVERY = 32 * 1024 * 1024  # bytes of a blob written between two fdatasyncs
 
 
 class NoSpace(OSError):
@@ -66,10 +67,15 @@ class BlobUpload:
         self.final = final
         self.file: BinaryIO = open(staging, "xb")  # noqa: SIM115 - closed by commit/abort
         self.size = 0
+        self._synced = 0
 
     def write(self, data: bytes) -> None:
         self.file.write(data)
         self.size += len(data)
+        if self.size - self._synced >= SYNC_EVERY:  # flush as we go: commit's fsync is short
+            self.file.flush()
+            os.fdatasync(self.file.fileno())
+            self._synced = self.size
 
     def commit(self) -> str:
         """fsync, make read-only, rename (refusing to overwrite); the canonical URL."""

@@ -49,10 +49,16 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+CACHE_IDLE = 10 * 60 * 60.0  # an idle loaded tag is dropped after 10 hours (1.7)
+CACHE_MISSING = 1.0  # a missing tag is looked up again after 1 second
+CACHE_SWEEP = 60.0
+
+
 @dataclass
 class _Cached:
     doc: TagDoc | None
     locations: list[str] = field(default_factory=list)
+    used: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -73,6 +79,7 @@ class TagStore:
         self.clock = clock
         self._ts = TimestampClock()
         self._cache: dict[str, _Cached] = {}
+        self._swept = time.monotonic()
         self._hosts: tuple[str, ...] = ()
         self._locks: dict[str, asyncio.Lock] = {}
         self._delayed: dict[str, list[_Delayed]] = {}
@@ -127,8 +134,13 @@ class TagStore:
     async def _load(self, name: str) -> _Cached:
         """The newest version of ``name`` over all nodes (cached)."""
         hosts = self._check_nodes()
+        now = time.monotonic()
+        if now - self._swept > CACHE_SWEEP:
+            self._swept = now
+            self._cache = {n: c for n, c in self._cache.items() if now - c.used < CACHE_IDLE}
         cached = self._cache.get(name)
-        if cached is not None:
+        if cached is not None and (cached.doc is not None or now - cached.used < CACHE_MISSING):
+            cached.used = now
             return cached
         versions = []
         for host in hosts:

@@ -3,8 +3,8 @@
 Owns, per job: every failed task attempt (bounded), with its node and why it failed,
 and the full report of the last failure, which is what ended the job when it is
 ``dead``.  ``jobinfo`` shows both as extra fields (``failed_attempts``,
-``last_failure``); the 0.5 fields are unchanged.  Kept in memory only: after a master
-restart a dead job answers without them.
+``last_failure``); the 0.5 fields are unchanged.  Saved with the job (SQLite), so they
+survive a master restart.
 """
 
 from __future__ import annotations
@@ -66,6 +66,17 @@ class FailureLog:
 
     def fields(self) -> dict[str, Any]:
         return {"failed_attempts": list(self.attempts), "last_failure": self.last}
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.fields(), per_task={str(k): v for k, v in self.per_task.items()})
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FailureLog:
+        log = cls()
+        log.attempts.extend(data.get("failed_attempts") or [])
+        log.last = data.get("last_failure")
+        log.per_task.update({int(k): v for k, v in (data.get("per_task") or {}).items()})
+        return log
 
 
 NO_FAILURES: dict[str, Any] = {"failed_attempts": [], "last_failure": None}

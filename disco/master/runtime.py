@@ -148,6 +148,9 @@ class Runtime:
         for rec in self.store.load_jobs():
             self.records[rec.name] = rec
             self._seq = max(self._seq, rec.seq)
+        for name, data in self.store.load_failures().items():
+            if name in self.records:
+                self.failures[name] = FailureLog.from_json(data)
         for name in self.store.mark_active_dead():  # 13.15: jobs cut short by a restart
             rec = self.records[name]
             rec.status = "dead"
@@ -274,6 +277,8 @@ class Runtime:
         rec.results = list(job.results or [])
         rec.stage_results = dict(job.stage_results)
         self.store.save_job(rec)
+        if name in self.failures:
+            self.store.save_failures(name, self.failures[name].to_json())
 
     async def _save_results(self, job: str, results: tuple[tuple[str, ...], ...]) -> None:
         """Write the job's results tag; a failure ends the job ``dead`` (ddfs.md 7.2)."""

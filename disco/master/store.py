@@ -2,7 +2,7 @@
 JSON cluster configuration file of 3.4.
 
 Owns: job records (status, start time, owner, worker, inputs, stage names, jobinfo
-counters, results, stage results, job pack path), runtime settings
+counters, results, stage results, job pack path), the jobs' failure logs, runtime settings
 (``max_failure_rate``, ``accept_new_jobs``), and the config table with both blacklists.
 The config file ``DISCO_MASTER_CONFIG`` stays the source of truth for the table, as in
 0.5 (users edit it); every save writes it (and a copy in SQLite).  Calls are short;
@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     jobpack TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS job_failures (name TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
 
@@ -140,6 +141,17 @@ class Store:
 
     def delete_job(self, name: str) -> None:
         self._db.execute("DELETE FROM jobs WHERE name = ?", (name,))
+        self._db.execute("DELETE FROM job_failures WHERE name = ?", (name,))
+
+    def save_failures(self, name: str, data: dict[str, Any]) -> None:
+        """The job's failed attempts and last failure (``disco.master.failures``)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO job_failures VALUES (?, ?)", (name, json.dumps(data))
+        )
+
+    def load_failures(self) -> dict[str, dict[str, Any]]:
+        rows = self._db.execute("SELECT name, data FROM job_failures").fetchall()
+        return {name: json.loads(data) for name, data in rows}
 
     def load_jobs(self) -> list[JobRecord]:
         rows = self._db.execute(

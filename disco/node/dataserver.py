@@ -16,6 +16,8 @@ import stat
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
+from disco.ddfs.gate import DOWNLOADS_BUSY, NODE_BUSY, TransferGate
+
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = "Not found."
@@ -51,14 +53,15 @@ def safe_path(root: str, relpath: str) -> str | None:
     return full
 
 
-def _text(status: int, text: str) -> web.Response:
+def text_response(status: int, text: str) -> web.Response:
+    """A plain-text answer that closes the connection (1.2)."""
     response = web.Response(status=status, text=text, content_type="text/plain")
     response.force_close()  # 1.2: data responses close the connection
     return response
 
 
 def _not_found() -> web.Response:
-    return _text(404, NOT_FOUND)
+    return text_response(404, NOT_FOUND)
 
 
 async def serve_file(request: web.Request, root: str, relpath: str) -> web.StreamResponse:
@@ -71,7 +74,7 @@ async def serve_file(request: web.Request, root: str, relpath: str) -> web.Strea
     if limit is None:
         return await _serve_file(request, root, relpath)
     if limit.active >= limit.limit:
-        return _text(503, "Maximum number of downloaders reached. Try again later")
+        return text_response(503, DOWNLOADS_BUSY)
     limit.active += 1
     try:
         response = await _serve_file(request, root, relpath)
@@ -91,9 +94,9 @@ async def _serve_file(request: web.Request, root: str, relpath: str) -> web.Stre
         return _not_found()
     except OSError as exc:
         logger.warning("stat %s failed: %s", path, exc)
-        return _text(403, "Disco node is busy")
+        return text_response(403, "Disco node is busy")
     if stat.S_ISDIR(st.st_mode):
-        return _text(403, "Forbidden")
+        return text_response(403, "Forbidden")
     if not stat.S_ISREG(st.st_mode):
         return _not_found()
     response = _DataFileResponse(path, headers={hdrs.CONTENT_TYPE: "application/octet-stream"})
@@ -137,20 +140,46 @@ def strip_proxy(path: str) -> str:
     return path
 
 
+async def serve_gated(
+    request: web.Request, gate: TransferGate, root: str, relpath: str
+) -> web.StreamResponse:
+    """``serve_file`` holding a download slot while the file is sent (ddfs.md 2.2)."""
+    verdict = await gate.enter()
+    if verdict == "full":
+        return text_response(503, DOWNLOADS_BUSY)
+    if verdict == "timeout":
+        return text_response(403, NODE_BUSY)
+    try:
+        response = await _serve_file(request, root, relpath)
+        await response.prepare(request)  # a file response sends its body here
+    finally:
+        gate.leave()
+    return response
+
+
 def create_data_app(
-    disco_data: str, ddfs_data: str, max_downloads: int = MAX_DOWNLOADS
+    disco_data: str,
+    ddfs_data: str,
+    ddfs_gate: TransferGate | None = None,
+    max_downloads: int = MAX_DOWNLOADS,
 ) -> web.Application:
-    """The data server of one node (2.9)."""
+    """The data server of one node (2.9).
+
+    ``/disco/`` downloads beyond ``max_downloads`` at once get 503 (2.5); ``/ddfs/``
+    downloads pass ``ddfs_gate`` (a queue with a wait, ddfs.md 2.2) instead.
+    """
     roots = {"disco": disco_data, "ddfs": ddfs_data}
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
-            return _text(501, "Method not supported")
+            return text_response(501, "Method not supported")
         path = strip_proxy(request.path)
         top, _, rest = path.partition("/")[2].partition("/")
         root = roots.get(top) if rest else None
         if root is None:
             return _not_found()
+        if top == "ddfs" and ddfs_gate is not None:
+            return await serve_gated(request, ddfs_gate, root, rest)
         return await serve_file(request, root, rest)
 
     app = web.Application()

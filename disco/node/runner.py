@@ -26,6 +26,7 @@ from disco.backends.base import TaskChannel, TaskDone, TaskFailed, TaskResult, T
 from disco.failure import REPORT_ENV, Failure, read_crash, read_report, tail, trim_crash
 from disco.node import protocol as p
 from disco.node.jobhome import safe_member_path
+from disco.node.memwatch import memory_watch
 from disco.node.outputs import TaskOutputs
 from disco.node.saveresults import save_outputs
 from disco.node.zygote import Zygote
@@ -51,6 +52,7 @@ class WorkerLimits:
     msg_fatal: int = 10  # at this many the job is killed
     msg_delay: float = 0.2
     exit_timeout: float = 5.0  # stdout closed: how long to wait for the exit code
+    mem_poll_interval: float = 1.0  # resident memory of the process group (memwatch)
 
 
 def worker_environment(
@@ -220,6 +222,9 @@ class _Attempt:
             jobhome, ".disco-reports", "%s-%d-%d.json" % (stage, spec.taskid, spec.attempt)
         )
         self.recent: deque[str] = deque(maxlen=20)
+        self.mem_limit: int | None = None  # the worker's DISCO_WORKER_MAX_MEM, in bytes
+        self.mem_exceeded: tuple[int, int] | None = None  # (rss, limit) when stopped
+        self._unwatch: Callable[[], None] = lambda: None
 
     # -- process ------------------------------------------------------------------------
     async def run(self, environ: Mapping[str, str] | None) -> TaskResult:
@@ -256,6 +261,9 @@ class _Attempt:
                 return TaskFailed("error", "Could not start worker %s: %s" % (worker, exc))
         self.started = self.loop.time()
         logger.debug("%s %s: worker pid %d started", self.spec.jobname, self.tag, self.proc.pid)
+        self._unwatch = memory_watch(self.limits.mem_poll_interval).watch(
+            self.proc.pid, self._read_mem_limit, self._over_memory
+        )
         self.writer = asyncio.create_task(self._write_replies())
         try:
             return await self._drive()
@@ -264,6 +272,7 @@ class _Attempt:
 
     async def _cleanup(self) -> None:
         assert self.proc is not None and self.writer is not None
+        self._unwatch()
         self._killpg()
         self.writer.cancel()
         if self.pending_read is not None:
@@ -326,9 +335,32 @@ class _Attempt:
         failure = self._describe(failure)
         return TaskFailed(kind, failure.text(), failure)
 
+    def _read_mem_limit(self) -> int | None:
+        if self.mem_limit is None:
+            limit = read_report(self.report_path).get("max_mem")
+            self.mem_limit = limit if isinstance(limit, int) and limit > 0 else None
+        return self.mem_limit
+
+    def _over_memory(self, rss: int, limit: int) -> None:
+        """The process group uses more than the task's limit: stop it (memwatch)."""
+        self.mem_exceeded = (rss, limit)
+        self._killpg()
+
+    def _memory_failure(self) -> Failure:
+        assert self.mem_exceeded is not None
+        rss, limit = self.mem_exceeded
+        setting = read_report(self.report_path).get("max_mem_setting", "")
+        return Failure(
+            "memory",
+            "MemoryError",
+            "the task exceeded %d MB, its memory limit (DISCO_WORKER_MAX_MEM=%s): its "
+            "processes used %d MB and were stopped" % (limit >> 20, setting, rss >> 20),
+        )
+
     def _exit_failed(self, code: int, output: bytes) -> TaskFailed:
         self._warn("Worker crashed! (exit code: %d)" % (128 - code if code < 0 else code))
-        failure = self._describe(exit_failure(code), output)
+        failure = self._memory_failure() if self.mem_exceeded else exit_failure(code)
+        failure = self._describe(failure, output)
         text = failure.text()
         if not failure.output_tail:
             text += "\nWorker died without output"

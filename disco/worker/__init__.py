@@ -556,10 +556,7 @@ class Worker(dict):
         from disco import job as _job
 
         functions = _job.job_functions(self, job, jobargs)
-        # A job class of a script's __main__ travels by value: importing the script on
-        # the nodes would run it again.
-        main = type(job).__module__ == "__main__"
-        return _job.find_job_modules(functions, None if main else _job.module_source(type(job)))
+        return _job.find_job_modules(functions, _job.job_module_path(job))
 
     def jobdict(self, job: Any, **jobargs: Any) -> dict[str, Any]:
         from disco.settings import DiscoSettings

@@ -90,6 +90,7 @@ def user_traceback(exc: BaseException, only_user: bool = False) -> str:
     """
     import traceback
 
+    _load_shipped_sources(exc)
     tb = traceback.TracebackException.from_exception(exc, capture_locals=False)
     chain = [tb]
     while chain[-1].__cause__ is not None or chain[-1].__context__ is not None:
@@ -106,6 +107,30 @@ def user_traceback(exc: BaseException, only_user: bool = False) -> str:
     if only_user and not user_frames:
         return ""
     return "".join(tb.format())
+
+
+def _load_shipped_sources(exc: BaseException | None) -> None:
+    """Give ``linecache`` the sources of the client's files that the job home holds (at
+    their absolute path minus ``/``), so remote tracebacks show the lines of code."""
+    import linecache
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        tb = exc.__traceback__
+        while tb is not None:
+            name = tb.tb_frame.f_code.co_filename
+            tb = tb.tb_next
+            if name in linecache.cache or not os.path.isabs(name) or os.path.exists(name):
+                continue
+            shipped = os.path.join(os.getcwd(), name.lstrip(os.sep))
+            try:
+                with open(shipped, encoding="utf-8") as f:
+                    lines = f.readlines()
+            except (OSError, UnicodeDecodeError):
+                continue
+            linecache.cache[name] = (sum(map(len, lines)), None, lines, shipped)
+        exc = exc.__cause__ or exc.__context__
 
 
 def _mb(nbytes: int) -> int:

@@ -29,11 +29,13 @@ import site
 import sys
 import sysconfig
 import types
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
 import cloudpickle
 
+from disco.dPickle import Pickler
 from disco.error import JobShippingError
 from disco.failure import short_repr as _short
 
@@ -84,6 +86,19 @@ def user_module_file(name: str) -> str | None:
     if real.startswith(_installed_dirs()):
         return None
     return path
+
+
+def main_script() -> str | None:
+    """The file of the running script (``__main__``) if it is the user's: shipped so
+    tracebacks of its functions, which travel by value, show their lines."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path or not os.path.isfile(path) or not path.endswith(".py"):
+        return None
+    real = os.path.realpath(path)
+    disco_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "")
+    if real.startswith(_installed_dirs()) or real.startswith(disco_dir):
+        return None
+    return os.path.abspath(path)
 
 
 def ship_path(name: str, path: str) -> str:
@@ -154,7 +169,7 @@ def _file_imports(name: str, path: str) -> list[str]:
     return found
 
 
-class _RecordingPickler(cloudpickle.Pickler):
+class _RecordingPickler(Pickler):
     """A cloudpickle pickler that writes down the modules the pickle depends on."""
 
     def __init__(self, file: Any) -> None:
@@ -169,10 +184,26 @@ class _RecordingPickler(cloudpickle.Pickler):
             if isinstance(module, str):
                 self.modules.add(module)
             code = getattr(obj, "__code__", None)
-            if code is not None:
+            if code is not None and _by_value(obj):
                 package = (getattr(obj, "__globals__", None) or {}).get("__package__")
-                self.modules.update(_code_imports(code, package))
+                self.modules.update(_imports_of(code, package))
         return super().reducer_override(obj)
+
+
+def _by_value(fn: Any) -> bool:
+    """Will cloudpickle pickle ``fn`` by value (so its imports are not in a module file)?"""
+    module = getattr(fn, "__module__", None)
+    if module is None or module == "__main__" or module not in sys.modules:
+        return True
+    if module.partition(".")[0] == "disco":
+        return False
+    qualname = getattr(fn, "__qualname__", "")
+    return "<locals>" in qualname or "<lambda>" in qualname
+
+
+@functools.lru_cache(maxsize=4096)
+def _imports_of(code: types.CodeType, package: str | None) -> frozenset[str]:
+    return frozenset(_code_imports(code, package))
 
 
 def user_modules(names: set[str]) -> dict[str, str]:
@@ -196,15 +227,37 @@ def user_modules(names: set[str]) -> dict[str, str]:
     return found
 
 
+# job -> (jobargs, pickled (job, jobargs)): ``collect``'s pickle, reused as the jobdata
+_PICKLED: weakref.WeakKeyDictionary[Any, tuple[dict[str, Any], bytes]] = weakref.WeakKeyDictionary()
+
+
 def collect(job: Any, jobargs: dict[str, Any]) -> dict[str, str]:
     """``{module name: file}`` to ship for ``(job, jobargs)``; raises ``JobShippingError``
     naming the first object found that cannot be pickled."""
-    pickler = _RecordingPickler(io.BytesIO())
+    out = io.BytesIO()
+    pickler = _RecordingPickler(out)
     try:
         pickler.dump((job, jobargs))
     except Exception as exc:
         raise shipping_error(job, jobargs, exc) from exc
+    try:
+        _PICKLED[job] = (dict(jobargs), out.getvalue())
+    except TypeError:  # a job class that cannot be weakly referenced
+        pass
     return user_modules(pickler.modules)
+
+
+def pickled_jobdata(job: Any, jobargs: dict[str, Any]) -> bytes | None:
+    """The pickle ``collect`` made of exactly these ``(job, jobargs)``, once, or ``None``."""
+    try:
+        cached = _PICKLED.pop(job, None)
+    except TypeError:
+        return None
+    if cached is None:
+        return None
+    args, data = cached
+    same = args.keys() == jobargs.keys() and all(args[k] is jobargs[k] for k in args)
+    return data if same else None
 
 
 # -- what cannot be pickled --------------------------------------------------------------------

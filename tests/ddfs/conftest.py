@@ -130,7 +130,7 @@ def run_gc(http: HTTP, timeout: float = 30.0) -> None:
     poll_for(lambda: http.ok("/ddfs/ctrl/gc_status") == "", timeout, "GC to finish")
 
 
-GC_NOW = {"DDFS_GC_INITIAL_WAIT": "0"}
+GC_NOW = {"DDFS_GC_INITIAL_WAIT": "0", "DDFS_GC_DELETE_PAUSE": "0"}
 
 
 def files_below(root: str, kind: str) -> list[str]:

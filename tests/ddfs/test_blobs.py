@@ -166,6 +166,7 @@ def test_cut_off_upload_leaves_no_half_blob(ddfs: HTTP) -> None:
     for head, body in [
         ("Content-Length: 100000\r\n", b"x" * 5000),
         ("Transfer-Encoding: chunked\r\n", b"1000\r\n" + b"y" * 100),
+        ("Content-Length: 10000000\r\n", b"z" * 3_500_000),  # cut during disk writes
     ]:
         target = urllib.parse.urlsplit(ddfs.ok("/ddfs/new_blob/cut")[0]).path
         _raw_put(port, target, head, body, close=True)

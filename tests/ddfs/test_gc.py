@@ -15,6 +15,19 @@ def root_of(http: HTTP, host: str = "localhost") -> str:
     return http.master.server.backend.ddfs_root(host)
 
 
+def single_copy(http: HTTP, prefix: str, data: bytes) -> tuple[list[str], str]:
+    """Push a blob with one replica; its replica list and the file on its node."""
+    replicas = http.push(prefix, data, replicas=1)
+    where = parse_ddfs_url(replicas[0])
+    node = http.master.server.backend.ddfs_node(where.host)
+    return replicas, node.path(where.volume, "blob", where.oid)
+
+
+def remove_file(path: str) -> None:
+    os.chmod(path, 0o600)
+    os.unlink(path)
+
+
 def one_node(tmp_path, **settings: str) -> EmbeddedMaster:
     return EmbeddedMaster(root=tmp_path / "disco", settings={**GC_NOW, **settings})
 
@@ -152,12 +165,11 @@ def test_lost_replica_is_recovered_into_the_tag(tmp_path) -> None:
     with three_nodes(tmp_path, **GC_NOW) as m:
         http = HTTP(m)
         run_gc(http)
-        replicas = http.push("lost", b"payload", replicas=1)
+        replicas, path = single_copy(http, "lost", b"payload")
         http.tag("t:lost", [replicas])
         holder = parse_ddfs_url(replicas[0])
         other = next(h for h in ("localhost", "127.0.0.2", "127.0.0.3") if h != holder.host)
         node = m.server.backend.ddfs_node(other)  # a copy the tag never heard of
-        path = m.server.backend.ddfs_node(holder.host).path(holder.volume, "blob", holder.oid)
         node.store_blob(holder.oid, path)
         run_gc(http)
         entry = http.get("t:lost")["urls"][0]
@@ -226,3 +238,99 @@ def test_gc_paranoid_delete_keeps_trash(tmp_path) -> None:
         assert len([n for n in names if n.startswith("!trash.t:p$")]) == 1
         assert len([n for n in names if n.startswith("t:p$")]) == 1
         poll_for(lambda: http.ok("/ddfs/ctrl/gc_status") == "", 5)
+
+
+def test_space_aware_gc_moves_blobs_off_an_overused_node(tmp_path) -> None:
+    with three_nodes(tmp_path, DDFS_SPACE_AWARE="1", **GC_NOW) as m:
+        http = HTTP(m)
+        run_gc(http)
+        full = "127.0.0.2"
+        pushed = [http.push("s%d" % i, b"space %d" % i, replicas=2) for i in range(4)]
+        targets = http.ok("/ddfs/new_blob/s_inc?replicas=2&include=%s" % full)
+        pushed.append([http.ok(t, "PUT", raw=b"on the full node") for t in targets])
+        for replicas in pushed:
+            http.tag("t:space", [replicas])
+        node = m.server.backend.ddfs_node(full)
+        free, used = node.disk_usage()
+        node.reserve_kb = free - 1024  # nearly full: far above the average utilisation
+        on_full = [r for r in pushed if full in {parse_ddfs_url(u).host for u in r}]
+        run_gc(http)  # extra replicas elsewhere
+        for entry in http.get("t:space")["urls"]:
+            hosts = {parse_ddfs_url(u).host for u in entry}
+            assert len(hosts) == (3 if full in hosts else 2)
+        run_gc(http)  # the over-used node drops its surplus copies
+        for entry in http.get("t:space")["urls"]:
+            hosts = {parse_ddfs_url(u).host for u in entry}
+            assert full not in hosts and len(hosts) == 2
+            assert all(http.request(u).status == 200 for u in entry)
+        for replicas in on_full:
+            assert http.request([u for u in replicas if full in u][0]).status == 404
+
+
+def test_gc_keeps_references_it_cannot_check(tmp_path) -> None:
+    with three_nodes(tmp_path, **GC_NOW) as m:
+        http = HTTP(m)
+        run_gc(http)
+        gone, path = single_copy(http, "gone", b"lost everywhere")
+        elsewhere = ["disco://otherhost/ddfs/vol0/blob/%s" % gone[0].split("/blob/")[1]]
+        http.tag("t:refs", [gone, elsewhere])
+        remove_file(path)  # the only copy is lost
+        run_gc(http)
+        assert http.get("t:refs")["urls"] == [gone, elsewhere]
+
+
+def test_gc_running_during_writes_loses_nothing(tmp_path) -> None:
+    import threading
+
+    with three_nodes(tmp_path, **GC_NOW) as m:
+        http = HTTP(m)
+        run_gc(http)
+        stop = threading.Event()
+        runs = []
+
+        def collector() -> None:
+            while not stop.is_set():
+                run_gc(http)
+                runs.append(http.ok("/ddfs/ctrl/gc_stats"))
+
+        thread = threading.Thread(target=collector)
+        thread.start()
+        try:
+            for i in range(20):
+                replicas = http.push("w%d" % i, b"written %d" % i)
+                http.tag("t:busy", [replicas], "?update=1" if i % 2 else "")
+                http.ok("/ddfs/tag/t:busy%d" % i, "PUT", [replicas])
+        finally:
+            stop.set()
+            thread.join()
+        run_gc(http)
+        assert runs
+        urls = http.get("t:busy")["urls"]
+        assert len(urls) == 20
+        assert all(
+            entry == http.get("t:busy%d" % i)["urls"][0] for i, entry in enumerate(urls[::-1])
+        )
+        for entry in urls:
+            assert len(entry) == 2 and all(http.request(u).status == 200 for u in entry)
+
+
+def test_gc_without_progress_is_aborted(tmp_path, caplog) -> None:
+    """A node that hangs (here: a blob that is a FIFO nobody writes) stops the run."""
+    settings = {"DDFS_GC_PROGRESS_TIMEOUT": "0.5", **GC_NOW}
+    with three_nodes(tmp_path, **settings) as m:
+        http = HTTP(m)
+        run_gc(http)
+        replicas, path = single_copy(http, "hang", b"")
+        http.tag("t:hang", [replicas])
+        remove_file(path)
+        os.mkfifo(path)  # re-replication will block reading it
+        try:
+            caplog.set_level("WARNING", logger="disco.ddfs.gc")
+            run_gc(http, timeout=20)
+            assert "DDFS GC aborted: no progress" in caplog.text
+            assert http.get("t:hang")["urls"] == [replicas]
+        finally:
+            try:  # let the blocked copy finish (ENXIO: nobody is reading)
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass

@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from disco.ddfs.blobserver import TransferLimits, create_put_app
+from disco.ddfs.blobserver import create_put_app
+from disco.ddfs.gate import TransferLimits
 from disco.ddfs.names import Timestamp
 from disco.ddfs.node import DDFSNode, NoSpace
 
@@ -97,5 +98,33 @@ def test_busy_node_answers_503(tmp_path) -> None:
                     assert resp.status == 201  # the slot is free again
         finally:
             await runner.cleanup()
+
+    asyncio.run(scenario())
+
+
+def test_download_gate(tmp_path) -> None:
+    from disco.ddfs.gate import TransferGate
+    from disco.node.dataserver import create_data_app
+
+    os.makedirs(tmp_path / "vol0")
+    (tmp_path / "vol0" / "f").write_bytes(b"data")
+
+    async def fetch(gate: TransferGate) -> tuple[int, str]:
+        runner, port = await _serve(create_data_app(str(tmp_path), str(tmp_path), ddfs_gate=gate))
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.get("http://127.0.0.1:%d/ddfs/vol0/f" % port) as resp:
+                    return resp.status, await resp.text()
+        finally:
+            await runner.cleanup()
+
+    async def scenario() -> None:
+        assert await fetch(TransferGate(TransferLimits(1, 0, 1.0))) == (200, "data")
+        full = TransferGate(TransferLimits(1, 0, 1.0))
+        await full.enter()  # someone holds the only slot
+        assert await fetch(full) == (503, "Maximum number of downloaders reached. Try again later")
+        slow = TransferGate(TransferLimits(1, 5, 0.1))
+        await slow.enter()
+        assert await fetch(slow) == (403, "Disco node is busy")
 
     asyncio.run(scenario())

@@ -110,3 +110,21 @@ def test_concurrent_tag_updates_on_three_nodes(ddfs3: HTTP) -> None:
     assert sorted(u[0] for u in ddfs3.get("t:conc")["urls"]) == sorted("u%d" % i for i in range(30))
     forget_cache(ddfs3)
     assert len(ddfs3.get("t:conc")["urls"]) == 30
+
+
+def test_restart_finds_tags_on_every_node(tmp_path) -> None:
+    with three_nodes(tmp_path) as m:
+        http = HTTP(m)
+        replicas = http.push("r", b"restart")
+        for i in range(5):
+            http.tag("t:restart:%d" % i, [replicas], token="tok" if i == 0 else None)
+        http.ok("/ddfs/tag/t:restart:4", "DELETE")
+        docs = {i: http.get("t:restart:%d" % i, token="tok") for i in range(4)}
+    with three_nodes(tmp_path) as m:
+        http = HTTP(m)
+        assert http.ok("/ddfs/tags/t:restart") == ["t:restart:%d" % i for i in range(4)]
+        for i, doc in docs.items():
+            assert http.get("t:restart:%d" % i, token="tok") == doc
+        assert http.request("/ddfs/tag/t:restart:0").status == 401
+        assert http.request("/ddfs/tag/t:restart:4").status == 404
+        assert http.request(replicas[0]).body == b"restart"

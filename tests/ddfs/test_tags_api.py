@@ -193,18 +193,20 @@ def test_attribute_errors(ddfs: HTTP) -> None:
 
 
 def test_too_many_attributes(ddfs: HTTP) -> None:
-    urls = [[]]  # a tag with 1000 attributes, written directly as one PUT per attribute
-    ddfs.ok("/ddfs/tag/t:many", "PUT", urls)
-    master = ddfs.master.server.ddfs
+    ddfs.ok("/ddfs/tag/t:many/a0", "PUT", "v")
+    tags = ddfs.master.server.ddfs.tags
 
-    async def fill() -> None:
-        for i in range(1000):
-            await master.tags.set_attr("t:many", "a%d" % i, "v", None)
+    async def fill() -> None:  # one version with 1000 attributes
+        doc = (await tags._load("t:many")).doc
+        await tags._new_version(doc, user_data={"a%d" % i: "v" for i in range(1000)})
 
     asyncio.run_coroutine_threadsafe(fill(), ddfs.master._loop).result(60)
     answer = ddfs.request("/ddfs/tag/t:many/a1", "PUT", "w")  # checked even when overwriting
     assert (answer.status, answer.text) == (403, "Too many attributes")
+    assert ddfs.request("/ddfs/tag/t:many/new", "PUT", "w").status == 403
     assert len(ddfs.get("t:many")["user-data"]) == 1000
+    ddfs.ok("/ddfs/tag/t:many/a1", "DELETE")
+    ddfs.ok("/ddfs/tag/t:many/new", "PUT", "w")  # 999 + 1
 
 
 # -- bad input (2.3) ------------------------------------------------------------------------

@@ -401,3 +401,28 @@ def test_unshippable_global_of_a_job_class(tmp_path, master) -> None:
         "function Locked.map (%s, line 23)" % (tmp_path / "job" / "script.py")
     )
     assert Disco(master.url).joblist() == []
+
+
+def test_remote_traceback_names_the_script_and_its_lines(tmp_path, master) -> None:
+    # by-value functions keep their file name, and the script travels in the job home
+    script = """
+    from disco.error import JobError
+
+    def picky_map(line, params):
+        if "end" in line:
+            raise ValueError("cannot map %r" % line)
+        yield line, 1
+
+    try:
+        Job().run(input=INPUTS, map=picky_map).wait()
+    except JobError as e:
+        print(json.dumps({"traceback": e.traceback, "message": e.message}))
+    """
+    proc = run_script(tmp_path, master, script)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["message"].startswith("ValueError: cannot map 'the end'\n")
+    path = tmp_path / "job" / "script.py"
+    assert (
+        'File "%s", line 15, in picky_map\n    raise ValueError("cannot map %%r" %% line)\n' % path
+    ) in report["traceback"]

@@ -388,20 +388,6 @@ def test_classic_job_over_a_tag_of_tags_with_a_read_token(cluster) -> None:
     assert sorted(result_iterator(wait(job))) == [("a", 1), ("z", 1)]
 
 
-def test_pipeline_job_over_a_tag(cluster) -> None:
-    from disco.worker.pipeline.worker import Stage, Worker
-    from tests.worker import pipefuncs as f
-
-    push_texts(cluster.url, {"x": b"a b a\n", "y": b"b c\n"}, "data:pipe", replicas=2)
-    pipeline = [
-        ("split", Stage("map", process=f.hash_words)),
-        ("group_label", Stage("reduce", process=f.sum_combined, combine=True)),
-    ]
-    job = Job(master=cluster.url, worker=Worker()).run(input=["tag://data:pipe"], pipeline=pipeline)
-    got = {k.decode() if isinstance(k, bytes) else k: v for k, v in result_iterator(wait(job))}
-    assert got == f_counts("a b a b c")
-
-
 def test_tag_inputs_are_expanded_on_the_jobs_master(master, monkeypatch) -> None:
     push_texts(master.url, {"t": b"q\n"}, "data:here")
     monkeypatch.setenv("DISCO_MASTER", "http://127.0.0.1:9")  # not the job's master

@@ -76,6 +76,22 @@ def sleeping_map(line: str, params: Any) -> Any:
     yield line, 1
 
 
+def forking_hungry_map(line: str, params: Any) -> Any:
+    import subprocess
+
+    # Two helper processes of 150 MB each: under the 200 MB limit each, over it together.
+    code = "import time; b = b'x' * (150 << 20); print('ready', flush=True); time.sleep(60)"
+    print("starting helpers")
+    helpers = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE) for _ in range(2)
+    ]
+    for helper in helpers:
+        helper.stdout.readline()
+    for helper in helpers:
+        helper.wait()
+    yield line, 1
+
+
 def unpicklable_map(line: str, params: Any) -> Any:
     yield line, (i for i in range(3))
 
@@ -207,6 +223,20 @@ def test_task_over_its_memory_limit_is_retried_then_fails(cluster) -> None:
     assert_in_events(cluster, job, error)
 
 
+def test_process_group_over_the_memory_limit_is_stopped(start) -> None:
+    max_failures(start, 0)
+    settings = DiscoSettings(DISCO_WORKER_MAX_MEM="200M")
+    error, job = failed_job(start, input=["raw://x"], map=forking_hungry_map, settings=settings)
+    assert error.message.startswith(
+        "MemoryError: the task exceeded 200 MB, its memory limit (DISCO_WORKER_MAX_MEM=200M): "
+        "its processes used "
+    )
+    assert "MB and were stopped\n" in error.message
+    assert error.kind == "memory" and error.input == "raw://x"
+    assert "starting helpers" in error.message  # the last output of the task
+    assert_in_events(start, job, error)
+
+
 def test_output_that_cannot_be_serialized(master) -> None:
     error, job = failed_job(master, input=["raw://x"], map=unpicklable_map)
     assert error.message.startswith(
@@ -262,3 +292,33 @@ def test_killed_job_keeps_the_05_message(master) -> None:
         job.wait(poll_interval=0.1, timeout=20)
     assert str(info.value) == "Job %s failed: Status dead" % job.name
     assert info.value.kind == "killed"
+
+
+def test_the_failure_survives_a_master_restart(tmp_path) -> None:
+    from disco.embedded import EmbeddedMaster
+
+    root = tmp_path / "disco"
+    with EmbeddedMaster(root=root, retry_delay=0.0) as m:
+        first, job = failed_job(m, input=["raw://boom"], map=bad_map)
+        info = job.jobinfo()
+    with EmbeddedMaster(root=root, retry_delay=0.0) as m:
+        disco = Disco(m.url)
+        again = disco.jobinfo(job.name)
+        assert again["last_failure"] == info["last_failure"]
+        assert again["failed_attempts"] == info["failed_attempts"]
+        with pytest.raises(JobError) as restarted:
+            disco.wait(job.name, poll_interval=0.1)
+        assert str(restarted.value) == str(first)
+        assert restarted.value.traceback == first.traceback
+
+
+def test_job_chain_reports_the_failure_of_a_job(master) -> None:
+    from disco.job import JobChain
+
+    first, second = Job(master=master.url), Job(master=master.url)
+    first.run(input=["raw://boom"], map=bad_map)
+    chain = JobChain({first: ["raw://boom"], second: first})  # second never runs
+    with pytest.raises(JobError) as info:
+        chain.wait(poll_interval=0.1)
+    assert info.value.job is first
+    assert info.value.exc_type == "ValueError" and info.value.stage == "map"

@@ -70,3 +70,45 @@ def test_pipeline_sort_of_a_given_file(tmp_path: Any) -> None:
     inp.write_bytes(b"".join(lines))
     run_example("pipeline_sort.py", str(inp), str(out), "--splits", "3", "--labels", "5")
     assert out.read_bytes() == b"".join(sorted(lines, key=lambda r: r[:10]))
+
+
+@pytest.fixture
+def redis_servers(tmp_path: Any) -> Any:
+    """Three throw-away redis-servers, one per node of the ``cluster`` fixture."""
+    from contextlib import ExitStack
+
+    from tests.schemes.servers import redis_server, redis_server_path
+
+    if redis_server_path() is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    with ExitStack() as stack:
+        yield [stack.enter_context(redis_server(str(tmp_path))) for _ in range(3)]
+
+
+def test_wordcount_redis_pipe_example(redis_servers: Any) -> None:
+    host, port = redis_servers[0]
+    out = run_example("wordcount_redis_pipe.py", "--redis", "%s:%d" % (host, port))
+    got = {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in out.splitlines()}
+    with open(TEXT, "rb") as f:
+        assert got == dict(Counter(w.decode() for w in f.read().split()))
+
+
+def test_wordcount_redis_pipe_keeps_records_in_each_nodes_redis(
+    cluster: Any, redis_servers: Any
+) -> None:
+    from disco.schemes import scheme_redis
+
+    module = example_module("wordcount_redis_pipe")
+    nodes = ["localhost", "127.0.0.2", "127.0.0.3"]
+    servers = {node: "%s:%d" % hp for node, hp in zip(nodes, redis_servers, strict=True)}
+    texts = {"localhost": "to be or not", "127.0.0.2": "to be", "127.0.0.3": "be quick"}
+    inputs = ["raw://%s:%s" % (node, text) for node, text in texts.items()]
+    got = module.word_count(inputs, servers, labels=3, master=cluster.url)
+    # group_node: one map task per node; raw://<node>:<text> is read as "<node>:<text>"
+    want = Counter(w for url in inputs for w in url[len("raw://") :].split())
+    assert got == {w.encode(): n for w, n in want.items()}
+    for node, text in texts.items():
+        held = set()
+        for db in range(3):
+            held |= set(scheme_redis.connect("redis://%s:%d" % (servers[node], db)).keys())
+        assert held == {w.encode() for w in ("%s:%s" % (node, text)).split()}

@@ -137,3 +137,12 @@ def test_stage_missing_from_pipeline_on_the_node_is_fatal(master: Any) -> None:
         job.wait(poll_interval=0.1)
     messages = [message for _offset, (_time, _host, message) in job.events()]
     assert any("The pipeline has no stage 'elsewhere'" in m for m in messages)
+
+
+def test_disco_test_testpipe_runs_the_pipeline_worker(master: Any) -> None:
+    from disco.test import TestPipe
+
+    job = TestPipe(master=master.url)
+    assert isinstance(job.worker, Worker)
+    job.run(input=["raw://b a b"], pipeline=[("split", MAP), ("group_all", REDUCE)])
+    assert sorted(result_iterator(job.wait(poll_interval=0.1))) == [("a", 1), ("b", 2)]

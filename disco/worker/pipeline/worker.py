@@ -128,7 +128,7 @@ class Worker(BaseWorker):
             stage = entry[1] if isinstance(entry, (tuple, list)) and len(entry) > 1 else None
             if isinstance(stage, Stage):
                 functions += [fn for fn in stage.functions() if not _is_disco(fn)]
-        return _job.find_job_modules(functions, _job.module_source(type(job)))
+        return _job.find_job_modules(functions, _job.job_module_path(job))
 
     # -- node side ------------------------------------------------------------------------
     def run(self, task: Any, job: Any, **jobargs: Any) -> None:

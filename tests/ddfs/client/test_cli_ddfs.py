@@ -211,3 +211,23 @@ def test_oob_through_ddfs(capsys, cluster) -> None:
     assert sorted(capsys.readouterr().out.split()) == ["answer", "other"]
     assert disco_main(["-M", cluster.url, "pstats", job]) == 1
     assert "No profile data" in capsys.readouterr().err
+
+
+def test_as_a_program(cluster, tmp_path) -> None:
+    """``python -m disco.cli.ddfs`` (the ``ddfs`` console script) with real pipes."""
+    import subprocess
+
+    def ddfs(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "disco.cli.ddfs", "-M", cluster.url, *args],
+            input=stdin,
+            capture_output=True,
+            timeout=60,
+        )
+
+    done = ddfs("chunk", "disco:test:prog", "-", stdin=b"first\nsecond\n")
+    assert done.returncode == 0 and done.stdout.startswith(b"created: disco://")
+    done = ddfs("xcat", stdin=b"disco:test:prog\n")  # tags from stdin
+    assert (done.returncode, done.stdout) == (0, b"first\nsecond\n")
+    done = ddfs("exists", "disco:test:none")
+    assert (done.returncode, done.stdout, done.stderr) == (1, b"", b"False\n")

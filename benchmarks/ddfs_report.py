@@ -1,0 +1,63 @@
+"""The DDFS section of ``docs/benchmarks.md`` (``bench_report.build_report`` calls it).
+
+Record: ``disco/ddfs.json`` written by ``benchmarks/ddfs_bench.py`` (via ``run.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import bench_report as br
+
+
+def load_ddfs(results: str) -> dict[str, Any] | None:
+    """The DDFS figures of the run, or ``None`` when it had no DDFS benchmark."""
+    return br.load_json(os.path.join(results, br.OURS, "ddfs.json"))
+
+
+def ddfs_section(d: dict[str, Any] | None, out: list[str]) -> None:
+    """Append the DDFS section (nothing when the run had none)."""
+    if not d:
+        return
+    size = br.human_bytes(d.get("size_bytes"))
+    out.append("## DDFS throughput")
+    out.append("")
+    out.append(
+        "`benchmarks/ddfs_bench.py`: a master with %d local nodes (localhost, 127.0.0.2, "
+        "127.0.0.3: one machine, one disk) in a separate process, `DDFS_BLOB_REPLICAS = %d`. "
+        "`push` uploads a %s file of random bytes (so %d × %s is written to disk), `pull` "
+        "reads it back to the end, `chunk` re-encodes the word-count corpus (%s) into "
+        "record blobs. MB/s counts file bytes (10^6 bytes), once per operation. The disk "
+        "is measured in the same run with `dd if=/dev/zero bs=1M` of the same size, once "
+        "through the page cache and once with `conv=fdatasync`."
+        % (
+            d.get("nodes", 3),
+            d.get("replicas", 3),
+            size,
+            d.get("replicas", 3),
+            size,
+            br.human_bytes(d.get("chunk_input_bytes")),
+        )
+    )
+    out.append("")
+    out.append("| operation | seconds | MB/s | ÷ dd (page cache) | ÷ dd (fdatasync) |")
+    out.append("|---|---:|---:|---:|---:|")
+    out.append("| `dd` (page cache) | | %s | 1 | |" % br.fmt(d.get("dd_cache_MBps"), 1))
+    out.append("| `dd conv=fdatasync` | | %s | | 1 |" % br.fmt(d.get("dd_fdatasync_MBps"), 1))
+    for op, what in (
+        ("push", "`DDFS.push`, 3 replicas"),
+        ("pull", "`DDFS.pull`"),
+        ("chunk", "`DDFS.chunk`, 3 replicas"),
+    ):
+        out.append(
+            "| %s | %s | %s | %s | %s |"
+            % (
+                what,
+                br.fmt(d.get(op + "_s")),
+                br.fmt(d.get(op + "_MBps"), 1),
+                br.fmt(d.get(op + "_vs_dd_cache"), 3),
+                br.fmt(d.get(op + "_vs_dd_fdatasync"), 3),
+            )
+        )
+    out.append("")
