@@ -125,3 +125,4 @@ class StageRun:
                         self.process(state, label, Input(inp, task=self.task, open=self.open_input))
         if stage.done:
             stage.done(self.interface, state)
+
