@@ -3,13 +3,15 @@
 ``cloudpickle`` pickles functions and classes of ``__main__`` (and lambdas, closures)
 by value; importable ones (stdlib, ``disco.*``, installed or shipped modules) by
 reference.  ``Pickler`` keeps the file names of by-value code (cloudpickle writes
-``<dynamic-code>``), so tracebacks from the nodes name the user's file and line.
+``<dynamic-code>``), so tracebacks from the nodes name the user's file and line, and
+refuses open files, which cloudpickle would copy whole when opened for reading.
 """
 
 from __future__ import annotations
 
 import io
 import pickle
+import sys
 import types
 from collections import ChainMap
 from typing import Any
@@ -28,10 +30,22 @@ def _code_reduce(code: types.CodeType) -> Any:
     return cls, args
 
 
-class Pickler(cloudpickle.Pickler):
-    """``cloudpickle.Pickler`` that keeps ``co_filename`` of the code it pickles by value."""
+def _file_reduce(file: io.TextIOWrapper) -> Any:
+    if file in (sys.stdin, sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        return cloudpickle.Pickler.dispatch_table[io.TextIOWrapper](file)
+    raise pickle.PicklingError(
+        "an open file cannot be sent to the nodes (%r); pass its path instead" % file.name
+    )
 
-    dispatch_table = ChainMap({types.CodeType: _code_reduce}, cloudpickle.Pickler.dispatch_table)
+
+class Pickler(cloudpickle.Pickler):
+    """``cloudpickle.Pickler`` that keeps ``co_filename`` of the code it pickles by value,
+    and refuses open files (cloudpickle would copy a file opened for reading whole)."""
+
+    dispatch_table = ChainMap(
+        {types.CodeType: _code_reduce, io.TextIOWrapper: _file_reduce},
+        cloudpickle.Pickler.dispatch_table,
+    )
 
 
 def dumps(obj: Any, protocol: int | None = None) -> bytes:

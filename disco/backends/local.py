@@ -99,32 +99,36 @@ class LocalBackend:
             node = self._ddfs[host]
             if host not in self.served_by_master:
                 app = create_data_app(self.disco_data, node.root, ddfs_gate=TransferGate())
-                await self._serve(self._servers, host, app, host, self.disco_port, "data")
+                await self._serve(self._servers, host, app, [host], self.disco_port, "data")
             if self.put_port is not None:
-                bind = self.bind_host if host in self.served_by_master else host
+                # upload URLs name the node: bind its own name, else the master's address
+                binds = [host, self.bind_host] if host in self.served_by_master else [host]
                 app = create_put_app(node)
-                await self._serve(self._put_servers, host, app, bind, self.put_port, "DDFS put")
+                await self._serve(self._put_servers, host, app, binds, self.put_port, "DDFS put")
 
     async def _serve(
         self,
         servers: dict[str, web.AppRunner],
         host: str,
         app: web.Application,
-        bind: str,
+        binds: list[str],
         port: int,
         what: str,
     ) -> None:
+        """Serve ``app`` on the first address of ``binds`` that can be bound."""
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        try:
-            await web.TCPSite(runner, bind, port).start()
-        except OSError as exc:
-            # The node still runs tasks; its data is only readable as local files.
-            logger.warning("node %s: cannot serve %s on %s:%d: %s", host, what, bind, port, exc)
-            await runner.cleanup()
+        for bind in binds:
+            try:
+                await web.TCPSite(runner, bind, port).start()
+            except OSError as exc:
+                # The node still runs tasks; its data is only readable as local files.
+                logger.warning("node %s: cannot serve %s on %s:%d: %s", host, what, bind, port, exc)
+                continue
+            servers[host] = runner
+            logger.info("node %s: %s server on %s:%d", host, what, bind, port)
             return
-        servers[host] = runner
-        logger.info("node %s: %s server on %s:%d", host, what, bind, port)
+        await runner.cleanup()
 
     def ddfs_root(self, host: str) -> str:
         """``DDFS_DATA`` of a node (``<DDFS_DATA>/<host>`` for simulated remote hosts)."""

@@ -33,9 +33,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-import cloudpickle
-
-from disco.dPickle import Pickler
+from disco.dPickle import Pickler, dumps
 from disco.error import JobShippingError
 from disco.failure import short_repr as _short
 
@@ -69,15 +67,17 @@ def user_module_file(name: str) -> str | None:
     standard library, nor installed in site-packages, nor Disco itself.
     """
     top = name.partition(".")[0]
-    if not name or top in ("__main__", "disco") or top in sys.stdlib_module_names:
+    if not name or top in ("__main__", "disco"):
         return None
     module = sys.modules.get(name)
     if module is not None:
         path = getattr(module, "__file__", None)
+    elif top in sys.stdlib_module_names:
+        return None  # not imported here: the standard library's (no search needed)
     else:
         try:
             spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError, AttributeError):
+        except Exception:  # finding a submodule imports its package, which may fail
             return None
         path = spec.origin if spec is not None and spec.has_location else None
     if not path or not os.path.isfile(path):
@@ -331,7 +331,7 @@ def _children(obj: Any) -> Iterator[tuple[str, Any]]:
 
 def _pickles(obj: Any) -> Exception | None:
     try:
-        cloudpickle.dumps(obj)
+        dumps(obj)
     except Exception as exc:
         return exc
     return None

@@ -337,6 +337,7 @@ def test_module_found_only_through_a_sys_path_entry(tmp_path, master) -> None:
 # -- what cannot be shipped fails in Job.run -------------------------------------------------
 UNSHIPPABLE = {
     "open file": ("log = open('job.log', 'w')", "_io.TextIOWrapper"),
+    "file opened for reading": ("log = open('script.py')", "an open file cannot be sent"),
     "lock": ("import threading; log = threading.Lock()", "lock"),
     "socket": ("import socket; log = socket.socket()", "socket"),
 }

@@ -1,7 +1,7 @@
 """Pipeline jobs end to end: input kinds, long pipelines, concurrent stages, empty stages.
 
 ``tag://`` inputs (DDFS) are in ``test_pipeline_tags.py``; ``save_results`` of pipeline
-jobs in ``test_ddfs_jobs.py``.
+jobs is tested with the other DDFS jobs in ``tests/e2e/test_ddfs_jobs.py``.
 """
 
 from __future__ import annotations
