@@ -125,4 +125,3 @@ class StageRun:
                         self.process(state, label, Input(inp, task=self.task, open=self.open_input))
         if stage.done:
             stage.done(self.interface, state)
-
