@@ -435,3 +435,19 @@ def test_oob_values_are_read_across_nodes(tmp_path) -> None:
         hosts = {u[0].split("/")[2] for u in urls}
         assert len(urls) == 12 and len(hosts) > 1  # the values are spread over the nodes
     _assert_no_leaked_workers(before)
+
+
+def load_other_jobs_oob(line, params):
+    from disco.util import load_oob
+
+    # a plain client call inside a task: it finds the task's master and ports
+    yield line, load_oob(this_master(), params, "line-%s" % line)  # noqa: F821
+
+
+def test_a_later_job_reads_oob_values_with_load_oob(master) -> None:
+    first = Job(master=master.url).run(input=["raw://a", "raw://b"], map=oob_map)
+    wait(first)
+    later = Job(master=master.url).run(
+        input=["raw://a", "raw://b", "raw://c"], map=load_other_jobs_oob, params=first.name
+    )
+    assert sorted(result_iterator(wait(later))) == [("a", b"A"), ("b", b"B"), ("c", None)]
