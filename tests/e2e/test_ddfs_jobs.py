@@ -451,3 +451,22 @@ def test_a_later_job_reads_oob_values_with_load_oob(master) -> None:
         input=["raw://a", "raw://b", "raw://c"], map=load_other_jobs_oob, params=first.name
     )
     assert sorted(result_iterator(wait(later))) == [("a", b"A"), ("b", b"B"), ("c", None)]
+
+
+def test_pipeline_jobs_are_profiled_per_stage(master) -> None:
+    from disco.worker.pipeline.worker import Stage, Worker
+    from tests.worker import pipefuncs as f
+
+    pipeline = [
+        ("split", Stage("map", process=f.hash_words)),
+        ("group_label", Stage("sum.up", process=f.sum_combined, combine=True)),
+    ]
+    job = Job(master=master.url, worker=Worker()).run(
+        input=["raw://a b a"], pipeline=pipeline, profile=True
+    )
+    assert dict(result_iterator(wait(job))) == {"a": 2, "b": 1}
+    keys = master.disco.oob_list(job.name)
+    assert any(k.startswith("profile-map:") for k in keys)
+    assert any(k.startswith("profile-sum_up:") for k in keys)  # made a valid key
+    names = {func[2] for func in master.disco.profile_stats(job.name, mode="sum_up").stats}
+    assert "sum_combined" in names and "hash_words" not in names
