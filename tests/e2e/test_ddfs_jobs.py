@@ -470,3 +470,42 @@ def test_pipeline_jobs_are_profiled_per_stage(master) -> None:
     assert any(k.startswith("profile-sum_up:") for k in keys)  # made a valid key
     names = {func[2] for func in master.disco.profile_stats(job.name, mode="sum_up").stats}
     assert "sum_combined" in names and "hash_words" not in names
+
+
+def test_disco_run_save_then_wait_and_ddfs_xcat(master, capsys, tmp_path, monkeypatch) -> None:
+    """The tutorial's shell pipeline: ``disco run --save``, ``disco wait @`` prints the
+    results tag, ``ddfs xcat`` reads it."""
+    import sys
+    import textwrap
+
+    from disco.cli.ddfs import main as ddfs_main
+    from disco.cli.disco import main as disco_main
+
+    home = tmp_path / "jobs"
+    home.mkdir()
+    (home / "cli_saved_job.py").write_text(
+        textwrap.dedent(
+            """
+            from disco.job import Job
+
+            class Shout(Job):
+                partitions = None
+
+                @staticmethod
+                def map(line, params):
+                    yield line.upper(), 1
+            """
+        )
+    )
+    monkeypatch.chdir(home)
+    monkeypatch.syspath_prepend(str(home))
+    try:
+        args = ["-M", master.url, "run", "--save", "True", "cli_saved_job.Shout", "raw://hey"]
+        assert disco_main(args) == 0
+        name = capsys.readouterr().out.strip()
+        assert disco_main(["-M", master.url, "wait", "@"]) == 0
+        assert capsys.readouterr().out == "tag://disco:results:%s\n" % name
+        assert ddfs_main(["-M", master.url, "xcat", "tag://disco:results:%s" % name]) == 0
+        assert capsys.readouterr().out == "HEY\t1\n"
+    finally:
+        sys.modules.pop("cli_saved_job", None)
