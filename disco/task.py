@@ -73,7 +73,7 @@ class Task:
         self.group = "%s-%s" % (self.group_label, self.group_host)
         self.outputs: dict[Any, Any] = {}
         self.uid = "%s:%s-%s-%s-%d" % (
-            stage,
+            _file_safe(stage),
             _shorten(safe_name(self.group)),
             taskid,
             hexhash(str(time.time())),
@@ -135,9 +135,10 @@ class Task:
             raise ValueError(
                 "Output label (%s : %s) must be an integer or None" % (label, type(label))
             )
-        # The group host may be any URL text (raw:// data with spaces or slashes), so the
-        # file name uses a file-safe form of it (0.5 used it verbatim and broke index lines).
-        return "%s-%s-%s" % (self.stage, _file_safe(self.group), label)
+        # The group host may be any URL text (raw:// data with spaces or slashes) and a
+        # pipeline stage any name, so the file name uses file-safe forms of both (0.5 used
+        # them verbatim and broke index lines and URLs).
+        return "%s-%s-%s" % (_file_safe(self.stage), _file_safe(self.group), label)
 
     def output_path(self, label: Any) -> str:
         return self.path(self.output_filename(label))

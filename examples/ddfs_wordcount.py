@@ -39,7 +39,7 @@ def main(argv=None):
     ddfs = DDFS(master)
     ddfs.delete(args.tag)  # start from an empty tag
     _tag_urls, blobs = ddfs.chunk(args.tag, [url], chunk_size=args.chunk_size)
-    print("chunked %s into %d blobs of tag %s" % (url, len(blobs), args.tag), file=sys.stderr)
+    print("chunked %s into %d blobs of tag %s" % (url, len(blobs), args.tag))
     job = Job(master=master).run(
         input=["tag://%s" % args.tag],
         map=map,
@@ -48,7 +48,7 @@ def main(argv=None):
         save_results=True,
     )
     results = job.wait(show=bool(os.environ.get("DISCO_EVENTS")))
-    print("results saved in %s" % results[0], file=sys.stderr)
+    print("results saved in %s" % results[0])
     counts = sorted(
         ((count, word) for word, count in result_iterator(results)),
         key=lambda item: (-item[0], item[1]),

@@ -84,7 +84,8 @@ class TaskOutputs:
         os.makedirs(folder, exist_ok=True)
         while True:
             usecs = time.time_ns() // 1000
-            name = "%s-%d-%d.results" % (self._spec.stage, self._spec.taskid, usecs)
+            stage = re.sub(r"[^A-Za-z0-9_.@:\-]", "_", self._spec.stage)  # names go into URLs
+            name = "%s-%d-%d.results" % (stage, self._spec.taskid, usecs)
             try:
                 self._file = open(os.path.join(folder, name), "xb")  # noqa: SIM115
             except FileExistsError:  # another attempt in the same microsecond

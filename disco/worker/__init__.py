@@ -781,6 +781,7 @@ class Worker(dict):
         try:
             cls.send("WORKER", {"pid": os.getpid(), "version": PROTOCOL_VERSION})
             task = active_task = cls.get_task()
+            export_task_settings(task)
             _report.check_python_version()
             try:
                 job, jobargs = task.jobobjs
@@ -810,6 +811,25 @@ class Worker(dict):
             cls.send(type, text)
         except Exception:
             raise SystemExit(1)
+
+
+def export_task_settings(task: Any, environ: Any = None) -> None:
+    """Give the task's own master and ports to Disco clients made inside the task.
+
+    Workers start without Disco settings (master-api.md 8.1), so ``DDFS()``, ``Disco()``
+    or a ``disco://`` URL resolved in job code would use the defaults (port 8989).  The
+    TASK reply names the master and the ports: they become the defaults of this process
+    (values the job's environment sets are kept).
+    """
+    environ = os.environ if environ is None else environ
+    values = {
+        "DISCO_MASTER": task.master,
+        "DISCO_PORT": task.disco_port,
+        "DDFS_PUT_PORT": task.put_port,
+    }
+    for key, value in values.items():
+        if value:
+            environ.setdefault(key, str(value))
 
 
 def _wait_for_end() -> None:

@@ -388,20 +388,6 @@ def test_classic_job_over_a_tag_of_tags_with_a_read_token(cluster) -> None:
     assert sorted(result_iterator(wait(job))) == [("a", 1), ("z", 1)]
 
 
-def test_pipeline_job_over_a_tag(cluster) -> None:
-    from disco.worker.pipeline.worker import Stage, Worker
-    from tests.worker import pipefuncs as f
-
-    push_texts(cluster.url, {"x": b"a b a\n", "y": b"b c\n"}, "data:pipe", replicas=2)
-    pipeline = [
-        ("split", Stage("map", process=f.hash_words)),
-        ("group_label", Stage("reduce", process=f.sum_combined, combine=True)),
-    ]
-    job = Job(master=cluster.url, worker=Worker()).run(input=["tag://data:pipe"], pipeline=pipeline)
-    got = {k.decode() if isinstance(k, bytes) else k: v for k, v in result_iterator(wait(job))}
-    assert got == f_counts("a b a b c")
-
-
 def test_tag_inputs_are_expanded_on_the_jobs_master(master, monkeypatch) -> None:
     push_texts(master.url, {"t": b"q\n"}, "data:here")
     monkeypatch.setenv("DISCO_MASTER", "http://127.0.0.1:9")  # not the job's master
@@ -430,3 +416,96 @@ def test_disco_oob_and_pstats_commands(master, capsys) -> None:
     assert "Ordered by: call count, internal time" in text
     assert disco_main(["-M", master.url, "oob", "get", "line-a"]) == 1
     assert "usage: disco oob get key jobname" in capsys.readouterr().err
+
+
+def test_oob_values_are_read_across_nodes(tmp_path) -> None:
+    """Twelve map tasks on three nodes put values whose blobs land on random nodes; the
+    reduce task reads every one, from its own node as a file or from the others over
+    HTTP (all twelve on one node: probability 3 / 3**12)."""
+    nodes = [("localhost", 2), ("127.0.0.2", 2), ("127.0.0.3", 2)]
+    before = child_pids()
+    with embedded(tmp_path / "c", nodes=nodes) as m:
+        letters = "abcdefghijkl"
+        job = Job(master=m.url).run(
+            input=["raw://%s" % c for c in letters], map=oob_map, reduce=oob_reduce
+        )
+        got = dict(result_iterator(wait(job)))
+        assert got == {**{c: c.upper().encode() for c in letters}, "missing": None}
+        urls = DDFS(m.url).urls("disco:job:oob:%s" % job.name)
+        hosts = {u[0].split("/")[2] for u in urls}
+        assert len(urls) == 12 and len(hosts) > 1  # the values are spread over the nodes
+    _assert_no_leaked_workers(before)
+
+
+def load_other_jobs_oob(line, params):
+    from disco.util import load_oob
+
+    # a plain client call inside a task: it finds the task's master and ports
+    yield line, load_oob(this_master(), params, "line-%s" % line)  # noqa: F821
+
+
+def test_a_later_job_reads_oob_values_with_load_oob(master) -> None:
+    first = Job(master=master.url).run(input=["raw://a", "raw://b"], map=oob_map)
+    wait(first)
+    later = Job(master=master.url).run(
+        input=["raw://a", "raw://b", "raw://c"], map=load_other_jobs_oob, params=first.name
+    )
+    assert sorted(result_iterator(wait(later))) == [("a", b"A"), ("b", b"B"), ("c", None)]
+
+
+def test_pipeline_jobs_are_profiled_per_stage(master) -> None:
+    from disco.worker.pipeline.worker import Stage, Worker
+    from tests.worker import pipefuncs as f
+
+    pipeline = [
+        ("split", Stage("map", process=f.hash_words)),
+        ("group_label", Stage("sum.up", process=f.sum_combined, combine=True)),
+    ]
+    job = Job(master=master.url, worker=Worker()).run(
+        input=["raw://a b a"], pipeline=pipeline, profile=True
+    )
+    assert dict(result_iterator(wait(job))) == {"a": 2, "b": 1}
+    keys = master.disco.oob_list(job.name)
+    assert any(k.startswith("profile-map:") for k in keys)
+    assert any(k.startswith("profile-sum_up:") for k in keys)  # made a valid key
+    names = {func[2] for func in master.disco.profile_stats(job.name, mode="sum_up").stats}
+    assert "sum_combined" in names and "hash_words" not in names
+
+
+def test_disco_run_save_then_wait_and_ddfs_xcat(master, capsys, tmp_path, monkeypatch) -> None:
+    """The tutorial's shell pipeline: ``disco run --save``, ``disco wait @`` prints the
+    results tag, ``ddfs xcat`` reads it."""
+    import sys
+    import textwrap
+
+    from disco.cli.ddfs import main as ddfs_main
+    from disco.cli.disco import main as disco_main
+
+    home = tmp_path / "jobs"
+    home.mkdir()
+    (home / "cli_saved_job.py").write_text(
+        textwrap.dedent(
+            """
+            from disco.job import Job
+
+            class Shout(Job):
+                partitions = None
+
+                @staticmethod
+                def map(line, params):
+                    yield line.upper(), 1
+            """
+        )
+    )
+    monkeypatch.chdir(home)
+    monkeypatch.syspath_prepend(str(home))
+    try:
+        args = ["-M", master.url, "run", "--save", "True", "cli_saved_job.Shout", "raw://hey"]
+        assert disco_main(args) == 0
+        name = capsys.readouterr().out.strip()
+        assert disco_main(["-M", master.url, "wait", "@"]) == 0
+        assert capsys.readouterr().out == "tag://disco:results:%s\n" % name
+        assert ddfs_main(["-M", master.url, "xcat", "tag://disco:results:%s" % name]) == 0
+        assert capsys.readouterr().out == "HEY\t1\n"
+    finally:
+        sys.modules.pop("cli_saved_job", None)

@@ -119,3 +119,13 @@ def test_stages_with_no_output(master: Any) -> None:
     rows = {row[0]: row[1:] for row in job.jobinfo()["pipeline"]}
     assert rows == {"silent": [0, 0, 0, 2, 0], "reduce": [0, 0, 0, 0, 0], "total": [0, 0, 0, 0, 0]}
     assert list(result_iterator([])) == []
+
+
+def test_stage_names_with_spaces_and_slashes(master: Any) -> None:
+    """Any stage name works: file and URL names use a file-safe form of it."""
+    pipeline = [
+        ("split", Stage("split words/now", process=f.hash_words)),
+        ("group_label", Stage("sum up", process=f.sum_combined, combine=True)),
+    ]
+    job = run(master, ["raw://" + line for line in TEXT.splitlines()], pipeline)
+    assert counts(job) == dict(Counter(TEXT.split()))

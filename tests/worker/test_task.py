@@ -74,3 +74,15 @@ def test_oob_keys_and_values_are_checked_before_any_request() -> None:
 
 def test_safe_name() -> None:
     assert safe_name("a.b/c d@e:f-g_h") == "a_b_c_d@e:f-g_h"
+
+
+def test_task_settings_become_the_defaults_of_the_worker_process() -> None:
+    from disco.worker import export_task_settings
+
+    env = {"DISCO_PORT": "1234"}  # set by the job's environment: kept
+    export_task_settings(Task(**REPLY), env)
+    assert env == {
+        "DISCO_PORT": "1234",
+        "DISCO_MASTER": "http://master:8989",
+        "DDFS_PUT_PORT": "8990",
+    }
