@@ -73,7 +73,7 @@ class Task:
         self.group = "%s-%s" % (self.group_label, self.group_host)
         self.outputs: dict[Any, Any] = {}
         self.uid = "%s:%s-%s-%s-%d" % (
-            _file_safe(stage),
+            _file_safe(str(stage)),
             _shorten(safe_name(self.group)),
             taskid,
             hexhash(str(time.time())),
