@@ -32,6 +32,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
 NODES = [("localhost", 2), ("127.0.0.2", 2), ("127.0.0.3", 2)]
 REPLICAS = 3
 MB = 1_000_000
@@ -74,32 +75,6 @@ def serve(root: str) -> int:
     return 0
 
 
-class MasterProcess:
-    def __init__(self, root: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DISCO_")}
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--serve", str(root)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        self.url = self.proc.stdout.readline().strip()
-        if not self.url.startswith("http"):
-            self.close()
-            raise SystemExit("master process did not start (exit %s)" % self.proc.returncode)
-
-    def close(self) -> None:
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def rate(size: int, seconds: float) -> float:
     return round(size / MB / seconds, 1) if seconds > 0 else 0.0
 
@@ -117,7 +92,9 @@ def run(corpus: Path, size: int, work: Path) -> dict[str, Any]:
 
     source = work / "blob.bin"
     make_random_file(source, size)
-    master = MasterProcess(work / "root")
+    from tiny_disco import MasterProcess
+
+    master = MasterProcess([os.path.abspath(__file__), "--serve", str(work / "root")])
     try:
         os.environ["DISCO_MASTER"] = master.url
         os.environ["DISCO_PORT"] = str(urlsplit(master.url).port)

@@ -136,12 +136,16 @@ def serve() -> int:
 
 
 class MasterProcess:
-    """``tiny_disco.py --serve`` in a child process; stopped by closing its stdin."""
+    """A master in a child process, stopped by closing its stdin.
 
-    def __init__(self, timeout: float = 60.0) -> None:
+    ``argv`` (default: ``tiny_disco.py --serve``) runs a script that prints the master's
+    URL on its first line and serves until its stdin closes.
+    """
+
+    def __init__(self, argv: list[str] | None = None, timeout: float = 60.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DISCO_MASTER")}
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--serve"],
+            [sys.executable, *(argv or [os.path.abspath(__file__), "--serve"])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
