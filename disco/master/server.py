@@ -30,7 +30,7 @@ from disco.master.errors import error_middleware
 from disco.master.jobtags import JobTags
 from disco.master.runtime import Runtime
 from disco.master.store import Store
-from disco.node.dataserver import DOWNLOADS, DownloadLimit
+from disco.node.dataserver import DOWNLOADS, download_limit
 from disco.settings import DiscoSettings
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def build_app(
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[RUNTIME] = runtime
     app[ctrl.BACKGROUND] = set()
-    app[DOWNLOADS] = DownloadLimit()
+    app[DOWNLOADS] = download_limit()
     app.on_response_prepare.append(_close_disco_connections)
     app.add_routes(ctrl.routes)
     app.add_routes(jobs.routes)

@@ -16,7 +16,7 @@ import stat
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
-from disco.ddfs.gate import DOWNLOADS_BUSY, NODE_BUSY, TransferGate
+from disco.ddfs.gate import DOWNLOADS_BUSY, NODE_BUSY, TransferGate, TransferLimits
 
 logger = logging.getLogger(__name__)
 
@@ -24,15 +24,12 @@ NOT_FOUND = "Not found."
 MAX_DOWNLOADS = 128  # 11.5: concurrent HTTP connections of a node
 
 
-class DownloadLimit:
-    """How many data files an app is sending at once; beyond ``limit`` the answer is 503."""
-
-    def __init__(self, limit: int = MAX_DOWNLOADS) -> None:
-        self.limit = limit
-        self.active = 0
+DOWNLOADS = web.AppKey("disco_downloads", TransferGate)
 
 
-DOWNLOADS = web.AppKey("disco_downloads", DownloadLimit)
+def download_limit(limit: int = MAX_DOWNLOADS) -> TransferGate:
+    """At most ``limit`` files sent at once, no queue: one more gets 503 at once (2.5)."""
+    return TransferGate(TransferLimits(active=limit, queue=0))
 
 
 def safe_path(root: str, relpath: str) -> str | None:
@@ -67,21 +64,13 @@ def _not_found() -> web.Response:
 async def serve_file(request: web.Request, root: str, relpath: str) -> web.StreamResponse:
     """Serve ``<root>/<relpath>`` by the rules of 2.5.
 
-    When the app holds a ``DownloadLimit`` (key ``DOWNLOADS``) and that many files are
-    being sent already, the answer is ``503`` (clients retry with back-off).
+    When the app holds a download gate (key ``DOWNLOADS``, see ``download_limit``) and
+    it is full, the answer is ``503`` (clients retry with back-off).
     """
-    limit = request.config_dict.get(DOWNLOADS)
-    if limit is None:
+    gate = request.config_dict.get(DOWNLOADS)
+    if gate is None:
         return await _serve_file(request, root, relpath)
-    if limit.active >= limit.limit:
-        return text_response(503, DOWNLOADS_BUSY)
-    limit.active += 1
-    try:
-        response = await _serve_file(request, root, relpath)
-        await response.prepare(request)  # sends the file; a second prepare is a no-op
-        return response
-    finally:
-        limit.active -= 1
+    return await serve_gated(request, gate, root, relpath)
 
 
 async def _serve_file(request: web.Request, root: str, relpath: str) -> web.StreamResponse:
@@ -188,6 +177,6 @@ def create_data_app(
         return await serve_file(request, root, rest)
 
     app = web.Application()
-    app[DOWNLOADS] = DownloadLimit(max_downloads)
+    app[DOWNLOADS] = download_limit(max_downloads)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
