@@ -36,6 +36,7 @@ from disco.node.jobhome import (
 )
 from disco.node.runner import WorkerLimits, is_standard_launcher, run_worker
 from disco.node.zygote import Zygote
+from disco.safenames import check_host_name, no_symlink_below
 
 logger = logging.getLogger(__name__)
 
@@ -241,9 +242,9 @@ class LocalBackend:
     async def remove_job_data(self, host: str, jobname: str) -> None:
         """Delete ``<DISCO_DATA>/<host>/<hh>/<jobname>`` (purge, GC)."""
         check_jobname(jobname)
-        if not host or "/" in host or host in (".", ".."):
-            raise ValueError("invalid host name %r" % host)
+        check_host_name(host)
         path = jobhome_path(self.disco_data, host, jobname)
+        no_symlink_below(self.disco_data, path, "job name")  # never delete through a link
         if os.path.isdir(path):
             await asyncio.to_thread(shutil.rmtree, path, True)
 

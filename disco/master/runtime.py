@@ -61,6 +61,7 @@ from disco.master.states import (
     Tick,
 )
 from disco.master.store import RESTART_EVENT, ClusterConfig, JobRecord, Store, expand_table
+from disco.safenames import JOB_NAME_MAX, valid_name
 
 if TYPE_CHECKING:
     from disco.master.jobtags import JobTags
@@ -450,8 +451,16 @@ class Runtime:
             )
         self.feed(KillRequested(name, self.clock()))
 
+    def job_dir(self, name: str) -> str:
+        """The job's master directory; ``UnsafeName`` when ``name`` is no job name or the
+        directory leads out of the master root (``disco.safenames``)."""
+        return job_dir(self.config.master_root, name)
+
     async def clean(self, name: str) -> None:
-        """Kill, delete the master directory, forget the job (10.2)."""
+        """Kill, delete the master directory, forget the job (10.2).
+
+        Raises ``UnsafeName`` before anything changes when ``name`` is unsafe."""
+        directory = self.job_dir(name)
         self.feed(KillRequested(name, self.clock(), forget=True))
         self.records.pop(name, None)
         self.failures.pop(name, None)
@@ -459,7 +468,6 @@ class Runtime:
         log = self.logs.pop(name, None)
         if log is not None:
             log.close()
-        directory = job_dir(self.config.master_root, name)
         await asyncio.get_running_loop().run_in_executor(
             None, lambda: shutil.rmtree(directory, ignore_errors=True)
         )
@@ -646,7 +654,7 @@ class Runtime:
         for host, _ in self.nodes:
             base = os.path.join(self.config.disco_data, host)
             for path, name in job_dirs(base):
-                if self.status(name)[0] == "active":
+                if not valid_name(name, JOB_NAME_MAX) or self.status(name)[0] == "active":
                     continue
                 try:
                     mtime = os.stat(path).st_mtime

@@ -31,6 +31,7 @@ from disco.master.jobtags import JobTags
 from disco.master.runtime import Runtime
 from disco.master.store import Store
 from disco.node.dataserver import DOWNLOADS, download_limit
+from disco.servererrors import guard
 from disco.settings import DiscoSettings
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def build_app(
     catch-all, which never matches ``/ddfs/...`` anyway.
     """
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    guard(app, middleware=False)  # error_middleware renders crashes; count the 500s
     app[RUNTIME] = runtime
     app[ctrl.BACKGROUND] = set()
     app[DOWNLOADS] = download_limit()

@@ -17,6 +17,8 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
 from disco.ddfs.gate import DOWNLOADS_BUSY, NODE_BUSY, TransferGate, TransferLimits
+from disco.safenames import UnsafeName, resolve
+from disco.servererrors import guard
 
 logger = logging.getLogger(__name__)
 
@@ -35,19 +37,14 @@ def download_limit(limit: int = MAX_DOWNLOADS) -> TransferGate:
 def safe_path(root: str, relpath: str) -> str | None:
     """The real path of ``root/relpath`` if it stays inside ``root``, else ``None``.
 
-    Refuses absolute paths, ``..`` components, NUL bytes and symlinks that lead out of
-    the root (2.5: unsafe paths are answered 404).
+    ``disco.safenames.resolve``: refuses absolute paths, ``..`` components, NUL bytes,
+    over-long components and symlinks that lead out of the root (2.5: unsafe paths are
+    answered 404).
     """
-    if not relpath or relpath.startswith("/") or "\0" in relpath or "\\" in relpath:
+    try:
+        return resolve(root, relpath)
+    except UnsafeName:
         return None
-    parts = relpath.split("/")
-    if ".." in parts:
-        return None
-    real_root = os.path.realpath(root)
-    full = os.path.realpath(os.path.join(real_root, *[x for x in parts if x not in ("", ".")]))
-    if full != real_root and not full.startswith(real_root + os.sep):
-        return None
-    return full
 
 
 def text_response(status: int, text: str) -> web.Response:
@@ -176,7 +173,7 @@ def create_data_app(
             return await serve_gated(request, ddfs_gate, root, rest)
         return await serve_file(request, root, rest)
 
-    app = web.Application()
+    app = guard(web.Application())
     app[DOWNLOADS] = download_limit(max_downloads)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
