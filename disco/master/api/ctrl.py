@@ -102,7 +102,7 @@ async def _serve_master_file(request: web.Request, filename: str) -> web.StreamR
     start = _range_start(value)
     if start is not None and start >= size:
         return web.Response(status=200, body=b"", content_type="text/plain")  # 13.3
-    if value.replace(" ", "") == "bytes=0-" or "," in value:
+    if value.replace(" ", "") == "bytes=0-" or (value and start is None):
         # 4.3: bytes=0- is the whole file (200); several ranges (multipart, which no
         # client asks for) also get the whole file rather than 416 (13.3).
         body = await asyncio.get_running_loop().run_in_executor(None, _read, path)
@@ -130,13 +130,21 @@ def _read(path: str) -> bytes:
 
 
 def _range_start(value: str) -> int | None:
-    """The first byte of a single ``bytes=<start>-[<end>]`` range, else ``None``."""
+    """The first byte of a single ``bytes=<start>-[<end>]`` range, else ``None`` (no
+    Range, several, suffix, reversed or malformed ones: the whole file is sent, 13.3)."""
     if not value.startswith("bytes=") or "," in value:
         return None
-    first = value[len("bytes=") :].split("-", 1)[0].strip()
-    if not first.isascii() or not first.isdigit():
+    first, _, last = (p.strip() for p in value[len("bytes=") :].partition("-"))
+    if not _digits(first) or not (last == "" or (_digits(last) and len(last) <= 18)):
         return None
-    return int(first) if len(first) <= 18 else 1 << 62  # past the end of any file
+    start = int(first) if len(first) <= 18 else 1 << 62  # past the end of any file
+    if last and int(last) < start:
+        return None
+    return start
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 @get_op("rawevents")
