@@ -45,6 +45,7 @@ __all__ = [
     "input_stream",
     "old_netstr_reader",
     "output_stream",
+    "parse_index_line",
     "plain_output_stream",
     "re_reader",
     "string_input_stream",
@@ -247,6 +248,20 @@ def disco_input_stream(
 
 
 chain_reader = disco_input_stream
+
+
+def parse_index_line(line: bytes, url: str) -> tuple[int, str, int] | None:
+    """``(label, url, size)`` of one index line (16.3), ``None`` for a blank line;
+    ``DataError`` for anything else."""
+    fields = line.split()
+    if not fields:
+        return None
+    try:
+        if len(fields) != 3:
+            raise ValueError("3 fields expected")
+        return int(fields[0]), fields[1].decode("utf-8"), int(fields[2])
+    except (ValueError, UnicodeDecodeError):
+        raise DataError("Corrupted index: invalid line %r" % line[:80], url) from None
 
 
 class _Reader:

@@ -108,7 +108,8 @@ async def _serve_master_file(request: web.Request, filename: str) -> web.StreamR
         response = web.Response(status=206, body=body[start:], content_type="text/plain")
         response.headers[hdrs.CONTENT_RANGE] = "bytes %d-%d/%d" % (start, size - 1, size)
         return response
-    if value.replace(" ", "") == "bytes=0-" or (value and start is None):
+    asked = hdrs.RANGE in request.headers
+    if value.replace(" ", "") == "bytes=0-" or (asked and start is None):
         # 4.3: bytes=0- is the whole file (200); several ranges (multipart, which no
         # client asks for) also get the whole file rather than 416 (13.3).
         body = await asyncio.get_running_loop().run_in_executor(None, _read, path)
