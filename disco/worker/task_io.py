@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 _HUNK_REST = struct.Struct("<BIQ")  # after the first (version) byte of a hunk header
+MAX_HUNK = 1 << 30  # writers flush hunks at about 1 MiB: a larger size is corruption
 
 
 # -- 12.1 contracts (documentation classes and stubs) ---------------------------------------
@@ -216,6 +217,12 @@ def disco_input_stream(
         compressed, checksum, hunk_size = _HUNK_REST.unpack(header)
         if hunk_size == 0:
             return
+        if hunk_size > MAX_HUNK:
+            if ignore_corrupt:
+                return
+            raise DataError(
+                "Corrupted data at %d bytes: a hunk of %d bytes" % (offset, hunk_size), url
+            )
         payload = _read_exact(stream, hunk_size)
         start, offset = offset, offset + 1 + _HUNK_REST.size + hunk_size
         if len(payload) < hunk_size:
