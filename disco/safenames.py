@@ -36,6 +36,7 @@ HOST_NAME_MAX = 253
 _NAME_RE = re.compile(r"[%s]+\Z" % NAME_CHARS)
 _HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._\-]*\Z")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_FILE_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_.@:\-]")
 
 
 class UnsafeName(ValueError):
@@ -118,7 +119,19 @@ def check_component(name: object, what: str, limit: int = FILE_NAME_MAX) -> str:
 
 
 def check_stage_name(name: object) -> str:
-    return check_component(name, "stage name", STAGE_NAME_MAX)
+    """A stage name: free text (``"split words/now"`` is fine), but no NUL or control
+    characters and at most ``STAGE_NAME_MAX`` bytes.  It never is a path component
+    itself: file names use ``file_safe(name)``."""
+    text = _text(name, "stage name")
+    if _CONTROL_RE.search(text):
+        raise UnsafeName("stage name", "control character")
+    return _length(text, "stage name", STAGE_NAME_MAX)
+
+
+def file_safe(name: str) -> str:
+    """``name`` with every character outside ``[A-Za-z0-9_.@:-]`` replaced by ``_``, for
+    use inside a file name that has a fixed suffix (``<stage>-<task>-<ts>.results``)."""
+    return _FILE_UNSAFE_RE.sub("_", name)
 
 
 def check_host_name(name: object) -> str:

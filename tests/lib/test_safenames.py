@@ -27,11 +27,12 @@ def test_prefix_stage_host_rules():
     assert sn.check_job_prefix("p" * sn.JOB_PREFIX_MAX)
     with pytest.raises(sn.UnsafeName):
         sn.check_job_prefix("p" * (sn.JOB_PREFIX_MAX + 1))
-    for ok in ("map", "reduce_shuffle", "stage.1", "Étape 2"):
-        assert sn.check_stage_name(ok) == ok
-    for bad in ("", ".", "..", "a/b", "a\\b", "a\nb", "s" * 129):
+    for ok in ("map", "reduce_shuffle", "stage.1", "Étape 2", "split words/now", ".."):
+        assert sn.check_stage_name(ok) == ok  # free text: file names use file_safe()
+    for bad in ("", "a\0b", "a\nb", "s" * 129, "\ud800"):
         with pytest.raises(sn.UnsafeName):
             sn.check_stage_name(bad)
+    assert sn.file_safe("../split words/now") == ".._split_words_now"
     for ok in ("localhost", "127.0.0.2", "node-01.example.com", "_n"):
         assert sn.check_host_name(ok) == ok
     for bad in ("", "..", ".hidden", "a/b", "a..b", "-x", "h" * 254, "a b", "\udcff"):

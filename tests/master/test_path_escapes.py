@@ -288,7 +288,7 @@ def test_refusals_are_400_with_a_reason_and_change_nothing(master, tmp_path):
     # An unknown but valid name: the 0.5 answers (2.4, 2.3)
     assert raw.post_json("clean_job", "Gone@1:2:3") == (200, b'""')
     assert raw.send("/disco/ctrl/rawevents?name=Gone@1:2:3") == (404, b"Not found.")
-    stage = urllib.parse.quote("../x")
+    stage = urllib.parse.quote("x\x01")
     status, body = raw.send("/disco/ctrl/get_stageresults?name=Gone@1:2:3&stage=" + stage)
     assert status == 400 and json.loads(body).startswith("invalid stage name: ")
     assert (tmp_path / "victim" / "secret").read_bytes().startswith(SECRET)
