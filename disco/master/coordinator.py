@@ -14,10 +14,11 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from disco.backends.base import TaskOutput
 from disco.master import scheduler
 from disco.master.grouping import DataItem, DirItem, Item, TaskInput, assign, group_items
 from disco.master.jobpack import DataInput, JobSpec
-from disco.master.stages import Job, Stage, Task, output_items, result_entries
+from disco.master.stages import Job, Stage, Task, output_items, result_entries, task_signature
 from disco.master.states import (
     AppendEvent,
     AttemptDone,
@@ -31,6 +32,7 @@ from disco.master.states import (
     InvalidTransition,
     JobFinished,
     JobForgotten,
+    JobRestored,
     JobSubmitted,
     KillRequested,
     KillTask,
@@ -42,6 +44,7 @@ from disco.master.states import (
     RetryDue,
     SaveJob,
     SaveResults,
+    SaveTask,
     ScheduleRetry,
     SettingsChanged,
     StartTask,
@@ -54,6 +57,7 @@ _TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
     {
         ("new", "waiting"),
         ("waiting", "running"),
+        ("waiting", "done"),  # finished before a master restart (JobRestored)
         ("running", "done"),
         ("running", "sleeping"),  # recoverable failure, retry after a delay (10.3)
         ("sleeping", "waiting"),
@@ -111,6 +115,7 @@ class Coordinator:
         self._out: list[Instruction] = []
         self._handlers: dict[type, Callable[[Any], None]] = {
             JobSubmitted: self._on_submitted,
+            JobRestored: self._on_restored,
             InputsResolved: self._on_inputs_resolved,
             InputsFailed: self._on_inputs_failed,
             AttemptDone: self._on_done,
@@ -187,6 +192,47 @@ class Coordinator:
         else:
             self._start_job(job, {}, ev.now)
 
+    def _on_restored(self, ev: JobRestored) -> None:
+        """A job that was running when the master stopped: built again from its spec,
+        the same way as at submission (same task ids for the same inputs and nodes),
+        then its finished tasks are marked done in the order they finished."""
+        self._seq += 1
+        job = Job(name=ev.job, spec=ev.spec, seq=self._seq, submitted=ev.submitted)
+        job.stages = [Stage(s, i) for i, s in enumerate(ev.spec.pipeline)]
+        job.restoring = list(ev.done)
+        self.jobs[ev.job] = job
+        dirs = tuple(i.url for i in ev.spec.inputs if not isinstance(i, DataInput))
+        if dirs:
+            self._emit(ResolveInputs(job.name, dirs))
+        else:
+            self._start_job(job, {}, ev.now)
+
+    def _replay(self, job: Job, now: float) -> None:
+        """Mark done the restored tasks that match a task of the rebuilt job (in the
+        order they finished, so later stages are fed as they were); the rest re-run."""
+        restored = job.restoring or []
+        job.restoring = None
+        kept = 0
+        for rec in restored:
+            if job.status != "active":
+                break
+            task = job.tasks.get(rec.taskid)
+            if (
+                task is None
+                or task.state != "waiting"
+                or not task.inputs_done
+                or task_signature(task) != rec.signature
+            ):
+                continue
+            task.attempt, task.host = rec.attempt, rec.host
+            kept += 1
+            self._complete(job, task, rec.outputs, now)
+        self._event(
+            job.name,
+            "Job restored after a master restart: %d finished task(s) kept, the others run again"
+            % kept,
+        )
+
     def _on_inputs_resolved(self, ev: InputsResolved) -> None:
         job = self.jobs.get(ev.job)
         if job is not None and job.status == "active" and job.items is None:
@@ -207,6 +253,8 @@ class Coordinator:
                 items.append(DirItem(inp.url, tuple(labels.get(inp.url, ()))))
         job.items = items
         self._advance(job, now)
+        if job.restoring is not None:
+            self._replay(job, now)
 
     def _kill_job(self, job: Job) -> None:
         """The job ends ``dead``: its unfinished tasks are killed (10.2)."""
@@ -387,8 +435,14 @@ class Coordinator:
         host = task.host or ""
         if host in self.nodes:
             self.nodes[host].job_ok += 1
-        task.outputs = tuple(ev.outputs)
+        # Saved before anything reports it done: what jobinfo shows done survives a restart.
+        self._emit(SaveTask(job.name, task.taskid))
         self._event(job.name, "SYS: [%s] Received results from %s" % (task.label, host))
+        self._complete(job, task, ev.outputs, ev.now)
+
+    def _complete(self, job: Job, task: Task, outputs: tuple[TaskOutput, ...], now: float) -> None:
+        """``task`` is done with ``outputs``: feed a concurrent next stage, advance."""
+        task.outputs = tuple(outputs)
         self._move(job, task, "done")
         stage = job.stage(task.stage)
         stage.done_order.append(task.taskid)
@@ -397,7 +451,7 @@ class Coordinator:
             if nxt.opened and not stage.finished:
                 for item in output_items(task.outputs):
                     self._feed(job, nxt, item)
-        self._advance(job, ev.now)
+        self._advance(job, now)
 
     def _on_failed(self, ev: AttemptFailed) -> None:
         found = self._attempt(ev.job, ev.taskid, ev.attempt)

@@ -31,6 +31,7 @@ from disco.master.coordinator import Coordinator
 from disco.master.events import EventLog, job_dir, timestamp
 from disco.master.failures import NO_FAILURES, FailureLog
 from disco.master.jobdata import job_dirs, parse_index_labels, write_pack
+from disco.master.recovery import OutputCheck, RecoveryError, done_task, restore_event
 from disco.master.stages import input_reply, retry_replicas
 from disco.master.states import (
     AppendEvent,
@@ -55,12 +56,20 @@ from disco.master.states import (
     RetryDue,
     SaveJob,
     SaveResults,
+    SaveTask,
     ScheduleRetry,
     SettingsChanged,
     StartTask,
     Tick,
 )
-from disco.master.store import RESTART_EVENT, ClusterConfig, JobRecord, Store, expand_table
+from disco.master.store import (
+    RESTART_EVENT,
+    ClusterConfig,
+    DoneTask,
+    JobRecord,
+    Store,
+    expand_table,
+)
 from disco.safenames import JOB_NAME_MAX, valid_name
 
 if TYPE_CHECKING:
@@ -143,6 +152,7 @@ class Runtime:
         self._seq = 0
         self._connected: dict[str, bool] = {}
         self._closing = False
+        self._done_tasks: list[DoneTask] = []  # saved at the end of each feed (recovery)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -152,16 +162,34 @@ class Runtime:
         for name, data in self.store.load_failures().items():
             if name in self.records:
                 self.failures[name] = FailureLog.from_json(data)
-        for name in self.store.mark_active_dead():  # 13.15: jobs cut short by a restart
-            rec = self.records[name]
-            rec.status = "dead"
-            log = EventLog(self.config.master_root, name)
-            log.append("master", RESTART_EVENT, self.clock())
-            log.close()
         config = self.store.load_config()
         await self.apply_config(config, save=False, first=True)
+        await self._restore_running()  # after the nodes: grouping depends on them
         self._spawn(self._tick_loop())
         self._spawn(self._gc_loop())
+
+    async def _restore_running(self) -> None:
+        """Jobs a previous run left ``active`` carry on (``disco.master.recovery``); one
+        that cannot be rebuilt becomes ``dead`` with an event saying why (13.15)."""
+        active = [r for r in self.records.values() if r.status == "active"]
+        if not active:
+            return
+        async with aiohttp.ClientSession() as session:
+            check = OutputCheck(self.config.disco_data, self.config.port, session)
+            for rec in sorted(active, key=lambda r: r.seq):
+                try:
+                    event = await restore_event(rec, self.store, check, self.clock())
+                except RecoveryError as exc:
+                    logger.warning("job %s cannot be restored: %s", rec.name, exc)
+                    rec.status = "dead"
+                    self.store.mark_dead(rec.name)
+                    log = EventLog(self.config.master_root, rec.name)
+                    log.append("master", "%s: %s" % (RESTART_EVENT, exc), self.clock())
+                    log.close()
+                    continue
+                logger.info("job %s restored: %d finished tasks", rec.name, len(event.done))
+                self.logs[rec.name] = EventLog(self.config.master_root, rec.name)
+                self.feed(event)
 
     async def close(self) -> None:
         self._closing = True
@@ -202,8 +230,20 @@ class Runtime:
                         self._execute(ins)
                     except Exception:
                         logger.exception("instruction %r failed", ins)
+            self._save_done_tasks()
         finally:
             self._feeding = False
+
+    def _save_done_tasks(self) -> None:
+        """One transaction for the tasks finished during this feed, before any HTTP
+        request can see them done (a job that ended meanwhile needs none)."""
+        rows = [t for t in self._done_tasks if self.status(t.job)[0] == "active"]
+        self._done_tasks.clear()
+        if rows:
+            try:
+                self.store.save_tasks(rows)
+            except Exception:
+                logger.exception("saving %d finished task(s) failed", len(rows))
 
     def _internal_error(self, ev: Event, exc: Exception) -> None:
         job = getattr(ev, "job", None)
@@ -242,6 +282,10 @@ class Runtime:
             self._spawn(self._resolve_inputs(ins.job, ins.urls))
         elif isinstance(ins, SaveJob):
             self._save(ins.job)
+        elif isinstance(ins, SaveTask):
+            task = self.coordinator.task(ins.job, ins.taskid)
+            if task is not None:
+                self._done_tasks.append(done_task(task))
         elif isinstance(ins, SaveResults):
             self._spawn(self._save_results(ins.job, ins.results))
         elif isinstance(ins, JobFinished):
@@ -278,6 +322,8 @@ class Runtime:
         rec.results = list(job.results or [])
         rec.stage_results = dict(job.stage_results)
         self.store.save_job(rec)
+        if rec.status != "active":
+            self.store.forget_tasks(name)  # recovery needs them only while it runs
         if name in self.failures:
             self.store.save_failures(name, self.failures[name].to_json())
 

@@ -7,13 +7,15 @@ without changing it: jobinfo counters (3.1), INPUT replies and RETRY replica lis
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from disco.backends.base import InputEntry, Replica, TaskOutput
 from disco.master.grouping import DataItem, DirItem, Item, TaskInput, url_host
 from disco.master.jobpack import DataInput, JobSpec, StageSpec
-from disco.master.states import JobStatus, TaskState
+from disco.master.states import JobStatus, RestoredTask, TaskState
 
 
 @dataclass
@@ -99,6 +101,7 @@ class Job:
     running: int = 0
     priority: float = 0.0
     boost: float = 0.0
+    restoring: list[RestoredTask] | None = None  # finished before a master restart
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
@@ -139,6 +142,23 @@ class Job:
     def input_urls(self) -> list[str]:
         """jobinfo ``inputs``: every replica URL of the data inputs (v1 dirs omitted, 3.1)."""
         return [u for i in self.spec.inputs if isinstance(i, DataInput) for u in i.urls]
+
+
+def task_signature(task: Task) -> str:
+    """What a task is (stage, grouping, group, inputs in order) as a short hash.
+
+    A task restored after a master restart counts as done only if the rebuilt task has
+    the signature of the one that finished (``disco.master.recovery``)."""
+    text = json.dumps(
+        [
+            task.stage,
+            task.grouping,
+            list(task.group),
+            [[inp.label, list(inp.urls)] for inp in task.inputs],
+        ],
+        separators=(",", ":"),
+    )
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 def output_items(outputs: tuple[TaskOutput, ...]) -> list[Item]:

@@ -139,8 +139,35 @@ class ResultsSaved:
     now: float
 
 
+@dataclass(frozen=True)
+class RestoredTask:
+    """A task that had finished before the master restarted (``disco.master.recovery``).
+
+    ``signature`` is ``stages.task_signature`` of the task as it was: the restored task
+    is marked done only if the rebuilt task has the same one."""
+
+    taskid: int
+    signature: str
+    attempt: int
+    host: str
+    outputs: tuple[TaskOutput, ...]
+
+
+@dataclass(frozen=True)
+class JobRestored:
+    """An ``active`` job found in the store at start-up: rebuild it from its spec and
+    mark done, in completion order, the tasks that had finished (``done``)."""
+
+    job: str
+    spec: JobSpec
+    submitted: float
+    done: tuple[RestoredTask, ...]
+    now: float
+
+
 Event = (
     JobSubmitted
+    | JobRestored
     | InputsResolved
     | InputsFailed
     | AttemptDone
@@ -215,6 +242,14 @@ class SaveJob:
 
 
 @dataclass(frozen=True)
+class SaveTask:
+    """Persist a finished task's outputs (so a restarted master need not re-run it)."""
+
+    job: str
+    taskid: int
+
+
+@dataclass(frozen=True)
 class SaveResults:
     """Replace the urls of ``disco:results:<job>`` by ``results``, then send
     ``ResultsSaved`` (ddfs.md 7.2)."""
@@ -242,6 +277,7 @@ Instruction = (
     | ScheduleRetry
     | InputsChanged
     | SaveJob
+    | SaveTask
     | SaveResults
     | JobFinished
     | JobForgotten

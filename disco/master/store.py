@@ -2,7 +2,9 @@
 JSON cluster configuration file of 3.4.
 
 Owns: job records (status, start time, owner, worker, inputs, stage names, jobinfo
-counters, results, stage results, job pack path), the jobs' failure logs, runtime settings
+counters, results, stage results, job pack path), the finished tasks of running jobs
+(outputs and signature, in completion order: what ``disco.master.recovery`` rebuilds a
+running job from after a restart), the jobs' failure logs, runtime settings
 (``max_failure_rate``, ``accept_new_jobs``), and the config table with both blacklists.
 The config file ``DISCO_MASTER_CONFIG`` stays the source of truth for the table, as in
 0.5 (users edit it); every save writes it (and a copy in SQLite).  Calls are short;
@@ -22,7 +24,7 @@ from disco.safenames import UnsafeName, check_host_name
 
 logger = logging.getLogger(__name__)
 
-RESTART_EVENT = "ERROR: Job killed: the master restarted while the job was running"
+RESTART_EVENT = "ERROR: Job killed: the master restarted and could not restore the job"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -40,6 +42,15 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS job_failures (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS done_tasks (
+    job TEXT NOT NULL,
+    taskid INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    outputs TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS done_tasks_job ON done_tasks (job);
 """
 
 
@@ -58,6 +69,18 @@ class JobRecord:
     stage_results: dict[str, list[list[str]]] = field(default_factory=dict)
     jobpack: str = ""
     seq: int = 0
+
+
+@dataclass(frozen=True)
+class DoneTask:
+    """A finished task of a running job; ``outputs`` as ``recovery.output_to_json``."""
+
+    job: str
+    taskid: int
+    attempt: int
+    host: str
+    signature: str
+    outputs: list[Any]
 
 
 @dataclass
@@ -171,6 +194,32 @@ class Store:
     def delete_job(self, name: str) -> None:
         self._db.execute("DELETE FROM jobs WHERE name = ?", (name,))
         self._db.execute("DELETE FROM job_failures WHERE name = ?", (name,))
+        self.forget_tasks(name)
+
+    # -- finished tasks of running jobs (recovery after a restart) ---------------------------
+    def save_tasks(self, tasks: list[DoneTask]) -> None:
+        """Append finished tasks, one transaction for the batch (rowid = completion order)."""
+        if not tasks:
+            return
+        rows = [
+            (t.job, t.taskid, t.attempt, t.host, t.signature, json.dumps(t.outputs)) for t in tasks
+        ]
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT INTO done_tasks VALUES (?,?,?,?,?,?)", rows)
+
+    def load_tasks(self, name: str) -> list[DoneTask]:
+        """The job's finished tasks in the order they finished."""
+        rows = self._db.execute(
+            "SELECT taskid, attempt, host, signature, outputs FROM done_tasks"
+            " WHERE job = ? ORDER BY rowid",
+            (name,),
+        ).fetchall()
+        return [DoneTask(name, r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def forget_tasks(self, name: str) -> None:
+        """The job ended (or is gone): its finished tasks are no longer needed."""
+        self._db.execute("DELETE FROM done_tasks WHERE job = ?", (name,))
 
     def save_failures(self, name: str, data: dict[str, Any]) -> None:
         """The job's failed attempts and last failure (``disco.master.failures``)."""
@@ -204,11 +253,10 @@ class Store:
             for r in rows
         ]
 
-    def mark_active_dead(self) -> list[str]:
-        """On startup: jobs left ``active`` by a previous run become ``dead`` (13.15)."""
-        names = [r[0] for r in self._db.execute("SELECT name FROM jobs WHERE status = 'active'")]
-        self._db.execute("UPDATE jobs SET status = 'dead' WHERE status = 'active'")
-        return names
+    def mark_dead(self, name: str) -> None:
+        """A job left ``active`` by a previous run that cannot be restored (13.15)."""
+        self._db.execute("UPDATE jobs SET status = 'dead' WHERE name = ?", (name,))
+        self.forget_tasks(name)
 
     # -- settings -------------------------------------------------------------------------
     def get_setting(self, key: str, default: Any) -> Any:

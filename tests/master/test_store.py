@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -38,7 +39,7 @@ def test_config_file_legacy_and_default(tmp_path):
     store.close()
 
 
-def test_restart_keeps_finished_jobs_and_kills_running_ones(tmp_path):
+def test_restart_keeps_finished_jobs_and_restores_running_ones(tmp_path):
     root = tmp_path / "disco"
     before = child_pids()
     with EmbeddedMaster(root=root, export_env=False, retry_delay=0.0) as m:
@@ -48,6 +49,10 @@ def test_restart_keeps_finished_jobs_and_kills_running_ones(tmp_path):
         running = client.submit(
             v2_dict([["map", "split", False]], [[0, 0, ["raw://a"]]]), {"MODE": "sleep"}
         )
+        lost = client.submit(
+            v2_dict([["map", "split", False]], [[0, 0, ["raw://a"]]]), {"MODE": "sleep"}
+        )
+        os.remove(os.path.join(m.server.runtime.job_dir(lost), "jobfile"))
         client.post("save_settings", {"max_failure_rate": "5", "accept_new_jobs": "1"})
         client.post("save_config_table", [["localhost", "3"], ["127.0.0.2", "1"]])
         client.post("blacklist", "127.0.0.2")
@@ -62,10 +67,16 @@ def test_restart_keeps_finished_jobs_and_kills_running_ones(tmp_path):
         assert client.events(ready) == events
         assert client.request("/disco/ctrl/parameters?name=" + ready)[2] == pack
         assert client.get("/disco/ctrl/get_stageresults?name=%s&stage=map" % ready) == results
+        # a running job carries on (tests/faults/test_master_restart.py has the details)
+        assert client.get("/disco/ctrl/jobinfo?name=" + running)["active"] == "active"
+        assert any("Job restored after a master restart" in e[2] for e in client.events(running))
+        client.post("kill_job", running)
         assert client.post("get_results", [1000, [running]]) == [[running, ["dead", []]]]
-        assert client.events(running)[-1][2] == RESTART_EVENT
-        assert client.get("/disco/ctrl/jobinfo?name=" + running)["active"] == "dead"
-        assert [row[2] for row in client.get("/disco/ctrl/joblist")] == [running, ready]
+        # one whose job pack is gone cannot be rebuilt: dead, with an event saying why
+        assert client.post("get_results", [1000, [lost]]) == [[lost, ["dead", []]]]
+        assert client.events(lost)[-1][2].startswith(RESTART_EVENT + ": its job pack")
+        assert client.get("/disco/ctrl/jobinfo?name=" + lost)["active"] == "dead"
+        assert [row[2] for row in client.get("/disco/ctrl/joblist")] == [lost, running, ready]
         assert client.get("/disco/ctrl/get_settings") == {
             "max_failure_rate": 5,
             "accept_new_jobs": 1,
