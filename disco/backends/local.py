@@ -34,6 +34,7 @@ from disco.node.jobhome import (
     jobhome_path,
     safe_member_path,
 )
+from disco.node.orphans import WorkerRegistry
 from disco.node.runner import WorkerLimits, is_standard_launcher, run_worker
 from disco.node.zygote import Zygote
 from disco.safenames import check_host_name, no_symlink_below
@@ -77,9 +78,12 @@ class LocalBackend:
         self._zygote_lock = asyncio.Lock()
         self._prestart_zygote = prestart_zygote
         self._prestart: asyncio.Task[Zygote | None] | None = None
+        # Worker sessions of this master; those of a dead master are killed at start.
+        self.registry = WorkerRegistry(os.path.join(disco_data, ".disco-workers"))
 
     # -- nodes -------------------------------------------------------------------------
     async def start(self, hosts: list[str]) -> None:
+        await asyncio.to_thread(self.registry.reap)  # workers a crashed master left
         await self.set_hosts(hosts)
         if self._prestart_zygote and self.use_zygote:
             # Runs beside the rest of start-up; the first task finds the zygote ready.
@@ -184,7 +188,9 @@ class LocalBackend:
             if isinstance(prepared, TaskFailed):
                 return prepared
             jobhome, zygote = prepared
-            return await run_worker(spec, channel, jobhome, limits=self.limits, zygote=zygote)
+            return await run_worker(
+                spec, channel, jobhome, limits=self.limits, zygote=zygote, registry=self.registry
+            )
         except asyncio.CancelledError:
             if self._closed:  # killed by close(), not by our caller
                 return TaskFailed("error", "Node %s unavailable" % spec.host)
@@ -229,7 +235,7 @@ class LocalBackend:
             if self._zygote is None or not self._zygote.alive:
                 if self._zygote is not None:
                     await self._zygote.close()
-                zygote = Zygote()
+                zygote = Zygote(self.registry)
                 try:
                     await zygote.start()
                 except OSError as exc:

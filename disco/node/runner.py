@@ -12,6 +12,7 @@ cancelled.  Framing and payload checks live in ``disco.node.protocol`` (sans-IO)
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -27,6 +28,7 @@ from disco.failure import REPORT_ENV, Failure, read_crash, read_report, tail, tr
 from disco.node import protocol as p
 from disco.node.jobhome import safe_member_path
 from disco.node.memwatch import memory_watch
+from disco.node.orphans import WorkerRegistry, die_with_parent
 from disco.node.outputs import TaskOutputs
 from disco.node.saveresults import save_outputs
 from disco.node.zygote import Zygote
@@ -178,6 +180,7 @@ async def run_worker(
     limits: WorkerLimits = WorkerLimits(),
     environ: Mapping[str, str] | None = None,
     zygote: Zygote | None = None,
+    registry: WorkerRegistry | None = None,
 ) -> TaskResult:
     """Run one attempt of ``spec`` in ``jobhome`` to its end (DONE, ERROR, FATAL, failure).
 
@@ -185,7 +188,7 @@ async def run_worker(
     re-raises ``CancelledError``.  A misbehaving worker never raises here: it yields a
     ``TaskFailed``.  Exceptions raised by ``channel`` propagate (after the kill).
     """
-    return await _Attempt(spec, channel, jobhome, limits, zygote).run(environ)
+    return await _Attempt(spec, channel, jobhome, limits, zygote, registry).run(environ)
 
 
 Reply = Callable[[], Awaitable[bytes]]
@@ -201,8 +204,10 @@ class _Attempt:
         jobhome: str,
         limits: WorkerLimits,
         zygote: Zygote | None = None,
+        registry: WorkerRegistry | None = None,
     ) -> None:
         self.zygote = zygote
+        self.registry = registry  # live worker sessions, reaped after a master crash
         self.spec = spec
         self.channel = channel
         self.jobhome = jobhome
@@ -257,10 +262,13 @@ class _Attempt:
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=functools.partial(die_with_parent, os.getpid()),  # orphans
                 )
             except OSError as exc:
                 return TaskFailed("error", "Could not start worker %s: %s" % (worker, exc))
         self.started = self.loop.time()
+        if self.registry is not None:
+            self.registry.add(self.proc.pid)
         logger.debug("%s %s: worker pid %d started", self.spec.jobname, self.tag, self.proc.pid)
         self._unwatch = memory_watch(self.limits.mem_poll_interval).watch(
             self.proc.pid, self._read_mem_limit, self._over_memory
@@ -290,6 +298,8 @@ class _Attempt:
             await asyncio.wait_for(self.proc.wait(), 5.0)
         except TimeoutError:
             logger.warning("worker pid %d did not die after SIGKILL", self.proc.pid)
+        if self.registry is not None:
+            self.registry.remove(self.proc.pid)
         pending = [self.writer] + ([self.pending_read] if self.pending_read else [])
         await asyncio.gather(*pending, return_exceptions=True)
 

@@ -22,6 +22,7 @@ and later ``{"exit": p, "code": c}`` when that child ends (``c`` negative for a 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -29,6 +30,8 @@ import signal
 import socket
 import sys
 from typing import Any
+
+from disco.node.orphans import WorkerRegistry, die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +61,8 @@ class ZygoteProcess:
 class Zygote:
     """Client of one zygote process; start it with ``await start()``."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: WorkerRegistry | None = None) -> None:
+        self.registry = registry  # the zygote's session is recorded like a worker's
         self._proc: asyncio.subprocess.Process | None = None
         self._sock: socket.socket | None = None
         self._reader_task: asyncio.Task[None] | None = None
@@ -84,9 +88,13 @@ class Zygote:
                 pass_fds=(child.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
+                # dies with the master (its workers then die with it: zygote_process)
+                preexec_fn=functools.partial(die_with_parent, os.getpid()),
             )
         finally:
             child.close()
+        if self.registry is not None:
+            self.registry.add(self._proc.pid)
         parent.setblocking(False)
         self._sock = parent
         self._reader_task = asyncio.create_task(self._read_reports())
@@ -170,6 +178,8 @@ class Zygote:
             except (ProcessLookupError, PermissionError):
                 pass
             await self._proc.wait()
+        if self._proc is not None and self.registry is not None:
+            self.registry.remove(self._proc.pid)
         if self._reader_task is not None:
             self._reader_task.cancel()
             await asyncio.gather(self._reader_task, return_exceptions=True)

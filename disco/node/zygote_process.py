@@ -15,6 +15,8 @@ import socket
 import sys
 from typing import Any
 
+from disco.node.orphans import die_with_parent
+
 _MAX_REQUEST = 4 << 20
 
 
@@ -41,10 +43,11 @@ def _preload() -> None:
     import disco.worker.task_io  # noqa: F401
 
 
-def _child(cwd: str, env: dict[str, str], fd: int, ctrl: socket.socket) -> None:
+def _child(cwd: str, env: dict[str, str], fd: int, ctrl: socket.socket, zygote: int) -> None:
     """In the forked child: become the worker bootstrap would have started."""
     code = 1
     try:
+        die_with_parent(zygote)  # the zygote dies with the master: so do its workers
         ctrl.close()
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fork_one(req: dict[str, Any], fd: int, ctrl: socket.socket) -> None:
+    zygote = os.getpid()
     try:
         pid = os.fork()
     except OSError as exc:
@@ -119,7 +123,7 @@ def _fork_one(req: dict[str, Any], fd: int, ctrl: socket.socket) -> None:
         _say(ctrl, {"id": req["id"], "error": str(exc)})
         return
     if pid == 0:
-        _child(req["cwd"], req["env"], fd, ctrl)
+        _child(req["cwd"], req["env"], fd, ctrl, zygote)
     os.close(fd)
     _say(ctrl, {"id": req["id"], "pid": pid})
 
