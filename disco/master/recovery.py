@@ -77,6 +77,7 @@ class OutputCheck:
         self.disco_data = disco_data
         self.port = port
         self.session = session
+        self.down: set[str] = set()  # hosts that did not answer: their outputs count as lost
 
     def _split(self, url: str) -> tuple[str, str]:
         """``scheme://host[:port]/path`` -> (host, path)."""
@@ -85,32 +86,44 @@ class OutputCheck:
         return host.split(":")[0], path
 
     def _local(self, path: str) -> str | None:
-        if not path.startswith("disco/") or ".." in path.split("/"):
+        """The file of ``disco/<host>/...`` when that node keeps its data in this
+        master's ``DISCO_DATA`` (the local backend): no need to ask the node (which may
+        be the master itself, not serving yet)."""
+        parts = path.split("/")
+        if len(parts) < 3 or parts[0] != "disco" or ".." in parts or "" in parts[1:]:
             return None
-        return os.path.join(self.disco_data, path[len("disco/") :])
+        if not os.path.isdir(os.path.join(self.disco_data, parts[1])):
+            return None
+        return os.path.join(self.disco_data, *parts[1:])
 
     async def _read(self, url: str) -> str | None:
         host, path = self._split(url)
         local = self._local(path)
-        if local is not None and os.path.isfile(local):
+        if local is not None:
             with open(local, encoding="utf-8") as f:
                 return f.read()
-        target = "http://%s:%d/%s" % (host, self.port, path)
-        async with self.session.get(target, timeout=aiohttp.ClientTimeout(total=30)) as resp:
+        async with self._request("GET", host, path) as resp:
             return await resp.text() if resp.status == 200 else None
+
+    def _request(self, method: str, host: str, path: str) -> Any:
+        if host in self.down:
+            raise OSError("%s did not answer" % host)
+        target = "http://%s:%d/%s" % (host, self.port, path)
+        return self.session.request(method, target, timeout=aiohttp.ClientTimeout(total=10))
 
     async def _exists(self, url: str) -> bool:
         host, path = self._split(url)
         local = self._local(path)
-        if local is not None and os.path.isfile(local):
-            return True
-        target = "http://%s:%d/%s" % (host, self.port, path)
-        async with self.session.head(target, timeout=aiohttp.ClientTimeout(total=30)) as resp:
+        if local is not None:
+            return os.path.isfile(local)
+        async with self._request("HEAD", host, path) as resp:
             return resp.status == 200
 
     async def present(self, outputs: list[TaskOutput]) -> bool:
+        host = ""
         try:
             for out in outputs:
+                host = self._split(out.url)[0]
                 if out.kind == "dir":
                     text = await self._read(out.url)
                     if text is None:
@@ -121,7 +134,10 @@ class OutputCheck:
                             return False
                 elif out.url.startswith("disco://") and not await self._exists(out.url):
                     return False
-        except (TimeoutError, OSError, ValueError, aiohttp.ClientError):
+        except (TimeoutError, aiohttp.ClientConnectionError):
+            self.down.add(host)  # one wait per host that is down, not one per task
+            return False
+        except (OSError, ValueError, aiohttp.ClientError):
             return False
         return True
 

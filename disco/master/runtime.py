@@ -190,6 +190,9 @@ class Runtime:
                 logger.info("job %s restored: %d finished tasks", rec.name, len(event.done))
                 self.logs[rec.name] = EventLog(self.config.master_root, rec.name)
                 self.feed(event)
+                if rec.name not in self.coordinator.jobs:  # the coordinator refused it
+                    rec.status = "dead"
+                    self.store.mark_dead(rec.name)
 
     async def close(self) -> None:
         self._closing = True

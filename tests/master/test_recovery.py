@@ -10,6 +10,7 @@ master killed with SIGKILL are in ``tests/faults/test_master_restart.py``.
 from __future__ import annotations
 
 import json
+import os
 
 from disco.embedded import EmbeddedMaster
 from disco.master import recovery
@@ -175,3 +176,33 @@ def test_finished_tasks_are_saved_while_the_job_runs_and_forgotten_after(tmp_pat
         done = client.submit(v2_dict(pipeline, inputs))
         assert client.wait(done)[0] == "ready"
         assert store.load_tasks(done) == []  # the job ended: nothing left to restore
+
+
+def test_a_finished_task_whose_outputs_are_gone_runs_again(tmp_path):
+    """A restart keeps a finished task only if its index file and the files it lists are
+    still on the node."""
+    root = tmp_path / "disco"
+    inputs = [[0, 0, ["raw://a"]], [0, 0, ["raw://b"]], [0, 0, ["raw://c"]]]
+    pipeline = [["map", "split", False], ["r", "group_all", False]]
+    worker = WORKER_SH.replace('case "${MODE', '[ "$stage" = r ] && exec sleep 60\ncase "${MODE')
+    pack = make_pack(v2_dict(pipeline, inputs), files={"worker.sh": worker})
+    with EmbeddedMaster(root=root, export_env=False, retry_delay=0.0) as m:
+        client = Client(m)
+        name = json.loads(client.request("/disco/job/new", pack)[2])[1]
+        poll_for(lambda: client.get("/disco/ctrl/jobinfo?name=" + name)["pipeline"][1][3] == 1)
+        rows = {r.taskid: r for r in m.server.store.load_tasks(name)}
+    # the index of map:0 is lost, and one data file listed by the index of map:1
+    lost_index = rows[0].outputs[0][1].split("/disco/", 1)[1]
+    os.remove(os.path.join(root, "data", lost_index))
+    index_of_1 = os.path.join(root, "data", rows[1].outputs[0][1].split("/disco/", 1)[1])
+    with open(index_of_1, encoding="utf-8") as f:
+        data_url = f.read().split()[1]
+    os.remove(os.path.join(root, "data", data_url.split("/disco/", 1)[1]))
+    with EmbeddedMaster(root=root, export_env=False, retry_delay=0.0) as m:
+        client = Client(m)
+        poll_for(lambda: client.get("/disco/ctrl/jobinfo?name=" + name)["pipeline"][1][3] == 1)
+        events = [e[2] for e in client.events(name)]
+        assert any("1 finished task(s) kept" in e for e in events)
+        assigned = [e.split(" assigned")[0] for e in events if " assigned to " in e]
+        assert sorted(assigned) == ["map:0", "map:0", "map:1", "map:1", "map:2", "r:3", "r:3"]
+        client.post("kill_job", name)
