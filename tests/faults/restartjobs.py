@@ -39,15 +39,16 @@ def gated_map(line: str, params: Any) -> Any:
 
 
 def child_map(line: str, params: Any) -> Any:
-    """Starts a child process in its session on the first run (it outlives the worker
-    unless someone kills it), then behaves like ``gated_map``."""
+    """Input 0 starts a child process in its session on its first run (it outlives the
+    worker unless someone kills it); then it behaves like ``gated_map``."""
     number, _, words = line.partition(" ")
     folder = params["dir"]
     runs = os.path.join(folder, "runs", "map-%s" % number)
-    if not os.path.exists(runs):
+    if number == "0" and not os.path.exists(runs):
         child = subprocess.Popen(["sleep", "300"])
-        with open(os.path.join(folder, "child"), "w", encoding="ascii") as f:
+        with open(os.path.join(folder, "child.tmp"), "w", encoding="ascii") as f:
             f.write("%d\n" % child.pid)
+        os.replace(os.path.join(folder, "child.tmp"), os.path.join(folder, "child"))
     _gate(folder, "map-%s" % number)
     for word in words.split():
         yield word, 1
