@@ -94,12 +94,16 @@ class TaskFailed:
     """``kind``: "error" (recoverable: retried), "fatal" (kills the job).
 
     ``failure`` is the structured report (``disco.failure.Failure``) when the node
-    runtime could tell what happened; ``message`` is then its text.
+    runtime could tell what happened; ``message`` is then its text.  ``partial_bytes``:
+    what the attempt had written before it failed (its partial outputs, already
+    deleted); the master uses it to say how much a full disk needs.
     """
 
     kind: Literal["error", "fatal"]
     message: str
     failure: Failure | None = field(default=None, compare=False)
+    # Bytes of partial outputs the attempt had written (deleted when it ended).
+    partial_bytes: int = field(default=0, compare=False)
 
 
 TaskResult = TaskDone | TaskFailed
