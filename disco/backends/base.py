@@ -145,6 +145,10 @@ class Backend(Protocol):
         """(free KiB, used KiB) of the node's data volume; (0, 0) if unknown."""
         ...
 
+    def data_disk(self, host: str) -> tuple[str, int]:
+        """(mount point, free bytes) of the disk holding the node's DISCO_DATA."""
+        ...
+
     async def run_task(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
         """Run one attempt to its end.  Cancelling the awaiting task kills the worker."""
         ...

@@ -27,6 +27,7 @@ from disco.ddfs.blobserver import create_put_app
 from disco.ddfs.gate import TransferGate
 from disco.ddfs.node import DDFSNode
 from disco.node.dataserver import create_data_app
+from disco.node.diskspace import disk_of
 from disco.node.jobhome import (
     JobHomeError,
     check_jobname,
@@ -158,6 +159,10 @@ class LocalBackend:
         except OSError:
             return (0, 0)
         return (usage.free // 1024, usage.used // 1024)
+
+    def data_disk(self, host: str) -> tuple[str, int]:
+        """(mount point, free bytes) of the disk of DISCO_DATA (shared by every host)."""
+        return disk_of(self.disco_data)
 
     # -- tasks -------------------------------------------------------------------------
     async def run_task(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:

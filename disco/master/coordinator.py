@@ -29,14 +29,17 @@ from disco.master.states import (
     InputsResolved,
     Instruction,
     InvalidTransition,
+    JobFailure,
     JobFinished,
     JobForgotten,
     JobSubmitted,
     KillRequested,
     KillTask,
     NodeConnected,
+    NodeFull,
     NodeLost,
     NodesConfigured,
+    NodeSpaceBack,
     ResolveInputs,
     ResultsSaved,
     RetryDue,
@@ -83,6 +86,27 @@ def results_tag(job: str) -> str:
     return "disco:results:%s" % job
 
 
+def format_bytes(n: int) -> str:
+    """``512 bytes``, ``3.0 KiB``, ``4.5 MiB``, ``1.2 GiB``."""
+    if n < 1024:
+        return "%d bytes" % n
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024.0
+        if value < 1024.0 or unit == "TiB":
+            break
+    return "%.1f %s" % (value, unit)
+
+
+def disk_text(full: scheduler.DiskFull) -> str:
+    """``/mnt/data: 12.0 KiB free, tasks need at least 5.0 MiB``."""
+    return "%s: %s free, tasks need at least %s" % (
+        full.disk,
+        format_bytes(full.free),
+        format_bytes(full.needed),
+    )
+
+
 def _seconds(value: float) -> str:
     return "%d" % value if float(value).is_integer() else "%.3f" % value
 
@@ -98,12 +122,15 @@ class Coordinator:
         retry_delay: float | None = None,
         max_failure_rate: int = 100,
         rng: random.Random | None = None,
+        full_grace: float = 10.0,
     ) -> None:
         self.policy = policy
         self.alpha = alpha
         self.retry_delay = retry_delay
         self.max_failure_rate = max_failure_rate
         self.rng = rng or random.Random(0)
+        # How long every node may stay full before the jobs waiting for one fail.
+        self.full_grace = full_grace
         self.jobs: dict[str, Job] = {}
         self.nodes: dict[str, scheduler.NodeState] = {}
         self._seq = 0
@@ -124,6 +151,8 @@ class Coordinator:
             SettingsChanged: self._on_settings,
             Tick: self._on_tick,
             ResultsSaved: self._on_results_saved,
+            NodeFull: self._on_node_full,
+            NodeSpaceBack: self._on_space_back,
         }
 
     # -- entry point -----------------------------------------------------------------------
@@ -490,6 +519,55 @@ class Coordinator:
         if node is not None and node.max_workers > 0:
             node.connected = True
 
+    # -- full disks (issue 8, section 4) -----------------------------------------------
+    def _on_node_full(self, ev: NodeFull) -> None:
+        node = self.nodes.get(ev.host)
+        if node is None:
+            return
+        if node.full is None:
+            node.full = scheduler.DiskFull(ev.disk, ev.free, ev.needed, ev.now)
+        else:
+            node.full.free, node.full.needed = ev.free, max(node.full.needed, ev.needed)
+        if ev.job in self.jobs:
+            self._event(
+                ev.job,
+                "WARN: The disk of node %s is full (%s): no task starts there until "
+                "that much is free" % (ev.host, disk_text(node.full)),
+            )
+
+    def _on_space_back(self, ev: NodeSpaceBack) -> None:
+        node = self.nodes.get(ev.host)
+        if node is None or node.full is None:
+            return
+        node.full = None
+        for job in self.jobs.values():
+            if job.status == "active":
+                self._event(
+                    job.name,
+                    "Node %s has space again (%s free): tasks start there again"
+                    % (ev.host, format_bytes(ev.free)),
+                )
+
+    def _fail_when_no_space(self, now: float) -> None:
+        """Every usable node has been full for ``full_grace`` seconds: the jobs with tasks
+        waiting to run end ``dead``, saying which disks are full and what they need."""
+        usable = [n for n in self.nodes.values() if n.live and n.max_workers > 0]
+        if not usable or any(n.full is None for n in usable):
+            return
+        if now - max(n.full.since for n in usable if n.full) < self.full_grace:
+            return
+        message = "No node has space left: " + "; ".join(
+            "the disk of node %s is full (%s)" % (n.host, disk_text(n.full))
+            for n in sorted(usable, key=lambda n: n.host)
+            if n.full is not None
+        )
+        for job in list(self.jobs.values()):
+            stuck = any(t.state in ("waiting", "sleeping") for t in job.tasks.values())
+            if job.status == "active" and stuck:
+                self._event(job.name, "ERROR: %s" % message)
+                self._emit(JobFailure(job.name, "disk", "DiskFull", message))
+                self._kill_job(job)
+
     def _on_settings(self, ev: SettingsChanged) -> None:
         self.max_failure_rate = ev.max_failure_rate
 
@@ -501,6 +579,7 @@ class Coordinator:
                 job.priority, job.running, cores, len(active), self.alpha
             )
             job.boost = 0.0
+        self._fail_when_no_space(ev.now)
 
     # -- scheduling (10.5) ----------------------------------------------------------------
     def _schedule(self, now: float) -> None:
@@ -520,7 +599,7 @@ class Coordinator:
                 return
 
     def _start_one(self, job: Job, eligible: list[scheduler.NodeState]) -> bool:
-        live = {n.host for n in self.nodes.values() if n.live}
+        live = {n.host for n in self.nodes.values() if n.live and n.full is None}
         blocked: set[str] = set()
         for taskid in list(job.waiting):
             task = job.tasks[taskid]

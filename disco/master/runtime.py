@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -42,14 +43,17 @@ from disco.master.states import (
     InputsFailed,
     InputsResolved,
     Instruction,
+    JobFailure,
     JobFinished,
     JobForgotten,
     JobSubmitted,
     KillRequested,
     KillTask,
     NodeConnected,
+    NodeFull,
     NodeLost,
     NodesConfigured,
+    NodeSpaceBack,
     ResolveInputs,
     ResultsSaved,
     RetryDue,
@@ -61,6 +65,7 @@ from disco.master.states import (
     Tick,
 )
 from disco.master.store import RESTART_EVENT, ClusterConfig, JobRecord, Store, expand_table
+from disco.node.diskspace import MARGIN, is_disk_full
 
 if TYPE_CHECKING:
     from disco.master.jobtags import JobTags
@@ -249,6 +254,10 @@ class Runtime:
                 log.close()  # 4.2: the log is closed when the job ends
             self._finished.set()
             self._finished = asyncio.Event()
+        elif isinstance(ins, JobFailure):
+            self.failures.setdefault(ins.job, FailureLog()).job_failed(
+                Failure(ins.kind, ins.exc_type, ins.message, jobname=ins.job)
+            )
         elif isinstance(ins, JobForgotten):
             self.records.pop(ins.job, None)
             self.store.delete_job(ins.job)
@@ -352,7 +361,16 @@ class Runtime:
             self.feed(AttemptDone(*key, tuple(result.outputs), duration, self.clock()))
         else:
             self._record_failure(key, spec, result)
+            if is_disk_full(result.message):
+                self._node_full(key[0], spec.host, result.partial_bytes)
             self.feed(AttemptFailed(*key, result.kind, result.message, self.clock()))
+
+    def _node_full(self, job: str, host: str, written: int) -> None:
+        """An attempt failed for want of space: no task starts on ``host`` until the
+        disk has more than the attempt had written (plus a margin) free again."""
+        disk, free = self.backend.data_disk(host)
+        logger.warning("node %s: disk %s is full (%d bytes free)", host, disk, free)
+        self.feed(NodeFull(job, host, disk, free, max(free, written) + MARGIN, self.clock()))
 
     def _record_failure(
         self, key: tuple[str, int, int], spec: TaskSpec, result: TaskFailed
@@ -553,6 +571,8 @@ class Runtime:
                 blacklisted=node.blacklisted,
                 diskfree=free,
                 diskused=used,
+                # Added to 0.5's shape (issue 8): why no task starts there, or null.
+                disk_full=None if node.full is None else dataclasses.asdict(node.full),
             )
             info[host] = entry
         return info
@@ -622,8 +642,20 @@ class Runtime:
                     self._connected[host] = now_connected
                     event = NodeConnected if now_connected else NodeLost
                     self.feed(event(host, self.clock()))
+            self._check_full_nodes()
             if any(j.status == "active" for j in self.coordinator.jobs.values()):
                 self.feed(Tick(self.clock()))
+
+    def _check_full_nodes(self) -> None:
+        for host, node in list(self.coordinator.nodes.items()):
+            if node.full is None:
+                continue
+            _disk, free = self.backend.data_disk(host)
+            if free >= node.full.needed:
+                logger.info("node %s: space is back (%d bytes free)", host, free)
+                self.feed(NodeSpaceBack(host, free, self.clock()))
+            else:
+                node.full.free = free  # shown by nodeinfo
 
     async def _gc_loop(self) -> None:
         interval = max(1.0, self.config.gc_interval * 3600.0)

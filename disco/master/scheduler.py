@@ -1,6 +1,6 @@
 """Scheduling policy (master-api.md 10.5), pure functions over small state objects.
 
-Owns: node slots and eligibility (connected, not blacklisted, a free slot), the job
+Owns: node slots and eligibility (connected, not blacklisted, disk not full, a free slot), the job
 order of the ``fair`` and ``fifo`` policies, fair-share priority updates, and the node
 choice for one task (pinning, locality, avoid-lists).  The coordinator owns the state
 and calls these.
@@ -10,6 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+
+@dataclass
+class DiskFull:
+    """A node whose data disk is full (issue 8, 4): no task starts there until
+    ``needed`` bytes are free on ``disk``; ``since``: when it became full."""
+
+    disk: str
+    free: int
+    needed: int
+    since: float
 
 
 @dataclass
@@ -24,6 +35,7 @@ class NodeState:
     job_ok: int = 0
     data_error: int = 0
     error: int = 0
+    full: DiskFull | None = None
 
     @property
     def live(self) -> bool:
@@ -32,7 +44,7 @@ class NodeState:
 
     @property
     def eligible(self) -> bool:
-        return self.live and self.running < self.max_workers
+        return self.live and self.full is None and self.running < self.max_workers
 
 
 def eligible_nodes(nodes: Iterable[NodeState]) -> list[NodeState]:

@@ -139,6 +139,31 @@ class ResultsSaved:
     now: float
 
 
+@dataclass(frozen=True)
+class NodeFull:
+    """A task attempt of ``job`` on ``host`` failed with "No space left on device".
+
+    ``disk``: the mount point holding the node's data; ``free``: bytes free there now;
+    ``needed``: bytes that must be free before tasks start on the node again.
+    """
+
+    job: str
+    host: str
+    disk: str
+    free: int
+    needed: int
+    now: float
+
+
+@dataclass(frozen=True)
+class NodeSpaceBack:
+    """A full node has ``free`` bytes again (at least what it needed)."""
+
+    host: str
+    free: int
+    now: float
+
+
 Event = (
     JobSubmitted
     | InputsResolved
@@ -154,6 +179,8 @@ Event = (
     | SettingsChanged
     | Tick
     | ResultsSaved
+    | NodeFull
+    | NodeSpaceBack
 )
 
 
@@ -234,6 +261,17 @@ class JobForgotten:
     job: str
 
 
+@dataclass(frozen=True)
+class JobFailure:
+    """The job ends ``dead`` for a reason that is no single attempt: keep ``message`` as
+    its last failure (``jobinfo`` ``last_failure``, ``JobError``)."""
+
+    job: str
+    kind: str
+    exc_type: str
+    message: str
+
+
 Instruction = (
     StartTask
     | KillTask
@@ -245,6 +283,7 @@ Instruction = (
     | SaveResults
     | JobFinished
     | JobForgotten
+    | JobFailure
 )
 
 
