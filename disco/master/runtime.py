@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -65,7 +66,7 @@ from disco.master.states import (
     Tick,
 )
 from disco.master.store import RESTART_EVENT, ClusterConfig, JobRecord, Store, expand_table
-from disco.node.diskspace import MARGIN, is_disk_full
+from disco.node.diskspace import MARGIN, disk_of, is_disk_full, is_disk_full_error
 
 if TYPE_CHECKING:
     from disco.master.jobtags import JobTags
@@ -133,6 +134,8 @@ class Runtime:
         self.cluster = ClusterConfig([])
         self.nodes: list[tuple[str, int]] = []
         self.purged: dict[str, float] = {}
+        # The master's disk when it is full (nodeinfo ``master_disk_full``), else None.
+        self.master_disk: dict[str, Any] | None = None
         # The master's DDFS duties (results tags, OOB tags); set by the composition root.
         self.job_tags: JobTags | None = None
         self._oob_to_delete: set[str] = set()  # purged jobs whose OOB tag is still there
@@ -151,8 +154,11 @@ class Runtime:
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         for rec in self.store.load_jobs():
-            self.records[rec.name] = rec
             self._seq = max(self._seq, rec.seq)
+            if not os.path.isdir(job_dir(self.config.master_root, rec.name)):
+                self._drop_stale_record(rec.name)
+                continue
+            self.records[rec.name] = rec
         for name, data in self.store.load_failures().items():
             if name in self.records:
                 self.failures[name] = FailureLog.from_json(data)
@@ -162,10 +168,22 @@ class Runtime:
             log = EventLog(self.config.master_root, name)
             log.append("master", RESTART_EVENT, self.clock())
             log.close()
+        self.check_master_disk()
         config = self.store.load_config()
         await self.apply_config(config, save=False, first=True)
         self._spawn(self._tick_loop())
         self._spawn(self._gc_loop())
+
+    def _drop_stale_record(self, name: str) -> None:
+        """A record whose job directory is gone: a clean or purge that could not delete
+        the record (a full disk, a crash in between).  Finish it."""
+        logger.warning("job %s: its data is gone (purged); forgetting its record", name)
+        if self.store.read_only:
+            return
+        try:
+            self.store.delete_job(name)
+        except sqlite3.Error as exc:
+            logger.error("job %s: its record could not be deleted (%s)", name, exc)
 
     async def close(self) -> None:
         self._closing = True
@@ -260,7 +278,6 @@ class Runtime:
             )
         elif isinstance(ins, JobForgotten):
             self.records.pop(ins.job, None)
-            self.store.delete_job(ins.job)
             log = self.logs.pop(ins.job, None)
             if log is not None:
                 log.close()
@@ -438,10 +455,23 @@ class Runtime:
     async def submit(self, data: bytes) -> str:
         """Validate, name, store and start a job; raises ``JobPackError`` (2.2)."""
         spec = jobpack.decode(data)
+        if self.store.read_only is not None:
+            raise jobpack.JobPackError("the master is read-only: %s" % self.store.read_only)
         name = self.new_name(spec.prefix)
         directory = job_dir(self.config.master_root, name)
         path = os.path.join(directory, "jobfile")
-        await asyncio.get_running_loop().run_in_executor(None, write_pack, path, data)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, write_pack, path, data)
+        except OSError as exc:
+            if not is_disk_full_error(exc):
+                raise
+            shutil.rmtree(directory, ignore_errors=True)
+            disk, free = disk_of(self.config.master_root)
+            logger.error("job pack of %s not stored, disk %s is full: %s", name, disk, exc)
+            raise jobpack.JobPackError(
+                "the disk of DISCO_MASTER_ROOT is full (%d bytes free, the job pack "
+                "needs %d)" % (free, len(data))
+            )
         now = self.clock()
         self._seq += 1
         rec = JobRecord(
@@ -455,8 +485,15 @@ class Runtime:
             jobpack=path,
             seq=self._seq,
         )
+        try:
+            self.store.save_job(rec)
+        except sqlite3.Error as exc:
+            shutil.rmtree(directory, ignore_errors=True)
+            if not is_disk_full_error(exc):
+                raise
+            logger.error("job %s not stored: %s", name, exc)
+            raise jobpack.JobPackError("the disk of DISCO_MASTER_ROOT is full: %s" % exc)
         self.records[name] = rec
-        self.store.save_job(rec)
         self.logs[name] = EventLog(self.config.master_root, name)
         self.feed(JobSubmitted(name, spec, now))
         return name
@@ -469,11 +506,31 @@ class Runtime:
         self.feed(KillRequested(name, self.clock()))
 
     async def clean(self, name: str) -> None:
-        """Kill, delete the master directory, forget the job (10.2)."""
-        self.feed(KillRequested(name, self.clock(), forget=True))
-        self.records.pop(name, None)
-        self.failures.pop(name, None)
-        self.store.delete_job(name)
+        """Kill, delete the master directory, forget the job (10.2).  The record goes
+        last, so a clean cut short (or refused by a full disk) leaves no record of a
+        job whose data is gone: ``start`` drops such records."""
+        self.feed(KillRequested(name, self.clock()))
+        await self._remove_master_dir(name)
+        self._forget(name)
+
+    async def purge(self, name: str) -> None:
+        """Kill, delete the job's data on every node, its OOB tag and its master
+        directory, then forget it (10.2): data first, record last.  Deleting needs no
+        free space, so a purge works on a full disk (we do not wait for GC; an OOB tag
+        DDFS could not delete is retried by each GC pass)."""
+        self.feed(KillRequested(name, self.clock()))
+        self.purged[name] = self.clock()
+        for host, _ in self.nodes:
+            try:
+                await self.backend.remove_job_data(host, name)
+            except Exception:
+                logger.exception("removing data of %s on %s failed", name, host)
+        if not await self._delete_oob(name):
+            self._oob_to_delete.add(name)
+        await self._remove_master_dir(name)
+        self._forget(name)
+
+    async def _remove_master_dir(self, name: str) -> None:
         log = self.logs.pop(name, None)
         if log is not None:
             log.close()
@@ -482,18 +539,17 @@ class Runtime:
             None, lambda: shutil.rmtree(directory, ignore_errors=True)
         )
 
-    async def purge(self, name: str) -> None:
-        """Clean, then delete the job's OOB tag and its data on every node (10.2; we do not
-        wait for GC; an OOB tag DDFS could not delete is retried by each GC pass)."""
-        await self.clean(name)
-        self.purged[name] = self.clock()
-        if not await self._delete_oob(name):
-            self._oob_to_delete.add(name)
-        for host, _ in self.nodes:
-            try:
-                await self.backend.remove_job_data(host, name)
-            except Exception:
-                logger.exception("removing data of %s on %s failed", name, host)
+    def _forget(self, name: str) -> None:
+        """Drop the job from memory, then its record from the store."""
+        self.feed(KillRequested(name, self.clock(), forget=True))
+        self.records.pop(name, None)
+        self.failures.pop(name, None)
+        try:
+            self.store.delete_job(name)
+        except sqlite3.Error as exc:
+            # A full disk: the record stays in SQLite, but its job directory is gone,
+            # so the next start drops it (it never comes back in joblist).
+            logger.error("job %s: its record could not be deleted (%s)", name, exc)
 
     # -- queries ----------------------------------------------------------------------------
     def status(self, name: str) -> tuple[str, list[Any]]:
@@ -573,6 +629,7 @@ class Runtime:
                 diskused=used,
                 # Added to 0.5's shape (issue 8): why no task starts there, or null.
                 disk_full=None if node.full is None else dataclasses.asdict(node.full),
+                master_disk_full=self.master_disk,
             )
             info[host] = entry
         return info
@@ -643,8 +700,36 @@ class Runtime:
                     event = NodeConnected if now_connected else NodeLost
                     self.feed(event(host, self.clock()))
             self._check_full_nodes()
+            self.check_master_disk()
             if any(j.status == "active" for j in self.coordinator.jobs.values()):
                 self.feed(Tick(self.clock()))
+
+    def check_master_disk(self) -> None:
+        """The master's own disk: log when it fills up or has space again, and go back
+        to read-write once a store opened read-only can write again."""
+        disk, free = disk_of(self.config.master_root)
+        if self.store.read_only is not None and free >= MARGIN and self.store.try_writable():
+            logger.warning("the master's disk %s has space again: read-write", disk)
+        full = free < MARGIN or self.store.read_only is not None
+        if full and self.master_disk is None:
+            logger.error(
+                "the master's disk %s is full (%d bytes free)%s",
+                disk,
+                free,
+                ": serving read-only, no new jobs" if self.store.read_only else "",
+            )
+        elif not full and self.master_disk is not None:
+            logger.warning("the master's disk %s has space again (%d bytes free)", disk, free)
+        self.master_disk = (
+            {
+                "disk": disk,
+                "free": free,
+                "read_only": self.store.read_only is not None,
+                "reason": self.store.read_only or "less than %d bytes free" % MARGIN,
+            }
+            if full
+            else None
+        )
 
     def _check_full_nodes(self) -> None:
         for host, node in list(self.coordinator.nodes.items()):
