@@ -506,19 +506,20 @@ class Runtime:
         self.feed(KillRequested(name, self.clock()))
 
     async def clean(self, name: str) -> None:
-        """Kill, delete the master directory, forget the job (10.2).  The record goes
+        """Kill, forget, delete the master directory (10.2).  The stored record goes
         last, so a clean cut short (or refused by a full disk) leaves no record of a
         job whose data is gone: ``start`` drops such records."""
-        self.feed(KillRequested(name, self.clock()))
-        await self._remove_master_dir(name)
         self._forget(name)
+        await self._remove_master_dir(name)
+        self._delete_record(name)
 
     async def purge(self, name: str) -> None:
-        """Kill, delete the job's data on every node, its OOB tag and its master
-        directory, then forget it (10.2): data first, record last.  Deleting needs no
-        free space, so a purge works on a full disk (we do not wait for GC; an OOB tag
-        DDFS could not delete is retried by each GC pass)."""
-        self.feed(KillRequested(name, self.clock()))
+        """Kill and forget the job (at once: purge answers at once, 2.4), then delete its
+        data on every node, its OOB tag and its master directory, and its stored record
+        last (10.2; we do not wait for GC).  Deleting needs no free space, so a purge
+        works on a full disk.  An OOB tag DDFS could not delete is retried by each GC
+        pass."""
+        self._forget(name)
         self.purged[name] = self.clock()
         for host, _ in self.nodes:
             try:
@@ -528,22 +529,26 @@ class Runtime:
         if not await self._delete_oob(name):
             self._oob_to_delete.add(name)
         await self._remove_master_dir(name)
-        self._forget(name)
+        self._delete_record(name)
 
-    async def _remove_master_dir(self, name: str) -> None:
+    def _forget(self, name: str) -> None:
+        """Kill the job and drop it from memory (its stored record stays for now)."""
+        self.feed(KillRequested(name, self.clock(), forget=True))
+        self.records.pop(name, None)
+        self.failures.pop(name, None)
         log = self.logs.pop(name, None)
         if log is not None:
             log.close()
+
+    async def _remove_master_dir(self, name: str) -> None:
         directory = job_dir(self.config.master_root, name)
         await asyncio.get_running_loop().run_in_executor(
             None, lambda: shutil.rmtree(directory, ignore_errors=True)
         )
 
-    def _forget(self, name: str) -> None:
-        """Drop the job from memory, then its record from the store."""
-        self.feed(KillRequested(name, self.clock(), forget=True))
-        self.records.pop(name, None)
-        self.failures.pop(name, None)
+    def _delete_record(self, name: str) -> None:
+        if name in self.records:
+            return  # submitted again meanwhile (same name): keep it
         try:
             self.store.delete_job(name)
         except sqlite3.Error as exc:
