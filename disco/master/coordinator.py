@@ -98,15 +98,6 @@ def format_bytes(n: int) -> str:
     return "%.1f %s" % (value, unit)
 
 
-def disk_text(full: scheduler.DiskFull) -> str:
-    """``/mnt/data: 12.0 KiB free, tasks need at least 5.0 MiB``."""
-    return "%s: %s free, tasks need at least %s" % (
-        full.disk,
-        format_bytes(full.free),
-        format_bytes(full.needed),
-    )
-
-
 def _seconds(value: float) -> str:
     return "%d" % value if float(value).is_integer() else "%.3f" % value
 
@@ -522,51 +513,85 @@ class Coordinator:
     # -- full disks (issue 8, section 4) -----------------------------------------------
     def _on_node_full(self, ev: NodeFull) -> None:
         node = self.nodes.get(ev.host)
-        if node is None:
+        task = self.task(ev.job, ev.taskid)
+        if node is None or task is None:
             return
-        if node.full is None:
-            node.full = scheduler.DiskFull(ev.disk, ev.free, ev.needed, ev.now)
+        task.no_space[ev.host] = ev.needed
+        task.no_space_since = ev.now
+        self._update_full(node, ev.free, ev.now, disk=ev.disk)
+        self._event(
+            ev.job,
+            "WARN: [%s] The disk of node %s is full (%s): the task does not start there "
+            "again until %s are free" % (task.label, ev.host, ev.disk, format_bytes(ev.needed)),
+        )
+
+    def _update_full(self, node: scheduler.NodeState, free: int, now: float, disk: str = "") -> None:
+        """``node.full`` from the needs of the tasks waiting for space on it."""
+        needs = [
+            t.no_space[node.host]
+            for j in self.jobs.values()
+            if j.status == "active"
+            for t in j.tasks.values()
+            if node.host in t.no_space
+        ]
+        if not needs:
+            node.full = None
+        elif node.full is None:
+            node.full = scheduler.DiskFull(disk, free, min(needs), now)
         else:
-            node.full.free, node.full.needed = ev.free, max(node.full.needed, ev.needed)
-        if ev.job in self.jobs:
-            self._event(
-                ev.job,
-                "WARN: The disk of node %s is full (%s): no task starts there until "
-                "that much is free" % (ev.host, disk_text(node.full)),
-            )
+            node.full.free, node.full.needed = free, min(needs)
 
     def _on_space_back(self, ev: NodeSpaceBack) -> None:
         node = self.nodes.get(ev.host)
-        if node is None or node.full is None:
+        if node is None:
             return
-        node.full = None
         for job in self.jobs.values():
-            if job.status == "active":
-                self._event(
-                    job.name,
-                    "Node %s has space again (%s free): tasks start there again"
-                    % (ev.host, format_bytes(ev.free)),
-                )
+            for task in job.tasks.values():
+                needed = task.no_space.get(ev.host)
+                if needed is not None and needed <= ev.free:
+                    del task.no_space[ev.host]
+                    if job.status == "active":
+                        self._event(
+                            job.name,
+                            "[%s] Node %s has space again (%s free): the task may start there"
+                            % (task.label, ev.host, format_bytes(ev.free)),
+                        )
+        self._update_full(node, ev.free, ev.now)
 
     def _fail_when_no_space(self, now: float) -> None:
-        """Every usable node has been full for ``full_grace`` seconds: the jobs with tasks
-        waiting to run end ``dead``, saying which disks are full and what they need."""
-        usable = [n for n in self.nodes.values() if n.live and n.max_workers > 0]
-        if not usable or any(n.full is None for n in usable):
+        """A task that every usable node has had no space for since ``full_grace``
+        seconds ends its job ``dead``, saying which disks are full and what it needs."""
+        usable = {n.host for n in self.nodes.values() if n.live and n.max_workers > 0}
+        if not usable:
             return
-        if now - max(n.full.since for n in usable if n.full) < self.full_grace:
-            return
-        message = "No node has space left: " + "; ".join(
-            "the disk of node %s is full (%s)" % (n.host, disk_text(n.full))
-            for n in sorted(usable, key=lambda n: n.host)
-            if n.full is not None
-        )
         for job in list(self.jobs.values()):
-            stuck = any(t.state in ("waiting", "sleeping") for t in job.tasks.values())
-            if job.status == "active" and stuck:
-                self._event(job.name, "ERROR: %s" % message)
-                self._emit(JobFailure(job.name, "disk", "DiskFull", message))
-                self._kill_job(job)
+            if job.status != "active":
+                continue
+            for task in job.tasks.values():
+                if (
+                    task.state in ("waiting", "sleeping")
+                    and usable <= set(task.no_space)
+                    and now - task.no_space_since >= self.full_grace
+                ):
+                    self._no_space_left(job, task, sorted(usable))
+                    break
+
+    def _no_space_left(self, job: Job, task: Task, hosts: list[str]) -> None:
+        parts = []
+        for host in hosts:
+            full = self.nodes[host].full
+            disk = "%s: %s free, " % (full.disk, format_bytes(full.free)) if full else ""
+            parts.append(
+                "the disk of node %s is full (%sthe task needs at least %s)"
+                % (host, disk, format_bytes(task.no_space[host]))
+            )
+        message = "No node has space left for task %s: %s" % (task.label, "; ".join(parts))
+        self._event(job.name, "ERROR: %s" % message)
+        self._emit(JobFailure(job.name, "disk", "DiskFull", message))
+        self._kill_job(job)
+        for node in self.nodes.values():
+            if node.full is not None:
+                self._update_full(node, node.full.free, 0.0)
 
     def _on_settings(self, ev: SettingsChanged) -> None:
         self.max_failure_rate = ev.max_failure_rate
@@ -599,7 +624,7 @@ class Coordinator:
                 return
 
     def _start_one(self, job: Job, eligible: list[scheduler.NodeState]) -> bool:
-        live = {n.host for n in self.nodes.values() if n.live and n.full is None}
+        live = {n.host for n in self.nodes.values() if n.live}
         blocked: set[str] = set()
         for taskid in list(job.waiting):
             task = job.tasks[taskid]
@@ -609,14 +634,14 @@ class Coordinator:
             if not job.admissible(stage):
                 blocked.add(task.stage)
                 continue
-            if task.pinned is not None and task.pinned not in live:
+            if task.pinned is not None and (task.pinned not in live or task.no_space):
                 task.pinned = None  # 10.4: its node left; run it anywhere
             if live and live <= task.avoid:
                 task.avoid.clear()  # 10.3: every live host failed it
             host = scheduler.pick_node(
                 pinned=task.pinned,
                 input_hosts=task.input_hosts(),
-                avoid=task.avoid,
+                avoid=task.avoid | task.no_space.keys(),  # no space: not until it is back
                 eligible=eligible,
             )
             if host is None:

@@ -379,15 +379,17 @@ class Runtime:
         else:
             self._record_failure(key, spec, result)
             if is_disk_full(result.message):
-                self._node_full(key[0], spec.host, result.partial_bytes)
+                self._node_full(key[0], key[1], spec.host, result.partial_bytes)
             self.feed(AttemptFailed(*key, result.kind, result.message, self.clock()))
 
-    def _node_full(self, job: str, host: str, written: int) -> None:
-        """An attempt failed for want of space: no task starts on ``host`` until the
-        disk has more than the attempt had written (plus a margin) free again."""
+    def _node_full(self, job: str, taskid: int, host: str, written: int) -> None:
+        """An attempt failed for want of space: the task does not start on ``host``
+        again until its disk has more free than the attempt could use (what was free
+        then, at least what it had written) plus a margin."""
         disk, free = self.backend.data_disk(host)
         logger.warning("node %s: disk %s is full (%d bytes free)", host, disk, free)
-        self.feed(NodeFull(job, host, disk, free, max(free, written) + MARGIN, self.clock()))
+        needed = max(free, written) + MARGIN
+        self.feed(NodeFull(job, taskid, host, disk, free, needed, self.clock()))
 
     def _record_failure(
         self, key: tuple[str, int, int], spec: TaskSpec, result: TaskFailed
@@ -737,15 +739,13 @@ class Runtime:
         )
 
     def _check_full_nodes(self) -> None:
+        """Tell the coordinator how much is free on the nodes tasks wait for space on."""
         for host, node in list(self.coordinator.nodes.items()):
-            if node.full is None:
-                continue
-            _disk, free = self.backend.data_disk(host)
-            if free >= node.full.needed:
-                logger.info("node %s: space is back (%d bytes free)", host, free)
+            if node.full is not None:
+                _disk, free = self.backend.data_disk(host)
+                if free >= node.full.needed:
+                    logger.info("node %s: space is back (%d bytes free)", host, free)
                 self.feed(NodeSpaceBack(host, free, self.clock()))
-            else:
-                node.full.free = free  # shown by nodeinfo
 
     async def _gc_loop(self) -> None:
         interval = max(1.0, self.config.gc_interval * 3600.0)

@@ -1,6 +1,6 @@
 """Scheduling policy (master-api.md 10.5), pure functions over small state objects.
 
-Owns: node slots and eligibility (connected, not blacklisted, disk not full, a free slot), the job
+Owns: node slots and eligibility (connected, not blacklisted, a free slot), the job
 order of the ``fair`` and ``fifo`` policies, fair-share priority updates, and the node
 choice for one task (pinning, locality, avoid-lists).  The coordinator owns the state
 and calls these.
@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 @dataclass
 class DiskFull:
-    """A node whose data disk is full (issue 8, 4): no task starts there until
-    ``needed`` bytes are free on ``disk``; ``since``: when it became full."""
+    """A node whose data disk was full for a task (issue 8, 4): ``free`` bytes on
+    ``disk`` now, the smallest need of the tasks waiting for space there, ``since``
+    when it became full."""
 
     disk: str
     free: int
@@ -44,7 +45,7 @@ class NodeState:
 
     @property
     def eligible(self) -> bool:
-        return self.live and self.full is None and self.running < self.max_workers
+        return self.live and self.running < self.max_workers
 
 
 def eligible_nodes(nodes: Iterable[NodeState]) -> list[NodeState]:

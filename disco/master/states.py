@@ -141,13 +141,15 @@ class ResultsSaved:
 
 @dataclass(frozen=True)
 class NodeFull:
-    """A task attempt of ``job`` on ``host`` failed with "No space left on device".
+    """An attempt of task ``taskid`` of ``job`` on ``host`` failed with "No space left
+    on device".
 
     ``disk``: the mount point holding the node's data; ``free``: bytes free there now;
-    ``needed``: bytes that must be free before tasks start on the node again.
+    ``needed``: bytes that must be free before the task starts on the node again.
     """
 
     job: str
+    taskid: int
     host: str
     disk: str
     free: int
@@ -157,7 +159,8 @@ class NodeFull:
 
 @dataclass(frozen=True)
 class NodeSpaceBack:
-    """A full node has ``free`` bytes again (at least what it needed)."""
+    """A full node has ``free`` bytes now: the tasks that need at most that much may
+    start there again."""
 
     host: str
     free: int
