@@ -580,10 +580,11 @@ class Coordinator:
         parts = []
         for host in hosts:
             full = self.nodes[host].full
-            disk = "%s: %s free, " % (full.disk, format_bytes(full.free)) if full else ""
+            disk = "%s of node %s" % (full.disk, host) if full else "of node %s" % host
+            free = "%s free, " % format_bytes(full.free) if full else ""
             parts.append(
-                "the disk of node %s is full (%sthe task needs at least %s)"
-                % (host, disk, format_bytes(task.no_space[host]))
+                "the disk %s is full (%sthe task needs at least %s)"
+                % (disk, free, format_bytes(task.no_space[host]))
             )
         message = "No node has space left for task %s: %s" % (task.label, "; ".join(parts))
         self._event(job.name, "ERROR: %s" % message)

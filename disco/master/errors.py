@@ -2,7 +2,7 @@
 
 ``MasterError`` carries a status and a message; ``render`` picks the 1.2 body: JSON
 strings for 400s, ``Not found.`` text for 404s, plain text otherwise.  A full disk (or
-a write to a read-only master) answers ``503`` saying so.  Anything else a handler
+a write to a read-only master) answers ``507`` saying so.  Anything else a handler
 raises becomes a logged ``500 Internal server error`` and the master keeps serving.
 """
 
@@ -20,6 +20,7 @@ from disco.node.diskspace import is_disk_full_error
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = "Not found."
+INSUFFICIENT_STORAGE = 507  # a full disk; not 503, which clients retry
 
 
 class MasterError(Exception):
@@ -69,6 +70,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             # A full disk is no bug: say so (no server path in the text).
             logger.error("%s %s failed: %s", request.method, request.path, exc)
             text = str(exc) if isinstance(exc, StoreReadOnly) else "the master's disk is full"
-            return MasterError(503, text).response()
+            return MasterError(INSUFFICIENT_STORAGE, text).response()
         logger.exception("%s %s failed", request.method, request.path)
         return web.Response(status=500, text="Internal server error", content_type="text/plain")

@@ -16,6 +16,7 @@ _FULL_TEXTS = (
     "[Errno %d]" % errno.ENOSPC,
     "ENOSPC",
     "database or disk is full",
+    "disk space available. Task failed.",  # the worker's own check (disco.fileutils)
 )
 
 #: Extra free space a full node must have, beyond what the failed attempt had written,

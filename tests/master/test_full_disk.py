@@ -85,8 +85,8 @@ def test_job_fails_when_no_node_has_space_for_the_grace_period():
     (failure,) = [i for i in out if isinstance(i, JobFailure)]
     assert failure.message == (
         "No node has space left for task map:%d: "
-        "the disk of node n1 is full (/mnt/n1: 1000 bytes free, the task needs at least "
-        "5.0 MiB); the disk of node n2 is full (/mnt/n2: 0 bytes free, the task needs at "
+        "the disk /mnt/n1 of node n1 is full (1000 bytes free, the task needs at least "
+        "5.0 MiB); the disk /mnt/n2 of node n2 is full (0 bytes free, the task needs at "
         "least 1.0 MiB)" % first.taskid
     )
     assert "ERROR: " + failure.message in texts(out)
