@@ -101,8 +101,7 @@ class LocalBackend:
         for host in added:
             node = self._ddfs[host]
             if host not in self.served_by_master:
-                app = create_data_app(self.disco_data, node.root, ddfs_gate=TransferGate())
-                await self._serve(self._servers, host, app, [host], self.disco_port, "data")
+                await self.start_data_server(host)
             if self.put_port is not None:
                 # upload URLs name the node: bind its own name, else the master's address
                 binds = [host, self.bind_host] if host in self.served_by_master else [host]
@@ -132,6 +131,21 @@ class LocalBackend:
             logger.info("node %s: %s server on %s:%d", host, what, bind, port)
             return
         await runner.cleanup()
+
+    async def start_data_server(self, host: str) -> None:
+        """Serve the data of a simulated host on ``(host, DISCO_PORT)`` (2.9)."""
+        root = self.ddfs_root(host)
+        app = create_data_app(self.disco_data, root, ddfs_gate=TransferGate())
+        await self._serve(self._servers, host, app, [host], self.disco_port, "data")
+
+    async def stop_data_server(self, host: str) -> bool:
+        """Stop the data server of a simulated host (fault injection: the node's data
+        server goes away; its port is free for another).  ``False`` if it had none."""
+        runner = self._servers.pop(host, None)
+        if runner is None:
+            return False
+        await runner.cleanup()
+        return True
 
     def ddfs_root(self, host: str) -> str:
         """``DDFS_DATA`` of a node (``<DDFS_DATA>/<host>`` for simulated remote hosts)."""
