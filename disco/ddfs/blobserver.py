@@ -15,6 +15,7 @@ import logging
 
 from aiohttp import hdrs, web
 
+from disco.auth import AuthPolicy, middleware
 from disco.ddfs.gate import UPLOADS_BUSY, TransferGate, TransferLimits
 from disco.ddfs.names import InvalidName, parse_object_id
 from disco.ddfs.node import DDFSNode, NoSpace
@@ -60,8 +61,11 @@ async def receive_blob(node: DDFSNode, oid: str, request: web.Request) -> str:
         raise
 
 
-def create_put_app(node: DDFSNode, limits: TransferLimits | None = None) -> web.Application:
-    """The upload server of one node."""
+def create_put_app(
+    node: DDFSNode, limits: TransferLimits | None = None, auth: AuthPolicy | None = None
+) -> web.Application:
+    """The upload server of one node; uploads need the cluster's token when ``auth`` has
+    one (``disco.auth``)."""
     gate = TransferGate(limits)
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -92,6 +96,7 @@ def create_put_app(node: DDFSNode, limits: TransferLimits | None = None) -> web.
         response.force_close()
         return response
 
-    app = web.Application(client_max_size=MAX_BLOB)
+    middlewares = [middleware(auth)] if auth and auth.enabled else []
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BLOB)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
