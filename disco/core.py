@@ -259,10 +259,11 @@ class Disco:
 
     # -- jobs ------------------------------------------------------------------------------
     def new_job(self, name: str, **jobargs: Any) -> Any:
-        """Submit a new job: ``Job(name=name, master=self.master).run(**jobargs)``."""
+        """Submit a new job: ``Job(name=name, master=self).run(**jobargs)`` (the job uses
+        this client and its settings, e.g. its ``DISCO_AUTH_TOKEN``)."""
         from disco.job import Job
 
-        return Job(name=name, master=self.master).run(**jobargs)
+        return Job(name=name, master=self, settings=self.settings).run(**jobargs)
 
     def kill(self, jobname: str) -> None:
         """Kill the job (it becomes ``dead`` unless it was already ``ready``)."""

@@ -154,7 +154,9 @@ def test_writes_need_the_token_and_refusals_change_nothing(secured) -> None:
     disco = ok_client(secured)
     assert http("POST", secured.url + "/disco/ctrl/kill_job", json.dumps(running), TOKEN)[0] == 200
     poll_for(lambda: disco.jobinfo(running)["active"] == "dead", 30, "the kill")
-    status, _ = http("POST", secured.url + "/disco/ctrl/save_settings", '{"max_failure_rate":"7"}', TOKEN)
+    status, _ = http(
+        "POST", secured.url + "/disco/ctrl/save_settings", '{"max_failure_rate":"7"}', TOKEN
+    )
     assert status == 200 and disco._json("/disco/ctrl/get_settings")["max_failure_rate"] == 7
     status, body = http("PUT", secured.url + "/ddfs/tag/t:one/colour", '"red"', TOKEN)
     assert status == 200
@@ -229,7 +231,6 @@ def test_reads_protected_with_disco_auth_reads(secured_reads) -> None:
 def test_the_token_is_not_in_job_packs(secured) -> None:
     """Pickled settings travel in job packs, which /disco/ctrl/parameters serves."""
     from disco.core import Job
-
     from tests.security.test_binding import count_map
 
     settings = DiscoSettings(DISCO_AUTH_TOKEN=TOKEN)
