@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from disco.auth import HEADER as AUTH_HEADER
 from disco.error import CommError, DataError
 
 logger = logging.getLogger(__name__)
@@ -167,7 +168,10 @@ def raw_request(
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
                     raise CommError("Too many redirects", url, resp.status)
-                url = urllib.parse.urljoin(url, resp.headers["Location"])
+                target = urllib.parse.urljoin(url, resp.headers["Location"])
+                if urllib.parse.urlsplit(target).netloc != urllib.parse.urlsplit(url).netloc:
+                    hdrs.pop(AUTH_HEADER, None)  # the cluster's token stays in the cluster
+                url = target
                 if resp.status == 303:
                     method, body_for_try = "GET", (lambda: None)
                 continue

@@ -80,3 +80,54 @@ def test_a_client_with_a_wrong_token_cannot_submit(secured) -> None:
         Job(master=secured.url, settings=wrong).run(input=["raw://x"], map=token_map)
     assert info.value.code == 401 and "X-Disco-Auth-Token" in str(info.value)
     assert secured.disco.joblist() == before
+
+
+def test_the_token_does_not_follow_a_redirect_elsewhere(tmp_path) -> None:
+    """A cluster URL that redirects to another host does not hand the token over."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    from disco import auth, comm
+
+    seen: dict[str, Any] = {}
+    loop = asyncio.new_event_loop()
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen["elsewhere"] = request.headers.get(auth.HEADER)
+        return web.Response(text="moved data")
+
+    async def cluster(request: web.Request) -> web.Response:
+        seen["cluster"] = request.headers.get(auth.HEADER)
+        raise web.HTTPFound("http://127.0.0.2:%d/x" % ports[1])
+
+    async def serve() -> list[web.AppRunner]:
+        runners = []
+        for host, handler in (("127.0.0.1", cluster), ("127.0.0.2", elsewhere)):
+            app = web.Application()
+            app.router.add_get("/{tail:.*}", handler)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, host, 0)
+            await site.start()
+            ports.append(site._server.sockets[0].getsockname()[1])
+            runners.append(runner)
+        return runners
+
+    ports: list[int] = []
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    runners = asyncio.run_coroutine_threadsafe(serve(), loop).result(10)
+    try:
+        resp = comm.raw_request(
+            "GET", "http://127.0.0.1:%d/data" % ports[0], headers={auth.HEADER: TOKEN}
+        )
+        assert resp.body == b"moved data"
+        assert seen == {"cluster": TOKEN, "elsewhere": None}
+    finally:
+        for runner in runners:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
