@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from io import BytesIO
 from typing import Any
 
+from disco import auth
 from disco.comm import download
 from disco.error import CommError, DataError, DiscoError, JobError
 from disco.eventmonitor import EventMonitor
@@ -154,7 +155,8 @@ class Disco:
         full = _proxy_url("%s%s" % (self.master, url), self.proxy)
         method = "GET" if data is None else "POST"
         try:
-            body = download(full, method=method, data=data, offset=offset)
+            headers = auth.headers(self.settings)
+            body = download(full, method=method, data=data, offset=offset, headers=headers)
         except CommError as e:
             if e.code is None:
                 e.msg = "%s (is disco master running at %s?)" % (e.msg, self.master)
@@ -257,10 +259,11 @@ class Disco:
 
     # -- jobs ------------------------------------------------------------------------------
     def new_job(self, name: str, **jobargs: Any) -> Any:
-        """Submit a new job: ``Job(name=name, master=self.master).run(**jobargs)``."""
+        """Submit a new job: ``Job(name=name, master=self).run(**jobargs)`` (the job uses
+        this client and its settings, e.g. its ``DISCO_AUTH_TOKEN``)."""
         from disco.job import Job
 
-        return Job(name=name, master=self.master).run(**jobargs)
+        return Job(name=name, master=self, settings=self.settings).run(**jobargs)
 
     def kill(self, jobname: str) -> None:
         """Kill the job (it becomes ``dead`` unless it was already ``ready``)."""

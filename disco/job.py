@@ -89,7 +89,8 @@ class Job:
         if client is None:
             from disco.core import Disco
 
-            client = self.__dict__["_disco"] = Disco(self.__dict__.get("_master"))
+            settings = self.__dict__.get("settings")  # its DISCO_AUTH_TOKEN, proxy
+            client = self.__dict__["_disco"] = Disco(self.__dict__.get("_master"), settings)
         return client
 
     @disco.setter

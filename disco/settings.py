@@ -60,6 +60,10 @@ def guess_settings() -> str:
     return ""
 
 
+# Never pickled with the settings (job packs): the cluster's auth token.
+SECRETS = frozenset({"DISCO_AUTH_TOKEN"})
+
+
 class DiscoSettings(dict):
     """Settings of a Disco client, master or node (a dict with lazy defaults)."""
 
@@ -70,7 +74,9 @@ class DiscoSettings(dict):
         "DISCO_MASTER_HOME": "os.path.join(DISCO_HOME, 'master')",
         "DISCO_MASTER_ROOT": "os.path.join(DISCO_DATA, '_%s' % DISCO_NAME)",
         "DISCO_MASTER_CONFIG": "os.path.join(DISCO_ROOT, '%s.config' % DISCO_NAME)",
-        "DISCO_MASTER_HOST": "socket.gethostname()",
+        # 0.5: socket.gethostname(); the loopback address, so that a master is reachable
+        # from other machines only when DISCO_MASTER_HOST says so (docs/security.md).
+        "DISCO_MASTER_HOST": "'127.0.0.1'",
         "DISCO_MASTER": "'http://%s:%s' % (DISCO_MASTER_HOST, DISCO_PORT)",
         "DISCO_PORT": "8989",
         "DISCO_NAME": "'disco_%s' % DISCO_PORT",
@@ -99,6 +105,10 @@ class DiscoSettings(dict):
         "DISCO_PROXY_PID": "os.path.join(DISCO_ROOT, '%s-proxy.pid' % DISCO_NAME)",
         "DISCO_PROXY_CONFIG": "os.path.join(DISCO_ROOT, '%s-proxy.conf' % DISCO_NAME)",
         "DISCO_SCHEDULER": "'fair'",
+        # Not in 0.5: the cluster's shared secret and whether reads need it too
+        # (disco.auth, docs/security.md).
+        "DISCO_AUTH_TOKEN": "''",
+        "DISCO_AUTH_READS": "''",
         "DISCO_SCHEDULER_ALPHA": ".001",
         "DISCO_TEST_DISCODB": "''",
         "DISCO_TEST_HOST": "socket.gethostname()",
@@ -239,9 +249,15 @@ class DiscoSettings(dict):
         return copy
 
     def materialize(self) -> dict[str, Any]:
-        """Every setting that resolves, as a plain dict (unresolvable ones are left out)."""
+        """Every setting that resolves, as a plain dict (unresolvable ones are left out).
+
+        Secrets (``SECRETS``) are left out too: a pickled ``DiscoSettings`` travels in job
+        packs, which the master keeps and serves (``/disco/ctrl/parameters``).
+        """
         out: dict[str, Any] = {}
         for key in self.keys():
+            if key in SECRETS:
+                continue
             try:
                 out[key] = self[key]
             except Exception:

@@ -40,6 +40,8 @@ class TaskSpec:
     disco_data: str  # DISCO_DATA on the node
     ddfs_data: str  # DDFS_DATA on the node
     save_results: bool = False  # last stage of a job with save_results (DDFS, issue 3)
+    # DISCO_AUTH_TOKEN of the cluster: given to the worker, used for saving results
+    auth_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from disco.auth import AuthPolicy
 from disco.backends.base import TaskChannel, TaskFailed, TaskResult, TaskSpec
 from disco.ddfs.blobserver import create_put_app
 from disco.ddfs.gate import TransferGate
@@ -51,21 +52,26 @@ class LocalBackend:
         ddfs_data: str,
         disco_port: int,
         served_by_master: Iterable[str] = frozenset(),
+        own_names: Iterable[str] | None = None,
         limits: WorkerLimits | None = None,
         use_zygote: bool = True,
         prestart_zygote: bool = False,
         put_port: int | None = None,
         bind_host: str = "127.0.0.1",
+        auth: AuthPolicy | None = None,
     ) -> None:
         self.disco_data = disco_data
         self.ddfs_data = ddfs_data
         self.disco_port = disco_port
         self.served_by_master = frozenset(served_by_master)
+        # names of the master's own node (DDFS root DDFS_DATA); default: the served ones
+        self.own_names = self.served_by_master | frozenset(own_names or ())
         self.limits = limits or WorkerLimits()
         self._hosts: set[str] = set()
         self._servers: dict[str, web.AppRunner] = {}
         self.put_port = put_port  # None: no DDFS upload servers
         self.bind_host = bind_host  # the master's address, for the nodes it serves
+        self.auth = auth or AuthPolicy()  # what the nodes' data and upload servers demand
         self._ddfs: dict[str, DDFSNode] = {}
         self._put_servers: dict[str, web.AppRunner] = {}
         self._attempts: set[asyncio.Task[TaskResult]] = set()
@@ -101,12 +107,14 @@ class LocalBackend:
         for host in added:
             node = self._ddfs[host]
             if host not in self.served_by_master:
-                app = create_data_app(self.disco_data, node.root, ddfs_gate=TransferGate())
+                app = create_data_app(
+                    self.disco_data, node.root, ddfs_gate=TransferGate(), auth=self.auth
+                )
                 await self._serve(self._servers, host, app, [host], self.disco_port, "data")
             if self.put_port is not None:
                 # upload URLs name the node: bind its own name, else the master's address
                 binds = [host, self.bind_host] if host in self.served_by_master else [host]
-                app = create_put_app(node)
+                app = create_put_app(node, auth=self.auth)
                 await self._serve(self._put_servers, host, app, binds, self.put_port, "DDFS put")
 
     async def _serve(
@@ -135,7 +143,7 @@ class LocalBackend:
 
     def ddfs_root(self, host: str) -> str:
         """``DDFS_DATA`` of a node (``<DDFS_DATA>/<host>`` for simulated remote hosts)."""
-        if host in self.served_by_master:
+        if host in self.own_names:
             return self.ddfs_data
         return os.path.join(self.ddfs_data, host)
 

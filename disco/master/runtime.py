@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 
+from disco import auth
 from disco.backends.base import Backend, InputEntry, Replica, TaskDone, TaskFailed, TaskSpec
 from disco.failure import Failure
 from disco.master import jobpack
@@ -326,6 +327,7 @@ class Runtime:
             disco_data=self.config.disco_data,
             ddfs_data=self.config.ddfs_data,
             save_results=ins.save_results,
+            auth_token=self.config.auth.token,
         )
         label = "%s:%d" % (ins.stage, ins.taskid)
         channel = AttemptChannel(self, ins.job, ins.taskid, ins.host, label)
@@ -403,7 +405,9 @@ class Runtime:
                 with open(local, encoding="utf-8") as f:
                     return f.read()
         target = "http://%s:%d/%s" % (host, self.config.port, path)
-        async with session.get(target, timeout=aiohttp.ClientTimeout(total=60)) as resp:
+        headers = auth.headers({auth.TOKEN_SETTING: self.config.auth.token})
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with session.get(target, timeout=timeout, headers=headers) as resp:
             if resp.status != 200:
                 raise OSError("HTTP %d from %s" % (resp.status, target))
             return await resp.text()

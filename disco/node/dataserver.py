@@ -16,6 +16,7 @@ import stat
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
+from disco.auth import AuthPolicy, middleware
 from disco.ddfs.gate import DOWNLOADS_BUSY, NODE_BUSY, TransferGate, TransferLimits
 from disco.safenames import UnsafeName, resolve
 from disco.servererrors import guard
@@ -153,11 +154,13 @@ def create_data_app(
     ddfs_data: str,
     ddfs_gate: TransferGate | None = None,
     max_downloads: int = MAX_DOWNLOADS,
+    auth: AuthPolicy | None = None,
 ) -> web.Application:
     """The data server of one node (2.9).
 
     ``/disco/`` downloads beyond ``max_downloads`` at once get 503 (2.5); ``/ddfs/``
-    downloads pass ``ddfs_gate`` (a queue with a wait, ddfs.md 2.2) instead.
+    downloads pass ``ddfs_gate`` (a queue with a wait, ddfs.md 2.2) instead.  ``auth``:
+    downloads need the cluster's token when it protects reads (``disco.auth``).
     """
     roots = {"disco": disco_data, "ddfs": ddfs_data}
 
@@ -173,7 +176,9 @@ def create_data_app(
             return await serve_gated(request, ddfs_gate, root, rest)
         return await serve_file(request, root, rest)
 
-    app = guard(web.Application())
+    app = guard(
+        web.Application(middlewares=[middleware(auth)] if auth and auth.enabled else [])
+    )
     app[DOWNLOADS] = download_limit(max_downloads)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
