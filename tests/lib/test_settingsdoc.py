@@ -33,7 +33,11 @@ def test_every_setting_is_documented_with_its_default_and_readers() -> None:
     for key, default in DiscoSettings.defaults.items():
         readers, what = DiscoSettings.about[key]
         assert readers == "-" or set(readers.split(", ")) <= {
-            "master", "node", "worker", "client", "tests"
+            "master",
+            "node",
+            "worker",
+            "client",
+            "tests",
         }
         assert what
         assert "| `%s` | `%s` | %s |" % (key, default.replace("|", "\\|"), readers) in text
