@@ -374,8 +374,19 @@ def inputexpand(input: Any, label: Any = None, settings: Any = None) -> list[Any
         return [inputlist(input, label=label, settings=settings)]
     if istag(input):
         ddfs = DDFS(settings=settings)  # ddfs.md 7.1: every replica list reachable
-        return [replicas for _tag, _tags, blobs in ddfs.findtags([input]) for replicas in blobs]
+        found = list(ddfs.findtags([input]))
+        if not found:  # the tag itself is missing (tags it names may be, as in 0.5)
+            raise DiscoError(missing_tag_message(input, ddfs.master))
+        return [replicas for _tag, _tags, blobs in found for replicas in blobs]
     return [input]
+
+
+def missing_tag_message(input: Any, master: str) -> str:
+    """Why a job over a tag that does not exist is refused (a bare word is a tag name)."""
+    message = "Job input %s: no such tag in DDFS at %s" % (input, master)
+    if isinstance(input, str) and not input.startswith("tag://"):
+        message += " (a bare name is read as a DDFS tag; a file needs file:///absolute/path)"
+    return message
 
 
 def inputlist(inputs: Iterable[Any], **kwargs: Any) -> list[Any]:

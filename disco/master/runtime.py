@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -420,6 +421,13 @@ class Runtime:
     async def submit(self, data: bytes) -> str:
         """Validate, name, store and start a job; raises ``JobPackError`` (2.2)."""
         spec = jobpack.decode(data)
+        jobpack.check_has_inputs(spec)
+        if self.job_tags is not None:
+            missing = await self.job_tags.missing(jobpack.own_tag_names(spec))
+            if missing:
+                raise jobpack.JobPackError(
+                    json.dumps("no such tag in DDFS: %s" % ", ".join("tag://" + t for t in missing))
+                )
         name = self.new_name(spec.prefix)
         directory = job_dir(self.config.master_root, name)
         path = os.path.join(directory, "jobfile")
