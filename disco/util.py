@@ -521,16 +521,28 @@ def disk_sort(
     input: Iterable[tuple[Any, Any]],
     filename: str,
     sort_buffer_size: str | int = "10%",
-) -> Iterator[tuple[bytes, Any]]:
-    """External sort of ``(key, value)`` pairs by bytes key (16.5)."""
+) -> Iterator[tuple[Any, Any]]:
+    """External sort of ``(key, value)`` pairs by key (16.5).
+
+    Keys are bytes (0.5) or, all of them, str: str keys are sorted by their UTF-8 bytes,
+    which is the order of Python's own ``sorted``, and come back as str.
+    """
     from disco.fileutils import AtomicFile
 
     _send(worker, "Downloading %s" % filename)
     out = AtomicFile(filename)
+    str_keys: bool | None = None  # decided by the first key
     try:
         for k, v in input:
-            if not isinstance(k, bytes):
-                raise ValueError("Keys must be bytes for external sort", k)
+            if isinstance(k, str) and str_keys is not False:
+                str_keys = True
+                k = k.encode("utf-8", "surrogatepass")
+            elif isinstance(k, bytes) and not str_keys:
+                str_keys = False
+            elif isinstance(k, (bytes, str)):
+                raise ValueError("Keys of an external sort must be all bytes or all str", k)
+            else:
+                raise ValueError("Keys must be bytes or str for external sort", k)
             if b"\xff" in k or b"\x00" in k:
                 raise ValueError("Cannot sort key with 0xFF or 0x00 bytes", k)
             out.write(k + b"\xff" + encode(pickle.dumps(v, SORT_PICKLE_PROTOCOL)) + b"\x00")
@@ -544,4 +556,5 @@ def disk_sort(
     _send(worker, "Finished sorting")
     with open(filename, "rb") as fd:
         for k, v in sort_reader(fd, filename, read_buffer_size=1 << 20):
-            yield k, pickle.loads(decode(v))
+            key: Any = k.decode("utf-8", "surrogatepass") if str_keys else k
+            yield key, pickle.loads(decode(v))
