@@ -61,7 +61,14 @@ from disco.master.states import (
     StartTask,
     Tick,
 )
-from disco.master.store import RESTART_EVENT, ClusterConfig, JobRecord, Store, expand_table
+from disco.master.store import (
+    RESTART_EVENT,
+    ClusterConfig,
+    ConfigError,
+    JobRecord,
+    Store,
+    expand_table,
+)
 
 if TYPE_CHECKING:
     from disco.master.jobtags import JobTags
@@ -552,6 +559,10 @@ class Runtime:
             if tasks:
                 entry["tasks"] = tasks
             free, used = self.backend.disk_usage(host) if node.max_workers else (0, 0)
+            down_reason = getattr(self.backend, "down_reason", None)
+            reason = down_reason(host) if down_reason is not None else None
+            if reason:
+                entry["reason"] = reason  # [Not in 0.5] why a configured node is down
             entry.update(
                 job_ok=node.job_ok,
                 data_error=node.data_error,
@@ -590,6 +601,15 @@ class Runtime:
                 self.clock(),
             )
         )
+
+    async def check_config(self, config: ClusterConfig) -> None:
+        """Refuse (``ConfigError``) a table naming hosts the backend cannot run."""
+        check = getattr(self.backend, "check_hosts", None)
+        if check is None:
+            return
+        refused = await check([h for h, _ in expand_table(config.hosts)])
+        if refused:
+            raise ConfigError("; ".join(refused[h] for h in sorted(refused)))
 
     async def reload_config(self) -> list[list[str]]:
         """``load_config_table``: re-read the stored configuration and apply it."""
