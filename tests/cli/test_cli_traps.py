@@ -119,7 +119,11 @@ def test_closed_pipe_ends_quietly(master, command) -> None:
     os.close(read_end)
     try:
         proc = _disco(
-            "-M", master.url, *command, stdout=write_end, stderr=subprocess.PIPE,
+            "-M",
+            master.url,
+            *command,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
             capture_output=False,
         )
     finally:

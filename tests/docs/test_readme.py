@@ -88,3 +88,10 @@ def test_readme_example_runs_as_shown_and_again(index, tmp_path) -> None:
         env = _env(tmp_path / "shared", master)
         assert _run(code, env) == expected
         assert _run(code, env) == expected  # run again: the same output
+
+
+def test_readme_says_a_single_node_keeps_one_copy() -> None:
+    with open(README, encoding="utf-8") as f:
+        text = " ".join(f.read().split())
+    assert "with a single node, as here, there is one copy of each blob" in text
+    assert "replicated" not in text  # the word promised copies a single node cannot make

@@ -77,9 +77,7 @@ def test_stored_config_with_another_machine_shows_it_down(tmp_path, caplog) -> N
         )
         events = m.disco.rawevents(job.name)
         assert "node2.invalid" not in events
-        assert "node2.invalid" not in Client(m).get("/disco/ctrl/jobinfo?name=" + job.name)[
-            "hosts"
-        ]
+        assert "node2.invalid" not in Client(m).get("/disco/ctrl/jobinfo?name=" + job.name)["hosts"]
         # DDFS never places a blob there, and does not quietly store without it: a
         # down node blocks tag writes (0.5's too_many_failed_nodes), so chunk fails loudly
         caplog.set_level(logging.WARNING, logger="disco.ddfs.client")
