@@ -4,7 +4,8 @@ Owns ``request``/``download``/``upload`` (stdlib ``http.client``), ``Connection`
 read-only file over ranged GETs) and ``File`` (a local file with ``len()`` and ``.url``).
 
 Failures: a 503 reply or a failed connection is retried up to ``MAX_TRIES`` times with a
-growing random back-off (each retry is logged); any other non-2xx reply raises
+growing random back-off (each retry is logged), except a refused connection and an
+unknown host name, which raise ``CommError`` at once; any other non-2xx reply raises
 ``CommError(body, url, status)`` at once; exhausted retries raise ``CommError`` with the
 last status (or ``None`` when no reply was ever received).
 """
@@ -156,6 +157,8 @@ def raw_request(
             resp = _once(method, url, body_for_try(), hdrs, timeout)
         except socket.gaierror as e:  # an unknown host name: retrying will not help
             raise CommError("Cannot resolve the host of %s: %s" % (url, e), url)
+        except ConnectionRefusedError:  # nothing listens there: retrying will not help
+            raise CommError("Connection refused", url) from None
         except (OSError, http.client.HTTPException) as e:
             if attempt + 1 >= tries:
                 raise CommError("%s (gave up after %d tries)" % (e, attempt + 1), url)

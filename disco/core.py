@@ -26,7 +26,7 @@ from typing import Any
 
 from disco import auth
 from disco.comm import download
-from disco.error import CommError, DataError, DiscoError, JobError
+from disco.error import CommError, DataError, DiscoError, JobError, MasterUnreachable
 from disco.eventmonitor import EventMonitor
 from disco.settings import DiscoSettings
 
@@ -148,7 +148,8 @@ class Disco:
 
         ``offset`` asks for the bytes from that offset on (``Range``).  Returns text
         (UTF-8) unless ``as_bytes``.  Raises :class:`CommError`; when no HTTP answer came
-        at all its message says ``(is disco master running at <master>?)``.
+        at all, :class:`disco.error.MasterUnreachable` (a ``CommError``) whose message
+        names the master and says ``(is disco master running at <master>?)``.
         """
         if isinstance(data, str):
             data = data.encode("utf-8")
@@ -158,9 +159,13 @@ class Disco:
             headers = auth.headers(self.settings)
             body = download(full, method=method, data=data, offset=offset, headers=headers)
         except CommError as e:
-            if e.code is None:
-                e.msg = "%s (is disco master running at %s?)" % (e.msg, self.master)
-                e.args = (e.msg, e.url, e.code)
+            if e.code is None and not isinstance(e, MasterUnreachable):
+                # one short error naming the master, without the chain of the cause
+                raise MasterUnreachable(
+                    "%s (is disco master running at %s?)" % (e.msg, self.master),
+                    e.url,
+                    master=self.master,
+                ) from None
             raise
         return body if as_bytes else body.decode("utf-8")
 

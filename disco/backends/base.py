@@ -127,7 +127,12 @@ class TaskChannel(Protocol):
 
 
 class Backend(Protocol):
-    """Runs task attempts on nodes.  One instance per master."""
+    """Runs task attempts on nodes.  One instance per master.
+
+    Optional: ``async check_hosts(hosts) -> {host: reason}`` names the hosts it cannot
+    run (``save_config_table`` refuses them), and ``down_reason(host)`` says why a
+    configured host is down (``nodeinfo``); the local backend has both.
+    """
 
     async def start(self, hosts: list[str]) -> None:
         """Start (or connect to) the node runtimes for these configured hosts."""

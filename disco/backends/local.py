@@ -1,5 +1,9 @@
 """The local backend: every configured host is a simulated node on this machine.
 
+Only this machine's own names and addresses can be nodes (``disco.backends.hostcheck``):
+another host in the config table is never simulated; it stays down, with its reason in
+``down_reason`` (and ``save_config_table`` refuses it, see ``check_hosts``).
+
 Owns: running task attempts as local processes (job home + ``run_worker``), one data
 server per simulated host that the master does not serve itself (bound on
 ``(host, DISCO_PORT)``, e.g. 127.0.0.2, master-api.md 2.9), one DDFS upload server per
@@ -24,6 +28,7 @@ from aiohttp import web
 
 from disco.auth import AuthPolicy
 from disco.backends.base import TaskChannel, TaskFailed, TaskResult, TaskSpec
+from disco.backends.hostcheck import refused_hosts
 from disco.ddfs.blobserver import create_put_app
 from disco.ddfs.gate import TransferGate
 from disco.ddfs.node import DDFSNode
@@ -68,6 +73,7 @@ class LocalBackend:
         self.own_names = self.served_by_master | frozenset(own_names or ())
         self.limits = limits or WorkerLimits()
         self._hosts: set[str] = set()
+        self._refused: dict[str, str] = {}  # configured hosts that are not this machine
         self._servers: dict[str, web.AppRunner] = {}
         self.put_port = put_port  # None: no DDFS upload servers
         self.bind_host = bind_host  # the master's address, for the nodes it serves
@@ -91,8 +97,19 @@ class LocalBackend:
             # Runs beside the rest of start-up; the first task finds the zygote ready.
             self._prestart = asyncio.create_task(self._get_zygote())
 
+    async def check_hosts(self, hosts: list[str]) -> dict[str, str]:
+        """``{host: reason}`` for the hosts this backend cannot run (not this machine)."""
+        return await refused_hosts(hosts)
+
+    def down_reason(self, host: str) -> str | None:
+        """Why a configured host is down, when the backend knows (``nodeinfo``)."""
+        return self._refused.get(host)
+
     async def set_hosts(self, hosts: list[str]) -> None:
-        wanted = set(hosts)
+        self._refused = await refused_hosts(sorted(set(hosts)))
+        for host, reason in sorted(self._refused.items()):
+            logger.warning("node %s is down: %s", host, reason)
+        wanted = set(hosts) - set(self._refused)
         for host in sorted(self._hosts - wanted):
             self._hosts.discard(host)
             self._ddfs.pop(host, None)

@@ -300,3 +300,30 @@ def _v1(jobdict: dict[str, Any]) -> tuple[tuple[StageSpec, ...], tuple[JobInput,
         else:
             inputs.append(DataInput(0, 0, tuple(urls)))
     return pipeline, tuple(inputs)
+
+
+def check_has_inputs(spec: JobSpec) -> None:
+    """Refuse a job with no usable input (``"the job has no inputs"``).
+
+    [Differs from 0.5] which ran it as a job of empty stages that succeeds at once: a
+    job over nothing is a mistake (an empty input list, a typo), docs/decisions.md.
+    """
+    for inp in spec.inputs:
+        if isinstance(inp, DirInput) or inp.urls:
+            return
+    raise _quoted("the job has no inputs: give at least one input URL")
+
+
+def own_tag_names(spec: JobSpec) -> list[str]:
+    """Names of the ``tag://`` inputs that name this master's DDFS (no host of their own)."""
+    from disco.util import urlsplit
+
+    names: list[str] = []
+    for inp in spec.inputs:
+        for url in inp.urls if isinstance(inp, DataInput) else ():
+            if url.startswith("tag://"):
+                _scheme, (host, _port), name = urlsplit(url)
+                if not host and name and name not in names:
+                    names.append(name)
+    return names
+

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -61,7 +62,14 @@ from disco.master.states import (
     StartTask,
     Tick,
 )
-from disco.master.store import RESTART_EVENT, ClusterConfig, JobRecord, Store, expand_table
+from disco.master.store import (
+    RESTART_EVENT,
+    ClusterConfig,
+    ConfigError,
+    JobRecord,
+    Store,
+    expand_table,
+)
 from disco.safenames import JOB_NAME_MAX, valid_name
 
 if TYPE_CHECKING:
@@ -425,6 +433,13 @@ class Runtime:
     async def submit(self, data: bytes) -> str:
         """Validate, name, store and start a job; raises ``JobPackError`` (2.2)."""
         spec = jobpack.decode(data)
+        jobpack.check_has_inputs(spec)
+        if self.job_tags is not None:
+            missing = await self.job_tags.missing(jobpack.own_tag_names(spec))
+            if missing:
+                raise jobpack.JobPackError(
+                    json.dumps("no such tag in DDFS: %s" % ", ".join("tag://" + t for t in missing))
+                )
         name = self.new_name(spec.prefix)
         directory = job_dir(self.config.master_root, name)
         path = os.path.join(directory, "jobfile")
@@ -556,6 +571,10 @@ class Runtime:
             if tasks:
                 entry["tasks"] = tasks
             free, used = self.backend.disk_usage(host) if node.max_workers else (0, 0)
+            down_reason = getattr(self.backend, "down_reason", None)
+            reason = down_reason(host) if down_reason is not None else None
+            if reason:
+                entry["reason"] = reason  # [Not in 0.5] why a configured node is down
             entry.update(
                 job_ok=node.job_ok,
                 data_error=node.data_error,
@@ -594,6 +613,15 @@ class Runtime:
                 self.clock(),
             )
         )
+
+    async def check_config(self, config: ClusterConfig) -> None:
+        """Refuse (``ConfigError``) a table naming hosts the backend cannot run."""
+        check = getattr(self.backend, "check_hosts", None)
+        if check is None:
+            return
+        refused = await check([h for h, _ in expand_table(config.hosts)])
+        if refused:
+            raise ConfigError("; ".join(refused[h] for h in sorted(refused)))
 
     async def reload_config(self) -> list[list[str]]:
         """``load_config_table``: re-read the stored configuration and apply it."""

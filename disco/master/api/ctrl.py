@@ -290,6 +290,7 @@ async def save_config_table(request: web.Request) -> web.StreamResponse:
     rt = runtime(request)
     config = ClusterConfig(table, list(rt.cluster.blacklist), list(rt.cluster.gc_blacklist))
     try:
+        await rt.check_config(config)
         await rt.apply_config(config)
     except ConfigError as exc:
         raise bad_request(str(exc))
