@@ -26,7 +26,7 @@ from disco.backends.base import TaskChannel, TaskFailed, TaskResult, TaskSpec
 from disco.ddfs.blobserver import create_put_app
 from disco.ddfs.gate import TransferGate
 from disco.ddfs.node import DDFSNode
-from disco.node.dataserver import create_data_app
+from disco.node.dataserver import ServedBytes, create_data_app
 from disco.node.jobhome import (
     JobHomeError,
     check_jobname,
@@ -67,6 +67,7 @@ class LocalBackend:
         self.bind_host = bind_host  # the master's address, for the nodes it serves
         self._ddfs: dict[str, DDFSNode] = {}
         self._put_servers: dict[str, web.AppRunner] = {}
+        self.served: dict[str, ServedBytes] = {}  # bytes sent by each node's data server
         self._attempts: set[asyncio.Task[TaskResult]] = set()
         self._preparing: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -100,7 +101,10 @@ class LocalBackend:
         for host in added:
             node = self._ddfs[host]
             if host not in self.served_by_master:
-                app = create_data_app(self.disco_data, node.root, ddfs_gate=TransferGate())
+                served = self.served.setdefault(host, ServedBytes())
+                app = create_data_app(
+                    self.disco_data, node.root, ddfs_gate=TransferGate(), served=served
+                )
                 await self._serve(self._servers, host, app, [host], self.disco_port, "data")
             if self.put_port is not None:
                 # upload URLs name the node: bind its own name, else the master's address

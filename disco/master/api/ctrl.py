@@ -141,6 +141,17 @@ async def get_stageresults(request: web.Request) -> web.StreamResponse:
     return json_response(results)
 
 
+@get_op("task_attempts")
+async def task_attempts(request: web.Request) -> web.StreamResponse:
+    """Every attempt of the job's tasks, for the UI's timeline (an addition beyond 0.5)."""
+    rt = runtime(request)
+    name = job_name(request)
+    if name not in rt.records:
+        raise not_found()
+    attempts = [a.to_json() for a in rt.attempts.of(name)]
+    return json_response({"now": rt.clock(), "attempts": attempts})
+
+
 @get_op("nodeinfo")
 async def nodeinfo(request: web.Request) -> web.StreamResponse:
     return json_response(runtime(request).nodeinfo())
