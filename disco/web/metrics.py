@@ -147,6 +147,7 @@ class MasterMetrics:
         self.ddfs_figures = DDFSFigures()
         self.events_bytes = 0
         self._ddfs_at = float("-inf")
+        self.ddfs_refresh = DDFS_REFRESH
         self._started = time.monotonic()
         self.registry = CollectorRegistry(auto_describe=True)
         self.tasks_started = PromCounter(
@@ -213,7 +214,7 @@ class MasterMetrics:
         """Recompute the figures that need file system walks (DDFS at most every 10 s)."""
         self.events_bytes = await asyncio.to_thread(event_log_bytes, self.runtime)
         now = time.monotonic()
-        if self.ddfs is None or now - self._ddfs_at < DDFS_REFRESH:
+        if self.ddfs is None or now - self._ddfs_at < self.ddfs_refresh:
             return
         self._ddfs_at = now
         ddfs = self.ddfs

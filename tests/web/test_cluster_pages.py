@@ -32,13 +32,17 @@ def test_nodes_page_shows_nodes_and_blacklists_and_whitelists_one(page, web: Web
 
     other = node_row(page, "127.0.0.2")
     other.locator("button", has_text="Blacklist").click()
-    poll_for(lambda: web.disco._json("/disco/ctrl/get_blacklist") == ["127.0.0.2"], 10, "the blacklist")
+    poll_for(
+        lambda: web.disco._json("/disco/ctrl/get_blacklist") == ["127.0.0.2"], 10, "the blacklist"
+    )
     node_row(page, "127.0.0.2").locator("button", has_text="Whitelist").wait_for()
     assert "blacklisted" in (node_row(page, "127.0.0.2").get_attribute("class") or "")
     assert web.disco.nodeinfo()["127.0.0.2"]["blacklisted"] is True
     shot(page, tmp_path, "nodes-blacklisted")
     node_row(page, "127.0.0.2").locator("button", has_text="Whitelist").click()
-    poll_for(lambda: web.disco._json("/disco/ctrl/get_blacklist") == [], 10, "the node to be whitelisted")
+    poll_for(
+        lambda: web.disco._json("/disco/ctrl/get_blacklist") == [], 10, "the node to be whitelisted"
+    )
 
 
 def test_nodes_page_edits_the_config_table(page, web: WebCluster, tmp_path):
@@ -79,7 +83,9 @@ def test_ddfs_page_lists_a_pushed_tag_with_its_blobs_attributes_and_versions(
     page.locator("#tag-name", has_text="web:data:words").wait_for()
     entries = page.locator("#entries tbody tr")
     assert entries.count() == 2
-    assert "words_txt$" in entries.nth(0).inner_text() or "words_txt$" in entries.nth(1).inner_text()
+    assert (
+        "words_txt$" in entries.nth(0).inner_text() or "words_txt$" in entries.nth(1).inner_text()
+    )
     assert page.locator("#attributes").inner_text() == "source\tbrowser test"
     # replica location and a link that downloads the blob
     doc = ddfs.get("web:data:words")
@@ -111,4 +117,6 @@ def test_settings_page_shows_and_saves_the_settings(page, web: WebCluster, tmp_p
     want = {"max_failure_rate": 7, "accept_new_jobs": 0}
     poll_for(lambda: web.disco._json("/disco/ctrl/get_settings") == want, 10, "saved settings")
     shot(page, tmp_path, "settings")
-    web.disco._json("/disco/ctrl/save_settings", {"max_failure_rate": "100", "accept_new_jobs": "1"})
+    web.disco._json(
+        "/disco/ctrl/save_settings", {"max_failure_rate": "100", "accept_new_jobs": "1"}
+    )
