@@ -129,7 +129,6 @@ class Runtime:
         self.attempts = AttemptLog()  # every task attempt, for the UI's timeline and metrics
         self.started_at = clock()
         self.last_contact: dict[str, float] = {}  # host -> last time it was seen connected
-        self.end_times: dict[str, float] = {}  # job -> when it ended (since this master start)
         self.cluster = ClusterConfig([])
         self.nodes: list[tuple[str, int]] = []
         self.purged: dict[str, float] = {}
@@ -249,7 +248,6 @@ class Runtime:
         elif isinstance(ins, SaveResults):
             self._spawn(self._save_results(ins.job, ins.results))
         elif isinstance(ins, JobFinished):
-            self.end_times[ins.job] = self.clock()
             log = self.logs.get(ins.job)
             if log is not None:
                 log.close()  # 4.2: the log is closed when the job ends
@@ -258,7 +256,6 @@ class Runtime:
         elif isinstance(ins, JobForgotten):
             self.records.pop(ins.job, None)
             self.attempts.forget(ins.job)
-            self.end_times.pop(ins.job, None)
             self.store.delete_job(ins.job)
             log = self.logs.pop(ins.job, None)
             if log is not None:
@@ -471,7 +468,6 @@ class Runtime:
         self.feed(KillRequested(name, self.clock(), forget=True))
         self.records.pop(name, None)
         self.attempts.forget(name)
-        self.end_times.pop(name, None)
         self.failures.pop(name, None)
         self.store.delete_job(name)
         log = self.logs.pop(name, None)
@@ -547,9 +543,8 @@ class Runtime:
         }
 
     def _end_time(self, name: str) -> float | None:
-        """When the job ended; for jobs of an earlier master run, its event log's mtime."""
-        if name in self.end_times:
-            return self.end_times[name]
+        """When the job ended: the last write of its event log, which is closed when the
+        job ends (4.2), so the answer is the same after a master restart."""
         try:
             return os.stat(os.path.join(job_dir(self.config.master_root, name), "events")).st_mtime
         except OSError:

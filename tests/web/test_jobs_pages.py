@@ -32,6 +32,7 @@ def test_job_list_shows_each_job_with_its_status_and_updates_live(page, web: Web
     assert stages == ["map", "map_shuffle", "reduce"]
     assert ready.locator(".stage-row .count").first.inner_text() == "2/2"
     assert re.search(r"\d", ready.locator("td.num").inner_text())  # a duration
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", ready.locator("td").nth(3).inner_text())
     running = row(page, web.running)
     assert running.locator(".stage-row .bar .running").first.get_attribute("style") != "width:0.0%"
     shot(page, tmp_path, "jobs")
@@ -85,6 +86,10 @@ def test_job_page_of_a_ready_job_shows_stages_timeline_results_and_parameters(
     assert page.locator("#results a.url").all_inner_texts() == results
     href = page.locator("#results a.url").first.get_attribute("href")
     assert page.request.get(href).status == 200  # the link downloads the result index
+    # every stage's results, as links too
+    poll_for(lambda: page.locator("#stage-results details").count() == 3, 10, "stage results")
+    page.locator("#stage-results summary", has_text="Stage map: 2 outputs").click()
+    assert page.locator("#stage-results details").first.locator("a.url").count() == 2
     params = page.locator("#params-table")
     params.wait_for()
     assert "map → map_shuffle → reduce (classic job: map yes, reduce yes, nr_reduces 1)" in (
