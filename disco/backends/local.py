@@ -32,7 +32,7 @@ from disco.backends.hostcheck import refused_hosts
 from disco.ddfs.blobserver import create_put_app
 from disco.ddfs.gate import TransferGate
 from disco.ddfs.node import DDFSNode
-from disco.node.dataserver import create_data_app
+from disco.node.dataserver import ServedBytes, create_data_app
 from disco.node.jobhome import (
     JobHomeError,
     check_jobname,
@@ -80,6 +80,7 @@ class LocalBackend:
         self.auth = auth or AuthPolicy()  # what the nodes' data and upload servers demand
         self._ddfs: dict[str, DDFSNode] = {}
         self._put_servers: dict[str, web.AppRunner] = {}
+        self.served: dict[str, ServedBytes] = {}  # bytes sent by each node's data server
         self._attempts: set[asyncio.Task[TaskResult]] = set()
         self._preparing: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -124,8 +125,13 @@ class LocalBackend:
         for host in added:
             node = self._ddfs[host]
             if host not in self.served_by_master:
+                served = self.served.setdefault(host, ServedBytes())
                 app = create_data_app(
-                    self.disco_data, node.root, ddfs_gate=TransferGate(), auth=self.auth
+                    self.disco_data,
+                    node.root,
+                    ddfs_gate=TransferGate(),
+                    auth=self.auth,
+                    served=served,
                 )
                 await self._serve(self._servers, host, app, [host], self.disco_port, "data")
             if self.put_port is not None:

@@ -28,6 +28,7 @@ from disco import auth
 from disco.backends.base import Backend, InputEntry, Replica, TaskDone, TaskFailed, TaskSpec
 from disco.failure import Failure
 from disco.master import jobpack
+from disco.master.attempts import AttemptLog
 from disco.master.config import MasterConfig
 from disco.master.coordinator import Coordinator
 from disco.master.events import EventLog, job_dir, timestamp
@@ -135,6 +136,9 @@ class Runtime:
         self.records: dict[str, JobRecord] = {}
         self.logs: dict[str, EventLog] = {}
         self.failures: dict[str, FailureLog] = {}
+        self.attempts = AttemptLog()  # every task attempt, for the UI's timeline and metrics
+        self.started_at = clock()
+        self.last_contact: dict[str, float] = {}  # host -> last time it was seen connected
         self.cluster = ClusterConfig([])
         self.nodes: list[tuple[str, int]] = []
         self.purged: dict[str, float] = {}
@@ -261,6 +265,7 @@ class Runtime:
             self._finished = asyncio.Event()
         elif isinstance(ins, JobForgotten):
             self.records.pop(ins.job, None)
+            self.attempts.forget(ins.job)
             self.store.delete_job(ins.job)
             log = self.logs.pop(ins.job, None)
             if log is not None:
@@ -340,6 +345,7 @@ class Runtime:
         label = "%s:%d" % (ins.stage, ins.taskid)
         channel = AttemptChannel(self, ins.job, ins.taskid, ins.host, label)
         key = (ins.job, ins.taskid, ins.attempt)
+        self.attempts.started(ins.job, ins.stage, ins.taskid, ins.attempt, ins.host, self.clock())
         self._attempts[key] = asyncio.get_running_loop().create_task(
             self._run_attempt(key, spec, channel), name="disco-task-%s-%s" % key[:2]
         )
@@ -349,13 +355,20 @@ class Runtime:
         try:
             result = await self.backend.run_task(spec, channel)
         except asyncio.CancelledError:
+            self.attempts.ended(*key, "killed", self.clock())
             raise
         except Exception as exc:
             logger.exception("task %s:%d attempt %d crashed in the backend", *key)
             self._attempts.pop(key, None)
+            self.attempts.ended(*key, "failed", self.clock(), "Worker failed: %s" % exc)
             self.feed(AttemptFailed(*key, "error", "Worker failed: %s" % exc, self.clock()))
             return
         self._attempts.pop(key, None)
+        if isinstance(result, TaskDone):
+            self.attempts.ended(*key, "done", self.clock())
+        else:
+            reason = result.failure.headline if result.failure else result.message
+            self.attempts.ended(*key, "failed", self.clock(), reason.split("\n", 1)[0])
         if self._closing:
             return
         if isinstance(result, TaskDone):
@@ -482,6 +495,7 @@ class Runtime:
         directory = self.job_dir(name)
         self.feed(KillRequested(name, self.clock(), forget=True))
         self.records.pop(name, None)
+        self.attempts.forget(name)
         self.failures.pop(name, None)
         self.store.delete_job(name)
         log = self.logs.pop(name, None)
@@ -548,9 +562,20 @@ class Runtime:
             "worker": rec.worker,
             "hosts": hosts,
             "owner": rec.owner,
-            # Added to 0.5's shape: failed attempts and the last failure's report.
+            # Added to 0.5's shape: failed attempts and the last failure's report,
+            # start and end as Unix seconds (end: None while active).
             **(self.failures[name].fields() if name in self.failures else NO_FAILURES),
+            "start_time": rec.start,
+            "end_time": None if status == "active" else self._end_time(name),
         }
+
+    def _end_time(self, name: str) -> float | None:
+        """When the job ended: the last write of its event log, which is closed when the
+        job ends (4.2), so the answer is the same after a master restart."""
+        try:
+            return os.stat(os.path.join(job_dir(self.config.master_root, name), "events")).st_mtime
+        except OSError:
+            return None
 
     def joblist(self) -> list[list[Any]]:
         recs = sorted(self.records.values(), key=lambda r: r.seq, reverse=True)
@@ -584,6 +609,8 @@ class Runtime:
                 blacklisted=node.blacklisted,
                 diskfree=free,
                 diskused=used,
+                # Added to 0.5's shape: when the master last saw the node connected.
+                last_contact=self.last_contact.get(host),
             )
             info[host] = entry
         return info
@@ -605,6 +632,7 @@ class Runtime:
         else:
             await self.backend.set_hosts(hosts)
         self._connected = {h: self.backend.is_connected(h) for h in hosts}
+        self._seen(self.clock())
         self.feed(
             NodesConfigured(
                 tuple(nodes),
@@ -656,6 +684,7 @@ class Runtime:
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            self._seen(self.clock())
             for host, was in list(self._connected.items()):
                 now_connected = self.backend.is_connected(host)
                 if now_connected != was:
@@ -664,6 +693,12 @@ class Runtime:
                     self.feed(event(host, self.clock()))
             if any(j.status == "active" for j in self.coordinator.jobs.values()):
                 self.feed(Tick(self.clock()))
+
+    def _seen(self, now: float) -> None:
+        """Note the time of contact with every node that is connected now."""
+        for host, connected in self._connected.items():
+            if connected:
+                self.last_contact[host] = now
 
     async def _gc_loop(self) -> None:
         interval = max(1.0, self.config.gc_interval * 3600.0)

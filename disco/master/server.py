@@ -34,6 +34,8 @@ from disco.master.store import Store
 from disco.node.dataserver import DOWNLOADS, download_limit
 from disco.servererrors import guard
 from disco.settings import DiscoSettings
+from disco.web import METRICS
+from disco.web import mount as mount_web_ui
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +53,9 @@ def build_app(
 ) -> web.Application:
     """The master's aiohttp application (routes in the 1.1 order).
 
-    ``extra_routes`` (e.g. DDFS's ``/ddfs/...`` handlers) are added before the static
-    catch-all, which never matches ``/ddfs/...`` anyway.
+    ``extra_routes`` (e.g. DDFS's ``/ddfs/...`` handlers) are added before the web UI
+    (``disco.web``: ``/metrics`` and the static catch-all, which never matches
+    ``/ddfs/...`` anyway).
     """
     middlewares = [auth.middleware(runtime.config.auth), error_middleware]
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
@@ -65,7 +68,7 @@ def build_app(
     app.add_routes(jobs.routes)
     app.add_routes(data.routes)
     app.add_routes(list(extra_routes))
-    app.add_routes(data.static_routes)  # catch-all: keep last
+    mount_web_ui(app, runtime)  # catch-all: keep last
     return app
 
 
@@ -207,6 +210,7 @@ async def start_master(
     runtime.job_tags = JobTags(ddfs)
     app = build_app(runtime, ddfs_api.routes)
     app[ddfs_api.DDFS] = ddfs
+    app[METRICS].ddfs = ddfs
     runner = web.AppRunner(app, handle_signals=False)
     try:
         await runtime.start()
