@@ -16,6 +16,7 @@ from aiohttp import web
 
 from disco.master.store import StoreReadOnly
 from disco.node.diskspace import is_disk_full_error
+from disco.servererrors import INTERNAL
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return exc.response()
     except web.HTTPNotFound:
         return not_found().response()  # 1.2: "Not found." for unrouted paths too
-    except web.HTTPException:
-        raise
+    except (web.HTTPException, ConnectionError):
+        raise  # a client that went away is no server error
     except Exception as exc:
         if is_disk_full_error(exc) or isinstance(exc, StoreReadOnly):
             # A full disk is no bug: say so (no server path in the text).
@@ -72,4 +73,4 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             text = str(exc) if isinstance(exc, StoreReadOnly) else "the master's disk is full"
             return MasterError(INSUFFICIENT_STORAGE, text).response()
         logger.exception("%s %s failed", request.method, request.path)
-        return web.Response(status=500, text="Internal server error", content_type="text/plain")
+        return web.Response(status=500, text=INTERNAL, content_type="text/plain")
