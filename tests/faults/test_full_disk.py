@@ -192,3 +192,36 @@ def test_master_starts_read_only_on_a_full_disk(tmp_path, tmpfs, caplog) -> None
             )
             assert run_numbers(m.url, inputs) == numbers_answer(inputs)
     assert timestamp(0)  # the events' time format is the one parsed above
+
+
+def test_store_of_a_killed_master_opens_read_only_on_a_full_disk(tmp_path, tmpfs) -> None:
+    """A master SIGKILLed leaves a WAL behind; on a full disk its store still opens
+    (read-only, through the WAL) with every job it had written."""
+    import signal
+    import subprocess
+    import sys
+
+    from disco.master.store import Store, StoreReadOnly
+
+    disk = tmpfs("disk", 2048)
+    code = (
+        "import os, signal, sys\n"
+        "from disco.master.store import JobRecord, Store\n"
+        "s = Store(sys.argv[1], sys.argv[2])\n"
+        "s._db.execute('PRAGMA wal_autocheckpoint=0')\n"
+        "s.save_job(JobRecord(name='J@1:2:3', status='ready', start=1.0, seq=1))\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    root, config = str(disk / "master"), str(tmp_path / "config.json")
+    done = subprocess.run([sys.executable, "-c", code, root, config])
+    assert done.returncode == -signal.SIGKILL
+    assert os.path.getsize(disk / "master" / "master.sqlite3-wal") > 0
+    fill(disk)
+    store = Store(root, config)
+    try:
+        assert store.read_only and "DISCO_MASTER_ROOT is full" in store.read_only
+        assert [r.name for r in store.load_jobs()] == ["J@1:2:3"]
+        with pytest.raises(StoreReadOnly):
+            store.set_setting("max_failure_rate", 3)
+    finally:
+        store.close()
