@@ -342,7 +342,10 @@ class Runtime:
         except Exception as exc:
             logger.exception("task %s:%d attempt %d crashed in the backend", *key)
             self._attempts.pop(key, None)
-            self.feed(AttemptFailed(*key, "error", "Worker failed: %s" % exc, self.clock()))
+            text = "Worker failed: %s" % exc
+            failure = Failure("node", type(exc).__name__, text)
+            self._record_failure(key, spec, TaskFailed("error", text, failure))
+            self.feed(AttemptFailed(*key, "error", text, self.clock()))
             return
         self._attempts.pop(key, None)
         if self._closing:
