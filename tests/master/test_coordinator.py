@@ -220,7 +220,7 @@ def test_default_retry_policy_first_at_once_then_capped_backoff():
     assert delays[0] < 1.0
     assert all(0.0 <= d <= 10.0 for d in delays)
     assert delays[-1] >= 5.0  # capped backoff reached: 10 * uniform(0.5, 1)
-    assert all(x != y for x, y in zip(hosts, hosts[1:]))  # always the other node
+    assert all(x != y for x, y in zip(hosts, hosts[1:], strict=False))  # the other node
 
 
 def test_retry_policy_bounds_over_many_seeds():
