@@ -153,8 +153,14 @@ class TestServer(ThreadingHTTPServer):
         return "http://%s:%d" % (host if isinstance(host, str) else host.decode(), port)
 
     def urls(self, inputs: Iterable[Any]) -> list[list[str]]:
-        """``[[<server>/<input>], ...]``: one single-replica input per item."""
-        return [["%s/%s" % (self.address, input)] for input in inputs]
+        """``[[<server>/<input>], ...]``: one input per item; an item that is a list of
+        paths is one input with those replicas (``[<server>/<path>, ...]``), as in 0.5."""
+        return [
+            ["%s/%s" % (self.address, path) for path in input]
+            if isinstance(input, (list, tuple))
+            else ["%s/%s" % (self.address, input)]
+            for input in inputs
+        ]
 
     def start(self) -> None:
         self._thread = threading.Thread(

@@ -41,7 +41,7 @@ from disco.node.jobhome import (
     jobhome_path,
     safe_member_path,
 )
-from disco.node.runner import WorkerLimits, is_standard_launcher, run_worker
+from disco.node.runner import WorkerLimits, is_standard_launcher, jobhome_failed, run_worker
 from disco.node.zygote import Zygote
 from disco.safenames import check_host_name, no_symlink_below
 
@@ -259,7 +259,7 @@ class LocalBackend:
         try:
             jobhome = await ensure_jobhome(spec)
         except JobHomeError as exc:
-            return TaskFailed("error", str(exc))
+            return jobhome_failed(exc)
         worker = safe_member_path(jobhome, spec.worker)
         zygote = None
         if worker is not None and is_standard_launcher(worker):

@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from disco.master import scheduler
+from disco.master import retrypolicy, scheduler
 from disco.master.grouping import DataItem, DirItem, Item, TaskInput, assign, group_items
 from disco.master.jobpack import DataInput, JobSpec
 from disco.master.stages import Job, Stage, Task, output_items, result_entries
@@ -455,7 +455,7 @@ class Coordinator:
         if self.retry_delay is not None:
             delay = self.retry_delay
         else:
-            delay = round(min(n * 1.0, 60.0) + self.rng.uniform(0, 30), 3)  # 10.3
+            delay = retrypolicy.retry_delay(n, self.rng)  # 10.3, changed: docs/decisions.md
         self._event(
             job.name,
             'Task %s failed on "%s", %dth failures so far. Sleeping %s seconds before retrying.'

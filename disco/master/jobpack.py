@@ -153,7 +153,7 @@ def _is_int(value: Any) -> bool:
 
 def decode(data: bytes) -> JobSpec:
     """Validate a whole job pack (6.1-6.5)."""
-    version, (d_off, e_off, h_off, _j_off) = decode_header(data)
+    version, (d_off, e_off, h_off, j_off) = decode_header(data)
     jobdict = _json_object(data[d_off:e_off], "jobdict")
     jobenvs = _json_object(data[e_off:h_off], "jobenvs") if h_off > e_off else {}
     if not all(isinstance(v, str) for v in jobenvs.values()):
@@ -187,6 +187,7 @@ def decode(data: bytes) -> JobSpec:
         pipeline, inputs = _v2(jobdict)
     else:
         raise _quoted("unsupported version '%d'" % version)
+    check_jobhome(data[h_off:j_off], worker if pipeline else None)
     return JobSpec(
         version=version,
         prefix=prefix,
@@ -327,3 +328,14 @@ def own_tag_names(spec: JobSpec) -> list[str]:
                     names.append(name)
     return names
 
+
+def check_jobhome(zipbytes: bytes, worker: str | None) -> None:
+    """Refuse a job home the nodes could not unpack (a corrupt zip, an unsupported
+    compression method, an unsafe member) or that lacks the worker: the same failure
+    on every node, so refused at submit instead of failing every attempt (issue 8.3)."""
+    from disco.node.jobhome import check_jobhome as node_check
+
+    try:
+        node_check(zipbytes, worker)
+    except ValueError as exc:
+        raise _quoted("invalid jobhome: %s" % exc) from None

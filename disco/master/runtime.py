@@ -386,8 +386,11 @@ class Runtime:
         except Exception as exc:
             logger.exception("task %s:%d attempt %d crashed in the backend", *key)
             self._attempts.pop(key, None)
-            self.attempts.ended(*key, "failed", self.clock(), "Worker failed: %s" % exc)
-            self.feed(AttemptFailed(*key, "error", "Worker failed: %s" % exc, self.clock()))
+            text = "Worker failed: %s" % exc
+            failure = Failure("node", type(exc).__name__, text)
+            self._record_failure(key, spec, TaskFailed("error", text, failure))
+            self.attempts.ended(*key, "failed", self.clock(), text)
+            self.feed(AttemptFailed(*key, "error", text, self.clock()))
             return
         self._attempts.pop(key, None)
         if isinstance(result, TaskDone):

@@ -28,12 +28,13 @@ from disco import auth
 from disco.backends.base import TaskChannel, TaskDone, TaskFailed, TaskResult, TaskSpec
 from disco.failure import REPORT_ENV, Failure, read_crash, read_report, tail, trim_crash
 from disco.node import protocol as p
-from disco.node.jobhome import safe_member_path
+from disco.node.jobhome import JobHomeError, safe_member_path
 from disco.node.memwatch import memory_watch
 from disco.node.outputs import TaskOutputs
 from disco.node.partial import remove_partial_outputs
 from disco.node.saveresults import save_outputs
 from disco.node.zygote import Zygote
+from disco.retryable import SHELL_CANNOT_EXECUTE
 from disco.settings import DiscoSettings
 
 logger = logging.getLogger(__name__)
@@ -156,6 +157,23 @@ def exit_failure(code: int) -> Failure:
     )
 
 
+def jobhome_failed(exc: JobHomeError) -> TaskFailed:
+    """The attempt's end when its job home could not be prepared: ``fatal`` (the job
+    fails at once) when the job pack is at fault, else ``error`` (retried)."""
+    failure = Failure("jobpack" if exc.permanent else "node", "JobHomeError", str(exc))
+    return TaskFailed("fatal" if exc.permanent else "error", str(exc), failure)
+
+
+def protocol_failure(exc: p.FramingError) -> Failure:
+    """The failure of a worker whose output broke the framing of 8.2 (its reason, not
+    the exit that followed)."""
+    return Failure(
+        "protocol",
+        "ProtocolError",
+        "%s: the worker wrote output that is not a protocol message (8.2)" % exc,
+    )
+
+
 def task_info(spec: TaskSpec, jobhome: str) -> dict[str, Any]:
     """The TASK reply payload (8.4)."""
     return {
@@ -227,6 +245,7 @@ class _Attempt:
             jobhome, ".disco-reports", "%s-%d-%d.json" % (stage, spec.taskid, spec.attempt)
         )
         self.recent: deque[str] = deque(maxlen=20)
+        self.frames = 0  # protocol messages received
         self.mem_limit: int | None = None  # the worker's DISCO_WORKER_MAX_MEM, in bytes
         self.mem_exceeded: tuple[int, int] | None = None  # (rss, limit) when stopped
         self._unwatch: Callable[[], None] = lambda: None
@@ -234,8 +253,9 @@ class _Attempt:
     # -- process ------------------------------------------------------------------------
     async def run(self, environ: Mapping[str, str] | None) -> TaskResult:
         worker = safe_member_path(self.jobhome, self.spec.worker)
-        if worker is None:
-            return TaskFailed("error", "Invalid worker path %r" % self.spec.worker)
+        if worker is None:  # the same on every node: the job fails at once
+            text = "Invalid worker path %r" % self.spec.worker
+            return TaskFailed("fatal", text, Failure("jobpack", "JobHomeError", text))
         env = worker_environment(self.spec.jobenvs, environ)
         if self.spec.auth_token:  # the worker's own requests (DDFS, OOB) must pass
             env[auth.TOKEN_SETTING] = self.spec.auth_token
@@ -383,14 +403,33 @@ class _Attempt:
             "processes used %d MB and were stopped" % (limit >> 20, setting, rss >> 20),
         )
 
-    def _exit_failed(self, code: int, output: bytes) -> TaskFailed:
+    def _exit_failed(
+        self, code: int, output: bytes, broken: p.FramingError | None = None
+    ) -> TaskFailed:
         self._warn("Worker crashed! (exit code: %d)" % (128 - code if code < 0 else code))
-        failure = self._memory_failure() if self.mem_exceeded else exit_failure(code)
+        severity: Any = "error"
+        if self.mem_exceeded:
+            failure = self._memory_failure()
+        elif broken is not None and code == 0:
+            # a clean exit after output that is not the protocol: the output is the
+            # fault (a crash with a non-zero code is reported as the crash)
+            failure = protocol_failure(broken)
+        elif code in SHELL_CANNOT_EXECUTE and not self.frames:
+            # 8.1: /bin/sh could not execute the worker: the job home is broken
+            severity = "fatal"
+            failure = Failure(
+                "jobpack",
+                "WorkerStartError",
+                "the worker %r could not be started (exit code %d of /bin/sh)"
+                % (self.spec.worker, code),
+            )
+        else:
+            failure = exit_failure(code)
         failure = self._describe(failure, output)
         text = failure.text()
         if not failure.output_tail:
             text += "\nWorker died without output"
-        return TaskFailed("error", text, failure)
+        return TaskFailed(severity, text, failure)
 
     # -- reading -----------------------------------------------------------------------
     async def _read(self, deadline: float | None) -> bytes | None:
@@ -473,8 +512,10 @@ class _Attempt:
             collected += chunk
         if not exited:
             self._warn("Worker did not exit properly after error")
-            return TaskFailed("error", last_words(bytes(collected), self.limits.last_words_bytes))
-        return self._exit_failed(await self._exit_code(), bytes(collected))
+            failure = self._describe(protocol_failure(exc))
+            words = last_words(bytes(collected), self.limits.last_words_bytes)
+            return TaskFailed("error", "%s\n%s" % (failure.text(), words), failure)
+        return self._exit_failed(await self._exit_code(), bytes(collected), exc)
 
     def _warn(self, text: str) -> None:
         self.channel.event("WARNING: %s %s" % (self.tag, text))
@@ -482,10 +523,12 @@ class _Attempt:
     # -- messages ----------------------------------------------------------------------
     async def _handle(self, frame: p.Frame) -> TaskResult | None:
         """Act on one message; a result ends the attempt."""
+        self.frames += 1
         try:
             msg = p.decode_message(frame)
         except p.InvalidMessage as exc:
-            return TaskFailed("fatal", str(exc))
+            failure = self._describe(Failure("protocol", "ProtocolError", str(exc)))
+            return TaskFailed("fatal", str(exc), failure)
         if isinstance(msg, p.WorkerHello):
             self.worker_pid = msg.pid
             self._reply_now(p.encode("OK", "ok"))

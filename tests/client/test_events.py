@@ -127,6 +127,20 @@ def test_status_line_uses_last_stage_with_counts() -> None:
     assert status_line([]) is None
 
 
+def test_status_line_says_why_a_task_is_retried() -> None:
+    failure = {"task": "map:1", "attempt": 2, "host": "n1", "reason": "DataError: x\n  y"}
+    pipeline = [["map", 0, 1, 0, 3, 2], ["reduce", 0, 0, 0, 0, 0]]
+    assert status_line(pipeline, failure) == (
+        "Status: [map] 0 pending, 1 waiting, 0 running, 3 done, 2 failed; "
+        "last failure: map:1 attempt 2 on n1: DataError: x y"
+    )
+    # a failure of an earlier stage is not this stage's news
+    later = [["map", 0, 0, 0, 4, 2], ["reduce", 0, 0, 1, 0, 0]]
+    assert status_line(later, failure) == (
+        "Status: [reduce] 0 pending, 0 waiting, 1 running, 0 done, 0 failed"
+    )
+
+
 class FakeTTY(io.StringIO):
     def isatty(self) -> bool:
         return True
