@@ -133,7 +133,9 @@ class AuthPolicy:
         no valid token.  Such a request gets the shipped file, never a ``DISCO_WWW_ROOT``
         file of the same name (a site's own pages may hold data)."""
         return (
-            self.enabled and self.reads and is_shell(method, path)
+            self.enabled
+            and self.reads
+            and is_shell(method, path)
             and not self.accepts(request_headers)
         )
 

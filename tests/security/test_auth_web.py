@@ -16,8 +16,17 @@ from tests.security.test_auth_api import secured_master
 
 pytestmark = pytest.mark.timeout(120)
 
-SHELL = ["/", "/index.html", "/job.html", "/nodes.html", "/ddfs.html", "/settings.html",
-         "/js/common.js", "/js/jobs.js", "/css/disco.css"]
+SHELL = [
+    "/",
+    "/index.html",
+    "/job.html",
+    "/nodes.html",
+    "/ddfs.html",
+    "/settings.html",
+    "/js/common.js",
+    "/js/jobs.js",
+    "/css/disco.css",
+]
 
 
 def test_the_shell_is_the_shipped_files_and_only_get_head() -> None:
@@ -27,8 +36,16 @@ def test_the_shell_is_the_shipped_files_and_only_get_head() -> None:
     for path in SHELL:
         assert not policy.needs_token("GET", path) and not policy.needs_token("HEAD", path)
         assert policy.needs_token("POST", path) and policy.needs_token("PUT", path)
-    for path in ("/js", "/js/", "/disco/ctrl/joblist", "/ddfs/tags", "/metrics",
-                 "/nosuch.html", "/js/../index.htm", "/disco/index.html"):
+    for path in (
+        "/js",
+        "/js/",
+        "/disco/ctrl/joblist",
+        "/ddfs/tags",
+        "/metrics",
+        "/nosuch.html",
+        "/js/../index.htm",
+        "/disco/index.html",
+    ):
         assert policy.needs_token("GET", path), path
     # with reads open nothing changes: the shell was open already
     assert not auth.AuthPolicy(TOKEN).needs_token("GET", "/index.html")
@@ -57,8 +74,15 @@ def test_with_reads_protected_the_shell_is_open_and_every_data_request_is_not(si
         assert b"SITE" not in body, path  # the shipped file, not the site's
     assert http("HEAD", url + "/css/disco.css")[0] == 200
     # the data the pages read: JSON endpoints, downloads, the site's own pages
-    for path in ("/disco/ctrl/joblist", "/disco/ctrl/nodeinfo", "/ddfs/tags", "/metrics",
-                 "/report.html", "/js/", "/nosuch.html"):
+    for path in (
+        "/disco/ctrl/joblist",
+        "/disco/ctrl/nodeinfo",
+        "/ddfs/tags",
+        "/metrics",
+        "/report.html",
+        "/js/",
+        "/nosuch.html",
+    ):
         for token in (None, WRONG):
             assert http("GET", url + path, token=token)[0] == 401, (path, token)
     # with the token, the site's pages are served as before (DISCO_WWW_ROOT first)
