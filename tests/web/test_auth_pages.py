@@ -124,6 +124,8 @@ def test_a_wrong_token_changes_nothing_and_the_page_says_so(page, secured: Token
     flash.wait_for()
     assert "requires its DISCO_AUTH_TOKEN" in flash.inner_text()
     assert page.locator("#auth-dialog").count() == 0
+    assert stored_token(page) is None  # the refused token is not kept
+    assert page.locator("#forget-token").is_hidden()
     assert secured.status(name) == "active"  # nothing changed
     page.locator("#job-status .badge", has_text="active").wait_for()
     secured.disco.kill(name)

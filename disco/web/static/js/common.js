@@ -43,6 +43,7 @@ const Disco = (() => {
         pendingAsk = null;
         declined = token === null;
         if (token !== null) storeToken(token);
+        else if (wrong) storeToken(null); // the master refused it: do not keep sending it
         return token;
       });
     }
@@ -86,7 +87,7 @@ const Disco = (() => {
   const isAuthFailure = (status, text) => status === 401 && text.includes(AUTH_HEADER);
 
   function authError(method, path) {
-    const err = new Error(`${method} ${path}: this master requires its DISCO_AUTH_TOKEN (not sent: no token given)`);
+    const err = new Error(`Not done: this master requires its DISCO_AUTH_TOKEN (${method} ${path})`);
     err.status = 401;
     return err;
   }
