@@ -4,9 +4,12 @@ Not in Disco 0.5 (see ``docs/security.md``).  When ``DISCO_AUTH_TOKEN`` is set o
 master, every request that changes something (submit, kill, clean, purge, settings, the
 config table, black/whitelists, DDFS tag writes and deletes, blob uploads to the nodes'
 ``DDFS_PUT_PORT`` servers, GC start) must carry the token in the ``X-Disco-Auth-Token``
-header; with ``DISCO_AUTH_READS`` set, reads (GET/HEAD, node data downloads, the web
-pages) need it too.  ``GET /disco/version`` stays open: it is the health check.  A
-missing or wrong token gets ``401`` and the request changes nothing.
+header; with ``DISCO_AUTH_READS`` set, reads (GET/HEAD, the JSON endpoints, node data
+downloads) need it too.  Always open: ``GET /disco/version`` (the health check) and the
+web UI's page shell, the HTML/CSS/JS files shipped in ``disco/web/static`` (they hold no
+data; a browser navigation cannot carry a header, and the pages then send the token on
+every data request they make).  A missing or wrong token gets ``401`` and the request
+changes nothing.
 
 A dedicated header, not ``Authorization``: that header already carries the DDFS tag
 tokens of 0.5 (``Basic token:<t>``, ddfs.md 3.5), and a request may need both.
@@ -21,7 +24,9 @@ This module does not import aiohttp at import time (task workers import it throu
 
 from __future__ import annotations
 
+import functools
 import hmac
+import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +39,8 @@ UNAUTHORIZED = "Unauthorized: missing or wrong %s header (DISCO_AUTH_TOKEN)." % 
 
 # Always open: the health check of ``disco start``, ``disco status`` and load balancers.
 PUBLIC_PATHS = frozenset({"/disco/version"})
+# The web UI's page shell (docs/web-ui.md): the files shipped in this directory.
+SHELL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web", "static")
 # GETs that change something.
 WRITE_GETS = frozenset({"/ddfs/ctrl/gc_start"})
 # POSTs that only read.
@@ -69,6 +76,26 @@ def _normal(path: str) -> str:
     return re.sub("/+", "/", path).rstrip("/") or "/"
 
 
+@functools.cache
+def shell_paths() -> frozenset[str]:
+    """URL paths of the web UI's page shell: ``/`` and every file under ``SHELL_DIR``.
+
+    Static code and styles only, no data: they are open even with ``DISCO_AUTH_READS``.
+    """
+    found = {"/"}
+    for folder, _dirs, files in os.walk(SHELL_DIR):
+        rel = os.path.relpath(folder, SHELL_DIR)
+        for name in files:
+            path = name if rel == "." else os.path.join(rel, name)
+            found.add("/" + path.replace(os.sep, "/"))
+    return frozenset(found)
+
+
+def is_shell(method: str, path: str) -> bool:
+    """Whether a request fetches a file of the web UI's page shell."""
+    return method in ("GET", "HEAD") and _normal(path) in shell_paths()
+
+
 def is_read(method: str, path: str) -> bool:
     """Whether a request (path without any ``/proxy/<node>/<method>`` prefix) only reads."""
     path = _normal(path)
@@ -97,7 +124,20 @@ class AuthPolicy:
         """Whether a request must carry the token under this policy."""
         if not self.token or (method == "GET" and _normal(path) in PUBLIC_PATHS):
             return False
+        if is_shell(method, path):
+            return False
         return self.reads or not is_read(method, path)
+
+    def shell_only(self, method: str, path: str, request_headers: Mapping[str, str]) -> bool:
+        """Whether a request passes only as the page shell: reads are protected and it has
+        no valid token.  Such a request gets the shipped file, never a ``DISCO_WWW_ROOT``
+        file of the same name (a site's own pages may hold data)."""
+        return (
+            self.enabled
+            and self.reads
+            and is_shell(method, path)
+            and not self.accepts(request_headers)
+        )
 
     def accepts(self, request_headers: Mapping[str, str]) -> bool:
         """Whether the request's header holds the token (compared in constant time)."""

@@ -3,6 +3,8 @@
 A path is looked up in ``DISCO_WWW_ROOT`` first (a site's own pages, as in 0.5), then in
 the pages shipped in this package (``disco/web/static``).  ``/`` is ``index.html``; a
 directory without a trailing slash is redirected to it; ``..`` is refused with 404.
+With ``DISCO_AUTH_READS`` on, a request without the token reaches this handler only for a
+file of the page shell (``disco.auth.is_shell``), and gets the shipped file.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import os
 
 from aiohttp import web
 
+from disco.auth import SHELL_DIR
 from disco.master.api.common import runtime
 from disco.master.errors import not_found
 from disco.node.dataserver import safe_path
 
-STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+STATIC = SHELL_DIR  # disco/web/static
 
 routes = web.RouteTableDef()
 
@@ -34,7 +37,11 @@ async def static(request: web.Request) -> web.StreamResponse:
     if request.method not in ("GET", "HEAD"):
         raise not_found()
     rel = request.match_info["path"]
-    for root in (runtime(request).config.www_root, STATIC):
+    config = runtime(request).config
+    roots = [config.www_root, STATIC]
+    if config.auth.shell_only(request.method, request.path, request.headers):
+        roots = [STATIC]
+    for root in roots:
         found = find(root, rel)
         if found is None:
             continue

@@ -208,7 +208,7 @@ def test_reads_protected_with_disco_auth_reads(secured_reads) -> None:
         url + "/ddfs/tags",
         url + "/ddfs/tag/t:one",
         url + "/ddfs/new_blob/x",
-        url + "/",  # the web pages
+        url + "/js",  # not a file of the page shell (tests/security/test_auth_web.py)
         master_blob,
         node_blob,
         index,

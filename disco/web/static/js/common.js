@@ -3,29 +3,122 @@
 "use strict";
 
 const Disco = (() => {
-  // Headers added to requests that change something (POST/PUT/DELETE).  The optional
-  // master auth token (DISCO_AUTH_TOKEN) goes here: this is the one place to change.
-  function writeHeaders() {
-    return {};
+  // The master's optional shared secret (DISCO_AUTH_TOKEN, docs/security.md).  The page
+  // asks for it when a request answers 401, keeps it in sessionStorage (gone with the tab)
+  // and sends it in AUTH_HEADER on every request it makes.  This is the one place.
+  const AUTH_HEADER = "X-Disco-Auth-Token";
+  const TOKEN_KEY = "disco.authToken";
+
+  function storedToken() {
+    try { return sessionStorage.getItem(TOKEN_KEY); } catch (e) { return null; }
   }
 
-  // Every request of the pages goes through here.  Returns the Response; throws an
-  // Error with the server's text on a non-2xx status.
-  async function request(path, { method = "GET", body, headers = {}, raw = false } = {}) {
-    const opts = { method, headers: { ...headers }, cache: "no-store" };
-    if (method !== "GET" && method !== "HEAD") Object.assign(opts.headers, writeHeaders());
-    if (body !== undefined) {
-      opts.body = raw ? body : JSON.stringify(body);
-      if (!raw) opts.headers["Content-Type"] = "application/json";
+  function storeToken(token) {
+    try {
+      if (token) sessionStorage.setItem(TOKEN_KEY, token);
+      else sessionStorage.removeItem(TOKEN_KEY);
+    } catch (e) { /* storage disabled: the token lives as long as the page */ }
+    memoryToken = token || null;
+    updateTokenLink();
+  }
+
+  let memoryToken = null;
+  const currentToken = () => storedToken() || memoryToken;
+
+  function authHeaders() {
+    const token = currentToken();
+    return token ? { [AUTH_HEADER]: token } : {};
+  }
+
+  // Kept for callers of the first version: the headers of a write are the auth headers.
+  const writeHeaders = authHeaders;
+
+  // One token dialog at a time: concurrent requests that got 401 wait for the same answer.
+  let pendingAsk = null;
+  let declined = false; // the user cancelled: background reads stop asking
+
+  function askToken(wrong) {
+    if (!pendingAsk) {
+      pendingAsk = tokenDialog(wrong).then((token) => {
+        pendingAsk = null;
+        declined = token === null;
+        if (token !== null) storeToken(token);
+        else if (wrong) storeToken(null); // the master refused it: do not keep sending it
+        return token;
+      });
     }
-    const resp = await fetch(path, opts);
-    if (!resp.ok) {
+    return pendingAsk;
+  }
+
+  // Resolves the token the user typed, or null when they cancel.
+  function tokenDialog(wrong) {
+    return new Promise((resolve) => {
+      const input = el("input", {
+        type: "password", id: "auth-token-input", autocomplete: "off", spellcheck: "false",
+        placeholder: "DISCO_AUTH_TOKEN", "aria-label": "Auth token",
+      });
+      const close = (answer) => { overlay.remove(); resolve(answer); };
+      const submit = (ev) => {
+        ev.preventDefault();
+        if (input.value) close(input.value);
+        else input.focus();
+      };
+      const overlay = el("div", { class: "overlay", role: "dialog", "aria-modal": "true", "aria-labelledby": "auth-title" },
+        el("form", { class: "dialog auth-dialog", id: "auth-dialog", onsubmit: submit },
+          el("h2", { id: "auth-title" }, "Access token required"),
+          el("p", {}, "This master requires its ", el("code", {}, "DISCO_AUTH_TOKEN"),
+            ". Enter it to continue."),
+          wrong ? el("p", { class: "auth-error", id: "auth-token-error", role: "alert" },
+            "The master refused that token. Check the value and try again.") : null,
+          input,
+          el("p", { class: "muted small" },
+            "Kept in this tab only (sessionStorage) and sent to this master in the ",
+            el("code", {}, AUTH_HEADER), " header."),
+          el("div", { class: "buttons" },
+            el("button", { type: "button", class: "secondary", id: "auth-token-cancel", onclick: () => close(null) }, "Cancel"),
+            el("button", { type: "submit", id: "auth-token-ok" }, "Continue"))));
+      overlay.addEventListener("keydown", (ev) => { if (ev.key === "Escape") close(null); });
+      document.body.append(overlay);
+      input.focus();
+    });
+  }
+
+  // The master's own 401 (a DDFS tag token's 401 does not name the header).
+  const isAuthFailure = (status, text) => status === 401 && text.includes(AUTH_HEADER);
+
+  function authError(method, path) {
+    const err = new Error(`Not done: this master requires its DISCO_AUTH_TOKEN (${method} ${path})`);
+    err.status = 401;
+    return err;
+  }
+
+  // Every request of the pages goes through here (all to the master's own origin).
+  // Returns the Response; throws an Error with the server's text on a non-2xx status.
+  // A 401 of the auth check asks for the token and retries; cancelling throws.
+  async function request(path, { method = "GET", body, headers = {}, raw = false, ask } = {}) {
+    const write = method !== "GET" && method !== "HEAD";
+    const mayAsk = ask === undefined ? write || !declined : ask;
+    const payload = body === undefined ? undefined : raw ? body : JSON.stringify(body);
+    for (;;) {
+      const sent = currentToken();
+      const opts = { method, headers: { ...headers, ...authHeaders() }, cache: "no-store" };
+      if (payload !== undefined) {
+        opts.body = payload;
+        if (!raw) opts.headers["Content-Type"] = "application/json";
+      }
+      const resp = await fetch(path, opts);
+      if (resp.ok) return resp;
       const text = await resp.text();
+      if (isAuthFailure(resp.status, text)) {
+        if (currentToken() !== sent) continue; // another request got a new token meanwhile
+        if (!mayAsk) throw authError(method, path);
+        if ((await askToken(Boolean(sent))) === null) throw authError(method, path);
+        continue;
+      }
       const err = new Error(`${method} ${path}: ${resp.status} ${text}`.trim());
       err.status = resp.status;
       throw err;
     }
-    return resp;
   }
 
   async function getJSON(path) {
@@ -120,12 +213,53 @@ const Disco = (() => {
       PAGES.map(([href, label]) =>
         el("a", { href, class: href === current ? "active" : null }, label)),
       el("span", { class: "spacer" }),
+      el("a", { href: "#", id: "forget-token", class: "token-link", hidden: true,
+        title: "Forget the DISCO_AUTH_TOKEN this tab sends", onclick: forgetToken }, "Forget token"),
       el("span", { id: "version", class: "muted" }));
     document.body.prepend(bar);
+    updateTokenLink();
     getJSON("/disco/version").then((v) => {
       document.getElementById("version").textContent = "master " + v;
     }).catch(() => {});
   }
+
+  function updateTokenLink() {
+    const link = document.getElementById("forget-token");
+    if (link) link.hidden = !currentToken();
+  }
+
+  function forgetToken(ev) {
+    if (ev) ev.preventDefault();
+    storeToken(null);
+    declined = false;
+    flash("Token forgotten: this tab no longer sends it");
+  }
+
+  // Links to data on the master's own origin (results, blobs) are fetched with the token
+  // and saved from a blob when a token is set: a plain navigation cannot send the header,
+  // and with DISCO_AUTH_READS the data server would answer 401.  Links to other origins
+  // (other nodes' data servers) stay plain links: a browser cannot send them the header
+  // (no CORS); see docs/web-ui.md.
+  async function downloadWithToken(link) {
+    const url = new URL(link.href, location.href);
+    const resp = await request(url.pathname + url.search);
+    const blobUrl = URL.createObjectURL(await resp.blob());
+    const name = link.getAttribute("download") || url.pathname.split("/").pop() || "download";
+    const a = el("a", { href: blobUrl, download: name, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(blobUrl), 60_000);
+  }
+
+  document.addEventListener("click", (ev) => {
+    const link = ev.target.closest && ev.target.closest("a.url[href], a.download[href]");
+    if (!link || !currentToken() || ev.button !== 0 || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.altKey) return;
+    const url = new URL(link.href, location.href);
+    if (url.origin !== location.origin || !/^\/(disco|ddfs)\//.test(url.pathname)) return;
+    ev.preventDefault();
+    downloadWithToken(link).catch((e) => flash(e.message, "error"));
+  });
 
   function flash(text, kind = "ok") {
     let box = document.getElementById("flash");
@@ -172,6 +306,7 @@ const Disco = (() => {
 
   return {
     request, getJSON, post, ctrl, el, fill, fmtDuration, fmtTime, fmtBytes, jobUrl, httpUrl,
-    urlLink, nav, flash, poll, confirmAction, statusBadge, writeHeaders,
+    urlLink, nav, flash, poll, confirmAction, statusBadge, writeHeaders, authHeaders,
+    forgetToken, AUTH_HEADER,
   };
 })();
