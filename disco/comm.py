@@ -4,14 +4,19 @@ Owns ``request``/``download``/``upload`` (stdlib ``http.client``), ``Connection`
 read-only file over ranged GETs) and ``File`` (a local file with ``len()`` and ``.url``).
 
 Failures: a 503 reply or a failed connection is retried up to ``MAX_TRIES`` times with a
-growing random back-off (each retry is logged); any other non-2xx reply raises
+growing random back-off (each retry is logged), except a refused connection and an
+unknown host name, which raise ``CommError`` at once; any other non-2xx reply raises
 ``CommError(body, url, status)`` at once; exhausted retries raise ``CommError`` with the
-last status (or ``None`` when no reply was ever received).
+last status (or ``None`` when no reply was ever received).  Inside ``failover(seconds)``
+(a replica with others left to try) a request gives up once ``seconds`` have gone by
+without an answer, retries included.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import http.client
 import io
 import logging
@@ -22,9 +27,11 @@ import socket
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
+from collections.abc import Iterator as _Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from disco.auth import HEADER as AUTH_HEADER
 from disco.error import CommError, DataError
 
 logger = logging.getLogger(__name__)
@@ -39,6 +46,21 @@ MAX_REDIRECTS = 5
 DEFAULT_TIMEOUT = 600.0  # socket timeout of one request, seconds
 _REDIRECTS = (301, 302, 303, 307, 308)
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+|\*)(?:-(\d+))?/(\d+|\*)")
+# Seconds a request may wait for an answer (connect, headers, retries) in ``failover``.
+_patience: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "disco_comm_patience", default=None
+)
+
+
+@contextlib.contextmanager
+def failover(seconds: float) -> _Iterator[None]:
+    """Requests made inside give up after ``seconds`` without an answer (retries and
+    503 waits included): the caller has another replica to try (issue 11.6)."""
+    token = _patience.set(seconds)
+    try:
+        yield
+    finally:
+        _patience.reset(token)
 
 
 @dataclass
@@ -69,16 +91,26 @@ def _range_header(offset: Any) -> dict[str, str]:
 
 
 def _once(
-    method: str, url: str, body: Any, headers: Mapping[str, str], timeout: float | None
+    method: str,
+    url: str,
+    body: Any,
+    headers: Mapping[str, str],
+    timeout: float | None,
+    answer_within: float | None = None,
 ) -> Response:
+    """One request; ``answer_within``: seconds for the connection and the reply's
+    headers (the body then gets ``timeout``)."""
     parts = urllib.parse.urlsplit(url)
+    first = timeout
+    if answer_within is not None:
+        first = answer_within if timeout is None else min(timeout, answer_within)
     if parts.scheme == "https":
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            parts.hostname or "", parts.port, timeout=timeout, blocksize=SEND_BLOCK
+            parts.hostname or "", parts.port, timeout=first, blocksize=SEND_BLOCK
         )
     elif parts.scheme == "http":
         conn = http.client.HTTPConnection(
-            parts.hostname or "", parts.port, timeout=timeout, blocksize=SEND_BLOCK
+            parts.hostname or "", parts.port, timeout=first, blocksize=SEND_BLOCK
         )
     else:
         raise CommError("Unsupported URL scheme %r" % parts.scheme, url)
@@ -87,7 +119,11 @@ def _once(
         target += "?" + parts.query
     try:
         conn.request(method, target, body=body, headers=dict(headers))
+        sock = conn.sock
         resp = conn.getresponse()
+        if first != timeout and sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(timeout)
         return Response(resp.status, resp.headers, resp.read(), url)
     finally:
         conn.close()
@@ -150,15 +186,24 @@ def raw_request(
     body_for_try = _rewind(data)
     attempt = 0
     redirects = 0
+    patience = _patience.get()
+    give_up = None if patience is None else time.monotonic() + patience
     while True:
+        left = None if give_up is None else max(0.05, give_up - time.monotonic())
         try:
-            resp = _once(method, url, body_for_try(), hdrs, timeout)
+            resp = _once(method, url, body_for_try(), hdrs, timeout, left)
         except socket.gaierror as e:  # an unknown host name: retrying will not help
             raise CommError("Cannot resolve the host of %s: %s" % (url, e), url)
+        except ConnectionRefusedError:  # nothing listens there: retrying will not help
+            raise CommError("Connection refused", url) from None
+        except http.client.InvalidURL as e:  # the same URL stays invalid
+            error = CommError("Invalid URL: %s" % e, url)
+            error.permanent = True  # type: ignore[attr-defined]  # disco.retryable
+            raise error from None
         except (OSError, http.client.HTTPException) as e:
-            if attempt + 1 >= tries:
-                raise CommError("%s (gave up after %d tries)" % (e, attempt + 1), url)
             delay = _backoff(attempt)
+            if attempt + 1 >= tries or _past(give_up, delay):
+                raise CommError("%s (gave up after %d tries)" % (e, attempt + 1), url)
             logger.warning(
                 "%s %s failed (%s); retry %d in %.2fs", method, url, e, attempt + 1, delay
             )
@@ -167,18 +212,26 @@ def raw_request(
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
                     raise CommError("Too many redirects", url, resp.status)
-                url = urllib.parse.urljoin(url, resp.headers["Location"])
+                target = urllib.parse.urljoin(url, resp.headers["Location"])
+                if urllib.parse.urlsplit(target).netloc != urllib.parse.urlsplit(url).netloc:
+                    hdrs.pop(AUTH_HEADER, None)  # the cluster's token stays in the cluster
+                url = target
                 if resp.status == 303:
                     method, body_for_try = "GET", (lambda: None)
                 continue
-            if resp.status != 503 or attempt + 1 >= tries:
-                return resp
             delay = _backoff(attempt)
+            if resp.status != 503 or attempt + 1 >= tries or _past(give_up, delay):
+                return resp
             logger.warning(
                 "%s %s: 503 unavailable; retry %d in %.2fs", method, url, attempt + 1, delay
             )
         attempt += 1
         time.sleep(delay)
+
+
+def _past(give_up: float | None, delay: float) -> bool:
+    """Would waiting ``delay`` more seconds go past ``give_up`` (``failover``)?"""
+    return give_up is not None and time.monotonic() + delay > give_up
 
 
 def request(
@@ -243,9 +296,16 @@ class Connection:
     byte lines (newline kept).
     """
 
-    def __init__(self, url: str, token: str | None = None, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.url = url
         self.token = token
+        self.headers = dict(headers or {})
         self.chunk_size = chunk_size
         self.size: int | None = None
         self._next = 0  # offset of the next ranged GET
@@ -259,7 +319,9 @@ class Connection:
         if self._eof:
             return
         end = self._next + self.chunk_size - 1
-        resp = raw_request("GET", self.url, token=self.token, offset=(self._next, end))
+        resp = raw_request(
+            "GET", self.url, headers=self.headers, token=self.token, offset=(self._next, end)
+        )
         self.url = resp.url
         if resp.status == 206:
             m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
@@ -345,19 +407,26 @@ def open_local(path: str) -> File:
         raise DataError("Could not open %s: %s" % (path, e.strerror or e), path)
 
 
-def open_remote(url: str, token: str | None = None) -> Connection:
-    """A ``Connection``; ``disco://``/``dir://`` URLs go to ``http://host:<DISCO_PORT>/``."""
+def open_remote(
+    url: str, token: str | None = None, headers: Mapping[str, str] | None = None
+) -> Connection:
+    """A ``Connection``; ``disco://``/``dir://`` URLs go to ``http://host:<DISCO_PORT>/``
+    with the cluster's auth header (``disco.auth``)."""
     if url.startswith(("disco://", "dir://")):
+        from disco import auth
         from disco.util import urlresolve
 
         url = urlresolve(url)
-    return Connection(url, token)
+        headers = {**auth.headers(), **(headers or {})}
+    return Connection(url, token, headers=headers)
 
 
-def open_url(url: str, token: str | None = None) -> File | Connection:
+def open_url(
+    url: str, token: str | None = None, headers: Mapping[str, str] | None = None
+) -> File | Connection:
     """``file://`` URLs and bare paths -> ``File``; anything else -> ``Connection``."""
     if url.startswith("file://"):
         return open_local(url[len("file://") :])
     if "://" not in url:
         return open_local(url)
-    return open_remote(url, token)
+    return open_remote(url, token, headers)

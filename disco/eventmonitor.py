@@ -45,19 +45,30 @@ CYAN = "\033[36m"
 GREEN_BAR = "\033[42;30m"
 
 
-def status_line(pipeline: list[list[Any]]) -> str | None:
+def status_line(pipeline: list[list[Any]], last_failure: Any = None) -> str | None:
     """``Status: [<stage>] P pending, W waiting, R running, D done, F failed``.
 
     Describes the last pipeline row with any non-zero counter (library.md 19.6);
-    ``None`` when there is none.
+    ``None`` when there is none.  ``last_failure``, the last entry of jobinfo's
+    ``failed_attempts``, adds ``; last failure: <task> attempt <n> on <host>: <reason>``
+    when it is of the stage shown (so a task being retried says why).
     """
     for row in reversed(pipeline or []):
         stage, counts = row[0], list(row[1:6])
         if any(counts):
-            return "Status: [%s] %s pending, %s waiting, %s running, %s done, %s failed" % (
+            line = "Status: [%s] %s pending, %s waiting, %s running, %s done, %s failed" % (
                 stage,
                 *counts,
             )
+            task = last_failure.get("task") if isinstance(last_failure, dict) else None
+            if counts[4] and str(task).rpartition(":")[0] == stage and last_failure["reason"]:
+                line += "; last failure: %s attempt %s on %s: %s" % (
+                    last_failure.get("task"),
+                    last_failure.get("attempt"),
+                    last_failure.get("host"),
+                    " ".join(str(last_failure["reason"]).split())[:200],
+                )
+            return line
     return None
 
 
@@ -200,11 +211,13 @@ class EventMonitor:
             for offset, (timestamp, host, message) in self.job.events(offset=self.offset):
                 self.offset = offset
                 self.output.event(timestamp, host, message)
-            self.stats = self.job.jobinfo().get("pipeline", [])
+            info = self.job.jobinfo()
+            self.stats = info.get("pipeline", [])
+            attempts = info.get("failed_attempts") or [None]
         except Exception as e:  # the display must never break waiting
             logger.debug("event monitor poll of %s failed: %s", self.job.name, e)
             return
-        line = status_line(self.stats)
+        line = status_line(self.stats, attempts[-1])
         if line and line != self.status:
             self.status = line
             self.output.status(line)

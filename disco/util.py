@@ -374,8 +374,19 @@ def inputexpand(input: Any, label: Any = None, settings: Any = None) -> list[Any
         return [inputlist(input, label=label, settings=settings)]
     if istag(input):
         ddfs = DDFS(settings=settings)  # ddfs.md 7.1: every replica list reachable
-        return [replicas for _tag, _tags, blobs in ddfs.findtags([input]) for replicas in blobs]
+        found = list(ddfs.findtags([input]))
+        if not found:  # the tag itself is missing (tags it names may be, as in 0.5)
+            raise DiscoError(missing_tag_message(input, ddfs.master))
+        return [replicas for _tag, _tags, blobs in found for replicas in blobs]
     return [input]
+
+
+def missing_tag_message(input: Any, master: str) -> str:
+    """Why a job over a tag that does not exist is refused (a bare word is a tag name)."""
+    message = "Job input %s: no such tag in DDFS at %s" % (input, master)
+    if isinstance(input, str) and not input.startswith("tag://"):
+        message += " (a bare name is read as a DDFS tag; a file needs file:///absolute/path)"
+    return message
 
 
 def inputlist(inputs: Iterable[Any], **kwargs: Any) -> list[Any]:
@@ -510,16 +521,28 @@ def disk_sort(
     input: Iterable[tuple[Any, Any]],
     filename: str,
     sort_buffer_size: str | int = "10%",
-) -> Iterator[tuple[bytes, Any]]:
-    """External sort of ``(key, value)`` pairs by bytes key (16.5)."""
+) -> Iterator[tuple[Any, Any]]:
+    """External sort of ``(key, value)`` pairs by key (16.5).
+
+    Keys are bytes (0.5) or, all of them, str: str keys are sorted by their UTF-8 bytes,
+    which is the order of Python's own ``sorted``, and come back as str.
+    """
     from disco.fileutils import AtomicFile
 
     _send(worker, "Downloading %s" % filename)
     out = AtomicFile(filename)
+    str_keys: bool | None = None  # decided by the first key
     try:
         for k, v in input:
-            if not isinstance(k, bytes):
-                raise ValueError("Keys must be bytes for external sort", k)
+            if isinstance(k, str) and str_keys is not False:
+                str_keys = True
+                k = k.encode("utf-8", "surrogatepass")
+            elif isinstance(k, bytes) and not str_keys:
+                str_keys = False
+            elif isinstance(k, (bytes, str)):
+                raise ValueError("Keys of an external sort must be all bytes or all str", k)
+            else:
+                raise ValueError("Keys must be bytes or str for external sort", k)
             if b"\xff" in k or b"\x00" in k:
                 raise ValueError("Cannot sort key with 0xFF or 0x00 bytes", k)
             out.write(k + b"\xff" + encode(pickle.dumps(v, SORT_PICKLE_PROTOCOL)) + b"\x00")
@@ -533,4 +556,5 @@ def disk_sort(
     _send(worker, "Finished sorting")
     with open(filename, "rb") as fd:
         for k, v in sort_reader(fd, filename, read_buffer_size=1 << 20):
-            yield k, pickle.loads(decode(v))
+            key: Any = k.decode("utf-8", "surrogatepass") if str_keys else k
+            yield key, pickle.loads(decode(v))

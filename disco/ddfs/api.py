@@ -185,6 +185,11 @@ async def ctrl(request: web.Request) -> web.StreamResponse:
             return _json(master.gc.stats())
         if op == "safe_gc_blacklist":
             return _json(master.gc.safe_blacklist)
+        if op == "tag_versions":  # an addition beyond 0.5 (the web UI)
+            name = request.query.get("tag", "")
+            if not valid_name(name):
+                raise DDFSError(403, errors.INVALID_TAG)
+            return _json(await master.tag_versions(name))
     elif request.method == hdrs.METH_POST and op == "hosted_tags":
         _raw, host = await _body(request)
         if not isinstance(host, str) or host not in master.view.hosts():

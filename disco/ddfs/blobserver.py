@@ -16,6 +16,7 @@ import logging
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from disco.auth import AuthPolicy, middleware
 from disco.ddfs.gate import UPLOADS_BUSY, TransferGate, TransferLimits
 from disco.ddfs.names import InvalidName, parse_object_id
 from disco.ddfs.node import DDFSNode, NoSpace
@@ -83,8 +84,11 @@ def _reason(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, OSError) else type(exc).__name__
 
 
-def create_put_app(node: DDFSNode, limits: TransferLimits | None = None) -> web.Application:
-    """The upload server of one node."""
+def create_put_app(
+    node: DDFSNode, limits: TransferLimits | None = None, auth: AuthPolicy | None = None
+) -> web.Application:
+    """The upload server of one node; uploads need the cluster's token when ``auth`` has
+    one (``disco.auth``)."""
     gate = TransferGate(limits)
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -120,6 +124,7 @@ def create_put_app(node: DDFSNode, limits: TransferLimits | None = None) -> web.
         response.force_close()
         return response
 
-    app = guard(web.Application(client_max_size=MAX_BLOB))
+    middlewares = [middleware(auth)] if auth and auth.enabled else []
+    app = guard(web.Application(middlewares=middlewares, client_max_size=MAX_BLOB))
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

@@ -153,7 +153,7 @@ def _is_int(value: Any) -> bool:
 
 def decode(data: bytes) -> JobSpec:
     """Validate a whole job pack (6.1-6.5)."""
-    version, (d_off, e_off, h_off, _j_off) = decode_header(data)
+    version, (d_off, e_off, h_off, j_off) = decode_header(data)
     jobdict = _json_object(data[d_off:e_off], "jobdict")
     jobenvs = _json_object(data[e_off:h_off], "jobenvs") if h_off > e_off else {}
     if not all(isinstance(v, str) for v in jobenvs.values()):
@@ -187,6 +187,7 @@ def decode(data: bytes) -> JobSpec:
         pipeline, inputs = _v2(jobdict)
     else:
         raise _quoted("unsupported version '%d'" % version)
+    check_jobhome(data[h_off:j_off], worker if pipeline else None)
     return JobSpec(
         version=version,
         prefix=prefix,
@@ -300,3 +301,41 @@ def _v1(jobdict: dict[str, Any]) -> tuple[tuple[StageSpec, ...], tuple[JobInput,
         else:
             inputs.append(DataInput(0, 0, tuple(urls)))
     return pipeline, tuple(inputs)
+
+
+def check_has_inputs(spec: JobSpec) -> None:
+    """Refuse a job with no usable input (``"the job has no inputs"``).
+
+    [Differs from 0.5] which ran it as a job of empty stages that succeeds at once: a
+    job over nothing is a mistake (an empty input list, a typo), docs/decisions.md.
+    """
+    for inp in spec.inputs:
+        if isinstance(inp, DirInput) or inp.urls:
+            return
+    raise _quoted("the job has no inputs: give at least one input URL")
+
+
+def own_tag_names(spec: JobSpec) -> list[str]:
+    """Names of the ``tag://`` inputs that name this master's DDFS (no host of their own)."""
+    from disco.util import urlsplit
+
+    names: list[str] = []
+    for inp in spec.inputs:
+        for url in inp.urls if isinstance(inp, DataInput) else ():
+            if url.startswith("tag://"):
+                _scheme, (host, _port), name = urlsplit(url)
+                if not host and name and name not in names:
+                    names.append(name)
+    return names
+
+
+def check_jobhome(zipbytes: bytes, worker: str | None) -> None:
+    """Refuse a job home the nodes could not unpack (a corrupt zip, an unsupported
+    compression method, an unsafe member) or that lacks the worker: the same failure
+    on every node, so refused at submit instead of failing every attempt (issue 8.3)."""
+    from disco.node.jobhome import check_jobhome as node_check
+
+    try:
+        node_check(zipbytes, worker)
+    except ValueError as exc:
+        raise _quoted("invalid jobhome: %s" % exc) from None

@@ -25,6 +25,7 @@ from typing import Any
 
 from disco.backends.base import TaskSpec
 from disco.error import DiscoError
+from disco.retryable import extraction_error_permanent
 from disco.safenames import UnsafeName, check_host_name, check_job_name, inside, relative_parts
 
 logger = logging.getLogger(__name__)
@@ -37,12 +38,17 @@ _HEADER = struct.Struct("!IIIII")
 
 
 class JobHomeError(DiscoError):
-    """The job home could not be prepared; the task attempt fails (retried), 6.5."""
+    """The job home could not be prepared; the task attempt fails, 6.5.
 
-    def __init__(self, jobname: str, reason: str) -> None:
+    ``permanent``: the job pack itself is at fault (the job fails at once), not the
+    node (retried), see ``disco.retryable.extraction_error_permanent``.
+    """
+
+    def __init__(self, jobname: str, reason: str, permanent: bool = False) -> None:
         super().__init__(jobname, reason)
         self.jobname = jobname
         self.reason = reason
+        self.permanent = permanent
 
     def __str__(self) -> str:
         return "Jobpack extraction failed: %s" % self.reason
@@ -125,9 +131,10 @@ def prepare_jobhome(jobpack_path: str, home: str, jobname: str = "") -> None:
         os.chmod(worker_path, 0o755)
         with open(os.path.join(home, MARKER), "wb"):
             pass
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+        # NotImplementedError: an unsupported compression method; RuntimeError: encrypted
         logger.warning("job home %s: extraction failed: %s", home, exc)
-        raise JobHomeError(jobname, str(exc)) from exc
+        raise JobHomeError(jobname, str(exc), extraction_error_permanent(exc)) from exc
 
 
 def read_pack(data: bytes) -> tuple[str, bytes]:
@@ -160,18 +167,68 @@ def safe_member_path(home: str, name: str) -> str | None:
         return None
 
 
+def _compression_supported(method: int) -> bool:
+    if method in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        return True
+    module = {zipfile.ZIP_BZIP2: "bz2", zipfile.ZIP_LZMA: "lzma"}.get(method)
+    if module is None:
+        return False
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def _check_members(zf: zipfile.ZipFile, home: str) -> None:
+    """``ValueError`` naming the first member this node cannot unpack into ``home``."""
+    for info in zf.infolist():
+        target = safe_member_path(home, info.filename)
+        if target is None:
+            raise ValueError("unsafe path in job home archive: %r" % info.filename)
+        if os.path.relpath(target, home).split(os.sep)[0] in (RESERVED, MARKER, "jobfile"):
+            raise ValueError("reserved path in job home archive: %r" % info.filename)
+        if info.flag_bits & 0x1:
+            raise ValueError("encrypted member in job home archive: %r" % info.filename)
+        if not _compression_supported(info.compress_type):
+            raise ValueError(
+                "member %r of the job home archive uses compression method %d, which is "
+                "not supported (use stored or deflated)" % (info.filename, info.compress_type)
+            )
+
+
+def check_jobhome(zipbytes: bytes, worker: str | None = None) -> None:
+    """Raise ``ValueError`` if a job home archive could not be unpacked on a node, or
+    (``worker`` given) lacks the worker: the master checks this at submit."""
+    home = os.path.join(os.sep, "jobhome")
+    names: set[tuple[str, ...]] = set()
+    if zipbytes:
+        try:
+            with zipfile.ZipFile(io.BytesIO(zipbytes)) as zf:
+                _check_members(zf, home)
+                names = {
+                    tuple(p for p in i.filename.split("/") if p not in ("", "."))
+                    for i in zf.infolist()
+                    if not i.is_dir()
+                }
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+            raise ValueError("the job home is not a valid zip archive: %s" % exc) from None
+    if worker is not None:
+        path = safe_member_path(home, worker)
+        if path is None:
+            raise ValueError("invalid worker path %r" % worker)
+        if tuple(os.path.relpath(path, home).split(os.sep)) not in names:
+            raise ValueError("worker %r is not in the job home" % worker)
+
+
 def extract_zip(zipbytes: bytes, home: str) -> None:
-    """Unpack the jobhome ZIP into ``home``; refuse absolute, ``..`` and ``.disco`` members."""
+    """Unpack the jobhome ZIP into ``home``; refuse absolute, ``..`` and ``.disco``
+    members, encrypted ones and compression methods this Python cannot read."""
     if not zipbytes:
         return  # an empty jobhome section: nothing to unpack
     with zipfile.ZipFile(io.BytesIO(zipbytes)) as zf:
         members = zf.infolist()
-        for info in members:
-            target = safe_member_path(home, info.filename)
-            if target is None:
-                raise ValueError("unsafe path in job home archive: %r" % info.filename)
-            if os.path.relpath(target, home).split(os.sep)[0] in (RESERVED, MARKER, "jobfile"):
-                raise ValueError("reserved path in job home archive: %r" % info.filename)
+        _check_members(zf, home)
         for info in members:
             target = safe_member_path(home, info.filename)
             assert target is not None  # checked above

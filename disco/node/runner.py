@@ -5,6 +5,7 @@ cwd the job home, environment without Disco settings plus jobenvs plus
 ``DISCO_WORKER_PYTHON``, stdout and stderr merged, its own process group), answering
 its requests in request order (8.3-8.6; INPUT and INPUT_ERR go to the master through
 the ``TaskChannel``), the MSG rate limit (8.9), the index file of local outputs (8.6),
+deleting the partial outputs of an attempt that did not finish (``disco.node.partial``),
 every failure of 8.8, and killing the process group when the attempt ends or is
 cancelled.  Framing and payload checks live in ``disco.node.protocol`` (sans-IO).
 """
@@ -12,6 +13,7 @@ cancelled.  Framing and payload checks live in ``disco.node.protocol`` (sans-IO)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
@@ -23,15 +25,18 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from disco import auth
 from disco.backends.base import TaskChannel, TaskDone, TaskFailed, TaskResult, TaskSpec
 from disco.failure import REPORT_ENV, Failure, read_crash, read_report, tail, trim_crash
 from disco.node import protocol as p
-from disco.node.jobhome import safe_member_path
+from disco.node.jobhome import JobHomeError, safe_member_path
 from disco.node.memwatch import memory_watch
 from disco.node.orphans import WorkerRegistry, die_with_parent
 from disco.node.outputs import TaskOutputs
+from disco.node.partial import remove_partial_outputs
 from disco.node.saveresults import save_outputs
 from disco.node.zygote import Zygote
+from disco.retryable import SHELL_CANNOT_EXECUTE
 from disco.settings import DiscoSettings
 
 logger = logging.getLogger(__name__)
@@ -154,6 +159,23 @@ def exit_failure(code: int) -> Failure:
     )
 
 
+def jobhome_failed(exc: JobHomeError) -> TaskFailed:
+    """The attempt's end when its job home could not be prepared: ``fatal`` (the job
+    fails at once) when the job pack is at fault, else ``error`` (retried)."""
+    failure = Failure("jobpack" if exc.permanent else "node", "JobHomeError", str(exc))
+    return TaskFailed("fatal" if exc.permanent else "error", str(exc), failure)
+
+
+def protocol_failure(exc: p.FramingError) -> Failure:
+    """The failure of a worker whose output broke the framing of 8.2 (its reason, not
+    the exit that followed)."""
+    return Failure(
+        "protocol",
+        "ProtocolError",
+        "%s: the worker wrote output that is not a protocol message (8.2)" % exc,
+    )
+
+
 def task_info(spec: TaskSpec, jobhome: str) -> dict[str, Any]:
     """The TASK reply payload (8.4)."""
     return {
@@ -228,6 +250,7 @@ class _Attempt:
             jobhome, ".disco-reports", "%s-%d-%d.json" % (stage, spec.taskid, spec.attempt)
         )
         self.recent: deque[str] = deque(maxlen=20)
+        self.frames = 0  # protocol messages received
         self.mem_limit: int | None = None  # the worker's DISCO_WORKER_MAX_MEM, in bytes
         self.mem_exceeded: tuple[int, int] | None = None  # (rss, limit) when stopped
         self._unwatch: Callable[[], None] = lambda: None
@@ -235,9 +258,12 @@ class _Attempt:
     # -- process ------------------------------------------------------------------------
     async def run(self, environ: Mapping[str, str] | None) -> TaskResult:
         worker = safe_member_path(self.jobhome, self.spec.worker)
-        if worker is None:
-            return TaskFailed("error", "Invalid worker path %r" % self.spec.worker)
+        if worker is None:  # the same on every node: the job fails at once
+            text = "Invalid worker path %r" % self.spec.worker
+            return TaskFailed("fatal", text, Failure("jobpack", "JobHomeError", text))
         env = worker_environment(self.spec.jobenvs, environ)
+        if self.spec.auth_token:  # the worker's own requests (DDFS, OOB) must pass
+            env[auth.TOKEN_SETTING] = self.spec.auth_token
         try:
             os.makedirs(os.path.dirname(self.report_path), exist_ok=True)
             env[REPORT_ENV] = self.report_path
@@ -274,10 +300,29 @@ class _Attempt:
             self.proc.pid, self._read_mem_limit, self._over_memory
         )
         self.writer = asyncio.create_task(self._write_replies())
+        result: TaskResult | None = None
         try:
-            return await self._drive()
+            result = await self._drive()
         finally:
             await self._cleanup()
+            if not isinstance(result, TaskDone):  # failed or killed: nothing will read them
+                freed = await asyncio.to_thread(self._remove_partial_outputs)
+                if isinstance(result, TaskFailed) and freed:
+                    result = dataclasses.replace(result, partial_bytes=freed)
+        return result
+
+    def _remove_partial_outputs(self) -> int:
+        """Delete what this attempt wrote (the worker's processes are dead by now)."""
+        pids = {pid for pid in (self.worker_pid, getattr(self.proc, "pid", None)) if pid}
+        files = self.outputs.local_paths + [self.outputs.index_path or ""]
+        try:
+            freed = remove_partial_outputs(self.jobhome, self.spec.taskid, pids, files)
+        except OSError as exc:  # never let cleaning up hide why the attempt ended
+            logger.warning("%s: partial outputs not deleted: %s", self.tag, exc)
+            return 0
+        if freed:
+            logger.info("%s: deleted %d bytes of partial outputs", self.tag, freed)
+        return freed
 
     async def _cleanup(self) -> None:
         assert self.proc is not None and self.writer is not None
@@ -368,14 +413,33 @@ class _Attempt:
             "processes used %d MB and were stopped" % (limit >> 20, setting, rss >> 20),
         )
 
-    def _exit_failed(self, code: int, output: bytes) -> TaskFailed:
+    def _exit_failed(
+        self, code: int, output: bytes, broken: p.FramingError | None = None
+    ) -> TaskFailed:
         self._warn("Worker crashed! (exit code: %d)" % (128 - code if code < 0 else code))
-        failure = self._memory_failure() if self.mem_exceeded else exit_failure(code)
+        severity: Any = "error"
+        if self.mem_exceeded:
+            failure = self._memory_failure()
+        elif broken is not None and code == 0:
+            # a clean exit after output that is not the protocol: the output is the
+            # fault (a crash with a non-zero code is reported as the crash)
+            failure = protocol_failure(broken)
+        elif code in SHELL_CANNOT_EXECUTE and not self.frames:
+            # 8.1: /bin/sh could not execute the worker: the job home is broken
+            severity = "fatal"
+            failure = Failure(
+                "jobpack",
+                "WorkerStartError",
+                "the worker %r could not be started (exit code %d of /bin/sh)"
+                % (self.spec.worker, code),
+            )
+        else:
+            failure = exit_failure(code)
         failure = self._describe(failure, output)
         text = failure.text()
         if not failure.output_tail:
             text += "\nWorker died without output"
-        return TaskFailed("error", text, failure)
+        return TaskFailed(severity, text, failure)
 
     # -- reading -----------------------------------------------------------------------
     async def _read(self, deadline: float | None) -> bytes | None:
@@ -458,8 +522,10 @@ class _Attempt:
             collected += chunk
         if not exited:
             self._warn("Worker did not exit properly after error")
-            return TaskFailed("error", last_words(bytes(collected), self.limits.last_words_bytes))
-        return self._exit_failed(await self._exit_code(), bytes(collected))
+            failure = self._describe(protocol_failure(exc))
+            words = last_words(bytes(collected), self.limits.last_words_bytes)
+            return TaskFailed("error", "%s\n%s" % (failure.text(), words), failure)
+        return self._exit_failed(await self._exit_code(), bytes(collected), exc)
 
     def _warn(self, text: str) -> None:
         self.channel.event("WARNING: %s %s" % (self.tag, text))
@@ -467,10 +533,12 @@ class _Attempt:
     # -- messages ----------------------------------------------------------------------
     async def _handle(self, frame: p.Frame) -> TaskResult | None:
         """Act on one message; a result ends the attempt."""
+        self.frames += 1
         try:
             msg = p.decode_message(frame)
         except p.InvalidMessage as exc:
-            return TaskFailed("fatal", str(exc))
+            failure = self._describe(Failure("protocol", "ProtocolError", str(exc)))
+            return TaskFailed("fatal", str(exc), failure)
         if isinstance(msg, p.WorkerHello):
             self.worker_pid = msg.pid
             self._reply_now(p.encode("OK", "ok"))

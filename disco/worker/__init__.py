@@ -243,6 +243,7 @@ class ReplicaIter:
         self.input = input
         self.used: set[int] = set()
         self.checked_local = False
+        self.left = 0  # replicas not tried yet, after the one returned last
 
     def _replicas(self) -> dict[int, str]:
         if isinstance(self.input, IDedInput):
@@ -259,6 +260,7 @@ class ReplicaIter:
 
         replicas = self._replicas()
         unused = [rid for rid in replicas if rid not in self.used]
+        self.left = max(0, len(unused) - 1)
         if not self.checked_local:
             self.checked_local = True
             for rid in unused:
@@ -280,9 +282,16 @@ class InputIter:
 
     A ``DataError`` while opening or reading a replica moves on to the next one and
     skips the records already delivered; with no replica left it raises
-    ``DataError("Exhausted all available replicas...")``.  After any other exception
-    (e.g. ``Wait``) the next ``next()`` reopens the same replica and resumes.
+    ``DataError("Exhausted all available replicas...")`` whose ``replica_errors`` are
+    the errors of every replica (``disco.retryable`` tells from them whether a retry
+    can help).  While other replicas are left, a replica that does not answer gets
+    ``FAILOVER_SECONDS`` (``comm.failover``) instead of the full HTTP retries.  After
+    any other exception (e.g. ``Wait``) the next ``next()`` reopens the same replica
+    and resumes.
     """
+
+    #: What a dead replica may cost before the next one is tried (issue 11.6).
+    FAILOVER_SECONDS = 1.0
 
     def __init__(self, input: Any, task: Any = None, open: Any = None, start: int = 0) -> None:
         self.input = input
@@ -296,6 +305,7 @@ class InputIter:
         self.finished = False
         self.url: str | None = None
         self.retry: str | None = None
+        self.errors: list[DataError] = []  # one per failed replica
 
     def __iter__(self) -> InputIter:
         return self
@@ -308,6 +318,22 @@ class InputIter:
                 close()
             except Exception:  # closing a failed replica must not hide the failure
                 logger.debug("closing %r failed", source, exc_info=True)
+
+    def _failed(self, error: DataError, trace: str) -> None:
+        self.last_error = trace
+        self.last_exception = error
+        self.errors.append(error)
+        self._close()
+
+    def _failover(self) -> Any:
+        """Short HTTP patience while another replica is left (``comm.failover``)."""
+        import contextlib
+
+        from disco import comm
+
+        if self.urls.left > 0:
+            return comm.failover(self.FAILOVER_SECONDS)
+        return contextlib.nullcontext()
 
     def _open_next(self) -> None:
         import itertools
@@ -326,20 +352,21 @@ class InputIter:
                     if same and last.code is not None:
                         msg += " (%s)" % last.code
                 # The URL tried last, and the error it gave as the cause (its traceback).
-                raise DataError(msg, self.url or self.input) from last
+                error = DataError(msg, self.url or self.input)
+                error.replica_errors = list(self.errors)  # type: ignore[attr-defined]
+                raise error from last
             self.url = url
             _report.reporter.reading(url)
             try:
-                self.source = self.open(url)
-                records = iter(self.source)
-                # Resume after the last record delivered from an earlier replica.
-                for _ in itertools.islice(records, self.delivered):
-                    pass
+                with self._failover():
+                    self.source = self.open(url)
+                    records = iter(self.source)
+                    # Resume after the last record delivered from an earlier replica.
+                    for _ in itertools.islice(records, self.delivered):
+                        pass
                 self.records = records
             except DataError as e:
-                self.last_error = traceback.format_exc()
-                self.last_exception = e
-                self._close()
+                self._failed(e, traceback.format_exc())
             except BaseException:
                 self._close()
                 self.retry = url
@@ -353,15 +380,14 @@ class InputIter:
                 self._open_next()
             assert self.records is not None
             try:
-                record = next(self.records)
+                with self._failover():
+                    record = next(self.records)
             except StopIteration:
                 self.finished = True
                 self._close()
                 break
             except DataError as e:
-                self.last_error = traceback.format_exc()
-                self.last_exception = e
-                self._close()
+                self._failed(e, traceback.format_exc())
                 continue
             except BaseException:
                 self._close()

@@ -14,6 +14,7 @@ from typing import Any
 
 from disco.error import DataError, OutputError, PythonVersionError
 from disco.failure import REPORT_ENV, Failure, write_report
+from disco.retryable import input_error_permanent
 
 _DISCO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
@@ -140,8 +141,9 @@ def _mb(nbytes: int) -> int:
 def classify(exc: BaseException, task: Any = None) -> tuple[str, Failure]:
     """``("error" | "fatal", Failure)`` for an exception that ended the task.
 
-    Recoverable (retried, 17.6): unreadable inputs, ``OSError`` and ``MemoryError``.
-    Everything else is a bug or a setting that a retry would not fix: fatal.
+    Recoverable (retried, 17.6): unreadable inputs, ``OSError`` and ``MemoryError``;
+    but an input that does not exist (``disco.retryable``) is fatal.  Everything else
+    is a bug or a setting that a retry would not fix: fatal.
     """
     state = reporter.state
     severity, kind = "fatal", "exception"
@@ -158,7 +160,11 @@ def classify(exc: BaseException, task: Any = None) -> tuple[str, Failure]:
     elif isinstance(exc, OutputError):
         kind, trace = "output", user_traceback(exc, only_user=True)
     elif isinstance(exc, DataError):
-        severity, kind, trace = "error", "input", user_traceback(exc, only_user=True)
+        kind, trace = "input", user_traceback(exc, only_user=True)
+        # A missing file, a 404, a host that refuses: FATAL, the job fails at once
+        # (disco.retryable); a timeout, a 503, a node away: ERROR, retried.
+        port = getattr(task, "disco_port", None)
+        severity = "fatal" if input_error_permanent(exc, port) else "error"
         if isinstance(exc.url, str):
             current_input = exc.url
     elif isinstance(exc, MemoryError):

@@ -137,3 +137,13 @@ def test_testcase_runs_a_testjob_on_served_inputs(master) -> None:
     assert result.wasSuccessful(), result.errors + result.failures
     # tearDown purged the job (DISCO_TEST_PURGE defaults to 'purge')
     assert master.disco.results(case.job.name, timeout=0)[0] == "unknown job"
+
+
+def test_urls_of_replica_lists(server) -> None:
+    """0.5's redundant-input tests pass lists of paths: one input with those replicas."""
+    a = server.address
+    assert server.urls(["1", ["2_fail", "200"], ("3",)]) == [
+        [a + "/1"],
+        [a + "/2_fail", a + "/200"],
+        [a + "/3"],
+    ]

@@ -365,7 +365,8 @@ def test_bad_requests(client):
 
 def test_config_table_blacklists_and_settings(client):
     assert client.get("/disco/ctrl/load_config_table") == [["localhost", str(os.cpu_count() or 1)]]
-    table = [["localhost", "2"], ["node08:10", "1"]]
+    # the local backend takes this machine's names only (issue 12.8): loopback addresses
+    table = [["localhost", "2"], ["127.0.0.8", "1"], ["127.0.0.9", "1"], ["127.0.0.10", "1"]]
     assert client.post("save_config_table", table) == "table saved!"
     assert client.get("/disco/ctrl/load_config_table") == table
     with open(client.m.server.config.config_file) as f:
@@ -374,19 +375,20 @@ def test_config_table_blacklists_and_settings(client):
     assert (status, json.loads(body)) == (400, "duplicate nodes")
     status, _, body = client.request("/disco/ctrl/save_config_table", b'[["a", "x"]]')
     assert (status, json.loads(body)) == (400, "invalid config")
-    assert client.post("blacklist", "node09") == ""
+    assert client.post("blacklist", "127.0.0.9") == ""
     assert client.post("blacklist", "unknown-host") == ""
-    assert client.get("/disco/ctrl/get_blacklist") == ["node09"]
-    assert client.post("gc_blacklist", "node10") == ""
-    assert client.get("/disco/ctrl/get_gc_blacklist") == ["node10"]
+    assert client.get("/disco/ctrl/get_blacklist") == ["127.0.0.9"]
+    assert client.post("gc_blacklist", "127.0.0.10") == ""
+    assert client.get("/disco/ctrl/get_gc_blacklist") == ["127.0.0.10"]
     nodes = client.get("/disco/ctrl/nodeinfo")
-    assert sorted(nodes) == ["localhost", "node08", "node09", "node10"]
-    assert nodes["node09"]["blacklisted"] is True and nodes["node08"]["max_workers"] == 1
-    assert client.post("whitelist", "node09") == "" and client.post("gc_whitelist", "node10") == ""
+    assert sorted(nodes) == ["127.0.0.10", "127.0.0.8", "127.0.0.9", "localhost"]
+    assert nodes["127.0.0.9"]["blacklisted"] is True and nodes["127.0.0.8"]["max_workers"] == 1
+    assert client.post("whitelist", "127.0.0.9") == ""
+    assert client.post("gc_whitelist", "127.0.0.10") == ""
     assert (
         client.get("/disco/ctrl/get_blacklist") == [] == client.get("/disco/ctrl/get_gc_blacklist")
     )
-    client.post("blacklist", "node08")
+    client.post("blacklist", "127.0.0.8")
     client.post("save_config_table", [["localhost", "2"]])  # blacklists are pruned
     assert client.get("/disco/ctrl/get_blacklist") == []
     client.post("save_settings", {"max_failure_rate": "7", "unknown": "1"})

@@ -85,7 +85,7 @@ def test_lone_surrogate_as_a_job_name_is_400(master):
 
 
 def test_huge_range_on_rawevents_answers_no_new_bytes(master):
-    pack = make_pack(v2_dict([], []))
+    pack = make_pack(v2_dict([], [[0, 0, ["raw://x"]]]))
     status, text = request(master, "/disco/job/new", "POST", pack)
     name = json.loads(text)[1]
     poll_for(lambda: request(master, "/disco/ctrl/rawevents?name=" + name)[0] == 200, 20)

@@ -193,11 +193,47 @@ def test_retry_avoids_failed_host_then_fails_job():
     assert (h.c.nodes["a"].data_error, h.c.nodes["b"].data_error) == (2, 1)
 
 
-def test_retry_delay_formula_without_config():
-    h = Harness(retry_delay=None)
+def test_default_retry_policy_first_at_once_then_capped_backoff():
+    """Issue 8.3 with the real default policy (no retry_delay): the first retry within
+    1 s, later ones back off to at most 10 s; on another node where there is one; the
+    0.5 event text shape (10.3) is kept."""
+    import random
+    import re
+
+    h = Harness(
+        nodes=(("a", 1), ("b", 1)), retry_delay=None, max_failure_rate=50, rng=random.Random(7)
+    )
     (s,) = starts(h.submit("J", [("map", "split", False)], [(0, ["raw://x"])]))
-    (retry,) = [i for i in h.fail(s) if isinstance(i, ScheduleRetry)]
-    assert 1.0 <= retry.delay <= 31.0
+    delays, hosts = [], [s.host]
+    for n in range(1, 13):
+        out = h.fail(s)
+        (retry,) = [i for i in out if isinstance(i, ScheduleRetry)]
+        text = texts(out)[-1]
+        assert re.fullmatch(
+            r'Task map:0 failed on "%s", %dth failures so far\. '
+            r"Sleeping \d+(\.\d{1,3})? seconds before retrying\." % (s.host, n),
+            text,
+        ), text
+        delays.append(retry.delay)
+        (s,) = starts(h.feed(RetryDue("J", 0, h.now + retry.delay)))
+        hosts.append(s.host)
+    assert delays[0] < 1.0
+    assert all(0.0 <= d <= 10.0 for d in delays)
+    assert delays[-1] >= 5.0  # capped backoff reached: 10 * uniform(0.5, 1)
+    assert all(x != y for x, y in zip(hosts, hosts[1:], strict=False))  # the other node
+
+
+def test_retry_policy_bounds_over_many_seeds():
+    import random
+
+    from disco.master.retrypolicy import retry_delay
+
+    for seed in range(200):
+        rng = random.Random(seed)
+        assert 0.0 <= retry_delay(1, rng) <= 0.5
+        assert 0.25 <= retry_delay(2, rng) <= 0.5
+        assert 1.0 <= retry_delay(4, rng) <= 2.0
+        assert 5.0 <= retry_delay(100, rng) <= 10.0
 
 
 def test_fatal_kills_the_job_and_its_running_tasks():

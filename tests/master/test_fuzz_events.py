@@ -60,7 +60,7 @@ def test_reading_in_pieces_from_offsets_gives_every_event_once(messages, cuts):
 def job_with_events(tmp_path_factory):
     with EmbeddedMaster(root=tmp_path_factory.mktemp("m") / "disco", export_env=False) as m:
         conn = http.client.HTTPConnection("127.0.0.1", m.port, timeout=30)
-        body = make_pack(v2_dict([], []))
+        body = make_pack(v2_dict([], [[0, 0, ["raw://x"]]]))
         conn.request("POST", "/disco/job/new", body)
         name = json.loads(conn.getresponse().read())[1]
         conn.close()

@@ -111,8 +111,47 @@ def test_extraction_failure_fails_the_attempt(tmp_path):
             await backend.close()
 
     result = asyncio.run(main())
-    assert isinstance(result, TaskFailed) and result.kind == "error"
+    # the pack itself is bad, the same on every node: the job fails at once (issue 8.3)
+    assert isinstance(result, TaskFailed) and result.kind == "fatal"
     assert result.message.startswith("Jobpack extraction failed: unsafe path")
+    assert result.failure is not None and result.failure.kind == "jobpack"
+
+
+def _run_once(tmp_path, spec):
+    async def main():
+        backend = make_backend(tmp_path, free_port("127.0.0.1"))
+        await backend.start(["localhost"])
+        try:
+            return await backend.run_task(spec, Channel())
+        finally:
+            await backend.close()
+
+    return asyncio.run(main())
+
+
+def test_unsupported_compression_is_fatal_with_its_reason(tmp_path):
+    from tests.master.packs import with_compression_method
+
+    spec = make_spec(tmp_path, host="localhost")
+    pack = make_jobpack(spec.jobpack_path, {"bin/worker": WORKER})
+    with open(spec.jobpack_path, "wb") as f:
+        f.write(with_compression_method(pack, 99))
+    result = _run_once(tmp_path, spec)
+    assert isinstance(result, TaskFailed) and result.kind == "fatal"
+    assert "compression method 99, which is not supported" in result.message
+
+
+def test_job_home_on_a_node_fault_is_retried(tmp_path):
+    """An OSError while preparing the job home (here: DISCO_DATA is a file) is the
+    node's problem, not the pack's: the attempt fails recoverably."""
+    spec = make_spec(tmp_path, host="localhost")
+    make_jobpack(spec.jobpack_path, {"bin/worker": WORKER})
+    os.makedirs(spec.disco_data, exist_ok=True)
+    with open(os.path.join(spec.disco_data, "localhost"), "w") as f:
+        f.write("not a directory")
+    result = _run_once(tmp_path, spec)
+    assert isinstance(result, TaskFailed) and result.kind == "error", result
+    assert result.failure is not None and result.failure.kind == "node"
 
 
 def _blocked_spec(tmp_path, taskid=0):
@@ -143,7 +182,8 @@ def test_cancel_kills_the_worker(tmp_path):
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            assert time.monotonic() - started < 1.0
+            # far below the forever-blocked INPUT (generous: the machine may be loaded)
+            assert time.monotonic() - started < 10.0
         finally:
             await backend.close()
 

@@ -170,7 +170,7 @@ def test_done_kills_the_worker_and_its_children(tmp_path):
     started = time.monotonic()
     result, _, home = run(tmp_path, body)
     assert isinstance(result, TaskDone)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # not the child's 30 s (generous margin)
     for name in ("child.pid", "worker.pid"):
         with open(os.path.join(home, name)) as f:
             pid = int(f.read())
@@ -239,7 +239,7 @@ def test_no_output_at_all(tmp_path):
     started = time.monotonic()
     result, _, _ = run(tmp_path, "echo $$ > worker.pid\nexec sleep 30\n", limits=limits)
     assert result == TaskFailed("error", "Worker did not send its PID in 0.3 seconds")
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 20  # not the worker's 30 s (generous margin)
     assert WorkerLimits().pid_timeout == 30
     assert "in 30 seconds" in "Worker did not send its PID in %g seconds" % 30.0
 
@@ -280,7 +280,14 @@ def test_unparsable_stream_worker_does_not_exit(tmp_path):
     limits = WorkerLimits(last_words_timeout=0.3)
     body = "echo garbage_garbage_garbage\nexec sleep 30\n"
     result, channel, _ = run(tmp_path, body, limits=limits)
-    assert result == TaskFailed("error", "Worker died. Last words:\ngarbage_garbage_garbage\n")
+    assert result.kind == "error"
+    assert result.message.endswith("\nWorker died. Last words:\ngarbage_garbage_garbage\n")
+    # the reason is the parse error (jobinfo, events), not how the worker ended
+    assert result.failure is not None and result.failure.kind == "protocol"
+    assert result.message.startswith(
+        "ProtocolError: Could not parse worker event: invalid_type: the worker wrote output "
+        "that is not a protocol message (8.2)\n  in map task 3 on node1 (attempt 1)\n"
+    )
     assert channel.events == [
         "WARNING: [map:3] Could not parse worker event: invalid_type",
         "WARNING: [map:3] Worker did not exit properly after error",
@@ -296,10 +303,60 @@ def test_last_words_are_capped(tmp_path):
     result, channel, _ = run(tmp_path, body, limits=limits)
     assert isinstance(result, TaskFailed) and result.kind == "error"
     prefix = "Worker died. Last words:\n"
-    assert result.message.startswith(prefix) and result.message.endswith("...")
-    assert len(result.message) == len(prefix) + 1000 + 3
+    words = result.message[result.message.index(prefix) :]
+    assert result.message.startswith("ProtocolError: ") and words.endswith("...")
+    assert len(words) == len(prefix) + 1000 + 3
     # the cap was reached before the worker exited
     assert channel.events[-1] == "WARNING: [map:3] Worker did not exit properly after error"
+
+
+def test_framing_error_then_clean_exit_reports_the_parse_error(tmp_path):
+    # issue 8.3: was "WorkerExit: ... exited with code 0" in jobinfo
+    result, channel, _ = run(tmp_path, "hello\necho 'not_a_message_at_all'\nexit 0\n")
+    assert result.kind == "error"  # 8.8: recoverable, as in 0.5
+    assert result.failure is not None and result.failure.kind == "protocol"
+    assert result.failure.headline == (
+        "ProtocolError: Could not parse worker event: invalid_type: the worker wrote "
+        "output that is not a protocol message (8.2)"
+    )
+    assert result.message.startswith(result.failure.headline + "\n")
+    assert "not_a_message_at_all" in result.failure.output_tail
+    assert channel.events == [
+        "WARNING: [map:3] Could not parse worker event: invalid_type",
+        "WARNING: [map:3] Worker crashed! (exit code: 0)",
+    ]
+
+
+def test_invalid_message_is_fatal_with_its_reason(tmp_path):
+    result, _, _ = run(tmp_path, "send BOGUS '\"\"'\nexec sleep 30\n")
+    assert result.kind == "fatal"
+    assert result.failure is not None and result.failure.kind == "protocol"
+    assert result.failure.headline == "ProtocolError: Unknown message type from worker: BOGUS"
+
+
+@pytest.mark.parametrize(
+    "script, code",
+    [("#!/nonexistent/interpreter\n", 127), ("not executable\n", 126)],
+)
+def test_worker_that_cannot_start_is_fatal(tmp_path, script, code):
+    """A broken job home (the worker cannot be executed): the job fails at once."""
+    spec = make_spec(tmp_path)
+    home = install_worker(spec, script, prelude=False)
+    if code == 126:
+        os.chmod(os.path.join(home, spec.worker), 0o644)
+    result = asyncio.run(run_worker(spec, Channel(), home, limits=FAST))
+    assert result.kind == "fatal", result
+    assert result.failure is not None and result.failure.kind == "jobpack"
+    assert result.failure.headline == (
+        "WorkerStartError: the worker %r could not be started (exit code %d of /bin/sh)"
+        % (spec.worker, code)
+    )
+
+
+def test_exit_127_after_the_protocol_started_is_a_crash(tmp_path):
+    result, _, _ = run(tmp_path, "hello\nexit 127\n")
+    assert result.kind == "error" and result.failure is not None
+    assert result.failure.kind == "exit"
 
 
 @pytest.mark.parametrize("code", [0, 3])
@@ -334,8 +391,11 @@ def test_missing_worker_executable(tmp_path):
     os.remove(os.path.join(home, spec.worker))
     channel = Channel()
     result = asyncio.run(run_worker(spec, channel, home, limits=FAST))
-    assert isinstance(result, TaskFailed) and result.kind == "error"
-    assert result.message.startswith("WorkerExit: the worker process exited with code 127")
+    # a broken job home: the same on every node, the job fails at once (issue 8.3)
+    assert isinstance(result, TaskFailed) and result.kind == "fatal"
+    assert result.message.startswith(
+        "WorkerStartError: the worker 'bin/worker' could not be started (exit code 127"
+    )
     assert "bin/worker" in result.message
     assert "No such file or directory" in result.message
     assert channel.events == [

@@ -180,7 +180,7 @@ def test_replica_failover_and_input_err(tmp_path: Any) -> None:
     assert run.status == "DONE", run.payload
     assert run.records() == [("ok", 1), ("ok", 1)]
     failed = node.run(inputs=[(0, [missing, missing + "2"])])
-    assert failed.status == "ERROR"
+    assert failed.status == "FATAL"  # no replica exists: a retry cannot help (disco.retryable)
     assert "Exhausted all available replicas" in failed.payload
     assert failed.input_errors == [[0, [0, 1]]]
 

@@ -6,11 +6,13 @@ Unknown ops, and GETs of POST-only ops (and the reverse), answer 404 (1.3).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
+from disco.ddfs.api import DDFS
 from disco.master.api.common import (
     expect_int,
     expect_list,
@@ -178,6 +180,29 @@ async def get_stageresults(request: web.Request) -> web.StreamResponse:
     return json_response(results)
 
 
+@get_op("task_attempts")
+async def task_attempts(request: web.Request) -> web.StreamResponse:
+    """Every attempt of the job's tasks, for the UI's timeline (an addition beyond 0.5)."""
+    rt = runtime(request)
+    name = job_name(request)
+    if name not in rt.records:
+        raise not_found()
+    attempts = [a.to_json() for a in rt.attempts.of(name)]
+    return json_response({"now": rt.clock(), "attempts": attempts})
+
+
+@get_op("master_config")
+async def master_config(request: web.Request) -> web.StreamResponse:
+    """The master's and DDFS's typed settings (the web UI; an addition beyond 0.5)."""
+    ddfs = request.app.get(DDFS)
+    return json_response(
+        {
+            "master": dataclasses.asdict(runtime(request).config),
+            "ddfs": dataclasses.asdict(ddfs.config) if ddfs is not None else {},
+        }
+    )
+
+
 @get_op("nodeinfo")
 async def nodeinfo(request: web.Request) -> web.StreamResponse:
     return json_response(runtime(request).nodeinfo())
@@ -290,6 +315,7 @@ async def save_config_table(request: web.Request) -> web.StreamResponse:
     rt = runtime(request)
     config = ClusterConfig(table, list(rt.cluster.blacklist), list(rt.cluster.gc_blacklist))
     try:
+        await rt.check_config(config)
         await rt.apply_config(config)
     except ConfigError as exc:
         raise bad_request(str(exc))
