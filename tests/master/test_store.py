@@ -52,7 +52,7 @@ def test_restart_keeps_finished_jobs_and_restores_running_ones(tmp_path):
         lost = client.submit(
             v2_dict([["map", "split", False]], [[0, 0, ["raw://a"]]]), {"MODE": "sleep"}
         )
-        os.remove(os.path.join(m.server.runtime.job_dir(lost), "jobfile"))
+        lost_pack = os.path.join(m.server.runtime.job_dir(lost), "jobfile")
         client.post("save_settings", {"max_failure_rate": "5", "accept_new_jobs": "1"})
         client.post("save_config_table", [["localhost", "3"], ["127.0.0.2", "1"]])
         client.post("blacklist", "127.0.0.2")
@@ -60,6 +60,7 @@ def test_restart_keeps_finished_jobs_and_restores_running_ones(tmp_path):
         events = client.events(ready)
         pack = client.request("/disco/ctrl/parameters?name=" + ready)[2]
     poll_for(lambda: not (child_pids() - before), 5.0, "worker processes to exit")
+    os.remove(lost_pack)  # while the master is down
     with EmbeddedMaster(root=root, export_env=False, retry_delay=0.0) as m:
         client = Client(m)
         assert client.get("/disco/ctrl/jobinfo?name=" + ready) == info
