@@ -505,24 +505,66 @@ def _send(worker: Any, message: str) -> None:
 SORT_PICKLE_PROTOCOL = 4
 
 
+def sort_key_kind(key: Any) -> type:
+    """The kind of keys an external sort of records starting with ``key`` accepts.
+
+    ``bytes`` keys sort in unsigned byte order (16.5); ``str`` keys sort by their UTF-8
+    bytes, which is code-point order, and come back as ``str``.  Any other key is
+    refused here, at the first record, with the way out (0.5's rule of "bytes only"
+    came from Python 2, where ``str`` was bytes).
+    """
+    if isinstance(key, (bytes, str)):
+        return bytes if isinstance(key, bytes) else str
+    raise ValueError(
+        "Keys must be str or bytes for external sort (sort=True), not %s (key %s): "
+        "yield str or bytes keys (for numbers, a zero-padded text such as '%%010d' %% n "
+        "keeps numeric order), or leave sort off and sort the records in the function "
+        "that reads them" % (type(key).__name__, _short(key)),
+        key,
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _sort_key_bytes(key: Any, kind: type) -> bytes:
+    if not isinstance(key, kind):
+        raise ValueError(
+            "Keys of one external sort (sort=True) must all be %s like the first one, "
+            "not %s (key %s): yield keys of one type"
+            % (kind.__name__, type(key).__name__, _short(key)),
+            key,
+        )
+    data = key.encode("utf-8") if kind is str else bytes(key)
+    if b"\xff" in data or b"\x00" in data:
+        raise ValueError("Cannot sort key with 0xFF or 0x00 bytes", key)
+    return data
+
+
 def disk_sort(
     worker: Any,
     input: Iterable[tuple[Any, Any]],
     filename: str,
     sort_buffer_size: str | int = "10%",
-) -> Iterator[tuple[bytes, Any]]:
-    """External sort of ``(key, value)`` pairs by bytes key (16.5)."""
+) -> Iterator[tuple[Any, Any]]:
+    """External sort of ``(key, value)`` pairs by key (16.5).
+
+    Keys are all ``bytes`` (byte order) or all ``str`` (code-point order, by their UTF-8
+    bytes, given back as ``str``); see ``sort_key_kind``.
+    """
     from disco.fileutils import AtomicFile
 
     _send(worker, "Downloading %s" % filename)
     out = AtomicFile(filename)
+    kind: type | None = None
     try:
         for k, v in input:
-            if not isinstance(k, bytes):
-                raise ValueError("Keys must be bytes for external sort", k)
-            if b"\xff" in k or b"\x00" in k:
-                raise ValueError("Cannot sort key with 0xFF or 0x00 bytes", k)
-            out.write(k + b"\xff" + encode(pickle.dumps(v, SORT_PICKLE_PROTOCOL)) + b"\x00")
+            if kind is None:
+                kind = sort_key_kind(k)
+            key = _sort_key_bytes(k, kind)
+            out.write(key + b"\xff" + encode(pickle.dumps(v, SORT_PICKLE_PROTOCOL)) + b"\x00")
     except BaseException:
         out.abort()
         raise
@@ -532,5 +574,9 @@ def disk_sort(
     unix_sort(filename, sort_buffer_size=sort_buffer_size)
     _send(worker, "Finished sorting")
     with open(filename, "rb") as fd:
-        for k, v in sort_reader(fd, filename, read_buffer_size=1 << 20):
-            yield k, pickle.loads(decode(v))
+        if kind is str:
+            for k, v in sort_reader(fd, filename, read_buffer_size=1 << 20):
+                yield k.decode("utf-8"), pickle.loads(decode(v))
+        else:
+            for k, v in sort_reader(fd, filename, read_buffer_size=1 << 20):
+                yield k, pickle.loads(decode(v))
