@@ -52,13 +52,18 @@ def status_line(pipeline: list[list[Any]]) -> str | None:
     ``None`` when there is none.
     """
     for row in reversed(pipeline or []):
-        stage, counts = row[0], list(row[1:6])
-        if any(counts):
-            return "Status: [%s] %s pending, %s waiting, %s running, %s done, %s failed" % (
-                stage,
-                *counts,
-            )
+        if any(row[1:6]):
+            return format_status(row)
     return None
+
+
+def format_status(row: list[Any]) -> str:
+    """The status line of one pipeline row ``[stage, pending, waiting, running, done,
+    failed]``."""
+    return "Status: [%s] %s pending, %s waiting, %s running, %s done, %s failed" % (
+        row[0],
+        *list(row[1:6]),
+    )
 
 
 class EventWriter:
@@ -181,13 +186,40 @@ class EventMonitor:
         self.poll_interval = poll_interval
         self.output = OutputStream(format, handle)
         self.offset = 0
-        self.status: str | None = None
-        self.stats: list[list[Any]] = []
+        self.prev_status: str | None = None
         self._heading_done = False
 
     @property
     def isenabled(self) -> bool:
         return self.output.enabled
+
+    @property
+    def events(self) -> Any:
+        """The job's events after the ones already shown: ``(offset, event)`` pairs."""
+        return self.job.events(offset=self.offset)
+
+    @property
+    def stats(self) -> list[Any] | None:
+        """The job's current pipeline row ``[stage, pending, waiting, running, done,
+        failed]``: the last stage with a non-zero counter, else the first (asks the
+        master); ``None`` for a job without stages."""
+        pipeline = list(self.job.jobinfo().get("pipeline") or [])
+        for row in reversed(pipeline):
+            if any(row[1:6]):
+                return list(row)
+        return list(pipeline[0]) if pipeline else None
+
+    @property
+    def status(self) -> str | None:
+        """``Status: [<stage>] P pending, ...`` of :attr:`stats` (asks the master)."""
+        row = self.stats
+        return None if row is None else format_status(row)
+
+    def log_events(self) -> None:
+        """Show the events since the last call."""
+        for offset, (timestamp, host, message) in self.events:
+            self.offset = offset
+            self.output.event(timestamp, host, message)
 
     def poll(self) -> None:
         """Show the events since the last poll and the status line if it changed."""
@@ -197,16 +229,13 @@ class EventMonitor:
             self.output.heading(self.job.name)
             self._heading_done = True
         try:
-            for offset, (timestamp, host, message) in self.job.events(offset=self.offset):
-                self.offset = offset
-                self.output.event(timestamp, host, message)
-            self.stats = self.job.jobinfo().get("pipeline", [])
+            self.log_events()
+            line = status_line(self.job.jobinfo().get("pipeline", []))
         except Exception as e:  # the display must never break waiting
             logger.debug("event monitor poll of %s failed: %s", self.job.name, e)
             return
-        line = status_line(self.stats)
-        if line and line != self.status:
-            self.status = line
+        if line and line != self.prev_status:
+            self.prev_status = line
             self.output.status(line)
 
     def refresh(self) -> None:

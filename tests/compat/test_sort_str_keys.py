@@ -67,9 +67,7 @@ def expected(keys: Any) -> list[tuple[Any, int]]:
 
 
 def test_classic_sort_true_with_str_keys(master: Any) -> None:
-    job = Job(master=master.url).run(
-        input=INPUTS, map=word_map, reduce=in_order_reduce, sort=True
-    )
+    job = Job(master=master.url).run(input=INPUTS, map=word_map, reduce=in_order_reduce, sort=True)
     got = list(result_iterator(job.wait()))
     assert got == expected(WORDS.split())  # code-point order, str keys
     assert all(type(k) is str for k, _ in got)

@@ -218,7 +218,9 @@ def test_disk_sort_orders_bytes_keys(tmp_path) -> None:
     assert w.sent[-1] == ("MSG", "Finished sorting")
     with open(fname, "rb") as f:
         data = f.read()
-    assert data.startswith(b"A\xff" + util.encode(pickle.dumps(2, util.SORT_PICKLE_PROTOCOL)) + b"\x00")
+    assert data.startswith(
+        b"A\xff" + util.encode(pickle.dumps(2, util.SORT_PICKLE_PROTOCOL)) + b"\x00"
+    )
 
 
 def test_disk_sort_orders_str_keys_by_code_point_and_gives_str_back(tmp_path) -> None:

@@ -410,8 +410,7 @@ def current_task() -> Any:
     task = disco.worker.active_task
     if task is None:
         raise DiscoError(
-            "get, put and the this_* helpers work only inside a task: "
-            "no task runs in this process"
+            "get, put and the this_* helpers work only inside a task: no task runs in this process"
         )
     return task
 
