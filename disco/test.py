@@ -133,6 +133,9 @@ class TestServer(ThreadingHTTPServer):
         """``[[<server>/<input>], ...]``: one single-replica input per item."""
         return [["%s/%s" % (self.address, input)] for input in inputs]
 
+    _thread: threading.Thread | None = None
+    _closed = False
+
     def start(self) -> None:
         self._thread = threading.Thread(
             target=self.serve_forever, name="disco-test-server", daemon=True
@@ -140,9 +143,16 @@ class TestServer(ThreadingHTTPServer):
         self._thread.start()
 
     def stop(self) -> None:
-        self.shutdown()
+        """Stop serving and free the port; calling it again (or before ``start``) is fine."""
+        if self._closed:
+            return
+        self._closed = True
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            self.shutdown()
         self.server_close()
-        self._thread.join(10)
+        if thread is not None:
+            thread.join(10)
 
 
 class TestJob(Job):
@@ -234,8 +244,12 @@ class TestCase(unittest.TestCase):
 
     def setUp(self) -> None:
         if hasattr(self, "serve"):
-            self.test_server = TestServer.create(self.test_server_address, self.serve)
-            self.test_server.start()
+            server = TestServer.create(self.test_server_address, self.serve)
+            # Runs even when a subclass's setUp fails after this (tearDown would not run):
+            # the port is free for the next test.
+            self.addCleanup(server.stop)
+            self.test_server = server
+            server.start()
 
     def tearDown(self) -> None:
         if hasattr(self, "serve"):

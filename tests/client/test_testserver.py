@@ -137,3 +137,40 @@ def test_testcase_runs_a_testjob_on_served_inputs(master) -> None:
     assert result.wasSuccessful(), result.errors + result.failures
     # tearDown purged the job (DISCO_TEST_PURGE defaults to 'purge')
     assert master.disco.results(case.job.name, timeout=0)[0] == "unknown job"
+
+
+def test_a_failing_setup_frees_the_test_server_port() -> None:
+    """Issue 11.9: a subclass whose setUp fails after ``super().setUp()`` bound the test
+    server (e.g. an external program that does not compile) leaves the port free."""
+    port = free_port()
+    settings = DiscoSettings(DISCO_TEST_HOST="127.0.0.1", DISCO_TEST_PORT=str(port))
+
+    class BrokenSetUp(TestCase):
+        def serve(self, path: str) -> str:
+            return path
+
+        def setUp(self) -> None:
+            super().setUp()
+            raise RuntimeError("the external program did not compile")
+
+        def runTest(self) -> None:
+            raise AssertionError("not reached")
+
+    class Works(TestCase):
+        def serve(self, path: str) -> str:
+            return "served %s" % path
+
+        def runTest(self) -> None:
+            with urllib.request.urlopen(self.test_server.urls(["x"])[0][0], timeout=10) as r:
+                self.assertEqual(r.read(), b"served x")
+
+    BrokenSetUp.settings = Works.settings = settings
+    suite = unittest.TestSuite([BrokenSetUp(), BrokenSetUp(), Works()])
+    result = unittest.TestResult()
+    suite.run(result)
+    errors = [text for _test, text in result.errors]
+    assert len(errors) == 2 and all("did not compile" in text for text in errors)
+    assert "Address already in use" not in "".join(errors)
+    assert result.failures == [] and result.testsRun == 3
+    with socket.socket() as s:  # and the port is free after the last test too
+        s.bind(("127.0.0.1", port))
