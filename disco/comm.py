@@ -4,7 +4,8 @@ Owns ``request``/``download``/``upload`` (stdlib ``http.client``), ``Connection`
 read-only file over ranged GETs) and ``File`` (a local file with ``len()`` and ``.url``).
 
 Failures: a 503 reply or a failed connection is retried up to ``MAX_TRIES`` times with a
-growing random back-off (each retry is logged); any other non-2xx reply raises
+growing random back-off (each retry is logged), except a refused connection and an
+unknown host name, which raise ``CommError`` at once; any other non-2xx reply raises
 ``CommError(body, url, status)`` at once; exhausted retries raise ``CommError`` with the
 last status (or ``None`` when no reply was ever received).
 """
@@ -25,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from disco.auth import HEADER as AUTH_HEADER
 from disco.error import CommError, DataError
 
 logger = logging.getLogger(__name__)
@@ -155,6 +157,8 @@ def raw_request(
             resp = _once(method, url, body_for_try(), hdrs, timeout)
         except socket.gaierror as e:  # an unknown host name: retrying will not help
             raise CommError("Cannot resolve the host of %s: %s" % (url, e), url)
+        except ConnectionRefusedError:  # nothing listens there: retrying will not help
+            raise CommError("Connection refused", url) from None
         except (OSError, http.client.HTTPException) as e:
             if attempt + 1 >= tries:
                 raise CommError("%s (gave up after %d tries)" % (e, attempt + 1), url)
@@ -167,7 +171,10 @@ def raw_request(
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
                     raise CommError("Too many redirects", url, resp.status)
-                url = urllib.parse.urljoin(url, resp.headers["Location"])
+                target = urllib.parse.urljoin(url, resp.headers["Location"])
+                if urllib.parse.urlsplit(target).netloc != urllib.parse.urlsplit(url).netloc:
+                    hdrs.pop(AUTH_HEADER, None)  # the cluster's token stays in the cluster
+                url = target
                 if resp.status == 303:
                     method, body_for_try = "GET", (lambda: None)
                 continue
@@ -243,9 +250,16 @@ class Connection:
     byte lines (newline kept).
     """
 
-    def __init__(self, url: str, token: str | None = None, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.url = url
         self.token = token
+        self.headers = dict(headers or {})
         self.chunk_size = chunk_size
         self.size: int | None = None
         self._next = 0  # offset of the next ranged GET
@@ -259,7 +273,9 @@ class Connection:
         if self._eof:
             return
         end = self._next + self.chunk_size - 1
-        resp = raw_request("GET", self.url, token=self.token, offset=(self._next, end))
+        resp = raw_request(
+            "GET", self.url, headers=self.headers, token=self.token, offset=(self._next, end)
+        )
         self.url = resp.url
         if resp.status == 206:
             m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
@@ -345,22 +361,29 @@ def open_local(path: str) -> File:
         raise DataError("Could not open %s: %s" % (path, e.strerror or e), path)
 
 
-def open_remote(url: str, token: str | None = None) -> Connection:
-    """A ``Connection``; ``disco://``/``dir://`` URLs go to ``http://host:<DISCO_PORT>/``."""
+def open_remote(
+    url: str, token: str | None = None, headers: Mapping[str, str] | None = None
+) -> Connection:
+    """A ``Connection``; ``disco://``/``dir://`` URLs go to ``http://host:<DISCO_PORT>/``
+    with the cluster's auth header (``disco.auth``)."""
     if url.startswith(("disco://", "dir://")):
+        from disco import auth
         from disco.util import urlresolve
 
         url = urlresolve(url)
-    return Connection(url, token)
+        headers = {**auth.headers(), **(headers or {})}
+    return Connection(url, token, headers=headers)
 
 
-def open_url(url: str, token: str | None = None) -> File | Connection:
+def open_url(
+    url: str, token: str | None = None, headers: Mapping[str, str] | None = None
+) -> File | Connection:
     """``file://`` URLs and bare paths -> ``File``; anything else -> ``Connection``."""
     if url.startswith("file://"):
         return open_local(url[len("file://") :])
     if "://" not in url:
         return open_local(url)
-    return open_remote(url, token)
+    return open_remote(url, token, headers)
 
 
 # -- 0.5's helper names (library.md 15), kept for programs that import them ----------------

@@ -24,8 +24,9 @@ from collections.abc import Callable, Iterable, Iterator
 from io import BytesIO
 from typing import Any
 
+from disco import auth
 from disco.comm import download
-from disco.error import CommError, DataError, DiscoError, JobError
+from disco.error import CommError, DataError, DiscoError, JobError, MasterUnreachable
 from disco.eventmonitor import EventMonitor
 from disco.settings import DiscoSettings
 
@@ -147,18 +148,24 @@ class Disco:
 
         ``offset`` asks for the bytes from that offset on (``Range``).  Returns text
         (UTF-8) unless ``as_bytes``.  Raises :class:`CommError`; when no HTTP answer came
-        at all its message says ``(is disco master running at <master>?)``.
+        at all, :class:`disco.error.MasterUnreachable` (a ``CommError``) whose message
+        names the master and says ``(is disco master running at <master>?)``.
         """
         if isinstance(data, str):
             data = data.encode("utf-8")
         full = _proxy_url("%s%s" % (self.master, url), self.proxy)
         method = "GET" if data is None else "POST"
         try:
-            body = download(full, method=method, data=data, offset=offset)
+            headers = auth.headers(self.settings)
+            body = download(full, method=method, data=data, offset=offset, headers=headers)
         except CommError as e:
-            if e.code is None:
-                e.msg = "%s (is disco master running at %s?)" % (e.msg, self.master)
-                e.args = (e.msg, e.url, e.code)
+            if e.code is None and not isinstance(e, MasterUnreachable):
+                # one short error naming the master, without the chain of the cause
+                raise MasterUnreachable(
+                    "%s (is disco master running at %s?)" % (e.msg, self.master),
+                    e.url,
+                    master=self.master,
+                ) from None
             raise
         return body if as_bytes else body.decode("utf-8")
 
@@ -257,10 +264,11 @@ class Disco:
 
     # -- jobs ------------------------------------------------------------------------------
     def new_job(self, name: str, **jobargs: Any) -> Any:
-        """Submit a new job: ``Job(name=name, master=self.master).run(**jobargs)``."""
+        """Submit a new job: ``Job(name=name, master=self).run(**jobargs)`` (the job uses
+        this client and its settings, e.g. its ``DISCO_AUTH_TOKEN``)."""
         from disco.job import Job
 
-        return Job(name=name, master=self.master).run(**jobargs)
+        return Job(name=name, master=self, settings=self.settings).run(**jobargs)
 
     def kill(self, jobname: str) -> None:
         """Kill the job (it becomes ``dead`` unless it was already ``ready``)."""

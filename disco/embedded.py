@@ -48,7 +48,8 @@ class EmbeddedMaster:
     :param nodes: config table rows ``[(host, max_workers), ...]``; default: this machine,
         ``max_workers`` = its cores.
     :param settings: extra settings (e.g. ``{"DISCO_SCHEDULER": "fifo"}``).
-    :param export_env: export ``DISCO_MASTER``/``DISCO_PORT`` to this process while running.
+    :param export_env: export ``DISCO_MASTER``/``DISCO_PORT`` (and ``DISCO_AUTH_TOKEN``
+        when ``settings`` sets it) to this process while running.
     """
 
     def __init__(
@@ -119,9 +120,7 @@ class EmbeddedMaster:
         if self.export_env:
             self._export()
         if self.nodes is not None:
-            from disco.core import Disco
-
-            Disco(self.url).config = [[h, str(n)] for h, n in self.nodes]
+            self.disco.config = [[h, str(n)] for h, n in self.nodes]
         logger.debug("embedded master at %s (data in %s)", self.url, self.root)
         return self
 
@@ -165,10 +164,11 @@ class EmbeddedMaster:
 
     @property
     def disco(self) -> Any:
-        """A ``disco.core.Disco`` client for this master."""
+        """A ``disco.core.Disco`` client for this master (with its auth token, if any)."""
         from disco.core import Disco
 
-        return Disco(self.url)
+        token = self.server.config.auth.token
+        return Disco(self.url, settings=DiscoSettings(DISCO_AUTH_TOKEN=token) if token else None)
 
     def call(self, fn: Any, *args: Any) -> Any:
         """Run ``fn(*args)`` on the master's loop thread and return its result (tests)."""
@@ -185,6 +185,9 @@ class EmbeddedMaster:
             "DISCO_PORT": str(self.port),
             "DISCO_MASTER_HOST": self.host,
         }
+        token = self.server.config.auth.token
+        if token:  # so that Disco(), DDFS() and the tools of this process pass its check
+            values["DISCO_AUTH_TOKEN"] = token
         for key, value in values.items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value

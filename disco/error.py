@@ -1,6 +1,6 @@
 """Public exception tree of Disco 0.5: DiscoError > JobError, DataError > CommError.
 
-Added here: ``JobShippingError`` (a job's code cannot be sent to the nodes),
+Added here: ``MasterUnreachable`` (a ``CommError``: no master answers), ``JobShippingError`` (a job's code cannot be sent to the nodes),
 ``OutputError`` (a task result cannot be serialized) and ``PythonVersionError``.
 """
 
@@ -75,6 +75,26 @@ class DataError(DiscoError):
 
 class CommError(DataError):
     """An HTTP request failed; ``code`` is the HTTP status, or ``None`` without a response."""
+
+
+class MasterUnreachable(CommError):
+    """No Disco master answers at ``url`` (connection refused, unknown host, or no reply
+    after the retries): the master is not running, or ``DISCO_MASTER`` names the wrong one.
+    ``master`` is the master's URL."""
+
+    def __init__(self, msg: str, url: Any, code: int | None = None, master: str = "") -> None:
+        super().__init__(msg, url, code)
+        self.master = master
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_unreachable, (self.msg, self.url, self.code, self.master))
+
+    def __str__(self) -> str:
+        return self.msg
+
+
+def _rebuild_unreachable(msg: str, url: Any, code: int | None, master: str) -> MasterUnreachable:
+    return MasterUnreachable(msg, url, code, master)
 
 
 class JobShippingError(DiscoError, TypeError):

@@ -89,7 +89,8 @@ class Job:
         if client is None:
             from disco.core import Disco
 
-            client = self.__dict__["_disco"] = Disco(self.__dict__.get("_master"))
+            settings = self.__dict__.get("settings")  # its DISCO_AUTH_TOKEN, proxy
+            client = self.__dict__["_disco"] = Disco(self.__dict__.get("_master"), settings)
         return client
 
     @disco.setter
@@ -136,12 +137,27 @@ class Job:
         # before jobdata pickles the worker.  Building the jobhome pickles the job to
         # find the modules to ship; that same pickle is the jobdata.
         jobdict = worker.jobdict(self, **jobargs)
+        check_has_inputs(jobdict, worker.getitem("input", self, jobargs))
         jobenvs = worker.jobenvs(self, **jobargs)
         jobhome = worker.jobhome(self, **jobargs)
         data = pickled_jobdata(self, jobargs) or jobdata(self, jobargs)
         jobpack = JobPack(worker.jobpack_version, jobdict, jobenvs, jobhome, data)
         self.name = self.disco.submit(jobpack.dumps())
         return self
+
+
+def check_has_inputs(jobdict: dict[str, Any], given: Any) -> None:
+    """Refuse a job with no input at all (``DiscoError``): it would run nothing and
+    succeed, which hides a mistake (issue 12; the master refuses it too)."""
+    key = "inputs" if "inputs" in jobdict else "input"
+    if key not in jobdict or any(jobdict[key]):
+        return
+    if not given:
+        raise DiscoError(
+            "The job has no input: give input=[...] (URLs such as file:///abs/path, "
+            "http://..., raw://data, or tag://name of a DDFS tag)"
+        )
+    raise DiscoError("The job's inputs %s hold no data (empty tags?)" % (given,))
 
 
 class SimpleJob(Job):

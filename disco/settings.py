@@ -60,6 +60,10 @@ def guess_settings() -> str:
     return ""
 
 
+# Never pickled with the settings (job packs): the cluster's auth token.
+SECRETS = frozenset({"DISCO_AUTH_TOKEN"})
+
+
 class DiscoSettings(dict):
     """Settings of a Disco client, master or node (a dict with lazy defaults)."""
 
@@ -70,7 +74,9 @@ class DiscoSettings(dict):
         "DISCO_MASTER_HOME": "os.path.join(DISCO_HOME, 'master')",
         "DISCO_MASTER_ROOT": "os.path.join(DISCO_DATA, '_%s' % DISCO_NAME)",
         "DISCO_MASTER_CONFIG": "os.path.join(DISCO_ROOT, '%s.config' % DISCO_NAME)",
-        "DISCO_MASTER_HOST": "socket.gethostname()",
+        # 0.5: socket.gethostname(); the loopback address, so that a master is reachable
+        # from other machines only when DISCO_MASTER_HOST says so (docs/security.md).
+        "DISCO_MASTER_HOST": "'127.0.0.1'",
         "DISCO_MASTER": "'http://%s:%s' % (DISCO_MASTER_HOST, DISCO_PORT)",
         "DISCO_PORT": "8989",
         "DISCO_NAME": "'disco_%s' % DISCO_PORT",
@@ -99,6 +105,10 @@ class DiscoSettings(dict):
         "DISCO_PROXY_PID": "os.path.join(DISCO_ROOT, '%s-proxy.pid' % DISCO_NAME)",
         "DISCO_PROXY_CONFIG": "os.path.join(DISCO_ROOT, '%s-proxy.conf' % DISCO_NAME)",
         "DISCO_SCHEDULER": "'fair'",
+        # Not in 0.5: the cluster's shared secret and whether reads need it too
+        # (disco.auth, docs/security.md).
+        "DISCO_AUTH_TOKEN": "''",
+        "DISCO_AUTH_READS": "''",
         "DISCO_SCHEDULER_ALPHA": ".001",
         "DISCO_TEST_DISCODB": "''",
         "DISCO_TEST_HOST": "socket.gethostname()",
@@ -129,6 +139,81 @@ class DiscoSettings(dict):
         "DDFS_DELAYED_FLUSH": "1",
         "DDFS_GC_PROGRESS_TIMEOUT": "30 * 60",
         "DDFS_GC_DELETE_PAUSE": "0.1",
+    }
+
+    #: What reads each setting and what it is for; ``docs/settings.md`` is generated
+    #: from this table and ``defaults`` (``python -m disco.settingsdoc --write``).
+    #: Readers: ``master`` (the master process, its DDFS and its local nodes), ``node``
+    #: (the node runtime that starts workers), ``worker`` (the task's Python process),
+    #: ``client`` (``disco``/``ddfs`` commands, ``disco.core``, ``Job.run``), ``tests``
+    #: (``disco.test``); ``-`` means kept for 0.5 settings files only, read by nothing.
+    about: dict[str, tuple[str, str]] = {
+        "DISCO_HOME": ("client, master", "Disco's home: the source tree or a per-user folder; base of the folders below and of `disco test`'s test folder."),
+        "DISCO_ROOT": ("client, master", "Everything a master writes lives under it; `disco start` runs there."),
+        "DISCO_DATA": ("master, node, worker", "Job homes and task results, `<DISCO_DATA>/<host>/<hh>/<job>/`."),
+        "DISCO_MASTER_HOME": ("-", "0.5's Erlang master folder; only the base of `DISCO_WWW_ROOT`."),
+        "DISCO_MASTER_ROOT": ("master", "The master's own state: job packs, event logs, the job database."),
+        "DISCO_MASTER_CONFIG": ("master", "The config table file (`[[host, cores], ...]`)."),
+        "DISCO_MASTER_HOST": ("master, client", "The address `disco start` and `python -m disco.master` bind (default `127.0.0.1`: loopback only)."),
+        "DISCO_MASTER": ("client, worker, master", "The master's URL clients talk to (`disco://host` or `http://host:port`)."),
+        "DISCO_PORT": ("master, node, client", "The master's HTTP port; nodes serve their data on it; the port of `disco://` URLs."),
+        "DISCO_NAME": ("master", "The master's name: names its state folder, config file, log and pid files."),
+        "DISCO_LOG_DIR": ("master", "Where `disco start` writes the master's log."),
+        "DISCO_PID_DIR": ("master", "Where `disco start` writes the master's pid file."),
+        "DISCO_WWW_ROOT": ("master", "Static files the master serves (the web UI)."),
+        "DISCO_SETTINGS_FILE": ("client, master, node", "A Python file of `NAME = value` lines read after the environment."),
+        "DISCO_DEBUG": ("-", "0.5: Erlang debug output."),
+        "DISCO_AUTH_TOKEN": ("master, node, client, worker", "The cluster's shared secret: requests that change anything carry it in `X-Disco-Auth-Token` (docs/security.md); unset: no check."),
+        "DISCO_AUTH_READS": ("master, node", "With a token set, `1` protects reads too (GETs, node data downloads, the web pages); `/disco/version` stays open."),
+        "DISCO_ERLANG": ("-", "0.5: the Erlang interpreter."),
+        "DISCO_EVENTS": ("client", "Job events `wait()` prints (the `show` default): `''` none, `'json'`, `'nocolor'`, anything else coloured."),
+        "DISCO_FLAGS": ("-", "0.5: extra Erlang flags."),
+        "DISCO_HTTPD": ("-", "0.5: the proxy's HTTP server command."),
+        "DISCO_ROTATE_LOG": ("-", "0.5: rotate the master log at start."),
+        "DISCO_USER": ("-", "0.5: the user the master ran as."),
+        "DISCO_JOB_OWNER": ("client", "The `owner` written into job packs."),
+        "DISCO_WORKER_MAX_MEM": ("worker", "Address-space limit of each task: `'N%'` of RAM or a size such as `'512M'`; the submitting client's value travels with the job."),
+        "DISCO_ULIMIT": ("-", "0.5: worker ulimit."),
+        "DISCO_GC_AFTER": ("master", "Seconds after which a finished job's data is deleted."),
+        "DATA_GC_INTERVAL": ("master", "Hours between passes of the job data collector."),
+        "DISCO_PROFILE": ("-", "0.5: profile the Erlang master (jobs use `profile=True`)."),
+        "GRAPHITE_HOST": ("-", "0.5: Graphite metrics host."),
+        "SYSTEMD_ENABLED": ("-", "0.5: start through systemd."),
+        "DISCO_PROXY_ENABLED": ("-", "0.5: run the lighttpd proxy."),
+        "DISCO_PROXY": ("client", "A front proxy URL every request to the master goes through."),
+        "DISCO_PROXY_PORT": ("-", "0.5: the proxy's port."),
+        "DISCO_PROXY_PID": ("-", "0.5: the proxy's pid file."),
+        "DISCO_PROXY_CONFIG": ("-", "0.5: the proxy's config file."),
+        "DISCO_SCHEDULER": ("master", "Job scheduling policy: `fair` or `fifo`."),
+        "DISCO_SCHEDULER_ALPHA": ("master", "Fair scheduler's smoothing factor."),
+        "DISCO_TEST_DISCODB": ("-", "0.5: run the DiscoDB tests."),
+        "DISCO_TEST_HOST": ("tests", "Address of the test HTTP server of `disco.test`."),
+        "DISCO_TEST_PORT": ("tests", "Port of the test HTTP server of `disco.test`."),
+        "DISCO_TEST_PROFILE": ("tests", "Run `disco.test` jobs with `profile=True`."),
+        "DISCO_TEST_PURGE": ("tests", "Purge each `disco.test` job after its test."),
+        "DDFS_ROOT": ("-", "Only the base of `DDFS_DATA`."),
+        "DDFS_DATA": ("master, node, worker", "Blob and tag storage of DDFS (volumes `vol*` below it)."),
+        "DDFS_PUT_PORT": ("master, node, worker", "Port of each node's DDFS upload server."),
+        "DDFS_PUT_MAX": ("-", "0.5: concurrent uploads per node (here a fixed gate answers 503)."),
+        "DDFS_GET_MAX": ("-", "0.5: concurrent downloads per node (here a fixed gate answers 503)."),
+        "DDFS_READ_TOKEN": ("client", "Token sent when reading tags (`ddfs -t`, `disco -t`)."),
+        "DDFS_WRITE_TOKEN": ("client", "Token sent when writing tags."),
+        "DDFS_TAG_MIN_REPLICAS": ("master", "Fewest tag replicas a tag write needs."),
+        "DDFS_TAG_REPLICAS": ("master", "Replicas written for each tag."),
+        "DDFS_BLOB_REPLICAS": ("master, client, worker", "Copies of each blob (`ddfs push`/`chunk`, saved results); one node makes one copy."),
+        "DDFS_PARANOID_DELETE": ("master", "GC moves deleted files aside instead of deleting them."),
+        "DDFS_GC_INITIAL_WAIT": ("master", "Minutes before the first DDFS GC run."),
+        "DDFS_GC_BALANCE_THRESHOLD": ("master", "Disk use spread above which GC moves blobs."),
+        "DDFS_SPACE_AWARE": ("master", "Place new blobs by free space."),
+        "DDFS_ABSOLUTE_SPACE": ("master", "Compare free space in bytes instead of ratios."),
+        "DDFS_GC_INTERVAL": ("master", "Seconds between DDFS GC runs (a constant in 0.5)."),
+        "DDFS_ORPHAN_BLOB_EXPIRES": ("master", "Seconds before GC deletes a blob no tag names."),
+        "DDFS_ORPHAN_TAG_EXPIRES": ("master", "Seconds before GC deletes an orphan tag replica."),
+        "DDFS_DELETED_TAG_EXPIRES": ("master", "Seconds a deleted tag's name stays reserved."),
+        "DDFS_PARTIAL_EXPIRES": ("master", "Seconds before GC deletes a partial upload."),
+        "DDFS_DELAYED_FLUSH": ("master", "Seconds delayed tag updates are buffered."),
+        "DDFS_GC_PROGRESS_TIMEOUT": ("master", "Seconds without progress after which a GC run is aborted."),
+        "DDFS_GC_DELETE_PAUSE": ("master", "Seconds GC waits after each deletion."),
     }
 
     must_exist = (
@@ -239,9 +324,15 @@ class DiscoSettings(dict):
         return copy
 
     def materialize(self) -> dict[str, Any]:
-        """Every setting that resolves, as a plain dict (unresolvable ones are left out)."""
+        """Every setting that resolves, as a plain dict (unresolvable ones are left out).
+
+        Secrets (``SECRETS``) are left out too: a pickled ``DiscoSettings`` travels in job
+        packs, which the master keeps and serves (``/disco/ctrl/parameters``).
+        """
         out: dict[str, Any] = {}
         for key in self.keys():
+            if key in SECRETS:
+                continue
             try:
                 out[key] = self[key]
             except Exception:

@@ -393,8 +393,19 @@ def inputexpand(input: Any, label: Any = None, settings: Any = None) -> list[Any
         return [inputlist(input, label=label, settings=settings)]
     if istag(input):
         ddfs = DDFS(settings=settings)  # ddfs.md 7.1: every replica list reachable
-        return [replicas for _tag, _tags, blobs in ddfs.findtags([input]) for replicas in blobs]
+        found = list(ddfs.findtags([input]))
+        if not found:  # the tag itself is missing (tags it names may be, as in 0.5)
+            raise DiscoError(missing_tag_message(input, ddfs.master))
+        return [replicas for _tag, _tags, blobs in found for replicas in blobs]
     return [input]
+
+
+def missing_tag_message(input: Any, master: str) -> str:
+    """Why a job over a tag that does not exist is refused (a bare word is a tag name)."""
+    message = "Job input %s: no such tag in DDFS at %s" % (input, master)
+    if isinstance(input, str) and not input.startswith("tag://"):
+        message += " (a bare name is read as a DDFS tag; a file needs file:///absolute/path)"
+    return message
 
 
 def inputlist(inputs: Iterable[Any], **kwargs: Any) -> list[Any]:
@@ -535,7 +546,7 @@ def sort_key_kind(key: Any) -> type:
     if isinstance(key, (bytes, str)):
         return bytes if isinstance(key, bytes) else str
     raise ValueError(
-        "Keys must be str or bytes for external sort (sort=True), not %s (key %s): "
+        "Keys must be bytes or str for external sort (sort=True), not %s (key %s): "
         "yield str or bytes keys (for numbers, a zero-padded text such as '%%010d' %% n "
         "keeps numeric order), or leave sort off and sort the records in the function "
         "that reads them" % (type(key).__name__, _short(key)),
@@ -551,12 +562,12 @@ def _short(value: Any) -> str:
 def _sort_key_bytes(key: Any, kind: type) -> bytes:
     if not isinstance(key, kind):
         raise ValueError(
-            "Keys of one external sort (sort=True) must all be %s like the first one, "
-            "not %s (key %s): yield keys of one type"
+            "Keys of an external sort (sort=True) must be all bytes or all str: "
+            "the first key was %s, not %s (key %s); yield keys of one type"
             % (kind.__name__, type(key).__name__, _short(key)),
             key,
         )
-    data = key.encode("utf-8") if kind is str else bytes(key)
+    data = key.encode("utf-8", "surrogatepass") if kind is str else bytes(key)
     if b"\xff" in data or b"\x00" in data:
         raise ValueError("Cannot sort key with 0xFF or 0x00 bytes", key)
     return data
@@ -595,7 +606,7 @@ def disk_sort(
     with open(filename, "rb") as fd:
         if kind is str:
             for k, v in sort_reader(fd, filename, read_buffer_size=1 << 20):
-                yield k.decode("utf-8"), pickle.loads(decode(v))
+                yield k.decode("utf-8", "surrogatepass"), pickle.loads(decode(v))
         else:
             for k, v in sort_reader(fd, filename, read_buffer_size=1 << 20):
                 yield k, pickle.loads(decode(v))

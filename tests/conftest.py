@@ -4,6 +4,12 @@
 backend and one node, data in the test's tmp dir.  ``cluster``: the same with three
 simulated nodes on 127.0.0.1 ("localhost"), 127.0.0.2 and 127.0.0.3.  At teardown every
 worker process must be gone.
+
+Every test fails when a server of the project (a master, a node data server, a blob
+upload server) running in this process answered ``500`` during it: bad input must get a
+4xx, a 500 is a bug (``disco.servererrors``).  Tests that provoke a server-side fault on
+purpose (a full disk, a failed replication), where 0.5 answers 500 too, say so with
+``@pytest.mark.server_errors_expected``.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from disco.embedded import EmbeddedMaster
+from disco.servererrors import SERVER_ERRORS
 
 
 def child_pids() -> set[int]:
@@ -47,6 +54,16 @@ def poll_for(predicate: Callable[[], object], timeout: float = 10.0, what: str =
                 "timed out after %.1fs waiting for %s" % (timeout, what or predicate)
             )
         time.sleep(0.02)
+
+
+@pytest.fixture(autouse=True)
+def no_server_errors(request) -> Iterator[None]:
+    """Fail the test if a server in this process answered 500 during it."""
+    before = SERVER_ERRORS.count
+    yield
+    if request.node.get_closest_marker("server_errors_expected") is None:
+        served = SERVER_ERRORS.since(before)
+        assert not served, "the server answered 500 (a bug) to: %s" % ", ".join(served)
 
 
 def _assert_no_leaked_workers(before: set[int]) -> None:

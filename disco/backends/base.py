@@ -40,6 +40,8 @@ class TaskSpec:
     disco_data: str  # DISCO_DATA on the node
     ddfs_data: str  # DDFS_DATA on the node
     save_results: bool = False  # last stage of a job with save_results (DDFS, issue 3)
+    # DISCO_AUTH_TOKEN of the cluster: given to the worker, used for saving results
+    auth_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,12 @@ class TaskChannel(Protocol):
 
 
 class Backend(Protocol):
-    """Runs task attempts on nodes.  One instance per master."""
+    """Runs task attempts on nodes.  One instance per master.
+
+    Optional: ``async check_hosts(hosts) -> {host: reason}`` names the hosts it cannot
+    run (``save_config_table`` refuses them), and ``down_reason(host)`` says why a
+    configured host is down (``nodeinfo``); the local backend has both.
+    """
 
     async def start(self, hosts: list[str]) -> None:
         """Start (or connect to) the node runtimes for these configured hosts."""

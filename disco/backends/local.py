@@ -1,5 +1,9 @@
 """The local backend: every configured host is a simulated node on this machine.
 
+Only this machine's own names and addresses can be nodes (``disco.backends.hostcheck``):
+another host in the config table is never simulated; it stays down, with its reason in
+``down_reason`` (and ``save_config_table`` refuses it, see ``check_hosts``).
+
 Owns: running task attempts as local processes (job home + ``run_worker``), one data
 server per simulated host that the master does not serve itself (bound on
 ``(host, DISCO_PORT)``, e.g. 127.0.0.2, master-api.md 2.9), one DDFS upload server per
@@ -22,11 +26,13 @@ from typing import Any
 
 from aiohttp import web
 
+from disco.auth import AuthPolicy
 from disco.backends.base import TaskChannel, TaskFailed, TaskResult, TaskSpec
+from disco.backends.hostcheck import refused_hosts
 from disco.ddfs.blobserver import create_put_app
 from disco.ddfs.gate import TransferGate
 from disco.ddfs.node import DDFSNode
-from disco.node.dataserver import create_data_app
+from disco.node.dataserver import ServedBytes, create_data_app
 from disco.node.jobhome import (
     JobHomeError,
     check_jobname,
@@ -36,6 +42,7 @@ from disco.node.jobhome import (
 )
 from disco.node.runner import WorkerLimits, is_standard_launcher, run_worker
 from disco.node.zygote import Zygote
+from disco.safenames import check_host_name, no_symlink_below
 
 logger = logging.getLogger(__name__)
 
@@ -50,23 +57,30 @@ class LocalBackend:
         ddfs_data: str,
         disco_port: int,
         served_by_master: Iterable[str] = frozenset(),
+        own_names: Iterable[str] | None = None,
         limits: WorkerLimits | None = None,
         use_zygote: bool = True,
         prestart_zygote: bool = False,
         put_port: int | None = None,
         bind_host: str = "127.0.0.1",
+        auth: AuthPolicy | None = None,
     ) -> None:
         self.disco_data = disco_data
         self.ddfs_data = ddfs_data
         self.disco_port = disco_port
         self.served_by_master = frozenset(served_by_master)
+        # names of the master's own node (DDFS root DDFS_DATA); default: the served ones
+        self.own_names = self.served_by_master | frozenset(own_names or ())
         self.limits = limits or WorkerLimits()
         self._hosts: set[str] = set()
+        self._refused: dict[str, str] = {}  # configured hosts that are not this machine
         self._servers: dict[str, web.AppRunner] = {}
         self.put_port = put_port  # None: no DDFS upload servers
         self.bind_host = bind_host  # the master's address, for the nodes it serves
+        self.auth = auth or AuthPolicy()  # what the nodes' data and upload servers demand
         self._ddfs: dict[str, DDFSNode] = {}
         self._put_servers: dict[str, web.AppRunner] = {}
+        self.served: dict[str, ServedBytes] = {}  # bytes sent by each node's data server
         self._attempts: set[asyncio.Task[TaskResult]] = set()
         self._preparing: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -84,8 +98,19 @@ class LocalBackend:
             # Runs beside the rest of start-up; the first task finds the zygote ready.
             self._prestart = asyncio.create_task(self._get_zygote())
 
+    async def check_hosts(self, hosts: list[str]) -> dict[str, str]:
+        """``{host: reason}`` for the hosts this backend cannot run (not this machine)."""
+        return await refused_hosts(hosts)
+
+    def down_reason(self, host: str) -> str | None:
+        """Why a configured host is down, when the backend knows (``nodeinfo``)."""
+        return self._refused.get(host)
+
     async def set_hosts(self, hosts: list[str]) -> None:
-        wanted = set(hosts)
+        self._refused = await refused_hosts(sorted(set(hosts)))
+        for host, reason in sorted(self._refused.items()):
+            logger.warning("node %s is down: %s", host, reason)
+        wanted = set(hosts) - set(self._refused)
         for host in sorted(self._hosts - wanted):
             self._hosts.discard(host)
             self._ddfs.pop(host, None)
@@ -100,12 +125,19 @@ class LocalBackend:
         for host in added:
             node = self._ddfs[host]
             if host not in self.served_by_master:
-                app = create_data_app(self.disco_data, node.root, ddfs_gate=TransferGate())
+                served = self.served.setdefault(host, ServedBytes())
+                app = create_data_app(
+                    self.disco_data,
+                    node.root,
+                    ddfs_gate=TransferGate(),
+                    auth=self.auth,
+                    served=served,
+                )
                 await self._serve(self._servers, host, app, [host], self.disco_port, "data")
             if self.put_port is not None:
                 # upload URLs name the node: bind its own name, else the master's address
                 binds = [host, self.bind_host] if host in self.served_by_master else [host]
-                app = create_put_app(node)
+                app = create_put_app(node, auth=self.auth)
                 await self._serve(self._put_servers, host, app, binds, self.put_port, "DDFS put")
 
     async def _serve(
@@ -134,7 +166,7 @@ class LocalBackend:
 
     def ddfs_root(self, host: str) -> str:
         """``DDFS_DATA`` of a node (``<DDFS_DATA>/<host>`` for simulated remote hosts)."""
-        if host in self.served_by_master:
+        if host in self.own_names:
             return self.ddfs_data
         return os.path.join(self.ddfs_data, host)
 
@@ -241,9 +273,9 @@ class LocalBackend:
     async def remove_job_data(self, host: str, jobname: str) -> None:
         """Delete ``<DISCO_DATA>/<host>/<hh>/<jobname>`` (purge, GC)."""
         check_jobname(jobname)
-        if not host or "/" in host or host in (".", ".."):
-            raise ValueError("invalid host name %r" % host)
+        check_host_name(host)
         path = jobhome_path(self.disco_data, host, jobname)
+        no_symlink_below(self.disco_data, path, "job name")  # never delete through a link
         if os.path.isdir(path):
             await asyncio.to_thread(shutil.rmtree, path, True)
 

@@ -94,6 +94,7 @@ def cmd_blobs(prog: DDFSProgram, args: argparse.Namespace) -> int:
 
 def cmd_cat(prog: DDFSProgram, args: argparse.Namespace) -> int:
     """Write the raw bytes of the URLs, then of every blob reachable from the tags."""
+    from disco import auth
     from disco.comm import open_url
     from disco.util import inputlist
 
@@ -101,7 +102,9 @@ def cmd_cat(prog: DDFSProgram, args: argparse.Namespace) -> int:
     for source in inputlist(prog.sources(args, args.url)):  # dir:// -> its data files
         for url in source if isinstance(source, (list, tuple)) else [source]:
             try:
-                f = open_url(prog.ddfs.node_url(url))
+                cluster = url.startswith(("disco://", "dir://"))  # node data: our token
+                headers = auth.headers(prog.settings) if cluster else None
+                f = open_url(prog.ddfs.node_url(url), headers=headers)
             except (CommError, DiscoError, OSError) as e:
                 print("Failed to read %s: %s" % (url, e), file=sys.stderr)
                 continue

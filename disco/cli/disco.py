@@ -283,7 +283,7 @@ def cmd_run(prog: Program, args: argparse.Namespace) -> int:
 
     if "" not in sys.path:
         sys.path.insert(0, "")
-    jobclass = reify(args.jobclass)
+    jobclass = _job_class(args.jobclass)
     job = jobclass(name=args.name, master=prog.disco, settings=prog.settings)
     jobargs: dict[str, Any] = {}
     for key in ("map", "reduce", "save", "profile", "partitions"):
@@ -300,6 +300,23 @@ def cmd_run(prog: Program, args: argparse.Namespace) -> int:
     job.run(**jobargs)
     out(job.name)
     return 0
+
+
+def _job_class(dotted: str) -> Any:
+    """The class ``disco run`` names, with a hint when its module cannot be imported."""
+    from disco.util import reify
+
+    try:
+        return reify(dotted)
+    except ModuleNotFoundError as e:
+        raise DiscoError(
+            "%s: the job class %s must be importable as a module from the current "
+            "directory (%s) or from PYTHONPATH; e.g. run 'disco run grep.Grep ...' from "
+            "examples/, or set PYTHONPATH=<the folder holding the module>"
+            % (e, dotted, os.getcwd())
+        ) from None
+    except AttributeError as e:
+        raise DiscoError("%s: no job class %s" % (e, dotted)) from None
 
 
 # -- jobs: inspecting ------------------------------------------------------------------------
@@ -450,8 +467,16 @@ def command_adder(
     return command
 
 
+JOBNAME_HELP = "a job name; @ is the last job, @?text the last job whose name contains text"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="disco", description="Control Disco and inspect its jobs.")
+    parser = _Parser(
+        prog="disco",
+        description="Control Disco and inspect its jobs.",
+        epilog="Wherever a job name is expected, @ means the last job submitted and "
+        "@?text the last job whose name contains text (e.g. disco wait @).",
+    )
     _global_options(parser, suppress=False)
     command = command_adder(parser)
 
@@ -476,10 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-j", "--job-mode", action="store_true", help="arguments are job names")
 
     p = command("events", cmd_events)
-    p.add_argument("jobname")
+    p.add_argument("jobname", help=JOBNAME_HELP)
     p.add_argument("-o", "--offset", type=int, default=0)
 
     p = command("job", cmd_job)
+    p.set_defaults(trailing="input")
     p.add_argument("worker")
     p.add_argument("input", nargs="*")
     p.add_argument("-m", "--has-map", action="store_true")
@@ -499,37 +525,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?")
 
     p = command("run", cmd_run)
-    p.add_argument("jobclass")
-    p.add_argument("input", nargs="*")
-    p.add_argument("-n", "--name", help="job name prefix")
-    p.add_argument("-m", "--map")
-    p.add_argument("-r", "--reduce")
-    p.add_argument("--save")
-    p.add_argument("--profile")
-    p.add_argument("--partitions")
+    p.set_defaults(trailing="input")  # inputs may also follow the options
     p.add_argument(
-        "-S", "--scheduler", nargs=2, action="append", default=[], metavar=("KEY", "VALUE")
+        "jobclass", help="module.Class of a Job subclass, importable from here or PYTHONPATH"
     )
-    p.add_argument("-P", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
+    p.add_argument("input", nargs="*", help="input URLs (default: one per line of stdin)")
+    p.add_argument("-n", "--name", help="job name prefix")
+    p.add_argument(
+        "-m", "--map", metavar="EXPR", help="the map function (module.name, or an expression)"
+    )
+    p.add_argument(
+        "-r", "--reduce", metavar="EXPR", help="the reduce function (module.name or expression)"
+    )
+    p.add_argument(
+        "--save", metavar="EXPR", help="True: keep the results in DDFS (save_results)"
+    )
+    p.add_argument("--profile", metavar="EXPR", help="True: profile every task (disco pstats @)")
+    p.add_argument(
+        "--partitions",
+        metavar="EXPR",
+        help="number of reduce partitions; None: map results are not partitioned",
+    )
+    p.add_argument(
+        "-S",
+        "--scheduler",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="scheduler option, e.g. -S max_cores 4",
+    )
+    p.add_argument(
+        "-P",
+        "--param",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="job argument KEY (a string), e.g. -P params Liberty",
+    )
 
     for name in ("wait", "results", "jobdict"):
-        command(name, globals()["cmd_" + name]).add_argument("jobname")
+        command(name, globals()["cmd_" + name]).add_argument("jobname", help=JOBNAME_HELP)
 
     p = command("stageresults", cmd_stageresults)
-    p.add_argument("jobname")
+    p.add_argument("jobname", help=JOBNAME_HELP)
     p.add_argument("-S", "--stage", default="map")
 
     p = command("jobs", cmd_jobs)
     p.add_argument("-S", "--status", action="store_true")
 
     for name in ("kill", "purge"):
-        command(name, globals()["cmd_" + name]).add_argument("jobname", nargs="+")
+        command(name, globals()["cmd_" + name]).add_argument(
+            "jobname", nargs="+", help=JOBNAME_HELP
+        )
 
     p = command("oob", cmd_oob)
-    p.add_argument("jobname", nargs="+", help="jobname, or: get KEY JOBNAME")
+    p.add_argument("jobname", nargs="+", help="jobname, or: get KEY JOBNAME (@: the last job)")
 
     p = command("pstats", cmd_pstats)
-    p.add_argument("jobname")
+    p.add_argument("jobname", help=JOBNAME_HELP)
     p.add_argument("-k", "--sort-stats", action="append", metavar="KEY")
     return parser
 
@@ -602,7 +657,7 @@ def run_main(
         index = _command_index(argv)
         if index is not None and argv[index] not in _commands(parser):
             raise _UsageError("unrecognized command: %s" % " ".join(argv[index:]))
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
         with _exported(_explicit_settings(args)):
             settings = DiscoSettings()
             if args.verbose:
@@ -619,6 +674,9 @@ def run_main(
         return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:
         return 1
+    except BrokenPipeError:  # the reader went away (disco events @ | head): not an error
+        _silence_stdout()
+        return 0
     except _UsageError as e:
         print(e, file=sys.stderr)
         return 1
@@ -627,6 +685,28 @@ def run_main(
             raise
         print(e, file=sys.stderr)
         return 1
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parse_args``, except that a command with a ``trailing`` list argument (``run``,
+    ``job``) also takes the words left after its options: ``run C -P k v URL...``."""
+    args, extras = parser.parse_known_args(argv)
+    trailing = getattr(args, "trailing", None)
+    if extras and trailing and not any(e.startswith("-") and e != "-" for e in extras):
+        getattr(args, trailing).extend(extras)
+    elif extras:
+        parser.error("unrecognized arguments: %s" % " ".join(extras))
+    return args
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real stdout (tests capture it)
+        pass
 
 
 def _commands(parser: argparse.ArgumentParser) -> set[str]:

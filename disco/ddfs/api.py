@@ -21,6 +21,7 @@ from disco.ddfs.master import DDFSMaster
 from disco.ddfs.names import is_url_list, valid_name
 from disco.ddfs.tagdoc import MAX_ATTR_NAME, MAX_ATTR_VALUE, READ_TOKEN, URLS, WRITE_TOKEN
 from disco.node.dataserver import serve_gated
+from disco.safenames import STORED_NAME_MAX
 
 DDFS = web.AppKey("ddfs_master", DDFSMaster)
 MAX_TAG_BODY = 512 * 1024 * 1024
@@ -81,9 +82,11 @@ async def _body(request: web.Request) -> tuple[bytes, Any]:
     if len(raw) > MAX_TAG_BODY:
         raise DDFSError(403, errors.INVALID_REQUEST)
     try:
-        return raw, json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        body = json.loads(raw.decode("utf-8"))
+        json.dumps(body, ensure_ascii=False).encode("utf-8")  # lone surrogates
+    except (UnicodeError, ValueError, RecursionError):
         raise DDFSError(403, errors.INVALID_BODY) from None
+    return raw, body
 
 
 # -- new_blob (2.4.1) ---------------------------------------------------------------------
@@ -98,9 +101,9 @@ async def new_blob(request: web.Request) -> web.StreamResponse:
         try:
             replicas = int(query["replicas"])
         except ValueError:
-            raise DDFSError(500, "Internal server error") from None
+            raise DDFSError(400, errors.INVALID_REQUEST) from None  # 0.5: a 500
         if replicas < 0:
-            raise DDFSError(500, "Internal server error")
+            raise DDFSError(400, errors.INVALID_REQUEST)
 
     def hosts(key: str) -> list[str]:
         return [h for h in query.get(key, "").split(",") if h]
@@ -130,6 +133,8 @@ async def tag(request: web.Request) -> web.StreamResponse:
         raise DDFSError(404, errors.NOT_FOUND)
     if not valid_name(name):
         raise DDFSError(403, errors.INVALID_TAG)
+    if method in (hdrs.METH_POST, hdrs.METH_PUT) and not valid_name(name, STORED_NAME_MAX):
+        raise DDFSError(403, errors.INVALID_TAG)  # its version file would not fit on disk
     if len(attr.encode("utf-8")) > MAX_ATTR_NAME:
         raise DDFSError(403, errors.ATTR_NAME_TOO_BIG)
     tags = ddfs(request).tags
@@ -180,6 +185,11 @@ async def ctrl(request: web.Request) -> web.StreamResponse:
             return _json(master.gc.stats())
         if op == "safe_gc_blacklist":
             return _json(master.gc.safe_blacklist)
+        if op == "tag_versions":  # an addition beyond 0.5 (the web UI)
+            name = request.query.get("tag", "")
+            if not valid_name(name):
+                raise DDFSError(403, errors.INVALID_TAG)
+            return _json(await master.tag_versions(name))
     elif request.method == hdrs.METH_POST and op == "hosted_tags":
         _raw, host = await _body(request)
         if not isinstance(host, str) or host not in master.view.hosts():

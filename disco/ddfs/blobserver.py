@@ -14,11 +14,15 @@ import json
 import logging
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from disco.auth import AuthPolicy, middleware
 from disco.ddfs.gate import UPLOADS_BUSY, TransferGate, TransferLimits
 from disco.ddfs.names import InvalidName, parse_object_id
 from disco.ddfs.node import DDFSNode, NoSpace
 from disco.node.dataserver import strip_proxy, text_response
+from disco.safenames import UnsafeName, check_object_id_length
+from disco.servererrors import guard
 
 logger = logging.getLogger(__name__)
 
@@ -26,21 +30,34 @@ MAX_BLOB = 1 << 40  # 1 TiB
 WRITE_BATCH = 1024 * 1024
 
 
+class BadUpload(Exception):
+    """The client's fault: a body cut off or too large (answered 400, not 500)."""
+
+
+async def _chunks(request: web.Request):  # type: ignore[no-untyped-def]
+    try:
+        async for chunk in request.content.iter_chunked(WRITE_BATCH):
+            yield chunk
+    except (ConnectionError, HttpProcessingError, asyncio.IncompleteReadError):
+        raise BadUpload("body cut off") from None
+
+
 async def receive_blob(node: DDFSNode, oid: str, request: web.Request) -> str:
     """Write the request body as blob ``oid``; the canonical URL.  Raises ``InvalidName``,
-    ``FileExistsError``, ``NoSpace`` or ``OSError``; nothing stays behind on failure."""
+    ``FileExistsError``, ``NoSpace``, ``BadUpload`` or ``OSError``; nothing stays behind on
+    failure."""
     size = request.content_length or 0
     upload = await asyncio.to_thread(node.begin_blob, oid, size)
     writing: asyncio.Future[None] | None = None  # the disk write runs while we receive
     try:
         pending: list[bytes] = []
         buffered = received = 0
-        async for chunk in request.content.iter_chunked(WRITE_BATCH):
+        async for chunk in _chunks(request):
             pending.append(chunk)
             buffered += len(chunk)
             received += len(chunk)
             if received > MAX_BLOB:
-                raise OSError("Write failed: blob larger than 1 TiB")
+                raise BadUpload("blob larger than 1 TiB")
             if buffered >= WRITE_BATCH:
                 if writing is not None:
                     await writing
@@ -51,7 +68,7 @@ async def receive_blob(node: DDFSNode, oid: str, request: web.Request) -> str:
         if pending:
             await asyncio.to_thread(upload.write, b"".join(pending))
         if request.content_length is not None and upload.size != request.content_length:
-            raise OSError("Write failed: body cut off")
+            raise BadUpload("body cut off")
         return await asyncio.to_thread(upload.commit)
     except BaseException:
         if writing is not None:
@@ -60,8 +77,18 @@ async def receive_blob(node: DDFSNode, oid: str, request: web.Request) -> str:
         raise
 
 
-def create_put_app(node: DDFSNode, limits: TransferLimits | None = None) -> web.Application:
-    """The upload server of one node."""
+def _reason(exc: BaseException) -> str:
+    """The text of an upload error without the file names an ``OSError`` carries."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) if isinstance(exc, OSError) else type(exc).__name__
+
+
+def create_put_app(
+    node: DDFSNode, limits: TransferLimits | None = None, auth: AuthPolicy | None = None
+) -> web.Application:
+    """The upload server of one node; uploads need the cluster's token when ``auth`` has
+    one (``disco.auth``)."""
     gate = TransferGate(limits)
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -73,25 +100,31 @@ def create_put_app(node: DDFSNode, limits: TransferLimits | None = None) -> web.
         oid = path[len("/ddfs/") :]
         try:
             parse_object_id(oid)
-        except InvalidName:
+            check_object_id_length(oid)  # the file and its staging name must fit on disk
+        except (InvalidName, UnsafeName):
             return text_response(403, "Invalid blob name")
         if await gate.enter() != "ok":
             return text_response(503, UPLOADS_BUSY)
         try:
             url = await receive_blob(node, oid, request)
-        except FileExistsError as exc:
-            return text_response(500, str(exc))
+        except FileExistsError:
+            # 0.5: 500 "File exists (path: ...)"; a repeated PUT is a conflict, and error
+            # texts never carry a server path (docs/decisions.md)
+            return text_response(409, "File exists")
+        except BadUpload as exc:
+            return text_response(400, "Write failed: %s" % exc)
         except NoSpace as exc:
             return text_response(500, "Write failed: %s" % exc)
         except Exception as exc:  # cut-off body, disk errors: the staging file is gone
-            logger.warning("upload of %s to %s failed: %s", oid, node.host, exc)
-            return text_response(500, "Write failed: %s" % exc)
+            logger.warning("upload of %s to %s failed: %r", oid, node.host, exc)
+            return text_response(500, "Write failed: %s" % _reason(exc))
         finally:
             gate.leave()
         response = web.Response(status=201, text=json.dumps(url), content_type="application/json")
         response.force_close()
         return response
 
-    app = web.Application(client_max_size=MAX_BLOB)
+    middlewares = [middleware(auth)] if auth and auth.enabled else []
+    app = guard(web.Application(middlewares=middlewares, client_max_size=MAX_BLOB))
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

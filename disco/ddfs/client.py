@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from disco import comm
+from disco import auth, comm
 from disco.ddfs.names import safe_name
 from disco.ddfs.tagurl import (
     canonizetag,
@@ -113,9 +113,9 @@ class DDFS:
     def exists(self, tag: Any) -> bool:
         """Whether the tag exists: asks without any token, so a 401 also means "yes"."""
         try:
-            comm.request("GET", self._tag_url(tag), token=None)
+            comm.request("GET", self._tag_url(tag), headers=self._auth(), token=None)
         except CommError as e:
-            if e.code == 401:
+            if e.code == 401 and not auth.is_auth_failure(e.code, e.msg):
                 return True
             if e.code in (403, 404):
                 return False
@@ -256,7 +256,7 @@ class DDFS:
         error: CommError | None = None
         for url in replicas:
             try:
-                return comm.open_remote(self.node_url(url, "GET"))
+                return comm.open_remote(self.node_url(url, "GET"), headers=self._auth())
             except CommError as e:
                 logger.warning("cannot open replica %s: %s", url, e)
                 error = e
@@ -330,6 +330,9 @@ class DDFS:
             replies, failed = self._put_all(targets, body, retries)
             if not failed:
                 return [json.loads(reply) for reply in replies]
+            for error in failed:  # another node will not take a wrong token either
+                if auth.is_auth_failure(error.code, error.msg):
+                    raise error
             hosts = [urlsplit(error.url)[1].host for error in failed]
             logger.warning(
                 "blob %s: upload to %s failed (%s); sending it to other nodes (%d/%d)",
@@ -361,9 +364,9 @@ class DDFS:
             try:
                 if isinstance(body, str):
                     with open(body, "rb") as f:
-                        resp = comm.raw_request("PUT", target, f, tries=1)
+                        resp = comm.raw_request("PUT", target, f, self._auth(), tries=1)
                 else:
-                    resp = comm.raw_request("PUT", target, body, tries=1)
+                    resp = comm.raw_request("PUT", target, body, self._auth(), tries=1)
             except CommError as e:
                 return CommError("Upload failed: %s" % e.msg, url, e.code)
             if resp.status != 503 or attempt + 1 >= retries:
@@ -478,8 +481,12 @@ class DDFS:
 
     def _json(self, method: str, url: str, value: Any = None, token: str | None = None) -> Any:
         data = None if method in ("GET", "DELETE") else json.dumps(value)
-        body = comm.request(method, url, data, token=token).body
+        body = comm.request(method, url, data, self._auth(), token=token).body
         return json.loads(body.decode("utf-8"))
+
+    def _auth(self) -> dict[str, str]:
+        """The cluster's auth header (``DISCO_AUTH_TOKEN``) for the master and the nodes."""
+        return auth.headers(self.settings)
 
 
 def _local_lines(entry: Any, kwargs: dict[str, Any]) -> Iterator[bytes] | None:

@@ -7,8 +7,10 @@ itself (results saving, purge) uses the same object with the ``INTERNAL`` token.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 from disco.ddfs import errors
 from disco.ddfs.cluster import NodeView, node_spaces, writable_hosts
@@ -16,7 +18,14 @@ from disco.ddfs.config import DDFSConfig
 from disco.ddfs.errors import DDFSError
 from disco.ddfs.gate import TransferGate
 from disco.ddfs.gc import GarbageCollector
-from disco.ddfs.names import TimestampClock, blob_prefix, object_id, put_url, valid_name
+from disco.ddfs.names import (
+    TimestampClock,
+    blob_prefix,
+    disco_url,
+    object_id,
+    put_url,
+    valid_name,
+)
 from disco.ddfs.placement import NotEnoughNodes, blob_targets
 from disco.ddfs.tagstore import TagStore
 
@@ -79,3 +88,20 @@ class DDFSMaster:
             raise DDFSError(403, errors.NOT_ENOUGH_NODES) from None
         oid = object_id(blob_prefix(prefix), self._blob_ts.now(self.clock()))
         return [put_url(host, self.config.put_port, oid) for host in targets]
+
+    async def tag_versions(self, name: str) -> list[dict[str, Any]]:
+        """Every stored version of tag ``name``, newest first, with the nodes holding
+        it (the web UI; an addition beyond 0.5).  Old versions stay until GC."""
+        versions: dict[str, dict[str, Any]] = {}
+        for host in self.view.hosts():
+            node = self.view.node(host)
+            if node is None:
+                continue
+            for obj in await asyncio.to_thread(node.objects, "tag"):
+                if obj.name != name:
+                    continue
+                version = versions.setdefault(
+                    obj.oid, {"id": obj.oid, "time": obj.ts.seconds, "replicas": []}
+                )
+                version["replicas"].append(disco_url(host, obj.volume, "tag", obj.oid))
+        return sorted(versions.values(), key=lambda v: v["time"], reverse=True)

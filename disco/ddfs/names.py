@@ -19,10 +19,11 @@ import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
-NAME_MAX = 511
-PREFIX_MAX = 200  # longer new_blob prefixes are replaced by their MD5 (1.3)
-NAME_CHARS = r"A-Za-z0-9_\-@:"
-_NAME_RE = re.compile(r"[%s]{1,%d}\Z" % (NAME_CHARS, NAME_MAX))
+from disco.safenames import NAME_CHARS, STORED_NAME_MAX
+from disco.safenames import NAME_MAX as NAME_MAX
+from disco.safenames import valid_name as valid_name
+
+PREFIX_MAX = STORED_NAME_MAX  # longer new_blob prefixes are replaced by their MD5 (1.3)
 _UNSAFE_RE = re.compile(r"[^%s]" % NAME_CHARS)
 _ENTRY_NAME_RE = re.compile(r"/.{2}/(.*)\$", re.DOTALL)
 _DDFS_PATH_RE = re.compile(r"/ddfs/(vol[^/]*)/(blob|tag)/([0-9a-f]{2})/([^/]+)\Z")
@@ -32,11 +33,6 @@ DELETED_TAG = "+deleted"  # internal tombstone tag (1.11); not addressable throu
 
 class InvalidName(ValueError):
     """A tag name, blob prefix or object id that breaks the rules of 1.1/1.2."""
-
-
-def valid_name(name: object) -> bool:
-    """Is ``name`` a legal tag name or blob prefix (1.1)?"""
-    return isinstance(name, str) and _NAME_RE.match(name) is not None
 
 
 def safe_name(name: str | bytes) -> str:

@@ -292,6 +292,10 @@ class DDFSNode:
             found.extend(self._walk(kind, partial_expires, now))
         return found
 
+    def objects(self, kind: str) -> list[StoredObject]:
+        """Every committed ``blob`` or ``tag`` file of this node (no side effects)."""
+        return self._walk(kind)
+
     def _walk(
         self, kind: str, partial_expires: float | None = None, now: float = 0.0
     ) -> list[StoredObject]:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from disco.auth import AuthPolicy
 from disco.error import DiscoError
 from disco.settings import DiscoSettings
 
@@ -58,6 +59,7 @@ class MasterConfig:
     version: str = VERSION
     retry_delay: float | None = None  # None: min(n, 60) + random(0..30) s (10.3)
     max_failure_rate: int = 100  # default of the runtime setting (10.3)
+    auth: AuthPolicy = AuthPolicy()  # DISCO_AUTH_TOKEN, DISCO_AUTH_READS (not in 0.5)
 
     @classmethod
     def from_settings(
@@ -92,4 +94,5 @@ class MasterConfig:
             gc_after=_number(settings, "DISCO_GC_AFTER", float),
             gc_interval=_number(settings, "DATA_GC_INTERVAL", float),
             retry_delay=retry_delay,
+            auth=AuthPolicy.from_settings(settings),
         )

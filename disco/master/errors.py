@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from disco.servererrors import INTERNAL
+
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = "Not found."
@@ -59,8 +61,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return exc.response()
     except web.HTTPNotFound:
         return not_found().response()  # 1.2: "Not found." for unrouted paths too
-    except web.HTTPException:
-        raise
+    except (web.HTTPException, ConnectionError):
+        raise  # a client that went away is no server error
     except Exception:
         logger.exception("%s %s failed", request.method, request.path)
-        return web.Response(status=500, text="Internal server error", content_type="text/plain")
+        return web.Response(status=500, text=INTERNAL, content_type="text/plain")

@@ -17,6 +17,8 @@ import time
 from collections import deque
 from typing import IO
 
+from disco.safenames import check_job_name, no_symlink_below
+
 logger = logging.getLogger(__name__)
 
 TAIL = 200  # 4.2: the newest 100-200 events are kept in memory
@@ -31,7 +33,11 @@ def hash_dir(name: str) -> str:
 
 
 def job_dir(master_root: str, job: str) -> str:
-    return os.path.join(master_root, hash_dir(job), job)
+    """``<master_root>/<hh>/<job>``; ``UnsafeName`` for a name that is no job name or a
+    directory that is (or goes through) a symlink out of the master root."""
+    check_job_name(job)
+    path = os.path.join(master_root, hash_dir(job), job)
+    return no_symlink_below(master_root, path, "job name")
 
 
 def timestamp(now: float) -> str:

@@ -9,20 +9,18 @@ wording follows the Erlang-printed terms of 0.5 (quoted strings, bare atoms, 13.
 from __future__ import annotations
 
 import json
-import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 from disco.error import DiscoError
+from disco.safenames import UnsafeName, check_job_prefix, check_stage_name
 
 MAGIC = 0xD5C0
 HEADER = struct.Struct("!IIIII")
 HEADER_SIZE = 128
 GROUPINGS = ("split", "group_label", "group_node", "group_node_label", "group_all")
 MAX_CORES_DEFAULT = 2**31
-# 5: prefixes must not contain "/" or "."; we also keep them DDFS-safe (5, 13.5).
-_PREFIX = re.compile(r"^[A-Za-z0-9_\-@:]+$")
 
 
 class JobPackError(DiscoError, ValueError):
@@ -105,7 +103,9 @@ def decode_header(data: bytes) -> tuple[int, tuple[int, int, int, int]]:
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        # lone surrogates ("\\ud800") decode, but no file, log or database can hold them
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError, RecursionError) as exc:
         raise JobPackError('"invalid payload: %s:%s"' % (what, type(exc).__name__))
     if not isinstance(value, dict):
         raise JobPackError('"invalid payload: %s:not an object"' % what)
@@ -129,6 +129,24 @@ def _string(jobdict: dict[str, Any], key: str) -> str:
     return value
 
 
+def _shown(value: Any) -> str:
+    """``value`` as JSON for a reason text, cut short."""
+    try:
+        text = json.dumps(value)
+    except (RecursionError, ValueError):
+        text = "..."
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _safe_stage(name: str) -> bool:
+    """Stage names become file names of the job home (``<stage>-<task>-<ts>.results``)."""
+    try:
+        check_stage_name(name)
+    except UnsafeName:
+        return False
+    return True
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -141,8 +159,10 @@ def decode(data: bytes) -> JobSpec:
     if not all(isinstance(v, str) for v in jobenvs.values()):
         raise _payload_error("jobenvs:string values expected")  # 6.5
     prefix = _string(jobdict, "prefix")
-    if "/" in prefix or "." in prefix or not _PREFIX.match(prefix):
-        raise _quoted("invalid prefix")
+    try:
+        check_job_prefix(prefix)  # 5: no "/" or "."; DDFS-safe and short (13.5)
+    except UnsafeName:
+        raise _quoted("invalid prefix") from None
     worker = _string(jobdict, "worker")
     owner = _string(jobdict, "owner")
     scheduler = _required(jobdict, "scheduler")
@@ -196,11 +216,11 @@ def _v2(jobdict: dict[str, Any]) -> tuple[tuple[StageSpec, ...], tuple[JobInput,
             or not isinstance(row[1], str)
             or not isinstance(row[2], bool)
         ):
-            raise _quoted("Invalid job pipeline: %s" % json.dumps(row))
+            raise _quoted("Invalid job pipeline: %s" % _shown(row))
         if row[1] not in GROUPINGS:
-            raise _quoted("invalid grouping '<<\"%s\">>'" % row[1])
-        if not row[0] or row[0] == "input":
-            raise _quoted("Invalid job pipeline: invalid stage name %s" % json.dumps(row[0]))
+            raise _quoted("invalid grouping '<<\"%s\">>'" % row[1][:100])
+        if not row[0] or row[0] == "input" or not _safe_stage(row[0]):
+            raise _quoted("Invalid job pipeline: invalid stage name %s" % _shown(row[0]))
         pipeline.append(StageSpec(row[0], row[1], row[2]))
     names = [s.name for s in pipeline]
     if len(set(names)) != len(names):
@@ -280,3 +300,30 @@ def _v1(jobdict: dict[str, Any]) -> tuple[tuple[StageSpec, ...], tuple[JobInput,
         else:
             inputs.append(DataInput(0, 0, tuple(urls)))
     return pipeline, tuple(inputs)
+
+
+def check_has_inputs(spec: JobSpec) -> None:
+    """Refuse a job with no usable input (``"the job has no inputs"``).
+
+    [Differs from 0.5] which ran it as a job of empty stages that succeeds at once: a
+    job over nothing is a mistake (an empty input list, a typo), docs/decisions.md.
+    """
+    for inp in spec.inputs:
+        if isinstance(inp, DirInput) or inp.urls:
+            return
+    raise _quoted("the job has no inputs: give at least one input URL")
+
+
+def own_tag_names(spec: JobSpec) -> list[str]:
+    """Names of the ``tag://`` inputs that name this master's DDFS (no host of their own)."""
+    from disco.util import urlsplit
+
+    names: list[str] = []
+    for inp in spec.inputs:
+        for url in inp.urls if isinstance(inp, DataInput) else ():
+            if url.startswith("tag://"):
+                _scheme, (host, _port), name = urlsplit(url)
+                if not host and name and name not in names:
+                    names.append(name)
+    return names
+

@@ -32,6 +32,17 @@ class JobTags:
         await self.ddfs.tags.put_urls(tag, [list(replicas) for replicas in results], INTERNAL)
         return "tag://%s" % tag
 
+    async def missing(self, names: Sequence[str]) -> list[str]:
+        """The tags of ``names`` that do not exist (job inputs are checked at submit)."""
+        absent = []
+        for name in names:
+            try:
+                await self.ddfs.tags.get(name, INTERNAL)
+            except DDFSError as exc:
+                if exc.status == 404:  # other errors (DDFS busy): the job is not refused
+                    absent.append(name)
+        return absent
+
     async def delete_oob(self, job: str) -> bool:
         """Delete ``disco:job:oob:<job>``; ``False`` when the job has no OOB tag."""
         tag = oob_tag(job)

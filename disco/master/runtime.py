@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -23,9 +24,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 
+from disco import auth
 from disco.backends.base import Backend, InputEntry, Replica, TaskDone, TaskFailed, TaskSpec
 from disco.failure import Failure
 from disco.master import jobpack
+from disco.master.attempts import AttemptLog
 from disco.master.config import MasterConfig
 from disco.master.coordinator import Coordinator
 from disco.master.events import EventLog, job_dir, timestamp
@@ -60,7 +63,15 @@ from disco.master.states import (
     StartTask,
     Tick,
 )
-from disco.master.store import RESTART_EVENT, ClusterConfig, JobRecord, Store, expand_table
+from disco.master.store import (
+    RESTART_EVENT,
+    ClusterConfig,
+    ConfigError,
+    JobRecord,
+    Store,
+    expand_table,
+)
+from disco.safenames import JOB_NAME_MAX, valid_name
 
 if TYPE_CHECKING:
     from disco.master.jobtags import JobTags
@@ -125,6 +136,9 @@ class Runtime:
         self.records: dict[str, JobRecord] = {}
         self.logs: dict[str, EventLog] = {}
         self.failures: dict[str, FailureLog] = {}
+        self.attempts = AttemptLog()  # every task attempt, for the UI's timeline and metrics
+        self.started_at = clock()
+        self.last_contact: dict[str, float] = {}  # host -> last time it was seen connected
         self.cluster = ClusterConfig([])
         self.nodes: list[tuple[str, int]] = []
         self.purged: dict[str, float] = {}
@@ -251,6 +265,7 @@ class Runtime:
             self._finished = asyncio.Event()
         elif isinstance(ins, JobForgotten):
             self.records.pop(ins.job, None)
+            self.attempts.forget(ins.job)
             self.store.delete_job(ins.job)
             log = self.logs.pop(ins.job, None)
             if log is not None:
@@ -325,10 +340,12 @@ class Runtime:
             disco_data=self.config.disco_data,
             ddfs_data=self.config.ddfs_data,
             save_results=ins.save_results,
+            auth_token=self.config.auth.token,
         )
         label = "%s:%d" % (ins.stage, ins.taskid)
         channel = AttemptChannel(self, ins.job, ins.taskid, ins.host, label)
         key = (ins.job, ins.taskid, ins.attempt)
+        self.attempts.started(ins.job, ins.stage, ins.taskid, ins.attempt, ins.host, self.clock())
         self._attempts[key] = asyncio.get_running_loop().create_task(
             self._run_attempt(key, spec, channel), name="disco-task-%s-%s" % key[:2]
         )
@@ -338,13 +355,20 @@ class Runtime:
         try:
             result = await self.backend.run_task(spec, channel)
         except asyncio.CancelledError:
+            self.attempts.ended(*key, "killed", self.clock())
             raise
         except Exception as exc:
             logger.exception("task %s:%d attempt %d crashed in the backend", *key)
             self._attempts.pop(key, None)
+            self.attempts.ended(*key, "failed", self.clock(), "Worker failed: %s" % exc)
             self.feed(AttemptFailed(*key, "error", "Worker failed: %s" % exc, self.clock()))
             return
         self._attempts.pop(key, None)
+        if isinstance(result, TaskDone):
+            self.attempts.ended(*key, "done", self.clock())
+        else:
+            reason = result.failure.headline if result.failure else result.message
+            self.attempts.ended(*key, "failed", self.clock(), reason.split("\n", 1)[0])
         if self._closing:
             return
         if isinstance(result, TaskDone):
@@ -402,7 +426,9 @@ class Runtime:
                 with open(local, encoding="utf-8") as f:
                     return f.read()
         target = "http://%s:%d/%s" % (host, self.config.port, path)
-        async with session.get(target, timeout=aiohttp.ClientTimeout(total=60)) as resp:
+        headers = auth.headers({auth.TOKEN_SETTING: self.config.auth.token})
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with session.get(target, timeout=timeout, headers=headers) as resp:
             if resp.status != 200:
                 raise OSError("HTTP %d from %s" % (resp.status, target))
             return await resp.text()
@@ -420,6 +446,13 @@ class Runtime:
     async def submit(self, data: bytes) -> str:
         """Validate, name, store and start a job; raises ``JobPackError`` (2.2)."""
         spec = jobpack.decode(data)
+        jobpack.check_has_inputs(spec)
+        if self.job_tags is not None:
+            missing = await self.job_tags.missing(jobpack.own_tag_names(spec))
+            if missing:
+                raise jobpack.JobPackError(
+                    json.dumps("no such tag in DDFS: %s" % ", ".join("tag://" + t for t in missing))
+                )
         name = self.new_name(spec.prefix)
         directory = job_dir(self.config.master_root, name)
         path = os.path.join(directory, "jobfile")
@@ -450,16 +483,24 @@ class Runtime:
             )
         self.feed(KillRequested(name, self.clock()))
 
+    def job_dir(self, name: str) -> str:
+        """The job's master directory; ``UnsafeName`` when ``name`` is no job name or the
+        directory leads out of the master root (``disco.safenames``)."""
+        return job_dir(self.config.master_root, name)
+
     async def clean(self, name: str) -> None:
-        """Kill, delete the master directory, forget the job (10.2)."""
+        """Kill, delete the master directory, forget the job (10.2).
+
+        Raises ``UnsafeName`` before anything changes when ``name`` is unsafe."""
+        directory = self.job_dir(name)
         self.feed(KillRequested(name, self.clock(), forget=True))
         self.records.pop(name, None)
+        self.attempts.forget(name)
         self.failures.pop(name, None)
         self.store.delete_job(name)
         log = self.logs.pop(name, None)
         if log is not None:
             log.close()
-        directory = job_dir(self.config.master_root, name)
         await asyncio.get_running_loop().run_in_executor(
             None, lambda: shutil.rmtree(directory, ignore_errors=True)
         )
@@ -521,9 +562,20 @@ class Runtime:
             "worker": rec.worker,
             "hosts": hosts,
             "owner": rec.owner,
-            # Added to 0.5's shape: failed attempts and the last failure's report.
+            # Added to 0.5's shape: failed attempts and the last failure's report,
+            # start and end as Unix seconds (end: None while active).
             **(self.failures[name].fields() if name in self.failures else NO_FAILURES),
+            "start_time": rec.start,
+            "end_time": None if status == "active" else self._end_time(name),
         }
+
+    def _end_time(self, name: str) -> float | None:
+        """When the job ended: the last write of its event log, which is closed when the
+        job ends (4.2), so the answer is the same after a master restart."""
+        try:
+            return os.stat(os.path.join(job_dir(self.config.master_root, name), "events")).st_mtime
+        except OSError:
+            return None
 
     def joblist(self) -> list[list[Any]]:
         recs = sorted(self.records.values(), key=lambda r: r.seq, reverse=True)
@@ -544,6 +596,10 @@ class Runtime:
             if tasks:
                 entry["tasks"] = tasks
             free, used = self.backend.disk_usage(host) if node.max_workers else (0, 0)
+            down_reason = getattr(self.backend, "down_reason", None)
+            reason = down_reason(host) if down_reason is not None else None
+            if reason:
+                entry["reason"] = reason  # [Not in 0.5] why a configured node is down
             entry.update(
                 job_ok=node.job_ok,
                 data_error=node.data_error,
@@ -553,6 +609,8 @@ class Runtime:
                 blacklisted=node.blacklisted,
                 diskfree=free,
                 diskused=used,
+                # Added to 0.5's shape: when the master last saw the node connected.
+                last_contact=self.last_contact.get(host),
             )
             info[host] = entry
         return info
@@ -574,6 +632,7 @@ class Runtime:
         else:
             await self.backend.set_hosts(hosts)
         self._connected = {h: self.backend.is_connected(h) for h in hosts}
+        self._seen(self.clock())
         self.feed(
             NodesConfigured(
                 tuple(nodes),
@@ -582,6 +641,15 @@ class Runtime:
                 self.clock(),
             )
         )
+
+    async def check_config(self, config: ClusterConfig) -> None:
+        """Refuse (``ConfigError``) a table naming hosts the backend cannot run."""
+        check = getattr(self.backend, "check_hosts", None)
+        if check is None:
+            return
+        refused = await check([h for h, _ in expand_table(config.hosts)])
+        if refused:
+            raise ConfigError("; ".join(refused[h] for h in sorted(refused)))
 
     async def reload_config(self) -> list[list[str]]:
         """``load_config_table``: re-read the stored configuration and apply it."""
@@ -616,6 +684,7 @@ class Runtime:
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            self._seen(self.clock())
             for host, was in list(self._connected.items()):
                 now_connected = self.backend.is_connected(host)
                 if now_connected != was:
@@ -624,6 +693,12 @@ class Runtime:
                     self.feed(event(host, self.clock()))
             if any(j.status == "active" for j in self.coordinator.jobs.values()):
                 self.feed(Tick(self.clock()))
+
+    def _seen(self, now: float) -> None:
+        """Note the time of contact with every node that is connected now."""
+        for host, connected in self._connected.items():
+            if connected:
+                self.last_contact[host] = now
 
     async def _gc_loop(self) -> None:
         interval = max(1.0, self.config.gc_interval * 3600.0)
@@ -646,7 +721,7 @@ class Runtime:
         for host, _ in self.nodes:
             base = os.path.join(self.config.disco_data, host)
             for path, name in job_dirs(base):
-                if self.status(name)[0] == "active":
+                if not valid_name(name, JOB_NAME_MAX) or self.status(name)[0] == "active":
                     continue
                 try:
                     mtime = os.stat(path).st_mtime

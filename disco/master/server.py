@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from aiohttp import hdrs, web
 
+from disco import auth
 from disco.backends.base import Backend
 from disco.ddfs import api as ddfs_api
 from disco.ddfs.cluster import RuntimeView
@@ -31,7 +32,10 @@ from disco.master.jobtags import JobTags
 from disco.master.runtime import Runtime
 from disco.master.store import Store
 from disco.node.dataserver import DOWNLOADS, download_limit
+from disco.servererrors import guard
 from disco.settings import DiscoSettings
+from disco.web import METRICS
+from disco.web import mount as mount_web_ui
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +53,13 @@ def build_app(
 ) -> web.Application:
     """The master's aiohttp application (routes in the 1.1 order).
 
-    ``extra_routes`` (e.g. DDFS's ``/ddfs/...`` handlers) are added before the static
-    catch-all, which never matches ``/ddfs/...`` anyway.
+    ``extra_routes`` (e.g. DDFS's ``/ddfs/...`` handlers) are added before the web UI
+    (``disco.web``: ``/metrics`` and the static catch-all, which never matches
+    ``/ddfs/...`` anyway).
     """
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    middlewares = [auth.middleware(runtime.config.auth), error_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
+    guard(app, middleware=False)  # error_middleware renders crashes; count the 500s
     app[RUNTIME] = runtime
     app[ctrl.BACKGROUND] = set()
     app[DOWNLOADS] = download_limit()
@@ -61,7 +68,7 @@ def build_app(
     app.add_routes(jobs.routes)
     app.add_routes(data.routes)
     app.add_routes(list(extra_routes))
-    app.add_routes(data.static_routes)  # catch-all: keep last
+    mount_web_ui(app, runtime)  # catch-all: keep last
     return app
 
 
@@ -92,14 +99,38 @@ def _put_port(settings: DiscoSettings, host: str, port: int) -> int:
     return int(settings["DDFS_PUT_PORT"])
 
 
-def _served_by_master(host: str) -> set[str]:
-    """Node names whose data the master's own server answers for (2.9)."""
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def _own_names(host: str) -> set[str]:
+    """Names of this machine's own node: its DDFS root is ``DDFS_DATA`` itself."""
     names = {host, "localhost"}
-    if host.startswith("127.") or host in ("0.0.0.0", "::", ""):
+    if host.startswith("127.") or host in WILDCARDS:
         names.add("127.0.0.1")
-    if host in ("0.0.0.0", "::", "", socket.gethostname()):
+    if host in (*WILDCARDS, socket.gethostname()):
         names.add(socket.gethostname())
     return names
+
+
+def _addresses(name: str) -> set[str]:
+    try:
+        return {
+            str(info[4][0]) for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+        }
+    except (OSError, UnicodeError):
+        return set()
+
+
+def _served_by_master(host: str) -> set[str]:
+    """Node names whose data the master's own server answers for (2.9): the names of
+    this machine that lead to the address it listens on, so ``disco://<name>/...``
+    URLs reach it (any other configured name gets a data server of its own)."""
+    candidates = _own_names(host)
+    if host in WILDCARDS:
+        return candidates
+    candidates.add(socket.gethostname())
+    bound = _addresses(host)
+    return {host} | {name for name in candidates if _addresses(name) & bound}
 
 
 @dataclass
@@ -168,15 +199,18 @@ async def start_master(
             ddfs_data=config.ddfs_data,
             disco_port=real_port,
             served_by_master=_served_by_master(host),
+            own_names=_own_names(host) | _served_by_master(host),
             prestart_zygote=prestart_workers,
             put_port=config.put_port,
             bind_host=host,
+            auth=config.auth,
         )
     runtime = Runtime(config, store, backend)
     ddfs = DDFSMaster(ddfs_config, RuntimeView(runtime), local_root=config.ddfs_data)
     runtime.job_tags = JobTags(ddfs)
     app = build_app(runtime, ddfs_api.routes)
     app[ddfs_api.DDFS] = ddfs
+    app[METRICS].ddfs = ddfs
     runner = web.AppRunner(app, handle_signals=False)
     try:
         await runtime.start()
@@ -192,4 +226,9 @@ async def start_master(
         sock.close()
         raise
     logger.info("Disco master %s listening on %s:%d", config.name, host, real_port)
+    if config.auth.enabled:
+        logger.info(
+            "requests that change something need DISCO_AUTH_TOKEN%s",
+            " (reads too)" if config.auth.reads else "",
+        )
     return MasterServer(config, runtime, store, backend, runner, ddfs)

@@ -18,6 +18,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from disco.safenames import UnsafeName, check_host_name
+
 logger = logging.getLogger(__name__)
 
 RESTART_EVENT = "ERROR: Job killed: the master restarted while the job was running"
@@ -78,29 +80,51 @@ class ConfigError(ValueError):
     """A config table that cannot be applied: ``"invalid config"`` / ``"duplicate nodes"``."""
 
 
+MAX_NODES = 10_000  # a config table expanding to more hosts is refused
+
+
+def _digits(text: str, most: int = 18) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= most
+
+
+def _host(name: str) -> str:
+    try:
+        return check_host_name(name)
+    except UnsafeName as exc:
+        raise ConfigError("invalid config: %s" % exc) from None
+
+
 def expand_host_spec(spec: str) -> list[str]:
-    """``node08:12`` -> node08..node12 (zero-padded to the width of ``last``), 3.4."""
+    """``node08:12`` -> node08..node12 (zero-padded to the width of ``last``), 3.4.
+
+    Every host must pass ``disco.safenames.check_host_name`` (node names become
+    directories of DISCO_DATA); ranges of more than ``MAX_NODES`` hosts are refused.
+    """
     if ":" not in spec:
         if not spec:
             raise ConfigError("invalid config")
-        return [spec]
+        return [_host(spec)]
     first, last = spec.split(":", 1)
     width = len(last)
     stem, start = first[:-width], first[-width:]
-    if not width or len(first) < width or not start.isdigit() or not last.isdigit():
+    if not width or len(first) < width or not _digits(start) or not _digits(last):
         raise ConfigError("invalid config")
     lo, hi = int(start), int(last)
-    return ["%s%0*d" % (stem, width, n) for n in range(lo, hi + 1)]
+    if hi - lo >= MAX_NODES:
+        raise ConfigError("invalid config: more than %d nodes" % MAX_NODES)
+    return [_host("%s%0*d" % (stem, width, n)) for n in range(lo, hi + 1)]
 
 
 def expand_table(rows: list[list[str]]) -> list[tuple[str, int]]:
     """The config table as ``(host, max_workers)``; raises ``ConfigError`` (2.4)."""
     nodes: list[tuple[str, int]] = []
     for row in rows:
-        if len(row) != 2 or not str(row[1]).strip().isdigit():
+        if len(row) != 2 or not _digits(str(row[1]).strip(), 9):
             raise ConfigError("invalid config")
         for host in expand_host_spec(str(row[0])):
             nodes.append((host, int(row[1])))
+        if len(nodes) > MAX_NODES:
+            raise ConfigError("invalid config: more than %d nodes" % MAX_NODES)
     hosts = [h for h, _ in nodes]
     if len(set(hosts)) != len(hosts):
         raise ConfigError("duplicate nodes")

@@ -16,7 +16,10 @@ import stat
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
+from disco.auth import AuthPolicy, middleware
 from disco.ddfs.gate import DOWNLOADS_BUSY, NODE_BUSY, TransferGate, TransferLimits
+from disco.safenames import UnsafeName, resolve
+from disco.servererrors import guard
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,19 @@ MAX_DOWNLOADS = 128  # 11.5: concurrent HTTP connections of a node
 DOWNLOADS = web.AppKey("disco_downloads", TransferGate)
 
 
+class ServedBytes:
+    """Bytes of data files a server has sent, by area (``disco`` or ``ddfs``): metrics."""
+
+    def __init__(self) -> None:
+        self.by_area: dict[str, int] = {}
+
+    def add(self, area: str, count: int) -> None:
+        self.by_area[area] = self.by_area.get(area, 0) + count
+
+
+SERVED = web.AppKey("disco_served_bytes", ServedBytes)
+
+
 def download_limit(limit: int = MAX_DOWNLOADS) -> TransferGate:
     """At most ``limit`` files sent at once, no queue: one more gets 503 at once (2.5)."""
     return TransferGate(TransferLimits(active=limit, queue=0))
@@ -35,19 +51,14 @@ def download_limit(limit: int = MAX_DOWNLOADS) -> TransferGate:
 def safe_path(root: str, relpath: str) -> str | None:
     """The real path of ``root/relpath`` if it stays inside ``root``, else ``None``.
 
-    Refuses absolute paths, ``..`` components, NUL bytes and symlinks that lead out of
-    the root (2.5: unsafe paths are answered 404).
+    ``disco.safenames.resolve``: refuses absolute paths, ``..`` components, NUL bytes,
+    over-long components and symlinks that lead out of the root (2.5: unsafe paths are
+    answered 404).
     """
-    if not relpath or relpath.startswith("/") or "\0" in relpath or "\\" in relpath:
+    try:
+        return resolve(root, relpath)
+    except UnsafeName:
         return None
-    parts = relpath.split("/")
-    if ".." in parts:
-        return None
-    real_root = os.path.realpath(root)
-    full = os.path.realpath(os.path.join(real_root, *[x for x in parts if x not in ("", ".")]))
-    if full != real_root and not full.startswith(real_root + os.sep):
-        return None
-    return full
 
 
 def text_response(status: int, text: str) -> web.Response:
@@ -108,7 +119,12 @@ class _DataFileResponse(web.FileResponse):
         headers.popall(hdrs.ACCEPT_ENCODING, None)
         if hdrs.RANGE in headers and _unsatisfiable(request, self._path):
             headers.popall(hdrs.RANGE)  # the whole file with 200, never 416 (ddfs.md 2.4.3)
-        return await super().prepare(request.clone(headers=headers))
+        writer = await super().prepare(request.clone(headers=headers))
+        served = request.config_dict.get(SERVED)
+        if served is not None and request.method == hdrs.METH_GET and self.status < 300:
+            area = "ddfs" if strip_proxy(request.path).startswith("/ddfs/") else "disco"
+            served.add(area, self.content_length or 0)
+        return writer
 
 
 def _unsatisfiable(request: web.BaseRequest, path: object) -> bool:
@@ -156,11 +172,15 @@ def create_data_app(
     ddfs_data: str,
     ddfs_gate: TransferGate | None = None,
     max_downloads: int = MAX_DOWNLOADS,
+    auth: AuthPolicy | None = None,
+    served: ServedBytes | None = None,
 ) -> web.Application:
     """The data server of one node (2.9).
 
     ``/disco/`` downloads beyond ``max_downloads`` at once get 503 (2.5); ``/ddfs/``
-    downloads pass ``ddfs_gate`` (a queue with a wait, ddfs.md 2.2) instead.
+    downloads pass ``ddfs_gate`` (a queue with a wait, ddfs.md 2.2) instead.  ``auth``:
+    downloads need the cluster's token when it protects reads (``disco.auth``).  The
+    bytes sent are added to ``served`` (the metrics).
     """
     roots = {"disco": disco_data, "ddfs": ddfs_data}
 
@@ -176,7 +196,10 @@ def create_data_app(
             return await serve_gated(request, ddfs_gate, root, rest)
         return await serve_file(request, root, rest)
 
-    app = web.Application()
+    app = guard(
+        web.Application(middlewares=[middleware(auth)] if auth and auth.enabled else [])
+    )
     app[DOWNLOADS] = download_limit(max_downloads)
+    app[SERVED] = served if served is not None else ServedBytes()
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

@@ -25,6 +25,7 @@ from typing import Any
 
 from disco.backends.base import TaskSpec
 from disco.error import DiscoError
+from disco.safenames import UnsafeName, check_host_name, check_job_name, inside, relative_parts
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +59,11 @@ def jobhome_path(disco_data: str, host: str, jobname: str) -> str:
 
 
 def check_jobname(jobname: str) -> None:
-    """Job names become path components: refuse separators and dot names (13.5)."""
-    if not jobname or "/" in jobname or "\0" in jobname or jobname in (".", ".."):
-        raise JobHomeError(jobname, "invalid job name %r" % jobname)
+    """Job names become path components (13.5): ``disco.safenames.check_job_name``."""
+    try:
+        check_job_name(jobname)
+    except UnsafeName as exc:
+        raise JobHomeError(jobname, str(exc)) from None
 
 
 # One lock per job home and event loop (asyncio locks must not cross loops).
@@ -81,6 +84,11 @@ async def ensure_jobhome(spec: TaskSpec) -> str:
     """
     check_jobname(spec.jobname)
     home = jobhome_path(spec.disco_data, spec.host, spec.jobname)
+    try:
+        check_host_name(spec.host)
+        inside(spec.disco_data, home, "job home")
+    except UnsafeName as exc:
+        raise JobHomeError(spec.jobname, str(exc)) from None
     if os.path.exists(os.path.join(home, MARKER)):
         return home
     lock = _lock_for(home)
@@ -144,13 +152,12 @@ def read_pack(data: bytes) -> tuple[str, bytes]:
 
 
 def safe_member_path(home: str, name: str) -> str | None:
-    """``home/name`` if ``name`` is a relative path that stays inside ``home``."""
-    if not name or name.startswith("/") or "\\" in name or "\0" in name:
+    """``home/name`` if ``name`` is a relative path that stays inside ``home``
+    (``disco.safenames.relative_parts``), else ``None``."""
+    try:
+        return os.path.join(home, *relative_parts(name))
+    except UnsafeName:
         return None
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if not parts or ".." in parts:
-        return None
-    return os.path.join(home, *parts)
 
 
 def extract_zip(zipbytes: bytes, home: str) -> None:

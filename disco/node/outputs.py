@@ -15,6 +15,7 @@ from typing import IO, Literal
 
 from disco.backends.base import TaskOutput, TaskSpec
 from disco.node.jobhome import hash_dir
+from disco.safenames import file_safe
 
 # 8.6: a scheme is a run of letters, digits, "+", "-", "." followed by ":" before any "/".
 _SCHEME = re.compile(r"^[A-Za-z0-9+.\-]+:")
@@ -84,7 +85,7 @@ class TaskOutputs:
         os.makedirs(folder, exist_ok=True)
         while True:
             usecs = time.time_ns() // 1000
-            stage = re.sub(r"[^A-Za-z0-9_.@:\-]", "_", self._spec.stage)  # names go into URLs
+            stage = file_safe(self._spec.stage)  # names go into file names and URLs
             name = "%s-%d-%d.results" % (stage, self._spec.taskid, usecs)
             try:
                 self._file = open(os.path.join(folder, name), "xb")  # noqa: SIM115

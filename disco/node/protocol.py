@@ -265,7 +265,7 @@ def decode_message(frame: Frame) -> WorkerMessage:
         return Ping()  # 8.3 gives PING no payload; "PING 0 " is accepted too
     try:
         payload = _json_payload(frame)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         raise InvalidMessage(
             "Invalid JSON payload in %s message: %s" % (mtype, _excerpt(frame.payload))
         ) from None

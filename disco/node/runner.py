@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from disco import auth
 from disco.backends.base import TaskChannel, TaskDone, TaskFailed, TaskResult, TaskSpec
 from disco.failure import REPORT_ENV, Failure, read_crash, read_report, tail, trim_crash
 from disco.node import protocol as p
@@ -233,6 +234,8 @@ class _Attempt:
         if worker is None:
             return TaskFailed("error", "Invalid worker path %r" % self.spec.worker)
         env = worker_environment(self.spec.jobenvs, environ)
+        if self.spec.auth_token:  # the worker's own requests (DDFS, OOB) must pass
+            env[auth.TOKEN_SETTING] = self.spec.auth_token
         try:
             os.makedirs(os.path.dirname(self.report_path), exist_ok=True)
             env[REPORT_ENV] = self.report_path

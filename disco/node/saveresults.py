@@ -28,6 +28,8 @@ def blob_prefix(spec: TaskSpec, path: str) -> str:
 def save_outputs(spec: TaskSpec, paths: list[str]) -> list[list[str]]:
     """Upload every file of ``paths``; the replica URLs of each blob, in order."""
     from disco.ddfs import DDFS
+    from disco.settings import DiscoSettings
 
-    ddfs = DDFS(spec.master)
+    settings = DiscoSettings(DISCO_AUTH_TOKEN=spec.auth_token) if spec.auth_token else None
+    ddfs = DDFS(spec.master, settings=settings)
     return [ddfs.push_blob(path, blob_prefix(spec, path), retries=SAVE_ATTEMPTS) for path in paths]

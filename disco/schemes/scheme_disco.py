@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from disco import comm
+from disco import auth, comm
 from disco.util import localize, netloc, schemesplit
 
 
@@ -78,7 +78,7 @@ def open(url: str, task: Any = None) -> Any:  # noqa: A001 - scheme API
     path = local_path(url, task)
     if path is not None:
         return comm.open_local(path)
-    return comm.open_remote(http_url(url, task))
+    return comm.open_remote(http_url(url, task), headers=auth.headers())  # node data
 
 
 def input_stream(fd: Any, size: Any, url: str, params: Any) -> tuple[Any, int, str]:

@@ -874,11 +874,13 @@ def read_index(url: str | list[str], task: Any = None) -> Iterator[tuple[int, st
 
         yield from util.read_index(url)
         return
+    from disco.worker.task_io import parse_index_line
+
     with open(path, "rb") as f:
         for line in f:
-            fields = line.split()
-            if fields:
-                yield int(fields[0]), fields[1].decode("utf-8"), int(fields[2])
+            entry = parse_index_line(line, url)
+            if entry is not None:
+                yield entry
 
 
 def copy_url(url: str, out: Any, task: Any = None, bufsize: int = 1 << 20) -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "input_stream",
     "old_netstr_reader",
     "output_stream",
+    "parse_index_line",
     "plain_output_stream",
     "re_reader",
     "string_input_stream",
@@ -53,6 +54,7 @@ __all__ = [
 ]
 
 _HUNK_REST = struct.Struct("<BIQ")  # after the first (version) byte of a hunk header
+MAX_HUNK = 1 << 30  # writers flush hunks at about 1 MiB: a larger size is corruption
 
 
 # -- 12.1 contracts (documentation classes and stubs) ---------------------------------------
@@ -215,6 +217,12 @@ def disco_input_stream(
         compressed, checksum, hunk_size = _HUNK_REST.unpack(header)
         if hunk_size == 0:
             return
+        if hunk_size > MAX_HUNK:
+            if ignore_corrupt:
+                return
+            raise DataError(
+                "Corrupted data at %d bytes: a hunk of %d bytes" % (offset, hunk_size), url
+            )
         payload = _read_exact(stream, hunk_size)
         start, offset = offset, offset + 1 + _HUNK_REST.size + hunk_size
         if len(payload) < hunk_size:
@@ -247,6 +255,20 @@ def disco_input_stream(
 
 
 chain_reader = disco_input_stream
+
+
+def parse_index_line(line: bytes, url: str) -> tuple[int, str, int] | None:
+    """``(label, url, size)`` of one index line (16.3), ``None`` for a blank line;
+    ``DataError`` for anything else."""
+    fields = line.split()
+    if not fields:
+        return None
+    try:
+        if len(fields) != 3:
+            raise ValueError("3 fields expected")
+        return int(fields[0]), fields[1].decode("utf-8"), int(fields[2])
+    except (ValueError, UnicodeDecodeError):
+        raise DataError("Corrupted index: invalid line %r" % line[:80], url) from None
 
 
 class _Reader:

@@ -90,6 +90,32 @@ def test_request_without_master_names_the_master(monkeypatch) -> None:
     assert "(is disco master running at http://127.0.0.1:%d?)" % port in str(info.value)
 
 
+def test_refused_master_is_one_short_error_at_once(monkeypatch, caplog) -> None:
+    """Issue 12.5: a misspelled DISCO_MASTER in a Python job: one ``MasterUnreachable``
+    naming the master, no retries, no chained traceback of the cause."""
+    import disco.comm
+    from disco.core import Job
+    from disco.error import MasterUnreachable
+
+    monkeypatch.setattr(disco.comm, "RETRY_BASE_DELAY", 10.0)  # a retry would be seen
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    url = "http://127.0.0.1:%d" % port
+    monkeypatch.setenv("DISCO_MASTER", url)
+    with pytest.raises(MasterUnreachable) as info:
+        Job().run(input=["raw://a"], map=_identity_map)
+    assert str(info.value) == "Connection refused (is disco master running at %s?)" % url
+    assert info.value.master == url and isinstance(info.value, CommError)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert not [r for r in caplog.records if "retry" in r.getMessage()]
+
+
+def _identity_map(line, params):
+    yield line, 1
+
+
 # -- rendering -----------------------------------------------------------------------------
 def test_status_line_uses_last_stage_with_counts() -> None:
     pipeline = [["map", 0, 0, 0, 3, 1], ["map_shuffle", 0, 0, 1, 0, 0], ["reduce", 0, 0, 0, 0, 0]]

@@ -86,7 +86,7 @@ def test_classic_sort_true_refuses_int_keys_naming_type_and_fix(master: Any) -> 
     with pytest.raises(JobError) as e:
         job.wait()
     text = str(e.value)
-    assert "Keys must be str or bytes for external sort" in text and "not int" in text
+    assert "Keys must be bytes or str for external sort" in text and "not int" in text
     assert "zero-padded" in text
 
 
@@ -111,5 +111,5 @@ def test_pipeline_stage_sort_true_refuses_tuple_keys(master: Any) -> None:
         ("group_all", Stage("count", process=combine_process, combine=True, sort=True)),
     ]
     job = Job(master=master.url, worker=PipelineWorker()).run(input=INPUTS, pipeline=pipeline)
-    with pytest.raises(JobError, match="must be str or bytes for external sort.*not tuple"):
+    with pytest.raises(JobError, match="must be bytes or str for external sort.*not tuple"):
         job.wait()

@@ -130,15 +130,46 @@ def test_503_retries_are_bounded(server, monkeypatch) -> None:
     assert sum(1 for r in state.requests if r[1] == "/always503") == 3
 
 
-def test_connection_failure_is_retried_then_comm_error(monkeypatch) -> None:
+def test_connection_failure_is_retried_then_comm_error(monkeypatch, caplog) -> None:
+    """A server that accepts and hangs up (a transient failure) is retried."""
     monkeypatch.setattr(comm, "RETRY_BASE_DELAY", 0.001)
-    monkeypatch.setattr(comm, "MAX_TRIES", 2)
+    monkeypatch.setattr(comm, "MAX_TRIES", 3)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted = []
+
+    def hang_up() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+            conn.close()
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(CommError) as e:
+            comm.download("http://127.0.0.1:%d/x" % listener.getsockname()[1])
+    finally:
+        listener.close()
+    assert e.value.code is None and "gave up after 3 tries" in e.value.msg
+    assert len(accepted) == 3
+    assert len([r for r in caplog.records if "retry" in r.getMessage()]) == 2
+
+
+def test_refused_connection_fails_at_once_without_retries(monkeypatch, caplog) -> None:
+    """Issue 12.5: nothing listening is not transient: one error, no retry lines."""
+    monkeypatch.setattr(comm, "RETRY_BASE_DELAY", 10.0)  # a retry would time the test out
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(CommError) as e:
         comm.download("http://127.0.0.1:%d/x" % port)
-    assert e.value.code is None and "gave up after 2 tries" in e.value.msg
+    assert (e.value.code, e.value.msg) == (None, "Connection refused")
+    assert not [r for r in caplog.records if "retry" in r.getMessage()]
 
 
 def test_other_errors_raise_at_once(server) -> None:

@@ -22,8 +22,8 @@ DEFAULTS = {
     "DISCO_MASTER_HOME": HOME + "/master",
     "DISCO_MASTER_ROOT": ROOT + "/data/_disco_8989",
     "DISCO_MASTER_CONFIG": ROOT + "/disco_8989.config",
-    "DISCO_MASTER_HOST": socket.gethostname(),
-    "DISCO_MASTER": "http://%s:8989" % socket.gethostname(),
+    "DISCO_MASTER_HOST": "127.0.0.1",  # 0.5: socket.gethostname() (docs/decisions.md)
+    "DISCO_MASTER": "http://127.0.0.1:8989",
     "DISCO_PORT": 8989,
     "DISCO_NAME": "disco_8989",
     "DISCO_LOG_DIR": ROOT + "/log",
@@ -50,6 +50,8 @@ DEFAULTS = {
     "DISCO_PROXY_CONFIG": ROOT + "/disco_8989-proxy.conf",
     "DISCO_SCHEDULER": "fair",
     "DISCO_SCHEDULER_ALPHA": 0.001,
+    "DISCO_AUTH_TOKEN": "",  # not in 0.5 (docs/security.md)
+    "DISCO_AUTH_READS": "",
     "DISCO_TEST_DISCODB": "",
     "DISCO_TEST_HOST": socket.gethostname(),
     "DISCO_TEST_PORT": 9444,

@@ -239,16 +239,33 @@ def test_disk_sort_refuses_other_keys_at_the_first_record(tmp_path) -> None:
             read.append(kv)
             yield kv
 
-    with pytest.raises(ValueError, match="must be str or bytes for external sort.*not int") as e:
+    with pytest.raises(ValueError, match="must be bytes or str for external sort.*not int") as e:
         list(util.disk_sort(None, records(), str(tmp_path / "s")))
     assert read == [(5, "x")] and "zero-padded" in str(e.value)
-    with pytest.raises(ValueError, match="all be str like the first one, not bytes"):
+    with pytest.raises(ValueError, match="all bytes or all str: the first key was str, not bytes"):
         list(util.disk_sort(None, [("a", 1), (b"b", 2)], str(tmp_path / "s")))
-    with pytest.raises(ValueError, match="0xFF or 0x00"):
+
+
+def test_disk_sort_rejects_bad_keys(tmp_path) -> None:
+    with pytest.raises(ValueError, match="Keys must be bytes or str for external sort"):
+        list(util.disk_sort(None, [(1, 1)], str(tmp_path / "s")))
+    with pytest.raises(ValueError, match="all bytes or all str"):
+        list(util.disk_sort(None, [("a", 1), (b"b", 2)], str(tmp_path / "s")))
+    with pytest.raises(ValueError, match="all bytes or all str"):
+        list(util.disk_sort(None, [(b"a", 1), ("b", 2)], str(tmp_path / "s")))
+    with pytest.raises(ValueError):
         list(util.disk_sort(None, [(b"a\xffb", 1)], str(tmp_path / "s")))
     with pytest.raises(ValueError, match="0xFF or 0x00"):
         list(util.disk_sort(None, [("a\x00b", 1)], str(tmp_path / "s")))
     assert not (tmp_path / "s").exists()
+
+
+def test_disk_sort_gives_str_keys_back_as_str_in_python_order(tmp_path) -> None:
+    """Issue 12.4: str keys come back as str, sorted as ``sorted`` sorts them."""
+    pairs = [("zebra", 1), ("Été", 2), ("apple", 3), ("été", 4), ("Zoo", 5), ("\U0001f600", 6)]
+    got = list(util.disk_sort(None, pairs, str(tmp_path / "s"), sort_buffer_size="1M"))
+    assert got == sorted(pairs)
+    assert all(isinstance(k, str) for k, _ in got)
 
 
 def test_unix_sort_errors(tmp_path) -> None:

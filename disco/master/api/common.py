@@ -11,8 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
-from disco.master.errors import MasterError, bad_request, not_found
+from disco.master.errors import MasterError, bad_request
 from disco.master.runtime import Runtime
+from disco.safenames import UnsafeName, check_job_name
 
 RUNTIME = web.AppKey("disco_runtime", Runtime)
 MAX_JSON_BODY = 32 * 1024 * 1024  # 11.5
@@ -34,11 +35,16 @@ def param(request: web.Request, key: str) -> str:
 
 
 def job_name(request: web.Request) -> str:
-    """The ``name`` parameter; names that could escape a directory are unknown (13.5)."""
-    name = param(request, "name")
-    if "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
-        raise not_found()
-    return name
+    """The ``name`` parameter; names that are no job name are a 400 (13.5)."""
+    return valid(check_job_name, param(request, "name"))
+
+
+def valid(check: Any, value: Any) -> Any:
+    """``check(value)`` (a ``disco.safenames`` check), its ``UnsafeName`` as a 400."""
+    try:
+        return check(value)
+    except UnsafeName as exc:
+        raise bad_request(str(exc))
 
 
 async def json_body(request: web.Request) -> Any:
@@ -51,26 +57,33 @@ async def json_body(request: web.Request) -> Any:
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise bad_request("invalid JSON body")
+    except RecursionError:
+        raise bad_request("invalid JSON body: nested too deeply")
 
 
-def _shown(value: Any) -> str:
-    return json.dumps(value)
+def shown(value: Any) -> str:
+    """``value`` as JSON for an error text, cut short (bodies may be large or deep)."""
+    try:
+        text = json.dumps(value)
+    except (RecursionError, ValueError):
+        text = "..."
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def expect_string(value: Any) -> str:
     if not isinstance(value, str):
-        raise bad_request("string expected, '%s' received" % _shown(value))
+        raise bad_request("string expected, '%s' received" % shown(value))
     return value
 
 
 def expect_list(value: Any, length: int | None = None) -> list[Any]:
     if not isinstance(value, list) or (length is not None and len(value) != length):
         what = "list" if length is None else "list of length %d" % length
-        raise bad_request("%s expected, '%s' received" % (what, _shown(value)))
+        raise bad_request("%s expected, '%s' received" % (what, shown(value)))
     return value
 
 
 def expect_int(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise bad_request("non-negative integer expected, '%s' received" % _shown(value))
+        raise bad_request("non-negative integer expected, '%s' received" % shown(value))
     return value

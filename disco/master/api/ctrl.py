@@ -6,11 +6,13 @@ Unknown ops, and GETs of POST-only ops (and the reverse), answer 404 (1.3).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
+from disco.ddfs.api import DDFS
 from disco.master.api.common import (
     expect_int,
     expect_list,
@@ -20,11 +22,14 @@ from disco.master.api.common import (
     json_response,
     param,
     runtime,
+    shown,
+    valid,
 )
 from disco.master.errors import bad_request, not_found
-from disco.master.events import job_dir
 from disco.master.events import jobevents as render_jobevents
+from disco.master.runtime import Runtime
 from disco.master.store import ClusterConfig, ConfigError
+from disco.safenames import UnsafeName, check_host_name, check_job_name, check_stage_name
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 GET_OPS: dict[str, Handler] = {}
@@ -77,11 +82,11 @@ async def jobevents(request: web.Request) -> web.StreamResponse:
     rt = runtime(request)
     name = job_name(request)
     try:
-        num = int(request.query.get("num", "10"))
+        num = _small_int(request.query.get("num", "10"))
     except ValueError:
         raise bad_request("integer expected for 'num'")
     log = rt.logs.get(name)
-    path = os.path.join(job_dir(rt.config.master_root, name), "events")
+    path = os.path.join(_job_dir(rt, name), "events")
     tail = list(log.tail) if log is not None else None
     body = render_jobevents(path, tail, num, request.query.get("filter", ""))
     return web.Response(text=body, content_type="text/plain")
@@ -90,7 +95,7 @@ async def jobevents(request: web.Request) -> web.StreamResponse:
 async def _serve_master_file(request: web.Request, filename: str) -> web.StreamResponse:
     """A file of the job's master directory, with Range (4.3; never 416, 13.3)."""
     rt = runtime(request)
-    path = os.path.join(job_dir(rt.config.master_root, job_name(request)), filename)
+    path = os.path.join(_job_dir(rt, job_name(request)), filename)
     try:
         size = os.stat(path).st_size
     except OSError:
@@ -99,7 +104,14 @@ async def _serve_master_file(request: web.Request, filename: str) -> web.StreamR
     start = _range_start(value)
     if start is not None and start >= size:
         return web.Response(status=200, body=b"", content_type="text/plain")  # 13.3
-    if value.replace(" ", "") == "bytes=0-" or "," in value:
+    if start is not None and _huge_end(value):
+        # an end no file reaches (and too long a number to hand on): from start to the end
+        body = await asyncio.get_running_loop().run_in_executor(None, _read, path)
+        response = web.Response(status=206, body=body[start:], content_type="text/plain")
+        response.headers[hdrs.CONTENT_RANGE] = "bytes %d-%d/%d" % (start, size - 1, size)
+        return response
+    asked = hdrs.RANGE in request.headers
+    if value.replace(" ", "") == "bytes=0-" or (asked and start is None):
         # 4.3: bytes=0- is the whole file (200); several ranges (multipart, which no
         # client asks for) also get the whole file rather than 416 (13.3).
         body = await asyncio.get_running_loop().run_in_executor(None, _read, path)
@@ -108,17 +120,44 @@ async def _serve_master_file(request: web.Request, filename: str) -> web.StreamR
     return web.FileResponse(path, headers={hdrs.CONTENT_TYPE: "text/plain"})
 
 
+def _small_int(text: str) -> int:
+    """A decimal integer of at most 18 digits (longer ones are refused, not parsed)."""
+    text = text.strip()
+    if len(text.lstrip("+-")) > 18:
+        raise ValueError(text[:20])
+    return int(text)
+
+
+def _job_dir(rt: Runtime, name: str) -> str:
+    """The job's master directory, refused (400) if it resolves outside the master root."""
+    return valid(rt.job_dir, name)
+
+
 def _read(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
 
 
 def _range_start(value: str) -> int | None:
-    """The first byte of a single ``bytes=<start>-[<end>]`` range, else ``None``."""
+    """The first byte of a single ``bytes=<start>-[<end>]`` range, else ``None`` (no
+    Range, several, suffix, reversed or malformed ones: the whole file is sent, 13.3)."""
     if not value.startswith("bytes=") or "," in value:
         return None
-    first = value[len("bytes=") :].split("-", 1)[0].strip()
-    return int(first) if first.isdigit() else None
+    first, _, last = (p.strip() for p in value[len("bytes=") :].partition("-"))
+    if not _digits(first) or not (last == "" or _digits(last)):
+        return None
+    start = int(first) if len(first) <= 18 else 1 << 62  # past the end of any file
+    if last and len(last) <= 18 and int(last) < start:
+        return None
+    return start
+
+
+def _huge_end(value: str) -> bool:
+    return len(value.partition("-")[2].strip()) > 18
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 @get_op("rawevents")
@@ -134,11 +173,34 @@ async def parameters(request: web.Request) -> web.StreamResponse:
 @get_op("get_stageresults")
 async def get_stageresults(request: web.Request) -> web.StreamResponse:
     name = job_name(request)
-    stage = param(request, "stage")
+    stage = valid(check_stage_name, param(request, "stage"))
     results = runtime(request).stage_results(name, stage)
     if results is None:
         raise not_found()
     return json_response(results)
+
+
+@get_op("task_attempts")
+async def task_attempts(request: web.Request) -> web.StreamResponse:
+    """Every attempt of the job's tasks, for the UI's timeline (an addition beyond 0.5)."""
+    rt = runtime(request)
+    name = job_name(request)
+    if name not in rt.records:
+        raise not_found()
+    attempts = [a.to_json() for a in rt.attempts.of(name)]
+    return json_response({"now": rt.clock(), "attempts": attempts})
+
+
+@get_op("master_config")
+async def master_config(request: web.Request) -> web.StreamResponse:
+    """The master's and DDFS's typed settings (the web UI; an addition beyond 0.5)."""
+    ddfs = request.app.get(DDFS)
+    return json_response(
+        {
+            "master": dataclasses.asdict(runtime(request).config),
+            "ddfs": dataclasses.asdict(ddfs.config) if ddfs is not None else {},
+        }
+    )
 
 
 @get_op("nodeinfo")
@@ -173,27 +235,51 @@ async def get_settings(request: web.Request) -> web.StreamResponse:
 @post_op("get_results")
 async def get_results(request: web.Request) -> web.StreamResponse:
     body = expect_list(await json_body(request), 2)
-    timeout = expect_int(body[0])
+    timeout = min(expect_int(body[0]), MAX_RESULTS_TIMEOUT_MS)
     names = [expect_string(n) for n in expect_list(body[1])]
-    return json_response(await runtime(request).wait_results(timeout, names))
+    rt = runtime(request)
+    known = [n for n in names if _is_job_name(n)]
+    answers = dict((n, s) for n, s in await rt.wait_results(timeout, known))
+    # a name that cannot be a job is an unknown job, as 0.5 answers (2.4)
+    return json_response([[n, answers.get(n, ["unknown job", []])] for n in names])
+
+
+MAX_RESULTS_TIMEOUT_MS = 24 * 3600 * 1000
+
+
+def _is_job_name(name: str) -> bool:
+    try:
+        check_job_name(name)
+    except UnsafeName:
+        return False
+    return True
+
+
+async def _job_name_body(request: web.Request) -> str:
+    """The JSON string body of kill/clean/purge, a valid job name (else 400)."""
+    return valid(check_job_name, expect_string(await json_body(request)))
 
 
 @post_op("kill_job")
 async def kill_job(request: web.Request) -> web.StreamResponse:
-    runtime(request).kill(expect_string(await json_body(request)))
+    runtime(request).kill(await _job_name_body(request))
     return json_response("")
 
 
 @post_op("clean_job")
 async def clean_job(request: web.Request) -> web.StreamResponse:
-    await runtime(request).clean(expect_string(await json_body(request)))
+    rt = runtime(request)
+    name = await _job_name_body(request)
+    valid(rt.job_dir, name)  # refused before anything changes (symlinks out of the root)
+    await rt.clean(name)
     return json_response("")
 
 
 @post_op("purge_job")
 async def purge_job(request: web.Request) -> web.StreamResponse:
     rt = runtime(request)
-    name = expect_string(await json_body(request))
+    name = await _job_name_body(request)
+    valid(rt.job_dir, name)  # refused before anything changes (symlinks out of the root)
     rt.kill(name)  # stop it now; the rest runs in the background (2.4)
     task = asyncio.get_running_loop().create_task(rt.purge(name))
     request.app[BACKGROUND].add(task)
@@ -206,7 +292,7 @@ BACKGROUND = web.AppKey("disco_ctrl_background", set)
 
 def _listing(which: str, listed: bool) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
-        host = expect_string(await json_body(request))
+        host = valid(check_host_name, expect_string(await json_body(request)))
         await runtime(request).set_listed(which, host, listed)
         return json_response("")
 
@@ -229,6 +315,7 @@ async def save_config_table(request: web.Request) -> web.StreamResponse:
     rt = runtime(request)
     config = ClusterConfig(table, list(rt.cluster.blacklist), list(rt.cluster.gc_blacklist))
     try:
+        await rt.check_config(config)
         await rt.apply_config(config)
     except ConfigError as exc:
         raise bad_request(str(exc))
@@ -239,13 +326,15 @@ async def save_config_table(request: web.Request) -> web.StreamResponse:
 async def save_settings(request: web.Request) -> web.StreamResponse:
     body = await json_body(request)
     if not isinstance(body, dict):
-        raise bad_request("object expected, '%s' received" % body)
+        raise bad_request("object expected, '%s' received" % shown(body))
     values: dict[str, int | None] = {"max_failure_rate": None, "accept_new_jobs": None}
     for key in values:
         if key in body:
             try:
-                values[key] = int(str(body[key]).strip())
+                values[key] = _small_int(str(body[key]))
             except ValueError:
-                raise bad_request("integer expected for '%s', '%s' received" % (key, body[key]))
+                raise bad_request(
+                    "integer expected for '%s', '%s' received" % (key, shown(body[key]))
+                )
     runtime(request).save_settings(values["max_failure_rate"], values["accept_new_jobs"])
     return json_response("Settings saved")

@@ -7,6 +7,7 @@ with ``["ok", name]`` or ``["error", "Job failed to start: <reason>"]``.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from aiohttp import web
 from disco.master.api.common import json_response, runtime
 from disco.master.errors import MasterError, not_found
 from disco.master.jobpack import JobPackError
+from disco.safenames import UnsafeName
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,9 @@ async def job_new(request: web.Request) -> web.StreamResponse:
     except JobPackError as exc:
         logger.info("job refused: %s", exc.reason)
         return json_response(["error", "Job failed to start: %s" % exc.reason])
+    except UnsafeName as exc:  # e.g. a symlink out of the master root where the job goes
+        logger.warning("job refused: %s", exc)
+        return json_response(["error", "Job failed to start: %s" % json.dumps(str(exc))])
     except TimeoutError:
         return json_response(["error", 'Job failed to start: "timed out after 60s (master busy?)"'])
     return json_response(["ok", name])
