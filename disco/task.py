@@ -169,6 +169,15 @@ class Task:
         save_oob(self.master or "", self.jobname, key, value)
 
 
+def is_scratch_of(name: str, taskid: int, pid: int) -> bool:
+    """Is ``name`` the scratch directory (``uid``) of task ``taskid`` run by process ``pid``?
+
+    The node runtime uses this to delete the partial outputs of a failed attempt.
+    """
+    parts = name.rsplit("-", 3)
+    return len(parts) == 4 and parts[1] == str(taskid) and parts[3] == str(pid)
+
+
 def _parse_group(group: Any) -> tuple[int | str, str]:
     """``[label, host]``, ``(label, host)`` or ``"label-host"`` -> ``(label, host)``."""
     if group is None:

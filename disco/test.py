@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 import unittest
 from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,9 +36,31 @@ __all__ = [
     "TestRunner",
     "TestServer",
     "handler",
+    "poll_for",
 ]
 
 SkipTest = unittest.SkipTest
+
+
+def poll_for(
+    predicate: Callable[[], Any], timeout: float = 10.0, what: str = "", interval: float = 0.02
+) -> Any:
+    """Wait until ``predicate()`` is truthy and return its value; after ``timeout``
+    seconds raise ``AssertionError`` naming ``what``.
+
+    The one way tests wait for something: poll a condition with a deadline, never sleep
+    a fixed time.  ``timeout`` is an upper bound for a loaded machine, not an expectation.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                "timed out after %.1fs waiting for %s" % (timeout, what or predicate)
+            )
+        time.sleep(interval)
 
 
 class FailedReply(Exception):

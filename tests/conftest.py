@@ -15,13 +15,15 @@ purpose (a full disk, a failed replication), where 0.5 answers 500 too, say so w
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from disco.embedded import EmbeddedMaster
 from disco.servererrors import SERVER_ERRORS
+from disco.test import poll_for
+
+__all__ = ["child_pids", "poll_for"]
 
 
 def child_pids() -> set[int]:
@@ -40,20 +42,6 @@ def child_pids() -> set[int]:
         if len(fields) > 2 and fields[0] != "Z" and int(fields[1]) == me:
             found.add(int(entry))
     return found
-
-
-def poll_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> object:
-    """Wait until ``predicate()`` is truthy; fail naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                "timed out after %.1fs waiting for %s" % (timeout, what or predicate)
-            )
-        time.sleep(0.02)
 
 
 @pytest.fixture(autouse=True)

@@ -96,12 +96,16 @@ class TaskFailed:
     """``kind``: "error" (recoverable: retried), "fatal" (kills the job).
 
     ``failure`` is the structured report (``disco.failure.Failure``) when the node
-    runtime could tell what happened; ``message`` is then its text.
+    runtime could tell what happened; ``message`` is then its text.  ``partial_bytes``:
+    what the attempt had written before it failed (its partial outputs, already
+    deleted); the master uses it to say how much a full disk needs.
     """
 
     kind: Literal["error", "fatal"]
     message: str
     failure: Failure | None = field(default=None, compare=False)
+    # Bytes of partial outputs the attempt had written (deleted when it ended).
+    partial_bytes: int = field(default=0, compare=False)
 
 
 TaskResult = TaskDone | TaskFailed
@@ -146,6 +150,10 @@ class Backend(Protocol):
 
     def disk_usage(self, host: str) -> tuple[int, int]:
         """(free KiB, used KiB) of the node's data volume; (0, 0) if unknown."""
+        ...
+
+    def data_disk(self, host: str) -> tuple[str, int]:
+        """(mount point, free bytes) of the disk holding the node's DISCO_DATA."""
         ...
 
     async def run_task(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:

@@ -33,6 +33,7 @@ from disco.ddfs.blobserver import create_put_app
 from disco.ddfs.gate import TransferGate
 from disco.ddfs.node import DDFSNode
 from disco.node.dataserver import ServedBytes, create_data_app
+from disco.node.diskspace import disk_of
 from disco.node.jobhome import (
     JobHomeError,
     check_jobname,
@@ -125,15 +126,7 @@ class LocalBackend:
         for host in added:
             node = self._ddfs[host]
             if host not in self.served_by_master:
-                served = self.served.setdefault(host, ServedBytes())
-                app = create_data_app(
-                    self.disco_data,
-                    node.root,
-                    ddfs_gate=TransferGate(),
-                    auth=self.auth,
-                    served=served,
-                )
-                await self._serve(self._servers, host, app, [host], self.disco_port, "data")
+                await self.start_data_server(host)
             if self.put_port is not None:
                 # upload URLs name the node: bind its own name, else the master's address
                 binds = [host, self.bind_host] if host in self.served_by_master else [host]
@@ -164,6 +157,27 @@ class LocalBackend:
             return
         await runner.cleanup()
 
+    async def start_data_server(self, host: str) -> None:
+        """Serve the data of a simulated host on ``(host, DISCO_PORT)`` (2.9)."""
+        served = self.served.setdefault(host, ServedBytes())
+        app = create_data_app(
+            self.disco_data,
+            self.ddfs_root(host),
+            ddfs_gate=TransferGate(),
+            auth=self.auth,
+            served=served,
+        )
+        await self._serve(self._servers, host, app, [host], self.disco_port, "data")
+
+    async def stop_data_server(self, host: str) -> bool:
+        """Stop the data server of a simulated host (fault injection: the node's data
+        server goes away; its port is free for another).  ``False`` if it had none."""
+        runner = self._servers.pop(host, None)
+        if runner is None:
+            return False
+        await runner.cleanup()
+        return True
+
     def ddfs_root(self, host: str) -> str:
         """``DDFS_DATA`` of a node (``<DDFS_DATA>/<host>`` for simulated remote hosts)."""
         if host in self.own_names:
@@ -190,6 +204,10 @@ class LocalBackend:
         except OSError:
             return (0, 0)
         return (usage.free // 1024, usage.used // 1024)
+
+    def data_disk(self, host: str) -> tuple[str, int]:
+        """(mount point, free bytes) of the disk of DISCO_DATA (shared by every host)."""
+        return disk_of(self.disco_data)
 
     # -- tasks -------------------------------------------------------------------------
     async def run_task(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:

@@ -29,14 +29,17 @@ from disco.master.states import (
     InputsResolved,
     Instruction,
     InvalidTransition,
+    JobFailure,
     JobFinished,
     JobForgotten,
     JobSubmitted,
     KillRequested,
     KillTask,
     NodeConnected,
+    NodeFull,
     NodeLost,
     NodesConfigured,
+    NodeSpaceBack,
     ResolveInputs,
     ResultsSaved,
     RetryDue,
@@ -83,6 +86,18 @@ def results_tag(job: str) -> str:
     return "disco:results:%s" % job
 
 
+def format_bytes(n: int) -> str:
+    """``512 bytes``, ``3.0 KiB``, ``4.5 MiB``, ``1.2 GiB``."""
+    if n < 1024:
+        return "%d bytes" % n
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024.0
+        if value < 1024.0 or unit == "TiB":
+            break
+    return "%.1f %s" % (value, unit)
+
+
 def _seconds(value: float) -> str:
     return "%d" % value if float(value).is_integer() else "%.3f" % value
 
@@ -98,12 +113,15 @@ class Coordinator:
         retry_delay: float | None = None,
         max_failure_rate: int = 100,
         rng: random.Random | None = None,
+        full_grace: float = 10.0,
     ) -> None:
         self.policy = policy
         self.alpha = alpha
         self.retry_delay = retry_delay
         self.max_failure_rate = max_failure_rate
         self.rng = rng or random.Random(0)
+        # How long every node may stay full before the jobs waiting for one fail.
+        self.full_grace = full_grace
         self.jobs: dict[str, Job] = {}
         self.nodes: dict[str, scheduler.NodeState] = {}
         self._seq = 0
@@ -124,6 +142,8 @@ class Coordinator:
             SettingsChanged: self._on_settings,
             Tick: self._on_tick,
             ResultsSaved: self._on_results_saved,
+            NodeFull: self._on_node_full,
+            NodeSpaceBack: self._on_space_back,
         }
 
     # -- entry point -----------------------------------------------------------------------
@@ -490,6 +510,90 @@ class Coordinator:
         if node is not None and node.max_workers > 0:
             node.connected = True
 
+    # -- full disks (issue 8, section 4) -----------------------------------------------
+    def _on_node_full(self, ev: NodeFull) -> None:
+        node = self.nodes.get(ev.host)
+        task = self.task(ev.job, ev.taskid)
+        if node is None or task is None:
+            return
+        task.no_space[ev.host] = ev.needed
+        task.no_space_since = ev.now
+        self._update_full(node, ev.free, ev.now, disk=ev.disk)
+        self._event(
+            ev.job,
+            "WARN: [%s] The disk of node %s is full (%s): the task does not start there "
+            "again until %s are free" % (task.label, ev.host, ev.disk, format_bytes(ev.needed)),
+        )
+
+    def _update_full(self, node: scheduler.NodeState, free: int, now: float, disk: str = "") -> None:
+        """``node.full`` from the needs of the tasks waiting for space on it."""
+        needs = [
+            t.no_space[node.host]
+            for j in self.jobs.values()
+            if j.status == "active"
+            for t in j.tasks.values()
+            if node.host in t.no_space
+        ]
+        if not needs:
+            node.full = None
+        elif node.full is None:
+            node.full = scheduler.DiskFull(disk, free, min(needs), now)
+        else:
+            node.full.free, node.full.needed = free, min(needs)
+
+    def _on_space_back(self, ev: NodeSpaceBack) -> None:
+        node = self.nodes.get(ev.host)
+        if node is None:
+            return
+        for job in self.jobs.values():
+            for task in job.tasks.values():
+                needed = task.no_space.get(ev.host)
+                if needed is not None and needed <= ev.free:
+                    del task.no_space[ev.host]
+                    if job.status == "active":
+                        self._event(
+                            job.name,
+                            "[%s] Node %s has space again (%s free): the task may start there"
+                            % (task.label, ev.host, format_bytes(ev.free)),
+                        )
+        self._update_full(node, ev.free, ev.now)
+
+    def _fail_when_no_space(self, now: float) -> None:
+        """A task that every usable node has had no space for since ``full_grace``
+        seconds ends its job ``dead``, saying which disks are full and what it needs."""
+        usable = {n.host for n in self.nodes.values() if n.live and n.max_workers > 0}
+        if not usable:
+            return
+        for job in list(self.jobs.values()):
+            if job.status != "active":
+                continue
+            for task in job.tasks.values():
+                if (
+                    task.state in ("waiting", "sleeping")
+                    and usable <= set(task.no_space)
+                    and now - task.no_space_since >= self.full_grace
+                ):
+                    self._no_space_left(job, task, sorted(usable))
+                    break
+
+    def _no_space_left(self, job: Job, task: Task, hosts: list[str]) -> None:
+        parts = []
+        for host in hosts:
+            full = self.nodes[host].full
+            disk = "%s of node %s" % (full.disk, host) if full else "of node %s" % host
+            free = "%s free, " % format_bytes(full.free) if full else ""
+            parts.append(
+                "the disk %s is full (%sthe task needs at least %s)"
+                % (disk, free, format_bytes(task.no_space[host]))
+            )
+        message = "No node has space left for task %s: %s" % (task.label, "; ".join(parts))
+        self._event(job.name, "ERROR: %s" % message)
+        self._emit(JobFailure(job.name, "disk", "DiskFull", message))
+        self._kill_job(job)
+        for node in self.nodes.values():
+            if node.full is not None:
+                self._update_full(node, node.full.free, 0.0)
+
     def _on_settings(self, ev: SettingsChanged) -> None:
         self.max_failure_rate = ev.max_failure_rate
 
@@ -501,6 +605,7 @@ class Coordinator:
                 job.priority, job.running, cores, len(active), self.alpha
             )
             job.boost = 0.0
+        self._fail_when_no_space(ev.now)
 
     # -- scheduling (10.5) ----------------------------------------------------------------
     def _schedule(self, now: float) -> None:
@@ -530,14 +635,14 @@ class Coordinator:
             if not job.admissible(stage):
                 blocked.add(task.stage)
                 continue
-            if task.pinned is not None and task.pinned not in live:
+            if task.pinned is not None and (task.pinned not in live or task.no_space):
                 task.pinned = None  # 10.4: its node left; run it anywhere
             if live and live <= task.avoid:
                 task.avoid.clear()  # 10.3: every live host failed it
             host = scheduler.pick_node(
                 pinned=task.pinned,
                 input_hosts=task.input_hosts(),
-                avoid=task.avoid,
+                avoid=task.avoid | task.no_space.keys(),  # no space: not until it is back
                 eligible=eligible,
             )
             if host is None:

@@ -1,9 +1,9 @@
 """The master's HTTP error type and the one middleware that renders errors (master-api.md 1.2).
 
 ``MasterError`` carries a status and a message; ``render`` picks the 1.2 body: JSON
-strings for 400s, ``Not found.`` text for 404s, plain text otherwise.  Anything else a
-handler raises becomes a logged ``500 Internal server error`` and the master keeps
-serving.
+strings for 400s, ``Not found.`` text for 404s, plain text otherwise.  A full disk (or
+a write to a read-only master) answers ``507`` saying so.  Anything else a handler
+raises becomes a logged ``500 Internal server error`` and the master keeps serving.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from disco.master.store import StoreReadOnly
+from disco.node.diskspace import is_disk_full_error
 from disco.servererrors import INTERNAL
 
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = "Not found."
+INSUFFICIENT_STORAGE = 507  # a full disk; not 503, which clients retry
 
 
 class MasterError(Exception):
@@ -63,6 +66,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return not_found().response()  # 1.2: "Not found." for unrouted paths too
     except (web.HTTPException, ConnectionError):
         raise  # a client that went away is no server error
-    except Exception:
+    except Exception as exc:
+        if is_disk_full_error(exc) or isinstance(exc, StoreReadOnly):
+            # A full disk is no bug: say so (no server path in the text).
+            logger.error("%s %s failed: %s", request.method, request.path, exc)
+            text = str(exc) if isinstance(exc, StoreReadOnly) else "the master's disk is full"
+            return MasterError(INSUFFICIENT_STORAGE, text).response()
         logger.exception("%s %s failed", request.method, request.path)
         return web.Response(status=500, text=INTERNAL, content_type="text/plain")

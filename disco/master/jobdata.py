@@ -32,9 +32,14 @@ def write_pack(path: str, data: bytes) -> None:
     """6.6: write to ``jobfile@<hex>`` in the same directory, then rename."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = "%s@%x" % (path, time.time_ns())
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        if os.path.exists(tmp):
+            os.remove(tmp)  # a full disk: leave no partial copy behind
+        raise
 
 
 def parse_index_labels(text: str) -> tuple[tuple[int, int], ...]:

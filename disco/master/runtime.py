@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import shutil
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -45,14 +47,17 @@ from disco.master.states import (
     InputsFailed,
     InputsResolved,
     Instruction,
+    JobFailure,
     JobFinished,
     JobForgotten,
     JobSubmitted,
     KillRequested,
     KillTask,
     NodeConnected,
+    NodeFull,
     NodeLost,
     NodesConfigured,
+    NodeSpaceBack,
     ResolveInputs,
     ResultsSaved,
     RetryDue,
@@ -71,6 +76,7 @@ from disco.master.store import (
     Store,
     expand_table,
 )
+from disco.node.diskspace import MARGIN, disk_of, is_disk_full, is_disk_full_error
 from disco.safenames import JOB_NAME_MAX, valid_name
 
 if TYPE_CHECKING:
@@ -142,6 +148,8 @@ class Runtime:
         self.cluster = ClusterConfig([])
         self.nodes: list[tuple[str, int]] = []
         self.purged: dict[str, float] = {}
+        # The master's disk when it is full (nodeinfo ``master_disk_full``), else None.
+        self.master_disk: dict[str, Any] | None = None
         # The master's DDFS duties (results tags, OOB tags); set by the composition root.
         self.job_tags: JobTags | None = None
         self._oob_to_delete: set[str] = set()  # purged jobs whose OOB tag is still there
@@ -160,8 +168,11 @@ class Runtime:
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         for rec in self.store.load_jobs():
-            self.records[rec.name] = rec
             self._seq = max(self._seq, rec.seq)
+            if not os.path.isdir(job_dir(self.config.master_root, rec.name)):
+                self._drop_stale_record(rec.name)
+                continue
+            self.records[rec.name] = rec
         for name, data in self.store.load_failures().items():
             if name in self.records:
                 self.failures[name] = FailureLog.from_json(data)
@@ -171,10 +182,22 @@ class Runtime:
             log = EventLog(self.config.master_root, name)
             log.append("master", RESTART_EVENT, self.clock())
             log.close()
+        self.check_master_disk()
         config = self.store.load_config()
         await self.apply_config(config, save=False, first=True)
         self._spawn(self._tick_loop())
         self._spawn(self._gc_loop())
+
+    def _drop_stale_record(self, name: str) -> None:
+        """A record whose job directory is gone: a clean or purge that could not delete
+        the record (a full disk, a crash in between).  Finish it."""
+        logger.warning("job %s: its data is gone (purged); forgetting its record", name)
+        if self.store.read_only:
+            return
+        try:
+            self.store.delete_job(name)
+        except sqlite3.Error as exc:
+            logger.error("job %s: its record could not be deleted (%s)", name, exc)
 
     async def close(self) -> None:
         self._closing = True
@@ -263,10 +286,13 @@ class Runtime:
                 log.close()  # 4.2: the log is closed when the job ends
             self._finished.set()
             self._finished = asyncio.Event()
+        elif isinstance(ins, JobFailure):
+            self.failures.setdefault(ins.job, FailureLog()).job_failed(
+                Failure(ins.kind, ins.exc_type, ins.message, jobname=ins.job)
+            )
         elif isinstance(ins, JobForgotten):
             self.records.pop(ins.job, None)
             self.attempts.forget(ins.job)
-            self.store.delete_job(ins.job)
             log = self.logs.pop(ins.job, None)
             if log is not None:
                 log.close()
@@ -376,7 +402,18 @@ class Runtime:
             self.feed(AttemptDone(*key, tuple(result.outputs), duration, self.clock()))
         else:
             self._record_failure(key, spec, result)
+            if is_disk_full(result.message):
+                self._node_full(key[0], key[1], spec.host, result.partial_bytes)
             self.feed(AttemptFailed(*key, result.kind, result.message, self.clock()))
+
+    def _node_full(self, job: str, taskid: int, host: str, written: int) -> None:
+        """An attempt failed for want of space: the task does not start on ``host``
+        again until its disk has more free than the attempt could use (what was free
+        then, at least what it had written) plus a margin."""
+        disk, free = self.backend.data_disk(host)
+        logger.warning("node %s: disk %s is full (%d bytes free)", host, disk, free)
+        needed = max(free, written) + MARGIN
+        self.feed(NodeFull(job, taskid, host, disk, free, needed, self.clock()))
 
     def _record_failure(
         self, key: tuple[str, int, int], spec: TaskSpec, result: TaskFailed
@@ -447,6 +484,8 @@ class Runtime:
         """Validate, name, store and start a job; raises ``JobPackError`` (2.2)."""
         spec = jobpack.decode(data)
         jobpack.check_has_inputs(spec)
+        if self.store.read_only is not None:
+            raise jobpack.JobPackError("the master is read-only: %s" % self.store.read_only)
         if self.job_tags is not None:
             missing = await self.job_tags.missing(jobpack.own_tag_names(spec))
             if missing:
@@ -456,7 +495,18 @@ class Runtime:
         name = self.new_name(spec.prefix)
         directory = job_dir(self.config.master_root, name)
         path = os.path.join(directory, "jobfile")
-        await asyncio.get_running_loop().run_in_executor(None, write_pack, path, data)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, write_pack, path, data)
+        except OSError as exc:
+            if not is_disk_full_error(exc):
+                raise
+            shutil.rmtree(directory, ignore_errors=True)
+            disk, free = disk_of(self.config.master_root)
+            logger.error("job pack of %s not stored, disk %s is full: %s", name, disk, exc)
+            raise jobpack.JobPackError(
+                "the disk of DISCO_MASTER_ROOT is full (%d bytes free, the job pack "
+                "needs %d)" % (free, len(data))
+            )
         now = self.clock()
         self._seq += 1
         rec = JobRecord(
@@ -470,8 +520,15 @@ class Runtime:
             jobpack=path,
             seq=self._seq,
         )
+        try:
+            self.store.save_job(rec)
+        except sqlite3.Error as exc:
+            shutil.rmtree(directory, ignore_errors=True)
+            if not is_disk_full_error(exc):
+                raise
+            logger.error("job %s not stored: %s", name, exc)
+            raise jobpack.JobPackError("the disk of DISCO_MASTER_ROOT is full: %s" % exc)
         self.records[name] = rec
-        self.store.save_job(rec)
         self.logs[name] = EventLog(self.config.master_root, name)
         self.feed(JobSubmitted(name, spec, now))
         return name
@@ -489,34 +546,60 @@ class Runtime:
         return job_dir(self.config.master_root, name)
 
     async def clean(self, name: str) -> None:
-        """Kill, delete the master directory, forget the job (10.2).
+        """Kill, forget, delete the master directory (10.2).  The stored record goes
+        last, so a clean cut short (or refused by a full disk) leaves no record of a
+        job whose data is gone: ``start`` drops such records.
 
         Raises ``UnsafeName`` before anything changes when ``name`` is unsafe."""
-        directory = self.job_dir(name)
-        self.feed(KillRequested(name, self.clock(), forget=True))
-        self.records.pop(name, None)
-        self.attempts.forget(name)
-        self.failures.pop(name, None)
-        self.store.delete_job(name)
-        log = self.logs.pop(name, None)
-        if log is not None:
-            log.close()
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: shutil.rmtree(directory, ignore_errors=True)
-        )
+        self.job_dir(name)
+        self._forget(name)
+        await self._remove_master_dir(name)
+        self._delete_record(name)
 
     async def purge(self, name: str) -> None:
-        """Clean, then delete the job's OOB tag and its data on every node (10.2; we do not
-        wait for GC; an OOB tag DDFS could not delete is retried by each GC pass)."""
-        await self.clean(name)
+        """Kill and forget the job (at once: purge answers at once, 2.4), then delete its
+        data on every node, its OOB tag and its master directory, and its stored record
+        last (10.2; we do not wait for GC).  Deleting needs no free space, so a purge
+        works on a full disk.  An OOB tag DDFS could not delete is retried by each GC
+        pass.  Raises ``UnsafeName`` before anything changes when ``name`` is unsafe."""
+        self.job_dir(name)
+        self._forget(name)
         self.purged[name] = self.clock()
-        if not await self._delete_oob(name):
-            self._oob_to_delete.add(name)
         for host, _ in self.nodes:
             try:
                 await self.backend.remove_job_data(host, name)
             except Exception:
                 logger.exception("removing data of %s on %s failed", name, host)
+        if not await self._delete_oob(name):
+            self._oob_to_delete.add(name)
+        await self._remove_master_dir(name)
+        self._delete_record(name)
+
+    def _forget(self, name: str) -> None:
+        """Kill the job and drop it from memory (its stored record stays for now)."""
+        self.feed(KillRequested(name, self.clock(), forget=True))
+        self.records.pop(name, None)
+        self.attempts.forget(name)
+        self.failures.pop(name, None)
+        log = self.logs.pop(name, None)
+        if log is not None:
+            log.close()
+
+    async def _remove_master_dir(self, name: str) -> None:
+        directory = self.job_dir(name)
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: shutil.rmtree(directory, ignore_errors=True)
+        )
+
+    def _delete_record(self, name: str) -> None:
+        if name in self.records:
+            return  # submitted again meanwhile (same name): keep it
+        try:
+            self.store.delete_job(name)
+        except sqlite3.Error as exc:
+            # A full disk: the record stays in SQLite, but its job directory is gone,
+            # so the next start drops it (it never comes back in joblist).
+            logger.error("job %s: its record could not be deleted (%s)", name, exc)
 
     # -- queries ----------------------------------------------------------------------------
     def status(self, name: str) -> tuple[str, list[Any]]:
@@ -611,6 +694,9 @@ class Runtime:
                 diskused=used,
                 # Added to 0.5's shape: when the master last saw the node connected.
                 last_contact=self.last_contact.get(host),
+                # Added to 0.5's shape (issue 8): why no task starts there, or null.
+                disk_full=None if node.full is None else dataclasses.asdict(node.full),
+                master_disk_full=self.master_disk,
             )
             info[host] = entry
         return info
@@ -691,8 +777,46 @@ class Runtime:
                     self._connected[host] = now_connected
                     event = NodeConnected if now_connected else NodeLost
                     self.feed(event(host, self.clock()))
+            self._check_full_nodes()
+            self.check_master_disk()
             if any(j.status == "active" for j in self.coordinator.jobs.values()):
                 self.feed(Tick(self.clock()))
+
+    def check_master_disk(self) -> None:
+        """The master's own disk: log when it fills up or has space again, and go back
+        to read-write once a store opened read-only can write again."""
+        disk, free = disk_of(self.config.master_root)
+        if self.store.read_only is not None and free >= MARGIN and self.store.try_writable():
+            logger.warning("the master's disk %s has space again: read-write", disk)
+        full = free < MARGIN or self.store.read_only is not None
+        if full and self.master_disk is None:
+            logger.error(
+                "the master's disk %s is full (%d bytes free)%s",
+                disk,
+                free,
+                ": serving read-only, no new jobs" if self.store.read_only else "",
+            )
+        elif not full and self.master_disk is not None:
+            logger.warning("the master's disk %s has space again (%d bytes free)", disk, free)
+        self.master_disk = (
+            {
+                "disk": disk,
+                "free": free,
+                "read_only": self.store.read_only is not None,
+                "reason": self.store.read_only or "less than %d bytes free" % MARGIN,
+            }
+            if full
+            else None
+        )
+
+    def _check_full_nodes(self) -> None:
+        """Tell the coordinator how much is free on the nodes tasks wait for space on."""
+        for host, node in list(self.coordinator.nodes.items()):
+            if node.full is not None:
+                _disk, free = self.backend.data_disk(host)
+                if free >= node.full.needed:
+                    logger.info("node %s: space is back (%d bytes free)", host, free)
+                self.feed(NodeSpaceBack(host, free, self.clock()))
 
     def _seen(self, now: float) -> None:
         """Note the time of contact with every node that is connected now."""

@@ -13,6 +13,18 @@ from dataclasses import dataclass
 
 
 @dataclass
+class DiskFull:
+    """A node whose data disk was full for a task (issue 8, 4): ``free`` bytes on
+    ``disk`` now, the smallest need of the tasks waiting for space there, ``since``
+    when it became full."""
+
+    disk: str
+    free: int
+    needed: int
+    since: float
+
+
+@dataclass
 class NodeState:
     """One configured node as the coordinator sees it (3.3 counters included)."""
 
@@ -24,6 +36,7 @@ class NodeState:
     job_ok: int = 0
     data_error: int = 0
     error: int = 0
+    full: DiskFull | None = None
 
     @property
     def live(self) -> bool:

@@ -47,6 +47,10 @@ class Task:
     attempt: int = -1  # the current (or last) attempt; the first is 0
     failures: int = 0
     avoid: set[str] = field(default_factory=set)
+    # Hosts where the task failed for want of space -> bytes it needs free there; it
+    # does not start there again until that much is free (issue 8, 4).
+    no_space: dict[str, int] = field(default_factory=dict)
+    no_space_since: float = 0.0  # when the last host was added
     host: str | None = None
     outputs: tuple[TaskOutput, ...] = ()
     history: list[tuple[int, str, str]] = field(default_factory=list)  # (event id, from, to)

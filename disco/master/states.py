@@ -139,6 +139,34 @@ class ResultsSaved:
     now: float
 
 
+@dataclass(frozen=True)
+class NodeFull:
+    """An attempt of task ``taskid`` of ``job`` on ``host`` failed with "No space left
+    on device".
+
+    ``disk``: the mount point holding the node's data; ``free``: bytes free there now;
+    ``needed``: bytes that must be free before the task starts on the node again.
+    """
+
+    job: str
+    taskid: int
+    host: str
+    disk: str
+    free: int
+    needed: int
+    now: float
+
+
+@dataclass(frozen=True)
+class NodeSpaceBack:
+    """A full node has ``free`` bytes now: the tasks that need at most that much may
+    start there again."""
+
+    host: str
+    free: int
+    now: float
+
+
 Event = (
     JobSubmitted
     | InputsResolved
@@ -154,6 +182,8 @@ Event = (
     | SettingsChanged
     | Tick
     | ResultsSaved
+    | NodeFull
+    | NodeSpaceBack
 )
 
 
@@ -234,6 +264,17 @@ class JobForgotten:
     job: str
 
 
+@dataclass(frozen=True)
+class JobFailure:
+    """The job ends ``dead`` for a reason that is no single attempt: keep ``message`` as
+    its last failure (``jobinfo`` ``last_failure``, ``JobError``)."""
+
+    job: str
+    kind: str
+    exc_type: str
+    message: str
+
+
 Instruction = (
     StartTask
     | KillTask
@@ -245,6 +286,7 @@ Instruction = (
     | SaveResults
     | JobFinished
     | JobForgotten
+    | JobFailure
 )
 
 

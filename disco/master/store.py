@@ -15,8 +15,10 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from disco.safenames import UnsafeName, check_host_name
 
@@ -131,27 +133,97 @@ def expand_table(rows: list[list[str]]) -> list[tuple[str, int]]:
     return nodes
 
 
+class StoreReadOnly(sqlite3.OperationalError):
+    """A write to a store opened read-only (its disk was full when the master started)."""
+
+
 class Store:
-    """SQLite database ``<master_root>/master.sqlite3`` and the config file."""
+    """SQLite database ``<master_root>/master.sqlite3`` and the config file.
+
+    On a full disk SQLite may not open the database for writing (WAL mode creates the
+    ``-wal`` and ``-shm`` files) or may refuse every write.  The store then opens it
+    read-only (``read_only`` says why): reads work, every write raises
+    ``StoreReadOnly``; ``try_writable()`` goes back to read-write once there is space.
+    """
 
     def __init__(self, master_root: str, config_file: str) -> None:
         os.makedirs(master_root, exist_ok=True)
         self.path = os.path.join(master_root, "master.sqlite3")
         self.config_file = config_file
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # WAL with synchronous=NORMAL: a commit is an append to the log, synced at
-        # checkpoints; a crash of the master loses nothing, a power cut at most the last
-        # commits (the default rollback journal syncs several times per commit).
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self.read_only: str | None = None
+        try:
+            self._db = self._open_writable()
+        except sqlite3.Error as exc:
+            if not self._out_of_space(exc):
+                raise
+            self._db = self._open_read_only(exc)
+
+    def _open_writable(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            # WAL with synchronous=NORMAL: a commit is an append to the log, synced at
+            # checkpoints; a crash of the master loses nothing, a power cut at most the
+            # last commits (the default rollback journal syncs several times per commit).
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            # A real write: on a full disk opening may work while every write fails.
+            db.execute(
+                "INSERT OR REPLACE INTO settings VALUES ('last_start', ?)",
+                (json.dumps(time.time()),),
+            )
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _out_of_space(self, exc: sqlite3.Error) -> bool:
+        """Did opening fail because the master's disk is full?"""
+        from disco.node.diskspace import MARGIN, free_bytes, is_disk_full
+
+        return is_disk_full(str(exc)) or free_bytes(os.path.dirname(self.path)) < MARGIN
+
+    def _open_read_only(self, cause: sqlite3.Error) -> sqlite3.Connection:
+        from disco.node.diskspace import disk_of
+
+        disk, free = disk_of(self.path)
+        self.read_only = "the disk of DISCO_MASTER_ROOT is full (%d bytes free): %s" % (free, cause)
+        logger.error("master store %s opened read-only (disk %s): %s", self.path, disk, cause)
+        wal = self.path + "-wal"
+        if not os.path.exists(self.path):  # a new master on a full disk: nothing to read
+            db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            db.executescript(_SCHEMA)
+            return db
+        # With a WAL left by a killed master, SQLite reads through it (read-only); with
+        # none (a clean stop), the database file is all there is: immutable, no locks.
+        mode = "ro" if os.path.exists(wal) and os.path.getsize(wal) > 0 else "ro&immutable=1"
+        uri = "file:%s?mode=%s" % (quote(self.path), mode)
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+    def try_writable(self) -> bool:
+        """A read-only store: reopen it read-write if that works now (space is back)."""
+        if self.read_only is None:
+            return True
+        try:
+            db = self._open_writable()
+        except sqlite3.Error:
+            return False
+        self._db.close()
+        self._db, self.read_only = db, None
+        logger.warning("master store is writable again")
+        return True
+
+    def _write(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        if self.read_only is not None:
+            raise StoreReadOnly("the master is read-only: %s" % self.read_only)
+        self._db.execute(sql, params)
 
     def close(self) -> None:
         self._db.close()
 
     # -- jobs ---------------------------------------------------------------------------
     def save_job(self, rec: JobRecord) -> None:
-        self._db.execute(
+        self._write(
             "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 rec.name,
@@ -169,14 +241,12 @@ class Store:
         )
 
     def delete_job(self, name: str) -> None:
-        self._db.execute("DELETE FROM jobs WHERE name = ?", (name,))
-        self._db.execute("DELETE FROM job_failures WHERE name = ?", (name,))
+        self._write("DELETE FROM jobs WHERE name = ?", (name,))
+        self._write("DELETE FROM job_failures WHERE name = ?", (name,))
 
     def save_failures(self, name: str, data: dict[str, Any]) -> None:
         """The job's failed attempts and last failure (``disco.master.failures``)."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO job_failures VALUES (?, ?)", (name, json.dumps(data))
-        )
+        self._write("INSERT OR REPLACE INTO job_failures VALUES (?, ?)", (name, json.dumps(data)))
 
     def load_failures(self) -> dict[str, dict[str, Any]]:
         rows = self._db.execute("SELECT name, data FROM job_failures").fetchall()
@@ -207,7 +277,8 @@ class Store:
     def mark_active_dead(self) -> list[str]:
         """On startup: jobs left ``active`` by a previous run become ``dead`` (13.15)."""
         names = [r[0] for r in self._db.execute("SELECT name FROM jobs WHERE status = 'active'")]
-        self._db.execute("UPDATE jobs SET status = 'dead' WHERE status = 'active'")
+        if names and self.read_only is None:
+            self._write("UPDATE jobs SET status = 'dead' WHERE status = 'active'")
         return names
 
     # -- settings -------------------------------------------------------------------------
@@ -216,7 +287,7 @@ class Store:
         return json.loads(row[0]) if row else default
 
     def set_setting(self, key: str, value: Any) -> None:
-        self._db.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(value)))
+        self._write("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(value)))
 
     # -- cluster config (3.4) -------------------------------------------------------------
     def load_config(self) -> ClusterConfig:
@@ -228,7 +299,8 @@ class Store:
             data = self.get_setting("config", None)
             if data is None:
                 config = default_config()
-                self.save_config(config)
+                if self.read_only is None:
+                    self.save_config(config)
                 return config
         except (OSError, ValueError) as exc:
             logger.error("cannot read %s (%s); using the default table", self.config_file, exc)

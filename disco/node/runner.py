@@ -5,6 +5,7 @@ cwd the job home, environment without Disco settings plus jobenvs plus
 ``DISCO_WORKER_PYTHON``, stdout and stderr merged, its own process group), answering
 its requests in request order (8.3-8.6; INPUT and INPUT_ERR go to the master through
 the ``TaskChannel``), the MSG rate limit (8.9), the index file of local outputs (8.6),
+deleting the partial outputs of an attempt that did not finish (``disco.node.partial``),
 every failure of 8.8, and killing the process group when the attempt ends or is
 cancelled.  Framing and payload checks live in ``disco.node.protocol`` (sans-IO).
 """
@@ -12,6 +13,7 @@ cancelled.  Framing and payload checks live in ``disco.node.protocol`` (sans-IO)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import re
@@ -29,6 +31,7 @@ from disco.node import protocol as p
 from disco.node.jobhome import safe_member_path
 from disco.node.memwatch import memory_watch
 from disco.node.outputs import TaskOutputs
+from disco.node.partial import remove_partial_outputs
 from disco.node.saveresults import save_outputs
 from disco.node.zygote import Zygote
 from disco.settings import DiscoSettings
@@ -269,10 +272,29 @@ class _Attempt:
             self.proc.pid, self._read_mem_limit, self._over_memory
         )
         self.writer = asyncio.create_task(self._write_replies())
+        result: TaskResult | None = None
         try:
-            return await self._drive()
+            result = await self._drive()
         finally:
             await self._cleanup()
+            if not isinstance(result, TaskDone):  # failed or killed: nothing will read them
+                freed = await asyncio.to_thread(self._remove_partial_outputs)
+                if isinstance(result, TaskFailed) and freed:
+                    result = dataclasses.replace(result, partial_bytes=freed)
+        return result
+
+    def _remove_partial_outputs(self) -> int:
+        """Delete what this attempt wrote (the worker's processes are dead by now)."""
+        pids = {pid for pid in (self.worker_pid, getattr(self.proc, "pid", None)) if pid}
+        files = self.outputs.local_paths + [self.outputs.index_path or ""]
+        try:
+            freed = remove_partial_outputs(self.jobhome, self.spec.taskid, pids, files)
+        except OSError as exc:  # never let cleaning up hide why the attempt ended
+            logger.warning("%s: partial outputs not deleted: %s", self.tag, exc)
+            return 0
+        if freed:
+            logger.info("%s: deleted %d bytes of partial outputs", self.tag, freed)
+        return freed
 
     async def _cleanup(self) -> None:
         assert self.proc is not None and self.writer is not None

@@ -84,7 +84,7 @@ def test_wait_timeout_kill_and_dead_status(master) -> None:
         disco.wait(name, poll_interval=0.1, timeout=0.3, clean=True)
     assert info.value.message == "Timeout"
     assert str(info.value) == "Job %s failed: Timeout" % name
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 20  # the task blocks forever (generous margin)
     assert disco.results(name, timeout=0)[0] == "active"  # clean=True does nothing before the end
     disco.kill(name)
     with pytest.raises(JobError, match="Status dead"):

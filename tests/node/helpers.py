@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Callable
 from typing import Literal
 
 from disco.backends.base import InputEntry, Replica, TaskSpec
 from disco.node.jobhome import jobhome_path
+from disco.test import poll_for
 
 JOBNAME = "WordCount@6b0:5464e:dc072"  # hh = "82" (master-api.md 9.1)
 HOST = "node1"
@@ -119,11 +119,8 @@ def pid_alive(pid: int) -> bool:
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
-        time.sleep(0.01)
+    """``disco.test.poll_for`` with a finer interval (process states change fast)."""
+    poll_for(predicate, timeout, what, interval=0.01)
 
 
 def make_jobpack(

@@ -143,7 +143,8 @@ def test_cancel_kills_the_worker(tmp_path):
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            assert time.monotonic() - started < 1.0
+            # far below the forever-blocked INPUT (generous: the machine may be loaded)
+            assert time.monotonic() - started < 10.0
         finally:
             await backend.close()
 

@@ -170,7 +170,7 @@ def test_done_kills_the_worker_and_its_children(tmp_path):
     started = time.monotonic()
     result, _, home = run(tmp_path, body)
     assert isinstance(result, TaskDone)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # not the child's 30 s (generous margin)
     for name in ("child.pid", "worker.pid"):
         with open(os.path.join(home, name)) as f:
             pid = int(f.read())
@@ -239,7 +239,7 @@ def test_no_output_at_all(tmp_path):
     started = time.monotonic()
     result, _, _ = run(tmp_path, "echo $$ > worker.pid\nexec sleep 30\n", limits=limits)
     assert result == TaskFailed("error", "Worker did not send its PID in 0.3 seconds")
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 20  # not the worker's 30 s (generous margin)
     assert WorkerLimits().pid_timeout == 30
     assert "in 30 seconds" in "Worker did not send its PID in %g seconds" % 30.0
 

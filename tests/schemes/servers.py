@@ -10,10 +10,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from disco.test import poll_for
 
 
 def free_port() -> int:
@@ -23,13 +24,12 @@ def free_port() -> int:
 
 
 def _wait(proc: subprocess.Popen, ready: Callable[[], bool], what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
+    def answers() -> bool:
         if proc.poll() is not None:
             raise AssertionError("%s exited with status %s" % (what, proc.returncode))
-        if time.monotonic() > deadline:
-            raise AssertionError("%s did not answer within %.0f s" % (what, timeout))
-        time.sleep(0.05)
+        return ready()
+
+    poll_for(answers, timeout, "%s to answer" % what, interval=0.05)
 
 
 @contextmanager
