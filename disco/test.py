@@ -302,6 +302,9 @@ class TestRunner(unittest.TextTestRunner):
         self.settings = settings
 
     def run(self, *names: Any) -> unittest.TestResult:  # type: ignore[override]
+        """Run the tests, with Disco's loggers at the level ``DISCO_DEBUG`` asks for."""
+        from disco.settings import debug_level
+
         TestCase.settings = self.settings
         suite = unittest.TestSuite()
         for name in names:
@@ -310,4 +313,18 @@ class TestRunner(unittest.TextTestRunner):
                 if isinstance(name, unittest.TestCase | unittest.TestSuite)
                 else TestLoader().loadTestsFromName(name)
             )
-        return super().run(suite)
+        level = debug_level(self.settings["DISCO_DEBUG"])
+        disco_logger = logging.getLogger("disco")
+        previous = disco_logger.level
+        disco_logger.setLevel(level)
+        added = None
+        if level == logging.DEBUG and not disco_logger.handlers:
+            added = logging.StreamHandler(self.stream)
+            added.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+            disco_logger.addHandler(added)
+        try:
+            return super().run(suite)
+        finally:
+            disco_logger.setLevel(previous)
+            if added is not None:
+                disco_logger.removeHandler(added)
