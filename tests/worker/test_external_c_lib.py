@@ -186,3 +186,27 @@ def test_truncated_input_dies(echo: str) -> None:
     done = subprocess.run([echo, "map"], input=record, capture_output=True, timeout=30)
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1] == b"**<ERR> truncated input: key"
+
+
+def test_the_wheel_installs_the_c_helpers(tmp_path: Any) -> None:
+    """Built from a copy of the sources (no build/ in the tree), the wheel holds
+    disco/ext/disco.h and disco/ext/disco.c."""
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"
+    shutil.copytree(
+        os.path.join(ROOT, "disco"), src / "disco", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(os.path.join(ROOT, name), src / name)
+    out = tmp_path / "wheel"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(src)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = out.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"disco/ext/disco.h", "disco/ext/disco.c"} <= names
