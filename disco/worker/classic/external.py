@@ -5,6 +5,8 @@
 starts ``op <map|reduce>``, sends the parameters, and ``ext_map``/``ext_reduce`` exchange
 records ``<uint32 klen><key><uint32 vlen><value>`` (native byte order) with it.
 Stderr lines ``**<MSG> text`` become task messages; ``**<ERR> text`` fails the task.
+``ext_dir()`` is the folder of the C helpers (``disco.h``, ``disco.c``) that external
+programs in C compile against.
 """
 
 from __future__ import annotations
@@ -32,6 +34,18 @@ _proc: ExternalProcess | None = None
 
 class ExternalError(DiscoError):
     """The external program reported an error (``**<ERR>``) or broke the protocol."""
+
+
+def ext_dir() -> str:
+    """The folder holding ``disco.h`` and ``disco.c`` for external programs in C:
+    ``$DISCO_HOME/ext`` when it has ``disco.h`` (0.5's place), else the copy installed
+    with this package (``disco/ext``)."""
+    from disco.settings import DiscoSettings
+
+    home = os.path.join(str(DiscoSettings()["DISCO_HOME"]), "ext")
+    if os.path.isfile(os.path.join(home, "disco.h")):
+        return home
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "ext")
 
 
 def package(files: list[str]) -> dict[str, bytes]:
