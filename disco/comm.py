@@ -430,3 +430,70 @@ def open_url(
     if "://" not in url:
         return open_local(url)
     return open_remote(url, token, headers)
+
+
+# -- 0.5's helper names (library.md 15), kept for programs that import them ----------------
+BUFFER_SIZE = MB  # read buffer of a local File in 0.5
+
+
+def issuccessful(status: Any) -> bool:
+    """Is ``status`` (an HTTP status, int or text) a 2xx success?"""
+    return str(status).startswith("2")
+
+
+def isredirection(status: Any) -> bool:
+    """Is ``status`` a 3xx redirection?"""
+    return str(status).startswith("3")
+
+
+def isunavailable(status: Any) -> bool:
+    """Is ``status`` 503 Service Unavailable (the reply that is retried)?"""
+    return str(status) == str(http.client.SERVICE_UNAVAILABLE)
+
+
+def range_header(offset: Any) -> dict[str, str]:
+    """``{'Range': 'bytes=<start>-<end>'}`` for ``offset``: a start, or ``(start,)``, or
+    ``(start, end)`` (inclusive, ``None``/``''`` for open); ``{}`` when ``offset`` is falsy."""
+    if not offset:
+        return {}
+    if isinstance(offset, (int, str)):
+        offset = (offset,)
+    parts = [("" if x is None else str(x)) for x in offset] + ["", ""]
+    return {"Range": "bytes=%s-%s" % (parts[0], parts[1])}
+
+
+def resolveuri(baseuri: str, uri: str) -> str:
+    """Where a ``Location`` reply header ``uri`` points from ``baseuri``: an absolute path
+    keeps the base's scheme and host; anything else is appended to the base."""
+    if "://" in uri:
+        return uri
+    if uri.startswith("/"):
+        parts = urllib.parse.urlsplit(baseuri)
+        return "%s://%s%s" % (parts.scheme, parts.netloc, uri)
+    return "%s/%s" % (baseuri.rstrip("/"), uri)
+
+
+class FileSource:
+    """An upload body: the bytes of an open file (read once, at construction) or the
+    file at a path; ``len()`` is its size and ``read`` reads it."""
+
+    def __init__(self, source: Any) -> None:
+        self.isopen = hasattr(source, "read")
+        if self.isopen:
+            data = source.read()
+            self.source: Any = data.encode("utf-8") if isinstance(data, str) else data
+        else:
+            self.source = source
+
+    def __len__(self) -> int:
+        if self.isopen:
+            return len(self.source)
+        return os.stat(self.source).st_size
+
+    @property
+    def read(self) -> Any:
+        """A ``read(size=-1)`` function over the whole body, from its start."""
+        if self.isopen:
+            return io.BytesIO(self.source).read
+        with open(self.source, "rb") as f:
+            return io.BytesIO(f.read()).read

@@ -2,19 +2,85 @@
 
 Owns the bytes/str conversions, the pickle shorthands, ``persistent_hash`` (used by
 ``default_partition``) and ``sort_cmd`` (the external ``sort`` command line, 16.5).
+Every public name of 0.5's module is here with the meaning 0.5 gave it on Python 3
+(``StringIO``, ``BytesIO``, ``file``, ``socket_server``, ``urlencode``, ``httplib``,
+``http_server``, ``zip_longest``, ...), so that programs importing them run unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
+import http.client as httplib
+import http.server as http_server
 import pickle
+import socketserver as socket_server
+from hashlib import md5
+from io import BytesIO, StringIO
+from io import FileIO as file
+from itertools import zip_longest
+from pickle import UnpicklingError
 from typing import Any
+from urllib.parse import urlencode
+
+__all__ = [
+    "BytesIO",
+    "StringIO",
+    "UnpicklingError",
+    "basestring",
+    "bytes_of_int",
+    "bytes_to_str",
+    "file",
+    "force_ascii",
+    "force_utf8",
+    "http_server",
+    "httplib",
+    "int_of_byte",
+    "integer_types",
+    "iteritems",
+    "iterkeys",
+    "itervalues",
+    "md5",
+    "persistent_hash",
+    "pickle",
+    "pickle_dump",
+    "pickle_dumps",
+    "pickle_load",
+    "pickle_loads",
+    "socket_server",
+    "sort_cmd",
+    "str_to_bytes",
+    "unicode",
+    "urlencode",
+    "zip_longest",
+]
 
 basestring = str
 unicode = str
 integer_types = (int,)
-file = io.IOBase
+
+
+def bytes_of_int(i: int) -> bytes:
+    """The one byte whose value is ``i`` (0..255)."""
+    return bytes((i,))
+
+
+def int_of_byte(b: int | bytes) -> int:
+    """The value of one byte: an item of a ``bytes`` is already an ``int`` on Python 3."""
+    if isinstance(b, (bytes, bytearray)):
+        if len(b) != 1:
+            raise ValueError("int_of_byte takes one byte, got %d" % len(b))
+        return b[0]
+    return int(b)
+
+
+def force_utf8(string: str) -> str:
+    """Python 2 turned text into UTF-8 bytes here; Python 3 text is already Unicode."""
+    return string
+
+
+def force_ascii(string: str) -> str:
+    """Python 2 encoded text to ASCII here; on Python 3, as in 0.5, text is returned as is."""
+    return string
 
 
 def bytes_to_str(data: bytes | str, encoding: str = "utf-8") -> str:

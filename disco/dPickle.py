@@ -9,9 +9,13 @@ refuses open files, which cloudpickle would copy whole when opened for reading.
 
 from __future__ import annotations
 
+import functools
 import io
+import marshal
+import os
 import pickle
 import sys
+import sysconfig
 import types
 from collections import ChainMap
 from typing import Any
@@ -46,6 +50,35 @@ class Pickler(cloudpickle.Pickler):
         {types.CodeType: _code_reduce, io.TextIOWrapper: _file_reduce},
         cloudpickle.Pickler.dispatch_table,
     )
+
+
+def is_std(module: Any) -> bool:
+    """Is ``module`` part of Python's standard library (and not ``__main__``)?  Such
+    functions are pickled by reference: every node has them."""
+    name = getattr(module, "__name__", "") or ""
+    if not name or name == "__main__":
+        return False
+    if name.split(".")[0] in sys.stdlib_module_names:
+        return True
+    path = getattr(module, "__file__", None)
+    if not path:
+        return False
+    stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"])
+    return os.path.dirname(os.path.realpath(path)) == stdlib
+
+
+def unfunc(packed: bytes, globals: dict[str, Any] | None = None) -> types.FunctionType:
+    """The function of 0.5's by-value form: ``marshal.dumps((code, defaults))``, with a
+    globals dict holding only the builtins unless ``globals`` is given."""
+    code, defaults = marshal.loads(packed)
+    namespace = globals if globals is not None else {"__builtins__": __builtins__}
+    return types.FunctionType(code, namespace, argdefs=defaults)
+
+
+def unpartial(packed: bytes) -> functools.partial:
+    """The partial of 0.5's form: a pickle of ``(func, args, keywords)``."""
+    func, args, keywords = loads(packed)
+    return functools.partial(func, *args, **(keywords or {}))
 
 
 def dumps(obj: Any, protocol: int | None = None) -> bytes:

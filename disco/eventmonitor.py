@@ -54,14 +54,10 @@ def status_line(pipeline: list[list[Any]], last_failure: Any = None) -> str | No
     when it is of the stage shown (so a task being retried says why).
     """
     for row in reversed(pipeline or []):
-        stage, counts = row[0], list(row[1:6])
-        if any(counts):
-            line = "Status: [%s] %s pending, %s waiting, %s running, %s done, %s failed" % (
-                stage,
-                *counts,
-            )
+        if any(row[1:6]):
+            line = format_status(row)
             task = last_failure.get("task") if isinstance(last_failure, dict) else None
-            if counts[4] and str(task).rpartition(":")[0] == stage and last_failure["reason"]:
+            if row[5] and str(task).rpartition(":")[0] == row[0] and last_failure["reason"]:
                 line += "; last failure: %s attempt %s on %s: %s" % (
                     last_failure.get("task"),
                     last_failure.get("attempt"),
@@ -70,6 +66,15 @@ def status_line(pipeline: list[list[Any]], last_failure: Any = None) -> str | No
                 )
             return line
     return None
+
+
+def format_status(row: list[Any]) -> str:
+    """The status line of one pipeline row ``[stage, pending, waiting, running, done,
+    failed]``."""
+    return "Status: [%s] %s pending, %s waiting, %s running, %s done, %s failed" % (
+        row[0],
+        *list(row[1:6]),
+    )
 
 
 class EventWriter:
@@ -192,13 +197,40 @@ class EventMonitor:
         self.poll_interval = poll_interval
         self.output = OutputStream(format, handle)
         self.offset = 0
-        self.status: str | None = None
-        self.stats: list[list[Any]] = []
+        self.prev_status: str | None = None
         self._heading_done = False
 
     @property
     def isenabled(self) -> bool:
         return self.output.enabled
+
+    @property
+    def events(self) -> Any:
+        """The job's events after the ones already shown: ``(offset, event)`` pairs."""
+        return self.job.events(offset=self.offset)
+
+    @property
+    def stats(self) -> list[Any] | None:
+        """The job's current pipeline row ``[stage, pending, waiting, running, done,
+        failed]``: the last stage with a non-zero counter, else the first (asks the
+        master); ``None`` for a job without stages."""
+        pipeline = list(self.job.jobinfo().get("pipeline") or [])
+        for row in reversed(pipeline):
+            if any(row[1:6]):
+                return list(row)
+        return list(pipeline[0]) if pipeline else None
+
+    @property
+    def status(self) -> str | None:
+        """``Status: [<stage>] P pending, ...`` of :attr:`stats` (asks the master)."""
+        row = self.stats
+        return None if row is None else format_status(row)
+
+    def log_events(self) -> None:
+        """Show the events since the last call."""
+        for offset, (timestamp, host, message) in self.events:
+            self.offset = offset
+            self.output.event(timestamp, host, message)
 
     def poll(self) -> None:
         """Show the events since the last poll and the status line if it changed."""
@@ -208,18 +240,15 @@ class EventMonitor:
             self.output.heading(self.job.name)
             self._heading_done = True
         try:
-            for offset, (timestamp, host, message) in self.job.events(offset=self.offset):
-                self.offset = offset
-                self.output.event(timestamp, host, message)
+            self.log_events()
             info = self.job.jobinfo()
-            self.stats = info.get("pipeline", [])
             attempts = info.get("failed_attempts") or [None]
+            line = status_line(info.get("pipeline", []), attempts[-1])
         except Exception as e:  # the display must never break waiting
             logger.debug("event monitor poll of %s failed: %s", self.job.name, e)
             return
-        line = status_line(self.stats, attempts[-1])
-        if line and line != self.status:
-            self.status = line
+        if line and line != self.prev_status:
+            self.prev_status = line
             self.output.status(line)
 
     def refresh(self) -> None:

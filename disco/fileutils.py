@@ -303,7 +303,7 @@ class DiscoZipFile(ZipFile):
     def writepath(self, pathname: str, exclude: Iterable[str] = ()) -> None:
         """Add a file, or a directory tree, under its relative name."""
         excluded = tuple(exclude)
-        for file in _files(pathname):
+        for file in files(pathname):
             if os.path.splitext(file)[1] not in excluded:
                 self.write(file, file)
 
@@ -329,13 +329,34 @@ class DiscoZipFile(ZipFile):
         return self.buffer.getvalue()
 
 
-def _files(path: str) -> Iterator[str]:
+def files(path: str) -> Iterator[str]:
+    """Every file under ``path`` (a directory, walked), or ``path`` itself."""
     if os.path.isdir(path):
         for dirpath, _dirs, files in os.walk(path):
             for name in files:
                 yield os.path.join(dirpath, name)
     else:
         yield path
+
+
+def raise_if_empty(path: str) -> None:
+    """Raise ``DataError`` unless ``path`` is a file with data in it (a file that is
+    missing or empty would become an empty input or job part without a word)."""
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise DataError("%s cannot be read: %s" % (path, e.strerror or e), path)
+    if size == 0:
+        raise DataError("%s is empty" % path, path)
+
+
+def get_valid_path(path: str) -> str:
+    """``path`` made absolute (``~`` expanded, symlinks resolved) if it exists; raise
+    ``DataError`` naming it if it does not."""
+    full = os.path.realpath(os.path.expanduser(path))
+    if not os.path.exists(full):
+        raise DataError("%s does not exist" % path, path)
+    return full
 
 
 class NonBlockingInput:

@@ -162,15 +162,15 @@ class DiscoSettings(dict):
         "DISCO_PID_DIR": ("master", "Where `disco start` writes the master's pid file."),
         "DISCO_WWW_ROOT": ("master", "Static files the master serves (the web UI)."),
         "DISCO_SETTINGS_FILE": ("client, master, node", "A Python file of `NAME = value` lines read after the environment."),
-        "DISCO_DEBUG": ("-", "0.5: Erlang debug output."),
+        "DISCO_DEBUG": ("master, tests", "`on`: the master (`disco start`, `python -m disco.master`) and `disco.test`'s runner log at DEBUG level; `off`: INFO."),
         "DISCO_AUTH_TOKEN": ("master, node, client, worker", "The cluster's shared secret: requests that change anything carry it in `X-Disco-Auth-Token` (docs/security.md); unset: no check."),
         "DISCO_AUTH_READS": ("master, node", "With a token set, `1` protects reads too (GETs, node data downloads, the web pages); `/disco/version` stays open."),
         "DISCO_ERLANG": ("-", "0.5: the Erlang interpreter."),
         "DISCO_EVENTS": ("client", "Job events `wait()` prints (the `show` default): `''` none, `'json'`, `'nocolor'`, anything else coloured."),
         "DISCO_FLAGS": ("-", "0.5: extra Erlang flags."),
         "DISCO_HTTPD": ("-", "0.5: the proxy's HTTP server command."),
-        "DISCO_ROTATE_LOG": ("-", "0.5: rotate the master log at start."),
-        "DISCO_USER": ("-", "0.5: the user the master ran as."),
+        "DISCO_ROTATE_LOG": ("master", "True: `disco start` moves a non-empty master log to `<log>.1` (`.1` to `.2`, ... 5 kept) first."),
+        "DISCO_USER": ("master", "`disco start` run by root starts the master as this user (handing it the master's folders); another user cannot switch, and an explicit DISCO_USER naming someone else is refused."),
         "DISCO_JOB_OWNER": ("client", "The `owner` written into job packs."),
         "DISCO_WORKER_MAX_MEM": ("worker", "Address-space limit of each task: `'N%'` of RAM or a size such as `'512M'`; the submitting client's value travels with the job."),
         "DISCO_ULIMIT": ("-", "0.5: worker ulimit."),
@@ -372,3 +372,17 @@ _EVAL_GLOBALS: dict[str, Any] = {
     "guess_settings": guess_settings,
     "job_owner": job_owner,
 }
+
+
+def debug_level(value: Any) -> int:
+    """The log level ``DISCO_DEBUG`` asks for: ``logging.DEBUG`` for ``on`` (also ``1``,
+    ``yes``, ``true``, ``debug``, ``trace``), ``logging.INFO`` for ``off`` (also ``''``,
+    ``0``, ``no``, ``false``); any other value is a ``DiscoError`` that says which work."""
+    import logging
+
+    text = str(value if value is not None else "").strip().lower()
+    if text in ("", "off", "0", "no", "false", "none"):
+        return logging.INFO
+    if text in ("on", "1", "yes", "true", "debug", "trace"):
+        return logging.DEBUG
+    raise DiscoError("DISCO_DEBUG=%r: use 'on' (debug logging) or 'off'" % (value,))

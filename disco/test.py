@@ -162,6 +162,9 @@ class TestServer(ThreadingHTTPServer):
             for input in inputs
         ]
 
+    _thread: threading.Thread | None = None
+    _closed = False
+
     def start(self) -> None:
         self._thread = threading.Thread(
             target=self.serve_forever, name="disco-test-server", daemon=True
@@ -169,9 +172,16 @@ class TestServer(ThreadingHTTPServer):
         self._thread.start()
 
     def stop(self) -> None:
-        self.shutdown()
+        """Stop serving and free the port; calling it again (or before ``start``) is fine."""
+        if self._closed:
+            return
+        self._closed = True
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            self.shutdown()
         self.server_close()
-        self._thread.join(10)
+        if thread is not None:
+            thread.join(10)
 
 
 class TestJob(Job):
@@ -263,8 +273,12 @@ class TestCase(unittest.TestCase):
 
     def setUp(self) -> None:
         if hasattr(self, "serve"):
-            self.test_server = TestServer.create(self.test_server_address, self.serve)
-            self.test_server.start()
+            server = TestServer.create(self.test_server_address, self.serve)
+            # Runs even when a subclass's setUp fails after this (tearDown would not run):
+            # the port is free for the next test.
+            self.addCleanup(server.stop)
+            self.test_server = server
+            server.start()
 
     def tearDown(self) -> None:
         if hasattr(self, "serve"):
@@ -294,6 +308,9 @@ class TestRunner(unittest.TextTestRunner):
         self.settings = settings
 
     def run(self, *names: Any) -> unittest.TestResult:  # type: ignore[override]
+        """Run the tests, with Disco's loggers at the level ``DISCO_DEBUG`` asks for."""
+        from disco.settings import debug_level
+
         TestCase.settings = self.settings
         suite = unittest.TestSuite()
         for name in names:
@@ -302,4 +319,18 @@ class TestRunner(unittest.TextTestRunner):
                 if isinstance(name, unittest.TestCase | unittest.TestSuite)
                 else TestLoader().loadTestsFromName(name)
             )
-        return super().run(suite)
+        level = debug_level(self.settings["DISCO_DEBUG"])
+        disco_logger = logging.getLogger("disco")
+        previous = disco_logger.level
+        disco_logger.setLevel(level)
+        added = None
+        if level == logging.DEBUG and not disco_logger.handlers:
+            added = logging.StreamHandler(self.stream)
+            added.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+            disco_logger.addHandler(added)
+        try:
+            return super().run(suite)
+        finally:
+            disco_logger.setLevel(previous)
+            if added is not None:
+                disco_logger.removeHandler(added)

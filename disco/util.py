@@ -182,7 +182,17 @@ def _default_proxy() -> str:
 DISCO_PROXY = _default_proxy()
 
 
-def schemesplit(url: str) -> tuple[str, str]:
+def url_text(url: Any) -> Any:
+    """A URL given as ``bytes`` (a record read from ``raw://`` or a file) as ``str``
+    (UTF-8, undecodable bytes kept as surrogates); anything else as it is.  Every
+    helper of 7.2 and 7.3 that takes a URL accepts both, as 0.5's did on Python 2."""
+    if isinstance(url, (bytes, bytearray, memoryview)):
+        return bytes(url).decode("utf-8", "surrogateescape")
+    return url
+
+
+def schemesplit(url: str | bytes) -> tuple[str, str]:
+    url = url_text(url)
     if "://" in url:
         scheme, rest = url.split("://", 1)
         return scheme, rest
@@ -196,8 +206,8 @@ class netloc(tuple):
         return super().__new__(cls, tuple(hostport))
 
     @classmethod
-    def parse(cls, netlocstr: str) -> netloc:
-        hostport = netlocstr.rsplit("@", 1)[-1]
+    def parse(cls, netlocstr: str | bytes) -> netloc:
+        hostport = url_text(netlocstr).rsplit("@", 1)[-1]
         if ":" in hostport:
             host, port = hostport.split(":", 1)
         else:
@@ -220,9 +230,9 @@ class netloc(tuple):
         return "%s:%s" % (host, port) if port else host
 
 
-def localize(path: str, ddfs_data: str | None = None, disco_data: str | None = None) -> str:
+def localize(path: str | bytes, ddfs_data: str | None = None, disco_data: str | None = None) -> str:
     """``ddfs/<rest>`` -> ``<ddfs_data>/<rest>``, anything else -> ``<disco_data>/<rest>``."""
-    prefix, _, rest = path.lstrip("/").partition("/")
+    prefix, _, rest = url_text(path).lstrip("/").partition("/")
     if prefix == "ddfs":
         base = ddfs_data if ddfs_data is not None else _settings()["DDFS_DATA"]
     else:
@@ -231,9 +241,10 @@ def localize(path: str, ddfs_data: str | None = None, disco_data: str | None = N
 
 
 def urlsplit(
-    url: str, localhost: Any = None, disco_port: Any = None, **kwargs: Any
+    url: str | bytes, localhost: Any = None, disco_port: Any = None, **kwargs: Any
 ) -> tuple[str, netloc, str]:
     """``(scheme, netloc, path)``, path without its leading ``/`` (7.2, master-api 9.3)."""
+    url = url_text(url)
     scheme, rest = schemesplit(url)
     locstr, _, path = rest.partition("/")
     if scheme == "tag" and not path:
@@ -257,9 +268,10 @@ def urljoin(parts: tuple[str, Any, str]) -> str:
     return "%s%s%s" % ("%s://" % scheme if scheme else "", "%s/" % (loc,) if loc else "", path)
 
 
-def urlresolve(url: str, master: str | None = None) -> str:
+def urlresolve(url: str | bytes, master: str | None = None) -> str:
     """``dir://`` and ``disco://`` -> ``http://host:DISCO_PORT/path``; ``tag://`` -> the
     master's ``/ddfs/tag/<name>``; others are normalised (7.2)."""
+    url = url_text(url)
     scheme, loc, path = urlsplit(url)
     if scheme == "dir":
         return urlresolve("disco://%s/%s" % (loc, path), master=master)
@@ -274,7 +286,7 @@ def urlresolve(url: str, master: str | None = None) -> str:
     return "%s://%s/%s" % (scheme, loc, path)
 
 
-def urltoken(url: str) -> str | None:
+def urltoken(url: str | bytes) -> str | None:
     """The token of ``scheme://[user:]token@host/...``, or ``None``."""
     _, rest = schemesplit(url)
     locstr = rest.split("/", 1)[0]
@@ -284,12 +296,15 @@ def urltoken(url: str) -> str | None:
     return None
 
 
-def proxy_url(url: str, proxy: str | None = None, meth: str = "GET", to_master: bool = True) -> str:
+def proxy_url(
+    url: str | bytes, proxy: str | None = None, meth: str = "GET", to_master: bool = True
+) -> str:
     """Route an ``http`` URL through ``DISCO_PROXY`` (7.2).
 
     [Quirk] only URLs without any ``.`` are proxied.
     """
     proxy = DISCO_PROXY if proxy is None else proxy
+    url = url_text(url)
     scheme, loc, path = urlsplit(url)
     if proxy and scheme == "http" and "." not in url:
         if to_master:
@@ -298,8 +313,9 @@ def proxy_url(url: str, proxy: str | None = None, meth: str = "GET", to_master: 
     return url
 
 
-def jobname(url: str) -> str:
+def jobname(url: str | bytes) -> str:
     """The job name of a result URL: the component after ``disco/<host>/<hh>/`` (21.4)."""
+    url = url_text(url)
     scheme, _, path = urlsplit(url, disco_port="")
     if scheme not in ("disco", "dir", "http", "https", "file", ""):
         raise DiscoError("Cannot parse jobname from %s" % url)
@@ -312,7 +328,7 @@ def jobname(url: str) -> str:
     raise DiscoError("Cannot parse jobname from %s" % url)
 
 
-def assert_url(url: str, master: str | None = None) -> None:
+def assert_url(url: str | bytes, master: str | None = None) -> None:
     scheme, loc, _ = urlsplit(url)
     if not (scheme and loc):
         raise DiscoError("Invalid URL %r: it needs a scheme and a host" % (url,))
@@ -322,6 +338,7 @@ def assert_url(url: str, master: str | None = None) -> None:
 
 
 def ispartitioned(input: Any) -> Any:
+    input = url_text(input)
     if isinstance(input, str):
         return input.startswith("dir://")
     if isinstance(input, (list, tuple)):
@@ -337,6 +354,7 @@ def read_index(dir: Any, *, task: Any = None) -> Iterator[tuple[int, str, int]]:
     """
     if isinstance(dir, (list, tuple)):
         dir = dir[0]
+    dir = url_text(dir)
     from disco.comm import open_url
     from disco.schemes import scheme_disco
 
@@ -368,6 +386,7 @@ def inputexpand(input: Any, label: Any = None, settings: Any = None) -> list[Any
     """Expand one job input into replica sets (7.3)."""
     from disco.ddfs import DDFS, istag
 
+    input = url_text(input)
     if ispartitioned(input) and label is not False:
         return list(zip(*(parse_dir(i, label=label) for i in iterify(input)), strict=False))
     if isinstance(input, (list, tuple)):
@@ -516,6 +535,44 @@ def _send(worker: Any, message: str) -> None:
 SORT_PICKLE_PROTOCOL = 4
 
 
+def sort_key_kind(key: Any) -> type:
+    """The kind of keys an external sort of records starting with ``key`` accepts.
+
+    ``bytes`` keys sort in unsigned byte order (16.5); ``str`` keys sort by their UTF-8
+    bytes, which is code-point order, and come back as ``str``.  Any other key is
+    refused here, at the first record, with the way out (0.5's rule of "bytes only"
+    came from Python 2, where ``str`` was bytes).
+    """
+    if isinstance(key, (bytes, str)):
+        return bytes if isinstance(key, bytes) else str
+    raise ValueError(
+        "Keys must be bytes or str for external sort (sort=True), not %s (key %s): "
+        "yield str or bytes keys (for numbers, a zero-padded text such as '%%010d' %% n "
+        "keeps numeric order), or leave sort off and sort the records in the function "
+        "that reads them" % (type(key).__name__, _short(key)),
+        key,
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _sort_key_bytes(key: Any, kind: type) -> bytes:
+    if not isinstance(key, kind):
+        raise ValueError(
+            "Keys of an external sort (sort=True) must be all bytes or all str: "
+            "the first key was %s, not %s (key %s); yield keys of one type"
+            % (kind.__name__, type(key).__name__, _short(key)),
+            key,
+        )
+    data = key.encode("utf-8", "surrogatepass") if kind is str else bytes(key)
+    if b"\xff" in data or b"\x00" in data:
+        raise ValueError("Cannot sort key with 0xFF or 0x00 bytes", key)
+    return data
+
+
 def disk_sort(
     worker: Any,
     input: Iterable[tuple[Any, Any]],
@@ -524,28 +581,20 @@ def disk_sort(
 ) -> Iterator[tuple[Any, Any]]:
     """External sort of ``(key, value)`` pairs by key (16.5).
 
-    Keys are bytes (0.5) or, all of them, str: str keys are sorted by their UTF-8 bytes,
-    which is the order of Python's own ``sorted``, and come back as str.
+    Keys are all ``bytes`` (byte order) or all ``str`` (code-point order, by their UTF-8
+    bytes, given back as ``str``); see ``sort_key_kind``.
     """
     from disco.fileutils import AtomicFile
 
     _send(worker, "Downloading %s" % filename)
     out = AtomicFile(filename)
-    str_keys: bool | None = None  # decided by the first key
+    kind: type | None = None
     try:
         for k, v in input:
-            if isinstance(k, str) and str_keys is not False:
-                str_keys = True
-                k = k.encode("utf-8", "surrogatepass")
-            elif isinstance(k, bytes) and not str_keys:
-                str_keys = False
-            elif isinstance(k, (bytes, str)):
-                raise ValueError("Keys of an external sort must be all bytes or all str", k)
-            else:
-                raise ValueError("Keys must be bytes or str for external sort", k)
-            if b"\xff" in k or b"\x00" in k:
-                raise ValueError("Cannot sort key with 0xFF or 0x00 bytes", k)
-            out.write(k + b"\xff" + encode(pickle.dumps(v, SORT_PICKLE_PROTOCOL)) + b"\x00")
+            if kind is None:
+                kind = sort_key_kind(k)
+            key = _sort_key_bytes(k, kind)
+            out.write(key + b"\xff" + encode(pickle.dumps(v, SORT_PICKLE_PROTOCOL)) + b"\x00")
     except BaseException:
         out.abort()
         raise
@@ -555,6 +604,9 @@ def disk_sort(
     unix_sort(filename, sort_buffer_size=sort_buffer_size)
     _send(worker, "Finished sorting")
     with open(filename, "rb") as fd:
-        for k, v in sort_reader(fd, filename, read_buffer_size=1 << 20):
-            key: Any = k.decode("utf-8", "surrogatepass") if str_keys else k
-            yield key, pickle.loads(decode(v))
+        if kind is str:
+            for k, v in sort_reader(fd, filename, read_buffer_size=1 << 20):
+                yield k.decode("utf-8", "surrogatepass"), pickle.loads(decode(v))
+        else:
+            for k, v in sort_reader(fd, filename, read_buffer_size=1 << 20):
+                yield k, pickle.loads(decode(v))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -87,7 +88,12 @@ class Master:
             self.settings.safedir(key)
         if os.path.exists(self.pidfile):  # stale
             os.unlink(self.pidfile)
+        user = run_as(self.settings)
+        if truthy(self.settings["DISCO_ROTATE_LOG"]):
+            rotate_log(self.logfile)
         with open(self.logfile, "ab") as log:
+            if user is not None:
+                self._hand_over(user)
             proc = subprocess.Popen(
                 self.command,
                 stdin=subprocess.DEVNULL,
@@ -95,7 +101,8 @@ class Master:
                 stderr=subprocess.STDOUT,
                 cwd=str(self.settings["DISCO_ROOT"]),
                 start_new_session=True,
-                env=_child_env(self.settings),
+                env=_child_env(self.settings, user),
+                **_user_args(user),
             )
         _children[proc.pid] = proc
         deadline = time.monotonic() + START_TIMEOUT
@@ -119,6 +126,14 @@ class Master:
         logger.info("master pid %d, log %s", proc.pid, self.logfile)
         return "%s started" % self
 
+    def _hand_over(self, user: pwd.struct_passwd) -> None:
+        """Give ``user`` the folders and files the master writes (it starts as root)."""
+        keys = (*self.settings.must_exist, "DISCO_LOG_DIR", "DISCO_PID_DIR", "DISCO_ROOT")
+        for top in sorted({str(self.settings[key]) for key in keys}):
+            if os.path.isdir(top):
+                _chown_tree(top, user)
+        os.chown(self.logfile, user.pw_uid, user.pw_gid)
+
     def stop(self) -> str:
         """SIGTERM the daemon and wait for it to exit; returns the status line."""
         pid = self.pid
@@ -135,7 +150,12 @@ class Master:
         """Run the master in the foreground until it exits; SIGINT/SIGTERM stop it."""
         self.settings.ensuredirs()
         self.settings.safedir("DISCO_PID_DIR")
-        proc = subprocess.Popen(self.command, env=_child_env(self.settings))
+        user = run_as(self.settings)
+        if user is not None:
+            self._hand_over(user)
+        proc = subprocess.Popen(
+            self.command, env=_child_env(self.settings, user), **_user_args(user)
+        )
 
         def forward(signum: int, frame: Any) -> None:
             proc.send_signal(signal.SIGTERM)
@@ -152,12 +172,108 @@ class Master:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _child_env(settings: DiscoSettings) -> dict[str, str]:
-    """This environment plus the settings given explicitly to ``settings``."""
+def _child_env(settings: DiscoSettings, user: pwd.struct_passwd | None = None) -> dict[str, str]:
+    """This environment plus the settings given explicitly to ``settings``; for a master
+    that runs as ``user``, that user's ``HOME``, ``USER`` and ``LOGNAME``."""
     env = dict(os.environ)
     for key, value in dict.items(settings):
         env[key] = str(value)
+    if user is not None:
+        env.update(HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name)
     return env
+
+
+def _chown_tree(top: str, user: pwd.struct_passwd) -> None:
+    os.chown(top, user.pw_uid, user.pw_gid)
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, name), user.pw_uid, user.pw_gid)
+
+
+def _user_args(user: pwd.struct_passwd | None) -> dict[str, Any]:
+    if user is None:
+        return {}
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+
+def truthy(value: Any) -> bool:
+    """A yes/no setting: ``''``, ``0``, ``off``, ``no``, ``false`` (any case) are no."""
+    return str(value).strip().lower() not in ("", "0", "off", "no", "false", "none")
+
+
+def _explicit(settings: DiscoSettings, key: str) -> bool:
+    """Was ``key`` given (explicitly, in the environment or the settings file) rather
+    than left to its default?"""
+    if dict.__contains__(settings, key) or key in os.environ:
+        return True
+    file_settings = getattr(settings, "_file_settings", None)
+    return bool(file_settings and key in file_settings())
+
+
+def run_as(settings: DiscoSettings) -> pwd.struct_passwd | None:
+    """The user the master must run as (``DISCO_USER``), or ``None`` for this process's.
+
+    As root, ``disco start`` drops to ``DISCO_USER`` (unless it is root or unset).  Any
+    other user cannot switch: an explicit ``DISCO_USER`` naming someone else is refused
+    with the reason (its default, ``$LOGNAME``, is ignored).
+    """
+    name = settings["DISCO_USER"]
+    if not name:
+        return None
+    name = str(name)
+    current = pwd.getpwuid(os.geteuid()).pw_name
+    if name == current:
+        return None
+    if os.geteuid() != 0:
+        if _explicit(settings, "DISCO_USER"):
+            raise DiscoError(
+                "DISCO_USER=%s: only root can start the master as another user, and this "
+                "is %s; unset DISCO_USER, or run disco start as root" % (name, current)
+            )
+        return None
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        raise DiscoError("DISCO_USER=%s: there is no such user on this machine" % name)
+    _check_can_run(user)
+    return user
+
+
+def _check_can_run(user: pwd.struct_passwd) -> None:
+    """Refuse, saying why, when ``user`` cannot run this Python with Disco (e.g. it
+    lives under root's home): the master would die before it could log anything."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", "import disco.master"],
+            capture_output=True,
+            timeout=60,
+            cwd="/",
+            env=_child_env(DiscoSettings(), user),
+            **_user_args(user),
+        )
+    except OSError as e:
+        reason = e.strerror or str(e)
+    else:
+        if proc.returncode == 0:
+            return
+        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        reason = lines[-1] if lines else "exit status %d" % proc.returncode
+    raise DiscoError(
+        "DISCO_USER=%s: that user cannot run %s with Disco (%s); install Disco where "
+        "%s can run it, or unset DISCO_USER" % (user.pw_name, sys.executable, reason, user.pw_name)
+    )
+
+
+def rotate_log(path: str, keep: int = 5) -> None:
+    """``DISCO_ROTATE_LOG``: move a non-empty log aside before the master starts:
+    ``<log>`` becomes ``<log>.1``, ``.1`` becomes ``.2``, ... up to ``keep`` files."""
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return
+    for i in range(keep - 1, 0, -1):
+        older = "%s.%d" % (path, i)
+        if os.path.exists(older):
+            os.replace(older, "%s.%d" % (path, i + 1))
+    os.replace(path, path + ".1")
 
 
 def _alive(pid: int) -> bool:

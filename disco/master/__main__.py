@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from disco.settings import DiscoSettings
+from disco.settings import DiscoSettings, debug_level
 
 logger = logging.getLogger("disco.master")
 
@@ -36,12 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pidfile", help="write the process id to this file")
     parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
     args = parser.parse_args(argv)
+    settings = DiscoSettings()
+    debug = args.debug or debug_level(settings["DISCO_DEBUG"]) == logging.DEBUG
     logging.basicConfig(
         stream=sys.stderr,
-        level=logging.DEBUG if args.debug else logging.INFO,
+        level=logging.DEBUG if debug else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    settings = DiscoSettings()
+    if debug:
+        logger.debug("debug logging on (DISCO_DEBUG=%s)", settings["DISCO_DEBUG"])
     settings.ensuredirs()
     host = args.host or str(settings["DISCO_MASTER_HOST"])
     port = args.port if args.port is not None else int(settings["DISCO_PORT"])

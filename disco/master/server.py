@@ -9,6 +9,7 @@ foreground (``__main__.py``).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
@@ -133,6 +134,9 @@ def _served_by_master(host: str) -> set[str]:
     return {host} | {name for name in candidates if _addresses(name) & bound}
 
 
+PURGE_GRACE = 10.0  # seconds a stopping master waits for purges to delete their data
+
+
 @dataclass
 class MasterServer:
     """A running master: ``url``, ``port``, ``config``, ``runtime``; ``await close()``."""
@@ -153,8 +157,12 @@ class MasterServer:
         return "http://%s:%d" % (self.config.host, self.config.port)
 
     async def close(self) -> None:
-        """Kill running workers, stop serving, close the backend and the store."""
+        """Finish purges in progress (their data deletion, at most ``PURGE_GRACE`` s), kill
+        running workers, stop serving, close the backend and the store."""
         try:
+            purges = list(self.runner.app[ctrl.BACKGROUND])
+            if purges:
+                await asyncio.wait(purges, timeout=PURGE_GRACE)
             await self.ddfs.close()
             await self.runtime.close()
             await self.runner.cleanup()

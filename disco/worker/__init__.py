@@ -276,6 +276,8 @@ class ReplicaIter:
             self.input.unavailable(self.used)
         raise StopIteration
 
+    next = __next__  # 0.5's spelling (Python 2 iterators)
+
 
 class InputIter:
     """Records of one input, failing over between replicas.
@@ -397,6 +399,8 @@ class InputIter:
             return record
         raise StopIteration
 
+    next = __next__  # 0.5's spelling (Python 2 iterators)
+
 
 class Input:
     """An iterable over one input with replica failover; waits and retries on ``Wait``."""
@@ -421,6 +425,9 @@ class Input:
     def _records(self, input: Any) -> Iterator[Any]:
         from disco.fileutils import Wait
 
+        if isinstance(input, Input):  # e.g. SerialInput over prepare_input_map's inputs
+            yield from input
+            return
         records = self.input_iter(input)
         while True:
             try:

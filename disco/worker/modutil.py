@@ -11,6 +11,7 @@ import builtins
 import dis
 import functools
 import importlib.util
+import keyword
 import modulefinder
 import os
 import types
@@ -22,6 +23,7 @@ from disco.error import DiscoError
 __all__ = [
     "ModUtilImportError",
     "find_modules",
+    "is_module_name",
     "locate_modules",
     "parse_function",
     "recurse_module",
@@ -71,11 +73,61 @@ def scanner(code: types.CodeType) -> Iterator[tuple[str, str]]:
             yield from scanner(const)
 
 
-def _is_module_name(name: str, fn_globals: dict[str, Any]) -> bool:
+#: Names job functions see on the node without importing them (library.md 10.4): the
+#: classic worker injects them, so they are never modules to require.
+INJECTED_NAMES = frozenset(
+    (
+        "Task",
+        "get",
+        "put",
+        "this_name",
+        "this_master",
+        "this_host",
+        "this_partition",
+        "this_inputs",
+        "Params",
+        "Worker",
+        "util",
+        "worker",
+        "external",
+        "JOBPACK_VERSION1",
+    )
+)
+
+
+def is_module_name(name: str) -> bool:
+    """Can ``name`` be a top-level module name at all: an identifier, not a keyword?
+
+    Tools put other names into module globals (pytest's assertion rewriting adds
+    ``@pytest_ar`` and ``@py_builtins``); those are never required modules.
+    """
+    return name.isidentifier() and not keyword.iskeyword(name)
+
+
+def _module_candidate(name: str, fn_globals: dict[str, Any]) -> str | None:
+    """The module that the global ``name`` of a function stands for, or ``None``.
+
+    A global bound to a module is that module (by its real name when ``name`` is an
+    alias such as ``np``); a global bound to anything else is not a module; a name
+    that is neither a global, a builtin nor an injected name is taken for a module
+    the node must import, as 0.5 does, so a missing one fails at submission.
+    """
+    if not is_module_name(name):
+        return None
     if name in fn_globals:
-        return isinstance(fn_globals[name], types.ModuleType)
-    if hasattr(builtins, name):
-        return False
+        value = fn_globals[name]
+        if not isinstance(value, types.ModuleType):
+            return None
+        real = getattr(value, "__name__", name)
+        if real != name and is_module_name(real.split(".")[0]) and not _findable(name):
+            return real
+        return name
+    if hasattr(builtins, name) or name in INJECTED_NAMES:
+        return None
+    return name
+
+
+def _findable(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
@@ -91,8 +143,8 @@ def parse_function(function: Any) -> list[str]:
     if code is None:
         return []
     fn_globals = getattr(function, "__globals__", {})
-    names = dict.fromkeys(name for name, _attr in scanner(code))
-    return [n for n in names if _is_module_name(n, fn_globals)]
+    names = (_module_candidate(name, fn_globals) for name, _attr in scanner(code))
+    return [n for n in dict.fromkeys(names) if n is not None]
 
 
 def _local_file(name: str) -> str | None:

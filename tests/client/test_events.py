@@ -187,8 +187,9 @@ def test_monitor_text_output_and_status_changes(events_server) -> None:
         "Status: [map] 0 pending, 0 waiting, 0 running, 2 done, 0 failed",
     ]
     assert monitor.status == "Status: [map] 0 pending, 0 waiting, 0 running, 2 done, 0 failed"
-    assert monitor.stats == [["map", 0, 0, 0, 2, 0]]
+    assert monitor.stats == ["map", 0, 0, 0, 2, 0]
     assert monitor.offset == len(E1) + len(E3)
+    assert monitor.prev_status == monitor.status
 
 
 def test_monitor_json_goes_to_stdout(events_server, capsys) -> None:

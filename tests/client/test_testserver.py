@@ -147,3 +147,40 @@ def test_urls_of_replica_lists(server) -> None:
         [a + "/2_fail", a + "/200"],
         [a + "/3"],
     ]
+
+
+def test_a_failing_setup_frees_the_test_server_port() -> None:
+    """Issue 11.9: a subclass whose setUp fails after ``super().setUp()`` bound the test
+    server (e.g. an external program that does not compile) leaves the port free."""
+    port = free_port()
+    settings = DiscoSettings(DISCO_TEST_HOST="127.0.0.1", DISCO_TEST_PORT=str(port))
+
+    class BrokenSetUp(TestCase):
+        def serve(self, path: str) -> str:
+            return path
+
+        def setUp(self) -> None:
+            super().setUp()
+            raise RuntimeError("the external program did not compile")
+
+        def runTest(self) -> None:
+            raise AssertionError("not reached")
+
+    class Works(TestCase):
+        def serve(self, path: str) -> str:
+            return "served %s" % path
+
+        def runTest(self) -> None:
+            with urllib.request.urlopen(self.test_server.urls(["x"])[0][0], timeout=10) as r:
+                self.assertEqual(r.read(), b"served x")
+
+    BrokenSetUp.settings = Works.settings = settings
+    suite = unittest.TestSuite([BrokenSetUp(), BrokenSetUp(), Works()])
+    result = unittest.TestResult()
+    suite.run(result)
+    errors = [text for _test, text in result.errors]
+    assert len(errors) == 2 and all("did not compile" in text for text in errors)
+    assert "Address already in use" not in "".join(errors)
+    assert result.failures == [] and result.testsRun == 3
+    # The port is free after the last test too: the next test server binds it.
+    TestServer.create(("127.0.0.1", port), serve).server_close()

@@ -63,10 +63,9 @@ def test_local_modules_are_shipped(tmp_path, monkeypatch) -> None:
     assert str(tmp_path) in modutil.user_paths()
 
 
-def test_missing_module_is_modutil_import_error(monkeypatch) -> None:
+def test_missing_module_is_modutil_import_error() -> None:
     ns: dict = {"__name__": "x"}
     exec("def fn():\n    return no_such_module_xyz.f()\n", ns)  # noqa: S102
-    monkeypatch.setattr(modutil, "_is_module_name", lambda name, g: True)
     with pytest.raises(modutil.ModUtilImportError) as e:
         modutil.find_modules([ns["fn"]])
     assert isinstance(e.value, ImportError) and e.value.function is ns["fn"]
@@ -198,3 +197,32 @@ def test_external_map_and_reduce(tmp_path, capsys) -> None:
     finally:
         external.close_ext()
     assert out.got == [(b"a", b"4"), (b"b", b"2")]
+
+
+def missing_module():
+    return missing_module_ifitexiststhistestwillfail.magic()  # noqa: F821
+
+
+def test_find_modules_of_a_missing_module_raises_like_0_5() -> None:
+    """Issue 11.3: a ``name.attr`` whose name is no global, builtin or injected name is a
+    module the node would need; when it cannot be found, ``find_modules`` says so."""
+    with pytest.raises(modutil.ModUtilImportError) as e:
+        modutil.find_modules([missing_module])
+    assert e.value.function is missing_module
+    assert "missing_module_ifitexiststhistestwillfail" in str(e.value)
+    assert modutil.find_modules([missing_module], send_modules=False) == [
+        "missing_module_ifitexiststhistestwillfail"
+    ]
+
+
+def test_injected_aliased_and_non_identifier_names() -> None:
+    import os.path as osp
+
+    from disco import util
+
+    ns: dict = {"osp": osp, "util": util, "Task": None}
+    source = "def fn(x):\n    return osp.join(x), util.kvgroup(x), Task.jobname, this_name.x\n"
+    exec(source, ns)  # noqa: S102
+    fn = ns["fn"]
+    assert sorted(modutil.parse_function(fn)) == ["disco.util", osp.__name__]
+    assert not modutil.is_module_name("@pytest_ar") and not modutil.is_module_name("class")

@@ -218,7 +218,32 @@ def test_disk_sort_orders_bytes_keys(tmp_path) -> None:
     assert w.sent[-1] == ("MSG", "Finished sorting")
     with open(fname, "rb") as f:
         data = f.read()
-    assert data.startswith(b"A\xff" + util.encode(pickle.dumps(2, util.SORT_PICKLE_PROTOCOL)) + b"\x00")
+    assert data.startswith(
+        b"A\xff" + util.encode(pickle.dumps(2, util.SORT_PICKLE_PROTOCOL)) + b"\x00"
+    )
+
+
+def test_disk_sort_orders_str_keys_by_code_point_and_gives_str_back(tmp_path) -> None:
+    keys = ["b", "a", "é", "Z", "ab", "\U0001f600", "\uffff", "", "a b"]
+    pairs = [(k, i) for i, k in enumerate(keys)]
+    got = list(util.disk_sort(None, pairs, str(tmp_path / "s"), sort_buffer_size="1M"))
+    assert got == sorted(pairs)  # Python's str order is code-point order
+    assert all(type(k) is str for k, _ in got)
+
+
+def test_disk_sort_refuses_other_keys_at_the_first_record(tmp_path) -> None:
+    read: list = []
+
+    def records():
+        for kv in [(5, "x"), (6, "y")]:
+            read.append(kv)
+            yield kv
+
+    with pytest.raises(ValueError, match="must be bytes or str for external sort.*not int") as e:
+        list(util.disk_sort(None, records(), str(tmp_path / "s")))
+    assert read == [(5, "x")] and "zero-padded" in str(e.value)
+    with pytest.raises(ValueError, match="all bytes or all str: the first key was str, not bytes"):
+        list(util.disk_sort(None, [("a", 1), (b"b", 2)], str(tmp_path / "s")))
 
 
 def test_disk_sort_rejects_bad_keys(tmp_path) -> None:
@@ -230,6 +255,9 @@ def test_disk_sort_rejects_bad_keys(tmp_path) -> None:
         list(util.disk_sort(None, [(b"a", 1), ("b", 2)], str(tmp_path / "s")))
     with pytest.raises(ValueError):
         list(util.disk_sort(None, [(b"a\xffb", 1)], str(tmp_path / "s")))
+    with pytest.raises(ValueError, match="0xFF or 0x00"):
+        list(util.disk_sort(None, [("a\x00b", 1)], str(tmp_path / "s")))
+    assert not (tmp_path / "s").exists()
 
 
 def test_disk_sort_gives_str_keys_back_as_str_in_python_order(tmp_path) -> None:

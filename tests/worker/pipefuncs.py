@@ -39,7 +39,7 @@ def sum_combined(interface: Any, state: Any, label: Any, inp: Any) -> None:
 
 
 def sum_sorted(interface: Any, state: Any, label: Any, inp: Any) -> None:
-    """``combine=True, sort=True``: the records arrive sorted by (bytes) key."""
+    """``combine=True, sort=True``: the records arrive sorted by key."""
     from disco.util import kvgroup
 
     out = interface.output(label)

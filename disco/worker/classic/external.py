@@ -5,6 +5,8 @@
 starts ``op <map|reduce>``, sends the parameters, and ``ext_map``/``ext_reduce`` exchange
 records ``<uint32 klen><key><uint32 vlen><value>`` (native byte order) with it.
 Stderr lines ``**<MSG> text`` become task messages; ``**<ERR> text`` fails the task.
+``ext_dir()`` is the folder of the C helpers (``disco.h``, ``disco.c``) that external
+programs in C compile against.
 """
 
 from __future__ import annotations
@@ -32,6 +34,18 @@ _proc: ExternalProcess | None = None
 
 class ExternalError(DiscoError):
     """The external program reported an error (``**<ERR>``) or broke the protocol."""
+
+
+def ext_dir() -> str:
+    """The folder holding ``disco.h`` and ``disco.c`` for external programs in C:
+    ``$DISCO_HOME/ext`` when it has ``disco.h`` (0.5's place), else the copy installed
+    with this package (``disco/ext``)."""
+    from disco.settings import DiscoSettings
+
+    home = os.path.join(str(DiscoSettings()["DISCO_HOME"]), "ext")
+    if os.path.isfile(os.path.join(home, "disco.h")):
+        return home
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "ext")
 
 
 def package(files: list[str]) -> dict[str, bytes]:
@@ -241,6 +255,61 @@ def ext_reduce(red_in: Iterable[tuple[Any, Any]], red_out: Any, params: Any) -> 
     """A 3-argument reduce function backed by the prepared program."""
     for k, v in _running().reduce(red_in):
         red_out.add(k, v)
+
+
+# -- 0.5's helper names of the external interface -----------------------------------------
+def pack_kv(e: Any) -> bytes:
+    """One record in the external format: a ``(key, value)`` pair, or a bare entry
+    (empty key): ``<uint32 klen><key><uint32 vlen><value>``, native byte order."""
+    key, value = e if isinstance(e, tuple) and len(e) == 2 else (b"", e)
+    return _pair(key, value)
+
+
+def unpack_kv() -> tuple[bytes, bytes]:
+    """Read one ``(key, value)`` pair that the running program wrote."""
+    return _running()._read_pair()
+
+
+def parse_message(msg: str | bytes) -> None:
+    """One stderr line of the program: ``**<MSG> text`` becomes a task message (the
+    task's stderr), ``**<ERR> text`` fails the task (``ExternalError``); any other line
+    is passed on to stderr as it is."""
+    line = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else msg
+    kind, sep, payload = line.partition(">")
+    if sep and kind == "**<MSG":
+        sys.stderr.write(payload.strip() + "\n")
+    elif sep and kind == "**<ERR":
+        raise ExternalError("External program failed: %s" % payload.strip())
+    else:
+        sys.stderr.write(line)
+
+
+def communicate(input_iter: Iterable[Any], oneshot: bool = False) -> Iterator[tuple[bytes, bytes]]:
+    """Exchange records with the running program.  ``oneshot`` (map): send the first
+    entry and yield its answer; otherwise (reduce): send every pair and yield the
+    program's output until it exits."""
+    proc = _running()
+    if oneshot:
+        for entry in input_iter:
+            yield from proc.map(entry)
+            return
+        return
+    yield from proc.reduce(input_iter)
+
+
+def map(e: Any, params: Any) -> list[tuple[bytes, bytes]]:  # noqa: A001 - 0.5 name
+    """0.5's external map function (``ext_map``)."""
+    return ext_map(e, params)
+
+
+def reduce(iter: Iterable[Any], params: Any) -> Iterator[tuple[bytes, bytes]]:  # noqa: A001
+    """0.5's external reduce function, the 2-argument form: yields the program's pairs."""
+    return communicate(iter)
+
+
+def close() -> None:
+    """Stop the running program, if any (0.5's name for ``close_ext``)."""
+    close_ext()
 
 
 def close_ext(check: bool = False) -> None:

@@ -31,7 +31,18 @@ from disco.worker.classic.func import (
     reduce_output_stream,
 )
 
-__all__ = ["JOBPACK_VERSION1", "Params", "Worker"]
+__all__ = [
+    "JOBPACK_VERSION1",
+    "Params",
+    "Worker",
+    "get",
+    "put",
+    "this_host",
+    "this_inputs",
+    "this_master",
+    "this_name",
+    "this_partition",
+]
 
 #: Interface stubs of ``classic.func`` (library.md 8.1): never injected (21.11).
 _STUBS = frozenset(
@@ -178,17 +189,15 @@ class Worker(BaseWorker):
             raise NotImplementedError("Storing partitioned outputs in DDFS is not yet supported")
         fn_map, partition, partitions = self["map"], self["partition"], self["partitions"]
         combiner = self["combiner"]
-        in_streams = _streams(self["map_input_stream"]) + _streams(self["map_reader"])
-        out_streams = _streams(self["map_output_stream"])
         entries = self.status_iter(
-            self.input(task, open=self._opener(in_streams, params)), "%s entries mapped"
+            self.input(task, open=self.opener("map", "in", params)), "%s entries mapped"
         )
         writers: dict[Any, Any] = {}
         buffers: dict[Any, dict[Any, Any]] = {}
 
         def writer(part: Any) -> Any:
             if part not in writers:
-                output = self.output(task, part, open=self._opener(out_streams, params))
+                output = self.output(task, part, open=self.opener("map", "out", params))
                 writers[part] = output.file.fds[-1]
             return writers[part]
 
@@ -218,23 +227,27 @@ class Worker(BaseWorker):
             emit(part, combiner(None, None, buffer, True, params))
 
     def shuffle(self, task: Any, params: Any) -> None:
-        """Concatenate this node's inputs per label (library.md 17.4)."""
+        """A shuffle stage (``map_shuffle``, ``reduce_shuffle``): ``shuffle_<grouping>``."""
         inputs = list(self.get_inputs())
+        grouping = getattr(task, "grouping", None) or "group_node"
+        method = getattr(self, "shuffle_" + grouping, None)
+        if method is None:
+            raise DiscoError("The classic worker cannot shuffle with grouping %r" % grouping)
+        method(task, params, inputs)
+
+    def shuffle_group_node(self, task: Any, params: Any, inputs: list[Any]) -> None:
+        """Concatenate this node's inputs per label (library.md 17.4)."""
         labelled = self.labelled_input_map(task, inputs)
         for label in sorted(labelled):
             path, _size = self.concat_input(task, label, labelled[label])
             self.outputs[label] = BaseOutput((path, "part", label))
         self.send("MSG", "Shuffled %d inputs into %d label(s)" % (len(inputs), len(labelled)))
 
-    def reduce(self, task: Any, params: Any) -> None:
-        """Reduce task (library.md 17.5)."""
+    def reduce_input(self, task: Any, params: Any) -> Iterable[Any]:
+        """The records the reduce reads (library.md 17.5 steps 1 to 4): this task's
+        partition of its inputs, in random input order, sorted when ``sort``."""
         import random
 
-        from disco import util
-
-        fn_reduce = self["reduce"]
-        in_streams = _streams(self["reduce_input_stream"]) + _streams(self["reduce_reader"])
-        out_streams = _streams(self["reduce_output_stream"])
         inputs = [i for i in self.get_inputs()]
         located = [(i.label, i.locations) for i in inputs]
         located = [(label, urls) for label, urls in located if urls]
@@ -249,14 +262,35 @@ class Worker(BaseWorker):
         else:
             urls_lists = [urls for _, urls in located]
         random.shuffle(urls_lists)
-        entries: Iterable[Any] = SerialInput(
-            urls_lists, task=task, open=self._opener(in_streams, params)
+        entries = SerialInput(urls_lists, task=task, open=self.opener("reduce", "in", params))
+        return self.sort(entries, task)
+
+    def sort(self, input: Iterable[Any], task: Any) -> Iterable[Any]:
+        """``input`` sorted by key on disk (``util.disk_sort``) when ``sort``, else as is."""
+        if not self["sort"]:
+            return input
+        from disco import util
+
+        return util.disk_sort(
+            self, input, task.path("sort.dl"), sort_buffer_size=self["sort_buffer_size"]
         )
-        if self["sort"]:
-            entries = util.disk_sort(
-                self, entries, task.path("sort.dl"), sort_buffer_size=self["sort_buffer_size"]
-            )
-        out = self.output(task, None, open=self._opener(out_streams, params)).file.fds[-1]
+
+    def opener(self, mode: str, direction: str, params: Any) -> Any:
+        """``open(url)`` through the ``<mode>_input_stream`` chain plus ``<mode>_reader``
+        (``direction`` ``'in'``) or the ``<mode>_output_stream`` chain (``'out'``)."""
+        if direction == "in":
+            streams = _streams(self["%s_input_stream" % mode]) + _streams(self["%s_reader" % mode])
+        else:
+            streams = _streams(self["%s_output_stream" % mode])
+        return self._opener(streams, params)
+
+    def reduce(self, task: Any, params: Any) -> None:
+        """Reduce task (library.md 17.5)."""
+        from disco import util
+
+        fn_reduce = self["reduce"]
+        entries = self.reduce_input(task, params)
+        out = self.output(task, None, open=self.opener("reduce", "out", params)).file.fds[-1]
         entries = self.status_iter(entries, "%s entries reduced")
         self["reduce_init"](entries, params)
         if util.argcount(fn_reduce) < 3:
@@ -337,9 +371,6 @@ def injected_names(task: Any, required_modules: Iterable[Any]) -> dict[str, Any]
         if not k.startswith("_") and k not in stubs and not hasattr(builtins, k)
     }
 
-    def this_inputs() -> list[list[str]]:
-        return [i.locations for i in disco.worker.Worker.get_inputs()]
-
     names.update(
         {
             "Task": task,
@@ -369,6 +400,56 @@ def injected_names(task: Any, required_modules: Iterable[Any]) -> dict[str, Any]
         name, path = module if isinstance(module, (tuple, list)) else (module, None)
         names[name.rsplit(".", 1)[-1]] = _import(name, path)
     return names
+
+
+# -- 0.5's helpers for job code (library.md 10.4), about the task running in this process --
+def current_task() -> Any:
+    """The ``disco.task.Task`` this worker process runs (``disco.worker.active_task``)."""
+    import disco.worker
+
+    task = disco.worker.active_task
+    if task is None:
+        raise DiscoError(
+            "get, put and the this_* helpers work only inside a task: no task runs in this process"
+        )
+    return task
+
+
+def get(key: str) -> bytes | None:
+    """The OOB value ``key`` of this job: ``Task.get``."""
+    return current_task().get(key)
+
+
+def put(key: str, value: bytes) -> None:
+    """Store the OOB value ``key`` of this job: ``Task.put``."""
+    current_task().put(key, value)
+
+
+def this_name() -> str:
+    """The name of the running job."""
+    return current_task().jobname
+
+
+def this_master() -> str:
+    """The master URL of the running job."""
+    return current_task().master
+
+
+def this_host() -> str:
+    """The node that runs this task."""
+    return current_task().host
+
+
+def this_partition() -> Any:
+    """The task's label: the partition in a reduce, the input's label in a map."""
+    return current_task().group_label
+
+
+def this_inputs() -> list[list[str]]:
+    """Replica URL lists of the task's inputs (asks the master)."""
+    import disco.worker
+
+    return [i.locations for i in disco.worker.Worker.get_inputs()]
 
 
 def _import(name: str, path: str | None) -> Any:

@@ -88,22 +88,21 @@ class StageRun:
             writer = self.writers[label] = out.file.fds[-1]
         return writer
 
-    def records(self, inputs: list[Any]) -> Iterator[Any]:
-        """Every record of ``inputs``, one input after the other."""
-        return iter(SerialInput(inputs, task=self.task, open=self.open_input))
+    def labelexpand(self, input: Any) -> Iterator[tuple[Any, Input]]:
+        """``(label, Input)`` for one task input; an index input gives one per entry."""
+        for label, items in labelled_inputs(self.task, [input]).items():
+            for item in items:
+                yield label, Input(item, task=self.task, open=self.open_input)
 
-    def combined(self, label: Any, inputs: list[Any]) -> Iterator[Any]:
-        records = self.records(inputs)
-        if not self.stage.sort:
-            return records
-        from disco import util
+    def combined(self, inputs: list[Any]) -> Iterator[Any]:
+        """Every record of ``inputs`` in turn, sorted by key (``Worker.sort``) with ``sort``."""
+        records: Iterator[Any] = iter(SerialInput(inputs, task=self.task, open=self.open_input))
+        if self.stage.sort:
+            return self.worker.sort(records, self.task)
+        return records
 
-        path = self.task.path("sort-%s.dl" % label)
-        sort_buffer_size = self.worker.get("sort_buffer_size", "10%")
-        return util.disk_sort(self.worker, records, path, sort_buffer_size=sort_buffer_size)
-
-    def process(self, state: Any, label: Any, inp: Any) -> None:
-        result = self.stage.process(self.interface, state, label, inp)  # type: ignore[misc]
+    def process(self, interface: Any, state: Any, label: Any, inp: Any) -> None:
+        result = self.stage.process(interface, state, label, inp)  # type: ignore[misc]
         if inspect.isgenerator(result):
             result.close()
             raise DiscoError(
@@ -112,16 +111,19 @@ class StageRun:
             )
 
     def run(self) -> None:
-        stage = self.stage
-        state = stage.init(self.interface, self.params) if stage.init else None
+        """Steps 1 to 4, through the worker's methods (a ``Worker`` subclass may override
+        ``make_interface``, ``prepare_input_map``, ``labelexpand`` and ``sort``)."""
+        worker, task, stage, params = self.worker, self.task, self.stage, self.params
+        interface = worker.make_interface(task, stage, params)
+        state = stage.init(interface, params) if stage.init else None
         if stage.process:
-            labelled = labelled_inputs(self.task, self.worker.get_inputs())
-            for label in stage.input_hook(state, list(labelled)):
-                inputs = labelled.get(label, [])
+            input_map = worker.prepare_input_map(task, stage, params)
+            for label in stage.input_hook(state, list(input_map)):
+                inputs = input_map.get(label, [])
                 if stage.combine:
-                    self.process(state, label, self.combined(label, inputs))
+                    self.process(interface, state, label, self.combined(inputs))
                 else:
                     for inp in inputs:
-                        self.process(state, label, Input(inp, task=self.task, open=self.open_input))
+                        self.process(interface, state, label, inp)
         if stage.done:
-            stage.done(self.interface, state)
+            stage.done(interface, state)

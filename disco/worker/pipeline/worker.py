@@ -17,16 +17,25 @@ the task and runs it (``disco.worker.pipeline.runstage``).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from disco import JOBPACK_VERSION2
 from disco.error import DiscoError
-from disco.worker import Params, input_settings
+from disco.worker import Input, Params, SerialInput, input_settings
 from disco.worker import Worker as BaseWorker
 from disco.worker.pipeline.stage import DiscoTask, Stage, TaskInfo, input_hook
 
-__all__ = ["JOBPACK_VERSION2", "DiscoTask", "Params", "Stage", "TaskInfo", "Worker", "input_hook"]
+__all__ = [
+    "JOBPACK_VERSION2",
+    "DiscoTask",
+    "Params",
+    "SerialInput",
+    "Stage",
+    "TaskInfo",
+    "Worker",
+    "input_hook",
+]
 
 GROUPINGS = frozenset({"split", "group_label", "group_node", "group_all", "group_node_label"})
 
@@ -132,7 +141,6 @@ class Worker(BaseWorker):
 
     # -- node side ------------------------------------------------------------------------
     def run(self, task: Any, job: Any, **jobargs: Any) -> None:
-        from disco.worker.pipeline.runstage import StageRun
 
         self.resolve(task, job, jobargs)
         params = self.getitem("params", job, jobargs, Params())
@@ -140,13 +148,59 @@ class Worker(BaseWorker):
         names = [stage.name for _grouping, stage, _concurrent in stages]
         if task.stage not in names:
             raise DiscoError("The pipeline has no stage %r" % task.stage)
-        index = names.index(task.stage)
-        stage = stages[index][1]
+        stage = stages[names.index(task.stage)][1]
         _import_required(self.get("required_modules") or (), stage, params)
         stage.taskinfo = TaskInfo(task.jobname, task.host, task.stage, task.group, task.group_label)
-        input_chain = stage.input_chain or stage.default_input_chain(index)
-        output_chain = stage.output_chain or list(stage.default_output_chain)
-        StageRun(self, task, stage, params, input_chain, output_chain).run()
+        self.run_stage(task, stage, params)
+
+    # -- the steps of a stage run (0.5's extension points, library.md 11.2) --------------
+    def stage_run(self, task: Any, stage: Stage, params: Any) -> Any:
+        """The ``StageRun`` of ``stage`` in ``task`` (one per task and stage: it owns the
+        outputs that ``interface.output(label)`` opens)."""
+        from disco.worker.pipeline.runstage import StageRun
+
+        runs: dict[Any, Any] = self.__dict__.setdefault("_stage_runs", {})
+        run = runs.get((id(task), stage.name))
+        if run is None:
+            names = [s.name for _grouping, s, _concurrent in parse_pipeline(self["pipeline"])]
+            index = names.index(stage.name) if stage.name in names else 0
+            input_chain = stage.input_chain or stage.default_input_chain(index)
+            output_chain = stage.output_chain or list(stage.default_output_chain)
+            run = StageRun(self, task, stage, params, input_chain, output_chain)
+            runs[(id(task), stage.name)] = run
+        return run
+
+    def make_interface(self, task: Any, stage: Stage, params: Any) -> DiscoTask:
+        """The ``interface`` given to the stage functions: ``interface.output(label)``."""
+        return self.stage_run(task, stage, params).interface
+
+    def labelexpand(
+        self, task: Any, stage: Stage, input: Any, params: Any
+    ) -> Iterator[tuple[Any, Input]]:
+        """``(label, Input)`` pairs of one task input: an index (``dir://``) input gives
+        its entries of the input's label (all of them for ``'all'``), sorted; any other
+        input gives itself with its label."""
+        return self.stage_run(task, stage, params).labelexpand(input)
+
+    def prepare_input_map(self, task: Any, stage: Stage, params: Any) -> dict[Any, list[Input]]:
+        """label -> the task's inputs of that label (``labelexpand`` of each input)."""
+        input_map: dict[Any, list[Input]] = {}
+        for inp in self.get_inputs():
+            for label, item in self.labelexpand(task, stage, inp, params):
+                input_map.setdefault(label, []).append(item)
+        return input_map
+
+    def sort(self, input: Iterable[tuple[Any, Any]], task: Any) -> Iterator[tuple[Any, Any]]:
+        """``input``'s ``(key, value)`` records sorted by key on disk (``util.disk_sort``)."""
+        from disco import util
+
+        return util.disk_sort(
+            self, input, task.path("sort.dl"), sort_buffer_size=self.get("sort_buffer_size", "10%")
+        )
+
+    def run_stage(self, task: Any, stage: Stage, params: Any) -> None:
+        """``init``, ``process`` over the inputs in ``input_hook`` order, ``done``."""
+        self.stage_run(task, stage, params).run()
 
 
 def _is_disco(fn: Any) -> bool:
