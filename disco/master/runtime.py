@@ -465,11 +465,13 @@ class Runtime:
 
     def _node_full(self, job: str, taskid: int, host: str, written: int) -> None:
         """An attempt failed for want of space: the task does not start on ``host``
-        again until its disk has more free than the attempt could use (what was free
-        then, at least what it had written) plus a margin."""
+        again until its disk has more free than the attempt had written plus a margin.
+        (Not "what is free now": the attempt's partial outputs, and those of other
+        attempts that failed with it, are already deleted, so that figure can exceed
+        the whole disk for a task that failed only because a sibling filled it.)"""
         disk, free = self.backend.data_disk(host)
         logger.warning("node %s: disk %s is full (%d bytes free)", host, disk, free)
-        needed = max(free, written) + MARGIN
+        needed = written + MARGIN
         self.feed(NodeFull(job, taskid, host, disk, free, needed, self.clock()))
 
     def _record_failure(
