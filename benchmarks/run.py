@@ -9,9 +9,11 @@ Steps (each step's records go to ``bench-results/``, outputs and logs to ``bench
 1. install the peers into ``.peers-venv`` from ``../shared/bench/requirements-peers.txt``
    (+ constraints) unless it already holds them;
 2. generate the corpus into ``bench-data/`` with ``../shared/bench/gen_corpus.py`` (seed 42);
-3. run the single-process Python reference, then this project's word count
-   (``benchmarks/wordcount_disco.py``) under ``../shared/bench/measure.py``, and check its
-   output against the reference byte for byte;
+3. run the single-process Python reference, then this project's word counts under
+   ``../shared/bench/measure.py``, the tuned one (``benchmarks/wordcount_disco.py``) and the
+   canonical one a user writes first (``benchmarks/wordcount_canonical.py``, over the corpus
+   cut into 4 files with ``split -n l/4``), and check their output against the reference
+   byte for byte;
 4. run each peer through ``../shared/bench/run_peers.sh`` (PySpark last), word count and
    the peers' tiny job;
 5. time our tiny job as a whole process (measure.py) and on a running master
@@ -74,6 +76,8 @@ KNOWN_PEERS = [
 SORT_REFERENCE = "python-sort"
 SORT_PEERS = ["gnu-sort-p2", "pyspark-sortByKey"]  # PySpark last
 SEED = 42
+CANONICAL = bench_report.CANONICAL  # the canonical word count's system name
+CANONICAL_FILES = 4
 TINY_SIZE = "1K"  # the peers' tiny job corpus (run_peers.sh default)
 DISCO_ENV = ("DISCO_MASTER", "DISCO_MASTER_HOST", "DISCO_PORT")
 
@@ -262,38 +266,50 @@ class Bench:
         return ref
 
     def run_ours_workload(
-        self, kind: str, label: str, inp: Path, outdir: Path, script: str, reference: Path
+        self,
+        kind: str,
+        label: str,
+        inp: Path,
+        outdir: Path,
+        script: str,
+        reference: Path,
+        system: str = "disco",
+        script_input: Path | None = None,
     ) -> None:
         """Measure ``benchmarks/<script> INPUT OUTPUT`` ``--runs`` times into
-        ``<kind>/<label>/disco.jsonl`` and compare its output with ``reference``."""
+        ``<kind>/<label>/<system>.jsonl`` and compare its output with ``reference``.
+
+        INPUT is ``script_input`` when given (the same data as ``inp``, laid out another
+        way), else ``inp``."""
         resdir = self.results / kind / label
-        results = resdir / "disco.jsonl"
-        log = self.logs / ("%s-%s" % (kind, label)) / "disco.log"
-        out = outdir / "disco.out"
+        results = resdir / (system + ".jsonl")
+        log = self.logs / ("%s-%s" % (kind, label)) / (system + ".log")
+        out = outdir / (system + ".out")
         results.unlink(missing_ok=True)
         log.unlink(missing_ok=True)
         phases = self.ours / "phases"
         phases.mkdir(parents=True, exist_ok=True)
-        if "disco" not in self.ran:
-            self.ran.append("disco")
+        if system not in self.ran:
+            self.ran.append(system)
         rec: dict[str, Any] = {}
         for run in range(1, self.args.runs + 1):
             out.unlink(missing_ok=True)
-            warm_cache(inp)
-            logger.info("disco %s, run %d", kind, run)
+            warm_cache(script_input or inp)
+            logger.info("%s %s, run %d", system, kind, run)
+            prefix = kind if system == "disco" else system.removeprefix("disco-")
             cmd = [
                 sys.executable,
                 str(HERE / script),
-                str(inp),
+                str(script_input or inp),
                 str(out),
                 "--phases",
-                str(phases / ("%s-%d.json" % (kind, run))),
+                str(phases / ("%s-%d.json" % (prefix, run))),
             ]
             fields = {
                 "workload": kind,
                 "input": label,
                 "input_bytes": inp.stat().st_size,
-                "peer": "disco",
+                "peer": system,
                 "run": run,
                 "runs_requested": self.args.runs,
                 "timeout_s": self.args.timeout,
@@ -301,13 +317,13 @@ class Bench:
             rec = self.measure(results, log, fields, cmd, self.args.timeout)
             if rec.get("rc") != 0 or rec.get("timed_out"):
                 self.fail(
-                    "disco %s" % kind,
+                    "%s %s" % (system, kind),
                     log,
                     "run %d: exit status %s%s"
                     % (run, rec.get("rc"), ", timed out" if rec.get("timed_out") else ""),
                 )
                 break
-        verify = resdir / "disco.verify.json"
+        verify = resdir / (system + ".verify.json")
         if rec.get("rc") == 0 and out.exists():
             if files_equal(out, reference):
                 detail = "byte-identical to %s" % reference.stem
@@ -317,7 +333,7 @@ class Bench:
         else:
             status = {"status": "missing", "detail": "no complete output"}
         verify.write_text(json.dumps(status) + "\n")
-        logger.info("disco %s output: %s", kind, status["status"])
+        logger.info("%s %s output: %s", system, kind, status["status"])
 
     # -- 3. our word count ---------------------------------------------------------------
     def run_ours(self) -> None:
@@ -325,6 +341,29 @@ class Bench:
         self.run_ours_workload(
             "wordcount", self.label, self.corpus, self.wc_out, "wordcount_disco.py", ref
         )
+        self.run_ours_workload(
+            "wordcount",
+            self.label,
+            self.corpus,
+            self.wc_out,
+            "wordcount_canonical.py",
+            ref,
+            system=CANONICAL,
+            script_input=self.split_corpus(),
+        )
+
+    def split_corpus(self) -> Path:
+        """The corpus cut into ``CANONICAL_FILES`` files of whole lines (``split -n l/4``),
+        made once next to it: the canonical word count's ``file://`` inputs."""
+        parts = self.data / ("%s-seed%d.split%d" % (self.label, SEED, CANONICAL_FILES))
+        done = parts / ".complete"
+        if not done.exists():
+            shutil.rmtree(parts, ignore_errors=True)
+            parts.mkdir(parents=True)
+            cmd = ["split", "-n", "l/%d" % CANONICAL_FILES, str(self.corpus), "part-"]
+            subprocess.run(cmd, check=True, cwd=parts)
+            done.write_text("")
+        return parts
 
     # -- 6. sort -------------------------------------------------------------------------
     def run_sort(self, peers: bool) -> None:
@@ -480,9 +519,11 @@ class Bench:
 
 # -- small helpers --------------------------------------------------------------------------
 def warm_cache(path: Path) -> None:
-    with open(path, "rb") as f:
-        while f.read(1 << 24):
-            pass
+    """Read ``path`` (a file, or every file of a directory) into the page cache."""
+    for p in sorted(path.iterdir()) if path.is_dir() else [path]:
+        with open(p, "rb") as f:
+            while f.read(1 << 24):
+                pass
 
 
 def files_equal(a: Path, b: Path) -> bool:

@@ -23,6 +23,7 @@ import bench_report  # noqa: E402
 import run  # noqa: E402
 import sort_disco  # noqa: E402
 import tiny_disco  # noqa: E402
+import wordcount_canonical  # noqa: E402
 import wordcount_disco as wc  # noqa: E402
 
 
@@ -218,6 +219,37 @@ def test_report_says_why_targets_are_missed(tmp_path):
     assert "Tiny job on a running master: 0.400 s" in text
 
 
+def test_report_canonical_ratio_against_handwritten(tmp_path):
+    """The canonical word count's row: ratio to the hand-written multiprocessing peer."""
+    r = fake_results(tmp_path)
+    wcdir = r / "wordcount" / "corpus-16M"
+    _record(wcdir / (bench_report.CANONICAL + ".jsonl"), bench_report.CANONICAL, [20.0])
+    (r / "disco" / "phases" / "canonical-1.json").write_text('{"job_s": 19.0}')
+    text = bench_report.build_report(bench_report.load_all(str(r)))
+    targets = text.split("## Targets")[1].split("## Word count")[0]
+    row = [line for line in targets.splitlines() if "Canonical word count" in line][0]
+    assert "(0.40× its speed)" in row and "**not met**" in row
+    assert "Canonical word count: 0.40× (20.0 s against 8.00 s)" in text
+    assert "`%s`" % bench_report.CANONICAL in text.split("## Word count")[1]
+    _record(wcdir / (bench_report.CANONICAL + ".jsonl"), bench_report.CANONICAL, [12.0])
+    text = bench_report.build_report(bench_report.load_all(str(r)))
+    row = [line for line in text.splitlines() if "| Canonical word count" in line][0]
+    assert "(0.67× its speed)" in row and "| met |" in row
+
+
+def test_split_corpus_in_four_files_of_whole_lines(tmp_path):
+    bench = run.Bench(run.parse_args(["--quick"]))
+    bench.data = tmp_path
+    bench.corpus = tmp_path / "corpus.txt"
+    text = make_text(bench.corpus, 1000)
+    parts = bench.split_corpus()
+    files = sorted(p for p in parts.iterdir() if not p.name.startswith("."))
+    assert len(files) == run.CANONICAL_FILES
+    assert b"".join(f.read_bytes() for f in files) == text
+    assert all(f.read_bytes().endswith(b"\n") for f in files)
+    assert bench.split_corpus() == parts  # made once
+
+
 def test_report_with_our_job_failing(tmp_path):
     r = fake_results(tmp_path)
     _record(r / "wordcount" / "corpus-16M" / "disco.jsonl", "disco", [1.0], rc=1)
@@ -291,6 +323,22 @@ def test_wordcount_job_end_to_end(tmp_path):
     with EmbeddedMaster(root=tmp_path / "disco") as m:
         pairs = wc.run_wordcount(str(f), m.url, splits=4, partitions=2, block_size=4096)
     assert pairs == sorted(Counter(text.split()).items())
+
+
+@needs_project
+def test_canonical_wordcount_end_to_end(tmp_path):
+    """wordcount_canonical.py over 4 file:// inputs: the peers' output format, exact counts."""
+    from disco.embedded import EmbeddedMaster
+
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    texts = [make_text(parts / ("x%d" % i), 300, seed=i) for i in range(4)]
+    assert len(wordcount_canonical.input_urls(str(parts))) == 4
+    out = tmp_path / "out.txt"
+    with EmbeddedMaster(root=tmp_path / "disco") as m:
+        assert wordcount_canonical.main([str(parts), str(out), "--master", m.url]) == 0
+    expected = sorted(Counter(b"".join(texts).decode().split()).items())
+    assert out.read_text() == "".join("%s\t%d\n" % wc_ for wc_ in expected)
 
 
 @needs_project
