@@ -187,7 +187,10 @@ class Worker(BaseWorker):
         """Map task (library.md 17.3)."""
         if self["save_results"] and self["partitions"] and not self["reduce"]:
             raise NotImplementedError("Storing partitioned outputs in DDFS is not yet supported")
-        fn_map, partition, partitions = self["map"], self["partition"], self["partitions"]
+        from disco.worker.classic.partitioner import partitioner
+
+        fn_map, partitions = self["map"], self["partitions"]
+        partition_of = partitioner(self["partition"], partitions, params)
         combiner = self["combiner"]
         entries = self.status_iter(
             self.input(task, open=self.opener("map", "in", params)), "%s entries mapped"
@@ -213,7 +216,7 @@ class Worker(BaseWorker):
         self["map_init"](entries, params)
         for entry in entries:
             for key, value in fn_map(entry, params):
-                part = int(partition(key, partitions, params)) if partitions else None
+                part = partition_of(key)
                 if combiner:
                     buffer = buffers.setdefault(part, {})
                     emit(part, combiner(key, value, buffer, False, params))

@@ -1,0 +1,117 @@
+"""The map loop's partition numbers (issue 13): the fast default partition gives exactly
+the numbers of ``persistent_hash(key) % nr_partitions``, never hashes with one partition,
+and a real map task files every record under that number."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from disco.compat import persistent_hash
+from disco.job import Job
+from disco.worker.classic import partitioner as pmod
+from disco.worker.classic.func import default_partition
+from tests.worker.peer import Node
+
+pytestmark = pytest.mark.timeout(60)
+
+COUNTS = [1, 2, 3, 4, 7, 16, 100, 1 << 20, (1 << 70) + 3]
+
+
+def old_default_partition(key: Any, nr_partitions: int) -> int:
+    """The function as it was: md5 of the key's text read as ``int(hexdigest, 16)``."""
+    return persistent_hash(key) % nr_partitions
+
+
+def sample_keys(n: int = 3000) -> list[Any]:
+    rng = random.Random(13)
+    alphabet = "abcxyz019 éß漢字😀\t"
+    keys: list[Any] = ["", "a", "key", "é", "😀", b"", b"\xff\x00", 0, -1, 2**64, -(2**200)]
+    for _ in range(n):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        keys += [text, text.encode("utf-8"), rng.randint(-(10**30), 10**30)]
+    # not str/bytes/int: the slow path, still the same numbers
+    keys += [True, False, None, 1.5, 1.0, (1, "a"), ["x"], bytearray(b"ab"), frozenset()]
+    return keys
+
+
+@pytest.mark.parametrize("nr", COUNTS)
+def test_fast_default_partition_equals_the_old_function(nr: int) -> None:
+    keys = sample_keys()
+    old = [old_default_partition(k, nr) for k in keys]
+    assert [pmod.fast_default_partition(k, nr) for k in keys] == old
+    assert [default_partition(k, nr, None) for k in keys] == old
+
+
+@pytest.mark.parametrize("nr", COUNTS)
+def test_map_loop_partitioner_equals_the_old_function(nr: int) -> None:
+    keys = sample_keys()
+    old = [old_default_partition(k, nr) for k in keys]
+    part = pmod.partitioner(default_partition, nr, None)
+    assert [part(k) for k in keys] == old
+    assert [part(k) for k in keys] == old  # the second time from the cache
+    # equal keys of other types (1 == 1.0 == True) do not share a cached number
+    part = pmod.partitioner(default_partition, nr, None)
+    assert [part(k) for k in (1, 1.0, True, "1", b"1")] == [
+        old_default_partition(k, nr) for k in (1, 1.0, True, "1", b"1")
+    ]
+
+
+def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pmod, "CACHE_LIMIT", 10)
+    part = pmod.partitioner(default_partition, 5, None)
+    keys = ["k%d" % i for i in range(100)]
+    assert [part(k) for k in keys] == [old_default_partition(k, 5) for k in keys]
+    caches = [c.cell_contents for c in part.__closure__ if isinstance(c.cell_contents, dict)]
+    assert [len(c) for c in caches] == [10]
+
+
+class Unhashable:
+    """A key whose text cannot be made: hashing it raises."""
+
+    def __repr__(self) -> str:
+        raise AssertionError("hashed")
+
+
+def test_one_partition_never_hashes() -> None:
+    part = pmod.partitioner(default_partition, 1, None)
+    assert part(Unhashable()) == 0 and part("a") == 0
+    with pytest.raises(AssertionError):
+        pmod.partitioner(default_partition, 2, None)(Unhashable())
+
+
+def test_no_partitions_and_custom_partition_functions() -> None:
+    assert pmod.partitioner(default_partition, 0, None)("a") is None
+    assert pmod.partitioner(default_partition, None, None)("a") is None
+    calls = []
+
+    def custom(key: Any, nr: int, params: Any) -> Any:
+        calls.append((key, nr, params))
+        return "3"
+
+    part = pmod.partitioner(custom, 1, "P")
+    assert part("a") == 3 and part("a") == 3  # called every time, with int() applied
+    assert calls == [("a", 1, "P"), ("a", 1, "P")]
+
+
+def many_keys_map(entry: Any, params: Any) -> Any:
+    for i in range(400):
+        yield "w%d" % (i % 97), 1
+        yield b"b%d" % (i % 53), 1
+        yield i % 61 - 30, 1
+        yield (i % 5, "t"), 1
+
+
+@pytest.mark.parametrize("nr", [1, 4])
+def test_real_map_task_files_records_under_the_old_numbers(tmp_path: Any, nr: int) -> None:
+    node = Node(str(tmp_path), Job(master="http://127.0.0.1:1"), map=many_keys_map, partitions=nr)
+    run = node.run(inputs=[(0, ["raw://x"])])
+    assert run.status == "DONE", run.payload
+    total = 0
+    for label in {label for label, _, _ in run.outputs}:
+        records = list(run.records(label))
+        total += len(records)
+        assert {old_default_partition(k, nr) for k, _ in records} == {label}
+    assert total == 1600
