@@ -375,20 +375,24 @@ class InputIter:
                 raise
 
     def __next__(self) -> Any:
-        import traceback
-
         while not self.finished:
             if self.records is None:
                 self._open_next()
-            assert self.records is not None
+            records = self.records
+            assert records is not None
             try:
-                with self._failover():
-                    record = next(self.records)
+                if self.urls.left > 0:
+                    with self._failover():
+                        record = next(records)
+                else:  # the common case, one replica: no context per record
+                    record = next(records)
             except StopIteration:
                 self.finished = True
                 self._close()
                 break
             except DataError as e:
+                import traceback
+
                 self._failed(e, traceback.format_exc())
                 continue
             except BaseException:

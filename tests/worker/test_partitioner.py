@@ -12,7 +12,7 @@ import pytest
 from disco.compat import persistent_hash
 from disco.job import Job
 from disco.worker.classic import partitioner as pmod
-from disco.worker.classic.func import default_partition
+from disco.worker.classic.func import default_partition, sum_combiner
 from tests.worker.peer import Node
 
 pytestmark = pytest.mark.timeout(60)
@@ -102,16 +102,29 @@ def many_keys_map(entry: Any, params: Any) -> Any:
         yield b"b%d" % (i % 53), 1
         yield i % 61 - 30, 1
         yield (i % 5, "t"), 1
+        yield [1, 1.0, True][i % 3], 1  # equal keys of three types, three partitions
 
 
-@pytest.mark.parametrize("nr", [1, 4])
-def test_real_map_task_files_records_under_the_old_numbers(tmp_path: Any, nr: int) -> None:
-    node = Node(str(tmp_path), Job(master="http://127.0.0.1:1"), map=many_keys_map, partitions=nr)
+@pytest.mark.parametrize("combine", [False, True])
+@pytest.mark.parametrize("nr", [1, 4, 7])
+def test_real_map_task_files_records_under_the_old_numbers(
+    tmp_path: Any, nr: int, combine: bool
+) -> None:
+    extra = {"combiner": sum_combiner} if combine else {}
+    node = Node(
+        str(tmp_path), Job(master="http://127.0.0.1:1"), map=many_keys_map, partitions=nr, **extra
+    )
     run = node.run(inputs=[(0, ["raw://x"])])
     assert run.status == "DONE", run.payload
-    total = 0
+    totals: dict[Any, int] = {}
     for label in {label for label, _, _ in run.outputs}:
         records = list(run.records(label))
-        total += len(records)
-        assert {old_default_partition(k, nr) for k, _ in records} == {label}
-    assert total == 1600
+        for k, v in records:
+            assert old_default_partition(k, nr) == label, (k, label)
+            key = (type(k), k)
+            totals[key] = totals.get(key, 0) + v
+    assert sum(totals.values()) == 2000
+    if not combine:  # (the combiner's dict buffer holds 1, 1.0 and True as one key)
+        assert totals[(float, 1.0)] == totals[(bool, True)] == 133
+    else:  # each key once per task
+        assert sum(len(list(run.records(lbl))) for lbl, _, _ in run.outputs) == len(totals)

@@ -39,6 +39,14 @@ def fast_default_partition(key: Any, nr_partitions: int) -> int:
     return int.from_bytes(md5(data).digest(), "big") % nr_partitions
 
 
+def is_stable(partition: Any, nr_partitions: Any) -> bool:
+    """Does every record of one key go to the same partition (no partitions, or the
+    default partition function, which depends on the key only)?"""
+    from disco.worker.classic.func import default_partition
+
+    return not nr_partitions or (partition is default_partition and type(nr_partitions) is int)
+
+
 def partitioner(partition: Any, nr_partitions: Any, params: Any) -> Callable[[Any], Any]:
     """``key -> partition number`` for a map task: ``None`` when the job has no
     partitions, else what ``int(partition(key, nr_partitions, params))`` returns."""

@@ -187,22 +187,40 @@ class Worker(BaseWorker):
         """Map task (library.md 17.3)."""
         if self["save_results"] and self["partitions"] and not self["reduce"]:
             raise NotImplementedError("Storing partitioned outputs in DDFS is not yet supported")
-        from disco.worker.classic.partitioner import partitioner
+        from disco.worker.classic import partitioner as partitioning
 
         fn_map, partitions = self["map"], self["partitions"]
-        partition_of = partitioner(self["partition"], partitions, params)
+        partition_of = partitioning.partitioner(self["partition"], partitions, params)
+        # The same key always goes to the same partition: remember each str/bytes/int
+        # key's destination (its partition's combiner buffer or output) instead of
+        # working it out per record.
+        stable = partitioning.is_stable(self["partition"], partitions)
         combiner = self["combiner"]
         entries = self.status_iter(
             self.input(task, open=self.opener("map", "in", params)), "%s entries mapped"
         )
         writers: dict[Any, Any] = {}
         buffers: dict[Any, dict[Any, Any]] = {}
+        part_of: dict[int, Any] = {}  # id(destination) -> its partition
+        by_key: dict[Any, Any] = {}  # stable partitions: key -> destination
+        known = by_key.get
+        limit = partitioning.CACHE_LIMIT
 
         def writer(part: Any) -> Any:
             if part not in writers:
                 output = self.output(task, part, open=self.opener("map", "out", params))
                 writers[part] = output.file.fds[-1]
             return writers[part]
+
+        def destination(part: Any) -> Any:
+            if combiner:
+                dest = buffers.get(part)
+                if dest is None:
+                    dest = buffers[part] = {}
+            else:
+                dest = writer(part)
+            part_of[id(dest)] = part
+            return dest
 
         def emit(part: Any, pairs: Iterable[Any] | None) -> None:
             if pairs:
@@ -216,14 +234,22 @@ class Worker(BaseWorker):
         self["map_init"](entries, params)
         for entry in entries:
             for key, value in fn_map(entry, params):
-                part = partition_of(key)
-                if combiner:
-                    buffer = buffers.setdefault(part, {})
-                    emit(part, combiner(key, value, buffer, False, params))
+                kind = type(key)
+                if stable and (kind is str or kind is bytes or kind is int):
+                    dest = known(key)
+                    if dest is None:
+                        dest = destination(partition_of(key))
+                        if len(by_key) < limit:
+                            by_key[key] = dest
                 else:
-                    out = writer(part)
+                    dest = destination(partition_of(key))
+                if combiner:
+                    pairs = combiner(key, value, dest, False, params)
+                    if pairs:
+                        emit(part_of[id(dest)], pairs)
+                else:
                     try:
-                        out.add(key, value)
+                        dest.add(key, value)
                     except UNSERIALIZABLE as e:
                         raise output_error("map", key, value, e) from e
         for part, buffer in buffers.items():
