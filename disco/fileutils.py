@@ -162,7 +162,13 @@ def encode_hunk(payload: bytes, version: int = 1, compression_level: int = 2) ->
 
 
 class DiscoOutputStream_v1:
-    """Writer of the internal chunked record format (16.1)."""
+    """Writer of the internal chunked record format (16.1).
+
+    Each record is ``pickle.dumps(record, RECORD_PICKLE_PROTOCOL)``; the bytes are made
+    by one ``Pickler`` kept for the stream and writing straight into the pending hunk
+    (its memo cleared after each record, so the bytes are those of ``pickle.dumps``)
+    instead of a new pickler and a new ``bytes`` per record.
+    """
 
     def __init__(
         self,
@@ -180,28 +186,64 @@ class DiscoOutputStream_v1:
         self.hunk = io.BytesIO()
         self.hunk_size = 0
         self.size = 0
+        self._new_pickler()
+
+    def _new_pickler(self) -> None:
+        pickler = pickle.Pickler(self.hunk, RECORD_PICKLE_PROTOCOL)
+        self._dump = pickler.dump
+        self._clear_memo = pickler.clear_memo
+        self._tell = self.hunk.tell
 
     def add(self, key: Any, value: Any) -> None:
-        self.append((key, value))
+        # append((key, value)) written out: this runs once per record
+        start = self.hunk_size
+        try:
+            self._dump((key, value))
+        except BaseException:
+            self._drop_from(start)
+            raise
+        self._clear_memo()
+        end = self.hunk_size = self._tell()
+        if self.max_record_size is not None and end - start > self.max_record_size:
+            self._too_large(start, end)
+        if end > self.min_hunk_size:
+            self.flush()
 
     def append(self, record: Any) -> None:
-        data = pickle.dumps(record, RECORD_PICKLE_PROTOCOL)
-        if self.max_record_size is not None and len(data) > self.max_record_size:
-            raise ValueError(
-                "Record of size %d is larger than max_record_size: %d"
-                % (len(data), self.max_record_size)
-            )
-        self.hunk.write(data)
-        self.hunk_size += len(data)
-        if self.hunk_size > self.min_hunk_size:
+        start = self.hunk_size
+        try:
+            self._dump(record)
+        except BaseException:
+            self._drop_from(start)
+            raise
+        self._clear_memo()
+        end = self.hunk_size = self._tell()
+        if self.max_record_size is not None and end - start > self.max_record_size:
+            self._too_large(start, end)
+        if end > self.min_hunk_size:
             self.flush()
+
+    def _too_large(self, start: int, end: int) -> None:
+        self._drop_from(start)
+        raise ValueError(
+            "Record of size %d is larger than max_record_size: %d"
+            % (end - start, self.max_record_size)
+        )
+
+    def _drop_from(self, start: int) -> None:
+        """Forget what a failed record wrote into the hunk (and the pickler's state)."""
+        self.hunk.seek(start)
+        self.hunk.truncate()
+        self.hunk_size = start
+        self._new_pickler()
 
     def flush(self) -> None:
         """Write the pending records as one hunk (an empty hunk if there are none)."""
         data = encode_hunk(self.hunk.getvalue(), self.version, self.compression_level)
         self.stream.write(data)
         self.size += len(data)
-        self.hunk = io.BytesIO()
+        self.hunk.seek(0)
+        self.hunk.truncate()
         self.hunk_size = 0
 
     def close(self) -> None:
