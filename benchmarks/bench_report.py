@@ -409,6 +409,35 @@ def wordcount_table(d: dict[str, Any], out: list[str]) -> None:
     out.append("")
 
 
+def canonical_section(d: dict[str, Any], out: list[str]) -> None:
+    """The canonical word count against the hand-written program, with the run's date."""
+    wc = d["wordcount"]
+    canon = wc.get(CANONICAL)
+    if canon is None:
+        return
+    cm, hw = canon.get("median"), wc.get(HANDWRITTEN, {}).get("median")
+    r = ratio(hw, cm)
+    out.append("## Canonical word count")
+    out.append("")
+    out.append(
+        "The word count a Disco user writes first (`benchmarks/wordcount_canonical.py`, "
+        "nothing tuned: `map` yields `(word, 1)`, a sum `combiner`, `reduce` with "
+        "`kvgroup(sorted(iter))`, default readers, `partitions=2`, 4 `file://` inputs, "
+        "embedded default master), run %s UTC on the corpus above: median %s s against "
+        "`%s`'s %s s in the same run, **%s** (target >= %.1f×: %s)."
+        % (
+            d["run"].get("started", "?"),
+            fmt(cm),
+            HANDWRITTEN,
+            fmt(hw),
+            "%.2f×" % r if r else "–",
+            CANONICAL_TARGET,
+            "met" if r and r >= CANONICAL_TARGET else "not met",
+        )
+    )
+    out.append("")
+
+
 def tiny_section(d: dict[str, Any], out: list[str]) -> None:
     out.append("| measurement | runs | median s | min–max s | target | status |")
     out.append("|---|---|---|---|---|---|")
@@ -565,6 +594,7 @@ def build_report(d: dict[str, Any]) -> str:
     out.append("## Word count — %s" % human_bytes(inp.get("bytes") or run.get("input_bytes")))
     out.append("")
     wordcount_table(d, out)
+    canonical_section(d, out)
     out.append("## Tiny job latency")
     out.append("")
     out.append(

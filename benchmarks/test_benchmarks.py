@@ -225,12 +225,16 @@ def test_report_canonical_ratio_against_handwritten(tmp_path):
     wcdir = r / "wordcount" / "corpus-16M"
     _record(wcdir / (bench_report.CANONICAL + ".jsonl"), bench_report.CANONICAL, [20.0])
     (r / "disco" / "phases" / "canonical-1.json").write_text('{"job_s": 19.0}')
+    info = json.loads((r / "run.json").read_text())
+    (r / "run.json").write_text(json.dumps({**info, "started": "2026-12-05 10:00"}))
     text = bench_report.build_report(bench_report.load_all(str(r)))
     targets = text.split("## Targets")[1].split("## Word count")[0]
     row = [line for line in targets.splitlines() if "Canonical word count" in line][0]
     assert "(0.40× its speed)" in row and "**not met**" in row
     assert "Canonical word count: 0.40× (20.0 s against 8.00 s)" in text
     assert "`%s`" % bench_report.CANONICAL in text.split("## Word count")[1]
+    section = text.split("## Canonical word count")[1].split("## ")[0]
+    assert "2026-12-05 10:00 UTC" in section and "**0.40×**" in section
     _record(wcdir / (bench_report.CANONICAL + ".jsonl"), bench_report.CANONICAL, [12.0])
     text = bench_report.build_report(bench_report.load_all(str(r)))
     row = [line for line in text.splitlines() if "| Canonical word count" in line][0]
