@@ -435,13 +435,11 @@ class Input:
         records = self.input_iter(input)
         while True:
             try:
-                record = next(records)
-            except StopIteration:
+                # delegated: no bytecode of this generator runs per record
+                yield from records
                 return
-            except Wait as w:
+            except Wait as w:  # the iterator stays usable: go on where it stopped
                 time.sleep(getattr(w, "retry_after", 1))
-                continue
-            yield record
 
     def __iter__(self) -> Iterator[Any]:
         return self._records(self.input)

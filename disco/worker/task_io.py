@@ -240,9 +240,10 @@ def disco_input_stream(
                 continue
             raise DataError("Corrupted data between bytes %d-%d: %s" % (start, offset, e), url)
         records = io.BytesIO(data)
-        while records.tell() < len(data):
+        tell, load, end = records.tell, pickle.load, len(data)
+        while tell() < end:
             try:
-                record = pickle.load(records)
+                record = load(records)
             except Exception as e:
                 if ignore_corrupt:
                     break
