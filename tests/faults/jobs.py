@@ -44,3 +44,14 @@ def sum_reduce(iter: Any, params: Any) -> Any:
 
     for key, values in kvgroup(sorted(iter)):
         yield key, sum(int(v) for v in values)
+
+
+def numbers_answer(inputs: list[str]) -> list[tuple[str, int]]:
+    """The exact answer of ``numbers_map`` + ``sum_reduce`` over ``raw://<start>:<count>``
+    inputs: each number as a str key with how many inputs cover it, sorted."""
+    counts: dict[str, int] = {}
+    for inp in inputs:
+        start, count = (int(x) for x in inp.split("://")[1].split(":"))
+        for i in range(start, start + count):
+            counts[str(i)] = counts.get(str(i), 0) + 1
+    return sorted(counts.items())

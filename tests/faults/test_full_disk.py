@@ -32,7 +32,7 @@ from disco.job import Job
 from disco.master.events import timestamp
 from tests.conftest import poll_for
 from tests.faults.conftest import fill
-from tests.faults.jobs import big_map, count_reduce, numbers_map, sum_reduce
+from tests.faults.jobs import big_map, count_reduce, numbers_answer, numbers_map, sum_reduce
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("no_leaked_workers")]
 
@@ -62,15 +62,6 @@ def event_times(disco: Disco, name: str, text: str) -> list[float]:
         if text in message:
             found.append(time.mktime(time.strptime(when, "%Y/%m/%d %H:%M:%S")))
     return found
-
-
-def numbers_answer(inputs: list[str]) -> list[tuple[str, int]]:
-    counts: dict[str, int] = {}
-    for inp in inputs:
-        start, count = (int(x) for x in inp.split("://")[1].split(":"))
-        for i in range(start, start + count):
-            counts[str(i)] = counts.get(str(i), 0) + 1
-    return sorted(counts.items())
 
 
 def run_numbers(url: str, inputs: list[str]) -> list[tuple[str, int]]:

@@ -18,20 +18,11 @@ from disco.core import result_iterator
 from disco.embedded import EmbeddedMaster
 from disco.job import Job
 from tests.conftest import poll_for
-from tests.faults.jobs import numbers_map, sum_reduce
+from tests.faults.jobs import numbers_answer, numbers_map, sum_reduce
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("no_leaked_workers")]
 
 INPUTS = ["raw://%d:%d" % (i * 50, 100) for i in range(10)]  # overlapping ranges
-
-
-def expected(inputs: list[str]) -> list[tuple[str, int]]:
-    counts: dict[str, int] = {}
-    for inp in inputs:
-        start, count = (int(x) for x in inp.split("://")[1].split(":"))
-        for i in range(start, start + count):
-            counts[str(i)] = counts.get(str(i), 0) + 1
-    return sorted(counts.items())
 
 
 def answer(job: Job) -> list[tuple[str, int]]:
@@ -81,13 +72,13 @@ def test_sigkilled_workers(tmp_path) -> None:
             os.kill(pid, signal.SIGKILL)
         poll_for(lambda: not any(alive(p) for p in victims), 30, "the workers to die")
         go.touch()
-        assert answer(job) == expected(INPUTS)
+        assert answer(job) == numbers_answer(INPUTS)
         failed = m.disco.jobinfo(job.name)["failed_attempts"]
         assert len(failed) == 3 and {f["kind"] for f in failed} == {"signal"}
         assert all("signal 9 (SIGKILL)" in f["reason"] for f in failed)
         # the master serves afterwards
         again = Job(master=m.url).run(input=INPUTS[:2], map=numbers_map, reduce=sum_reduce)
-        assert answer(again) == expected(INPUTS[:2])
+        assert answer(again) == numbers_answer(INPUTS[:2])
 
 
 def test_sigkilled_zygote(tmp_path) -> None:
@@ -99,7 +90,7 @@ def test_sigkilled_zygote(tmp_path) -> None:
             os.kill(pid, signal.SIGKILL)
         poll_for(lambda: not any(alive(p) for p in zygotes), 30, "the zygote to die")
         go.touch()
-        assert answer(job) == expected(INPUTS)
+        assert answer(job) == numbers_answer(INPUTS)
         # the master serves afterwards: the next job's workers start (a new zygote or exec)
         again = Job(master=m.url).run(input=INPUTS[:3], map=numbers_map, reduce=sum_reduce)
-        assert answer(again) == expected(INPUTS[:3])
+        assert answer(again) == numbers_answer(INPUTS[:3])

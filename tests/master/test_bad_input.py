@@ -9,7 +9,6 @@ shows that the check sees one.
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 
 import pytest
@@ -18,6 +17,7 @@ from aiohttp import web
 from disco.master.api import ctrl
 from disco.servererrors import SERVER_ERRORS, guard
 from tests.conftest import poll_for
+from tests.rawhttp import send_raw
 
 from .packs import make_pack, v2_dict
 
@@ -26,17 +26,7 @@ DEEP_OBJECT = b'{"a":' * 3000 + b"1" + b"}" * 3000
 
 
 def request(m, path, method="GET", body=None, headers=None, port=None, host="127.0.0.1"):
-    conn = http.client.HTTPConnection(host, port or m.port, timeout=60)
-    try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
-        for key, value in (headers or {}).items():
-            conn.putheader(key, value)
-        conn.putheader("Content-Length", str(len(body or b"")))
-        conn.endheaders(body or b"")
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
+    return send_raw(port or m.port, method, path, body, headers, host)
 
 
 def no_path(m, body: bytes) -> bool:

@@ -8,7 +8,6 @@ docs/failures.md comes from ``pytest -s`` of this file).
 
 from __future__ import annotations
 
-import http.client
 import json
 import urllib.parse
 
@@ -20,6 +19,7 @@ from disco.embedded import EmbeddedMaster
 from disco.master.api import ctrl
 from disco.master.store import ConfigError, expand_table
 from tests.fuzzing import FUZZ, json_values
+from tests.rawhttp import send_raw
 
 REQUESTS = {"sent": 0, "5xx": 0}
 
@@ -32,15 +32,7 @@ def m(tmp_path_factory):
 
 
 def send(m, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", m.port, timeout=60)
-    try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
-        conn.putheader("Content-Length", str(len(body or b"")))
-        conn.endheaders(body or b"")
-        resp = conn.getresponse()
-        status, data = resp.status, resp.read()
-    finally:
-        conn.close()
+    status, data = send_raw(m.port, method, path, body)
     REQUESTS["sent"] += 1
     REQUESTS["5xx"] += status >= 500
     assert status < 500, (method, path, (body or b"")[:200], status, data[:200])

@@ -13,7 +13,6 @@ no answer may carry a sentinel's content or a server path.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import urllib.parse
@@ -23,6 +22,7 @@ import pytest
 from disco.embedded import EmbeddedMaster
 from disco.master.api import ctrl
 from tests.conftest import _assert_no_leaked_workers, child_pids, poll_for
+from tests.rawhttp import send_raw
 
 SECRET = b"SENTINEL-SECRET-4242"
 NODE = "127.0.0.2"
@@ -140,15 +140,7 @@ class Raw:
         host: str = "127.0.0.1",
         port: int | None = None,
     ) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection(host, port or self.m.port, timeout=60)
-        try:
-            conn.putrequest(method, path, skip_accept_encoding=True)
-            conn.putheader("Content-Length", str(len(body or b"")))
-            conn.endheaders(body or b"")
-            resp = conn.getresponse()
-            status, data = resp.status, resp.read()
-        finally:
-            conn.close()
+        status, data = send_raw(port or self.m.port, method, path, body, host=host)
         self.answers.append(("%s %s:%s%s" % (method, host, port, path), status, data))
         assert status < 500, (method, path, status, data)
         assert SECRET not in data, (method, path, status, data)
