@@ -15,7 +15,9 @@ purpose (a full disk, a failed replication), where 0.5 answers 500 too, say so w
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +25,35 @@ from disco.embedded import EmbeddedMaster
 from disco.servererrors import SERVER_ERRORS
 from disco.test import poll_for
 
-__all__ = ["child_pids", "poll_for"]
+__all__ = ["child_pids", "clean_disco_env", "free_port", "poll_for"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now (the kernel picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def clean_disco_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **extra: str) -> int:
+    """Environment of a test that starts its own master daemon: no DISCO_/DDFS_ setting of
+    the caller leaks in, home and root under ``tmp_path``, a free DISCO_PORT on
+    127.0.0.1 (returned), no settings file; ``extra`` adds or overrides settings."""
+    for key in list(os.environ):
+        if key.startswith(("DISCO_", "DDFS_")):
+            monkeypatch.delenv(key)
+    port = free_port()
+    env = {
+        "DISCO_HOME": str(tmp_path / "home"),
+        "DISCO_ROOT": str(tmp_path / "root"),
+        "DISCO_MASTER_HOST": "127.0.0.1",
+        "DISCO_PORT": str(port),
+        "DISCO_SETTINGS_FILE": "",
+        **extra,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return port
 
 
 def child_pids() -> set[int]:
