@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +27,14 @@ from disco.embedded import EmbeddedMaster
 from disco.servererrors import SERVER_ERRORS
 from disco.test import poll_for
 
-__all__ = ["child_pids", "clean_disco_env", "free_port", "poll_for"]
+__all__ = [
+    "child_pids",
+    "clean_disco_env",
+    "environ_without_disco",
+    "free_port",
+    "poll_for",
+    "run_python",
+]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -33,6 +42,22 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def environ_without_disco(**extra: str) -> dict[str, str]:
+    """This process's environment without any DISCO_/DDFS_ setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCO_", "DDFS_"))}
+    env.update(extra)
+    return env
+
+
+def run_python(*args: str, cwd: str, env: dict[str, str], timeout: float = 300) -> str:
+    """Run this Python with ``args`` in ``cwd``; assert it succeeded; its stdout."""
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout
 
 
 def clean_disco_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **extra: str) -> int:
