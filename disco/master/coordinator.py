@@ -623,8 +623,9 @@ class Coordinator:
                 continue
             for task in job.tasks.values():
                 if (
-                    task.state in ("waiting", "sleeping")
-                    and usable <= set(task.no_space)
+                    task.no_space  # first: this runs every tick over every task
+                    and task.state in ("waiting", "sleeping")
+                    and usable <= task.no_space.keys()
                     and now - task.no_space_since >= self.full_grace
                 ):
                     self._no_space_left(job, task, sorted(usable))
@@ -681,7 +682,9 @@ class Coordinator:
     def _start_one(self, job: Job, eligible: list[scheduler.NodeState]) -> bool:
         live = {n.host for n in self.nodes.values() if n.live}
         blocked: set[str] = set()
-        for taskid in list(job.waiting):
+        # No copy of the queue (O(waiting) per start made a big job quadratic): the loop
+        # returns as soon as _start has taken the task out of it.
+        for taskid in job.waiting:
             task = job.tasks[taskid]
             if task.stage in blocked:
                 continue
