@@ -21,7 +21,6 @@ from disco.master.states import (
     StartTask,
     Tick,
 )
-
 from tests.master.test_coordinator import spec
 
 
