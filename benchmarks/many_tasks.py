@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Many tiny tasks on a running master (issue 13 "many tasks", issue 11 point 8).
+
+    python benchmarks/many_tasks.py [--tasks 10000] [--inputs 50000] [--json FILE]
+                                    [--master URL] [--skip-big]
+
+A master is started first and left running (an ``EmbeddedMaster`` in a separate process,
+as ``tiny_disco.py --latency`` does, or the one at ``--master URL``) and one warm-up job
+runs.  Then, each timed from ``Job.run`` to the last record read by ``result_iterator``:
+
+* ``map``: a classic job of ``--tasks`` tiny map tasks (one ``raw://<n>`` input each,
+  no reduce); target >= 500 tasks/s;
+* ``map_reduce``: the same map tasks feeding a reduce (two partitions); tasks/s counts
+  the map tasks; target >= 500 tasks/s;
+* ``big``: a classic map job over ``--inputs`` ``raw://`` inputs; target <= 120 s.
+
+Every result is checked.  The CPU seconds the master process and its children (the
+worker zygote and the workers it forked) used during each job are recorded too: on a
+shared machine they say where the time per task goes better than the wall time does.
+The figures are printed (and written to FILE) as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from tiny_disco import MasterProcess, use_master  # noqa: E402
+
+TASKS_PER_S_TARGET = 500.0
+BIG_INPUTS = 50_000
+BIG_TARGET_S = 120.0
+_HZ = os.sysconf("SC_CLK_TCK")
+
+
+def square_map(entry: Any, params: Any) -> Any:
+    """``raw://<n>``: one record ``(n, n squared)`` (both str)."""
+    n = int(entry)
+    yield str(n), str(n * n)
+
+
+def residue_map(entry: Any, params: Any) -> Any:
+    """``raw://<n>``: one record ``("r<n mod 7>", n)``."""
+    n = int(entry)
+    yield "r%d" % (n % 7), n
+
+
+def sum_reduce(iter: Any, params: Any) -> Any:
+    totals: dict[Any, int] = {}
+    for key, value in iter:
+        totals[key] = totals.get(key, 0) + int(value)
+    return sorted(totals.items())
+
+
+def _cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of ``pid``, of its live children, and of its reaped children."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return {"self": 0.0, "children": 0.0}
+    utime, stime, cutime, cstime = (int(x) / _HZ for x in fields[11:15])
+    return {"self": utime + stime, "children": cutime + cstime}
+
+
+def _process_cpu(pid: int) -> dict[str, float]:
+    """``master``: the master process; ``node``: its children (zygote, workers)."""
+    out = {"master": _cpu(pid)["self"], "node": 0.0}
+    try:
+        kids = subprocess.run(
+            ["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+    except OSError:
+        kids = []
+    for kid in kids:
+        c = _cpu(int(kid))
+        out["node"] += c["self"] + c["children"]
+    own = _cpu(pid)["children"]  # workers started without the zygote, reaped by the master
+    out["node"] += own
+    return out
+
+
+def run_job(master: str, pid: int | None, n: int, kind: str) -> dict[str, Any]:
+    """One timed job of ``n`` map tasks; ``kind`` is ``map`` or ``map_reduce``."""
+    from disco.core import Job, result_iterator
+
+    inputs = ["raw://%d" % i for i in range(n)]
+    before = _process_cpu(pid) if pid else None
+    t0 = time.perf_counter()
+    if kind == "map_reduce":
+        job = Job(name="many_mr", master=master).run(
+            input=inputs, map=residue_map, reduce=sum_reduce, partitions=2
+        )
+    else:
+        job = Job(name="many_map", master=master).run(input=inputs, map=square_map)
+    t1 = time.perf_counter()
+    results = job.wait(poll_interval=0.2)
+    t2 = time.perf_counter()
+    records = list(result_iterator(results))
+    t3 = time.perf_counter()
+    after = _process_cpu(pid) if pid else None
+    if kind == "map_reduce":
+        want: dict[str, int] = {}
+        for i in range(n):
+            want["r%d" % (i % 7)] = want.get("r%d" % (i % 7), 0) + i
+        ok = {str(k): int(v) for k, v in records} == want
+    else:
+        ok = len(records) == n and dict(records) == {str(i): str(i * i) for i in range(n)}
+    if not ok:
+        raise SystemExit("%s job of %d tasks: wrong results" % (kind, n))
+    total = t3 - t0
+    out: dict[str, Any] = {
+        "kind": kind,
+        "tasks": n,
+        "submit_s": round(t1 - t0, 3),
+        "wait_s": round(t2 - t1, 3),
+        "read_s": round(t3 - t2, 3),
+        "total_s": round(total, 3),
+        "tasks_per_s": round(n / total, 1),
+    }
+    if before and after:
+        for key in ("master", "node"):
+            out["cpu_ms_per_task_" + key] = round((after[key] - before[key]) * 1000 / n, 2)
+    try:
+        with open("/proc/loadavg") as f:
+            out["loadavg_1min"] = float(f.read().split()[0])
+    except OSError:
+        pass
+    job.purge()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", type=int, default=10_000, help="tiny map tasks (default 10000)")
+    ap.add_argument("--inputs", type=int, default=BIG_INPUTS, help="inputs of the big job")
+    ap.add_argument("--skip-big", action="store_true", help="leave out the big job")
+    ap.add_argument("--master", help="master URL (default: a master in a separate process)")
+    ap.add_argument("--json", help="write the figures to this file as JSON")
+    args = ap.parse_args(argv)
+    server = None
+    if args.master:
+        master, pid = args.master, None
+    else:
+        server = MasterProcess()
+        master, pid = server.url, server.proc.pid
+    use_master(master)
+    summary: dict[str, Any] = {
+        "master": "given: " + master if args.master else "EmbeddedMaster in a separate process",
+        "target_tasks_per_s": TASKS_PER_S_TARGET,
+        "target_big_s": BIG_TARGET_S,
+    }
+    try:
+        run_job(master, None, 2, "map_reduce")  # warm-up: zygote, imports
+        summary["map"] = run_job(master, pid, args.tasks, "map")
+        summary["map_reduce"] = run_job(master, pid, args.tasks, "map_reduce")
+        if not args.skip_big:
+            summary["big"] = run_job(master, pid, args.inputs, "map")
+    finally:
+        if server is not None:
+            server.close()
+    summary["map"]["met"] = summary["map"]["tasks_per_s"] >= TASKS_PER_S_TARGET
+    summary["map_reduce"]["met"] = summary["map_reduce"]["tasks_per_s"] >= TASKS_PER_S_TARGET
+    if "big" in summary:
+        summary["big"]["met"] = summary["big"]["total_s"] <= BIG_TARGET_S
+    text = json.dumps(summary, indent=1)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
