@@ -15,6 +15,7 @@ the records already there.  Layout of the results directory (``run.py`` and
     tiny/<tiny label>/<peer>.jsonl    peers' tiny job (word count of a 1 KiB file)
     disco/tiny.jsonl                  our tiny job, whole process
     disco/latency.json                our tiny job on a running master (tiny_disco.py)
+    disco/many_tasks.json             many tiny tasks on a running master (many_tasks.py)
     disco/phases/<name>.json          phase seconds written by our scripts
     sort/<records label>/<system>.jsonl  sort runs (sort_report.py writes that section)
     disco/failures.json               log tails of our failed steps
@@ -138,6 +139,7 @@ def load_all(results: str, notes_path: str | None = None) -> dict[str, Any]:
             notes = f.read()
     ours = os.path.join(results, "disco")
     import ddfs_report  # imports this module: loaded on use
+    import many_tasks_report
     import sort_report
 
     return {
@@ -157,6 +159,7 @@ def load_all(results: str, notes_path: str | None = None) -> dict[str, Any]:
         "notes": notes,
         "sort": sort_report.load_sort(results, run),
         "ddfs": ddfs_report.load_ddfs(results) if run.get("ddfs") else None,
+        "many_tasks": many_tasks_report.load_many_tasks(results),
     }
 
 
@@ -321,6 +324,11 @@ def targets(d: dict[str, Any]) -> tuple[list[str], list[str]]:
                 fmt(ph.get("read_write_s")),
             )
         )
+    import many_tasks_report
+
+    more_rows, more_why = many_tasks_report.target_rows(d.get("many_tasks"))
+    rows.extend(more_rows)
+    why.extend(more_why)
     return rows, why
 
 
@@ -609,6 +617,9 @@ def build_report(d: dict[str, Any]) -> str:
     import ddfs_report
 
     ddfs_report.ddfs_section(d.get("ddfs"), out)
+    import many_tasks_report
+
+    many_tasks_report.many_tasks_section(d.get("many_tasks"), out)
     if d["failures"]:
         out.append("## Failures")
         out.append("")

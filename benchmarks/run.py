@@ -22,6 +22,8 @@ Steps (each step's records go to ``bench-results/``, outputs and logs to ``bench
    sorted by the Python reference (``python-sort``), by our pipeline job
    (``benchmarks/sort_disco.py``, output checked byte for byte against the reference),
    then by GNU sort and PySpark (``run_peers.sh`` sort peers), in the same run;
+6b. many tiny tasks on a running master (``benchmarks/many_tasks.py``): 10,000 map tasks
+   with and without a reduce, and a map job over 50,000 ``raw://`` inputs;
 7. DDFS: ``benchmarks/ddfs_bench.py`` pushes and pulls a ``--ddfs-size`` file (1 GiB) with 3
    replicas on 3 local nodes and chunks the corpus, against ``dd`` in the same run;
 8. write ``docs/benchmarks.md`` (``benchmarks/bench_report.py``).
@@ -436,6 +438,39 @@ class Bench:
         if rc != 0:
             self.fail("disco tiny job (running master)", log, "exit status %d" % rc)
 
+    # -- 6b. many tiny tasks -----------------------------------------------------------
+    def run_many_tasks(self) -> None:
+        """10,000 tiny map tasks (with and without a reduce), 50,000 inputs."""
+        out = self.ours / "many_tasks.json"
+        out.unlink(missing_ok=True)
+        log = self.logs / "disco-many-tasks.log"
+        logger.info(
+            "disco many tasks: %d tiny map tasks, a %d-input job",
+            self.args.many_tasks,
+            self.args.many_inputs,
+        )
+        cmd = [
+            sys.executable,
+            str(HERE / "many_tasks.py"),
+            "--tasks",
+            str(self.args.many_tasks),
+            "--inputs",
+            str(self.args.many_inputs),
+            "--json",
+            str(out),
+        ]
+        self.fresh_tmp()
+        with open(log, "w") as f:
+            try:
+                rc = subprocess.call(
+                    cmd, env=self.env(), cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=3600
+                )
+            except subprocess.TimeoutExpired:
+                rc = -1
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if rc != 0:
+            self.fail("disco many tasks", log, "exit status %d" % rc)
+
     # -- 7. DDFS --------------------------------------------------------------------------
     def run_ddfs(self) -> None:
         """Push/pull of a ``--ddfs-size`` file with 3 replicas and chunk of the corpus."""
@@ -486,6 +521,8 @@ class Bench:
             self.run_peer(peer)
         if not self.args.skip_sort:
             self.run_sort(bool(peers))
+        if not self.args.skip_many_tasks:
+            self.run_many_tasks()
         if not self.args.skip_ddfs:
             self.run_ddfs()
         info = {
@@ -583,6 +620,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--latency-runs", type=int, help="tiny jobs timed on a running master (default 20)"
     )
+    ap.add_argument("--many-tasks", type=int, help="tiny map tasks per job (default 10000)")
+    ap.add_argument("--many-inputs", type=int, help="inputs of the big map job (default 50000)")
+    ap.add_argument("--skip-many-tasks", action="store_true", help="leave out many_tasks.py")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per measured run")
     ap.add_argument(
         "--shared", default=str(ROOT.parent / "shared" / "bench"), help="the peer harness folder"
@@ -597,6 +637,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.runs = args.runs or (1 if quick else 3)
     args.tiny_runs = args.tiny_runs or (2 if quick else 5)
     args.latency_runs = args.latency_runs or (5 if quick else 20)
+    args.many_tasks = args.many_tasks or (500 if quick else 10_000)
+    args.many_inputs = args.many_inputs or (1000 if quick else 50_000)
     return args
 
 

@@ -20,6 +20,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_report  # noqa: E402
+import many_tasks  # noqa: E402
 import run  # noqa: E402
 import sort_disco  # noqa: E402
 import tiny_disco  # noqa: E402
@@ -393,3 +394,35 @@ def test_ddfs_bench_smoke_and_report(tmp_path):
     ddfs_report.ddfs_section(figures, out)
     text = "\n".join(out)
     assert "## DDFS throughput" in text and "`DDFS.push`, 3 replicas" in text
+
+
+def test_report_many_tasks_rows_and_section(tmp_path):
+    r = fake_results(tmp_path)
+    job = {"submit_s": 0.5, "wait_s": 30.0, "read_s": 1.0, "cpu_ms_per_task_master": 3.0}
+    figures = {
+        "target_tasks_per_s": 500.0,
+        "target_big_s": 120.0,
+        "map": {**job, "tasks": 10000, "total_s": 16.0, "tasks_per_s": 625.0, "met": True},
+        "map_reduce": {**job, "tasks": 10000, "total_s": 40.0, "tasks_per_s": 250.0, "met": False},
+        "big": {**job, "tasks": 50000, "total_s": 150.0, "tasks_per_s": 333.3, "met": False},
+    }
+    (r / "disco" / "many_tasks.json").write_text(json.dumps(figures))
+    text = bench_report.build_report(bench_report.load_all(str(r)))
+    targets = text.split("## Targets")[1].split("## Word count")[0]
+    assert "| Many tasks: 10,000 tiny map tasks, no reduce >= 500 tasks/s" in targets
+    assert "625 tasks/s (16.0 s) | met |" in targets
+    assert "250 tasks/s (40.0 s) | **not met** |" in targets
+    assert "| Map job over 50,000 `raw://` inputs within 120 s | 150 s" in targets
+    assert "Many tasks (map_reduce): 250 tasks/s" in text
+    assert "## Many tasks" in text
+
+
+@needs_project
+def test_many_tasks_benchmark_checks_its_results(tmp_path):
+    from disco.embedded import EmbeddedMaster
+
+    with EmbeddedMaster(root=tmp_path / "disco") as m:
+        out = many_tasks.run_job(m.url, None, 3, "map_reduce")
+        assert out["tasks"] == 3 and out["tasks_per_s"] > 0
+        out = many_tasks.run_job(m.url, None, 3, "map")
+        assert out["kind"] == "map"
