@@ -128,6 +128,9 @@ class Coordinator:
         self.full_grace = full_grace
         self.jobs: dict[str, Job] = {}
         self.nodes: dict[str, scheduler.NodeState] = {}
+        # (job, taskid) of the tasks a node had no space for: what each tick checks,
+        # instead of every task of every job (entries are dropped once stale).
+        self._short_of_space: dict[tuple[str, int], None] = {}
         self._seq = 0
         self._eid = 0
         self._out: list[Instruction] = []
@@ -572,6 +575,7 @@ class Coordinator:
             return
         task.no_space[ev.host] = ev.needed
         task.no_space_since = ev.now
+        self._short_of_space[(ev.job, ev.taskid)] = None
         self._update_full(node, ev.free, ev.now, disk=ev.disk)
         self._event(
             ev.job,
@@ -618,12 +622,19 @@ class Coordinator:
         usable = {n.host for n in self.nodes.values() if n.live and n.max_workers > 0}
         if not usable:
             return
-        for job in list(self.jobs.values()):
-            if job.status != "active":
+        short: dict[str, list[Task]] = {}
+        for key in list(self._short_of_space):
+            job = self.jobs.get(key[0])
+            task = job.tasks.get(key[1]) if job is not None else None
+            if job is None or task is None or not task.no_space or job.status != "active":
+                del self._short_of_space[key]
                 continue
-            for task in job.tasks.values():
+            short.setdefault(job.name, []).append(task)
+        for name in [n for n in self.jobs if n in short]:  # jobs, then tasks, in order
+            job = self.jobs[name]
+            for task in sorted(short[name], key=lambda t: t.taskid):
                 if (
-                    task.no_space  # first: this runs every tick over every task
+                    job.status == "active"
                     and task.state in ("waiting", "sleeping")
                     and usable <= task.no_space.keys()
                     and now - task.no_space_since >= self.full_grace

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -96,7 +97,10 @@ class Job:
     status: JobStatus = "active"
     stages: list[Stage] = field(default_factory=list)
     tasks: dict[int, Task] = field(default_factory=dict)
-    waiting: dict[int, None] = field(default_factory=dict)  # ordered set of task ids
+    # Ordered set of task ids.  An OrderedDict: a plain dict taken from the front keeps
+    # the removed slots, so every scan from the front (each task start) crossed all the
+    # tasks started before: quadratic for a big job.
+    waiting: dict[int, None] = field(default_factory=OrderedDict)
     next_taskid: int = 0
     items: list[Item] | None = None  # job inputs once dir:// indexes are resolved
     results: list[Any] | None = None  # replica lists, or ["tag://disco:results:<job>"]
