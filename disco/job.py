@@ -130,7 +130,7 @@ class Job:
         Returns ``self``, whose ``name`` is now the unique job name.  Submission
         errors raise ``DiscoError``.
         """
-        from disco.worker.shipping import pickled_jobdata
+        from disco.worker.shipping import node_jobargs, pickled_jobdata
 
         worker = self.worker
         # Evaluated in this order (library.md 3.1): jobhome fills required_modules
@@ -140,7 +140,7 @@ class Job:
         check_has_inputs(jobdict, worker.getitem("input", self, jobargs))
         jobenvs = worker.jobenvs(self, **jobargs)
         jobhome = worker.jobhome(self, **jobargs)
-        data = pickled_jobdata(self, jobargs) or jobdata(self, jobargs)
+        data = pickled_jobdata(self, jobargs) or jobdata(self, node_jobargs(jobargs))
         jobpack = JobPack(worker.jobpack_version, jobdict, jobenvs, jobhome, data)
         self.name = self.disco.submit(jobpack.dumps())
         return self

@@ -194,13 +194,13 @@ def _parse_group(group: Any) -> tuple[int | str, str]:
 
 
 # Compiled at import: a worker forked from the zygote then never compiles it per task.
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.@:\-]")
+_FILE_UNSAFE = re.compile(r"[^A-Za-z0-9_.@:\-]")
 
 
 def _file_safe(group: str, limit: int = 64) -> str:
     """``group`` with characters outside ``[A-Za-z0-9_.@:-]`` replaced by ``_``, shortened
     with a hash suffix when longer than ``limit``."""
-    return _shorten(_UNSAFE.sub("_", group), limit)
+    return _shorten(_FILE_UNSAFE.sub("_", group), limit)
 
 
 def _shorten(safe: str, limit: int = 64) -> str:

@@ -231,13 +231,24 @@ def user_modules(names: set[str]) -> dict[str, str]:
 _PICKLED: weakref.WeakKeyDictionary[Any, tuple[dict[str, Any], bytes]] = weakref.WeakKeyDictionary()
 
 
+#: ``jobargs`` left out of the jobdata: a task gets its inputs from the master (INPUT), and
+#: every task unpickles the whole jobdata, so a job of n inputs cost O(n) per task
+#: (docs/decisions.md, "The job's inputs are not in its jobdata").
+CLIENT_ONLY_JOBARGS = ("input",)
+
+
+def node_jobargs(jobargs: dict[str, Any]) -> dict[str, Any]:
+    """The ``jobargs`` pickled into the jobdata for the nodes."""
+    return {k: v for k, v in jobargs.items() if k not in CLIENT_ONLY_JOBARGS}
+
+
 def collect(job: Any, jobargs: dict[str, Any]) -> dict[str, str]:
     """``{module name: file}`` to ship for ``(job, jobargs)``; raises ``JobShippingError``
     naming the first object found that cannot be pickled."""
     out = io.BytesIO()
     pickler = _RecordingPickler(out)
     try:
-        pickler.dump((job, jobargs))
+        pickler.dump((job, node_jobargs(jobargs)))
     except Exception as exc:
         raise shipping_error(job, jobargs, exc) from exc
     try:

@@ -51,3 +51,30 @@ def test_ten_thousand_tiny_map_tasks_feed_a_reduce(master: Any) -> None:
     for i in range(n):
         want["r%d" % (i % 7)] = want.get("r%d" % (i % 7), 0) + i
     assert {k: int(v) for k, v in got.items()} == want
+
+
+@pytest.mark.timeout(120)
+def test_the_jobdata_does_not_carry_the_inputs(master: Any) -> None:
+    # Every task unpickles the jobdata: with the inputs in it a task of a job of n
+    # inputs would cost O(n) (docs/decisions.md).  The tasks get theirs from the master.
+    import pickle
+
+    sizes = []
+    for n in (3, 3000):
+        job = Job(name="Data%d" % n, master=master.url).run(
+            input=["raw://%d" % i for i in range(n)], map=f.square_map
+        )
+        jobpack = master.disco.jobpack(job.name)
+        _job, jobargs = pickle.loads(jobpack.jobdata)
+        assert "input" not in jobargs and "map" in jobargs
+        assert len(jobpack.jobdict["input"]) == n  # the master still gets them all
+        sizes.append(len(jobpack.jobdata))
+        if n == 3:
+            assert dict(result_iterator(job.wait(poll_interval=0.1))) == {
+                "0": "0",
+                "1": "1",
+                "2": "4",
+            }
+        else:
+            job.kill()
+    assert abs(sizes[1] - sizes[0]) < 100  # the job names differ, not the data

@@ -104,7 +104,11 @@ def test_unpicklable_objects_are_named_with_their_path() -> None:
     assert _path(params=Params(lock=lock)) == (
         "Job.run argument 'params' -> attribute 'lock' of Params(lock=%r)" % lock
     )
-    assert _path(input=[["raw://a", lock]]) == "Job.run argument 'input' -> item 0 -> item 1"
+    assert _path(map_input_stream=[["x", lock]]) == (
+        "Job.run argument 'map_input_stream' -> item 0 -> item 1"
+    )
+    # the inputs stay on the client (docs/decisions.md): not pickled, nothing to name
+    assert shipping.node_jobargs({"input": [lock], "map": None}) == {"map": None}
 
 
 def test_remote_tracebacks_read_sources_shipped_in_the_job_home(tmp_path, monkeypatch) -> None:
