@@ -86,6 +86,7 @@ class LocalBackend:
         self._attempts: set[asyncio.Task[TaskResult]] = set()
         self._preparing: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self.away: set[str] = set()  # fault injection: hosts that look disconnected
         # Python workers are forked from a pre-started interpreter (disco.node.zygote).
         self.use_zygote = use_zygote
         self._zygote: Zygote | None = None
@@ -193,7 +194,15 @@ class LocalBackend:
         return self._ddfs.get(host) if not self._closed else None
 
     def is_connected(self, host: str) -> bool:
-        return host in self._hosts and not self._closed
+        return host in self._hosts and host not in self.away and not self._closed
+
+    def set_away(self, host: str, away: bool) -> None:
+        """Fault injection (tests): the host looks disconnected (``is_connected`` false)
+        until it is back; the master's once-a-second poll sees it as lost, then back."""
+        if away:
+            self.away.add(host)
+        else:
+            self.away.discard(host)
 
     def disk_usage(self, host: str) -> tuple[int, int]:
         """(free KiB, used KiB) of the node's DDFS volumes (else of DISCO_DATA)."""

@@ -35,6 +35,7 @@ from disco.master.config import MasterConfig
 from disco.master.coordinator import Coordinator
 from disco.master.events import EventLog, job_dir, timestamp
 from disco.master.failures import NO_FAILURES, FailureLog
+from disco.master.grouping import url_host
 from disco.master.jobdata import job_dirs, parse_index_labels, write_pack
 from disco.master.recovery import OutputCheck, RecoveryError, done_task, restore_event
 from disco.master.stages import input_reply, retry_replicas
@@ -43,6 +44,7 @@ from disco.master.states import (
     AttemptDone,
     AttemptFailed,
     Event,
+    ForgetTask,
     InputFailed,
     InputsChanged,
     InputsFailed,
@@ -111,6 +113,12 @@ class AttemptChannel:
 
     def input_failed(self, input_id: int, replica_ids: list[int]) -> list[Replica] | None:
         now = self._rt.clock()
+        task = self._rt.coordinator.task(self.job, self.taskid)
+        if task is not None and 0 <= input_id < len(task.inputs):
+            # A replica on a node that has just gone: the coordinator learns it now, not
+            # at the next poll, and this attempt is stopped to wait for the producer.
+            urls = task.inputs[input_id].urls
+            self._rt.check_nodes({url_host(urls[r]) for r in replica_ids if 0 <= r < len(urls)})
         self._rt.feed(InputFailed(self.job, self.taskid, input_id, tuple(replica_ids), now))
         task = self._rt.coordinator.task(self.job, self.taskid)
         return retry_replicas(task, input_id, replica_ids) if task is not None else None
@@ -166,6 +174,7 @@ class Runtime:
         self._last_us = 0
         self._seq = 0
         self._connected: dict[str, bool] = {}
+        self._node_set: set[str] = set()  # hosts of the backend's node set (node_set())
         self._closing = False
         self._done_tasks: list[DoneTask] = []  # saved at the end of each feed (recovery)
 
@@ -289,6 +298,15 @@ class Runtime:
             except Exception:
                 logger.exception("saving %d finished task(s) failed", len(rows))
 
+    def _forget_task(self, job: str, taskid: int) -> None:
+        """A finished task runs again after a node loss: its saved row goes (recovery
+        must not bring its lost outputs back)."""
+        self._done_tasks = [t for t in self._done_tasks if (t.job, t.taskid) != (job, taskid)]
+        try:
+            self.store.forget_task(job, taskid)
+        except Exception:
+            logger.exception("forgetting the saved task %s:%d failed", job, taskid)
+
     def _internal_error(self, ev: Event, exc: Exception) -> None:
         job = getattr(ev, "job", None)
         if job is None or job not in self.records:
@@ -330,6 +348,8 @@ class Runtime:
             task = self.coordinator.task(ins.job, ins.taskid)
             if task is not None:
                 self._done_tasks.append(done_task(task))
+        elif isinstance(ins, ForgetTask):
+            self._forget_task(ins.job, ins.taskid)
         elif isinstance(ins, SaveResults):
             self._spawn(self._save_results(ins.job, ins.results))
         elif isinstance(ins, JobFinished):
@@ -776,6 +796,7 @@ class Runtime:
             await self.backend.start(hosts)
         else:
             await self.backend.set_hosts(hosts)
+        before = self._connected
         self._connected = {h: self.backend.is_connected(h) for h in hosts}
         self._seen(self.clock())
         self.feed(
@@ -786,6 +807,11 @@ class Runtime:
                 self.clock(),
             )
         )
+        for host, was in sorted(before.items()):
+            if was and not self._connected.get(host, False):
+                # dropped from the table (its data server is gone) or disconnected
+                why = "dropped from the config table" if host not in hosts else "disconnected"
+                self._node_lost(host, why)
 
     async def check_config(self, config: ClusterConfig) -> None:
         """Refuse (``ConfigError``) a table naming hosts the backend cannot run."""
@@ -830,16 +856,46 @@ class Runtime:
         while True:
             await asyncio.sleep(1.0)
             self._seen(self.clock())
-            for host, was in list(self._connected.items()):
-                now_connected = self.backend.is_connected(host)
-                if now_connected != was:
-                    self._connected[host] = now_connected
-                    event = NodeConnected if now_connected else NodeLost
-                    self.feed(event(host, self.clock()))
+            self.check_nodes(set(self._connected))
+            self._check_node_set()
             self._check_full_nodes()
             self.check_master_disk()
             if any(j.status == "active" for j in self.coordinator.jobs.values()):
                 self.feed(Tick(self.clock()))
+
+    def check_nodes(self, hosts: set[str]) -> None:
+        """Ask the backend whether these configured hosts are connected; feed
+        ``NodeConnected`` / ``NodeLost`` for those that changed (10.4)."""
+        for host in sorted(hosts):
+            was = self._connected.get(host)
+            if was is None:
+                continue  # not a configured node (an outside URL)
+            now_connected = self.backend.is_connected(host)
+            if now_connected == was:
+                continue
+            self._connected[host] = now_connected
+            if now_connected:
+                self.feed(NodeConnected(host, self.clock()))
+            else:
+                self._node_lost(host, "disconnected")
+
+    def _check_node_set(self) -> None:
+        """A backend with a node set of its own (``Backend.node_set()``, the Dask
+        backend): a host that left it is lost."""
+        node_set = getattr(self.backend, "node_set", None)
+        current = node_set() if node_set is not None else None
+        if current is None:
+            return
+        for host in sorted(self._node_set - set(current)):
+            self._node_lost(host, "left the cluster")
+        self._node_set = set(current)
+
+    def _node_lost(self, host: str, why: str) -> None:
+        """Feed ``NodeLost`` once per loss (several signals may report the same one)."""
+        if self._closing or host in self.coordinator.lost:
+            return
+        logger.warning("node %s lost (%s): its running tasks and its outputs are gone", host, why)
+        self.feed(NodeLost(host, self.clock()))
 
     def check_master_disk(self) -> None:
         """The master's own disk: log when it fills up or has space again, and go back
