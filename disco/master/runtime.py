@@ -118,7 +118,8 @@ class AttemptChannel:
             # A replica on a node that has just gone: the coordinator learns it now, not
             # at the next poll, and this attempt is stopped to wait for the producer.
             urls = task.inputs[input_id].urls
-            self._rt.check_nodes({url_host(urls[r]) for r in replica_ids if 0 <= r < len(urls)})
+            hosts = {url_host(urls[r]) for r in replica_ids if 0 <= r < len(urls)}
+            self._rt.check_nodes(hosts, "disconnected; a task could not read its data")
         self._rt.feed(InputFailed(self.job, self.taskid, input_id, tuple(replica_ids), now))
         task = self._rt.coordinator.task(self.job, self.taskid)
         return retry_replicas(task, input_id, replica_ids) if task is not None else None
@@ -462,6 +463,7 @@ class Runtime:
             self._attempts.pop(key, None)
             text = "Worker failed: %s" % exc
             failure = Failure("node", type(exc).__name__, text)
+            self._check_attempt_nodes(key, spec.host)
             self._record_failure(key, spec, TaskFailed("error", text, failure))
             self.attempts.ended(*key, "failed", self.clock(), text)
             self.feed(AttemptFailed(*key, "error", text, self.clock()))
@@ -478,10 +480,20 @@ class Runtime:
             duration = result.duration or (self.clock() - started)
             self.feed(AttemptDone(*key, tuple(result.outputs), duration, self.clock()))
         else:
+            self._check_attempt_nodes(key, spec.host)
             self._record_failure(key, spec, result)
             if is_disk_full(result.message):
                 self._node_full(key[0], key[1], spec.host, result.partial_bytes)
             self.feed(AttemptFailed(*key, result.kind, result.message, self.clock()))
+
+    def _check_attempt_nodes(self, key: tuple[str, int, int], host: str) -> None:
+        """Before a failed attempt counts: is its node, or a node its inputs are on,
+        gone?  Then the coordinator learns it first, and the attempt is a node failure
+        (not counted) instead of the task's (it may even have been fatal: an input file
+        that vanished with its node)."""
+        task = self.coordinator.task(key[0], key[1])
+        hosts = {host} | (set(task.input_hosts()) if task is not None else set())
+        self.check_nodes(hosts, "disconnected; a task failed there or reading from it")
 
     def _node_full(self, job: str, taskid: int, host: str, written: int) -> None:
         """An attempt failed for want of space: the task does not start on ``host``
@@ -863,7 +875,7 @@ class Runtime:
             if any(j.status == "active" for j in self.coordinator.jobs.values()):
                 self.feed(Tick(self.clock()))
 
-    def check_nodes(self, hosts: set[str]) -> None:
+    def check_nodes(self, hosts: set[str], why: str = "disconnected") -> None:
         """Ask the backend whether these configured hosts are connected; feed
         ``NodeConnected`` / ``NodeLost`` for those that changed (10.4)."""
         for host in sorted(hosts):
@@ -877,7 +889,7 @@ class Runtime:
             if now_connected:
                 self.feed(NodeConnected(host, self.clock()))
             else:
-                self._node_lost(host, "disconnected")
+                self._node_lost(host, why)
 
     def _check_node_set(self) -> None:
         """A backend with a node set of its own (``Backend.node_set()``, the Dask
@@ -894,7 +906,13 @@ class Runtime:
         """Feed ``NodeLost`` once per loss (several signals may report the same one)."""
         if self._closing or host in self.coordinator.lost:
             return
-        logger.warning("node %s lost (%s): its running tasks and its outputs are gone", host, why)
+        active = any(j.status == "active" for j in self.coordinator.jobs.values())
+        logger.log(
+            logging.WARNING if active else logging.INFO,
+            "node %s lost (%s): its running tasks and its outputs are gone",
+            host,
+            why,
+        )
         self.feed(NodeLost(host, self.clock()))
 
     def check_master_disk(self) -> None:

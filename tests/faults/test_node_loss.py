@@ -179,3 +179,20 @@ def test_node_disconnected_while_reduces_run_then_back(tmp_path) -> None:
         results = again.wait(poll_interval=0.1, timeout=180)
         assert sorted((k, int(v)) for k, v in result_iterator(results)) == expected()
         assert any(t.endswith(" assigned to %s" % LOST) for t in events(m, again.name))
+
+
+def test_node_gone_while_the_reduces_read_its_outputs(tmp_path, caplog) -> None:
+    """The reduces read the lost node's outputs at once: the first INPUT_ERR (or the
+    once-a-second poll, whichever comes first) tells the master; no attempt fails."""
+    nodes = [(KEPT, 2), (LOST, 2)]
+    with EmbeddedMaster(root=tmp_path / "disco", nodes=nodes, retry_delay=0.0) as m:
+        job, go, _started = start_held_wordcount(m, tmp_path)
+        lost_tasks = done_on(events(m, job.name), LOST)
+        lose_data(m)
+        with caplog.at_level("WARNING", logger="disco.master.runtime"):
+            m.call(m.server.backend.set_away, LOST, True)
+            open(go, "w").close()  # the reduces read now
+            check_recovered(m, job, lost_tasks)
+        why = [r.getMessage() for r in caplog.records if "node %s lost" % LOST in r.getMessage()]
+        assert len(why) == 1, why
+        print("\nnode loss learnt from: %s" % why[0])
