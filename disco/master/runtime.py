@@ -175,7 +175,6 @@ class Runtime:
         self._last_us = 0
         self._seq = 0
         self._connected: dict[str, bool] = {}
-        self._node_set: set[str] = set()  # hosts of the backend's node set (node_set())
         self._closing = False
         self._done_tasks: list[DoneTask] = []  # saved at the end of each feed (recovery)
 
@@ -809,7 +808,8 @@ class Runtime:
         else:
             await self.backend.set_hosts(hosts)
         before = self._connected
-        self._connected = {h: self.backend.is_connected(h) for h in hosts}
+        members = self._members()
+        self._connected = {h: self._up(h, members) for h in hosts}
         self._seen(self.clock())
         self.feed(
             NodesConfigured(
@@ -869,38 +869,41 @@ class Runtime:
             await asyncio.sleep(1.0)
             self._seen(self.clock())
             self.check_nodes(set(self._connected))
-            self._check_node_set()
             self._check_full_nodes()
             self.check_master_disk()
             if any(j.status == "active" for j in self.coordinator.jobs.values()):
                 self.feed(Tick(self.clock()))
 
     def check_nodes(self, hosts: set[str], why: str = "disconnected") -> None:
-        """Ask the backend whether these configured hosts are connected; feed
-        ``NodeConnected`` / ``NodeLost`` for those that changed (10.4)."""
+        """Are these configured hosts still there?  Feed ``NodeConnected`` /
+        ``NodeLost`` for those that changed (10.4).  A host is there when the backend
+        says it is connected and, for a backend with a node set of its own
+        (``Backend.node_set()``, the Dask backend), is in that set."""
+        members = self._members()
         for host in sorted(hosts):
             was = self._connected.get(host)
             if was is None:
                 continue  # not a configured node (an outside URL)
-            now_connected = self.backend.is_connected(host)
-            if now_connected == was:
+            now_up = self._up(host, members)
+            if now_up == was:
                 continue
-            self._connected[host] = now_connected
-            if now_connected:
+            self._connected[host] = now_up
+            if now_up:
                 self.feed(NodeConnected(host, self.clock()))
+            elif members is not None and host not in members:
+                self._node_lost(host, "it left the backend's node set")
             else:
                 self._node_lost(host, why)
 
-    def _check_node_set(self) -> None:
-        """A backend with a node set of its own (``Backend.node_set()``, the Dask
-        backend): a host that left it is lost."""
+    def _members(self) -> set[str] | None:
+        """The backend's node set (``Backend.node_set()``), or ``None`` when the config
+        table alone decides the nodes (the local backend)."""
         node_set = getattr(self.backend, "node_set", None)
         current = node_set() if node_set is not None else None
-        if current is None:
-            return
-        for host in sorted(self._node_set - set(current)):
-            self._node_lost(host, "left the cluster")
-        self._node_set = set(current)
+        return None if current is None else set(current)
+
+    def _up(self, host: str, members: set[str] | None) -> bool:
+        return (members is None or host in members) and self.backend.is_connected(host)
 
     def _node_lost(self, host: str, why: str) -> None:
         """Feed ``NodeLost`` once per loss (several signals may report the same one)."""

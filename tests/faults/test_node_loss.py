@@ -147,15 +147,27 @@ def test_node_dropped_from_the_config_table_while_reduces_run(tmp_path) -> None:
         assert "ERROR" not in " ".join(texts)
 
 
-def test_node_disconnected_while_reduces_run_then_back(tmp_path) -> None:
+def make_gone(m: EmbeddedMaster, how: str, gone: bool) -> None:
+    """``away``: ``is_connected`` turns false; ``node_set``: the host leaves the
+    backend's node set (``Backend.node_set()``, as a Dask backend's would)."""
+    backend = m.server.backend
+    if how == "away":
+        m.call(backend.set_away, LOST, gone)
+    else:
+        members = {KEPT: 2} if gone else {KEPT: 2, LOST: 2}
+        m.call(setattr, backend, "node_set", lambda: dict(members))
+
+
+@pytest.mark.parametrize("how", ["away", "node_set"])
+def test_node_gone_while_reduces_run_then_back(tmp_path, how: str) -> None:
     nodes = [(KEPT, 2), (LOST, 2)]
     with EmbeddedMaster(root=tmp_path / "disco", nodes=nodes, retry_delay=0.0) as m:
         backend = m.server.backend
-        job, go, _started = start_held_wordcount(m, tmp_path)
+        job, go, started = start_held_wordcount(m, tmp_path)
         lost_tasks = done_on(events(m, job.name), LOST)
         lose_data(m)
-        m.call(backend.set_away, LOST, True)
-        # the once-a-second poll sees the node disconnected
+        make_gone(m, how, True)
+        # the once-a-second poll sees the node gone
         poll_for(
             lambda: any(t.startswith("Stage map reopened") for t in events(m, job.name)),
             30,
@@ -166,7 +178,7 @@ def test_node_disconnected_while_reduces_run_then_back(tmp_path) -> None:
         check_recovered(m, job, lost_tasks)
         # the node comes back (with an empty disk): it takes work again
         on_loop(m, backend.start_data_server(LOST))
-        m.call(backend.set_away, LOST, False)
+        make_gone(m, how, False)
         poll_for(lambda: Disco(m.url).nodeinfo()[LOST]["connected"], 30, "the node to be back")
         again = Job(master=m.url).run(
             input=INPUTS,
@@ -174,7 +186,7 @@ def test_node_disconnected_while_reduces_run_then_back(tmp_path) -> None:
             reduce=gated_count_reduce,
             partitions=2,
             sort=False,
-            params={"started": _started, "go": go},
+            params={"started": started, "go": go},
         )
         results = again.wait(poll_interval=0.1, timeout=180)
         assert sorted((k, int(v)) for k, v in result_iterator(results)) == expected()
