@@ -11,7 +11,10 @@ host on ``(host, DDFS_PUT_PORT)`` (ddfs.md 2.4.2), disk usage, deleting a job's 
 directory, and killing whatever still runs at ``close()``.  All nodes share one
 DISCO_DATA: each keeps its own ``<DISCO_DATA>/<host>/`` subtree (9.2).  DDFS roots: the
 node(s) the master serves use ``DDFS_DATA`` itself, every other simulated host
-``<DDFS_DATA>/<host>`` (local-cluster mode of ddfs.md 1.3).
+``<DDFS_DATA>/<host>`` (local-cluster mode of ddfs.md 1.3).  The DDFS master reaches
+each node's storage through a ``NodeStore``: in process (``LocalNodeStore``), or with
+``ddfs_over_http`` over HTTP to the node's upload server (``HttpNodeStore``), exactly as
+it would reach a node on another machine.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from disco.backends.hostcheck import refused_hosts
 from disco.ddfs.blobserver import create_put_app
 from disco.ddfs.gate import TransferGate
 from disco.ddfs.node import DDFSNode
+from disco.ddfs.nodehttp import HttpNodeStore
+from disco.ddfs.nodestore import LocalNodeStore, NodeStore
 from disco.node.dataserver import ServedBytes, create_data_app
 from disco.node.diskspace import disk_of
 from disco.node.jobhome import (
@@ -66,6 +71,7 @@ class LocalBackend:
         put_port: int | None = None,
         bind_host: str = "127.0.0.1",
         auth: AuthPolicy | None = None,
+        ddfs_over_http: bool = False,
     ) -> None:
         self.disco_data = disco_data
         self.ddfs_data = ddfs_data
@@ -82,6 +88,10 @@ class LocalBackend:
         self.auth = auth or AuthPolicy()  # what the nodes' data and upload servers demand
         self._ddfs: dict[str, DDFSNode] = {}
         self._put_servers: dict[str, web.AppRunner] = {}
+        self._put_addrs: dict[str, str] = {}  # the address each upload server is bound on
+        # what DDFS_NODES_OVER_HTTP asks: the DDFS master uses the nodes' HTTP routes
+        self.ddfs_over_http = ddfs_over_http and put_port is not None
+        self._stores: dict[str, NodeStore] = {}
         self.served: dict[str, ServedBytes] = {}  # bytes sent by each node's data server
         self._attempts: set[asyncio.Task[TaskResult]] = set()
         self._preparing: set[asyncio.Task[Any]] = set()
@@ -119,6 +129,10 @@ class LocalBackend:
         for host in sorted(self._hosts - wanted):
             self._hosts.discard(host)
             self._ddfs.pop(host, None)
+            self._put_addrs.pop(host, None)
+            store = self._stores.pop(host, None)
+            if isinstance(store, HttpNodeStore):
+                await store.close()
             for servers in (self._servers, self._put_servers):
                 runner = servers.pop(host, None)
                 if runner is not None:
@@ -134,7 +148,7 @@ class LocalBackend:
             if self.put_port is not None:
                 # upload URLs name the node: bind its own name, else the master's address
                 binds = [host, self.bind_host] if host in self.served_by_master else [host]
-                app = create_put_app(node, auth=self.auth)
+                app = create_put_app(node, auth=self.auth, disco_port=self.disco_port)
                 await self._serve(self._put_servers, host, app, binds, self.put_port, "DDFS put")
 
     async def _serve(
@@ -157,6 +171,8 @@ class LocalBackend:
                 logger.warning("node %s: cannot serve %s on %s:%d: %s", host, what, bind, port, exc)
                 continue
             servers[host] = runner
+            if servers is self._put_servers:
+                self._put_addrs[host] = bind
             logger.info("node %s: %s server on %s:%d", host, what, bind, port)
             return
         await runner.cleanup()
@@ -188,9 +204,36 @@ class LocalBackend:
             return self.ddfs_data
         return os.path.join(self.ddfs_data, host)
 
-    def ddfs_node(self, host: str) -> DDFSNode | None:
-        """The DDFS storage of a configured node (``None`` if it is not configured)."""
+    def local_ddfs_node(self, host: str) -> DDFSNode | None:
+        """The in-process ``DDFSNode`` of a configured node (tests, fault injection)."""
         return self._ddfs.get(host) if not self._closed else None
+
+    def ddfs_node(self, host: str) -> NodeStore | None:
+        """The DDFS storage of a configured node as the DDFS master reaches it (``None``
+        if it is not configured, or over HTTP when its upload server is not running)."""
+        node = self.local_ddfs_node(host)
+        if node is None:
+            return None
+        store = self._stores.get(host)
+        if store is None:
+            store = self._new_store(host, node)
+            if store is None:
+                return None
+            self._stores[host] = store
+        return store
+
+    def _new_store(self, host: str, node: DDFSNode) -> NodeStore | None:
+        if not self.ddfs_over_http:
+            return LocalNodeStore(
+                node,
+                peer=self.local_ddfs_node,
+                disco_port=self.disco_port,
+                auth_token=self.auth.token,
+            )
+        address = self._put_addrs.get(host)
+        if address is None or self.put_port is None:
+            return None
+        return HttpNodeStore(host, "http://%s:%d" % (address, self.put_port), self.auth)
 
     def is_connected(self, host: str) -> bool:
         return host in self._hosts and not self._closed
@@ -319,6 +362,10 @@ class LocalBackend:
             for runner in servers.values():
                 await runner.cleanup()
             servers.clear()
+        for store in self._stores.values():
+            if isinstance(store, HttpNodeStore):
+                await store.close()
+        self._stores.clear()
         if self._zygote is not None:
             await self._zygote.close()
             self._zygote = None

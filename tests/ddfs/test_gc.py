@@ -19,7 +19,7 @@ def single_copy(http: HTTP, prefix: str, data: bytes) -> tuple[list[str], str]:
     """Push a blob with one replica; its replica list and the file on its node."""
     replicas = http.push(prefix, data, replicas=1)
     where = parse_ddfs_url(replicas[0])
-    node = http.master.server.backend.ddfs_node(where.host)
+    node = http.master.server.backend.local_ddfs_node(where.host)
     return replicas, node.path(where.volume, "blob", where.oid)
 
 
@@ -150,7 +150,7 @@ def test_stale_partial_uploads_removed(tmp_path) -> None:
     with one_node(tmp_path, DDFS_PARTIAL_EXPIRES="1") as m:
         http = HTTP(m)
         run_gc(http)
-        node = m.server.backend.ddfs_node("localhost")
+        node = m.server.backend.local_ddfs_node("localhost")
         upload = node.begin_blob("stale$%s" % "6a4-1-2")  # an upload from 2023
         upload.write(b"half")
         upload.file.close()
@@ -175,7 +175,7 @@ def test_lost_replica_is_recovered_into_the_tag(tmp_path) -> None:
         http.tag("t:lost", [replicas])
         holder = parse_ddfs_url(replicas[0])
         other = next(h for h in ("localhost", "127.0.0.2", "127.0.0.3") if h != holder.host)
-        node = m.server.backend.ddfs_node(other)  # a copy the tag never heard of
+        node = m.server.backend.local_ddfs_node(other)  # a copy the tag never heard of
         node.store_blob(holder.oid, path)
         run_gc(http)
         entry = http.get("t:lost")["urls"][0]
@@ -256,7 +256,7 @@ def test_space_aware_gc_moves_blobs_off_an_overused_node(tmp_path) -> None:
         pushed.append([http.ok(t, "PUT", raw=b"on the full node") for t in targets])
         for replicas in pushed:
             http.tag("t:space", [replicas])
-        node = m.server.backend.ddfs_node(full)
+        node = m.server.backend.local_ddfs_node(full)
         free, used = node.disk_usage()
         node.reserve_kb = free - 1024  # nearly full: far above the average utilisation
         on_full = [r for r in pushed if full in {parse_ddfs_url(u).host for u in r}]

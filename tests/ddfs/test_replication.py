@@ -91,7 +91,7 @@ def test_too_many_failed_nodes(ddfs3: HTTP) -> None:
 
 
 def test_tag_write_survives_a_failing_node(ddfs3: HTTP) -> None:
-    node = ddfs3.master.server.backend.ddfs_node("127.0.0.2")
+    node = ddfs3.master.server.backend.local_ddfs_node("127.0.0.2")
     node.reserve_kb = 1 << 60  # this node's disk is full
     try:
         for i in range(5):

@@ -1,0 +1,150 @@
+"""``HttpNodeStore``: a node's DDFS storage reached over HTTP (the ``NodeStore`` seam).
+
+Each method is one ``POST <base_url>/ddfs/node/<op>`` with a JSON body (the routes of
+``disco.ddfs.noderoutes``, served by the node's upload server on ``DDFS_PUT_PORT``),
+carrying the cluster's token when one is set.  Answers map back to the errors the DDFS
+master expects of a node: ``404`` -> ``FileNotFoundError``, ``409`` -> ``FileExistsError``,
+``507`` -> ``NoSpace``, anything else (or no answer) -> ``NodeUnavailable`` (an
+``OSError``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from disco.auth import HEADER, AuthPolicy
+from disco.ddfs.names import Timestamp, disco_url, object_id
+from disco.ddfs.node import NoSpace, StoredObject
+from disco.ddfs.nodestore import stored_from_json, stored_to_json
+
+# Tag operations wait at most a minute for a node; scans, replication and deletions of a
+# GC run may take long (GC has its own progress watchdog).
+SHORT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+LONG = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
+
+
+class NodeUnavailable(OSError):
+    """The node did not answer, or answered with an error."""
+
+
+class HttpNodeStore:
+    """``NodeStore`` of the node ``host`` whose upload server is at ``base_url``
+    (``http://HOST:DDFS_PUT_PORT``); ``auth``: the cluster's token (or its policy)."""
+
+    def __init__(
+        self,
+        host: str,
+        base_url: str,
+        auth: AuthPolicy | str | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._host = host
+        self.base_url = base_url.rstrip("/")
+        token = auth.token if isinstance(auth, AuthPolicy) else (auth or "")
+        self._headers = {HEADER: token} if token else {}
+        self._session = session
+        self._own_session = session is None
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    def __repr__(self) -> str:
+        return "HttpNodeStore(%r, %r)" % (self._host, self.base_url)
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _call(self, op: str, body: dict[str, Any], timeout: aiohttp.ClientTimeout) -> Any:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+            self._own_session = True
+        url = "%s/ddfs/node/%s" % (self.base_url, op)
+        try:
+            async with self._session.post(
+                url,
+                data=json.dumps(body).encode("utf-8"),
+                headers={**self._headers, "Content-Type": "application/json"},
+                timeout=timeout,
+            ) as response:
+                text = await response.text()
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise NodeUnavailable(
+                "node %s: %s: %s" % (self._host, op, type(exc).__name__)
+            ) from None
+        if status == 200:
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise NodeUnavailable("node %s: %s: not JSON" % (self._host, op)) from None
+        reason = "node %s: %s: %d %s" % (self._host, op, status, text[:200])
+        if status == 404:
+            raise FileNotFoundError(reason)
+        if status == 409:
+            raise FileExistsError(reason)
+        if status == 507:
+            raise NoSpace(reason)
+        raise NodeUnavailable(reason)
+
+    async def disk_usage(self) -> tuple[int, int]:
+        answer = await self._call("disk_usage", {}, SHORT)
+        return int(answer["free"]), int(answer["used"])
+
+    async def find_blob(self, oid: str) -> str | None:
+        volume = (await self._call("find_blob", {"oid": oid}, SHORT))["volume"]
+        return None if volume is None else str(volume)
+
+    async def replicate_blob(self, oid: str, source_url: str) -> str:
+        answer = await self._call("replicate_blob", {"oid": oid, "url": source_url}, LONG)
+        return str(answer["url"])
+
+    async def write_tag(self, name: str, ts: Timestamp, data: bytes) -> str:
+        body = {"name": name, "ts": str(ts), "data": data.decode("utf-8")}
+        return str((await self._call("write_tag", body, SHORT))["handle"])
+
+    async def commit_tag(self, handle: str) -> str:
+        return str((await self._call("commit_tag", {"handle": handle}, SHORT))["url"])
+
+    async def abort_tag(self, handle: str) -> None:
+        await self._call("abort_tag", {"handle": handle}, SHORT)
+
+    async def read_tag(self, name: str, ts: Timestamp, volume: str) -> bytes:
+        body = {"name": name, "ts": str(ts), "volume": volume}
+        return str((await self._call("read_tag", body, SHORT))["data"]).encode("utf-8")
+
+    async def tag_version(self, name: str) -> tuple[Timestamp, str] | None:
+        answer = await self._call("tag_version", {"name": name}, SHORT)
+        if answer is None:
+            return None
+        return Timestamp.parse(answer["ts"]), str(answer["volume"])
+
+    async def has_tag_version(self, name: str, ts: Timestamp) -> bool:
+        answer = await self._call("has_tag_version", {"name": name, "ts": str(ts)}, SHORT)
+        return bool(answer["present"])
+
+    async def tag_names(self) -> list[str]:
+        return [str(n) for n in await self._call("tag_names", {}, SHORT)]
+
+    def tag_url(self, name: str, ts: Timestamp, volume: str) -> str:
+        return disco_url(self._host, volume, "tag", object_id(name, ts))
+
+    async def rescan_tags(self) -> None:
+        await self._call("rescan_tags", {}, LONG)
+
+    async def scan(self, partial_expires: float, now: float) -> list[StoredObject]:
+        body = {"partial_expires": partial_expires, "now": now}
+        return [stored_from_json(o) for o in await self._call("scan", body, LONG)]
+
+    async def objects(self, kind: str) -> list[StoredObject]:
+        return [stored_from_json(o) for o in await self._call("objects", {"kind": kind}, LONG)]
+
+    async def delete(self, obj: StoredObject, paranoid: bool = False) -> None:
+        body = {"object": stored_to_json(obj), "paranoid": paranoid}
+        await self._call("delete", body, LONG)
