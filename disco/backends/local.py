@@ -142,14 +142,30 @@ class LocalBackend:
             self._hosts.add(host)
             self._ddfs[host] = DDFSNode(host, self.ddfs_root(host))
         for host in added:
-            node = self._ddfs[host]
             if host not in self.served_by_master:
                 await self.start_data_server(host)
-            if self.put_port is not None:
-                # upload URLs name the node: bind its own name, else the master's address
-                binds = [host, self.bind_host] if host in self.served_by_master else [host]
-                app = create_put_app(node, auth=self.auth, disco_port=self.disco_port)
-                await self._serve(self._put_servers, host, app, binds, self.put_port, "DDFS put")
+            await self.start_put_server(host)
+
+    async def start_put_server(self, host: str) -> None:
+        """Serve the DDFS upload server (and its ``/ddfs/node/`` routes) of a node on
+        ``(host, DDFS_PUT_PORT)`` (ddfs.md 2.4.2)."""
+        node = self._ddfs.get(host)
+        if self.put_port is None or node is None or host in self._put_servers:
+            return
+        # upload URLs name the node: bind its own name, else the master's address
+        binds = [host, self.bind_host] if host in self.served_by_master else [host]
+        app = create_put_app(node, auth=self.auth, disco_port=self.disco_port)
+        await self._serve(self._put_servers, host, app, binds, self.put_port, "DDFS put")
+
+    async def stop_put_server(self, host: str) -> bool:
+        """Stop the upload server of a simulated host (fault injection: with
+        ``ddfs_over_http`` the DDFS master no longer reaches its storage).  ``False`` if it
+        had none."""
+        runner = self._put_servers.pop(host, None)
+        if runner is None:
+            return False
+        await runner.cleanup()
+        return True
 
     async def _serve(
         self,

@@ -66,19 +66,25 @@ class HttpNodeStore:
             self._session = aiohttp.ClientSession()
             self._own_session = True
         url = "%s/ddfs/node/%s" % (self.base_url, op)
-        try:
-            async with self._session.post(
-                url,
-                data=json.dumps(body).encode("utf-8"),
-                headers={**self._headers, "Content-Type": "application/json"},
-                timeout=timeout,
-            ) as response:
-                text = await response.text()
-                status = response.status
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise NodeUnavailable(
-                "node %s: %s: %s" % (self._host, op, type(exc).__name__)
-            ) from None
+        data = json.dumps(body).encode("utf-8")
+        for retry in (True, False):
+            try:
+                async with self._session.post(
+                    url,
+                    data=data,
+                    headers={**self._headers, "Content-Type": "application/json"},
+                    timeout=timeout,
+                ) as response:
+                    text = await response.text()
+                    status = response.status
+                break
+            except aiohttp.ServerDisconnectedError:
+                if retry:  # a kept-alive connection the node closed (e.g. it restarted)
+                    continue
+                raise NodeUnavailable("node %s: %s: disconnected" % (self._host, op)) from None
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                reason = type(exc).__name__
+                raise NodeUnavailable("node %s: %s: %s" % (self._host, op, reason)) from None
         if status == 200:
             try:
                 return json.loads(text)
