@@ -11,7 +11,8 @@ master expects of a node: ``404`` -> ``FileNotFoundError``, ``409`` -> ``FileExi
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -24,6 +25,7 @@ from disco.ddfs.nodestore import stored_from_json, stored_to_json
 # GC run may take long (GC has its own progress watchdog).
 SHORT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
 LONG = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
+T = TypeVar("T")
 
 
 class NodeUnavailable(OSError):
@@ -99,44 +101,59 @@ class HttpNodeStore:
             raise NoSpace(reason)
         raise NodeUnavailable(reason)
 
+    async def _ask(
+        self,
+        op: str,
+        body: dict[str, Any],
+        parse: Callable[[Any], T],
+        timeout: aiohttp.ClientTimeout = SHORT,
+    ) -> T:
+        """``op``'s answer through ``parse``; an answer of the wrong shape is a node
+        failure (``NodeUnavailable``), not a crash of the caller."""
+        answer = await self._call(op, body, timeout)
+        try:
+            return parse(answer)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            raise NodeUnavailable("node %s: %s: unexpected answer" % (self._host, op)) from None
+
     async def disk_usage(self) -> tuple[int, int]:
-        answer = await self._call("disk_usage", {}, SHORT)
-        return int(answer["free"]), int(answer["used"])
+        return await self._ask("disk_usage", {}, lambda a: (int(a["free"]), int(a["used"])))
 
     async def find_blob(self, oid: str) -> str | None:
-        volume = (await self._call("find_blob", {"oid": oid}, SHORT))["volume"]
-        return None if volume is None else str(volume)
+        return await self._ask("find_blob", {"oid": oid}, lambda a: _optional(a["volume"]))
 
     async def replicate_blob(self, oid: str, source_url: str) -> str:
-        answer = await self._call("replicate_blob", {"oid": oid, "url": source_url}, LONG)
-        return str(answer["url"])
+        body = {"oid": oid, "url": source_url}
+        return await self._ask("replicate_blob", body, lambda a: _text(a["url"]), LONG)
 
     async def write_tag(self, name: str, ts: Timestamp, data: bytes) -> str:
         body = {"name": name, "ts": str(ts), "data": data.decode("utf-8")}
-        return str((await self._call("write_tag", body, SHORT))["handle"])
+        return await self._ask("write_tag", body, lambda a: _text(a["handle"]))
 
     async def commit_tag(self, handle: str) -> str:
-        return str((await self._call("commit_tag", {"handle": handle}, SHORT))["url"])
+        return await self._ask("commit_tag", {"handle": handle}, lambda a: _text(a["url"]))
 
     async def abort_tag(self, handle: str) -> None:
         await self._call("abort_tag", {"handle": handle}, SHORT)
 
     async def read_tag(self, name: str, ts: Timestamp, volume: str) -> bytes:
         body = {"name": name, "ts": str(ts), "volume": volume}
-        return str((await self._call("read_tag", body, SHORT))["data"]).encode("utf-8")
+        return await self._ask("read_tag", body, lambda a: _text(a["data"]).encode("utf-8"))
 
     async def tag_version(self, name: str) -> tuple[Timestamp, str] | None:
-        answer = await self._call("tag_version", {"name": name}, SHORT)
-        if answer is None:
-            return None
-        return Timestamp.parse(answer["ts"]), str(answer["volume"])
+        def parse(answer: Any) -> tuple[Timestamp, str] | None:
+            if answer is None:
+                return None
+            return Timestamp.parse(answer["ts"]), _text(answer["volume"])
+
+        return await self._ask("tag_version", {"name": name}, parse)
 
     async def has_tag_version(self, name: str, ts: Timestamp) -> bool:
-        answer = await self._call("has_tag_version", {"name": name, "ts": str(ts)}, SHORT)
-        return bool(answer["present"])
+        body = {"name": name, "ts": str(ts)}
+        return await self._ask("has_tag_version", body, lambda a: a["present"] is True)
 
     async def tag_names(self) -> list[str]:
-        return [str(n) for n in await self._call("tag_names", {}, SHORT)]
+        return await self._ask("tag_names", {}, lambda a: [_text(n) for n in _list(a)])
 
     def tag_url(self, name: str, ts: Timestamp, volume: str) -> str:
         return disco_url(self._host, volume, "tag", object_id(name, ts))
@@ -146,11 +163,31 @@ class HttpNodeStore:
 
     async def scan(self, partial_expires: float, now: float) -> list[StoredObject]:
         body = {"partial_expires": partial_expires, "now": now}
-        return [stored_from_json(o) for o in await self._call("scan", body, LONG)]
+        return await self._ask("scan", body, _objects, LONG)
 
     async def objects(self, kind: str) -> list[StoredObject]:
-        return [stored_from_json(o) for o in await self._call("objects", {"kind": kind}, LONG)]
+        return await self._ask("objects", {"kind": kind}, _objects, LONG)
 
     async def delete(self, obj: StoredObject, paranoid: bool = False) -> None:
         body = {"object": stored_to_json(obj), "paranoid": paranoid}
         await self._call("delete", body, LONG)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("a string expected")
+    return value
+
+
+def _optional(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError("a list expected")
+    return value
+
+
+def _objects(answer: Any) -> list[StoredObject]:
+    return [stored_from_json(o) for o in _list(answer)]

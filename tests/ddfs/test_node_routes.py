@@ -304,3 +304,61 @@ def test_fuzzed_bodies_never_get_a_5xx(node2: Node, op: str, body: Any) -> None:
     status, text = node2.post(op, raw=raw)
     assert status < 500, (op, body, status, text)
     assert node2.root not in text
+
+
+def test_http_node_store_turns_odd_answers_into_node_failures() -> None:
+    """A node answering 200 with the wrong shape, or a 5xx, or nothing at all, is a failed
+    node (``OSError``) for the DDFS master, never a crash."""
+    from aiohttp import web
+
+    from disco.ddfs.node import StoredObject
+    from disco.ddfs.nodehttp import NodeUnavailable
+
+    answer = ["{}"]
+
+    async def odd(request: web.Request) -> web.Response:
+        return web.Response(text=answer[0], content_type="application/json")
+
+    async def session() -> None:
+        app = web.Application()
+        app.router.add_post("/ddfs/node/{op}", odd)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        store = HttpNodeStore("odd", "http://127.0.0.1:%d" % port, TOKEN)
+        ts = Timestamp(1, 2, 3)
+        obj = StoredObject("blob", "x$1-2-3", "vol0", 1, ts)
+        for answer[0] in ('{"weird": 1}', "[1, 2]", '"x"', "not json", "[[]]", '{"ts": 5}'):
+            await each_call_fails(store, ts)
+        answer[0] = "{}"
+        await store.delete(obj)  # answers that carry nothing are not parsed
+        await store.close()
+        await runner.cleanup()
+        nobody = HttpNodeStore("gone", "http://127.0.0.1:%d" % port)
+        try:
+            with pytest.raises(OSError):
+                await nobody.disk_usage()
+        finally:
+            await nobody.close()
+
+    async def each_call_fails(store: HttpNodeStore, ts: Timestamp) -> None:
+        calls = [
+            store.disk_usage(),
+            store.find_blob("x$1-2-3"),
+            store.replicate_blob("x$1-2-3", "disco://h/ddfs/vol0/blob/00/x$1-2-3"),
+            store.write_tag("t", ts, b"{}"),
+            store.commit_tag("vol0/t$1-2-3"),
+            store.read_tag("t", ts, "vol0"),
+            store.tag_version("t"),
+            store.has_tag_version("t", ts),
+            store.tag_names(),
+            store.scan(1.0, 2.0),
+            store.objects("blob"),
+        ]
+        for call in calls:
+            with pytest.raises(NodeUnavailable):
+                await call
+
+    run(session())
