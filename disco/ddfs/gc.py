@@ -406,7 +406,7 @@ class GarbageCollector:
             changed = urls != doc.urls
             if changed:
                 urls = [e for e in urls if e]  # [quirk] GC drops empty entries
-            replicas = sum([await _has_version(run.nodes[h], doc) for h in up])
+            replicas = sum(await asyncio.gather(*(_has_version(run.nodes[h], doc) for h in up)))
             force = replicas < want_replicas
             if changed or force:
                 try:
@@ -452,13 +452,16 @@ class GarbageCollector:
                     parsed = parse_ddfs_url(url)
                     if parsed is not None:
                         used.add(parsed.host)
-            for host, node in run.nodes.items():
-                try:
-                    version = await node.tag_version(name)
-                except OSError:
+            hosts = list(run.nodes)
+            versions = await asyncio.gather(
+                *(run.nodes[h].tag_version(name) for h in hosts), return_exceptions=True
+            )
+            for host, version in zip(hosts, versions, strict=True):
+                if isinstance(version, BaseException):
+                    if not isinstance(version, OSError):
+                        raise version
                     used.add(host)  # cannot tell: not safe to remove yet
-                    continue
-                if version is not None and version[0] == doc.ts:
+                elif version is not None and version[0] == doc.ts:
                     used.add(host)
         return sorted(h for h in run.gc_blacklist if h not in used)
 
