@@ -217,3 +217,40 @@ def test_gc_without_progress_over_http_is_aborted(tmp_path, caplog) -> None:
                 conn.close()
         run_gc(http)  # the node answers again: a normal run
         assert len(http.get("t:hung")["urls"]) == 1
+
+
+def test_jobs_on_ddfs_with_nodes_over_http(tmp_path) -> None:
+    """Real jobs on three nodes reached over HTTP: a word count over a ``tag://`` input
+    whose blobs have three replicas, OOB values put and read across nodes, and results
+    saved in a DDFS tag (written by the master through the node routes)."""
+    from collections import Counter
+
+    from disco.core import Job, result_iterator
+    from disco.ddfs import DDFS
+    from disco.embedded import EmbeddedMaster
+    from disco.worker.task_io import chain_reader
+    from tests.conftest import _assert_no_leaked_workers, child_pids
+    from tests.e2e.test_ddfs_jobs import oob_map, oob_reduce, sum_reduce, wait, word_map
+
+    nodes = [(h, 2) for h in HOSTS]
+    settings = {"DDFS_NODES_OVER_HTTP": "1", "DDFS_DELAYED_FLUSH": "0.05"}
+    before = child_pids()
+    with EmbeddedMaster(root=tmp_path / "c", nodes=nodes, settings=settings, retry_delay=0.0) as m:
+        ddfs = DDFS(m.url)
+        texts = {"one": b"a b\nc a\n", "two": b"b b\n", "three": b"c d\n"}
+        ddfs.push("data:words", [(data, name) for name, data in texts.items()], replicas=3)
+        assert all(len(entry) == 3 for entry in ddfs.urls("data:words"))
+        job = Job(master=m.url).run(
+            input=["tag://data:words"], map=word_map, reduce=sum_reduce, save_results=True
+        )
+        results = wait(job)
+        assert results == ["tag://disco:results:%s" % job.name]
+        want = Counter(b"a b c a b b c d".split())
+        assert dict(result_iterator(results, reader=chain_reader)) == dict(want)
+        letters = "abcdef"
+        job = Job(master=m.url).run(
+            input=["raw://%s" % c for c in letters], map=oob_map, reduce=oob_reduce
+        )
+        got = dict(result_iterator(wait(job)))
+        assert got == {**{c: c.upper().encode() for c in letters}, "missing": None}
+    _assert_no_leaked_workers(before)
