@@ -218,17 +218,22 @@ class TagStore:
             absolute=self.config.absolute_space,
         )
         data = doc.encode()
-        staged = []
-        for host in order:
-            if len(staged) >= self.config.tag_replicas:
-                break
-            node = self.view.node(host)
-            if node is None:
-                continue
-            try:
-                staged.append((node, await node.write_tag(doc.name, doc.ts, data)))
-            except OSError as exc:
-                logger.warning("tag %s: writing to %s failed: %s", doc.name, host, exc)
+        nodes = [n for h in order if (n := self.view.node(h)) is not None]
+        staged: list[tuple[NodeStore, str]] = []
+        while nodes and len(staged) < self.config.tag_replicas:
+            # the next nodes in order, at once; failed ones are replaced by the following
+            batch = nodes[: self.config.tag_replicas - len(staged)]
+            nodes = nodes[len(batch) :]
+            handles = await asyncio.gather(
+                *(n.write_tag(doc.name, doc.ts, data) for n in batch), return_exceptions=True
+            )
+            for node, handle in zip(batch, handles, strict=True):
+                if isinstance(handle, str):
+                    staged.append((node, handle))
+                elif isinstance(handle, OSError):
+                    logger.warning("tag %s: writing to %s failed: %s", doc.name, node.host, handle)
+                else:
+                    raise handle
         if len(staged) < min(self.config.tag_min_replicas, self.config.tag_replicas):
             for node, staging in staged:
                 try:
@@ -237,11 +242,16 @@ class TagStore:
                     logger.warning("tag %s: abort on %s failed: %s", doc.name, node.host, exc)
             raise errors.internal("replication_failed" if hosts else "no_nodes")
         locations = []
-        for node, staging in staged:
-            try:
-                locations.append(await node.commit_tag(staging))
-            except OSError as exc:
-                logger.warning("tag %s: commit on %s failed: %s", doc.name, node.host, exc)
+        committed = await asyncio.gather(
+            *(node.commit_tag(staging) for node, staging in staged), return_exceptions=True
+        )
+        for (node, _staging), url in zip(staged, committed, strict=True):
+            if isinstance(url, str):
+                locations.append(url)
+            elif isinstance(url, OSError):
+                logger.warning("tag %s: commit on %s failed: %s", doc.name, node.host, url)
+            else:
+                raise url
         if not locations:
             raise errors.internal("commit_failed")
         self._cache[doc.name] = _Cached(doc, locations)
