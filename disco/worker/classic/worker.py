@@ -30,6 +30,7 @@ from disco.worker.classic.func import (
     reduce_input_stream,
     reduce_output_stream,
 )
+from disco.worker.classic.input_split import DEFAULT_SPLIT_SIZE
 
 __all__ = [
     "JOBPACK_VERSION1",
@@ -94,6 +95,7 @@ class Worker(BaseWorker):
                 "params": Params(),
                 "sort": False,
                 "sort_buffer_size": "10%",
+                "split_size": DEFAULT_SPLIT_SIZE,
                 "status_interval": 100000,
                 "version": _client_version(),
             }
@@ -103,6 +105,7 @@ class Worker(BaseWorker):
     # -- client side (library.md 10.2) ----------------------------------------------------
     def jobdict(self, job: Any, **jobargs: Any) -> dict[str, Any]:
         from disco import util
+        from disco.worker.classic.input_split import split_inputs, splittable
 
         jobdict = super().jobdict(job, **jobargs)
 
@@ -121,6 +124,8 @@ class Worker(BaseWorker):
         kwargs = {"settings": settings} if settings is not None else {}
         # With a map, dir:// inputs are expanded here; without one the master reads them.
         inputs = util.inputlist(job_input, label=None if has_map else False, **kwargs)
+        if has_map and splittable(get("map_reader"), get("map_input_stream")):
+            inputs = split_inputs(inputs, get("split_size") or 0)  # one map task per range
         if has_map:
             nr_reduces = get("partitions") or 1
         elif inputs and util.ispartitioned(inputs):
