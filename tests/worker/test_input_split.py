@@ -32,7 +32,7 @@ TEXT = (
     "short\n"
     "\n"
     "the last line has no newline éé"
-).encode("utf-8")
+).encode()
 
 
 def lines_of_ranges(path: Path, size: int) -> list[bytes]:
