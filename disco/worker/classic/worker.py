@@ -29,6 +29,7 @@ from disco.worker.classic.func import (
     map_output_stream,
     reduce_input_stream,
     reduce_output_stream,
+    sum_combiner,
 )
 from disco.worker.classic.input_split import DEFAULT_SPLIT_SIZE
 
@@ -237,6 +238,26 @@ class Worker(BaseWorker):
                         raise output_error("combiner", key, value, e) from e
 
         self["map_init"](entries, params)
+        summing = combiner is sum_combiner
+        if stable and (not partitions or partitions == 1):
+            # Every record goes to one destination: no per-record partition lookup.
+            one: Any = None
+            for entry in entries:
+                for key, value in fn_map(entry, params):
+                    if one is None:
+                        one = destination(partition_of(key))
+                    if summing:  # sum_combiner inlined: the same buffer contents
+                        one[key] = one.get(key, 0) + value
+                    elif combiner:
+                        pairs = combiner(key, value, one, False, params)
+                        if pairs:
+                            emit(part_of[id(one)], pairs)
+                    else:
+                        try:
+                            one.add(key, value)
+                        except UNSERIALIZABLE as e:
+                            raise output_error("map", key, value, e) from e
+            entries = ()
         for entry in entries:
             for key, value in fn_map(entry, params):
                 kind = type(key)
@@ -248,7 +269,9 @@ class Worker(BaseWorker):
                             by_key[key] = dest
                 else:
                     dest = destination(partition_of(key))
-                if combiner:
+                if summing:  # sum_combiner inlined: the same buffer contents
+                    dest[key] = dest.get(key, 0) + value
+                elif combiner:
                     pairs = combiner(key, value, dest, False, params)
                     if pairs:
                         emit(part_of[id(dest)], pairs)
