@@ -13,6 +13,7 @@ import builtins
 import os
 import pickle
 import sys
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -218,11 +219,13 @@ class Worker(BaseWorker):
                 writers[part] = output.file.fds[-1]
             return writers[part]
 
+        summing = combiner is sum_combiner  # inlined: dest[key] += value, same contents
+
         def destination(part: Any) -> Any:
             if combiner:
                 dest = buffers.get(part)
                 if dest is None:
-                    dest = buffers[part] = {}
+                    dest = buffers[part] = defaultdict(int) if summing else {}
             else:
                 dest = writer(part)
             part_of[id(dest)] = part
@@ -238,7 +241,6 @@ class Worker(BaseWorker):
                         raise output_error("combiner", key, value, e) from e
 
         self["map_init"](entries, params)
-        summing = combiner is sum_combiner
         if stable and (not partitions or partitions == 1):
             # Every record goes to one destination: no per-record partition lookup.
             one: Any = None
@@ -246,8 +248,8 @@ class Worker(BaseWorker):
                 for key, value in fn_map(entry, params):
                     if one is None:
                         one = destination(partition_of(key))
-                    if summing:  # sum_combiner inlined: the same buffer contents
-                        one[key] = one.get(key, 0) + value
+                    if summing:
+                        one[key] += value
                     elif combiner:
                         pairs = combiner(key, value, one, False, params)
                         if pairs:
@@ -269,8 +271,8 @@ class Worker(BaseWorker):
                             by_key[key] = dest
                 else:
                     dest = destination(partition_of(key))
-                if summing:  # sum_combiner inlined: the same buffer contents
-                    dest[key] = dest.get(key, 0) + value
+                if summing:
+                    dest[key] += value
                 elif combiner:
                     pairs = combiner(key, value, dest, False, params)
                     if pairs:
