@@ -156,3 +156,20 @@ def test_inlined_sum_combiner_writes_what_the_called_one_writes(tmp_path: Any, n
         written.append({label: list(run.records(label)) for label in labels})
     assert written[0] == written[1]
     assert sum(v for records in written[0].values() for _k, v in records) == 2000
+
+
+def unhashable_keys_map(entry: Any, params: Any) -> Any:
+    for i in range(5):
+        yield Unhashable(), i
+
+
+def test_real_map_task_with_one_partition_never_hashes(tmp_path: Any) -> None:
+    """One partition: every record is written to partition 0 without hashing its key
+    (a key whose text cannot be made would fail the task if it were hashed)."""
+    node = Node(
+        str(tmp_path), Job(master="http://127.0.0.1:1"), map=unhashable_keys_map, partitions=1
+    )
+    run = node.run(inputs=[(0, ["raw://x"])])
+    assert run.status == "DONE", run.payload
+    assert {label for label, _, _ in run.outputs} == {0}
+    assert [v for _k, v in run.records(0)] == [0, 1, 2, 3, 4]
