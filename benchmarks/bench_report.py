@@ -482,6 +482,41 @@ def canonical_section(d: dict[str, Any], out: list[str]) -> None:
     out.append("")
 
 
+def readme_section(d: dict[str, Any], out: list[str]) -> None:
+    """The README's first job against the hand-written program: time and memory."""
+    wc = d["wordcount"]
+    s = wc.get(README_JOB)
+    if s is None:
+        return
+    rm, pss = s.get("median"), s.get("pss_kb")
+    hws = wc.get(HANDWRITTEN, {})
+    r = ratio(hws.get("median"), rm)
+    met = bool(r and r >= README_TARGET and pss and pss / 1024 < README_MEMORY_MIB)
+    out.append("## README's first job")
+    out.append("")
+    out.append(
+        "The first job of README.md as it stands (`benchmarks/readme_job.py` reads its "
+        "functions and `Job.run` arguments from the README), over the corpus above as one "
+        "`file://` input, run %s UTC: median %s s (CPU %s s), peak %s MiB, against `%s`'s "
+        "%s s (CPU %s s), %s MiB in the same run: **%s** (target >= %.2f× and < %d MiB: %s)."
+        % (
+            d["run"].get("started", "?"),
+            fmt(rm),
+            fmt(s.get("cpu")),
+            mib(pss),
+            HANDWRITTEN,
+            fmt(hws.get("median")),
+            fmt(hws.get("cpu")),
+            mib(hws.get("pss_kb")),
+            "%.2f×" % r if r else "–",
+            README_TARGET,
+            README_MEMORY_MIB,
+            "met" if met else "not met",
+        )
+    )
+    out.append("")
+
+
 def tiny_section(d: dict[str, Any], out: list[str]) -> None:
     out.append("| measurement | runs | median s | min–max s | target | status |")
     out.append("|---|---|---|---|---|---|")
@@ -639,6 +674,7 @@ def build_report(d: dict[str, Any]) -> str:
     out.append("")
     wordcount_table(d, out)
     canonical_section(d, out)
+    readme_section(d, out)
     out.append("## Tiny job latency")
     out.append("")
     out.append(

@@ -255,6 +255,8 @@ def test_report_readme_job_speed_and_memory(tmp_path):
 
     text, line = row(16.0, 500)  # 8 s / 16 s = 0.5x, 500 MiB
     assert "(0.50× its speed), peak 500 MiB" in line and "| met |" in line
+    section = text.split("## README's first job")[1].split("## ")[0]
+    assert "median 16.0 s" in section and "**0.50×**" in section and ": met)" in section
     assert "`%s`" % name in text.split("## Word count")[1]
     text, line = row(40.0, 500)  # 0.2x
     assert "**not met**" in line and "README's first job: 0.20× (40.0 s against 8.00 s)" in text
