@@ -148,82 +148,31 @@ class DiscoSettings(dict):
     #: ``client`` (``disco``/``ddfs`` commands, ``disco.core``, ``Job.run``), ``tests``
     #: (``disco.test``); ``-`` means kept for 0.5 settings files only, read by nothing.
     about: dict[str, tuple[str, str]] = {
-        "DISCO_HOME": (
-            "client, master",
-            "Disco's home: the source tree or a per-user folder; base of the folders below and of `disco test`'s test folder.",
-        ),
-        "DISCO_ROOT": (
-            "client, master",
-            "Everything a master writes lives under it; `disco start` runs there.",
-        ),
-        "DISCO_DATA": (
-            "master, node, worker",
-            "Job homes and task results, `<DISCO_DATA>/<host>/<hh>/<job>/`.",
-        ),
-        "DISCO_MASTER_HOME": (
-            "-",
-            "0.5's Erlang master folder; only the base of `DISCO_WWW_ROOT`.",
-        ),
-        "DISCO_MASTER_ROOT": (
-            "master",
-            "The master's own state: job packs, event logs, the job database.",
-        ),
+        "DISCO_HOME": ("client, master", "Disco's home: the source tree or a per-user folder; base of the folders below and of `disco test`'s test folder."),
+        "DISCO_ROOT": ("client, master", "Everything a master writes lives under it; `disco start` runs there."),
+        "DISCO_DATA": ("master, node, worker", "Job homes and task results, `<DISCO_DATA>/<host>/<hh>/<job>/`."),
+        "DISCO_MASTER_HOME": ("-", "0.5's Erlang master folder; only the base of `DISCO_WWW_ROOT`."),
+        "DISCO_MASTER_ROOT": ("master", "The master's own state: job packs, event logs, the job database."),
         "DISCO_MASTER_CONFIG": ("master", "The config table file (`[[host, cores], ...]`)."),
-        "DISCO_MASTER_HOST": (
-            "master, client",
-            "The address `disco start` and `python -m disco.master` bind (default `127.0.0.1`: loopback only).",
-        ),
-        "DISCO_MASTER": (
-            "client, worker, master",
-            "The master's URL clients talk to (`disco://host` or `http://host:port`).",
-        ),
-        "DISCO_PORT": (
-            "master, node, client",
-            "The master's HTTP port; nodes serve their data on it; the port of `disco://` URLs.",
-        ),
-        "DISCO_NAME": (
-            "master",
-            "The master's name: names its state folder, config file, log and pid files.",
-        ),
+        "DISCO_MASTER_HOST": ("master, client", "The address `disco start` and `python -m disco.master` bind (default `127.0.0.1`: loopback only)."),
+        "DISCO_MASTER": ("client, worker, master", "The master's URL clients talk to (`disco://host` or `http://host:port`)."),
+        "DISCO_PORT": ("master, node, client", "The master's HTTP port; nodes serve their data on it; the port of `disco://` URLs."),
+        "DISCO_NAME": ("master", "The master's name: names its state folder, config file, log and pid files."),
         "DISCO_LOG_DIR": ("master", "Where `disco start` writes the master's log."),
         "DISCO_PID_DIR": ("master", "Where `disco start` writes the master's pid file."),
         "DISCO_WWW_ROOT": ("master", "Static files the master serves (the web UI)."),
-        "DISCO_SETTINGS_FILE": (
-            "client, master, node",
-            "A Python file of `NAME = value` lines read after the environment.",
-        ),
-        "DISCO_DEBUG": (
-            "master, tests",
-            "`on`: the master (`disco start`, `python -m disco.master`) and `disco.test`'s runner log at DEBUG level; `off`: INFO.",
-        ),
-        "DISCO_AUTH_TOKEN": (
-            "master, node, client, worker",
-            "The cluster's shared secret: requests that change anything carry it in `X-Disco-Auth-Token` (docs/security.md); unset: no check.",
-        ),
-        "DISCO_AUTH_READS": (
-            "master, node",
-            "With a token set, `1` protects reads too (GETs, node data downloads, the web pages); `/disco/version` stays open.",
-        ),
+        "DISCO_SETTINGS_FILE": ("client, master, node", "A Python file of `NAME = value` lines read after the environment."),
+        "DISCO_DEBUG": ("master, tests", "`on`: the master (`disco start`, `python -m disco.master`) and `disco.test`'s runner log at DEBUG level; `off`: INFO."),
+        "DISCO_AUTH_TOKEN": ("master, node, client, worker", "The cluster's shared secret: requests that change anything carry it in `X-Disco-Auth-Token` (docs/security.md); unset: no check."),
+        "DISCO_AUTH_READS": ("master, node", "With a token set, `1` protects reads too (GETs, node data downloads, the web pages); `/disco/version` stays open."),
         "DISCO_ERLANG": ("-", "0.5: the Erlang interpreter."),
-        "DISCO_EVENTS": (
-            "client",
-            "Job events `wait()` prints (the `show` default): `''` none, `'json'`, `'nocolor'`, anything else coloured.",
-        ),
+        "DISCO_EVENTS": ("client", "Job events `wait()` prints (the `show` default): `''` none, `'json'`, `'nocolor'`, anything else coloured."),
         "DISCO_FLAGS": ("-", "0.5: extra Erlang flags."),
         "DISCO_HTTPD": ("-", "0.5: the proxy's HTTP server command."),
-        "DISCO_ROTATE_LOG": (
-            "master",
-            "True: `disco start` moves a non-empty master log to `<log>.1` (`.1` to `.2`, ... 5 kept) first.",
-        ),
-        "DISCO_USER": (
-            "master",
-            "`disco start` run by root starts the master as this user (handing it the master's folders); another user cannot switch, and an explicit DISCO_USER naming someone else is refused.",
-        ),
+        "DISCO_ROTATE_LOG": ("master", "True: `disco start` moves a non-empty master log to `<log>.1` (`.1` to `.2`, ... 5 kept) first."),
+        "DISCO_USER": ("master", "`disco start` run by root starts the master as this user (handing it the master's folders); another user cannot switch, and an explicit DISCO_USER naming someone else is refused."),
         "DISCO_JOB_OWNER": ("client", "The `owner` written into job packs."),
-        "DISCO_WORKER_MAX_MEM": (
-            "worker",
-            "Address-space limit of each task: `'N%'` of RAM or a size such as `'512M'`; the submitting client's value travels with the job.",
-        ),
+        "DISCO_WORKER_MAX_MEM": ("worker", "Address-space limit of each task: `'N%'` of RAM or a size such as `'512M'`; the submitting client's value travels with the job."),
         "DISCO_ULIMIT": ("-", "0.5: worker ulimit."),
         "DISCO_GC_AFTER": ("master", "Seconds after which a finished job's data is deleted."),
         "DATA_GC_INTERVAL": ("master", "Hours between passes of the job data collector."),
@@ -243,28 +192,16 @@ class DiscoSettings(dict):
         "DISCO_TEST_PROFILE": ("tests", "Run `disco.test` jobs with `profile=True`."),
         "DISCO_TEST_PURGE": ("tests", "Purge each `disco.test` job after its test."),
         "DDFS_ROOT": ("-", "Only the base of `DDFS_DATA`."),
-        "DDFS_DATA": (
-            "master, node, worker",
-            "Blob and tag storage of DDFS (volumes `vol*` below it).",
-        ),
+        "DDFS_DATA": ("master, node, worker", "Blob and tag storage of DDFS (volumes `vol*` below it)."),
         "DDFS_PUT_PORT": ("master, node, worker", "Port of each node's DDFS upload server."),
         "DDFS_PUT_MAX": ("-", "0.5: concurrent uploads per node (here a fixed gate answers 503)."),
-        "DDFS_GET_MAX": (
-            "-",
-            "0.5: concurrent downloads per node (here a fixed gate answers 503).",
-        ),
+        "DDFS_GET_MAX": ("-", "0.5: concurrent downloads per node (here a fixed gate answers 503)."),
         "DDFS_READ_TOKEN": ("client", "Token sent when reading tags (`ddfs -t`, `disco -t`)."),
         "DDFS_WRITE_TOKEN": ("client", "Token sent when writing tags."),
         "DDFS_TAG_MIN_REPLICAS": ("master", "Fewest tag replicas a tag write needs."),
         "DDFS_TAG_REPLICAS": ("master", "Replicas written for each tag."),
-        "DDFS_BLOB_REPLICAS": (
-            "master, client, worker",
-            "Copies of each blob (`ddfs push`/`chunk`, saved results); one node makes one copy.",
-        ),
-        "DDFS_PARANOID_DELETE": (
-            "master",
-            "GC moves deleted files aside instead of deleting them.",
-        ),
+        "DDFS_BLOB_REPLICAS": ("master, client, worker", "Copies of each blob (`ddfs push`/`chunk`, saved results); one node makes one copy."),
+        "DDFS_PARANOID_DELETE": ("master", "GC moves deleted files aside instead of deleting them."),
         "DDFS_GC_INITIAL_WAIT": ("master", "Minutes before the first DDFS GC run."),
         "DDFS_GC_BALANCE_THRESHOLD": ("master", "Disk use spread above which GC moves blobs."),
         "DDFS_SPACE_AWARE": ("master", "Place new blobs by free space."),
@@ -275,10 +212,7 @@ class DiscoSettings(dict):
         "DDFS_DELETED_TAG_EXPIRES": ("master", "Seconds a deleted tag's name stays reserved."),
         "DDFS_PARTIAL_EXPIRES": ("master", "Seconds before GC deletes a partial upload."),
         "DDFS_DELAYED_FLUSH": ("master", "Seconds delayed tag updates are buffered."),
-        "DDFS_GC_PROGRESS_TIMEOUT": (
-            "master",
-            "Seconds without progress after which a GC run is aborted.",
-        ),
+        "DDFS_GC_PROGRESS_TIMEOUT": ("master", "Seconds without progress after which a GC run is aborted."),
         "DDFS_GC_DELETE_PAUSE": ("master", "Seconds GC waits after each deletion."),
     }
 

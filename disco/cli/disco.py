@@ -537,7 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-r", "--reduce", metavar="EXPR", help="the reduce function (module.name or expression)"
     )
-    p.add_argument("--save", metavar="EXPR", help="True: keep the results in DDFS (save_results)")
+    p.add_argument(
+        "--save", metavar="EXPR", help="True: keep the results in DDFS (save_results)"
+    )
     p.add_argument("--profile", metavar="EXPR", help="True: profile every task (disco pstats @)")
     p.add_argument(
         "--partitions",

@@ -579,9 +579,7 @@ class Coordinator:
             "again until %s are free" % (task.label, ev.host, ev.disk, format_bytes(ev.needed)),
         )
 
-    def _update_full(
-        self, node: scheduler.NodeState, free: int, now: float, disk: str = ""
-    ) -> None:
+    def _update_full(self, node: scheduler.NodeState, free: int, now: float, disk: str = "") -> None:
         """``node.full`` from the needs of the tasks waiting for space on it."""
         needs = [
             t.no_space[node.host]

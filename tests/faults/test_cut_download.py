@@ -113,7 +113,9 @@ def expected() -> list[tuple[str, int]]:
 def test_results_read_exactly_through_cut_downloads(tmp_path) -> None:
     nodes = [(h, 2) for h in HOSTS]
     with EmbeddedMaster(root=tmp_path / "disco", nodes=nodes, retry_delay=0.0) as m:
-        job = Job(master=m.url).run(input=INPUTS, map=numbers_map, reduce=sum_reduce, partitions=4)
+        job = Job(master=m.url).run(
+            input=INPUTS, map=numbers_map, reduce=sum_reduce, partitions=4
+        )
         results = job.wait(poll_interval=0.1, timeout=120)
         cuts = Cuts()
         with cut_data_servers(m, cuts):

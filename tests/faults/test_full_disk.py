@@ -102,14 +102,13 @@ def test_task_waits_for_space_then_the_answer_is_exact(tmp_path, tmpfs) -> None:
         job = Job(master=m.url).run(
             input=["raw://a:1500", "raw://b:10"], map=big_map, reduce=count_reduce
         )
-        poll_for(lambda: m.disco.nodeinfo()["localhost"]["disk_full"], 60, "the node to be full")
+        poll_for(
+            lambda: m.disco.nodeinfo()["localhost"]["disk_full"], 60, "the node to be full"
+        )
         assigned = len(event_times(m.disco, job.name, "map:0 assigned to"))
         os.remove(filler)  # space is back
         results = dict(result_iterator(job.wait(poll_interval=0.1, timeout=120)))
-        assert results == {
-            **{"a-%d" % i: 1 for i in range(1500)},
-            **{"b-%d" % i: 1 for i in range(10)},
-        }
+        assert results == {**{"a-%d" % i: 1 for i in range(1500)}, **{"b-%d" % i: 1 for i in range(10)}}
         texts = [e[2] for _o, e in m.disco.events(job.name)]
         assert any("Node localhost has space again" in t for t in texts), texts
         # while the disk was full, the failed task was not started again

@@ -127,7 +127,9 @@ class Daemon:
 
 @pytest.fixture
 def disco_daemon(monkeypatch, tmp_path) -> Iterator[Daemon]:
-    port = clean_disco_env(monkeypatch, tmp_path, DDFS_PUT_PORT=str(free_port()), DISCO_EVENTS="")
+    port = clean_disco_env(
+        monkeypatch, tmp_path, DDFS_PUT_PORT=str(free_port()), DISCO_EVENTS=""
+    )
     monkeypatch.setenv("DISCO_MASTER", "http://127.0.0.1:%d" % port)
     d = Daemon(tmp_path / "root", tmp_path / "gates")
     d.start()

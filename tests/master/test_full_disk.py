@@ -61,7 +61,9 @@ def test_the_task_starts_again_when_space_is_back():
     assert h.c.nodes["n1"].full.free == 2 * MiB
     out = h.feed(NodeSpaceBack("n1", 4 * MiB, h.now))
     assert [(s.host, s.attempt) for s in starts(out)] == [("n1", 1)]
-    assert "[map:0] Node n1 has space again (4.0 MiB free): the task may start there" in texts(out)
+    assert "[map:0] Node n1 has space again (4.0 MiB free): the task may start there" in texts(
+        out
+    )
     assert h.c.nodes["n1"].full is None
 
 
