@@ -33,6 +33,7 @@ from disco.master.jobtags import JobTags
 from disco.master.runtime import Runtime
 from disco.master.store import Store
 from disco.node.dataserver import DOWNLOADS, download_limit
+from disco.node.zygote import Zygote
 from disco.servererrors import guard
 from disco.settings import DiscoSettings
 from disco.web import METRICS
@@ -179,12 +180,37 @@ async def start_master(
     backend: Backend | None = None,
     retry_delay: float | None = None,
     prestart_workers: bool = False,
+    zygote: Zygote | None = None,
 ) -> MasterServer:
     """Start a master on ``host:port`` (``port=0``: a free port) on the running loop.
 
     ``prestart_workers`` starts the local backend's worker zygote at once instead of at
     the first Python task (embedded mode: a job always follows, so start it in parallel).
+    ``zygote``: one already started (``disco.node.zygote.prestart``, called before this
+    module is imported), which the local backend adopts; closed here if unused.
     """
+    try:
+        return await _start_master(
+            settings, host, port, backend, retry_delay, prestart_workers, zygote
+        )
+    except BaseException:
+        if zygote is not None and zygote.registry is None:
+            await zygote.close()  # not adopted by a local backend (which closes its own)
+        raise
+
+
+async def _start_master(
+    settings: DiscoSettings,
+    host: str,
+    port: int,
+    backend: Backend | None,
+    retry_delay: float | None,
+    prestart_workers: bool,
+    zygote: Zygote | None,
+) -> MasterServer:
+    if backend is not None and zygote is not None:
+        await zygote.close()  # another backend starts its own workers
+        zygote = None
     sock = _bind(host, port)
     try:
         real_port = sock.getsockname()[1]
@@ -209,6 +235,7 @@ async def start_master(
             served_by_master=_served_by_master(host),
             own_names=_own_names(host) | _served_by_master(host),
             prestart_zygote=prestart_workers,
+            zygote=zygote,
             put_port=config.put_port,
             bind_host=host,
             auth=config.auth,
