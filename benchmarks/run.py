@@ -17,7 +17,8 @@ Steps (each step's records go to ``bench-results/``, outputs and logs to ``bench
 4. run each peer through ``../shared/bench/run_peers.sh`` (PySpark last), word count and
    the peers' tiny job;
 5. time our tiny job as a whole process (measure.py) and on a running master
-   (``benchmarks/tiny_disco.py --latency``);
+   (``benchmarks/tiny_disco.py --latency``), and how fast a killed worker's task restarts
+   (``benchmarks/retry_gap.py``);
 6. the sort benchmark: ``--records`` 100-byte records from ``../shared/bench/gen_records.py``
    sorted by the Python reference (``python-sort``), by our pipeline job
    (``benchmarks/sort_disco.py``, output checked byte for byte against the reference),
@@ -436,6 +437,33 @@ class Bench:
         if rc != 0:
             self.fail("disco tiny job (running master)", log, "exit status %d" % rc)
 
+    # -- 5b. retries ----------------------------------------------------------------------
+    def run_retries(self) -> None:
+        """Kill -> next attempt start of killed workers (``retry_gap.py``)."""
+        out = self.ours / "retries.json"
+        out.unlink(missing_ok=True)
+        log = self.logs / "disco-retries.log"
+        logger.info("disco retries: %d workers killed", self.args.retry_kills)
+        self.fresh_tmp()
+        cmd = [
+            sys.executable,
+            str(HERE / "retry_gap.py"),
+            "--kills",
+            str(self.args.retry_kills),
+            "--json",
+            str(out),
+        ]
+        with open(log, "w") as f:
+            try:
+                rc = subprocess.call(
+                    cmd, env=self.env(), cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=300
+                )
+            except subprocess.TimeoutExpired:
+                rc = -1
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if rc != 0:
+            self.fail("disco retries", log, "exit status %d" % rc)
+
     # -- 7. DDFS --------------------------------------------------------------------------
     def run_ddfs(self) -> None:
         """Push/pull of a ``--ddfs-size`` file with 3 replicas and chunk of the corpus."""
@@ -482,6 +510,7 @@ class Bench:
             self.run_peer(REFERENCE)
         self.run_ours()
         self.run_tiny()
+        self.run_retries()
         for peer in sorted(peers, key=lambda p: p.startswith("pyspark")):  # PySpark last
             self.run_peer(peer)
         if not self.args.skip_sort:
@@ -579,10 +608,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--skip-sort", action="store_true", help="leave out the sort benchmark")
     ap.add_argument("--ddfs-size", help="DDFS push/pull file size (default 1G)")
     ap.add_argument("--skip-ddfs", action="store_true", help="leave out the DDFS benchmark")
-    ap.add_argument("--tiny-runs", type=int, help="whole-process tiny job runs (default 5)")
+    ap.add_argument("--tiny-runs", type=int, help="whole-process tiny job runs (default 15)")
     ap.add_argument(
-        "--latency-runs", type=int, help="tiny jobs timed on a running master (default 20)"
+        "--latency-runs", type=int, help="tiny jobs timed on a running master (default 40)"
     )
+    ap.add_argument("--retry-kills", type=int, help="workers killed by the retries benchmark")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per measured run")
     ap.add_argument(
         "--shared", default=str(ROOT.parent / "shared" / "bench"), help="the peer harness folder"
@@ -595,8 +625,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.records = args.records or ("100K" if quick else "2M")
     args.ddfs_size = args.ddfs_size or ("64M" if quick else "1G")
     args.runs = args.runs or (1 if quick else 3)
-    args.tiny_runs = args.tiny_runs or (2 if quick else 5)
-    args.latency_runs = args.latency_runs or (5 if quick else 20)
+    args.tiny_runs = args.tiny_runs or (3 if quick else 15)
+    args.latency_runs = args.latency_runs or (5 if quick else 40)
+    args.retry_kills = args.retry_kills or (2 if quick else 8)
     return args
 
 

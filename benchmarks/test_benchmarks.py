@@ -149,7 +149,7 @@ def _record(path, peer, walls, rc=0, pss=100_000):
             )
 
 
-def fake_results(tmp_path, disco_wall=10.0, tiny=0.3, latency=0.05):
+def fake_results(tmp_path, disco_wall=10.0, tiny=0.25, latency=0.04, restart=0.4):
     r = tmp_path / "results"
     wcdir = r / "wordcount" / "corpus-16M"
     _record(wcdir / "disco.jsonl", "disco", [disco_wall, disco_wall + 1])
@@ -176,6 +176,19 @@ def fake_results(tmp_path, disco_wall=10.0, tiny=0.3, latency=0.05):
             }
         )
     )
+    (r / "disco" / "retries.json").write_text(
+        json.dumps(
+            {
+                "kills": 2,
+                "restarted": 2,
+                "gaps_s": [restart / 2, restart],
+                "median_s": restart * 0.75,
+                "max_s": restart,
+                "retry_delays_s": [0.1, restart - 0.05],
+                "target_s": 1.0,
+            }
+        )
+    )
     (r / "disco" / "phases").mkdir()
     (r / "disco" / "phases" / "wordcount-1.json").write_text('{"job_s": 8.0, "master_s": 0.3}')
     (r / "run.json").write_text(
@@ -197,7 +210,13 @@ def test_report_all_targets_met(tmp_path):
     text = bench_report.build_report(d)
     assert "**not met**" not in text
     targets = text.split("## Targets")[1].split("## Word count")[0]
-    assert targets.count("| met |") == 3
+    assert targets.count("| met |") == 4
+    assert "< 0.3 s | median 0.250 s | met" in targets
+    assert "< 0.05 s | median 0.040 s | met" in targets
+    assert (
+        "restarts within 1 s (kill to the next attempt's start, 2 kills) | median 0.300 s, slowest 0.400 s | met"
+        in targets
+    )
     # ratios against each peer: dask 20 s / disco 10.5 s
     assert "1.90×" in text
     # the hand-written peer is faster: 8 / 10.5
@@ -210,11 +229,12 @@ def test_report_all_targets_met(tmp_path):
 
 
 def test_report_says_why_targets_are_missed(tmp_path):
-    r = fake_results(tmp_path, disco_wall=25.0, tiny=0.8, latency=0.4)
+    r = fake_results(tmp_path, disco_wall=25.0, tiny=0.8, latency=0.4, restart=1.5)
     d = bench_report.load_all(str(r))
     text = bench_report.build_report(d)
     targets = text.split("## Targets")[1].split("## Word count")[0]
-    assert targets.count("**not met**") == 3
+    assert targets.count("**not met**") == 4
+    assert "Retries: slowest restart 1.500 s of which the master's chosen retry delay" in text
     assert "Word count: 25.5 s against 20.0 s" in text
     assert "Tiny job on a running master: 0.400 s" in text
 
@@ -393,3 +413,17 @@ def test_ddfs_bench_smoke_and_report(tmp_path):
     ddfs_report.ddfs_section(figures, out)
     text = "\n".join(out)
     assert "## DDFS throughput" in text and "`DDFS.push`, 3 replicas" in text
+
+
+@needs_project
+def test_retry_gap_end_to_end(tmp_path):
+    """retry_gap.py: every killed task restarts; gaps come from recorded times and the
+    master's chosen delays are read from its events."""
+    import retry_gap
+
+    out = tmp_path / "retries.json"
+    assert retry_gap.main(["--kills", "2", "--seconds", "0.2", "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert got["kills"] == got["restarted"] == 2 and got["slots"] == 8
+    assert len(got["retry_delays_s"]) == 2 and all(0 <= d <= 0.5 for d in got["retry_delays_s"])
+    assert all(g >= 0 for g in got["gaps_s"]) and got["max_s"] == max(got["gaps_s"])
