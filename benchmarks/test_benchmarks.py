@@ -427,3 +427,17 @@ def test_retry_gap_end_to_end(tmp_path):
     assert got["kills"] == got["restarted"] == 2 and got["slots"] == 8
     assert len(got["retry_delays_s"]) == 2 and all(0 <= d <= 0.5 for d in got["retry_delays_s"])
     assert all(g >= 0 for g in got["gaps_s"]) and got["max_s"] == max(got["gaps_s"])
+
+
+def test_tiny_job_module_imports_only_what_a_users_script_does():
+    """Every task imports tiny_disco (its job functions live there): the harness's own
+    modules are imported where they are used, not by the tasks."""
+    import subprocess
+
+    code = (
+        "import sys; sys.path.insert(0, %r); import tiny_disco; "
+        "print(sorted(m for m in ('argparse', 'statistics', 'json', 'logging') if m in sys.modules))"
+        % os.path.dirname(os.path.abspath(__file__))
+    )
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr

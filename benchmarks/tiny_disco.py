@@ -19,17 +19,13 @@ figures are printed (and written to FILE) as JSON.
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
+# Only what a user's tiny script imports at the top: every task imports this module (the
+# job's functions live here), so the harness's own modules (argparse, statistics,
+# subprocess: about 10 ms per task) are imported where they are used.
 import os
-import statistics
-import subprocess
 import sys
 import time
 from typing import Any
-
-logger = logging.getLogger(__name__)
 
 INPUTS = [
     "raw://the quick brown fox jumps over the lazy dog",
@@ -102,6 +98,8 @@ def check(counts: dict[str, int]) -> None:
 
 def latency(master: str, runs: int, warmup: int) -> dict[str, Any]:
     """Time ``runs`` jobs (after ``warmup``) on a running master."""
+    import statistics
+
     for _ in range(warmup):
         counts, _phases = run_once(master)
         check(counts)
@@ -143,6 +141,8 @@ class MasterProcess:
     """
 
     def __init__(self, argv: list[str] | None = None, timeout: float = 60.0) -> None:
+        import subprocess
+
         env = {k: v for k, v in os.environ.items() if not k.startswith("DISCO_MASTER")}
         self.proc = subprocess.Popen(
             [sys.executable, *(argv or [os.path.abspath(__file__), "--serve"])],
@@ -159,6 +159,8 @@ class MasterProcess:
             raise SystemExit("master process did not start (exit status %s)" % self.proc.returncode)
 
     def close(self, timeout: float = 30.0) -> None:
+        import subprocess
+
         if self.proc.stdin is not None and not self.proc.stdin.closed:
             self.proc.stdin.close()
         try:
@@ -169,6 +171,10 @@ class MasterProcess:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+    import logging
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--latency", type=int, metavar="N", help="time N jobs on a running master")
     ap.add_argument("--warmup", type=int, default=1)
