@@ -9,8 +9,10 @@ $(VPY):
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 
+# setuptools explains every editable install in a boxed UserWarning ("be careful with
+# folders named like your package"): nothing to act on here, so it is not shown.
 install: $(VPY)
-	$(VPY) -m pip install -q -e '.[test]'
+	PYTHONWARNINGS=ignore::UserWarning $(VPY) -m pip install -q -e '.[test]'
 
 demo: install
 	$(VPY) examples/count_words.py

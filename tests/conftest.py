@@ -15,7 +15,11 @@ purpose (a full disk, a failed replication), where 0.5 answers 500 too, say so w
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +27,58 @@ from disco.embedded import EmbeddedMaster
 from disco.servererrors import SERVER_ERRORS
 from disco.test import poll_for
 
-__all__ = ["child_pids", "poll_for"]
+__all__ = [
+    "child_pids",
+    "clean_disco_env",
+    "environ_without_disco",
+    "free_port",
+    "poll_for",
+    "run_python",
+]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now (the kernel picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def environ_without_disco(**extra: str) -> dict[str, str]:
+    """This process's environment without any DISCO_/DDFS_ setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCO_", "DDFS_"))}
+    env.update(extra)
+    return env
+
+
+def run_python(*args: str, cwd: str, env: dict[str, str], timeout: float = 300) -> str:
+    """Run this Python with ``args`` in ``cwd``; assert it succeeded; its stdout."""
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout
+
+
+def clean_disco_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **extra: str) -> int:
+    """Environment of a test that starts its own master daemon: no DISCO_/DDFS_ setting of
+    the caller leaks in, home and root under ``tmp_path``, a free DISCO_PORT on
+    127.0.0.1 (returned), no settings file; ``extra`` adds or overrides settings."""
+    for key in list(os.environ):
+        if key.startswith(("DISCO_", "DDFS_")):
+            monkeypatch.delenv(key)
+    port = free_port()
+    env = {
+        "DISCO_HOME": str(tmp_path / "home"),
+        "DISCO_ROOT": str(tmp_path / "root"),
+        "DISCO_MASTER_HOST": "127.0.0.1",
+        "DISCO_PORT": str(port),
+        "DISCO_SETTINGS_FILE": "",
+        **extra,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return port
 
 
 def child_pids() -> set[int]:

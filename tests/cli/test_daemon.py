@@ -14,30 +14,12 @@ from disco.cli.daemon import Master
 from disco.cli.disco import main
 from disco.core import Disco
 from disco.settings import DiscoSettings
-from tests.conftest import poll_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import clean_disco_env, poll_for
 
 
 @pytest.fixture
 def daemon_env(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith(("DISCO_", "DDFS_")):
-            monkeypatch.delenv(key)
-    port = free_port()
-    env = {
-        "DISCO_HOME": str(tmp_path / "home"),
-        "DISCO_ROOT": str(tmp_path / "root"),
-        "DISCO_MASTER_HOST": "127.0.0.1",
-        "DISCO_PORT": str(port),
-        "DISCO_SETTINGS_FILE": "",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    port = clean_disco_env(monkeypatch, tmp_path)
     yield "Master 127.0.0.1:%d" % port
     master = Master(DiscoSettings())
     if master.running:  # a failed test must not leave a daemon behind

@@ -12,12 +12,7 @@ import pytest
 from disco.error import CommError
 from disco.settings import DiscoSettings
 from disco.test import FailedReply, TestCase, TestServer
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port
 
 
 def serve(path: str):

@@ -20,7 +20,8 @@ from disco.cli.disco import main
 from disco.error import DiscoError
 from disco.settings import DiscoSettings, debug_level
 from disco.test import TestCase, TestRunner
-from tests.cli.test_daemon import daemon_env, free_port  # noqa: F401 - fixture
+from tests.cli.test_daemon import daemon_env  # noqa: F401 - fixture
+from tests.conftest import free_port
 
 
 def read(path: str) -> str:

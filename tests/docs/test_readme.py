@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
 
 import pytest
 
 from disco.embedded import EmbeddedMaster
+from tests.conftest import environ_without_disco, free_port, run_python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 README = os.path.join(ROOT, "README.md")
@@ -40,20 +38,13 @@ def readme_examples() -> list[tuple[str, str]]:
 EXAMPLES = readme_examples()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _env(tmp_path, master: EmbeddedMaster | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCO_", "DDFS_"))}
-    env.update(
+    env = environ_without_disco(
         DISCO_HOME=str(tmp_path / "home"),
         DISCO_ROOT=str(tmp_path / "root"),
         DISCO_SETTINGS_FILE="",
         # no master: nothing answers there, default_master() starts an embedded one
-        DISCO_PORT=str(master.port if master is not None else _free_port()),
+        DISCO_PORT=str(master.port if master is not None else free_port()),
         DISCO_MASTER_HOST="127.0.0.1",
     )
     if master is not None:
@@ -62,16 +53,7 @@ def _env(tmp_path, master: EmbeddedMaster | None) -> dict[str, str]:
 
 
 def _run(code: str, env: dict[str, str]) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc.stdout
+    return run_python("-c", code, cwd=ROOT, env=env)
 
 
 def test_readme_has_python_examples_with_outputs() -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
+
+from tests.conftest import environ_without_disco, run_python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -15,18 +15,8 @@ TEXT = os.path.join(EXAMPLES, "data", "declaration.txt")
 
 
 def run_example(*args: str, env_extra: dict[str, str] | None = None) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCO_", "DDFS_"))}
-    env.update(env_extra or {})
-    proc = subprocess.run(
-        [sys.executable, *args],
-        cwd=EXAMPLES,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc.stdout
+    env = environ_without_disco(**(env_extra or {}))
+    return run_python(*args, cwd=EXAMPLES, env=env, timeout=90)
 
 
 def expected_counts() -> Counter[str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
-import socket
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from disco.settings import DiscoSettings
 from disco.worker.classic.worker import Worker as ClassicWorker
 from disco.worker.pipeline.worker import Stage
 from disco.worker.pipeline.worker import Worker as PipelineWorker
-from tests.conftest import poll_for
+from tests.conftest import clean_disco_env, free_port, poll_for
 from tests.faults import restartjobs as jobs
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
@@ -44,12 +43,6 @@ LINES = [
 ]
 WANT = Counter(w for line in LINES for w in line.split()[1:])
 INPUTS = ["raw://" + line for line in LINES]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Daemon:
@@ -134,21 +127,9 @@ class Daemon:
 
 @pytest.fixture
 def disco_daemon(monkeypatch, tmp_path) -> Iterator[Daemon]:
-    for key in list(os.environ):
-        if key.startswith(("DISCO_", "DDFS_")):
-            monkeypatch.delenv(key)
-    port = free_port()
-    env = {
-        "DISCO_HOME": str(tmp_path / "home"),
-        "DISCO_ROOT": str(tmp_path / "root"),
-        "DISCO_MASTER_HOST": "127.0.0.1",
-        "DISCO_PORT": str(port),
-        "DDFS_PUT_PORT": str(free_port()),
-        "DISCO_SETTINGS_FILE": "",
-        "DISCO_EVENTS": "",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    port = clean_disco_env(
+        monkeypatch, tmp_path, DDFS_PUT_PORT=str(free_port()), DISCO_EVENTS=""
+    )
     monkeypatch.setenv("DISCO_MASTER", "http://127.0.0.1:%d" % port)
     d = Daemon(tmp_path / "root", tmp_path / "gates")
     d.start()

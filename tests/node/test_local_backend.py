@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 
 import aiohttp
@@ -14,6 +13,7 @@ from disco.backends.base import TaskDone, TaskFailed
 from disco.backends.local import LocalBackend
 from disco.node.jobhome import jobhome_path
 from disco.node.runner import WorkerLimits
+from tests.conftest import free_port
 from tests.node.helpers import PRELUDE, Channel, make_jobpack, make_spec, pid_alive, wait_until
 
 pytestmark = pytest.mark.timeout(30)
@@ -25,12 +25,6 @@ WORKER = PRELUDE + (
     'if [ -n "$BLOCK" ]; then echo $$ > worker.pid; send INPUT \'""\'; recv; fi\n'
     "send DONE '\"\"'\nsleep 30\n"
 )
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def make_backend(tmp_path, port):

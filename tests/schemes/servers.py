@@ -15,12 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from disco.test import poll_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port
 
 
 def _wait(proc: subprocess.Popen, ready: Callable[[], bool], what: str, timeout: float) -> None:

@@ -15,12 +15,6 @@ TOKEN = "s3cret-token"
 WRONG = "s3cret-tokeN"
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def http(
     method: str, url: str, body: Any = None, token: str | None = None, headers: Any = None
 ) -> tuple[int, bytes]:

@@ -16,8 +16,9 @@ from disco.core import Disco, result_iterator
 from disco.ddfs import DDFS
 from disco.error import CommError
 from disco.settings import DiscoSettings
+from tests.conftest import free_port
 from tests.security.cli_wordcount import WordCount
-from tests.security.helpers import TOKEN, WRONG, free_port
+from tests.security.helpers import TOKEN, WRONG
 
 pytestmark = pytest.mark.timeout(300)
 

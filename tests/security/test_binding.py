@@ -18,8 +18,8 @@ from disco.core import Disco, Job, result_iterator
 from disco.embedded import EmbeddedMaster
 from disco.settings import DiscoSettings
 from disco.util import urlresolve
-from tests.conftest import poll_for
-from tests.security.helpers import free_port, http, listening, outside_address, refuses
+from tests.conftest import free_port, poll_for
+from tests.security.helpers import http, listening, outside_address, refuses
 
 pytestmark = pytest.mark.timeout(120)
 
