@@ -12,15 +12,13 @@ before it serves, and at exit.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
 from disco.core import Job, result_iterator
 from disco.embedded import EmbeddedMaster
-from tests.conftest import child_pids, poll_for
+from tests.conftest import child_pids, environ_without_disco, free_port, poll_for, run_python
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -107,12 +105,9 @@ _EMBEDDED = textwrap.dedent(
 
 def test_zygote_starts_before_the_master_is_imported() -> None:
     script = _PROBE.replace("MODE", _EMBEDDED)
-    out = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
-    assert "zygotes when the master was imported: [" in out.stdout
-    assert "[]" not in out.stdout
+    out = run_python("-c", script, cwd=ROOT, env=environ_without_disco(), timeout=60)
+    assert "zygotes when the master was imported: [" in out
+    assert "[]" not in out
 
 
 def test_python_m_disco_master_starts_the_zygote_before_importing_the_master(tmp_path) -> None:
@@ -136,26 +131,12 @@ def test_python_m_disco_master_starts_the_zygote_before_importing_the_master(tmp
             pass
         """
     )
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    script = _PROBE.replace("MODE", main.replace("PORT", str(port)))
-    env = dict(os.environ, DISCO_ROOT=str(tmp_path), DISCO_HOME=str(tmp_path))
-    env.pop("DISCO_MASTER", None)
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
-    )
-    assert out.returncode == 0, out.stderr
-    line = [t for t in out.stdout.splitlines() if t.startswith("zygotes when")]
-    assert line and line[0] != "zygotes when the master was imported: []", out.stdout
-    assert "None" not in line[0], out.stdout
+    script = _PROBE.replace("MODE", main.replace("PORT", str(free_port())))
+    env = environ_without_disco(DISCO_ROOT=str(tmp_path), DISCO_HOME=str(tmp_path))
+    out = run_python("-c", script, cwd=ROOT, env=env, timeout=90)
+    line = [t for t in out.splitlines() if t.startswith("zygotes when")]
+    assert line and line[0] != "zygotes when the master was imported: []", out
+    assert "None" not in line[0], out
 
 
 def test_script_on_the_default_master_exits_cleanly_with_gc_frozen(tmp_path) -> None:
@@ -174,18 +155,10 @@ def test_script_on_the_default_master_exits_cleanly_with_gc_frozen(tmp_path) -> 
         print("records", len(list(result_iterator(job.wait(timeout=60)))), flush=True)
         """
     )
-    (tmp_path / "empty.conf").write_text("")
-    env = dict(os.environ, DISCO_SETTINGS_FILE=str(tmp_path / "empty.conf"))
-    env["DISCO_HOME"] = str(tmp_path)
-    env["DISCO_PORT"] = "1"  # nothing answers at the default address: embedded
-    env.pop("DISCO_MASTER", None)
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
+    env = environ_without_disco(
+        DISCO_SETTINGS_FILE="",
+        DISCO_HOME=str(tmp_path),
+        DISCO_PORT=str(free_port()),  # nothing answers at the default address: embedded
     )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ["records 2", "user hook: frozen True"], out.stdout
+    out = run_python("-c", script, cwd=ROOT, env=env, timeout=90)
+    assert out.splitlines() == ["records 2", "user hook: frozen True"], out
