@@ -624,7 +624,7 @@ def build_report(d: dict[str, Any]) -> str:
     out.append("## Tiny job latency")
     out.append("")
     out.append(
-        "Three `raw://` inputs, a map and a reduce (`benchmarks/tiny_disco.py`); the "
+        "Two `raw://` inputs, a map and a reduce, 3 result records (`benchmarks/tiny_disco.py`); the "
         "counts are checked on every run."
     )
     out.append("")

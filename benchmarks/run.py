@@ -398,7 +398,7 @@ class Bench:
             rec = self.measure(
                 results,
                 log,
-                {"workload": "tiny", "input": "raw-x3", "peer": "disco", "run": run},
+                {"workload": "tiny", "input": "raw-x2", "peer": "disco", "run": run},
                 cmd,
                 120,
             )
