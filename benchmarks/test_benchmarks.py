@@ -443,3 +443,18 @@ def test_tiny_job_module_imports_only_what_a_users_script_does():
     )
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_bench_writes_bytecode_caches_before_timing():
+    """With PYTHONDONTWRITEBYTECODE set, nothing else would write them: ensure_bytecode
+    does (compileall writes whatever that variable says)."""
+    import importlib.util
+
+    source = os.path.join(os.path.dirname(run.HERE), "disco", "embedded.py")
+    cache = importlib.util.cache_from_source(source)
+    if os.path.exists(cache):
+        os.remove(cache)
+    run.Bench(run.parse_args(["--quick"])).ensure_bytecode()
+    assert os.path.exists(cache)
+    cache = importlib.util.cache_from_source(os.path.join(str(run.HERE), "tiny_disco.py"))
+    assert os.path.exists(cache)
