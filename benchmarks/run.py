@@ -443,6 +443,7 @@ class Bench:
         out = self.ours / "retries.json"
         out.unlink(missing_ok=True)
         log = self.logs / "disco-retries.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
         logger.info("disco retries: %d workers killed", self.args.retry_kills)
         self.fresh_tmp()
         cmd = [
