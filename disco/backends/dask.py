@@ -274,7 +274,9 @@ class DaskBackend:
             await asyncio.gather(self._poller, return_exceptions=True)
         if self.client is not None:
             try:
-                await asyncio.wait_for(self.client.unregister_worker_plugin(PLUGIN_NAME), RUN_TIMEOUT)
+                await asyncio.wait_for(
+                    self.client.unregister_worker_plugin(PLUGIN_NAME), RUN_TIMEOUT
+                )
             except Exception as exc:
                 logger.debug("unregistering the node plugin: %s", exc)
             await self.client.close()

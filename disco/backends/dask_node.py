@@ -105,12 +105,12 @@ async def run_disco_task(spec: TaskSpec) -> TaskResult:
     worker = get_worker()
     service = _service(worker.address)
     if service is None:
-        return TaskFailed("error", "Node %s: no Disco node runtime in Dask worker %s"
-                          % (spec.host, worker.address))
-    if not _first_run(service, spec):
         return TaskFailed(
-            "error", "Node %s lost the Dask worker that ran this attempt" % spec.host
+            "error",
+            "Node %s: no Disco node runtime in Dask worker %s" % (spec.host, worker.address),
         )
+    if not _first_run(service, spec):
+        return TaskFailed("error", "Node %s lost the Dask worker that ran this attempt" % spec.host)
     channel = RemoteTaskChannel(spec.master, spec.channel_token, spec.auth_token)
     try:
         return await service.run(spec, channel)

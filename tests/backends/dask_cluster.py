@@ -137,8 +137,8 @@ class DaskCluster:
         def ready() -> bool:
             if not process.alive:
                 raise AssertionError(
-                    "dask %s exited (%s):\n%s" % (process.name, process.proc.returncode,
-                                                  process.text()[-3000:])
+                    "dask %s exited (%s):\n%s"
+                    % (process.name, process.proc.returncode, process.text()[-3000:])
                 )
             return text in process.text()
 
