@@ -1,0 +1,150 @@
+"""The Dask backend (issue 9) on a real cluster: a ``dask scheduler`` and ``dask worker``
+processes bound to 127.0.0.2 and 127.0.0.3, a real master with
+``DISCO_DASK_SCHEDULER``, real Disco worker processes started by the node runtimes the
+worker plugin runs inside the Dask workers."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from disco.core import result_iterator
+from disco.job import Job
+from tests.backends import dask_jobs as jobs
+from tests.conftest import child_pids, dask_master, poll_for, start_dask_cluster
+
+pytestmark = [pytest.mark.dask, pytest.mark.timeout(300)]
+
+
+def assignments(master: Any, name: str) -> list[tuple[str, str]]:
+    """``[(task, host)]`` from the ``<stage>:<id> assigned to <host>`` events (4.4)."""
+    found = []
+    for _, (_, _, message) in master.disco.events(name):
+        match = re.fullmatch(r"(\S+) assigned to (\S+)", message)
+        if match:
+            found.append((match.group(1), match.group(2)))
+    return found
+
+
+def word_count(master: Any, name: str, n: int, delay: float = 0.2) -> Job:
+    return Job(name=name, master=master.url).run(
+        input=jobs.word_inputs(n),
+        map=jobs.slow_word_map,
+        reduce=jobs.sum_reduce,
+        partitions=2,
+        params={"delay": delay},
+    )
+
+
+def counts_of(results: list[Any]) -> dict[str, int]:
+    return {str(k): int(v) for k, v in result_iterator(results)}
+
+
+@pytest.fixture
+def on_dask(dask_cluster: Any, tmp_path: Path) -> Any:
+    before = child_pids()
+    m = dask_master(tmp_path / "disco", dask_cluster)
+    yield m
+    m.stop()
+    poll_for(lambda: not (child_pids() - before), 10.0, "worker processes to exit")
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Any:
+    """A cluster of this test alone (it kills or adds workers)."""
+    cluster = start_dask_cluster(tmp_path / "dask")
+    yield cluster
+    cluster.stop()
+
+
+def test_nodes_are_the_hosts_of_the_dask_workers(on_dask: Any, dask_cluster: Any) -> None:
+    info = on_dask.disco.nodeinfo()
+    assert {"127.0.0.2", "127.0.0.3"} <= set(info)
+    assert info["127.0.0.2"]["connected"] and info["127.0.0.3"]["connected"]
+    # max_workers defaults to the Dask threads of the host: 2 workers x 2 threads, 1 x 2
+    assert info["127.0.0.2"]["max_workers"] == 4
+    assert info["127.0.0.3"]["max_workers"] == 2
+    # each node serves its data on its own address, on DISCO_PORT
+    for host in ("127.0.0.2", "127.0.0.3"):
+        url = "http://%s:%d/disco/%s/none" % (host, on_dask.port, host)
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(url, timeout=10)
+        assert exc.value.code == 404
+
+
+def test_word_count_spreads_over_every_node_and_is_exact(on_dask: Any) -> None:
+    job = word_count(on_dask, "DaskWords", 12)
+    results = job.wait(poll_interval=0.1)
+    assert counts_of(results) == jobs.expected_counts(12)
+    hosts = {host for _, host in assignments(on_dask, job.name)}
+    assert hosts == {"127.0.0.2", "127.0.0.3"}
+    # the results stay on the nodes and are read from them by URL
+    urls = [r if isinstance(r, str) else r[0] for r in results]
+    assert all(re.match(r"(disco|dir)://127\.0\.0\.[23]/", u) for u in urls), urls
+    info = job.jobinfo()
+    assert info["active"] == "ready"
+
+
+def test_killing_one_dask_worker_process_mid_job_still_gives_the_exact_answer(
+    own_cluster: Any, tmp_path: Path
+) -> None:
+    master = dask_master(tmp_path / "disco", own_cluster)
+    try:
+        job = word_count(master, "KillOne", 16, delay=2.0)
+        poll_for(
+            lambda: any(h == "127.0.0.2" for _, h in assignments(master, job.name)),
+            60.0,
+            "a task on 127.0.0.2",
+        )
+        own_cluster.workers_on("127.0.0.2")[0].kill()
+        assert counts_of(job.wait(poll_interval=0.1)) == jobs.expected_counts(16)
+    finally:
+        master.stop()
+
+
+def test_killing_every_process_of_a_host_mid_job_still_gives_the_exact_answer(
+    own_cluster: Any, tmp_path: Path
+) -> None:
+    """The host dies while its first tasks run (no output of it is needed later: the
+    outputs lost with a host are the ``nodeloss`` part)."""
+    master = dask_master(tmp_path / "disco", own_cluster)
+    try:
+        job = word_count(master, "KillHost", 12, delay=3.0)
+        poll_for(
+            lambda: any(h == "127.0.0.3" for _, h in assignments(master, job.name)),
+            60.0,
+            "a task on 127.0.0.3",
+        )
+        for worker in own_cluster.workers_on("127.0.0.3"):
+            worker.kill()
+        assert counts_of(job.wait(poll_interval=0.1)) == jobs.expected_counts(12)
+        poll_for(
+            lambda: "127.0.0.3" not in master.disco.nodeinfo()
+            or not master.disco.nodeinfo()["127.0.0.3"]["connected"],
+            30.0,
+            "127.0.0.3 to leave the node set",
+        )
+        events = "\n".join(m for _, (_, _, m) in master.disco.events(job.name))
+        assert "Node 127.0.0.3 lost" in events
+    finally:
+        master.stop()
+
+
+def test_a_worker_that_joins_mid_job_gets_tasks(tmp_path: Path) -> None:
+    cluster = start_dask_cluster(tmp_path / "dask", ["127.0.0.2"])
+    try:
+        master = dask_master(tmp_path / "disco", cluster)
+        try:
+            job = word_count(master, "Joiner", 24, delay=1.0)
+            poll_for(lambda: assignments(master, job.name), 60.0, "the first task")
+            cluster.add_worker("127.0.0.4")
+            assert counts_of(job.wait(poll_interval=0.1)) == jobs.expected_counts(24)
+            assert "127.0.0.4" in {h for _, h in assignments(master, job.name)}
+        finally:
+            master.stop()
+    finally:
+        cluster.stop()
