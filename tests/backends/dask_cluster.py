@@ -65,6 +65,7 @@ class DaskCluster:
 
     root: Path
     address: str = ""
+    nthreads: int = 2  # --nthreads of each worker
     scheduler: DaskProcess | None = None
     workers: list[DaskProcess] = field(default_factory=list)
 
@@ -119,7 +120,7 @@ class DaskCluster:
                 "--host",
                 host,
                 "--nthreads",
-                "2",
+                str(self.nthreads),
                 "--no-nanny",
                 "--no-dashboard",
                 "--name",

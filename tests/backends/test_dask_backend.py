@@ -123,8 +123,10 @@ def test_killing_every_process_of_a_host_mid_job_still_gives_the_exact_answer(
             worker.kill()
         assert counts_of(job.wait(poll_interval=0.1)) == jobs.expected_counts(12)
         poll_for(
-            lambda: "127.0.0.3" not in master.disco.nodeinfo()
-            or not master.disco.nodeinfo()["127.0.0.3"]["connected"],
+            lambda: (
+                "127.0.0.3" not in master.disco.nodeinfo()
+                or not master.disco.nodeinfo()["127.0.0.3"]["connected"]
+            ),
             30.0,
             "127.0.0.3 to leave the node set",
         )
