@@ -12,6 +12,11 @@ directory, and killing whatever still runs at ``close()``.  All nodes share one
 DISCO_DATA: each keeps its own ``<DISCO_DATA>/<host>/`` subtree (9.2).  DDFS roots: the
 node(s) the master serves use ``DDFS_DATA`` itself, every other simulated host
 ``<DDFS_DATA>/<host>`` (local-cluster mode of ddfs.md 1.3).
+
+Nodes fetch the job pack from the master by URL like any remote node would.  With
+``remote_channel=True`` the workers' messages go to the master over HTTP
+(``disco.backends.channel.RemoteTaskChannel``) instead of the in-process channel: the
+path a node on another machine takes, exercised on one machine.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from aiohttp import web
 
 from disco.auth import AuthPolicy
 from disco.backends.base import TaskChannel, TaskFailed, TaskResult, TaskSpec
+from disco.backends.channel import RemoteTaskChannel
 from disco.backends.hostcheck import refused_hosts
 from disco.ddfs.blobserver import create_put_app
 from disco.ddfs.gate import TransferGate
@@ -66,6 +72,7 @@ class LocalBackend:
         put_port: int | None = None,
         bind_host: str = "127.0.0.1",
         auth: AuthPolicy | None = None,
+        remote_channel: bool = False,
     ) -> None:
         self.disco_data = disco_data
         self.ddfs_data = ddfs_data
@@ -74,6 +81,7 @@ class LocalBackend:
         # names of the master's own node (DDFS root DDFS_DATA); default: the served ones
         self.own_names = self.served_by_master | frozenset(own_names or ())
         self.limits = limits or WorkerLimits()
+        self.remote_channel = remote_channel  # talk to the master over HTTP, as remote nodes
         self._hosts: set[str] = set()
         self._refused: dict[str, str] = {}  # configured hosts that are not this machine
         self._servers: dict[str, web.AppRunner] = {}
@@ -195,7 +203,11 @@ class LocalBackend:
     def is_connected(self, host: str) -> bool:
         return host in self._hosts and not self._closed
 
-    def disk_usage(self, host: str) -> tuple[int, int]:
+    def node_set(self) -> dict[str, int] | None:
+        """``None``: the config table decides which hosts are nodes."""
+        return None
+
+    async def disk_usage(self, host: str) -> tuple[int, int]:
         """(free KiB, used KiB) of the node's DDFS volumes (else of DISCO_DATA)."""
         node = self._ddfs.get(host)
         if node is not None:
@@ -209,7 +221,7 @@ class LocalBackend:
             return (0, 0)
         return (usage.free // 1024, usage.used // 1024)
 
-    def data_disk(self, host: str) -> tuple[str, int]:
+    async def data_disk(self, host: str) -> tuple[str, int]:
         """(mount point, free bytes) of the disk of DISCO_DATA (shared by every host)."""
         return disk_of(self.disco_data)
 
@@ -237,13 +249,23 @@ class LocalBackend:
             if isinstance(prepared, TaskFailed):
                 return prepared
             jobhome, zygote = prepared
-            return await run_worker(
-                spec, channel, jobhome, limits=self.limits, zygote=zygote, registry=self.registry
-            )
+            if self.remote_channel and spec.channel_token:
+                async with RemoteTaskChannel(
+                    spec.master, spec.channel_token, spec.auth_token
+                ) as remote:
+                    return await self._run_worker(spec, remote, jobhome, zygote)
+            return await self._run_worker(spec, channel, jobhome, zygote)
         except asyncio.CancelledError:
             if self._closed:  # killed by close(), not by our caller
                 return TaskFailed("error", "Node %s unavailable" % spec.host)
             raise
+
+    async def _run_worker(
+        self, spec: TaskSpec, channel: TaskChannel, jobhome: str, zygote: Zygote | None
+    ) -> TaskResult:
+        return await run_worker(
+            spec, channel, jobhome, limits=self.limits, zygote=zygote, registry=self.registry
+        )
 
     async def _prepare_in_time(self, spec: TaskSpec) -> tuple[str, Zygote | None] | TaskFailed:
         """The job home and the zygote within ``start_timeout`` (M 8.8: ``Worker did not

@@ -4,8 +4,9 @@ Owns: feeding events to the coordinator (one feeder on the loop, no locks), carr
 its instructions (task attempts through the backend, event logs, store saves, retry
 timers, v1 ``dir://`` index downloads, deferred INPUT replies), job submission and
 naming (5), kill/clean/purge (10.2), ``get_results`` long polls, the config table and
-runtime settings, node connectivity polling, fair-share ticks and the age GC of job data
-(10.6).  HTTP handlers call the public methods here; nothing else touches the
+runtime settings, node connectivity polling (and the node set of a backend that has
+one, ``Backend.node_set``), the task channels of running attempts by token
+(``disco.backends.channel``), fair-share ticks and the age GC of job data (10.6).  HTTP handlers call the public methods here; nothing else touches the
 coordinator's state.
 """
 
@@ -20,6 +21,7 @@ import os
 import shutil
 import sqlite3
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,7 +29,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import aiohttp
 
 from disco import auth
-from disco.backends.base import Backend, InputEntry, Replica, TaskDone, TaskFailed, TaskSpec
+from disco.backends.base import (
+    Backend,
+    InputEntry,
+    Replica,
+    TaskChannel,
+    TaskDone,
+    TaskFailed,
+    TaskSpec,
+)
+from disco.backends.channel import ChannelRegistry
 from disco.failure import Failure
 from disco.master import jobpack
 from disco.master.attempts import AttemptLog
@@ -80,7 +91,7 @@ from disco.master.store import (
     expand_table,
 )
 from disco.node.diskspace import MARGIN, disk_of, is_disk_full, is_disk_full_error
-from disco.safenames import JOB_NAME_MAX, valid_name
+from disco.safenames import JOB_NAME_MAX, UnsafeName, check_host_name, valid_name
 
 if TYPE_CHECKING:
     from disco.master.jobtags import JobTags
@@ -109,13 +120,13 @@ class AttemptChannel:
             # 8.5: deferred reply until new inputs arrive or the input set is complete
             await self._rt.input_signal(self.job, self.taskid).wait()
 
-    def input_failed(self, input_id: int, replica_ids: list[int]) -> list[Replica] | None:
+    async def input_failed(self, input_id: int, replica_ids: list[int]) -> list[Replica] | None:
         now = self._rt.clock()
         self._rt.feed(InputFailed(self.job, self.taskid, input_id, tuple(replica_ids), now))
         task = self._rt.coordinator.task(self.job, self.taskid)
         return retry_replicas(task, input_id, replica_ids) if task is not None else None
 
-    def event(self, message: str) -> None:
+    async def event(self, message: str) -> None:
         self._rt.append_event(self.job, message, self.host)
 
 
@@ -168,6 +179,9 @@ class Runtime:
         self._connected: dict[str, bool] = {}
         self._closing = False
         self._done_tasks: list[DoneTask] = []  # saved at the end of each feed (recovery)
+        self.channels = ChannelRegistry()  # task channels of running attempts, by token
+        self._node_set: dict[str, int] | None = None  # the backend's, when it has one
+        self._config_lock = asyncio.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -402,7 +416,6 @@ class Runtime:
     # -- task attempts --------------------------------------------------------------------
     def _start_attempt(self, ins: StartTask) -> None:
         job = self.coordinator.jobs[ins.job]
-        rec = self.records[ins.job]
         spec = TaskSpec(
             jobname=ins.job,
             taskid=ins.taskid,
@@ -413,7 +426,8 @@ class Runtime:
             attempt=ins.attempt,
             worker=job.spec.worker,
             jobenvs=dict(job.spec.jobenvs),
-            jobpack_path=rec.jobpack,
+            jobpack_url="%s/disco/ctrl/parameters?name=%s"
+            % (self.config.master_url.rstrip("/"), urllib.parse.quote(ins.job, safe="@:")),
             master=self.config.master_url,
             disco_port=self.config.port,
             put_port=self.config.put_port,
@@ -424,13 +438,31 @@ class Runtime:
         )
         label = "%s:%d" % (ins.stage, ins.taskid)
         channel = AttemptChannel(self, ins.job, ins.taskid, ins.host, label)
+        spec = dataclasses.replace(spec, channel_token=self.register_channel(channel))
         key = (ins.job, ins.taskid, ins.attempt)
         self.attempts.started(ins.job, ins.stage, ins.taskid, ins.attempt, ins.host, self.clock())
         self._attempts[key] = asyncio.get_running_loop().create_task(
             self._run_attempt(key, spec, channel), name="disco-task-%s-%s" % key[:2]
         )
 
+    def register_channel(self, channel: TaskChannel) -> str:
+        """The token under which nodes reach ``channel`` (``POST /disco/ctrl/task_channel``)
+        until ``unregister_channel``."""
+        return self.channels.register(channel)
+
+    def unregister_channel(self, token: str) -> None:
+        """The attempt ended: its token answers 404, waiting requests end."""
+        self.channels.unregister(token)
+
     async def _run_attempt(self, key: tuple[str, int, int], spec: TaskSpec, channel: Any) -> None:
+        try:
+            await self._attempt_to_end(key, spec, channel)
+        finally:
+            self.unregister_channel(spec.channel_token)
+
+    async def _attempt_to_end(
+        self, key: tuple[str, int, int], spec: TaskSpec, channel: Any
+    ) -> None:
         started = self.clock()
         try:
             result = await self.backend.run_task(spec, channel)
@@ -460,16 +492,16 @@ class Runtime:
         else:
             self._record_failure(key, spec, result)
             if is_disk_full(result.message):
-                self._node_full(key[0], key[1], spec.host, result.partial_bytes)
+                await self._node_full(key[0], key[1], spec.host, result.partial_bytes)
             self.feed(AttemptFailed(*key, result.kind, result.message, self.clock()))
 
-    def _node_full(self, job: str, taskid: int, host: str, written: int) -> None:
+    async def _node_full(self, job: str, taskid: int, host: str, written: int) -> None:
         """An attempt failed for want of space: the task does not start on ``host``
         again until its disk has more free than the attempt had written plus a margin.
         (Not "what is free now": the attempt's partial outputs, and those of other
         attempts that failed with it, are already deleted, so that figure can exceed
         the whole disk for a task that failed only because a sibling filled it.)"""
-        disk, free = self.backend.data_disk(host)
+        disk, free = await self.backend.data_disk(host)
         logger.warning("node %s: disk %s is full (%d bytes free)", host, disk, free)
         needed = written + MARGIN
         self.feed(NodeFull(job, taskid, host, disk, free, needed, self.clock()))
@@ -730,14 +762,14 @@ class Runtime:
         rec = self.records.get(name)
         return rec.stage_results.get(stage) if rec is not None else None
 
-    def nodeinfo(self) -> dict[str, Any]:
+    async def nodeinfo(self) -> dict[str, Any]:
         info: dict[str, Any] = {}
         for host, node in sorted(self.coordinator.nodes.items()):
             entry: dict[str, Any] = {}
             tasks = self.coordinator.running_on(host)
             if tasks:
                 entry["tasks"] = tasks
-            free, used = self.backend.disk_usage(host) if node.max_workers else (0, 0)
+            free, used = await self.backend.disk_usage(host) if node.max_workers else (0, 0)
             down_reason = getattr(self.backend, "down_reason", None)
             reason = down_reason(host) if down_reason is not None else None
             if reason:
@@ -764,18 +796,33 @@ class Runtime:
     async def apply_config(
         self, config: ClusterConfig, *, save: bool = True, first: bool = False
     ) -> None:
-        """Expand, prune the blacklists, persist and apply a config (raises ConfigError)."""
-        nodes = expand_table(config.hosts)
+        """Expand, prune the blacklists, persist and apply a config (raises ConfigError).
+
+        With a backend that has a node set (``Backend.node_set``), the nodes are its
+        hosts; a table row for one of them sets its max_workers, other rows are unused
+        (and the blacklists are kept: a host may come back)."""
+        async with self._config_lock:
+            await self._apply_config(config, save=save, first=first)
+
+    async def _apply_config(self, config: ClusterConfig, *, save: bool, first: bool) -> None:
+        table = expand_table(config.hosts)
+        if first:
+            await self.backend.start([h for h, _ in table])
+        self._node_set = self.backend_node_set()
+        nodes = self._nodes_from(table, self._node_set)
         hosts = [h for h, _ in nodes]
-        config.blacklist = [h for h in config.blacklist if h in hosts]
-        config.gc_blacklist = [h for h in config.gc_blacklist if h in hosts]
+        if self._node_set is None:
+            config.blacklist = [h for h in config.blacklist if h in hosts]
+            config.gc_blacklist = [h for h in config.gc_blacklist if h in hosts]
+        lost = [h for h, _ in self.nodes if h not in hosts and self._connected.get(h)]
         self.cluster, self.nodes = config, nodes
         if save:
             self.store.save_config(config)
-        if first:
-            await self.backend.start(hosts)
-        else:
+        if not first or nodes != table:
             await self.backend.set_hosts(hosts)
+        if self._node_set is not None:
+            for host in lost:  # left the backend's node set: its running tasks are lost
+                self.feed(NodeLost(host, self.clock()))
         self._connected = {h: self.backend.is_connected(h) for h in hosts}
         self._seen(self.clock())
         self.feed(
@@ -786,6 +833,31 @@ class Runtime:
                 self.clock(),
             )
         )
+
+    def backend_node_set(self) -> dict[str, int] | None:
+        """The backend's node set (``None``: the config table decides), valid names only."""
+        node_set = getattr(self.backend, "node_set", None)
+        found = node_set() if node_set is not None else None
+        if found is None:
+            return None
+        nodes: dict[str, int] = {}
+        for host, slots in found.items():
+            try:
+                check_host_name(host)
+            except UnsafeName as exc:
+                logger.warning("node set: host %r ignored: %s", host, exc)
+                continue
+            nodes[host] = max(0, int(slots))
+        return nodes
+
+    @staticmethod
+    def _nodes_from(
+        table: list[tuple[str, int]], node_set: dict[str, int] | None
+    ) -> list[tuple[str, int]]:
+        if node_set is None:
+            return table
+        rows = dict(table)  # a table row overrides the backend's slots of its host
+        return [(h, rows.get(h, slots)) for h, slots in sorted(node_set.items())]
 
     async def check_config(self, config: ClusterConfig) -> None:
         """Refuse (``ConfigError``) a table naming hosts the backend cannot run."""
@@ -829,6 +901,11 @@ class Runtime:
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            if self._node_set is not None and self.backend_node_set() != self._node_set:
+                try:
+                    await self.apply_config(self.cluster, save=False)
+                except Exception:
+                    logger.exception("applying the backend's new node set failed")
             self._seen(self.clock())
             for host, was in list(self._connected.items()):
                 now_connected = self.backend.is_connected(host)
@@ -836,7 +913,7 @@ class Runtime:
                     self._connected[host] = now_connected
                     event = NodeConnected if now_connected else NodeLost
                     self.feed(event(host, self.clock()))
-            self._check_full_nodes()
+            await self._check_full_nodes()
             self.check_master_disk()
             if any(j.status == "active" for j in self.coordinator.jobs.values()):
                 self.feed(Tick(self.clock()))
@@ -868,11 +945,11 @@ class Runtime:
             else None
         )
 
-    def _check_full_nodes(self) -> None:
+    async def _check_full_nodes(self) -> None:
         """Tell the coordinator how much is free on the nodes tasks wait for space on."""
         for host, node in list(self.coordinator.nodes.items()):
             if node.full is not None:
-                _disk, free = self.backend.data_disk(host)
+                _disk, free = await self.backend.data_disk(host)
                 if free >= node.full.needed:
                     logger.info("node %s: space is back (%d bytes free)", host, free)
                 self.feed(NodeSpaceBack(host, free, self.clock()))
