@@ -50,6 +50,24 @@ class DaskProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def descendants(self) -> set[int]:
+        """PIDs of the live processes below this one (its zygote, Disco task workers)."""
+        parents: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open("/proc/%s/stat" % entry, "rb") as f:
+                        fields = f.read().decode("ascii", "replace").rsplit(")", 1)[-1].split()
+                except OSError:
+                    continue
+                if fields and fields[0] != "Z":
+                    parents[int(entry)] = int(fields[1])
+        found, frontier = set(), {self.proc.pid}
+        while frontier:
+            frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+            found |= frontier
+        return found
+
     def kill(self) -> None:
         """SIGKILL the process group (the Dask process and anything it started)."""
         try:

@@ -95,13 +95,22 @@ def test_killing_one_dask_worker_process_mid_job_still_gives_the_exact_answer(
     master = dask_master(tmp_path / "disco", own_cluster)
     try:
         job = word_count(master, "KillOne", 16, delay=2.0)
-        poll_for(
-            lambda: any(h == "127.0.0.2" for _, h in assignments(master, job.name)),
+        # a Dask worker process of 127.0.0.2 running a Disco task (zygote + worker below it)
+        victim = poll_for(
+            lambda: next(
+                (w for w in own_cluster.workers_on("127.0.0.2") if len(w.descendants()) >= 2),
+                None,
+            ),
             60.0,
-            "a task on 127.0.0.2",
+            "a task running in a Dask worker process of 127.0.0.2",
         )
-        own_cluster.workers_on("127.0.0.2")[0].kill()
+        victim.kill()
         assert counts_of(job.wait(poll_interval=0.1)) == jobs.expected_counts(16)
+        # the attempts that ran in the killed process failed as a node failure, and ran
+        # again; the host's other Dask worker kept it a node (and serves its data)
+        lost = [a for a in job.jobinfo()["failed_attempts"] if "lost" in a["reason"]]
+        assert lost and {a["host"] for a in lost} == {"127.0.0.2"}, lost
+        assert master.disco.nodeinfo()["127.0.0.2"]["connected"]
     finally:
         master.stop()
 
