@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -124,7 +125,8 @@ class ChannelRegistry:
 
     def __init__(self) -> None:
         self._channels: dict[str, TaskChannel] = {}
-        self._calls: dict[str, set[asyncio.Task[dict[str, Any]]]] = {}
+        self._calls: dict[str, set[asyncio.Future[dict[str, Any]]]] = {}
+        self.served: Counter[str] = Counter()  # requests answered, by op
 
     def register(self, channel: TaskChannel) -> str:
         token = secrets.token_urlsafe(24)
@@ -142,6 +144,10 @@ class ChannelRegistry:
     def __len__(self) -> int:
         return len(self._channels)
 
+    def tokens(self) -> list[str]:
+        """The tokens of the attempts running now."""
+        return list(self._channels)
+
     async def call(self, request: ChannelRequest) -> dict[str, Any]:
         channel = self._channels.get(request.token)
         if channel is None:
@@ -158,6 +164,7 @@ class ChannelRegistry:
             calls.discard(call)
         if call.cancelled():
             raise ChannelClosed("the task attempt ended while the request waited")
+        self.served[request.op] += 1
         return call.result()
 
 
