@@ -109,6 +109,9 @@ class DaskBackend:
         for host in sorted(set(self._workers) - set(workers)):
             logger.warning("node %s left: no Dask worker on it any more", host)
             self._status.pop(host, None)
+            store = self._stores.pop(host, None)
+            if store is not None:
+                await store.close()
         self._workers, self._threads = workers, threads
         now = asyncio.get_running_loop().time()
         if now - self._status_at >= STATUS_INTERVAL or set(workers) - set(self._status):
@@ -166,8 +169,8 @@ class DaskBackend:
         if host not in self._workers or self._closed or self.put_port is None:
             return None
         try:
-            from disco.ddfs.nodestore import HttpNodeStore  # type: ignore[attr-defined]
-        except ImportError:
+            from disco.ddfs.nodehttp import HttpNodeStore  # type: ignore[import-not-found]
+        except ImportError:  # a build without DDFS over HTTP (issue 9 D)
             return None
         store = self._stores.get(host)
         if store is None:
@@ -272,6 +275,9 @@ class DaskBackend:
         if self._poller is not None:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
+        for store in self._stores.values():
+            await store.close()
+        self._stores.clear()
         if self.client is not None:
             try:
                 await asyncio.wait_for(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import fcntl
+import inspect
 import logging
 import os
 import shutil
@@ -116,7 +117,12 @@ class NodeService:
             )
         ]
         if self.put_port is not None:
-            apps.append((create_put_app(self.ddfs, auth=self.auth), self.put_port))
+            options: dict[str, Any] = {}
+            if "disco_port" in inspect.signature(create_put_app).parameters:
+                # DDFS over HTTP (issue 9 D): replicas are fetched from the peers' data servers
+                options["disco_port"] = self.disco_port
+            app = create_put_app(self.ddfs, auth=self.auth, **options)
+            apps.append((app, self.put_port))
         runners: list[web.AppRunner] = []
         try:
             for app, port in apps:
