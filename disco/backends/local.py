@@ -94,6 +94,7 @@ class LocalBackend:
         self._attempts: set[asyncio.Task[TaskResult]] = set()
         self._preparing: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self.away: set[str] = set()  # fault injection: hosts that look disconnected
         # Python workers are forked from a pre-started interpreter (disco.node.zygote).
         self.use_zygote = use_zygote
         self._zygote: Zygote | None = None
@@ -201,7 +202,15 @@ class LocalBackend:
         return self._ddfs.get(host) if not self._closed else None
 
     def is_connected(self, host: str) -> bool:
-        return host in self._hosts and not self._closed
+        return host in self._hosts and host not in self.away and not self._closed
+
+    def set_away(self, host: str, away: bool) -> None:
+        """Fault injection (tests): the host looks disconnected (``is_connected`` false)
+        until it is back; the master's once-a-second poll sees it as lost, then back."""
+        if away:
+            self.away.add(host)
+        else:
+            self.away.discard(host)
 
     def node_set(self) -> dict[str, int] | None:
         """``None``: the config table decides which hosts are nodes."""

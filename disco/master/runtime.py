@@ -46,6 +46,7 @@ from disco.master.config import MasterConfig
 from disco.master.coordinator import Coordinator
 from disco.master.events import EventLog, job_dir, timestamp
 from disco.master.failures import NO_FAILURES, FailureLog
+from disco.master.grouping import url_host
 from disco.master.jobdata import job_dirs, parse_index_labels, write_pack
 from disco.master.recovery import OutputCheck, RecoveryError, done_task, restore_event
 from disco.master.stages import input_reply, retry_replicas
@@ -54,6 +55,7 @@ from disco.master.states import (
     AttemptDone,
     AttemptFailed,
     Event,
+    ForgetTask,
     InputFailed,
     InputsChanged,
     InputsFailed,
@@ -122,6 +124,13 @@ class AttemptChannel:
 
     async def input_failed(self, input_id: int, replica_ids: list[int]) -> list[Replica] | None:
         now = self._rt.clock()
+        task = self._rt.coordinator.task(self.job, self.taskid)
+        if task is not None and 0 <= input_id < len(task.inputs):
+            # A replica on a node that has just gone: the coordinator learns it now, not
+            # at the next poll, and this attempt is stopped to wait for the producer.
+            urls = task.inputs[input_id].urls
+            hosts = {url_host(urls[r]) for r in replica_ids if 0 <= r < len(urls)}
+            self._rt.check_nodes(hosts, "disconnected; a task could not read its data")
         self._rt.feed(InputFailed(self.job, self.taskid, input_id, tuple(replica_ids), now))
         task = self._rt.coordinator.task(self.job, self.taskid)
         return retry_replicas(task, input_id, replica_ids) if task is not None else None
@@ -303,6 +312,15 @@ class Runtime:
             except Exception:
                 logger.exception("saving %d finished task(s) failed", len(rows))
 
+    def _forget_task(self, job: str, taskid: int) -> None:
+        """A finished task runs again after a node loss: its saved row goes (recovery
+        must not bring its lost outputs back)."""
+        self._done_tasks = [t for t in self._done_tasks if (t.job, t.taskid) != (job, taskid)]
+        try:
+            self.store.forget_task(job, taskid)
+        except Exception:
+            logger.exception("forgetting the saved task %s:%d failed", job, taskid)
+
     def _internal_error(self, ev: Event, exc: Exception) -> None:
         job = getattr(ev, "job", None)
         if job is None or job not in self.records:
@@ -344,6 +362,8 @@ class Runtime:
             task = self.coordinator.task(ins.job, ins.taskid)
             if task is not None:
                 self._done_tasks.append(done_task(task))
+        elif isinstance(ins, ForgetTask):
+            self._forget_task(ins.job, ins.taskid)
         elif isinstance(ins, SaveResults):
             self._spawn(self._save_results(ins.job, ins.results))
         elif isinstance(ins, JobFinished):
@@ -474,6 +494,7 @@ class Runtime:
             self._attempts.pop(key, None)
             text = "Worker failed: %s" % exc
             failure = Failure("node", type(exc).__name__, text)
+            self._check_attempt_nodes(key, spec.host)
             self._record_failure(key, spec, TaskFailed("error", text, failure))
             self.attempts.ended(*key, "failed", self.clock(), text)
             self.feed(AttemptFailed(*key, "error", text, self.clock()))
@@ -490,10 +511,20 @@ class Runtime:
             duration = result.duration or (self.clock() - started)
             self.feed(AttemptDone(*key, tuple(result.outputs), duration, self.clock()))
         else:
+            self._check_attempt_nodes(key, spec.host)
             self._record_failure(key, spec, result)
             if is_disk_full(result.message):
                 await self._node_full(key[0], key[1], spec.host, result.partial_bytes)
             self.feed(AttemptFailed(*key, result.kind, result.message, self.clock()))
+
+    def _check_attempt_nodes(self, key: tuple[str, int, int], host: str) -> None:
+        """Before a failed attempt counts: is its node, or a node its inputs are on,
+        gone?  Then the coordinator learns it first, and the attempt is a node failure
+        (not counted) instead of the task's (it may even have been fatal: an input file
+        that vanished with its node)."""
+        task = self.coordinator.task(key[0], key[1])
+        hosts = {host} | (set(task.input_hosts()) if task is not None else set())
+        self.check_nodes(hosts, "disconnected; a task failed there or reading from it")
 
     async def _node_full(self, job: str, taskid: int, host: str, written: int) -> None:
         """An attempt failed for want of space: the task does not start on ``host``
@@ -814,16 +845,14 @@ class Runtime:
         if self._node_set is None:
             config.blacklist = [h for h in config.blacklist if h in hosts]
             config.gc_blacklist = [h for h in config.gc_blacklist if h in hosts]
-        lost = [h for h, _ in self.nodes if h not in hosts and self._connected.get(h)]
         self.cluster, self.nodes = config, nodes
         if save:
             self.store.save_config(config)
         if not first or nodes != table:
             await self.backend.set_hosts(hosts)
-        if self._node_set is not None:
-            for host in lost:  # left the backend's node set: its running tasks are lost
-                self.feed(NodeLost(host, self.clock()))
-        self._connected = {h: self.backend.is_connected(h) for h in hosts}
+        before = self._connected
+        members = None if self._node_set is None else set(self._node_set)
+        self._connected = {h: self._up(h, members) for h in hosts}
         self._seen(self.clock())
         self.feed(
             NodesConfigured(
@@ -833,6 +862,17 @@ class Runtime:
                 self.clock(),
             )
         )
+        for host, was in sorted(before.items()):
+            if was and not self._connected.get(host, False):
+                # left the backend's node set, dropped from the table (its data server
+                # is gone) or disconnected: its running tasks and outputs are lost
+                if members is not None and host not in members:
+                    why = "it left the backend's node set"
+                elif host not in hosts:
+                    why = "dropped from the config table"
+                else:
+                    why = "disconnected"
+                self._node_lost(host, why)
 
     def backend_node_set(self) -> dict[str, int] | None:
         """The backend's node set (``None``: the config table decides), valid names only."""
@@ -907,16 +947,54 @@ class Runtime:
                 except Exception:
                     logger.exception("applying the backend's new node set failed")
             self._seen(self.clock())
-            for host, was in list(self._connected.items()):
-                now_connected = self.backend.is_connected(host)
-                if now_connected != was:
-                    self._connected[host] = now_connected
-                    event = NodeConnected if now_connected else NodeLost
-                    self.feed(event(host, self.clock()))
+            self.check_nodes(set(self._connected))
             await self._check_full_nodes()
             self.check_master_disk()
             if any(j.status == "active" for j in self.coordinator.jobs.values()):
                 self.feed(Tick(self.clock()))
+
+    def check_nodes(self, hosts: set[str], why: str = "disconnected") -> None:
+        """Are these configured hosts still there?  Feed ``NodeConnected`` /
+        ``NodeLost`` for those that changed (10.4).  A host is there when the backend
+        says it is connected and, for a backend with a node set of its own
+        (``Backend.node_set()``, the Dask backend), is in that set."""
+        members = self._members()
+        for host in sorted(hosts):
+            was = self._connected.get(host)
+            if was is None:
+                continue  # not a configured node (an outside URL)
+            now_up = self._up(host, members)
+            if now_up == was:
+                continue
+            self._connected[host] = now_up
+            if now_up:
+                self.feed(NodeConnected(host, self.clock()))
+            elif members is not None and host not in members:
+                self._node_lost(host, "it left the backend's node set")
+            else:
+                self._node_lost(host, why)
+
+    def _members(self) -> set[str] | None:
+        """The backend's node set now (``Backend.node_set()``), or ``None`` when the
+        config table alone decides the nodes (the local backend)."""
+        current = self.backend_node_set()
+        return None if current is None else set(current)
+
+    def _up(self, host: str, members: set[str] | None) -> bool:
+        return (members is None or host in members) and self.backend.is_connected(host)
+
+    def _node_lost(self, host: str, why: str) -> None:
+        """Feed ``NodeLost`` once per loss (several signals may report the same one)."""
+        if self._closing or host in self.coordinator.lost:
+            return
+        active = any(j.status == "active" for j in self.coordinator.jobs.values())
+        logger.log(
+            logging.WARNING if active else logging.INFO,
+            "node %s lost (%s): its running tasks and its outputs are gone",
+            host,
+            why,
+        )
+        self.feed(NodeLost(host, self.clock()))
 
     def check_master_disk(self) -> None:
         """The master's own disk: log when it fills up or has space again, and go back
