@@ -118,29 +118,32 @@ def test_killing_one_dask_worker_process_mid_job_still_gives_the_exact_answer(
 def test_killing_every_process_of_a_host_mid_job_still_gives_the_exact_answer(
     own_cluster: Any, tmp_path: Path
 ) -> None:
-    """The host dies while its first tasks run (no output of it is needed later: the
-    outputs lost with a host are the ``nodeloss`` part)."""
+    """127.0.0.3 dies once a map task finished there (its output dies with it) while
+    others run there: the running ones and the finished one run again elsewhere."""
     master = dask_master(tmp_path / "disco", own_cluster)
     try:
         job = word_count(master, "KillHost", 12, delay=3.0)
         poll_for(
-            lambda: any(h == "127.0.0.3" for _, h in assignments(master, job.name)),
-            60.0,
-            "a task on 127.0.0.3",
+            lambda: any(
+                m.startswith("SYS: [map:") and m.endswith("Received results from 127.0.0.3")
+                for _, (_, _, m) in master.disco.events(job.name)
+            ),
+            90.0,
+            "a map task to finish on 127.0.0.3",
         )
         for worker in own_cluster.workers_on("127.0.0.3"):
             worker.kill()
         assert counts_of(job.wait(poll_interval=0.1)) == jobs.expected_counts(12)
         poll_for(
-            lambda: (
-                "127.0.0.3" not in master.disco.nodeinfo()
-                or not master.disco.nodeinfo()["127.0.0.3"]["connected"]
-            ),
+            lambda: not master.disco.nodeinfo().get("127.0.0.3", {}).get("connected"),
             30.0,
             "127.0.0.3 to leave the node set",
         )
         events = "\n".join(m for _, (_, _, m) in master.disco.events(job.name))
-        assert "Node 127.0.0.3 lost" in events
+        assert "outputs were lost with node 127.0.0.3" in events  # the finished one
+        assert 'failed on "127.0.0.3": the node was lost' in events  # the running ones
+        # every result is on the surviving node
+        assert all("127.0.0.3" not in str(r) for r in job.wait())
     finally:
         master.stop()
 
