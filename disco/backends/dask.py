@@ -137,6 +137,12 @@ class DaskBackend:
             if status is not None:
                 self._status[host] = status
 
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self._refresh()
+        except Exception as exc:
+            logger.debug("Dask scheduler %s: %s", self.scheduler, exc)
+
     async def _poll(self) -> None:
         while not self._closed:
             await asyncio.sleep(self.poll_interval)
@@ -208,7 +214,10 @@ class DaskBackend:
                     return TaskFailed(
                         "error", "Node %s lost: no Dask worker left on it" % spec.host
                     )
-            return waiter.result()
+            result = waiter.result()
+            if isinstance(result, TaskFailed) and " lost" in result.message:
+                await self._refresh_quietly()  # the runtime checks the node set at once
+            return result
         except asyncio.CancelledError:
             waiter.cancel()
             await asyncio.gather(waiter, return_exceptions=True)

@@ -14,6 +14,7 @@ import pytest
 
 from disco.core import result_iterator
 from disco.job import Job
+from disco.util import parse_dir
 from tests.backends import dask_jobs as jobs
 from tests.conftest import child_pids, dask_master, poll_for, start_dask_cluster
 
@@ -82,9 +83,9 @@ def test_word_count_spreads_over_every_node_and_is_exact(on_dask: Any) -> None:
     assert counts_of(results) == jobs.expected_counts(12)
     hosts = {host for _, host in assignments(on_dask, job.name)}
     assert hosts == {"127.0.0.2", "127.0.0.3"}
-    # the results stay on the nodes and are read from them by URL
-    urls = [r if isinstance(r, str) else r[0] for r in results]
-    assert all(re.match(r"(disco|dir)://127\.0\.0\.[23]/", u) for u in urls), urls
+    # the results stay on the nodes: result_iterator read them from disco:// URLs there
+    urls = [url for index in results for url in parse_dir(index)]
+    assert urls and all(re.match(r"disco://127\.0\.0\.[23]/", u) for u in urls), urls
     info = job.jobinfo()
     assert info["active"] == "ready"
 
