@@ -126,8 +126,9 @@ class DaskCluster:
             self._wait(worker, "Registered to:")
         return self
 
-    def add_worker(self, host: str, wait: bool = True) -> DaskProcess:
-        """Start one more ``dask worker`` on ``host`` (a loopback address)."""
+    def add_worker(self, host: str, wait: bool = True, nanny: bool = False) -> DaskProcess:
+        """Start one more ``dask worker`` on ``host`` (a loopback address); ``nanny``: as
+        ``dask worker`` runs by default, the worker in a child process of a nanny."""
         name = "worker-%s-%d" % (host, len(self.workers))
         worker = self._spawn(
             name,
@@ -139,7 +140,7 @@ class DaskCluster:
                 host,
                 "--nthreads",
                 str(self.nthreads),
-                "--no-nanny",
+                "--nanny" if nanny else "--no-nanny",
                 "--no-dashboard",
                 "--name",
                 name,

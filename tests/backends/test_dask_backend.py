@@ -156,10 +156,24 @@ def test_a_worker_that_joins_mid_job_gets_tasks(tmp_path: Path) -> None:
         try:
             job = word_count(master, "Joiner", 24, delay=1.0)
             poll_for(lambda: assignments(master, job.name), 60.0, "the first task")
-            cluster.add_worker("127.0.0.4")
+            cluster.add_worker("127.0.0.4", nanny=True)  # as `dask worker` runs by default
             assert counts_of(job.wait(poll_interval=0.1)) == jobs.expected_counts(24)
             assert "127.0.0.4" in {h for _, h in assignments(master, job.name)}
         finally:
             master.stop()
     finally:
         cluster.stop()
+
+
+def test_killing_a_job_kills_its_worker_processes_on_the_nodes(
+    on_dask: Any, dask_cluster: Any
+) -> None:
+    job = word_count(on_dask, "Killed", 6, delay=600.0)
+
+    def running() -> int:  # Disco task workers below the Dask workers (beside a zygote)
+        return sum(max(0, len(w.descendants()) - 1) for w in dask_cluster.workers if w.alive)
+
+    poll_for(lambda: running() >= 2, 60.0, "the job's tasks to run on the nodes")
+    on_dask.disco.kill(job.name)
+    poll_for(lambda: running() == 0, 30.0, "the killed job's worker processes to exit")
+    assert on_dask.disco.jobinfo(job.name)["active"] == "dead"
