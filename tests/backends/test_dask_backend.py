@@ -5,6 +5,7 @@ worker plugin runs inside the Dask workers."""
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.request
 from pathlib import Path
@@ -170,10 +171,19 @@ def test_killing_a_job_kills_its_worker_processes_on_the_nodes(
 ) -> None:
     job = word_count(on_dask, "Killed", 6, delay=600.0)
 
-    def running() -> int:  # Disco task workers below the Dask workers (beside a zygote)
-        return sum(max(0, len(w.descendants()) - 1) for w in dask_cluster.workers if w.alive)
+    def running() -> list[int]:
+        """The job's task workers: processes below the Dask workers in its job home."""
+        found = []
+        for worker in dask_cluster.workers:
+            for pid in worker.descendants() if worker.alive else ():
+                try:
+                    if job.name in os.readlink("/proc/%d/cwd" % pid):
+                        found.append(pid)
+                except OSError:
+                    continue
+        return found
 
-    poll_for(lambda: running() >= 2, 60.0, "the job's tasks to run on the nodes")
+    poll_for(lambda: len(running()) >= 2, 60.0, "the job's tasks to run on the nodes")
     on_dask.disco.kill(job.name)
-    poll_for(lambda: running() == 0, 30.0, "the killed job's worker processes to exit")
+    poll_for(lambda: not running(), 60.0, "the killed job's worker processes to exit")
     assert on_dask.disco.jobinfo(job.name)["active"] == "dead"
