@@ -507,6 +507,17 @@ class Coordinator:
             self._recover_outputs(job, "")
             if task.state != "running":
                 return
+            producers = lostnodes.rerunning_producers(job, task)
+            if producers:  # they already run again: wait for them
+                task.held_by.update(p.taskid for p in producers)
+                self._requeue(
+                    job,
+                    task,
+                    "WARNING: [%s] %s; it runs again once %s has run again"
+                    % (task.label, message, ", ".join(p.label for p in producers)),
+                    node_failed=False,
+                )
+                return
         job.stage(task.stage).failed += 1
         if kind == "fatal":
             if node is not None:
@@ -603,11 +614,12 @@ class Coordinator:
                     )
             self._recover_outputs(job, ev.host)
 
-    def _requeue(self, job: Job, task: Task, text: str) -> None:
-        """A running attempt ends for no fault of the task: it waits for a slot again."""
+    def _requeue(self, job: Job, task: Task, text: str, node_failed: bool = True) -> None:
+        """A running attempt ends for no fault of the task: it waits for a slot again.
+        ``node_failed``: its node was lost (counted in the node's ``data_error``, 3.3)."""
         job.stage(task.stage).failed += 1
         node = self.nodes.get(task.host or "")
-        if node is not None:
+        if node is not None and node_failed:
             node.data_error += 1
         task.pinned = None  # 7.3: re-runs are never pinned
         self._event(job.name, text)
@@ -657,6 +669,7 @@ class Coordinator:
                         "WARNING: [%s] stopped: its input from %s was lost with %s; it runs "
                         "again once %s has run again"
                         % (consumer.label, task.label, where, task.label),
+                        node_failed=False,
                     )
                 else:
                     self._event(

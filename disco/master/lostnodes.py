@@ -57,6 +57,21 @@ def consumers(job: Job, task: Task, outputs: tuple[TaskOutput, ...]) -> list[Tas
     return found
 
 
+def rerunning_producers(job: Job, task: Task) -> list[Task]:
+    """The tasks of the stage before ``task``'s that run again after their outputs were
+    lost and whose lost outputs ``task`` was given."""
+    index = job.stage(task.stage).index
+    if index == 0:
+        return []
+    held = {inp.urls for inp in task.inputs}
+    return [
+        job.tasks[t]
+        for t in job.stages[index - 1].taskids
+        if job.tasks[t].lost_outputs is not None
+        and held & set(output_keys(job.tasks[t].lost_outputs or ()))
+    ]
+
+
 def tasks_to_rerun(job: Job, lost: set[str] | frozenset[str]) -> list[Task]:
     """The finished tasks whose outputs are on ``lost`` nodes and still needed, in
     stage order.

@@ -6,8 +6,8 @@ timers, v1 ``dir://`` index downloads, deferred INPUT replies), job submission a
 naming (5), kill/clean/purge (10.2), ``get_results`` long polls, the config table and
 runtime settings, node connectivity polling (and the node set of a backend that has
 one, ``Backend.node_set``), the task channels of running attempts by token
-(``disco.backends.channel``), fair-share ticks and the age GC of job data (10.6).  HTTP handlers call the public methods here; nothing else touches the
-coordinator's state.
+(``disco.backends.channel``), fair-share ticks and the age GC of job data (10.6).  HTTP
+handlers call the public methods here; nothing else touches the coordinator's state.
 """
 
 from __future__ import annotations

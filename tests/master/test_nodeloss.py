@@ -22,6 +22,7 @@ from disco.master.states import (
     NodeLost,
     NodesConfigured,
     StartTask,
+    Tick,
 )
 from tests.master.test_coordinator import Harness, dir_out, starts, texts
 
@@ -333,3 +334,27 @@ def test_concurrent_stage_gets_the_new_url_in_place_not_a_second_input():
     # replaced in place (input 0), not added; map:0's output came meanwhile
     assert reply_urls(h, "J", reduce_id) == ["dir://a/J/m2", map_out(on["a"][0]).url]
     assert not h.c.task("J", reduce_id).held_by
+
+
+def test_a_failure_reading_from_a_producer_that_already_runs_again_waits_for_it():
+    """Defence in depth: a consumer that runs while its producer runs again (it cannot:
+    it is held; the hold is lifted here by hand) and fails reading the lost output
+    (even fatally) is held again; the job lives on."""
+    h = Harness(nodes=(("a", 3), ("b", 1)), max_failure_rate=0)
+    m0, m1 = starts(h.submit("J", MAP_REDUCE, FOUR[:2]))
+    assert (m0.host, m1.host) == ("a", "b")
+    finish(h, m0)
+    reduces = starts(finish(h, m1))
+    assert [r.host for r in reduces] == ["a", "a"]
+    h.feed(NodeLost("b", h.now))
+    task = h.c.task("J", reduces[0].taskid)
+    assert task.state == "waiting" and task.held_by == {m1.taskid}
+    task.held_by.clear()
+    (r,) = [s for s in starts(h.feed(Tick(h.now))) if s.taskid == task.taskid]
+    out = h.feed(AttemptFailed("J", r.taskid, r.attempt, "fatal", "refused", h.now))
+    assert JobFinished("J", "dead") not in out and h.c.jobs["J"].status == "active"
+    assert task.state == "waiting" and task.held_by == {m1.taskid} and task.failures == 0
+    assert (
+        "WARNING: [reduce:%d] refused; it runs again once map:%d has run again"
+        % (r.taskid, m1.taskid)
+    ) in texts(out)
