@@ -68,6 +68,27 @@ class DaskProcess:
             found |= frontier
         return found
 
+    def listens_on(self, host: str, port: int) -> bool:
+        """Does this process hold the listening socket ``host:port`` (IPv4)?"""
+        want = "%s:%04X" % ("".join("%02X" % int(b) for b in reversed(host.split("."))), port)
+        inodes = set()
+        try:
+            with open("/proc/%d/net/tcp" % self.proc.pid) as f:
+                for line in f.readlines()[1:]:
+                    fields = line.split()
+                    if fields[1] == want and fields[3] == "0A":  # LISTEN
+                        inodes.add("socket:[%s]" % fields[9])
+            fds = os.listdir("/proc/%d/fd" % self.proc.pid)
+        except OSError:
+            return False
+        for fd in fds:
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (self.proc.pid, fd)) in inodes:
+                    return True
+            except OSError:
+                continue
+        return False
+
     def kill(self) -> None:
         """SIGKILL the process group (the Dask process and anything it started)."""
         try:

@@ -187,3 +187,33 @@ def test_killing_a_job_kills_its_worker_processes_on_the_nodes(
     on_dask.disco.kill(job.name)
     poll_for(lambda: not running(), 60.0, "the killed job's worker processes to exit")
     assert on_dask.disco.jobinfo(job.name)["active"] == "dead"
+
+
+def test_another_process_of_the_host_takes_over_its_data_when_the_server_dies(
+    own_cluster: Any, tmp_path: Path
+) -> None:
+    master = dask_master(tmp_path / "disco", own_cluster)
+    try:
+        job = Job(name="Takeover", master=master.url).run(
+            input=jobs.word_inputs(8), map=jobs.slow_word_map, params={"delay": 0.5}
+        )  # map only: the results are the map outputs, on both nodes
+        results = job.wait(poll_interval=0.1)
+        urls = [url for index in results for url in parse_dir(index)]
+        assert any(u.startswith("disco://127.0.0.2/") for u in urls), urls
+        words = sorted(map(str, result_iterator(results)))
+
+        def server() -> Any:
+            found = [
+                w
+                for w in own_cluster.workers_on("127.0.0.2")
+                if w.listens_on("127.0.0.2", master.port)
+            ]
+            return found[0] if len(found) == 1 else None
+
+        poll_for(server, 30.0, "one process of 127.0.0.2 to serve its data").kill()
+        survivor = poll_for(server, 30.0, "the other process of 127.0.0.2 to take over")
+        assert survivor.alive
+        # the outputs of 127.0.0.2 are still read from disco://127.0.0.2/...
+        assert sorted(map(str, result_iterator(results))) == words
+    finally:
+        master.stop()
