@@ -71,9 +71,15 @@ class DaskBackend:
 
         from disco.backends.dask_node import PLUGIN_NAME, DiscoNodePlugin
 
-        self.client = await Client(
-            self.scheduler, asynchronous=True, name="disco-master", set_as_default=False
-        )
+        try:
+            self.client = await Client(
+                self.scheduler, asynchronous=True, name="disco-master", set_as_default=False
+            )
+        except OSError as exc:
+            raise OSError(
+                "cannot connect to the Dask scheduler %s (DISCO_DASK_SCHEDULER): %s"
+                % (self.scheduler, exc)
+            ) from exc
         plugin = DiscoNodePlugin(self.disco_port, self.put_port, self.auth, self.use_zygote)
         await self.client.register_plugin(plugin, name=PLUGIN_NAME)
         await self._refresh()
