@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
-    from disco.ddfs.node import DDFSNode
+    from disco.ddfs.nodestore import NodeStore
 
 from disco.failure import Failure
 
@@ -185,8 +185,9 @@ class Backend(Protocol):
         """Run one attempt to its end.  Cancelling the awaiting task kills the worker."""
         ...
 
-    def ddfs_node(self, host: str) -> DDFSNode | None:
-        """The DDFS storage of a node (``None`` while it is down), ddfs.md 0."""
+    def ddfs_node(self, host: str) -> NodeStore | None:
+        """The DDFS storage of a node (``None`` while it is down), ddfs.md 0: what the
+        DDFS master awaits (``disco.ddfs.nodestore``), in process or over the network."""
         ...
 
     async def remove_job_data(self, host: str, jobname: str) -> None:

@@ -11,7 +11,10 @@ host on ``(host, DDFS_PUT_PORT)`` (ddfs.md 2.4.2), disk usage, deleting a job's 
 directory, and killing whatever still runs at ``close()``.  All nodes share one
 DISCO_DATA: each keeps its own ``<DISCO_DATA>/<host>/`` subtree (9.2).  DDFS roots: the
 node(s) the master serves use ``DDFS_DATA`` itself, every other simulated host
-``<DDFS_DATA>/<host>`` (local-cluster mode of ddfs.md 1.3).
+``<DDFS_DATA>/<host>`` (local-cluster mode of ddfs.md 1.3).  The DDFS master reaches
+each node's storage through a ``NodeStore``: in process (``LocalNodeStore``), or with
+``ddfs_over_http`` over HTTP to the node's upload server (``HttpNodeStore``), exactly as
+it would reach a node on another machine.
 
 Nodes fetch the job pack from the master by URL like any remote node would.  With
 ``remote_channel=True`` the workers' messages go to the master over HTTP
@@ -38,6 +41,8 @@ from disco.backends.hostcheck import refused_hosts
 from disco.ddfs.blobserver import create_put_app
 from disco.ddfs.gate import TransferGate
 from disco.ddfs.node import DDFSNode
+from disco.ddfs.nodehttp import HttpNodeStore
+from disco.ddfs.nodestore import LocalNodeStore, NodeStore
 from disco.node.dataserver import ServedBytes, create_data_app
 from disco.node.diskspace import disk_of
 from disco.node.jobhome import (
@@ -73,6 +78,7 @@ class LocalBackend:
         bind_host: str = "127.0.0.1",
         auth: AuthPolicy | None = None,
         remote_channel: bool = False,
+        ddfs_over_http: bool = False,
     ) -> None:
         self.disco_data = disco_data
         self.ddfs_data = ddfs_data
@@ -90,6 +96,10 @@ class LocalBackend:
         self.auth = auth or AuthPolicy()  # what the nodes' data and upload servers demand
         self._ddfs: dict[str, DDFSNode] = {}
         self._put_servers: dict[str, web.AppRunner] = {}
+        self._put_addrs: dict[str, str] = {}  # the address each upload server is bound on
+        # what DDFS_NODES_OVER_HTTP asks: the DDFS master uses the nodes' HTTP routes
+        self.ddfs_over_http = ddfs_over_http and put_port is not None
+        self._stores: dict[str, NodeStore] = {}
         self.served: dict[str, ServedBytes] = {}  # bytes sent by each node's data server
         self._attempts: set[asyncio.Task[TaskResult]] = set()
         self._preparing: set[asyncio.Task[Any]] = set()
@@ -128,6 +138,10 @@ class LocalBackend:
         for host in sorted(self._hosts - wanted):
             self._hosts.discard(host)
             self._ddfs.pop(host, None)
+            self._put_addrs.pop(host, None)
+            store = self._stores.pop(host, None)
+            if isinstance(store, HttpNodeStore):
+                await store.close()
             for servers in (self._servers, self._put_servers):
                 runner = servers.pop(host, None)
                 if runner is not None:
@@ -137,14 +151,30 @@ class LocalBackend:
             self._hosts.add(host)
             self._ddfs[host] = DDFSNode(host, self.ddfs_root(host))
         for host in added:
-            node = self._ddfs[host]
             if host not in self.served_by_master:
                 await self.start_data_server(host)
-            if self.put_port is not None:
-                # upload URLs name the node: bind its own name, else the master's address
-                binds = [host, self.bind_host] if host in self.served_by_master else [host]
-                app = create_put_app(node, auth=self.auth)
-                await self._serve(self._put_servers, host, app, binds, self.put_port, "DDFS put")
+            await self.start_put_server(host)
+
+    async def start_put_server(self, host: str) -> None:
+        """Serve the DDFS upload server (and its ``/ddfs/node/`` routes) of a node on
+        ``(host, DDFS_PUT_PORT)`` (ddfs.md 2.4.2)."""
+        node = self._ddfs.get(host)
+        if self.put_port is None or node is None or host in self._put_servers:
+            return
+        # upload URLs name the node: bind its own name, else the master's address
+        binds = [host, self.bind_host] if host in self.served_by_master else [host]
+        app = create_put_app(node, auth=self.auth, disco_port=self.disco_port)
+        await self._serve(self._put_servers, host, app, binds, self.put_port, "DDFS put")
+
+    async def stop_put_server(self, host: str) -> bool:
+        """Stop the upload server of a simulated host (fault injection: with
+        ``ddfs_over_http`` the DDFS master no longer reaches its storage).  ``False`` if it
+        had none."""
+        runner = self._put_servers.pop(host, None)
+        if runner is None:
+            return False
+        await runner.cleanup()
+        return True
 
     async def _serve(
         self,
@@ -166,6 +196,8 @@ class LocalBackend:
                 logger.warning("node %s: cannot serve %s on %s:%d: %s", host, what, bind, port, exc)
                 continue
             servers[host] = runner
+            if servers is self._put_servers:
+                self._put_addrs[host] = bind
             logger.info("node %s: %s server on %s:%d", host, what, bind, port)
             return
         await runner.cleanup()
@@ -197,9 +229,36 @@ class LocalBackend:
             return self.ddfs_data
         return os.path.join(self.ddfs_data, host)
 
-    def ddfs_node(self, host: str) -> DDFSNode | None:
-        """The DDFS storage of a configured node (``None`` if it is not configured)."""
+    def local_ddfs_node(self, host: str) -> DDFSNode | None:
+        """The in-process ``DDFSNode`` of a configured node (tests, fault injection)."""
         return self._ddfs.get(host) if not self._closed else None
+
+    def ddfs_node(self, host: str) -> NodeStore | None:
+        """The DDFS storage of a configured node as the DDFS master reaches it (``None``
+        if it is not configured, or over HTTP when its upload server is not running)."""
+        node = self.local_ddfs_node(host)
+        if node is None:
+            return None
+        store = self._stores.get(host)
+        if store is None:
+            store = self._new_store(host, node)
+            if store is None:
+                return None
+            self._stores[host] = store
+        return store
+
+    def _new_store(self, host: str, node: DDFSNode) -> NodeStore | None:
+        if not self.ddfs_over_http:
+            return LocalNodeStore(
+                node,
+                peer=self.local_ddfs_node,
+                disco_port=self.disco_port,
+                auth_token=self.auth.token,
+            )
+        address = self._put_addrs.get(host)
+        if address is None or self.put_port is None:
+            return None
+        return HttpNodeStore(host, "http://%s:%d" % (address, self.put_port), self.auth)
 
     def is_connected(self, host: str) -> bool:
         return host in self._hosts and host not in self.away and not self._closed
@@ -350,6 +409,10 @@ class LocalBackend:
             for runner in servers.values():
                 await runner.cleanup()
             servers.clear()
+        for store in self._stores.values():
+            if isinstance(store, HttpNodeStore):
+                await store.close()
+        self._stores.clear()
         if self._zygote is not None:
             await self._zygote.close()
             self._zygote = None

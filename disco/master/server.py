@@ -227,7 +227,7 @@ async def start_master(
             put_port=config.put_port,
             bind_host=host,
             auth=config.auth,
-            **(backend_options or {}),
+            **{"ddfs_over_http": ddfs_config.nodes_over_http, **(backend_options or {})},
         )
     runtime = Runtime(config, store, backend)
     ddfs = DDFSMaster(ddfs_config, RuntimeView(runtime), local_root=config.ddfs_data)
