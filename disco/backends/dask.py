@@ -27,6 +27,7 @@ from typing import Any
 
 from disco.auth import AuthPolicy
 from disco.backends.base import TaskChannel, TaskDone, TaskFailed, TaskResult, TaskSpec
+from disco.ddfs.nodehttp import HttpNodeStore
 from disco.node.service import attempt_key
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class DaskBackend:
         self._status_at = 0.0
         self._poller: asyncio.Task[None] | None = None
         self._closed = False
-        self._stores: dict[str, Any] = {}  # host -> HttpNodeStore (when ddfsnet is in)
+        self._stores: dict[str, HttpNodeStore] = {}  # host -> its DDFS storage over HTTP
 
     # -- connection and node set -----------------------------------------------------------
     async def start(self, hosts: list[str]) -> None:
@@ -175,14 +176,10 @@ class DaskBackend:
         mount, free = status["data_disk"]
         return (str(mount), int(free))
 
-    def ddfs_node(self, host: str) -> Any:
-        """The DDFS storage of a node over HTTP (``HttpNodeStore``), ``None`` while it is
-        down or when this build has no network node store."""
+    def ddfs_node(self, host: str) -> HttpNodeStore | None:
+        """The DDFS storage of a node over HTTP (``HttpNodeStore`` on the node's upload
+        server), ``None`` while it is down."""
         if host not in self._workers or self._closed or self.put_port is None:
-            return None
-        try:
-            from disco.ddfs.nodehttp import HttpNodeStore  # type: ignore[import-not-found]
-        except ImportError:  # a build without DDFS over HTTP (issue 9 D)
             return None
         store = self._stores.get(host)
         if store is None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import fcntl
-import inspect
 import logging
 import os
 import shutil
@@ -117,11 +116,8 @@ class NodeService:
             )
         ]
         if self.put_port is not None:
-            options: dict[str, Any] = {}
-            if "disco_port" in inspect.signature(create_put_app).parameters:
-                # DDFS over HTTP (issue 9 D): replicas are fetched from the peers' data servers
-                options["disco_port"] = self.disco_port
-            app = create_put_app(self.ddfs, auth=self.auth, **options)
+            # the DDFS master's node operations too; replicas come from the peers' data servers
+            app = create_put_app(self.ddfs, auth=self.auth, disco_port=self.disco_port)
             apps.append((app, self.put_port))
         runners: list[web.AppRunner] = []
         try:

@@ -17,10 +17,6 @@ from disco.job import Job
 from tests.backends import dask_jobs as jobs
 from tests.conftest import child_pids, dask_master, poll_for
 
-nodehttp = pytest.importorskip(
-    "disco.ddfs.nodehttp", reason="DDFS over HTTP (issue 9 D) is not in this build"
-)
-
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(300)]
 
 
