@@ -167,7 +167,8 @@ def load_all(results: str, notes_path: str | None = None) -> dict[str, Any]:
         with open(notes_path) as f:
             notes = f.read()
     ours = os.path.join(results, "disco")
-    import ddfs_report  # imports this module: loaded on use
+    import dask_report  # imports this module: loaded on use
+    import ddfs_report
     import sort_report
 
     return {
@@ -189,6 +190,7 @@ def load_all(results: str, notes_path: str | None = None) -> dict[str, Any]:
         "notes": notes,
         "sort": sort_report.load_sort(results, run),
         "ddfs": ddfs_report.load_ddfs(results) if run.get("ddfs") else None,
+        "dask": dask_report.load_dask(results) if run.get("dask") else None,
     }
 
 
@@ -715,6 +717,9 @@ def build_report(d: dict[str, Any]) -> str:
     import ddfs_report
 
     ddfs_report.ddfs_section(d.get("ddfs"), out)
+    import dask_report
+
+    dask_report.dask_section(d.get("dask"), out)
     if d["failures"]:
         out.append("## Failures")
         out.append("")

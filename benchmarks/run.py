@@ -26,7 +26,9 @@ Steps (each step's records go to ``bench-results/``, outputs and logs to ``bench
    then by GNU sort and PySpark (``run_peers.sh`` sort peers), in the same run;
 7. DDFS: ``benchmarks/ddfs_bench.py`` pushes and pulls a ``--ddfs-size`` file (1 GiB) with 3
    replicas on 3 local nodes and chunks the corpus, against ``dd`` in the same run;
-8. write ``docs/benchmarks.md`` (``benchmarks/bench_report.py``).
+8. Dask (issue 9): ``benchmarks/dask_bench.py`` runs the word count and a per-task job on the
+   local backend and on a Dask cluster of 2 loopback workers, same run;
+9. write ``docs/benchmarks.md`` (``benchmarks/bench_report.py``).
 
 A failing step is recorded (with the end of its log) and the run goes on, so the page is
 always written and says what did not work.
@@ -509,6 +511,32 @@ class Bench:
             stdout=subprocess.DEVNULL,
         )
 
+    # -- 8. Dask backend -----------------------------------------------------------------
+    def run_dask(self) -> None:
+        """Word count and per-task cost: local backend vs 2 loopback Dask workers."""
+        out = self.ours / "dask.json"
+        log = self.logs / "disco-dask.log"
+        logger.info("Dask: word count and per-task cost, local vs 2 loopback Dask workers")
+        cmd = [
+            sys.executable,
+            str(HERE / "dask_bench.py"),
+            "--corpus",
+            str(self.corpus),
+            "--size",
+            "4M" if self.args.quick else "32M",
+            "--json",
+            str(out),
+        ]
+        with open(log, "w") as f:
+            try:
+                rc = subprocess.call(
+                    cmd, env=self.env(), cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=1800
+                )
+            except subprocess.TimeoutExpired:
+                rc = -1
+        if rc != 0:
+            self.fail("Dask benchmark", log, "exit status %d" % rc)
+
     # -- the whole run -------------------------------------------------------------------
     def run(self) -> None:
         started = datetime.datetime.now(datetime.UTC)
@@ -535,6 +563,8 @@ class Bench:
             self.run_sort(bool(peers))
         if not self.args.skip_ddfs:
             self.run_ddfs()
+        if not self.args.skip_dask:
+            self.run_dask()
         info = {
             "started": started.strftime("%Y-%m-%d %H:%M"),
             "seconds": round(time.perf_counter() - t0),
@@ -544,6 +574,7 @@ class Bench:
             "sort_label": None if self.args.skip_sort else self.sort_label,
             "sort_peers": [SORT_REFERENCE] + SORT_PEERS if peers else [],
             "ddfs": not self.args.skip_ddfs,
+            "dask": not self.args.skip_dask,
             "input_bytes": self.corpus.stat().st_size,
             "runs": self.args.runs,
             "peers": [REFERENCE] + peers if peers else [],
@@ -626,6 +657,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--skip-sort", action="store_true", help="leave out the sort benchmark")
     ap.add_argument("--ddfs-size", help="DDFS push/pull file size (default 1G)")
     ap.add_argument("--skip-ddfs", action="store_true", help="leave out the DDFS benchmark")
+    ap.add_argument(
+        "--skip-dask", action="store_true", help="leave out the local-vs-Dask benchmark"
+    )
     ap.add_argument("--tiny-runs", type=int, help="whole-process tiny job runs (default 15)")
     ap.add_argument(
         "--latency-runs", type=int, help="tiny jobs timed on a running master (default 40)"

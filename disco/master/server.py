@@ -1,7 +1,8 @@
 """Composition root of the master: socket, config, store, backend, runtime, HTTP app.
 
 ``start_master`` binds the socket first (port 0 allowed), builds the ``MasterConfig``
-with the real port, then the store, the backend (``LocalBackend`` by default), the
+with the real port, then the store, the backend (``DaskBackend`` when
+``DISCO_DASK_SCHEDULER`` is set, else ``LocalBackend``), the
 runtime and the aiohttp app, and serves with ``AppRunner`` + ``SockSite`` on the
 running loop (embedded mode and tests).  ``python -m disco.master`` runs it in the
 foreground (``__main__.py``).
@@ -242,6 +243,13 @@ async def _start_master(
     except BaseException:
         sock.close()
         raise
+    dask_scheduler = str(settings["DISCO_DASK_SCHEDULER"] or "").strip()
+    if backend is None and dask_scheduler:
+        from disco.backends.dask import DaskBackend
+
+        backend = DaskBackend(
+            dask_scheduler, disco_port=real_port, put_port=config.put_port, auth=config.auth
+        )
     if backend is None:
         from disco.backends.local import LocalBackend
 

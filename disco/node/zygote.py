@@ -22,6 +22,7 @@ and later ``{"exit": p, "code": c}`` when that child ends (``c`` negative for a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -124,9 +125,15 @@ class Zygote:
                 self._pending[rid] = fut
                 line = json.dumps({"id": rid, "cwd": cwd, "env": env}).encode() + b"\n"
                 await _send_with_fd(self._sock, line, theirs.fileno())
-            pid = await asyncio.wait_for(fut, 30)
+            # not asyncio.wait_for: on 3.11 it swallows a cancel (a kill) that comes as
+            # the pid arrives, and the attempt would go on with its kill forgotten
+            async with asyncio.timeout(30):
+                pid = await fut
         except BaseException:
             ours.close()
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                with contextlib.suppress(OSError):  # forked, then killed: kill it
+                    os.killpg(fut.result(), signal.SIGKILL)
             raise
         finally:
             theirs.close()
