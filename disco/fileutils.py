@@ -72,6 +72,9 @@ class AtomicFile:
         self.partial = "%s.partial" % path
         self._fd = open(self.partial, "wb")  # noqa: SIM115 - closed in close()
         self.isopen = True
+        # The file's own write, not a method calling it: record writers call it once
+        # per record (a raw record writer in the sort stage, for one).
+        self.write = self._fd.write  # type: ignore[method-assign]
 
     def write(self, data: bytes) -> int:
         return self._fd.write(data)
