@@ -29,7 +29,7 @@ from typing import Any
 from disco.error import DataError
 from disco.failure import short_repr
 
-#: Records read (and checked) at a time.
+#: Records read (and checked) at a time, at most.
 BATCH = 16384
 #: Records per pickle in a spilled run (one ``pickle.load`` gives that many back).
 RUN_BLOCK = 4096
@@ -154,10 +154,14 @@ class RecordSort:
             break
         if self.kind is None:
             return
+        count = 1
         while True:
-            batch = list(itertools.islice(it, BATCH))
+            # at most a quarter of the buffer at a time, by the records' average size
+            average = max(1, self.total // count)
+            batch = list(itertools.islice(it, max(1, min(BATCH, self.buffer_size // 4 // average))))
             if not batch:
                 return
+            count += len(batch)
             self._add(_checked_batch(batch, self.kind))
 
     def _add(self, batch: list[tuple[Any, Any]]) -> None:
