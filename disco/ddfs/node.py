@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from disco.ddfs.directwrite import DirectWriter
 from disco.ddfs.names import (
     InvalidName,
     Timestamp,
@@ -73,10 +74,14 @@ class BlobUpload:
         self.file: BinaryIO = open(staging, "xb")  # noqa: SIM115 - closed by commit/abort
         self.size = 0
         self._synced = 0
+        self._direct = DirectWriter(staging, self.file)  # past the page cache if allowed
 
     def write(self, data: bytes) -> None:
-        self.file.write(data)
         self.size += len(data)
+        if self._direct.direct:
+            self._direct.write(data)
+            return
+        self.file.write(data)
         if self.size - self._synced >= SYNC_EVERY:  # flush as we go: commit's fsync is short
             self.file.flush()
             start_writeback(self.file.fileno(), self._synced, self.size - self._synced)
@@ -85,7 +90,8 @@ class BlobUpload:
     def commit(self) -> str:
         """fsync, make read-only, rename (refusing to overwrite); the canonical URL."""
         try:
-            self.file.flush()
+            self._direct.finish()
+            self._direct.close()
             os.fsync(self.file.fileno())
             self.file.close()
             os.chmod(self.staging, READ_ONLY)
@@ -97,6 +103,7 @@ class BlobUpload:
 
     def abort(self) -> None:
         """Drop the staging file: a broken upload leaves no half blob."""
+        self._direct.close()
         if not self.file.closed:
             self.file.close()
         _remove(self.staging)
@@ -233,7 +240,7 @@ class DDFSNode:
         upload = self.begin_blob(oid, os.path.getsize(source))
         try:
             with open(source, "rb") as f:
-                shutil.copyfileobj(f, upload.file, 1024 * 1024)
+                shutil.copyfileobj(f, upload, 1024 * 1024)
         except BaseException:
             upload.abort()
             raise
