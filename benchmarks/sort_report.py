@@ -18,7 +18,8 @@ HOW = {
     "the embedded default master (started inside the timed process): keys sampled for 3 "
     "range boundaries, 4 line-aligned `raw://path:start:end` ranges; stage `partition` "
     "(`split`) writes each record to its key range's label, stage `sort` (`group_label`, "
-    "`combine=True, sort=True`: the records of a label are sorted on disk by GNU sort) "
+    "`combine=True, sort=True`: the records of a label are sorted in the task, in "
+    "memory when they fit `sort_buffer_size`) "
     "writes them back; the client concatenates the 4 outputs",
     REFERENCE: "`readlines()` + `list.sort()` + `writelines()`, one process; the reference output",
     "gnu-sort-p2": "`LC_ALL=C sort --parallel=2 -S 25%`",
