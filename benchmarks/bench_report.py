@@ -34,6 +34,9 @@ from typing import Any
 OURS = "disco"
 CANONICAL = "disco-canonical"  # the word count a user writes first (issue 13)
 CANONICAL_TARGET = 0.5  # x the hand-written multiprocessing program, same run
+README_JOB = "disco-readme"  # the README's "Your first job" over the corpus (issue 13)
+README_TARGET = 0.25  # x the hand-written multiprocessing program, same run
+README_MEMORY_MIB = 1024  # peak summed PSS of the whole process tree
 DASK_DEFAULT = "dask-bag-processes"
 HANDWRITTEN = "python-multiprocessing-2p"
 REFERENCE = "python-counter"
@@ -49,6 +52,9 @@ HOW = {
     "user writes first, nothing tuned: 4 `file://` inputs (the corpus cut with `split -n "
     "l/4`), default readers, `map` yields `(word, 1)` per word, a sum `combiner`, `reduce` "
     "with `kvgroup(sorted(iter))`, `partitions=2`, embedded default master",
+    README_JOB: "this project: `benchmarks/readme_job.py` runs the first job of README.md as "
+    "it stands (its functions and `Job.run` arguments are read from the README) over the "
+    "corpus as one `file://` input, embedded default master",
     REFERENCE: "`Counter.update(line.split())` line by line, one process; the reference output",
     HANDWRITTEN: "hand-written `multiprocessing.Pool(2)` over 8 line-aligned byte ranges, a "
     "`Counter` per range, merged in the parent",
@@ -152,6 +158,7 @@ def load_all(results: str, notes_path: str | None = None) -> dict[str, Any]:
         "latency": load_json(os.path.join(ours, "latency.json")),
         "wc_phases": load_phases(os.path.join(ours, "phases"), "wordcount-"),
         "canonical_phases": load_phases(os.path.join(ours, "phases"), "canonical-"),
+        "readme_phases": load_phases(os.path.join(ours, "phases"), "readme-"),
         "tiny_phases": load_phases(os.path.join(ours, "phases"), "tiny-"),
         "failures": load_json(os.path.join(ours, "failures.json"), {}) or {},
         "notes": notes,
@@ -321,7 +328,44 @@ def targets(d: dict[str, Any]) -> tuple[list[str], list[str]]:
                 fmt(ph.get("read_write_s")),
             )
         )
+    readme_target(d, hw, rows, why)
     return rows, why
+
+
+def readme_target(d: dict[str, Any], hw: Any, rows: list[str], why: list[str]) -> None:
+    """The README job's row: speed against the hand-written program and peak memory."""
+    s = d["wordcount"].get(README_JOB)
+    if s is None:
+        return
+    rm, pss = s.get("median"), s.get("pss_kb") or 0
+    r = ratio(hw, rm)
+    fast = None if r is None else r >= README_TARGET
+    small = pss / 1024 < README_MEMORY_MIB if pss else None
+    ok = None if fast is None or small is None else fast and small
+    fig = "%s %s s, %s %s s" % (README_JOB, fmt(rm), HANDWRITTEN, fmt(hw))
+    if r:
+        fig += " (%.2f× its speed)" % r
+    fig += ", peak %s MiB" % mib(pss)
+    rows.append(
+        "| README's first job >= %.2f× hand-written multiprocessing and < %d MiB peak, "
+        "same run | %s | %s |" % (README_TARGET, README_MEMORY_MIB, fig, _status(ok))
+    )
+    if ok is False:
+        ph = d.get("readme_phases") or {}
+        why.append(
+            "README's first job: %s× (%s s against %s s), peak %s MiB (whole tree PSS); "
+            "of its median run the job took %s s, master start %s s, reading and writing "
+            "the results %s s."
+            % (
+                "%.2f" % r if r else "?",
+                fmt(rm),
+                fmt(hw),
+                mib(pss),
+                fmt(ph.get("job_s")),
+                fmt(ph.get("master_s")),
+                fmt(ph.get("read_write_s")),
+            )
+        )
 
 
 def wordcount_table(d: dict[str, Any], out: list[str]) -> None:
@@ -433,6 +477,41 @@ def canonical_section(d: dict[str, Any], out: list[str]) -> None:
             "%.2f×" % r if r else "–",
             CANONICAL_TARGET,
             "met" if r and r >= CANONICAL_TARGET else "not met",
+        )
+    )
+    out.append("")
+
+
+def readme_section(d: dict[str, Any], out: list[str]) -> None:
+    """The README's first job against the hand-written program: time and memory."""
+    wc = d["wordcount"]
+    s = wc.get(README_JOB)
+    if s is None:
+        return
+    rm, pss = s.get("median"), s.get("pss_kb")
+    hws = wc.get(HANDWRITTEN, {})
+    r = ratio(hws.get("median"), rm)
+    met = bool(r and r >= README_TARGET and pss and pss / 1024 < README_MEMORY_MIB)
+    out.append("## README's first job")
+    out.append("")
+    out.append(
+        "The first job of README.md as it stands (`benchmarks/readme_job.py` reads its "
+        "functions and `Job.run` arguments from the README), over the corpus above as one "
+        "`file://` input, run %s UTC: median %s s (CPU %s s), peak %s MiB, against `%s`'s "
+        "%s s (CPU %s s), %s MiB in the same run: **%s** (target >= %.2f× and < %d MiB: %s)."
+        % (
+            d["run"].get("started", "?"),
+            fmt(rm),
+            fmt(s.get("cpu")),
+            mib(pss),
+            HANDWRITTEN,
+            fmt(hws.get("median")),
+            fmt(hws.get("cpu")),
+            mib(hws.get("pss_kb")),
+            "%.2f×" % r if r else "–",
+            README_TARGET,
+            README_MEMORY_MIB,
+            "met" if met else "not met",
         )
     )
     out.append("")
@@ -604,6 +683,7 @@ def build_report(d: dict[str, Any]) -> str:
     out.append("")
     wordcount_table(d, out)
     canonical_section(d, out)
+    readme_section(d, out)
     out.append("## Tiny job latency")
     out.append("")
     out.append(

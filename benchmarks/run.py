@@ -12,8 +12,9 @@ Steps (each step's records go to ``bench-results/``, outputs and logs to ``bench
 3. run the single-process Python reference, then this project's word counts under
    ``../shared/bench/measure.py``, the tuned one (``benchmarks/wordcount_disco.py``) and the
    canonical one a user writes first (``benchmarks/wordcount_canonical.py``, over the corpus
-   cut into 4 files with ``split -n l/4``), and check their output against the reference
-   byte for byte;
+   cut into 4 files with ``split -n l/4``) and the README's own first job
+   (``benchmarks/readme_job.py``, one ``file://`` input), and check their output against
+   the reference byte for byte;
 4. run each peer through ``../shared/bench/run_peers.sh`` (PySpark last), word count and
    the peers' tiny job;
 5. time our tiny job as a whole process (measure.py) and on a running master
@@ -78,6 +79,7 @@ SORT_PEERS = ["gnu-sort-p2", "pyspark-sortByKey"]  # PySpark last
 SEED = 42
 CANONICAL = bench_report.CANONICAL  # the canonical word count's system name
 CANONICAL_FILES = 4
+README_JOB = bench_report.README_JOB  # the README's "Your first job" over the corpus
 TINY_SIZE = "1K"  # the peers' tiny job corpus (run_peers.sh default)
 DISCO_ENV = ("DISCO_MASTER", "DISCO_MASTER_HOST", "DISCO_PORT")
 
@@ -350,6 +352,9 @@ class Bench:
             ref,
             system=CANONICAL,
             script_input=self.split_corpus(),
+        )
+        self.run_ours_workload(
+            "wordcount", self.label, self.corpus, self.wc_out, "readme_job.py", ref, README_JOB
         )
 
     def split_corpus(self) -> Path:

@@ -20,6 +20,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_report  # noqa: E402
+import readme_job  # noqa: E402
 import run  # noqa: E402
 import sort_disco  # noqa: E402
 import tiny_disco  # noqa: E402
@@ -241,6 +242,37 @@ def test_report_canonical_ratio_against_handwritten(tmp_path):
     assert "(0.67× its speed)" in row and "| met |" in row
 
 
+def test_report_readme_job_speed_and_memory(tmp_path):
+    """The README job's row: met only with both the ratio and the peak memory."""
+    r = fake_results(tmp_path)
+    wcdir = r / "wordcount" / "corpus-16M"
+    name = bench_report.README_JOB
+
+    def row(wall, pss_mib):
+        _record(wcdir / (name + ".jsonl"), name, [wall], pss=pss_mib * 1024)
+        text = bench_report.build_report(bench_report.load_all(str(r)))
+        return text, [line for line in text.splitlines() if "| README's first job" in line][0]
+
+    text, line = row(16.0, 500)  # 8 s / 16 s = 0.5x, 500 MiB
+    assert "(0.50× its speed), peak 500 MiB" in line and "| met |" in line
+    section = text.split("## README's first job")[1].split("## ")[0]
+    assert "median 16.0 s" in section and "**0.50×**" in section and ": met)" in section
+    assert "`%s`" % name in text.split("## Word count")[1]
+    text, line = row(40.0, 500)  # 0.2x
+    assert "**not met**" in line and "README's first job: 0.20× (40.0 s against 8.00 s)" in text
+    _text, line = row(16.0, 2000)  # fast enough, too much memory
+    assert "**not met**" in line
+
+
+def test_readme_job_is_the_readmes_first_block():
+    """readme_job.py runs the README's own job: its run call and functions."""
+    kwargs, shown = readme_job.readme_job(readme_job.ROOT / "README.md")
+    block = readme_job.first_block(readme_job.ROOT / "README.md")
+    assert "".join(shown.split()) in "".join(block.split())
+    assert callable(kwargs["map"]) and callable(kwargs["reduce"])
+    assert "input" not in kwargs
+
+
 def test_split_corpus_in_four_files_of_whole_lines(tmp_path):
     bench = run.Bench(run.parse_args(["--quick"]))
     bench.data = tmp_path
@@ -378,6 +410,20 @@ def test_canonical_wordcount_end_to_end(tmp_path):
     with EmbeddedMaster(root=tmp_path / "disco") as m:
         assert wordcount_canonical.main([str(parts), str(out), "--master", m.url]) == 0
     expected = sorted(Counter(b"".join(texts).decode().split()).items())
+    assert out.read_text() == "".join("%s\t%d\n" % wc_ for wc_ in expected)
+
+
+@needs_project
+def test_readme_job_end_to_end(tmp_path):
+    """readme_job.py over one file: the peers' output format, exact counts."""
+    from disco.embedded import EmbeddedMaster
+
+    f = tmp_path / "t.txt"
+    text = make_text(f, 2000)
+    out = tmp_path / "out.txt"
+    with EmbeddedMaster(root=tmp_path / "disco") as m:
+        assert readme_job.main([str(f), str(out), "--master", m.url]) == 0
+    expected = sorted(Counter(text.decode().split()).items())
     assert out.read_text() == "".join("%s\t%d\n" % wc_ for wc_ in expected)
 
 

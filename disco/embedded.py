@@ -50,6 +50,8 @@ class EmbeddedMaster:
     :param settings: extra settings (e.g. ``{"DISCO_SCHEDULER": "fifo"}``).
     :param export_env: export ``DISCO_MASTER``/``DISCO_PORT`` (and ``DISCO_AUTH_TOKEN``
         when ``settings`` sets it) to this process while running.
+    :param local_backend: the local backend's class (a ``LocalBackend`` subclass), and
+        ``backend_options`` extra arguments for it (``{"remote_channel": True}``).
     """
 
     def __init__(
@@ -62,6 +64,8 @@ class EmbeddedMaster:
         settings: dict[str, Any] | None = None,
         export_env: bool = True,
         retry_delay: float | None = None,
+        local_backend: Any = None,
+        backend_options: dict[str, Any] | None = None,
     ) -> None:
         self._own_root = root is None
         self.root = str(root) if root is not None else ""
@@ -71,6 +75,8 @@ class EmbeddedMaster:
         self.extra_settings = dict(settings or {})
         self.export_env = export_env
         self.retry_delay = retry_delay
+        self.local_backend = local_backend
+        self.backend_options = dict(backend_options or {})
         self.server: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -108,6 +114,8 @@ class EmbeddedMaster:
             "host": self.host,
             "port": self.requested_port,
             "prestart_workers": True,
+            "local_backend": self.local_backend,
+            "backend_options": self.backend_options,
         }
         if self.retry_delay is not None:
             kwargs["retry_delay"] = self.retry_delay

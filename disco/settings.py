@@ -139,6 +139,7 @@ class DiscoSettings(dict):
         "DDFS_DELAYED_FLUSH": "1",
         "DDFS_GC_PROGRESS_TIMEOUT": "30 * 60",
         "DDFS_GC_DELETE_PAUSE": "0.1",
+        "DDFS_NODES_OVER_HTTP": "''",
     }
 
     #: What reads each setting and what it is for; ``docs/settings.md`` is generated
@@ -214,6 +215,7 @@ class DiscoSettings(dict):
         "DDFS_DELAYED_FLUSH": ("master", "Seconds delayed tag updates are buffered."),
         "DDFS_GC_PROGRESS_TIMEOUT": ("master", "Seconds without progress after which a GC run is aborted."),
         "DDFS_GC_DELETE_PAUSE": ("master", "Seconds GC waits after each deletion."),
+        "DDFS_NODES_OVER_HTTP": ("master", "Local backend: the DDFS master reaches its simulated nodes over HTTP (`/ddfs/node/...` on `DDFS_PUT_PORT`), as it reaches remote nodes, instead of in process."),
     }
 
     must_exist = (

@@ -1,8 +1,12 @@
 """The backend contract: what the master asks of the place where tasks run.
 
 The master's runtime owns all job state.  A backend only answers "run this task attempt
-on that node" and reports how it ended.  While a task runs, its worker talks to the
-master through a ``TaskChannel`` (inputs, input errors, events); the node runtime
+on that node" and reports how it ended.  Nothing in the contract assumes that the node
+shares the master's machine: the node fetches the job pack by URL
+(``TaskSpec.jobpack_url``), and while a task runs its worker talks to the master
+through a ``TaskChannel`` (inputs, input errors, events), all async: in process for
+the local backend, as HTTP messages (``disco.backends.channel.RemoteTaskChannel``,
+keyed by ``TaskSpec.channel_token``) from anywhere else.  The node runtime
 (``disco.node.runner``) drives the worker protocol and calls the channel.
 
 Killing a task attempt is cancelling the asyncio task that awaits ``Backend.run_task``:
@@ -15,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
-    from disco.ddfs.node import DDFSNode
+    from disco.ddfs.nodestore import NodeStore
 
 from disco.failure import Failure
 
@@ -33,7 +37,9 @@ class TaskSpec:
     attempt: int  # 0 for the first run
     worker: str  # jobdict["worker"]: executable path relative to the job home
     jobenvs: dict[str, str]
-    jobpack_path: str  # where the node can read the job pack (master-side file)
+    # the master's ``<master_url>/disco/ctrl/parameters?name=<job>`` (6.6): the node
+    # fetches the job pack from it once per job
+    jobpack_url: str
     master: str  # DISCO_MASTER URL given to the worker in the TASK reply
     disco_port: int
     put_port: int
@@ -42,6 +48,9 @@ class TaskSpec:
     save_results: bool = False  # last stage of a job with save_results (DDFS, issue 3)
     # DISCO_AUTH_TOKEN of the cluster: given to the worker, used for saving results
     auth_token: str = field(default="", repr=False)
+    # The attempt's token for ``POST /disco/ctrl/task_channel`` (registered by the
+    # runtime, ``""`` when the attempt has none): how a remote node reaches its channel.
+    channel_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -112,7 +121,10 @@ TaskResult = TaskDone | TaskFailed
 
 
 class TaskChannel(Protocol):
-    """How a running task reaches the master (implemented by the master runtime)."""
+    """How a running task reaches the master: the runtime's in-process implementation
+    (``disco.master.runtime.AttemptChannel``) or ``disco.backends.channel.RemoteTaskChannel``
+    over HTTP.  Every method may raise ``disco.backends.channel.ChannelClosed`` when the
+    attempt has ended on the master (killed): the attempt then ends too."""
 
     async def get_inputs(
         self, mode: Literal["all", "include", "exclude"], ids: list[int]
@@ -121,11 +133,11 @@ class TaskChannel(Protocol):
         and more inputs may still arrive (master-api.md 8.5)."""
         ...
 
-    def input_failed(self, input_id: int, replica_ids: list[int]) -> list[Replica] | None:
+    async def input_failed(self, input_id: int, replica_ids: list[int]) -> list[Replica] | None:
         """INPUT_ERR: mark replicas failed; replicas to RETRY with, or ``None`` for FAIL."""
         ...
 
-    def event(self, message: str) -> None:
+    async def event(self, message: str) -> None:
         """Append an event to the job's log with this task's node as host."""
         ...
 
@@ -136,6 +148,12 @@ class Backend(Protocol):
     Optional: ``async check_hosts(hosts) -> {host: reason}`` names the hosts it cannot
     run (``save_config_table`` refuses them), and ``down_reason(host)`` says why a
     configured host is down (``nodeinfo``); the local backend has both.
+
+    Optional: ``node_set() -> dict[str, int] | None``.  ``None`` (or no such method):
+    the config table decides the nodes.  A dict: the nodes the backend has right now,
+    ``host -> slots``; the runtime reads it each second (where it polls
+    ``is_connected``) and the node set, ``nodeinfo`` and the web pages follow it (a
+    config-table row for such a host overrides its slots).
     """
 
     async def start(self, hosts: list[str]) -> None:
@@ -146,13 +164,20 @@ class Backend(Protocol):
         """The config table changed: start new nodes, drop removed ones."""
         ...
 
-    def is_connected(self, host: str) -> bool: ...
+    def is_connected(self, host: str) -> bool:
+        """The backend's own knowledge, synchronous (polled each second)."""
+        ...
 
-    def disk_usage(self, host: str) -> tuple[int, int]:
+    def node_set(self) -> dict[str, int] | None:
+        """The nodes the backend has now (``host -> slots``), or ``None``: the config
+        table decides (the local backend).  Optional, see the class docstring."""
+        ...
+
+    async def disk_usage(self, host: str) -> tuple[int, int]:
         """(free KiB, used KiB) of the node's data volume; (0, 0) if unknown."""
         ...
 
-    def data_disk(self, host: str) -> tuple[str, int]:
+    async def data_disk(self, host: str) -> tuple[str, int]:
         """(mount point, free bytes) of the disk holding the node's DISCO_DATA."""
         ...
 
@@ -160,8 +185,9 @@ class Backend(Protocol):
         """Run one attempt to its end.  Cancelling the awaiting task kills the worker."""
         ...
 
-    def ddfs_node(self, host: str) -> DDFSNode | None:
-        """The DDFS storage of a node (``None`` while it is down), ddfs.md 0."""
+    def ddfs_node(self, host: str) -> NodeStore | None:
+        """The DDFS storage of a node (``None`` while it is down), ddfs.md 0: what the
+        DDFS master awaits (``disco.ddfs.nodestore``), in process or over the network."""
         ...
 
     async def remove_job_data(self, host: str, jobname: str) -> None:

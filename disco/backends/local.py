@@ -11,7 +11,15 @@ host on ``(host, DDFS_PUT_PORT)`` (ddfs.md 2.4.2), disk usage, deleting a job's 
 directory, and killing whatever still runs at ``close()``.  All nodes share one
 DISCO_DATA: each keeps its own ``<DISCO_DATA>/<host>/`` subtree (9.2).  DDFS roots: the
 node(s) the master serves use ``DDFS_DATA`` itself, every other simulated host
-``<DDFS_DATA>/<host>`` (local-cluster mode of ddfs.md 1.3).
+``<DDFS_DATA>/<host>`` (local-cluster mode of ddfs.md 1.3).  The DDFS master reaches
+each node's storage through a ``NodeStore``: in process (``LocalNodeStore``), or with
+``ddfs_over_http`` over HTTP to the node's upload server (``HttpNodeStore``), exactly as
+it would reach a node on another machine.
+
+Nodes fetch the job pack from the master by URL like any remote node would.  With
+``remote_channel=True`` the workers' messages go to the master over HTTP
+(``disco.backends.channel.RemoteTaskChannel``) instead of the in-process channel: the
+path a node on another machine takes, exercised on one machine.
 """
 
 from __future__ import annotations
@@ -28,10 +36,13 @@ from aiohttp import web
 
 from disco.auth import AuthPolicy
 from disco.backends.base import TaskChannel, TaskFailed, TaskResult, TaskSpec
+from disco.backends.channel import RemoteTaskChannel
 from disco.backends.hostcheck import refused_hosts
 from disco.ddfs.blobserver import create_put_app
 from disco.ddfs.gate import TransferGate
 from disco.ddfs.node import DDFSNode
+from disco.ddfs.nodehttp import HttpNodeStore
+from disco.ddfs.nodestore import LocalNodeStore, NodeStore
 from disco.node.dataserver import ServedBytes, create_data_app
 from disco.node.diskspace import disk_of
 from disco.node.jobhome import (
@@ -66,6 +77,8 @@ class LocalBackend:
         put_port: int | None = None,
         bind_host: str = "127.0.0.1",
         auth: AuthPolicy | None = None,
+        remote_channel: bool = False,
+        ddfs_over_http: bool = False,
     ) -> None:
         self.disco_data = disco_data
         self.ddfs_data = ddfs_data
@@ -74,6 +87,7 @@ class LocalBackend:
         # names of the master's own node (DDFS root DDFS_DATA); default: the served ones
         self.own_names = self.served_by_master | frozenset(own_names or ())
         self.limits = limits or WorkerLimits()
+        self.remote_channel = remote_channel  # talk to the master over HTTP, as remote nodes
         self._hosts: set[str] = set()
         self._refused: dict[str, str] = {}  # configured hosts that are not this machine
         self._servers: dict[str, web.AppRunner] = {}
@@ -82,10 +96,15 @@ class LocalBackend:
         self.auth = auth or AuthPolicy()  # what the nodes' data and upload servers demand
         self._ddfs: dict[str, DDFSNode] = {}
         self._put_servers: dict[str, web.AppRunner] = {}
+        self._put_addrs: dict[str, str] = {}  # the address each upload server is bound on
+        # what DDFS_NODES_OVER_HTTP asks: the DDFS master uses the nodes' HTTP routes
+        self.ddfs_over_http = ddfs_over_http and put_port is not None
+        self._stores: dict[str, NodeStore] = {}
         self.served: dict[str, ServedBytes] = {}  # bytes sent by each node's data server
         self._attempts: set[asyncio.Task[TaskResult]] = set()
         self._preparing: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self.away: set[str] = set()  # fault injection: hosts that look disconnected
         # Python workers are forked from a pre-started interpreter (disco.node.zygote).
         self.use_zygote = use_zygote
         self._zygote: Zygote | None = None
@@ -119,6 +138,10 @@ class LocalBackend:
         for host in sorted(self._hosts - wanted):
             self._hosts.discard(host)
             self._ddfs.pop(host, None)
+            self._put_addrs.pop(host, None)
+            store = self._stores.pop(host, None)
+            if isinstance(store, HttpNodeStore):
+                await store.close()
             for servers in (self._servers, self._put_servers):
                 runner = servers.pop(host, None)
                 if runner is not None:
@@ -128,14 +151,30 @@ class LocalBackend:
             self._hosts.add(host)
             self._ddfs[host] = DDFSNode(host, self.ddfs_root(host))
         for host in added:
-            node = self._ddfs[host]
             if host not in self.served_by_master:
                 await self.start_data_server(host)
-            if self.put_port is not None:
-                # upload URLs name the node: bind its own name, else the master's address
-                binds = [host, self.bind_host] if host in self.served_by_master else [host]
-                app = create_put_app(node, auth=self.auth)
-                await self._serve(self._put_servers, host, app, binds, self.put_port, "DDFS put")
+            await self.start_put_server(host)
+
+    async def start_put_server(self, host: str) -> None:
+        """Serve the DDFS upload server (and its ``/ddfs/node/`` routes) of a node on
+        ``(host, DDFS_PUT_PORT)`` (ddfs.md 2.4.2)."""
+        node = self._ddfs.get(host)
+        if self.put_port is None or node is None or host in self._put_servers:
+            return
+        # upload URLs name the node: bind its own name, else the master's address
+        binds = [host, self.bind_host] if host in self.served_by_master else [host]
+        app = create_put_app(node, auth=self.auth, disco_port=self.disco_port)
+        await self._serve(self._put_servers, host, app, binds, self.put_port, "DDFS put")
+
+    async def stop_put_server(self, host: str) -> bool:
+        """Stop the upload server of a simulated host (fault injection: with
+        ``ddfs_over_http`` the DDFS master no longer reaches its storage).  ``False`` if it
+        had none."""
+        runner = self._put_servers.pop(host, None)
+        if runner is None:
+            return False
+        await runner.cleanup()
+        return True
 
     async def _serve(
         self,
@@ -157,6 +196,8 @@ class LocalBackend:
                 logger.warning("node %s: cannot serve %s on %s:%d: %s", host, what, bind, port, exc)
                 continue
             servers[host] = runner
+            if servers is self._put_servers:
+                self._put_addrs[host] = bind
             logger.info("node %s: %s server on %s:%d", host, what, bind, port)
             return
         await runner.cleanup()
@@ -188,14 +229,53 @@ class LocalBackend:
             return self.ddfs_data
         return os.path.join(self.ddfs_data, host)
 
-    def ddfs_node(self, host: str) -> DDFSNode | None:
-        """The DDFS storage of a configured node (``None`` if it is not configured)."""
+    def local_ddfs_node(self, host: str) -> DDFSNode | None:
+        """The in-process ``DDFSNode`` of a configured node (tests, fault injection)."""
         return self._ddfs.get(host) if not self._closed else None
 
-    def is_connected(self, host: str) -> bool:
-        return host in self._hosts and not self._closed
+    def ddfs_node(self, host: str) -> NodeStore | None:
+        """The DDFS storage of a configured node as the DDFS master reaches it (``None``
+        if it is not configured, or over HTTP when its upload server is not running)."""
+        node = self.local_ddfs_node(host)
+        if node is None:
+            return None
+        store = self._stores.get(host)
+        if store is None:
+            store = self._new_store(host, node)
+            if store is None:
+                return None
+            self._stores[host] = store
+        return store
 
-    def disk_usage(self, host: str) -> tuple[int, int]:
+    def _new_store(self, host: str, node: DDFSNode) -> NodeStore | None:
+        if not self.ddfs_over_http:
+            return LocalNodeStore(
+                node,
+                peer=self.local_ddfs_node,
+                disco_port=self.disco_port,
+                auth_token=self.auth.token,
+            )
+        address = self._put_addrs.get(host)
+        if address is None or self.put_port is None:
+            return None
+        return HttpNodeStore(host, "http://%s:%d" % (address, self.put_port), self.auth)
+
+    def is_connected(self, host: str) -> bool:
+        return host in self._hosts and host not in self.away and not self._closed
+
+    def set_away(self, host: str, away: bool) -> None:
+        """Fault injection (tests): the host looks disconnected (``is_connected`` false)
+        until it is back; the master's once-a-second poll sees it as lost, then back."""
+        if away:
+            self.away.add(host)
+        else:
+            self.away.discard(host)
+
+    def node_set(self) -> dict[str, int] | None:
+        """``None``: the config table decides which hosts are nodes."""
+        return None
+
+    async def disk_usage(self, host: str) -> tuple[int, int]:
         """(free KiB, used KiB) of the node's DDFS volumes (else of DISCO_DATA)."""
         node = self._ddfs.get(host)
         if node is not None:
@@ -209,7 +289,7 @@ class LocalBackend:
             return (0, 0)
         return (usage.free // 1024, usage.used // 1024)
 
-    def data_disk(self, host: str) -> tuple[str, int]:
+    async def data_disk(self, host: str) -> tuple[str, int]:
         """(mount point, free bytes) of the disk of DISCO_DATA (shared by every host)."""
         return disk_of(self.disco_data)
 
@@ -237,13 +317,23 @@ class LocalBackend:
             if isinstance(prepared, TaskFailed):
                 return prepared
             jobhome, zygote = prepared
-            return await run_worker(
-                spec, channel, jobhome, limits=self.limits, zygote=zygote, registry=self.registry
-            )
+            if self.remote_channel and spec.channel_token:
+                async with RemoteTaskChannel(
+                    spec.master, spec.channel_token, spec.auth_token
+                ) as remote:
+                    return await self._run_worker(spec, remote, jobhome, zygote)
+            return await self._run_worker(spec, channel, jobhome, zygote)
         except asyncio.CancelledError:
             if self._closed:  # killed by close(), not by our caller
                 return TaskFailed("error", "Node %s unavailable" % spec.host)
             raise
+
+    async def _run_worker(
+        self, spec: TaskSpec, channel: TaskChannel, jobhome: str, zygote: Zygote | None
+    ) -> TaskResult:
+        return await run_worker(
+            spec, channel, jobhome, limits=self.limits, zygote=zygote, registry=self.registry
+        )
 
     async def _prepare_in_time(self, spec: TaskSpec) -> tuple[str, Zygote | None] | TaskFailed:
         """The job home and the zygote within ``start_timeout`` (M 8.8: ``Worker did not
@@ -319,6 +409,10 @@ class LocalBackend:
             for runner in servers.values():
                 await runner.cleanup()
             servers.clear()
+        for store in self._stores.values():
+            if isinstance(store, HttpNodeStore):
+                await store.close()
+        self._stores.clear()
         if self._zygote is not None:
             await self._zygote.close()
             self._zygote = None

@@ -108,7 +108,7 @@ async def new_blob(request: web.Request) -> web.StreamResponse:
     def hosts(key: str) -> list[str]:
         return [h for h in query.get(key, "").split(",") if h]
 
-    urls = ddfs(request).new_blob(
+    urls = await ddfs(request).new_blob(
         request.match_info["prefix"], replicas, hosts("exclude"), hosts("include")
     )
     return _json(urls)

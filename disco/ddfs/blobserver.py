@@ -12,29 +12,25 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from disco.auth import AuthPolicy, middleware
+from disco.ddfs.blobstream import MAX_BLOB, WRITE_BATCH, BadUpload, store_chunks
 from disco.ddfs.gate import UPLOADS_BUSY, TransferGate, TransferLimits
 from disco.ddfs.names import InvalidName, parse_object_id
 from disco.ddfs.node import DDFSNode, NoSpace
+from disco.ddfs.noderoutes import add_node_routes
 from disco.node.dataserver import strip_proxy, text_response
 from disco.safenames import UnsafeName, check_object_id_length
 from disco.servererrors import guard
 
 logger = logging.getLogger(__name__)
 
-MAX_BLOB = 1 << 40  # 1 TiB
-WRITE_BATCH = 1024 * 1024
 
-
-class BadUpload(Exception):
-    """The client's fault: a body cut off or too large (answered 400, not 500)."""
-
-
-async def _chunks(request: web.Request):  # type: ignore[no-untyped-def]
+async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
     try:
         async for chunk in request.content.iter_chunked(WRITE_BATCH):
             yield chunk
@@ -43,38 +39,8 @@ async def _chunks(request: web.Request):  # type: ignore[no-untyped-def]
 
 
 async def receive_blob(node: DDFSNode, oid: str, request: web.Request) -> str:
-    """Write the request body as blob ``oid``; the canonical URL.  Raises ``InvalidName``,
-    ``FileExistsError``, ``NoSpace``, ``BadUpload`` or ``OSError``; nothing stays behind on
-    failure."""
-    size = request.content_length or 0
-    upload = await asyncio.to_thread(node.begin_blob, oid, size)
-    writing: asyncio.Future[None] | None = None  # the disk write runs while we receive
-    try:
-        pending: list[bytes] = []
-        buffered = received = 0
-        async for chunk in _chunks(request):
-            pending.append(chunk)
-            buffered += len(chunk)
-            received += len(chunk)
-            if received > MAX_BLOB:
-                raise BadUpload("blob larger than 1 TiB")
-            if buffered >= WRITE_BATCH:
-                if writing is not None:
-                    await writing
-                writing = asyncio.ensure_future(asyncio.to_thread(upload.write, b"".join(pending)))
-                pending, buffered = [], 0
-        if writing is not None:
-            await writing
-        if pending:
-            await asyncio.to_thread(upload.write, b"".join(pending))
-        if request.content_length is not None and upload.size != request.content_length:
-            raise BadUpload("body cut off")
-        return await asyncio.to_thread(upload.commit)
-    except BaseException:
-        if writing is not None:
-            await asyncio.gather(writing, return_exceptions=True)  # before closing the file
-        await asyncio.to_thread(upload.abort)
-        raise
+    """Write the request body as blob ``oid``; the canonical URL (see ``store_chunks``)."""
+    return await store_chunks(node, oid, _chunks(request), request.content_length)
 
 
 def _reason(exc: BaseException) -> str:
@@ -85,10 +51,16 @@ def _reason(exc: BaseException) -> str:
 
 
 def create_put_app(
-    node: DDFSNode, limits: TransferLimits | None = None, auth: AuthPolicy | None = None
+    node: DDFSNode,
+    limits: TransferLimits | None = None,
+    auth: AuthPolicy | None = None,
+    *,
+    disco_port: int | None = None,
 ) -> web.Application:
     """The upload server of one node; uploads need the cluster's token when ``auth`` has
-    one (``disco.auth``)."""
+    one (``disco.auth``).  It also serves the node operations of the DDFS master under
+    ``/ddfs/node/`` (``disco.ddfs.noderoutes``); ``disco_port``: where the other nodes'
+    data servers are, for re-replication."""
     gate = TransferGate(limits)
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -126,5 +98,6 @@ def create_put_app(
 
     middlewares = [middleware(auth)] if auth and auth.enabled else []
     app = guard(web.Application(middlewares=middlewares, client_max_size=MAX_BLOB))
+    add_node_routes(app, node, auth or AuthPolicy(), disco_port, gate)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

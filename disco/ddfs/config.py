@@ -53,6 +53,7 @@ class DDFSConfig:
     absolute_space: bool = False
     balance_threshold: float = 0.1
     min_free_kb: int = GIB_KB  # preferred writers have more than 1 GiB free (5.6)
+    nodes_over_http: bool = False  # local backend: NodeStores over HTTP (DDFS_NODES_OVER_HTTP)
 
     @classmethod
     def from_settings(cls, settings: DiscoSettings, put_port: int) -> DDFSConfig:
@@ -88,4 +89,5 @@ class DDFSConfig:
             space_aware=_flag(settings.get("DDFS_SPACE_AWARE", "")),
             absolute_space=_flag(settings.get("DDFS_ABSOLUTE_SPACE", "")),
             balance_threshold=_number(settings, "DDFS_GC_BALANCE_THRESHOLD", d.balance_threshold),
+            nodes_over_http=_flag(settings.get("DDFS_NODES_OVER_HTTP", "")),
         )

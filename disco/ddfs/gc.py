@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import time
 from collections import defaultdict
@@ -33,7 +32,8 @@ from typing import Any
 from disco.ddfs.cluster import NodeView, node_spaces, writable_hosts
 from disco.ddfs.config import DDFSConfig
 from disco.ddfs.names import DELETED_TAG, disco_url, parse_ddfs_url
-from disco.ddfs.node import DDFSNode, StoredObject
+from disco.ddfs.node import StoredObject
+from disco.ddfs.nodestore import NodeStore
 from disco.ddfs.placement import choose_nodes
 from disco.ddfs.tagdoc import TagDoc, last_modified
 from disco.ddfs.tagstore import TagStore
@@ -72,7 +72,7 @@ class _Run:
     """What one run learned."""
 
     now: float
-    nodes: dict[str, DDFSNode]
+    nodes: dict[str, NodeStore]
     gc_blacklist: set[str]
     scans: dict[str, dict[tuple[str, str], StoredObject]] = field(default_factory=dict)
     snapshot: dict[str, TagDoc] = field(default_factory=dict)
@@ -191,15 +191,22 @@ class GarbageCollector:
             raise GCAborted("too many nodes down")
         run = _Run(self.clock(), nodes, self.view.gc_blacklist())
         live = await self.tags.live_tags()
-        for host, node in nodes.items():
+        for host, node in list(nodes.items()):
             self._tick()
-            objs = await asyncio.to_thread(node.scan, self.config.partial_expires, run.now)
+            try:
+                objs = await node.scan(self.config.partial_expires, run.now)
+            except OSError as exc:  # a node that does not answer is left out, as if down
+                logger.warning("GC: node %s does not answer: %s", host, exc)
+                del nodes[host]
+                continue
             run.scans[host] = {(o.kind, o.oid): o for o in objs}
+        if hosts and len(hosts) - len(nodes) >= self.config.tag_min_replicas:
+            raise GCAborted("too many nodes down")
         self.phase = "build_map"
         await self._build_map(run, live)
         self.phase = "map_wait"
         self.phase = "gc"
-        overused = self._overused(run) if self.config.space_aware else {}
+        overused = await self._overused(run) if self.config.space_aware else {}
         self._shed_surplus(run, overused)
         await self._collect(run)
         await self._prune_deleted(run)
@@ -216,8 +223,11 @@ class GarbageCollector:
         self.phase = "rr_blobs_wait"
         self.phase = "rr_tags"
         await self._rewrite_tags(run)
-        for node in nodes.values():
-            await asyncio.to_thread(node.rescan_tags)
+        for host, node in nodes.items():
+            try:
+                await node.rescan_tags()
+            except OSError as exc:
+                logger.warning("GC: rescanning the tags of %s failed: %s", host, exc)
         self.tags.forget_cache()
         self.safe_blacklist = await self._safe_to_remove(run)
 
@@ -239,7 +249,12 @@ class GarbageCollector:
                         continue  # not an up node: left alone, never judged absent
                     if ("blob", parsed.oid) in scan:
                         run.present[parsed.oid].add(parsed.host)
-                    elif await asyncio.to_thread(run.nodes[parsed.host].find_blob, parsed.oid):
+                        continue
+                    try:
+                        late = await run.nodes[parsed.host].find_blob(parsed.oid)
+                    except OSError:
+                        late = "?"  # the node stopped answering: judge nothing of this blob
+                    if late:
                         run.late.add(parsed.oid)  # uploaded after the scan: next run's job
                     else:
                         run.missing[parsed.oid].add(parsed.host)
@@ -259,7 +274,7 @@ class GarbageCollector:
                 what = "Tags" if obj.kind == "tag" else "Blobs"
                 if delete:
                     try:
-                        await asyncio.to_thread(node.delete, obj, self.config.paranoid_delete)
+                        await node.delete(obj, self.config.paranoid_delete)
                     except OSError as exc:
                         logger.warning("GC: cannot delete %s on %s: %s", obj.oid, host, exc)
                         run.counts[what + " kept"].add(obj)
@@ -321,14 +336,14 @@ class GarbageCollector:
         """Copy blob ``oid`` from node ``source`` to ``k`` of ``candidates`` (same id);
         how many copies were made."""
         targets = choose_nodes(
-            node_spaces(self.view, candidates), k, min_free_kb=self.config.min_free_kb
+            await node_spaces(self.view, candidates), k, min_free_kb=self.config.min_free_kb
         )
-        path = run.nodes[source].path(run.scans[source][("blob", oid)].volume, "blob", oid)
+        source_url = disco_url(source, run.scans[source][("blob", oid)].volume, "blob", oid)
         made = 0
         for target in targets:
             self._tick()
             try:
-                url = await asyncio.to_thread(run.nodes[target].store_blob, oid, path)
+                url = await run.nodes[target].replicate_blob(oid, source_url)
             except OSError as exc:
                 logger.warning("GC: copying %s to %s failed: %s", oid, target, exc)
                 continue
@@ -337,9 +352,10 @@ class GarbageCollector:
         return made
 
     # -- space-aware rebalancing (5.6) ---------------------------------------------------
-    def _overused(self, run: _Run) -> dict[str, float]:
+    async def _overused(self, run: _Run) -> dict[str, float]:
         """Up nodes whose utilisation exceeds the average by more than the threshold."""
-        spaces = [s for s in node_spaces(self.view, sorted(run.nodes)) if s.free_kb + s.used_kb]
+        spaces = await node_spaces(self.view, sorted(run.nodes))
+        spaces = [s for s in spaces if s.free_kb + s.used_kb]
         use = {s.host: s.used_kb / (s.free_kb + s.used_kb) for s in spaces}
         if not use:
             return {}
@@ -367,7 +383,10 @@ class GarbageCollector:
         threshold's share of the node's disk per run."""
         others = [h for h in writable_hosts(self.view) if h in run.nodes and h not in overused]
         for host in overused:
-            free, used = run.nodes[host].disk_usage()
+            try:
+                free, used = await run.nodes[host].disk_usage()
+            except OSError:
+                continue
             budget = self.config.balance_threshold * (free + used) * 1024
             for oid, hosts in list(run.present.items()):
                 if budget <= 0:
@@ -387,7 +406,7 @@ class GarbageCollector:
             changed = urls != doc.urls
             if changed:
                 urls = [e for e in urls if e]  # [quirk] GC drops empty entries
-            replicas = sum(1 for h in up if _has_version(run.nodes[h], doc))
+            replicas = sum(await asyncio.gather(*(_has_version(run.nodes[h], doc) for h in up)))
             force = replicas < want_replicas
             if changed or force:
                 try:
@@ -433,9 +452,16 @@ class GarbageCollector:
                     parsed = parse_ddfs_url(url)
                     if parsed is not None:
                         used.add(parsed.host)
-            for host, node in run.nodes.items():
-                version = node.tag_version(name)
-                if version is not None and version[0] == doc.ts:
+            hosts = list(run.nodes)
+            versions = await asyncio.gather(
+                *(run.nodes[h].tag_version(name) for h in hosts), return_exceptions=True
+            )
+            for host, version in zip(hosts, versions, strict=True):
+                if isinstance(version, BaseException):
+                    if not isinstance(version, OSError):
+                        raise version
+                    used.add(host)  # cannot tell: not safe to remove yet
+                elif version is not None and version[0] == doc.ts:
                     used.add(host)
         return sorted(h for h in run.gc_blacklist if h not in used)
 
@@ -451,7 +477,10 @@ class GarbageCollector:
                 docs[name] = doc
         direct = set()
         for name, doc in docs.items():
-            version = node.tag_version(name) if node is not None else None
+            try:
+                version = await node.tag_version(name) if node is not None else None
+            except OSError:
+                version = None  # as if down
             if version is not None and version[0] == doc.ts:
                 direct.add(name)
             for entry in doc.urls:
@@ -473,9 +502,9 @@ class GarbageCollector:
         return sorted(found)
 
 
-def _has_version(node: DDFSNode, doc: TagDoc) -> bool:
+async def _has_version(node: NodeStore, doc: TagDoc) -> bool:
     """Does the node hold this tag version now (its index may list a lost file)?"""
-    version = node.tag_version(doc.name)
-    if version is None or version[0] != doc.ts:
+    try:
+        return await node.has_tag_version(doc.name, doc.ts)
+    except OSError:
         return False
-    return os.path.exists(node.path(version[1], "tag", doc.id))

@@ -7,7 +7,6 @@ itself (results saving, purge) uses the same object with the ``INTERNAL`` token.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -57,7 +56,7 @@ class DDFSMaster:
         await self.gc.close()
         await self.tags.close()
 
-    def new_blob(
+    async def new_blob(
         self,
         prefix: str,
         replicas: int | None = None,
@@ -74,7 +73,7 @@ class DDFSMaster:
             raise DDFSError(403, "Requested Replica not found.")
         try:
             targets = blob_targets(
-                node_spaces(self.view, hosts),
+                await node_spaces(self.view, hosts),
                 k,
                 known=len(hosts),
                 writable=set(writable_hosts(self.view)),
@@ -97,7 +96,11 @@ class DDFSMaster:
             node = self.view.node(host)
             if node is None:
                 continue
-            for obj in await asyncio.to_thread(node.objects, "tag"):
+            try:
+                objects = await node.objects("tag")
+            except OSError:
+                continue  # a node that does not answer: its versions are not listed
+            for obj in objects:
                 if obj.name != name:
                     continue
                 version = versions.setdefault(

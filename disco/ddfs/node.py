@@ -28,6 +28,7 @@ from disco.ddfs.names import (
     object_id,
     parse_object_id,
 )
+from disco.safenames import UnsafeName, check_object_id_length
 
 logger = logging.getLogger(__name__)
 
@@ -248,40 +249,69 @@ class DDFSNode:
 
     # -- tags (1.5, 1.7) ------------------------------------------------------------------
     def write_tag(self, name: str, ts: Timestamp, data: bytes) -> str:
-        """Phase 1 of a tag commit: the document in a staging file; its path."""
+        """Phase 1 of a tag commit: the document in a staging file; its handle
+        ``VOLUME/NAME$TS`` (no server path: it travels to the master and back)."""
         oid = object_id(name, ts)
         vol = self.choose_volume(len(data))
-        final = self.path(vol, "tag", oid)
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        staging = os.path.join(os.path.dirname(final), "%s.%s" % (PARTIAL, oid))
+        staging = self._tag_staging(vol, oid)
+        os.makedirs(os.path.dirname(staging), exist_ok=True)
         _remove(staging)
         _fsync_write(staging, data)
-        return staging
+        return "%s/%s" % (vol, oid)
 
-    def commit_tag(self, staging: str) -> str:
-        """Phase 2: rename into place (never over an existing version); the version URL."""
-        directory, base = os.path.split(staging)
-        oid = base[len(PARTIAL) + 1 :]
-        name, ts = parse_object_id(oid, internal=True)
+    def _tag_staging(self, volume: str, oid: str) -> str:
+        final = self.path(volume, "tag", oid)
+        return os.path.join(os.path.dirname(final), "%s.%s" % (PARTIAL, oid))
+
+    def parse_staging(self, handle: str) -> tuple[str, str]:
+        """(volume, tag object id) of a ``write_tag`` handle; ``InvalidName`` if it is not
+        one of this node's volumes with a valid id."""
+        volume, sep, oid = handle.partition("/") if isinstance(handle, str) else ("", "", "")
+        if not sep or not self.is_volume(volume):
+            raise InvalidName("Invalid staging handle")
+        parse_object_id(oid, internal=True)
         try:
-            _rename_no_overwrite(staging, os.path.join(directory, oid))
+            check_object_id_length(oid)
+        except UnsafeName:
+            raise InvalidName("Invalid staging handle") from None
+        return volume, oid
+
+    def is_volume(self, volume: object) -> bool:
+        """Whether ``volume`` names an existing volume of this node."""
+        return isinstance(volume, str) and volume in self.volumes()
+
+    def commit_tag(self, handle: str) -> str:
+        """Phase 2: rename into place (never over an existing version); the version URL."""
+        vol, oid = self.parse_staging(handle)
+        name, ts = parse_object_id(oid, internal=True)
+        staging = self._tag_staging(vol, oid)
+        try:
+            _rename_no_overwrite(staging, self.path(vol, "tag", oid))
         except BaseException:
             _remove(staging)
             raise
-        vol = os.path.relpath(directory, self.root).split(os.sep)[0]
         with self._lock:
             current = self._tags.get(name)
             if current is None or current[0] < ts:
                 self._tags[name] = (ts, vol)
         return disco_url(self.host, vol, "tag", oid)
 
-    def abort_tag(self, staging: str) -> None:
-        _remove(staging)
+    def abort_tag(self, handle: str) -> None:
+        vol, oid = self.parse_staging(handle)
+        _remove(self._tag_staging(vol, oid))
 
     def tag_version(self, name: str) -> tuple[Timestamp, str] | None:
         """The newest version of a tag on this node: (TS, volume), or ``None``."""
         with self._lock:
             return self._tags.get(name)
+
+    def has_tag_version(self, name: str, ts: Timestamp) -> bool:
+        """Whether this node holds version ``ts`` of the tag as its newest, and the file is
+        there (the index may list a file lost since)."""
+        version = self.tag_version(name)
+        if version is None or version[0] != ts:
+            return False
+        return os.path.exists(self.path(version[1], "tag", object_id(name, ts)))
 
     def tag_names(self) -> list[str]:
         with self._lock:

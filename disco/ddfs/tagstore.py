@@ -2,7 +2,7 @@
 
 ``TagStore`` runs each operation on a tag under that tag's lock, so operations on one tag
 are strictly ordered and different tags proceed in parallel.  Tags live on the nodes as
-version files (``DDFSNode.write_tag``/``commit_tag``): every change writes a brand-new
+version files (``NodeStore.write_tag``/``commit_tag``): every change writes a brand-new
 version to ``Kt`` writable nodes, so a restarted master finds every tag and version again
 by asking the nodes.  Loaded tags are cached (all writes pass through here); the cache is
 dropped when the node set changes and after GC.
@@ -28,6 +28,7 @@ from disco.ddfs.cluster import NodeView, node_spaces, writable_hosts
 from disco.ddfs.config import DDFSConfig
 from disco.ddfs.errors import DDFSError
 from disco.ddfs.names import DELETED_TAG, Timestamp, TimestampClock, entry_name
+from disco.ddfs.nodestore import NodeStore
 from disco.ddfs.placement import choose_nodes
 from disco.ddfs.tagdoc import (
     INTERNAL,
@@ -131,6 +132,27 @@ class TagStore:
             raise errors.internal("too_many_failed_nodes")
         return list(hosts)
 
+    async def _ask_nodes(
+        self, hosts: list[str], ask: Callable[[NodeStore], Awaitable[T]]
+    ) -> list[tuple[NodeStore, T]]:
+        """``ask`` every up node of ``hosts`` at once; the answers.  Nodes that fail count as
+        down: ``too_many_failed_nodes`` when they and the down ones reach
+        ``DDFS_TAG_MIN_REPLICAS`` (a read could miss the newest version)."""
+        nodes = [n for h in hosts if (n := self.view.node(h)) is not None]
+        answers = await asyncio.gather(*(ask(n) for n in nodes), return_exceptions=True)
+        found, failed = [], len(hosts) - len(nodes)
+        for node, answer in zip(nodes, answers, strict=True):
+            if isinstance(answer, OSError):
+                logger.warning("DDFS node %s does not answer: %s", node.host, answer)
+                failed += 1
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                found.append((node, answer))
+        if hosts and failed >= self.config.tag_min_replicas:
+            raise errors.internal("too_many_failed_nodes")
+        return found
+
     async def _load(self, name: str) -> _Cached:
         """The newest version of ``name`` over all nodes (cached)."""
         hosts = self._check_nodes()
@@ -143,9 +165,8 @@ class TagStore:
             cached.used = now
             return cached
         versions = []
-        for host in hosts:
-            node = self.view.node(host)
-            found = node.tag_version(name) if node is not None else None
+        answers = await self._ask_nodes(hosts, lambda node: node.tag_version(name))
+        for node, found in answers:
             if found is not None:
                 versions.append((found[0], node, found[1]))
         if not versions:
@@ -162,7 +183,7 @@ class TagStore:
         last: Exception | None = None
         for node, vol in replicas:
             try:
-                data = await asyncio.to_thread(node.read_tag, name, ts, vol)
+                data = await node.read_tag(name, ts, vol)
                 doc = TagDoc.decode(data)
             except (OSError, CorruptTag) as exc:
                 logger.warning("tag %s on %s unreadable: %s", name, node.host, exc)
@@ -190,36 +211,47 @@ class TagStore:
         self._check_nodes()
         hosts = writable_hosts(self.view)
         order = choose_nodes(
-            node_spaces(self.view, hosts),
+            await node_spaces(self.view, hosts),
             len(hosts),
             min_free_kb=self.config.min_free_kb,
             space_aware=self.config.space_aware,
             absolute=self.config.absolute_space,
         )
         data = doc.encode()
-        staged = []
-        for host in order:
-            if len(staged) >= self.config.tag_replicas:
-                break
-            node = self.view.node(host)
-            if node is None:
-                continue
-            try:
-                staged.append(
-                    (node, await asyncio.to_thread(node.write_tag, doc.name, doc.ts, data))
-                )
-            except OSError as exc:
-                logger.warning("tag %s: writing to %s failed: %s", doc.name, host, exc)
+        nodes = [n for h in order if (n := self.view.node(h)) is not None]
+        staged: list[tuple[NodeStore, str]] = []
+        while nodes and len(staged) < self.config.tag_replicas:
+            # the next nodes in order, at once; failed ones are replaced by the following
+            batch = nodes[: self.config.tag_replicas - len(staged)]
+            nodes = nodes[len(batch) :]
+            handles = await asyncio.gather(
+                *(n.write_tag(doc.name, doc.ts, data) for n in batch), return_exceptions=True
+            )
+            for node, handle in zip(batch, handles, strict=True):
+                if isinstance(handle, str):
+                    staged.append((node, handle))
+                elif isinstance(handle, OSError):
+                    logger.warning("tag %s: writing to %s failed: %s", doc.name, node.host, handle)
+                else:
+                    raise handle
         if len(staged) < min(self.config.tag_min_replicas, self.config.tag_replicas):
             for node, staging in staged:
-                await asyncio.to_thread(node.abort_tag, staging)
+                try:
+                    await node.abort_tag(staging)
+                except OSError as exc:  # GC removes the staging file later
+                    logger.warning("tag %s: abort on %s failed: %s", doc.name, node.host, exc)
             raise errors.internal("replication_failed" if hosts else "no_nodes")
         locations = []
-        for node, staging in staged:
-            try:
-                locations.append(await asyncio.to_thread(node.commit_tag, staging))
-            except OSError as exc:
-                logger.warning("tag %s: commit on %s failed: %s", doc.name, node.host, exc)
+        committed = await asyncio.gather(
+            *(node.commit_tag(staging) for node, staging in staged), return_exceptions=True
+        )
+        for (node, _staging), url in zip(staged, committed, strict=True):
+            if isinstance(url, str):
+                locations.append(url)
+            elif isinstance(url, OSError):
+                logger.warning("tag %s: commit on %s failed: %s", doc.name, node.host, url)
+            else:
+                raise url
         if not locations:
             raise errors.internal("commit_failed")
         self._cache[doc.name] = _Cached(doc, locations)
@@ -378,10 +410,8 @@ class TagStore:
         """Names of live tags starting with ``prefix``, sorted (2.4.4)."""
         hosts = self._check_nodes()
         names: set[str] = set()
-        for host in hosts:
-            node = self.view.node(host)
-            if node is not None:
-                names.update(node.tag_names())
+        for _node, found in await self._ask_nodes(hosts, lambda node: node.tag_names()):
+            names.update(found)
         deleted = await self.deleted_names()
         return sorted(
             n for n in names if n.startswith(prefix) and n != DELETED_TAG and n not in deleted

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from disco.backends.base import TaskOutput
-from disco.master import retrypolicy, scheduler
+from disco.master import lostnodes, retrypolicy, scheduler
 from disco.master.grouping import DataItem, DirItem, Item, TaskInput, assign, group_items
 from disco.master.jobpack import DataInput, JobSpec
 from disco.master.stages import Job, Stage, Task, output_items, result_entries, task_signature
@@ -24,6 +24,7 @@ from disco.master.states import (
     AttemptDone,
     AttemptFailed,
     Event,
+    ForgetTask,
     InputFailed,
     InputsChanged,
     InputsFailed,
@@ -67,6 +68,11 @@ _TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
         ("waiting", "killed"),
         ("sleeping", "killed"),
         ("running", "killed"),
+        # node loss (lostnodes.py): an attempt on a lost node, or a consumer stopped
+        # because its input is lost, runs again at once; a finished task whose outputs
+        # were lost runs again.
+        ("running", "waiting"),
+        ("done", "waiting"),
     }
 )
 
@@ -128,6 +134,7 @@ class Coordinator:
         self.full_grace = full_grace
         self.jobs: dict[str, Job] = {}
         self.nodes: dict[str, scheduler.NodeState] = {}
+        self.lost: set[str] = set()  # hosts lost (NodeLost) and not back since
         self._seq = 0
         self._eid = 0
         self._out: list[Instruction] = []
@@ -182,6 +189,12 @@ class Coordinator:
             if node is not None:
                 node.running -= 1
                 self._drop_retired(node)
+        elif start == "done":  # its outputs were lost with a node: it runs again
+            stage.done -= 1
+            stage.done_order.remove(task.taskid)
+            if stage.finished:
+                stage.finished, stage.reopened = False, True
+                job.stage_results.pop(stage.name, None)
         if finish == "waiting":
             job.waiting[task.taskid] = None
         elif finish == "running":
@@ -379,7 +392,7 @@ class Coordinator:
         self._job_ready(job, now)
 
     def _finish_stage(self, job: Job, stage: Stage, now: float) -> None:
-        stage.finished = True
+        stage.finished, stage.reopened = True, False
         tasks = [job.tasks[t] for t in stage.taskids]
         job.stage_results[stage.name] = result_entries(tasks)
         self._event(
@@ -466,7 +479,12 @@ class Coordinator:
         self._move(job, task, "done")
         stage = job.stage(task.stage)
         stage.done_order.append(task.taskid)
-        if stage.index + 1 < len(job.stages):
+        if task.lost_outputs is not None:
+            # It ran again after a node loss: its consumers already have its (lost)
+            # outputs as inputs; they get the new URLs instead of new inputs.
+            if not self._give_new_outputs(job, task):
+                return
+        elif stage.index + 1 < len(job.stages):
             nxt = job.stages[stage.index + 1]
             if nxt.opened and not stage.finished:
                 for item in output_items(task.outputs):
@@ -482,6 +500,24 @@ class Coordinator:
     def _fail(self, job: Job, task: Task, kind: str, message: str) -> None:
         host = task.host or ""
         node = self.nodes.get(host)
+        if self.lost and any(lostnodes.input_lost(i, self.lost) for i in task.inputs):
+            # It could not read an input lost with a node (INPUT_ERR of every replica):
+            # not its fault when the producer can run again; it then waits (stopped
+            # and held by _recover_outputs) for the new outputs.
+            self._recover_outputs(job, "")
+            if task.state != "running":
+                return
+            producers = lostnodes.rerunning_producers(job, task)
+            if producers:  # they already run again: wait for them
+                task.held_by.update(p.taskid for p in producers)
+                self._requeue(
+                    job,
+                    task,
+                    "WARNING: [%s] %s; it runs again once %s has run again"
+                    % (task.label, message, ", ".join(p.label for p in producers)),
+                    node_failed=False,
+                )
+                return
         job.stage(task.stage).failed += 1
         if kind == "fatal":
             if node is not None:
@@ -547,19 +583,135 @@ class Coordinator:
             node.max_workers = max_workers
             node.connected = host in ev.connected
             node.blacklisted = host in ev.blacklist
+            if node.connected:
+                self.lost.discard(host)
 
     def _on_node_lost(self, ev: NodeLost) -> None:
+        """10.4, changed (docs/decisions.md, "Node loss"): the attempts running on the
+        node run again elsewhere at once (a node failure, not counted against the task),
+        and the finished tasks whose outputs were on it run again when a stage still
+        needs them; their consumers wait for the new outputs."""
         node = self.nodes.get(ev.host)
-        if node is None:
-            return
-        node.connected = False
+        if node is not None:
+            node.connected = False
+        self.lost.add(ev.host)
         for job in list(self.jobs.values()):
+            if job.status != "active":
+                continue
             for task in list(job.tasks.values()):
-                if job.status == "active" and task.state == "running" and task.host == ev.host:
+                if task.state == "running" and task.host == ev.host:
                     self._emit(KillTask(job.name, task.taskid, task.attempt))
-                    self._fail(job, task, "error", "Connection lost to the node (network busy?)")
+                    self._event(
+                        job.name,
+                        "WARNING: [%s] Connection lost to the node (network busy?)" % task.label,
+                    )
+                    self._requeue(
+                        job,
+                        task,
+                        'Task %s failed on "%s": the node was lost; it runs again on another '
+                        "node (a node failure, not counted against the task)"
+                        % (task.label, ev.host),
+                    )
+            self._recover_outputs(job, ev.host)
+
+    def _requeue(self, job: Job, task: Task, text: str, node_failed: bool = True) -> None:
+        """A running attempt ends for no fault of the task: it waits for a slot again.
+        ``node_failed``: its node was lost (counted in the node's ``data_error``, 3.3)."""
+        job.stage(task.stage).failed += 1
+        node = self.nodes.get(task.host or "")
+        if node is not None and node_failed:
+            node.data_error += 1
+        task.pinned = None  # 7.3: re-runs are never pinned
+        self._event(job.name, text)
+        self._move(job, task, "waiting")
+
+    def _recover_outputs(self, job: Job, host: str) -> None:
+        """Re-run the finished tasks of ``job`` whose outputs are on lost nodes and still
+        needed (``lostnodes.tasks_to_rerun``); hold (stop, if running) their consumers."""
+        rerun = lostnodes.tasks_to_rerun(job, self.lost)
+        if not rerun:
+            return
+        where = "node %s" % host if host else "node(s) %s" % ", ".join(sorted(self.lost))
+        reopened: dict[str, int] = {}
+        for task in rerun:
+            stage = job.stage(task.stage)
+            if stage.finished:
+                reopened[stage.name] = 0
+            if stage.name in reopened:
+                reopened[stage.name] += 1
+            needed_by = (
+                job.stages[stage.index + 1].name
+                if stage.index + 1 < len(job.stages)
+                else "%s (the job's results)" % stage.name
+            )
+            self._event(
+                job.name,
+                "WARN: [%s] its outputs were lost with %s and stage %s still needs them: "
+                "it runs again on another node" % (task.label, where, needed_by),
+            )
+            self._emit(ForgetTask(job.name, task.taskid))
+            task.lost_outputs = task.outputs
+            task.outputs = ()
+            task.pinned = None
+            self._move(job, task, "waiting")
+        for name, count in reopened.items():
+            self._event(job.name, "Stage %s reopened: %d task(s) run again" % (name, count))
+        for task in rerun:
+            for consumer in lostnodes.consumers(job, task, task.lost_outputs or ()):
+                if consumer.state == "done":
+                    continue
+                consumer.held_by.add(task.taskid)
+                if consumer.state == "running":
+                    self._emit(KillTask(job.name, consumer.taskid, consumer.attempt))
+                    self._requeue(
+                        job,
+                        consumer,
+                        "WARNING: [%s] stopped: its input from %s was lost with %s; it runs "
+                        "again once %s has run again"
+                        % (consumer.label, task.label, where, task.label),
+                        node_failed=False,
+                    )
+                else:
+                    self._event(
+                        job.name,
+                        "[%s] waits: its input from %s was lost with %s; it runs once %s has "
+                        "run again" % (consumer.label, task.label, where, task.label),
+                    )
+
+    def _give_new_outputs(self, job: Job, task: Task) -> bool:
+        """``task`` finished again after its outputs were lost: its consumers' inputs
+        become the new URLs and they may start.  ``False`` if the job ended instead (the
+        new outputs cannot stand in for the old ones)."""
+        old, task.lost_outputs = task.lost_outputs or (), None
+        holders = [t for t in job.tasks.values() if task.taskid in t.held_by]
+        mapping = lostnodes.url_map(old, task.outputs)
+        if isinstance(mapping, str):
+            message = (
+                "Task %s ran again after its outputs were lost with a node, and %s: its "
+                "consumers cannot give the exact answer" % (task.label, mapping)
+            )
+            self._event(job.name, "ERROR: %s" % message)
+            self._emit(JobFailure(job.name, "node", "NodeLost", message))
+            self._kill_job(job)
+            return False
+        for consumer in lostnodes.consumers(job, task, old):
+            for inp in consumer.inputs:
+                if inp.urls in mapping:
+                    inp.urls = mapping[inp.urls]
+                    inp.failed.clear()
+            self._emit(InputsChanged(job.name, consumer.taskid))
+        for consumer in holders:
+            consumer.held_by.discard(task.taskid)
+            if not consumer.held_by and consumer.state in ("waiting", "sleeping"):
+                self._event(
+                    job.name,
+                    "[%s] its inputs are back (%s ran again on %s): it may start"
+                    % (consumer.label, task.label, task.host),
+                )
+        return True
 
     def _on_node_connected(self, ev: NodeConnected) -> None:
+        self.lost.discard(ev.host)
         node = self.nodes.get(ev.host)
         if node is not None and node.max_workers > 0:
             node.connected = True
@@ -683,8 +835,8 @@ class Coordinator:
         blocked: set[str] = set()
         for taskid in list(job.waiting):
             task = job.tasks[taskid]
-            if task.stage in blocked:
-                continue
+            if task.stage in blocked or task.held_by:
+                continue  # held: a producer of its inputs runs again (node loss)
             stage = job.stage(task.stage)
             if not job.admissible(stage):
                 blocked.add(task.stage)

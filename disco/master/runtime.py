@@ -4,9 +4,10 @@ Owns: feeding events to the coordinator (one feeder on the loop, no locks), carr
 its instructions (task attempts through the backend, event logs, store saves, retry
 timers, v1 ``dir://`` index downloads, deferred INPUT replies), job submission and
 naming (5), kill/clean/purge (10.2), ``get_results`` long polls, the config table and
-runtime settings, node connectivity polling, fair-share ticks and the age GC of job data
-(10.6).  HTTP handlers call the public methods here; nothing else touches the
-coordinator's state.
+runtime settings, node connectivity polling (and the node set of a backend that has
+one, ``Backend.node_set``), the task channels of running attempts by token
+(``disco.backends.channel``), fair-share ticks and the age GC of job data (10.6).  HTTP
+handlers call the public methods here; nothing else touches the coordinator's state.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import shutil
 import sqlite3
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,7 +29,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import aiohttp
 
 from disco import auth
-from disco.backends.base import Backend, InputEntry, Replica, TaskDone, TaskFailed, TaskSpec
+from disco.backends.base import (
+    Backend,
+    InputEntry,
+    Replica,
+    TaskChannel,
+    TaskDone,
+    TaskFailed,
+    TaskSpec,
+)
+from disco.backends.channel import ChannelRegistry
 from disco.failure import Failure
 from disco.master import jobpack
 from disco.master.attempts import AttemptLog
@@ -35,6 +46,7 @@ from disco.master.config import MasterConfig
 from disco.master.coordinator import Coordinator
 from disco.master.events import EventLog, job_dir, timestamp
 from disco.master.failures import NO_FAILURES, FailureLog
+from disco.master.grouping import url_host
 from disco.master.jobdata import job_dirs, parse_index_labels, write_pack
 from disco.master.recovery import OutputCheck, RecoveryError, done_task, restore_event
 from disco.master.stages import input_reply, retry_replicas
@@ -43,6 +55,7 @@ from disco.master.states import (
     AttemptDone,
     AttemptFailed,
     Event,
+    ForgetTask,
     InputFailed,
     InputsChanged,
     InputsFailed,
@@ -80,7 +93,7 @@ from disco.master.store import (
     expand_table,
 )
 from disco.node.diskspace import MARGIN, disk_of, is_disk_full, is_disk_full_error
-from disco.safenames import JOB_NAME_MAX, valid_name
+from disco.safenames import JOB_NAME_MAX, UnsafeName, check_host_name, valid_name
 
 if TYPE_CHECKING:
     from disco.master.jobtags import JobTags
@@ -109,13 +122,20 @@ class AttemptChannel:
             # 8.5: deferred reply until new inputs arrive or the input set is complete
             await self._rt.input_signal(self.job, self.taskid).wait()
 
-    def input_failed(self, input_id: int, replica_ids: list[int]) -> list[Replica] | None:
+    async def input_failed(self, input_id: int, replica_ids: list[int]) -> list[Replica] | None:
         now = self._rt.clock()
+        task = self._rt.coordinator.task(self.job, self.taskid)
+        if task is not None and 0 <= input_id < len(task.inputs):
+            # A replica on a node that has just gone: the coordinator learns it now, not
+            # at the next poll, and this attempt is stopped to wait for the producer.
+            urls = task.inputs[input_id].urls
+            hosts = {url_host(urls[r]) for r in replica_ids if 0 <= r < len(urls)}
+            self._rt.check_nodes(hosts, "disconnected; a task could not read its data")
         self._rt.feed(InputFailed(self.job, self.taskid, input_id, tuple(replica_ids), now))
         task = self._rt.coordinator.task(self.job, self.taskid)
         return retry_replicas(task, input_id, replica_ids) if task is not None else None
 
-    def event(self, message: str) -> None:
+    async def event(self, message: str) -> None:
         self._rt.append_event(self.job, message, self.host)
 
 
@@ -168,6 +188,9 @@ class Runtime:
         self._connected: dict[str, bool] = {}
         self._closing = False
         self._done_tasks: list[DoneTask] = []  # saved at the end of each feed (recovery)
+        self.channels = ChannelRegistry()  # task channels of running attempts, by token
+        self._node_set: dict[str, int] | None = None  # the backend's, when it has one
+        self._config_lock = asyncio.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -289,6 +312,15 @@ class Runtime:
             except Exception:
                 logger.exception("saving %d finished task(s) failed", len(rows))
 
+    def _forget_task(self, job: str, taskid: int) -> None:
+        """A finished task runs again after a node loss: its saved row goes (recovery
+        must not bring its lost outputs back)."""
+        self._done_tasks = [t for t in self._done_tasks if (t.job, t.taskid) != (job, taskid)]
+        try:
+            self.store.forget_task(job, taskid)
+        except Exception:
+            logger.exception("forgetting the saved task %s:%d failed", job, taskid)
+
     def _internal_error(self, ev: Event, exc: Exception) -> None:
         job = getattr(ev, "job", None)
         if job is None or job not in self.records:
@@ -330,6 +362,8 @@ class Runtime:
             task = self.coordinator.task(ins.job, ins.taskid)
             if task is not None:
                 self._done_tasks.append(done_task(task))
+        elif isinstance(ins, ForgetTask):
+            self._forget_task(ins.job, ins.taskid)
         elif isinstance(ins, SaveResults):
             self._spawn(self._save_results(ins.job, ins.results))
         elif isinstance(ins, JobFinished):
@@ -402,7 +436,6 @@ class Runtime:
     # -- task attempts --------------------------------------------------------------------
     def _start_attempt(self, ins: StartTask) -> None:
         job = self.coordinator.jobs[ins.job]
-        rec = self.records[ins.job]
         spec = TaskSpec(
             jobname=ins.job,
             taskid=ins.taskid,
@@ -413,7 +446,8 @@ class Runtime:
             attempt=ins.attempt,
             worker=job.spec.worker,
             jobenvs=dict(job.spec.jobenvs),
-            jobpack_path=rec.jobpack,
+            jobpack_url="%s/disco/ctrl/parameters?name=%s"
+            % (self.config.master_url.rstrip("/"), urllib.parse.quote(ins.job, safe="@:")),
             master=self.config.master_url,
             disco_port=self.config.port,
             put_port=self.config.put_port,
@@ -424,13 +458,31 @@ class Runtime:
         )
         label = "%s:%d" % (ins.stage, ins.taskid)
         channel = AttemptChannel(self, ins.job, ins.taskid, ins.host, label)
+        spec = dataclasses.replace(spec, channel_token=self.register_channel(channel))
         key = (ins.job, ins.taskid, ins.attempt)
         self.attempts.started(ins.job, ins.stage, ins.taskid, ins.attempt, ins.host, self.clock())
         self._attempts[key] = asyncio.get_running_loop().create_task(
             self._run_attempt(key, spec, channel), name="disco-task-%s-%s" % key[:2]
         )
 
+    def register_channel(self, channel: TaskChannel) -> str:
+        """The token under which nodes reach ``channel`` (``POST /disco/ctrl/task_channel``)
+        until ``unregister_channel``."""
+        return self.channels.register(channel)
+
+    def unregister_channel(self, token: str) -> None:
+        """The attempt ended: its token answers 404, waiting requests end."""
+        self.channels.unregister(token)
+
     async def _run_attempt(self, key: tuple[str, int, int], spec: TaskSpec, channel: Any) -> None:
+        try:
+            await self._attempt_to_end(key, spec, channel)
+        finally:
+            self.unregister_channel(spec.channel_token)
+
+    async def _attempt_to_end(
+        self, key: tuple[str, int, int], spec: TaskSpec, channel: Any
+    ) -> None:
         started = self.clock()
         try:
             result = await self.backend.run_task(spec, channel)
@@ -442,6 +494,7 @@ class Runtime:
             self._attempts.pop(key, None)
             text = "Worker failed: %s" % exc
             failure = Failure("node", type(exc).__name__, text)
+            self._check_attempt_nodes(key, spec.host)
             self._record_failure(key, spec, TaskFailed("error", text, failure))
             self.attempts.ended(*key, "failed", self.clock(), text)
             self.feed(AttemptFailed(*key, "error", text, self.clock()))
@@ -458,18 +511,28 @@ class Runtime:
             duration = result.duration or (self.clock() - started)
             self.feed(AttemptDone(*key, tuple(result.outputs), duration, self.clock()))
         else:
+            self._check_attempt_nodes(key, spec.host)
             self._record_failure(key, spec, result)
             if is_disk_full(result.message):
-                self._node_full(key[0], key[1], spec.host, result.partial_bytes)
+                await self._node_full(key[0], key[1], spec.host, result.partial_bytes)
             self.feed(AttemptFailed(*key, result.kind, result.message, self.clock()))
 
-    def _node_full(self, job: str, taskid: int, host: str, written: int) -> None:
+    def _check_attempt_nodes(self, key: tuple[str, int, int], host: str) -> None:
+        """Before a failed attempt counts: is its node, or a node its inputs are on,
+        gone?  Then the coordinator learns it first, and the attempt is a node failure
+        (not counted) instead of the task's (it may even have been fatal: an input file
+        that vanished with its node)."""
+        task = self.coordinator.task(key[0], key[1])
+        hosts = {host} | (set(task.input_hosts()) if task is not None else set())
+        self.check_nodes(hosts, "disconnected; a task failed there or reading from it")
+
+    async def _node_full(self, job: str, taskid: int, host: str, written: int) -> None:
         """An attempt failed for want of space: the task does not start on ``host``
         again until its disk has more free than the attempt had written plus a margin.
         (Not "what is free now": the attempt's partial outputs, and those of other
         attempts that failed with it, are already deleted, so that figure can exceed
         the whole disk for a task that failed only because a sibling filled it.)"""
-        disk, free = self.backend.data_disk(host)
+        disk, free = await self.backend.data_disk(host)
         logger.warning("node %s: disk %s is full (%d bytes free)", host, disk, free)
         needed = written + MARGIN
         self.feed(NodeFull(job, taskid, host, disk, free, needed, self.clock()))
@@ -730,14 +793,14 @@ class Runtime:
         rec = self.records.get(name)
         return rec.stage_results.get(stage) if rec is not None else None
 
-    def nodeinfo(self) -> dict[str, Any]:
+    async def nodeinfo(self) -> dict[str, Any]:
         info: dict[str, Any] = {}
         for host, node in sorted(self.coordinator.nodes.items()):
             entry: dict[str, Any] = {}
             tasks = self.coordinator.running_on(host)
             if tasks:
                 entry["tasks"] = tasks
-            free, used = self.backend.disk_usage(host) if node.max_workers else (0, 0)
+            free, used = await self.backend.disk_usage(host) if node.max_workers else (0, 0)
             down_reason = getattr(self.backend, "down_reason", None)
             reason = down_reason(host) if down_reason is not None else None
             if reason:
@@ -764,19 +827,32 @@ class Runtime:
     async def apply_config(
         self, config: ClusterConfig, *, save: bool = True, first: bool = False
     ) -> None:
-        """Expand, prune the blacklists, persist and apply a config (raises ConfigError)."""
-        nodes = expand_table(config.hosts)
+        """Expand, prune the blacklists, persist and apply a config (raises ConfigError).
+
+        With a backend that has a node set (``Backend.node_set``), the nodes are its
+        hosts; a table row for one of them sets its max_workers, other rows are unused
+        (and the blacklists are kept: a host may come back)."""
+        async with self._config_lock:
+            await self._apply_config(config, save=save, first=first)
+
+    async def _apply_config(self, config: ClusterConfig, *, save: bool, first: bool) -> None:
+        table = expand_table(config.hosts)
+        if first:
+            await self.backend.start([h for h, _ in table])
+        self._node_set = self.backend_node_set()
+        nodes = self._nodes_from(table, self._node_set)
         hosts = [h for h, _ in nodes]
-        config.blacklist = [h for h in config.blacklist if h in hosts]
-        config.gc_blacklist = [h for h in config.gc_blacklist if h in hosts]
+        if self._node_set is None:
+            config.blacklist = [h for h in config.blacklist if h in hosts]
+            config.gc_blacklist = [h for h in config.gc_blacklist if h in hosts]
         self.cluster, self.nodes = config, nodes
         if save:
             self.store.save_config(config)
-        if first:
-            await self.backend.start(hosts)
-        else:
+        if not first or nodes != table:
             await self.backend.set_hosts(hosts)
-        self._connected = {h: self.backend.is_connected(h) for h in hosts}
+        before = self._connected
+        members = None if self._node_set is None else set(self._node_set)
+        self._connected = {h: self._up(h, members) for h in hosts}
         self._seen(self.clock())
         self.feed(
             NodesConfigured(
@@ -786,6 +862,42 @@ class Runtime:
                 self.clock(),
             )
         )
+        for host, was in sorted(before.items()):
+            if was and not self._connected.get(host, False):
+                # left the backend's node set, dropped from the table (its data server
+                # is gone) or disconnected: its running tasks and outputs are lost
+                if members is not None and host not in members:
+                    why = "it left the backend's node set"
+                elif host not in hosts:
+                    why = "dropped from the config table"
+                else:
+                    why = "disconnected"
+                self._node_lost(host, why)
+
+    def backend_node_set(self) -> dict[str, int] | None:
+        """The backend's node set (``None``: the config table decides), valid names only."""
+        node_set = getattr(self.backend, "node_set", None)
+        found = node_set() if node_set is not None else None
+        if found is None:
+            return None
+        nodes: dict[str, int] = {}
+        for host, slots in found.items():
+            try:
+                check_host_name(host)
+            except UnsafeName as exc:
+                logger.warning("node set: host %r ignored: %s", host, exc)
+                continue
+            nodes[host] = max(0, int(slots))
+        return nodes
+
+    @staticmethod
+    def _nodes_from(
+        table: list[tuple[str, int]], node_set: dict[str, int] | None
+    ) -> list[tuple[str, int]]:
+        if node_set is None:
+            return table
+        rows = dict(table)  # a table row overrides the backend's slots of its host
+        return [(h, rows.get(h, slots)) for h, slots in sorted(node_set.items())]
 
     async def check_config(self, config: ClusterConfig) -> None:
         """Refuse (``ConfigError``) a table naming hosts the backend cannot run."""
@@ -829,17 +941,60 @@ class Runtime:
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            if self._node_set is not None and self.backend_node_set() != self._node_set:
+                try:
+                    await self.apply_config(self.cluster, save=False)
+                except Exception:
+                    logger.exception("applying the backend's new node set failed")
             self._seen(self.clock())
-            for host, was in list(self._connected.items()):
-                now_connected = self.backend.is_connected(host)
-                if now_connected != was:
-                    self._connected[host] = now_connected
-                    event = NodeConnected if now_connected else NodeLost
-                    self.feed(event(host, self.clock()))
-            self._check_full_nodes()
+            self.check_nodes(set(self._connected))
+            await self._check_full_nodes()
             self.check_master_disk()
             if any(j.status == "active" for j in self.coordinator.jobs.values()):
                 self.feed(Tick(self.clock()))
+
+    def check_nodes(self, hosts: set[str], why: str = "disconnected") -> None:
+        """Are these configured hosts still there?  Feed ``NodeConnected`` /
+        ``NodeLost`` for those that changed (10.4).  A host is there when the backend
+        says it is connected and, for a backend with a node set of its own
+        (``Backend.node_set()``, the Dask backend), is in that set."""
+        members = self._members()
+        for host in sorted(hosts):
+            was = self._connected.get(host)
+            if was is None:
+                continue  # not a configured node (an outside URL)
+            now_up = self._up(host, members)
+            if now_up == was:
+                continue
+            self._connected[host] = now_up
+            if now_up:
+                self.feed(NodeConnected(host, self.clock()))
+            elif members is not None and host not in members:
+                self._node_lost(host, "it left the backend's node set")
+            else:
+                self._node_lost(host, why)
+
+    def _members(self) -> set[str] | None:
+        """The backend's node set now (``Backend.node_set()``), or ``None`` when the
+        config table alone decides the nodes (the local backend)."""
+        current = self.backend_node_set()
+        return None if current is None else set(current)
+
+    def _up(self, host: str, members: set[str] | None) -> bool:
+        return (members is None or host in members) and self.backend.is_connected(host)
+
+    def _node_lost(self, host: str, why: str) -> None:
+        """Feed ``NodeLost`` once per loss (several signals may report the same one)."""
+        if self._closing or host in self.coordinator.lost:
+            return
+        active = any(j.status == "active" for j in self.coordinator.jobs.values())
+        logger.log(
+            logging.WARNING if active else logging.INFO,
+            "node %s lost (%s): its running tasks and its outputs are gone",
+            host,
+            why,
+        )
+        self.feed(NodeLost(host, self.clock()))
 
     def check_master_disk(self) -> None:
         """The master's own disk: log when it fills up or has space again, and go back
@@ -868,11 +1023,11 @@ class Runtime:
             else None
         )
 
-    def _check_full_nodes(self) -> None:
+    async def _check_full_nodes(self) -> None:
         """Tell the coordinator how much is free on the nodes tasks wait for space on."""
         for host, node in list(self.coordinator.nodes.items()):
             if node.full is not None:
-                _disk, free = self.backend.data_disk(host)
+                _disk, free = await self.backend.data_disk(host)
                 if free >= node.full.needed:
                     logger.info("node %s: space is back (%d bytes free)", host, free)
                 self.feed(NodeSpaceBack(host, free, self.clock()))

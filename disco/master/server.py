@@ -14,8 +14,9 @@ import dataclasses
 import logging
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import hdrs, web
 
@@ -179,8 +180,14 @@ async def start_master(
     backend: Backend | None = None,
     retry_delay: float | None = None,
     prestart_workers: bool = False,
+    local_backend: Callable[..., Backend] | None = None,
+    backend_options: dict[str, Any] | None = None,
 ) -> MasterServer:
     """Start a master on ``host:port`` (``port=0``: a free port) on the running loop.
+
+    Without ``backend``, the backend is ``local_backend`` (default ``LocalBackend``, or
+    a subclass) built with the master's settings and ``backend_options`` (e.g.
+    ``{"remote_channel": True}``).
 
     ``prestart_workers`` starts the local backend's worker zygote at once instead of at
     the first Python task (embedded mode: a job always follows, so start it in parallel).
@@ -202,7 +209,7 @@ async def start_master(
     if backend is None:
         from disco.backends.local import LocalBackend
 
-        backend = LocalBackend(
+        backend = (local_backend or LocalBackend)(
             disco_data=config.disco_data,
             ddfs_data=config.ddfs_data,
             disco_port=real_port,
@@ -212,6 +219,7 @@ async def start_master(
             put_port=config.put_port,
             bind_host=host,
             auth=config.auth,
+            **{"ddfs_over_http": ddfs_config.nodes_over_http, **(backend_options or {})},
         )
     runtime = Runtime(config, store, backend)
     ddfs = DDFSMaster(ddfs_config, RuntimeView(runtime), local_root=config.ddfs_data)

@@ -55,6 +55,11 @@ class Task:
     no_space_since: float = 0.0  # when the last host was added
     host: str | None = None
     outputs: tuple[TaskOutput, ...] = ()
+    # Node loss (``disco.master.lostnodes``): the outputs of the run whose outputs were
+    # lost, until the task has finished again (then its consumers get the new URLs);
+    # the producers that run again before this task may start.
+    lost_outputs: tuple[TaskOutput, ...] | None = None
+    held_by: set[int] = field(default_factory=set)
     history: list[tuple[int, str, str]] = field(default_factory=list)  # (event id, from, to)
 
     @property
@@ -75,6 +80,7 @@ class Stage:
     taskids: list[int] = field(default_factory=list)
     opened: bool = False
     finished: bool = False
+    reopened: bool = False  # it had finished; tasks run again after a node loss
     opened_at: float = 0.0
     running: int = 0
     done: int = 0
@@ -112,7 +118,9 @@ class Job:
 
     def earlier_running(self, stage: Stage) -> int | None:
         """Running tasks of unfinished earlier stages; ``None`` if all earlier finished."""
-        earlier = [s for s in self.stages[: stage.index] if not s.finished]
+        # A stage reopened after a node loss does not throttle later stages (7.4 is about
+        # stages fed as they go): their tasks that are not held have all their inputs.
+        earlier = [s for s in self.stages[: stage.index] if not s.finished and not s.reopened]
         if not earlier:
             return None
         return sum(s.running for s in earlier)

@@ -106,6 +106,9 @@ class NodesConfigured:
 
 @dataclass(frozen=True)
 class NodeLost:
+    """``host`` left the cluster (disconnected, gone from the backend's node set or the
+    config table): its running attempts and the outputs stored on it are lost."""
+
     host: str
     now: float
 
@@ -280,6 +283,15 @@ class SaveTask:
 
 
 @dataclass(frozen=True)
+class ForgetTask:
+    """A finished task runs again (its outputs were lost with a node): drop its saved
+    row, so a restarted master does not bring the lost outputs back."""
+
+    job: str
+    taskid: int
+
+
+@dataclass(frozen=True)
 class SaveResults:
     """Replace the urls of ``disco:results:<job>`` by ``results``, then send
     ``ResultsSaved`` (ddfs.md 7.2)."""
@@ -319,6 +331,7 @@ Instruction = (
     | InputsChanged
     | SaveJob
     | SaveTask
+    | ForgetTask
     | SaveResults
     | JobFinished
     | JobForgotten

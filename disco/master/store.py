@@ -291,6 +291,11 @@ class Store:
         ).fetchall()
         return [DoneTask(name, r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
+    def forget_task(self, name: str, taskid: int) -> None:
+        """A finished task runs again (its outputs were lost with a node): its row goes,
+        so a restart does not bring the lost outputs back."""
+        self._write("DELETE FROM done_tasks WHERE job = ? AND taskid = ?", (name, taskid))
+
     def forget_tasks(self, name: str) -> None:
         """The job ended (or is gone): its finished tasks are no longer needed."""
         self._write("DELETE FROM done_tasks WHERE job = ?", (name,))

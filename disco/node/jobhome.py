@@ -1,7 +1,9 @@
 """A job's home directory on a node (master-api.md 6.1, 6.5, 6.6, 9.1, 9.2).
 
 Owns: the job home path ``<DISCO_DATA>/<host>/<hh>/<jobname>``, and preparing it once
-per node per job: copy the job pack to ``<jobhome>/jobfile`` (write, then rename), unzip
+per node per job: fetch the job pack from the master (``TaskSpec.jobpack_url``, the
+``parameters`` URL of 6.6, with the cluster's auth header) into ``<jobhome>/jobfile``
+(write, then rename), unzip
 the pack's jobhome section (refusing members that would land outside the directory),
 make the worker executable and leave the ``.jobhome`` marker.  Reading the job pack
 header here is deliberate (a few lines) so the node does not depend on the master's
@@ -23,6 +25,9 @@ import weakref
 import zipfile
 from typing import Any
 
+import aiohttp
+
+from disco import auth
 from disco.backends.base import TaskSpec
 from disco.error import DiscoError
 from disco.retryable import extraction_error_permanent
@@ -33,6 +38,8 @@ logger = logging.getLogger(__name__)
 MARKER = ".jobhome"
 RESERVED = ".disco"  # 6.5: index files live here; the job home zip may not write it
 LOCK_TIMEOUT = 300.0  # 11.5: job home extraction lock timeout, 5 min
+FETCH_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=60)
+_FETCH_CHUNK = 1 << 20
 _MAGIC = 0xD5C0
 _HEADER = struct.Struct("!IIIII")
 
@@ -83,10 +90,12 @@ def _lock_for(path: str) -> asyncio.Lock:
     return per_loop.setdefault(path, asyncio.Lock())
 
 
-async def ensure_jobhome(spec: TaskSpec) -> str:
+async def ensure_jobhome(spec: TaskSpec, session: aiohttp.ClientSession | None = None) -> str:
     """Prepare the job home of ``spec``'s job on ``spec.host`` once; return its path.
 
-    Raises ``JobHomeError`` (text ``Jobpack extraction failed: ...``) on any failure.
+    The job pack is fetched from ``spec.jobpack_url`` (with ``session`` if given) only
+    when the job home is not ready yet.  Raises ``JobHomeError`` (text ``Jobpack
+    extraction failed: ...``) on any failure.
     """
     check_jobname(spec.jobname)
     home = jobhome_path(spec.disco_data, spec.host, spec.jobname)
@@ -104,22 +113,60 @@ async def ensure_jobhome(spec: TaskSpec) -> str:
     except TimeoutError:
         raise JobHomeError(spec.jobname, "timed out waiting for the job home lock") from None
     try:
-        await asyncio.to_thread(prepare_jobhome, spec.jobpack_path, home, spec.jobname)
+        if not os.path.exists(os.path.join(home, MARKER)):
+            await fetch_jobpack(spec, home, session)
+            await asyncio.to_thread(prepare_jobhome, home, spec.jobname)
     finally:
         lock.release()
     return home
 
 
-def prepare_jobhome(jobpack_path: str, home: str, jobname: str = "") -> None:
-    """Blocking part of ``ensure_jobhome``; does nothing if the marker is present."""
+async def fetch_jobpack(
+    spec: TaskSpec, home: str, session: aiohttp.ClientSession | None = None
+) -> None:
+    """Download the job pack to ``<home>/jobfile``: written, then renamed (6.6).
+
+    Raises ``JobHomeError`` (retried on another attempt: the master or the network is
+    at fault, not the pack) when the master does not send it."""
+    headers = auth.headers({auth.TOKEN_SETTING: spec.auth_token})
+    jobfile = os.path.join(home, "jobfile")
+    tmp = "%s@%x:%x:%s" % (jobfile, os.getpid(), time.time_ns(), os.urandom(4).hex())
+    own = session is None
+    client = aiohttp.ClientSession(timeout=FETCH_TIMEOUT) if session is None else session
+    try:
+        await asyncio.to_thread(os.makedirs, home, exist_ok=True)
+        async with client.get(spec.jobpack_url, headers=headers, timeout=FETCH_TIMEOUT) as resp:
+            if resp.status != 200:
+                text = (await resp.text(errors="replace"))[:200].strip()
+                raise JobHomeError(
+                    spec.jobname,
+                    "could not fetch the job pack from %s: HTTP %d %s"
+                    % (spec.jobpack_url, resp.status, text),
+                )
+            with open(tmp, "wb") as f:
+                async for chunk in resp.content.iter_chunked(_FETCH_CHUNK):
+                    f.write(chunk)
+        os.replace(tmp, jobfile)
+    except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+        # OSError: a full disk fails here too (its text names the cause)
+        raise JobHomeError(
+            spec.jobname,
+            "could not fetch the job pack from %s: %s" % (spec.jobpack_url, exc or type(exc)),
+        ) from exc
+    finally:
+        if own:
+            await client.close()
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def prepare_jobhome(home: str, jobname: str = "") -> None:
+    """Blocking part of ``ensure_jobhome``: unpack ``<home>/jobfile``; does nothing if
+    the marker is present."""
     if os.path.exists(os.path.join(home, MARKER)):
         return
     try:
-        os.makedirs(home, exist_ok=True)
         jobfile = os.path.join(home, "jobfile")
-        tmp = "%s@%x:%x:%s" % (jobfile, os.getpid(), time.time_ns(), os.urandom(4).hex())
-        shutil.copyfile(jobpack_path, tmp)  # 6.6: write, then rename
-        os.replace(tmp, jobfile)
         with open(jobfile, "rb") as f:
             worker, zipbytes = read_pack(f.read())
         extract_zip(zipbytes, home)

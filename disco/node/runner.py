@@ -413,10 +413,10 @@ class _Attempt:
             "processes used %d MB and were stopped" % (limit >> 20, setting, rss >> 20),
         )
 
-    def _exit_failed(
+    async def _exit_failed(
         self, code: int, output: bytes, broken: p.FramingError | None = None
     ) -> TaskFailed:
-        self._warn("Worker crashed! (exit code: %d)" % (128 - code if code < 0 else code))
+        await self._warn("Worker crashed! (exit code: %d)" % (128 - code if code < 0 else code))
         severity: Any = "error"
         if self.mem_exceeded:
             failure = self._memory_failure()
@@ -504,11 +504,11 @@ class _Attempt:
             parser.feed(chunk)
 
     async def _crashed(self, unparsed: bytes) -> TaskResult:
-        return self._exit_failed(await self._exit_code(), unparsed)
+        return await self._exit_failed(await self._exit_code(), unparsed)
 
     async def _broken(self, exc: p.FramingError) -> TaskResult:
         # 8.8: collect up to 100 KiB more for up to 10 s, then fail with the last words.
-        self._warn(str(exc))
+        await self._warn(str(exc))
         collected = bytearray(exc.unparsed)
         deadline = self.loop.time() + self.limits.last_words_timeout
         exited = False
@@ -521,14 +521,14 @@ class _Attempt:
                 break
             collected += chunk
         if not exited:
-            self._warn("Worker did not exit properly after error")
+            await self._warn("Worker did not exit properly after error")
             failure = self._describe(protocol_failure(exc))
             words = last_words(bytes(collected), self.limits.last_words_bytes)
             return TaskFailed("error", "%s\n%s" % (failure.text(), words), failure)
-        return self._exit_failed(await self._exit_code(), bytes(collected), exc)
+        return await self._exit_failed(await self._exit_code(), bytes(collected), exc)
 
-    def _warn(self, text: str) -> None:
-        self.channel.event("WARNING: %s %s" % (self.tag, text))
+    async def _warn(self, text: str) -> None:
+        await self.channel.event("WARNING: %s %s" % (self.tag, text))
 
     # -- messages ----------------------------------------------------------------------
     async def _handle(self, frame: p.Frame) -> TaskResult | None:
@@ -549,7 +549,7 @@ class _Attempt:
         elif isinstance(msg, p.InputError):
             self.replies.put_nowait(lambda: self._input_err_reply(msg))
         elif isinstance(msg, p.Msg):
-            return self._on_msg(msg)
+            return await self._on_msg(msg)
         elif isinstance(msg, p.Output):
             try:
                 self.outputs.add(msg.label, msg.location, msg.size)
@@ -574,11 +574,11 @@ class _Attempt:
 
         self.replies.put_nowait(ready)
 
-    def _on_msg(self, msg: p.Msg) -> TaskResult | None:
+    async def _on_msg(self, msg: p.Msg) -> TaskResult | None:
         verdict, count = self.rate.arrive(self.loop.time())
         if verdict == "fatal":
             return TaskFailed("fatal", p.behaving_badly(count))
-        self.channel.event("MSG: %s %s" % (self.tag, msg.text))
+        await self.channel.event("MSG: %s %s" % (self.tag, msg.text))
         self.recent.extend(msg.text.splitlines()[-20:])
         if verdict == "slow":
             delay = self.limits.msg_delay
@@ -597,7 +597,7 @@ class _Attempt:
         return p.encode("INPUT", [flag, [entry.to_json() for entry in entries]])
 
     async def _input_err_reply(self, msg: p.InputError) -> bytes:
-        replicas = self.channel.input_failed(msg.input_id, list(msg.replica_ids))
+        replicas = await self.channel.input_failed(msg.input_id, list(msg.replica_ids))
         if replicas is None:
             return p.encode("FAIL", "")
         return p.encode("RETRY", [[r.replica_id, r.url] for r in replicas])
@@ -615,7 +615,9 @@ class _Attempt:
             except Exception as exc:  # ddfs.md 7.2: the attempt fails and is retried
                 return TaskFailed("error", "Could not save the results in DDFS: %s" % exc)
         duration = self.loop.time() - self.started
-        self.channel.event("DONE: %s Task finished in %s" % (self.tag, format_duration(duration)))
+        await self.channel.event(
+            "DONE: %s Task finished in %s" % (self.tag, format_duration(duration))
+        )
         return TaskDone(outputs=self.outputs.task_outputs(saved), duration=duration)
 
     async def _write_replies(self) -> None:

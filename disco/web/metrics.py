@@ -45,7 +45,7 @@ class DDFSFigures:
     replication_backlog: int = 0  # blob ids with fewer replicas than DDFS_BLOB_REPLICAS
 
 
-def count_blobs(view: NodeView, replicas: int) -> tuple[int, int, int]:
+async def count_blobs(view: NodeView, replicas: int) -> tuple[int, int, int]:
     """(distinct blobs, bytes of all replicas, blobs short of ``replicas`` copies)."""
     copies: Counter[str] = Counter()
     size = 0
@@ -53,7 +53,11 @@ def count_blobs(view: NodeView, replicas: int) -> tuple[int, int, int]:
         node = view.node(host)
         if node is None:
             continue
-        for obj in node.objects("blob"):
+        try:
+            objects = await node.objects("blob")
+        except OSError:
+            continue  # a node that does not answer counts as down
+        for obj in objects:
             copies[obj.oid] += 1
             size += obj.size
     backlog = sum(1 for n in copies.values() if n < replicas)
@@ -219,9 +223,7 @@ class MasterMetrics:
         self._ddfs_at = now
         ddfs = self.ddfs
         tags = len(await ddfs.tags.list())
-        blobs, size, backlog = await asyncio.to_thread(
-            count_blobs, ddfs.view, ddfs.config.blob_replicas
-        )
+        blobs, size, backlog = await count_blobs(ddfs.view, ddfs.config.blob_replicas)
         self.ddfs_figures = DDFSFigures(tags, blobs, size, backlog)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:

@@ -1,8 +1,11 @@
 """DDFS test fixtures: real masters with local nodes, and a plain-HTTP client.
 
 ``ddfs``: one node (``localhost``).  ``ddfs3``: three nodes (localhost, 127.0.0.2,
-127.0.0.3) with ``DDFS_BLOB_REPLICAS = DDFS_TAG_REPLICAS = 2``.  ``HTTP`` speaks the
-wire format of ddfs.md 2 with urllib (no DDFS client library involved).
+127.0.0.3) with ``DDFS_BLOB_REPLICAS = DDFS_TAG_REPLICAS = 2``.  Both run twice
+(``node_access``): the DDFS master reaching the nodes' storage in process
+(``LocalNodeStore``) and over HTTP (``HttpNodeStore`` to the nodes' ``/ddfs/node/``
+routes, ``DDFS_NODES_OVER_HTTP``), as it reaches nodes on other machines.  ``HTTP``
+speaks the wire format of ddfs.md 2 with urllib (no DDFS client library involved).
 """
 
 from __future__ import annotations
@@ -100,24 +103,40 @@ class HTTP:
         return self.ok("/ddfs/tag/%s" % name, **kw)
 
 
+NODE_ACCESS = ["local", "http"]
+
+
+def access_settings(access: str) -> dict[str, str]:
+    """The settings that make the DDFS master reach its nodes ``access``-wise."""
+    return {"DDFS_NODES_OVER_HTTP": "1"} if access == "http" else {}
+
+
+@pytest.fixture(params=NODE_ACCESS)
+def node_access(request) -> str:
+    """``"local"``: node storage in process; ``"http"``: through the nodes' HTTP routes."""
+    return str(request.param)
+
+
 @pytest.fixture
-def ddfs(tmp_path) -> Iterator[HTTP]:
+def ddfs(tmp_path, node_access: str) -> Iterator[HTTP]:
     before = child_pids()
-    with EmbeddedMaster(root=tmp_path / "disco", settings={"DDFS_DELAYED_FLUSH": "0.2"}) as m:
+    settings = {"DDFS_DELAYED_FLUSH": "0.2", **access_settings(node_access)}
+    with EmbeddedMaster(root=tmp_path / "disco", settings=settings) as m:
         yield HTTP(m)
     _assert_no_leaked_workers(before)
 
 
-def three_nodes(tmp_path, **settings: str) -> EmbeddedMaster:
+def three_nodes(tmp_path, access: str = "local", **settings: str) -> EmbeddedMaster:
     base = {"DDFS_BLOB_REPLICAS": "2", "DDFS_TAG_REPLICAS": "2", "DDFS_DELAYED_FLUSH": "0.2"}
+    base.update(access_settings(access))
     base.update(settings)
     return EmbeddedMaster(root=tmp_path / "disco", nodes=NODES3, settings=base)
 
 
 @pytest.fixture
-def ddfs3(tmp_path) -> Iterator[HTTP]:
+def ddfs3(tmp_path, node_access: str) -> Iterator[HTTP]:
     before = child_pids()
-    with three_nodes(tmp_path) as m:
+    with three_nodes(tmp_path, node_access) as m:
         yield HTTP(m)
     _assert_no_leaked_workers(before)
 

@@ -184,7 +184,7 @@ def test_cut_off_upload_leaves_no_half_blob(ddfs: HTTP) -> None:
 @pytest.mark.server_errors_expected  # a full disk: 500 "Write failed" as in 0.5
 def test_full_volume_refuses_upload_and_keeps_stored_blobs(ddfs: HTTP) -> None:
     kept = ddfs.push("kept", b"stored before")
-    node = ddfs.master.server.backend.ddfs_node("localhost")
+    node = ddfs.master.server.backend.local_ddfs_node("localhost")
     node.reserve_kb = 1 << 60  # simulate a full disk
     try:
         target = ddfs.ok("/ddfs/new_blob/more")[0]  # the only node, even if full

@@ -8,7 +8,7 @@ import time
 from disco.ddfs.names import parse_ddfs_url
 from disco.embedded import EmbeddedMaster
 from tests.conftest import poll_for
-from tests.ddfs.conftest import GC_NOW, HTTP, files_below, run_gc, three_nodes
+from tests.ddfs.conftest import GC_NOW, HTTP, access_settings, files_below, run_gc, three_nodes
 
 
 def root_of(http: HTTP, host: str = "localhost") -> str:
@@ -19,7 +19,7 @@ def single_copy(http: HTTP, prefix: str, data: bytes) -> tuple[list[str], str]:
     """Push a blob with one replica; its replica list and the file on its node."""
     replicas = http.push(prefix, data, replicas=1)
     where = parse_ddfs_url(replicas[0])
-    node = http.master.server.backend.ddfs_node(where.host)
+    node = http.master.server.backend.local_ddfs_node(where.host)
     return replicas, node.path(where.volume, "blob", where.oid)
 
 
@@ -28,8 +28,9 @@ def remove_file(path: str) -> None:
     os.unlink(path)
 
 
-def one_node(tmp_path, **settings: str) -> EmbeddedMaster:
-    return EmbeddedMaster(root=tmp_path / "disco", settings={**GC_NOW, **settings})
+def one_node(tmp_path, access: str = "local", **settings: str) -> EmbeddedMaster:
+    settings = {**GC_NOW, **access_settings(access), **settings}
+    return EmbeddedMaster(root=tmp_path / "disco", settings=settings)
 
 
 def test_gc_status_waits_then_idles(tmp_path, ddfs: HTTP) -> None:
@@ -53,8 +54,8 @@ def test_gc_status_waits_then_idles(tmp_path, ddfs: HTTP) -> None:
         assert len(stats["timestamp"]) == 19
 
 
-def test_gc_reports_phases_while_running(tmp_path) -> None:
-    with one_node(tmp_path) as m:
+def test_gc_reports_phases_while_running(tmp_path, node_access: str) -> None:
+    with one_node(tmp_path, node_access) as m:
         http = HTTP(m)
         run_gc(http)
         seen = set()
@@ -72,8 +73,8 @@ def test_gc_reports_phases_while_running(tmp_path) -> None:
         }
 
 
-def test_superseded_versions_go_fresh_data_stays(tmp_path) -> None:
-    with one_node(tmp_path) as m:
+def test_superseded_versions_go_fresh_data_stays(tmp_path, node_access: str) -> None:
+    with one_node(tmp_path, node_access) as m:
         http = HTTP(m)
         run_gc(http)
         tagged = http.push("tagged", b"keep me")
@@ -93,9 +94,9 @@ def test_superseded_versions_go_fresh_data_stays(tmp_path) -> None:
         assert stats["Blobs kept"][0] == 2 and stats["Blobs deleted"] == [0, 0]
 
 
-def test_orphans_deleted_after_expiry(tmp_path) -> None:
+def test_orphans_deleted_after_expiry(tmp_path, node_access: str) -> None:
     settings = {"DDFS_ORPHAN_BLOB_EXPIRES": "1", "DDFS_ORPHAN_TAG_EXPIRES": "1"}
-    with one_node(tmp_path, **settings) as m:
+    with one_node(tmp_path, node_access, **settings) as m:
         http = HTTP(m)
         run_gc(http)
         orphan = http.push("orphan", b"nobody")
@@ -122,9 +123,9 @@ def test_orphans_deleted_after_expiry(tmp_path) -> None:
         assert http.get("t:live")["urls"] == [kept]
 
 
-def test_deleted_tag_quarantine_is_pruned(tmp_path) -> None:
+def test_deleted_tag_quarantine_is_pruned(tmp_path, node_access: str) -> None:
     settings = {"DDFS_DELETED_TAG_EXPIRES": "0.5", "DDFS_ORPHAN_TAG_EXPIRES": "0.3"}
-    with one_node(tmp_path, **settings) as m:
+    with one_node(tmp_path, node_access, **settings) as m:
         http = HTTP(m)
         run_gc(http)
         http.tag("t:q", [])
@@ -146,11 +147,11 @@ def test_deleted_tag_quarantine_is_pruned(tmp_path) -> None:
         assert http.ok("/ddfs/tags") == []
 
 
-def test_stale_partial_uploads_removed(tmp_path) -> None:
-    with one_node(tmp_path, DDFS_PARTIAL_EXPIRES="1") as m:
+def test_stale_partial_uploads_removed(tmp_path, node_access: str) -> None:
+    with one_node(tmp_path, node_access, DDFS_PARTIAL_EXPIRES="1") as m:
         http = HTTP(m)
         run_gc(http)
-        node = m.server.backend.ddfs_node("localhost")
+        node = m.server.backend.local_ddfs_node("localhost")
         upload = node.begin_blob("stale$%s" % "6a4-1-2")  # an upload from 2023
         upload.write(b"half")
         upload.file.close()
@@ -167,15 +168,15 @@ def _now_ts() -> str:
     return str(Timestamp.from_time(time.time()))
 
 
-def test_lost_replica_is_recovered_into_the_tag(tmp_path) -> None:
-    with three_nodes(tmp_path, **GC_NOW) as m:
+def test_lost_replica_is_recovered_into_the_tag(tmp_path, node_access: str) -> None:
+    with three_nodes(tmp_path, node_access, **GC_NOW) as m:
         http = HTTP(m)
         run_gc(http)
         replicas, path = single_copy(http, "lost", b"payload")
         http.tag("t:lost", [replicas])
         holder = parse_ddfs_url(replicas[0])
         other = next(h for h in ("localhost", "127.0.0.2", "127.0.0.3") if h != holder.host)
-        node = m.server.backend.ddfs_node(other)  # a copy the tag never heard of
+        node = m.server.backend.local_ddfs_node(other)  # a copy the tag never heard of
         node.store_blob(holder.oid, path)
         run_gc(http)
         entry = http.get("t:lost")["urls"][0]
@@ -183,8 +184,8 @@ def test_lost_replica_is_recovered_into_the_tag(tmp_path) -> None:
         assert entry == sorted(entry)  # [quirk] GC sorts replica sets
 
 
-def test_gc_blacklisted_node_is_drained(tmp_path) -> None:
-    with three_nodes(tmp_path, **GC_NOW) as m:
+def test_gc_blacklisted_node_is_drained(tmp_path, node_access: str) -> None:
+    with three_nodes(tmp_path, node_access, **GC_NOW) as m:
         http = HTTP(m)
         run_gc(http)
         pushed = [http.push("d%d" % i, b"drain %d" % i) for i in range(6)]
@@ -215,9 +216,9 @@ def test_hosted_tags_follows_tag_links(ddfs3: HTTP) -> None:
     assert {"t:direct", "t:meta", "t:meta2"} <= set(hosted)
 
 
-def test_gc_keeps_every_fresh_tag_and_blob(tmp_path) -> None:
+def test_gc_keeps_every_fresh_tag_and_blob(tmp_path, node_access: str) -> None:
     """5.7: many freshly pushed and tagged blobs survive a GC run."""
-    with three_nodes(tmp_path, **GC_NOW) as m:
+    with three_nodes(tmp_path, node_access, **GC_NOW) as m:
         http = HTTP(m)
         run_gc(http)
         for i in range(30):
@@ -233,8 +234,8 @@ def test_gc_keeps_every_fresh_tag_and_blob(tmp_path) -> None:
             assert all(http.request(u).status == 200 for u in urls[0])
 
 
-def test_gc_paranoid_delete_keeps_trash(tmp_path) -> None:
-    with one_node(tmp_path, DDFS_PARANOID_DELETE="1") as m:
+def test_gc_paranoid_delete_keeps_trash(tmp_path, node_access: str) -> None:
+    with one_node(tmp_path, node_access, DDFS_PARANOID_DELETE="1") as m:
         http = HTTP(m)
         run_gc(http)
         http.tag("t:p", [["a"]])
@@ -246,8 +247,8 @@ def test_gc_paranoid_delete_keeps_trash(tmp_path) -> None:
         poll_for(lambda: http.ok("/ddfs/ctrl/gc_status") == "", 5)
 
 
-def test_space_aware_gc_moves_blobs_off_an_overused_node(tmp_path) -> None:
-    with three_nodes(tmp_path, DDFS_SPACE_AWARE="1", **GC_NOW) as m:
+def test_space_aware_gc_moves_blobs_off_an_overused_node(tmp_path, node_access: str) -> None:
+    with three_nodes(tmp_path, node_access, DDFS_SPACE_AWARE="1", **GC_NOW) as m:
         http = HTTP(m)
         run_gc(http)
         full = "127.0.0.2"
@@ -256,7 +257,7 @@ def test_space_aware_gc_moves_blobs_off_an_overused_node(tmp_path) -> None:
         pushed.append([http.ok(t, "PUT", raw=b"on the full node") for t in targets])
         for replicas in pushed:
             http.tag("t:space", [replicas])
-        node = m.server.backend.ddfs_node(full)
+        node = m.server.backend.local_ddfs_node(full)
         free, used = node.disk_usage()
         node.reserve_kb = free - 1024  # nearly full: far above the average utilisation
         on_full = [r for r in pushed if full in {parse_ddfs_url(u).host for u in r}]
@@ -273,8 +274,8 @@ def test_space_aware_gc_moves_blobs_off_an_overused_node(tmp_path) -> None:
             assert http.request([u for u in replicas if full in u][0]).status == 404
 
 
-def test_gc_keeps_references_it_cannot_check(tmp_path) -> None:
-    with three_nodes(tmp_path, **GC_NOW) as m:
+def test_gc_keeps_references_it_cannot_check(tmp_path, node_access: str) -> None:
+    with three_nodes(tmp_path, node_access, **GC_NOW) as m:
         http = HTTP(m)
         run_gc(http)
         gone, path = single_copy(http, "gone", b"lost everywhere")
@@ -285,10 +286,10 @@ def test_gc_keeps_references_it_cannot_check(tmp_path) -> None:
         assert http.get("t:refs")["urls"] == [gone, elsewhere]
 
 
-def test_gc_running_during_writes_loses_nothing(tmp_path) -> None:
+def test_gc_running_during_writes_loses_nothing(tmp_path, node_access: str) -> None:
     import threading
 
-    with three_nodes(tmp_path, **GC_NOW) as m:
+    with three_nodes(tmp_path, node_access, **GC_NOW) as m:
         http = HTTP(m)
         run_gc(http)
         stop = threading.Event()

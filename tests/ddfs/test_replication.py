@@ -38,8 +38,8 @@ def test_blobs_and_tag_versions_on_distinct_nodes(ddfs3: HTTP) -> None:
         assert ddfs3.request(url).status == 200
 
 
-def test_losing_a_nodes_data_loses_no_replicated_blob_or_tag(tmp_path) -> None:
-    with three_nodes(tmp_path, **GC_NOW) as m:
+def test_losing_a_nodes_data_loses_no_replicated_blob_or_tag(tmp_path, node_access: str) -> None:
+    with three_nodes(tmp_path, node_access, **GC_NOW) as m:
         http = HTTP(m)
         run_gc(http)
         for i in range(6):
@@ -91,7 +91,7 @@ def test_too_many_failed_nodes(ddfs3: HTTP) -> None:
 
 
 def test_tag_write_survives_a_failing_node(ddfs3: HTTP) -> None:
-    node = ddfs3.master.server.backend.ddfs_node("127.0.0.2")
+    node = ddfs3.master.server.backend.local_ddfs_node("127.0.0.2")
     node.reserve_kb = 1 << 60  # this node's disk is full
     try:
         for i in range(5):
@@ -115,15 +115,15 @@ def test_concurrent_tag_updates_on_three_nodes(ddfs3: HTTP) -> None:
     assert len(ddfs3.get("t:conc")["urls"]) == 30
 
 
-def test_restart_finds_tags_on_every_node(tmp_path) -> None:
-    with three_nodes(tmp_path) as m:
+def test_restart_finds_tags_on_every_node(tmp_path, node_access: str) -> None:
+    with three_nodes(tmp_path, node_access) as m:
         http = HTTP(m)
         replicas = http.push("r", b"restart")
         for i in range(5):
             http.tag("t:restart:%d" % i, [replicas], token="tok" if i == 0 else None)
         http.ok("/ddfs/tag/t:restart:4", "DELETE")
         docs = {i: http.get("t:restart:%d" % i, token="tok") for i in range(4)}
-    with three_nodes(tmp_path) as m:
+    with three_nodes(tmp_path, node_access) as m:
         http = HTTP(m)
         assert http.ok("/ddfs/tags/t:restart") == ["t:restart:%d" % i for i in range(4)]
         for i, doc in docs.items():

@@ -55,3 +55,22 @@ def numbers_answer(inputs: list[str]) -> list[tuple[str, int]]:
         for i in range(start, start + count):
             counts[str(i)] = counts.get(str(i), 0) + 1
     return sorted(counts.items())
+
+
+def words_map(line: str, params: Any) -> Any:
+    """``raw://w1,w2,...``: one ``(word, 1)`` per word."""
+    for word in line.split(","):
+        yield word, 1
+
+
+def gated_count_reduce(iter: Any, params: Any) -> Any:
+    """Counts the words, but first leaves ``<pid>`` in ``params["started"]`` and waits
+    (at most 120 s) for the file ``params["go"]``: the test acts while reduces run."""
+    from disco.util import kvgroup
+
+    open(os.path.join(params["started"], "%d" % os.getpid()), "w").close()
+    deadline = time.time() + 120
+    while not os.path.exists(params["go"]) and time.time() < deadline:
+        time.sleep(0.02)
+    for key, values in kvgroup(sorted(iter)):
+        yield key, sum(int(v) for v in values)

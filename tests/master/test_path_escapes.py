@@ -180,7 +180,7 @@ def plant_symlinks(m: EmbeddedMaster, tmp_path) -> None:
         os.makedirs(os.path.join(base, hash_dir(SYM_DATA_JOB)), exist_ok=True)
         os.symlink(victim, os.path.join(base, "link"))
         os.symlink(victim, os.path.join(base, hash_dir(SYM_DATA_JOB), SYM_DATA_JOB))
-        ddfs_root = m.server.backend.ddfs_node(host).root
+        ddfs_root = m.server.backend.local_ddfs_node(host).root
         os.makedirs(os.path.join(ddfs_root, "vol0", "blob"), exist_ok=True)
         os.symlink(victim, os.path.join(ddfs_root, "vol0", "blob", "zz"))
         os.symlink(os.path.join(victim, "secret"), os.path.join(ddfs_root, "vol0", "leak"))

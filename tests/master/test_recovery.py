@@ -17,8 +17,10 @@ from disco.master import recovery
 from disco.master.jobpack import DirInput
 from disco.master.states import (
     AttemptDone,
+    ForgetTask,
     InputsResolved,
     JobRestored,
+    NodeLost,
     ResolveInputs,
     RestoredTask,
     SaveTask,
@@ -43,6 +45,8 @@ class Saved:
 
     def feed(self, out: list) -> list:
         for ins in out:
+            if isinstance(ins, ForgetTask):  # the runtime deletes the row (node loss)
+                self.rows = [r for r in self.rows if r.taskid != ins.taskid]
             if isinstance(ins, SaveTask):
                 row = recovery.done_task(self.h.c.task(ins.job, ins.taskid))
                 outputs = tuple(recovery.output_from_json(o) for o in row.outputs)
@@ -135,6 +139,36 @@ def test_dir_inputs_are_read_again_before_the_replay():
     out = again.feed(InputsResolved("J", labels, again.now))
     assert [s.taskid for s in starts(out)] == [0]
     assert states(again, "J") == {0: "running", 1: "done"}
+
+
+def test_outputs_lost_with_a_node_do_not_come_back_after_a_restart():
+    """A node is lost, its finished map runs again; the master restarts before the
+    re-run finished: the restored job runs that map again (its saved row was deleted),
+    even if the node came back with its old files."""
+    h = Harness(nodes=(("n1", 1), ("n2", 1)))
+    saved = Saved(h)
+    pipeline = [("map", "split", False), ("red", "group_all", False)]
+    m0, m1 = starts(saved.feed(h.submit("J", pipeline, INPUTS[:2])))
+    assert (m0.host, m1.host) == ("n1", "n2")
+    saved.feed(h.done(m0, [dir_out("dir://n1/m0", 0)]))
+    saved.feed(h.done(m1, [dir_out("dir://n2/m1", 0)]))
+    out = saved.feed(h.feed(NodeLost("n2", h.now)))
+    assert ForgetTask("J", m1.taskid) in out
+    assert [r.taskid for r in saved.rows] == [m0.taskid]
+
+    again = Harness(nodes=(("n1", 1), ("n2", 1)))
+    out = again.feed(JobRestored("J", spec(pipeline, INPUTS[:2]), 900.0, tuple(saved.rows), 1e3))
+    assert [s.taskid for s in starts(out)] == [m1.taskid]
+    assert states(again, "J") == {0: "done", 1: "running"}
+
+
+def test_store_forgets_one_task(tmp_path):
+    store = Store(str(tmp_path / "root"), str(tmp_path / "config"))
+    rows = [recovery.DoneTask("J", i, 0, "n1", "s%d" % i, []) for i in range(3)]
+    store.save_tasks(rows)
+    store.forget_task("J", 1)
+    assert store.load_tasks("J") == [rows[0], rows[2]]
+    store.close()
 
 
 def test_store_keeps_finished_tasks_in_order_and_forgets_them(tmp_path):

@@ -1,13 +1,18 @@
-"""Helpers for node tests: a TaskSpec, an in-test TaskChannel, shell-script workers."""
+"""Helpers for node tests: a TaskSpec, an in-test TaskChannel, shell-script workers, and
+``PackMaster``: a real master whose ``parameters`` route serves the job packs a test
+writes (nodes fetch job packs by URL, ``TaskSpec.jobpack_url``)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import urllib.parse
 from collections.abc import Callable
 from typing import Literal
 
 from disco.backends.base import InputEntry, Replica, TaskSpec
+from disco.embedded import EmbeddedMaster
+from disco.master.events import job_dir
 from disco.node.jobhome import jobhome_path
 from disco.test import poll_for
 
@@ -33,7 +38,8 @@ def make_spec(tmp_path, **overrides: object) -> TaskSpec:
         attempt=0,
         worker="bin/worker",
         jobenvs={},
-        jobpack_path=str(tmp_path / "jobpack"),
+        # nothing listens on port 9 (discard): tests that need a pack use PackMaster
+        jobpack_url="http://127.0.0.1:9/disco/ctrl/parameters?name=" + JOBNAME,
         master="http://master:8989",
         disco_port=8989,
         put_port=8990,
@@ -91,14 +97,38 @@ class Channel:
             chosen = list(self.entries)
         return "done", chosen
 
-    def input_failed(self, input_id: int, replica_ids: list[int]) -> list[Replica] | None:
+    async def input_failed(self, input_id: int, replica_ids: list[int]) -> list[Replica] | None:
         self.input_errors.append((input_id, replica_ids))
         return self.retry
 
-    def event(self, message: str) -> None:
+    async def event(self, message: str) -> None:
         self.events.append(message)
         if self.on_event is not None:
             self.on_event(message)
+
+
+class PackMaster:
+    """A real master (``EmbeddedMaster``) serving the job packs of node tests."""
+
+    def __init__(self, master: EmbeddedMaster) -> None:
+        self.master = master
+
+    def path(self, jobname: str = JOBNAME) -> str:
+        """Where to write the job pack of ``jobname`` (its master directory)."""
+        directory = job_dir(self.master.server.config.master_root, jobname)
+        os.makedirs(directory, exist_ok=True)
+        return os.path.join(directory, "jobfile")
+
+    def url(self, jobname: str = JOBNAME) -> str:
+        return "%s/disco/ctrl/parameters?name=%s" % (
+            self.master.url,
+            urllib.parse.quote(jobname, safe="@:"),
+        )
+
+    def spec(self, tmp_path, **overrides: object) -> TaskSpec:
+        """``make_spec`` whose job pack URL is this master's."""
+        jobname = str(overrides.get("jobname", JOBNAME))
+        return make_spec(tmp_path, **{"jobpack_url": self.url(jobname), **overrides})
 
 
 def read_replies(home: str) -> list[str]:

@@ -14,7 +14,7 @@ from disco.backends.local import LocalBackend
 from disco.node.jobhome import jobhome_path
 from disco.node.runner import WorkerLimits
 from tests.conftest import free_port
-from tests.node.helpers import PRELUDE, Channel, make_jobpack, make_spec, pid_alive, wait_until
+from tests.node.helpers import PRELUDE, Channel, make_jobpack, pid_alive, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -43,10 +43,10 @@ async def http_get(url):
             return resp.status, await resp.read()
 
 
-def test_runs_a_task_and_serves_its_outputs(tmp_path):
+def test_runs_a_task_and_serves_its_outputs(tmp_path, packs):
     port = free_port(NODE)
-    spec = make_spec(tmp_path, host=NODE, disco_port=port, group=(0, NODE))
-    make_jobpack(spec.jobpack_path, {"bin/worker": WORKER})
+    spec = packs.spec(tmp_path, host=NODE, disco_port=port, group=(0, NODE))
+    make_jobpack(packs.path(), {"bin/worker": WORKER})
     os.makedirs(tmp_path / "ddfs")
 
     async def main():
@@ -55,7 +55,7 @@ def test_runs_a_task_and_serves_its_outputs(tmp_path):
         try:
             assert backend.is_connected(NODE) and backend.is_connected("localhost")
             assert not backend.is_connected("127.0.0.3")
-            free, used = backend.disk_usage(NODE)
+            free, used = await backend.disk_usage(NODE)
             assert free > 0 and used > 0
 
             result = await backend.run_task(spec, Channel())
@@ -92,9 +92,9 @@ def test_runs_a_task_and_serves_its_outputs(tmp_path):
     asyncio.run(main())
 
 
-def test_extraction_failure_fails_the_attempt(tmp_path):
-    spec = make_spec(tmp_path, host="localhost")
-    make_jobpack(spec.jobpack_path, {"../evil": "x", "bin/worker": WORKER})
+def test_extraction_failure_fails_the_attempt(tmp_path, packs):
+    spec = packs.spec(tmp_path, host="localhost")
+    make_jobpack(packs.path(), {"../evil": "x", "bin/worker": WORKER})
 
     async def main():
         backend = make_backend(tmp_path, free_port("127.0.0.1"))
@@ -123,23 +123,23 @@ def _run_once(tmp_path, spec):
     return asyncio.run(main())
 
 
-def test_unsupported_compression_is_fatal_with_its_reason(tmp_path):
+def test_unsupported_compression_is_fatal_with_its_reason(tmp_path, packs):
     from tests.master.packs import with_compression_method
 
-    spec = make_spec(tmp_path, host="localhost")
-    pack = make_jobpack(spec.jobpack_path, {"bin/worker": WORKER})
-    with open(spec.jobpack_path, "wb") as f:
+    spec = packs.spec(tmp_path, host="localhost")
+    pack = make_jobpack(packs.path(), {"bin/worker": WORKER})
+    with open(packs.path(), "wb") as f:
         f.write(with_compression_method(pack, 99))
     result = _run_once(tmp_path, spec)
     assert isinstance(result, TaskFailed) and result.kind == "fatal"
     assert "compression method 99, which is not supported" in result.message
 
 
-def test_job_home_on_a_node_fault_is_retried(tmp_path):
+def test_job_home_on_a_node_fault_is_retried(tmp_path, packs):
     """An OSError while preparing the job home (here: DISCO_DATA is a file) is the
     node's problem, not the pack's: the attempt fails recoverably."""
-    spec = make_spec(tmp_path, host="localhost")
-    make_jobpack(spec.jobpack_path, {"bin/worker": WORKER})
+    spec = packs.spec(tmp_path, host="localhost")
+    make_jobpack(packs.path(), {"bin/worker": WORKER})
     os.makedirs(spec.disco_data, exist_ok=True)
     with open(os.path.join(spec.disco_data, "localhost"), "w") as f:
         f.write("not a directory")
@@ -148,9 +148,9 @@ def test_job_home_on_a_node_fault_is_retried(tmp_path):
     assert result.failure is not None and result.failure.kind == "node"
 
 
-def _blocked_spec(tmp_path, taskid=0):
-    spec = make_spec(tmp_path, host="localhost", taskid=taskid, jobenvs={"BLOCK": "1"})
-    make_jobpack(spec.jobpack_path, {"bin/worker": WORKER})
+def _blocked_spec(tmp_path, packs, taskid=0):
+    spec = packs.spec(tmp_path, host="localhost", taskid=taskid, jobenvs={"BLOCK": "1"})
+    make_jobpack(packs.path(), {"bin/worker": WORKER})
     return spec
 
 
@@ -160,8 +160,8 @@ def _worker_pid(spec) -> int:
         return int(f.read())
 
 
-def test_cancel_kills_the_worker(tmp_path):
-    spec = _blocked_spec(tmp_path)
+def test_cancel_kills_the_worker(tmp_path, packs):
+    spec = _blocked_spec(tmp_path, packs)
     channel = Channel()
     channel.release.clear()
 
@@ -186,8 +186,8 @@ def test_cancel_kills_the_worker(tmp_path):
     wait_until(lambda: not pid_alive(pid), 1, "worker to die")
 
 
-def test_close_kills_running_attempts(tmp_path):
-    spec = _blocked_spec(tmp_path)
+def test_close_kills_running_attempts(tmp_path, packs):
+    spec = _blocked_spec(tmp_path, packs)
     channel = Channel()
     channel.release.clear()
 

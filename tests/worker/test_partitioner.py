@@ -128,3 +128,48 @@ def test_real_map_task_files_records_under_the_old_numbers(
         assert totals[(float, 1.0)] == totals[(bool, True)] == 133
     else:  # each key once per task
         assert sum(len(list(run.records(lbl))) for lbl, _, _ in run.outputs) == len(totals)
+
+
+def own_sum_combiner(key: Any, value: Any, buf: dict, done: bool, params: Any) -> Any:
+    """sum_combiner's contract written by a user: called per record, not inlined."""
+    if done:
+        return buf.items()
+    buf[key] = buf.get(key, 0) + value
+
+
+@pytest.mark.parametrize("nr", [None, 1, 3])
+def test_inlined_sum_combiner_writes_what_the_called_one_writes(tmp_path: Any, nr: Any) -> None:
+    """The map loop adds into the buffer itself for ``sum_combiner`` (and, with one
+    destination, skips the partition lookup): the same records in the same files."""
+    written = []
+    for i, combiner in enumerate([sum_combiner, own_sum_combiner]):
+        node = Node(
+            str(tmp_path / str(i)),
+            Job(master="http://127.0.0.1:1"),
+            map=many_keys_map,
+            partitions=nr,
+            combiner=combiner,
+        )
+        run = node.run(inputs=[(0, ["raw://x"])])
+        assert run.status == "DONE", run.payload
+        labels = sorted({label for label, _, _ in run.outputs}, key=repr)
+        written.append({label: list(run.records(label)) for label in labels})
+    assert written[0] == written[1]
+    assert sum(v for records in written[0].values() for _k, v in records) == 2000
+
+
+def unhashable_keys_map(entry: Any, params: Any) -> Any:
+    for i in range(5):
+        yield Unhashable(), i
+
+
+def test_real_map_task_with_one_partition_never_hashes(tmp_path: Any) -> None:
+    """One partition: every record is written to partition 0 without hashing its key
+    (a key whose text cannot be made would fail the task if it were hashed)."""
+    node = Node(
+        str(tmp_path), Job(master="http://127.0.0.1:1"), map=unhashable_keys_map, partitions=1
+    )
+    run = node.run(inputs=[(0, ["raw://x"])])
+    assert run.status == "DONE", run.payload
+    assert {label for label, _, _ in run.outputs} == {0}
+    assert [v for _k, v in run.records(0)] == [0, 1, 2, 3, 4]

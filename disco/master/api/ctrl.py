@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
+from disco.backends.channel import BadMessage, ChannelClosed, parse_request
 from disco.ddfs.api import DDFS
 from disco.master.api.common import (
     expect_int,
@@ -25,7 +26,7 @@ from disco.master.api.common import (
     shown,
     valid,
 )
-from disco.master.errors import bad_request, not_found
+from disco.master.errors import MasterError, bad_request, not_found
 from disco.master.events import jobevents as render_jobevents
 from disco.master.runtime import Runtime
 from disco.master.store import ClusterConfig, ConfigError
@@ -205,7 +206,7 @@ async def master_config(request: web.Request) -> web.StreamResponse:
 
 @get_op("nodeinfo")
 async def nodeinfo(request: web.Request) -> web.StreamResponse:
-    return json_response(runtime(request).nodeinfo())
+    return json_response(await runtime(request).nodeinfo())
 
 
 @get_op("load_config_table")
@@ -338,3 +339,17 @@ async def save_settings(request: web.Request) -> web.StreamResponse:
                 )
     runtime(request).save_settings(values["max_failure_rate"], values["accept_new_jobs"])
     return json_response("Settings saved")
+
+
+@post_op("task_channel")
+async def task_channel(request: web.Request) -> web.StreamResponse:
+    """[Not in 0.5] A node's message to its task attempt (``disco.backends.channel``)."""
+    try:
+        message = parse_request(await json_body(request))
+    except BadMessage as exc:
+        raise bad_request(str(exc))
+    try:
+        reply = await runtime(request).channels.call(message)
+    except ChannelClosed as exc:
+        raise MasterError(404, str(exc))
+    return json_response(reply)

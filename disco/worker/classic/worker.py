@@ -13,6 +13,7 @@ import builtins
 import os
 import pickle
 import sys
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -29,7 +30,9 @@ from disco.worker.classic.func import (
     map_output_stream,
     reduce_input_stream,
     reduce_output_stream,
+    sum_combiner,
 )
+from disco.worker.classic.input_split import DEFAULT_SPLIT_SIZE
 
 __all__ = [
     "JOBPACK_VERSION1",
@@ -94,6 +97,7 @@ class Worker(BaseWorker):
                 "params": Params(),
                 "sort": False,
                 "sort_buffer_size": "10%",
+                "split_size": DEFAULT_SPLIT_SIZE,
                 "status_interval": 100000,
                 "version": _client_version(),
             }
@@ -103,6 +107,7 @@ class Worker(BaseWorker):
     # -- client side (library.md 10.2) ----------------------------------------------------
     def jobdict(self, job: Any, **jobargs: Any) -> dict[str, Any]:
         from disco import util
+        from disco.worker.classic.input_split import split_inputs, splittable
 
         jobdict = super().jobdict(job, **jobargs)
 
@@ -121,6 +126,8 @@ class Worker(BaseWorker):
         kwargs = {"settings": settings} if settings is not None else {}
         # With a map, dir:// inputs are expanded here; without one the master reads them.
         inputs = util.inputlist(job_input, label=None if has_map else False, **kwargs)
+        if has_map and splittable(get("map_reader"), get("map_input_stream")):
+            inputs = split_inputs(inputs, get("split_size") or 0)  # one map task per range
         if has_map:
             nr_reduces = get("partitions") or 1
         elif inputs and util.ispartitioned(inputs):
@@ -212,11 +219,13 @@ class Worker(BaseWorker):
                 writers[part] = output.file.fds[-1]
             return writers[part]
 
+        summing = combiner is sum_combiner  # inlined: dest[key] += value, same contents
+
         def destination(part: Any) -> Any:
             if combiner:
                 dest = buffers.get(part)
                 if dest is None:
-                    dest = buffers[part] = {}
+                    dest = buffers[part] = defaultdict(int) if summing else {}
             else:
                 dest = writer(part)
             part_of[id(dest)] = part
@@ -232,6 +241,25 @@ class Worker(BaseWorker):
                         raise output_error("combiner", key, value, e) from e
 
         self["map_init"](entries, params)
+        if stable and (not partitions or partitions == 1):
+            # Every record goes to one destination: no per-record partition lookup.
+            one: Any = None
+            for entry in entries:
+                for key, value in fn_map(entry, params):
+                    if one is None:
+                        one = destination(partition_of(key))
+                    if summing:
+                        one[key] += value
+                    elif combiner:
+                        pairs = combiner(key, value, one, False, params)
+                        if pairs:
+                            emit(part_of[id(one)], pairs)
+                    else:
+                        try:
+                            one.add(key, value)
+                        except UNSERIALIZABLE as e:
+                            raise output_error("map", key, value, e) from e
+            entries = ()
         for entry in entries:
             for key, value in fn_map(entry, params):
                 kind = type(key)
@@ -243,7 +271,9 @@ class Worker(BaseWorker):
                             by_key[key] = dest
                 else:
                     dest = destination(partition_of(key))
-                if combiner:
+                if summing:
+                    dest[key] += value
+                elif combiner:
                     pairs = combiner(key, value, dest, False, params)
                     if pairs:
                         emit(part_of[id(dest)], pairs)
