@@ -187,14 +187,15 @@ class RecordSort:
         """The records in key order, equal keys in input order; run files removed at
         the end (or when the iterator is closed)."""
         self.records.sort(key=_first)
+        records, self.records = self.records, []
         if not self.runs:
-            records, self.records = self.records, []
-            yield from records
-            return
+            return iter(records)  # no generator frame per record
+        return self._merged(records)
+
+    def _merged(self, last: list[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
         try:
             runs = [_read_run(path) for path in self.runs]
-            records, self.records = self.records, []
-            yield from heapq.merge(*runs, records, key=_first)
+            yield from heapq.merge(*runs, last, key=_first)
         finally:
             self.remove_runs()
 
