@@ -689,6 +689,15 @@ def build_report(d: dict[str, Any]) -> str:
     out.append("## Targets")
     out.append("")
     rows, why = targets(d)
+    import ddfs_report
+    import sort_report
+
+    for more_rows, more_why in (
+        sort_report.sort_target(d.get("sort")),
+        ddfs_report.ddfs_targets(d.get("ddfs")),
+    ):
+        rows.extend(more_rows)
+        why.extend(more_why)
     out.append("| target | measured | status |")
     out.append("|---|---|---|")
     out.extend(rows)
@@ -711,11 +720,7 @@ def build_report(d: dict[str, Any]) -> str:
     )
     out.append("")
     tiny_section(d, out)
-    import sort_report
-
     sort_report.sort_section(d.get("sort"), out)
-    import ddfs_report
-
     ddfs_report.ddfs_section(d.get("ddfs"), out)
     import dask_report
 

@@ -346,6 +346,42 @@ def test_report_sort_section_gives_ratios(tmp_path):
     assert "the sort from sampling the keys to the last byte of the output 19.0" in section
 
 
+def test_report_sort_target_row(tmp_path):
+    """Issue 13: the sort's ratio to GNU sort in the targets table, met at >= 0.5x."""
+    r = fake_results(tmp_path)
+    fake_sort_results(r)
+    text = bench_report.build_report(bench_report.load_all(str(r)))
+    targets = text.split("## Targets")[1].split("## Word count")[0]
+    row = [line for line in targets.splitlines() if "| Sort of" in line][0]
+    assert "(0.20× its speed)" in row and "**not met**" in row
+    assert "Sort: 0.20× (20.0 s against 4.00 s)" in targets
+    fake_sort_results(r, disco_wall=7.5)
+    text = bench_report.build_report(bench_report.load_all(str(r)))
+    row = [line for line in text.splitlines() if "| Sort of" in line][0]
+    assert "(0.53× its speed)" in row and "| met |" in row
+
+
+def test_report_ddfs_target_rows(tmp_path):
+    """Issue 13: push against dd conv=fdatasync / 3 (>= 0.8) and chunk (>= 50 MB/s)."""
+    r = fake_results(tmp_path)
+    figures = {"replicas": 3, "dd_fdatasync_MBps": 600.0, "push_MBps": 150.0, "chunk_MBps": 20.0}
+    (r / "disco" / "ddfs.json").write_text(json.dumps(figures))
+    info = json.loads((r / "run.json").read_text())
+    (r / "run.json").write_text(json.dumps({**info, "ddfs": True}))
+    text = bench_report.build_report(bench_report.load_all(str(r)))
+    targets = text.split("## Targets")[1].split("## Word count")[0]
+    push = [line for line in targets.splitlines() if "| DDFS push" in line][0]
+    chunk = [line for line in targets.splitlines() if "`DDFS.chunk` >=" in line][0]
+    assert "(0.75× dd/3)" in push and "**not met**" in push
+    assert "20.0 MB/s" in chunk and "**not met**" in chunk
+    assert "DDFS push: 0.75× dd/3" in targets and "DDFS chunk: 20.0 MB/s" in targets
+    figures.update(push_MBps=170.0, chunk_MBps=55.0)
+    (r / "disco" / "ddfs.json").write_text(json.dumps(figures))
+    text = bench_report.build_report(bench_report.load_all(str(r)))
+    targets = text.split("## Targets")[1].split("## Word count")[0]
+    assert "(0.85× dd/3) | met |" in targets and "55.0 MB/s | met |" in targets
+
+
 def test_report_without_sort_has_no_sort_section(tmp_path):
     text = bench_report.build_report(bench_report.load_all(str(fake_results(tmp_path))))
     assert "## Sort" not in text
