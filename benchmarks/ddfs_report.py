@@ -16,6 +16,53 @@ def load_ddfs(results: str) -> dict[str, Any] | None:
     return br.load_json(os.path.join(results, br.OURS, "ddfs.json"))
 
 
+#: issue 13: push with 3 replicas at least this fraction of ``dd conv=fdatasync`` / 3
+PUSH_TARGET = 0.8
+#: issue 13: ``DDFS.chunk`` at least this many MB/s
+CHUNK_TARGET_MBPS = 50.0
+
+
+def ddfs_targets(d: dict[str, Any] | None) -> tuple[list[str], list[str]]:
+    """The DDFS rows of the targets table, and why they are not met."""
+    if not d:
+        return [], []
+    rows, why = [], []
+    push, dd = d.get("push_MBps"), d.get("dd_fdatasync_MBps")
+    r = push / (dd / d.get("replicas", 3)) if push and dd else None
+    ok = None if r is None else r >= PUSH_TARGET
+    rows.append(
+        "| DDFS push, %d replicas >= %.1f× `dd conv=fdatasync` / %d, same run | push %s MB/s, "
+        "dd %s MB/s (%s× dd/%d) | %s |"
+        % (
+            d.get("replicas", 3),
+            PUSH_TARGET,
+            d.get("replicas", 3),
+            br.fmt(push, 1),
+            br.fmt(dd, 1),
+            "%.2f" % r if r else "–",
+            d.get("replicas", 3),
+            br._status(ok),
+        )
+    )
+    if ok is False:
+        why.append(
+            "DDFS push: %.2f× dd/3. Every replica is written by the one master process "
+            "holding the three local nodes, on one disk; see the DDFS notes below." % r
+        )
+    chunk = d.get("chunk_MBps")
+    ok = None if chunk is None else chunk >= CHUNK_TARGET_MBPS
+    rows.append(
+        "| `DDFS.chunk` >= %d MB/s | %s MB/s | %s |"
+        % (CHUNK_TARGET_MBPS, br.fmt(chunk, 1), br._status(ok))
+    )
+    if ok is False:
+        why.append(
+            "DDFS chunk: %s MB/s. Pickling each line and zlib (level 2, the record format's) "
+            "take the client's CPU; see the DDFS notes below." % br.fmt(chunk, 1)
+        )
+    return rows, why
+
+
 def ddfs_section(d: dict[str, Any] | None, out: list[str]) -> None:
     """Append the DDFS section (nothing when the run had none)."""
     if not d:

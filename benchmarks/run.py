@@ -18,7 +18,8 @@ Steps (each step's records go to ``bench-results/``, outputs and logs to ``bench
 4. run each peer through ``../shared/bench/run_peers.sh`` (PySpark last), word count and
    the peers' tiny job;
 5. time our tiny job as a whole process (measure.py) and on a running master
-   (``benchmarks/tiny_disco.py --latency``);
+   (``benchmarks/tiny_disco.py --latency``), and how fast a killed worker's task restarts
+   (``benchmarks/retry_gap.py``);
 6. the sort benchmark: ``--records`` 100-byte records from ``../shared/bench/gen_records.py``
    sorted by the Python reference (``python-sort``), by our pipeline job
    (``benchmarks/sort_disco.py``, output checked byte for byte against the reference),
@@ -27,7 +28,9 @@ Steps (each step's records go to ``bench-results/``, outputs and logs to ``bench
    with and without a reduce, and a map job over 50,000 ``raw://`` inputs;
 7. DDFS: ``benchmarks/ddfs_bench.py`` pushes and pulls a ``--ddfs-size`` file (1 GiB) with 3
    replicas on 3 local nodes and chunks the corpus, against ``dd`` in the same run;
-8. write ``docs/benchmarks.md`` (``benchmarks/bench_report.py``).
+8. Dask (issue 9): ``benchmarks/dask_bench.py`` runs the word count and a per-task job on the
+   local backend and on a Dask cluster of 2 loopback workers, same run;
+9. write ``docs/benchmarks.md`` (``benchmarks/bench_report.py``).
 
 A failing step is recorded (with the end of its log) and the run goes on, so the page is
 always written and says what did not work.
@@ -404,7 +407,7 @@ class Bench:
             rec = self.measure(
                 results,
                 log,
-                {"workload": "tiny", "input": "raw-x3", "peer": "disco", "run": run},
+                {"workload": "tiny", "input": "raw-x2", "peer": "disco", "run": run},
                 cmd,
                 120,
             )
@@ -442,6 +445,34 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
         if rc != 0:
             self.fail("disco tiny job (running master)", log, "exit status %d" % rc)
+
+    # -- 5b. retries ----------------------------------------------------------------------
+    def run_retries(self) -> None:
+        """Kill -> next attempt start of killed workers (``retry_gap.py``)."""
+        out = self.ours / "retries.json"
+        out.unlink(missing_ok=True)
+        log = self.logs / "disco-retries.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        logger.info("disco retries: %d workers killed", self.args.retry_kills)
+        self.fresh_tmp()
+        cmd = [
+            sys.executable,
+            str(HERE / "retry_gap.py"),
+            "--kills",
+            str(self.args.retry_kills),
+            "--json",
+            str(out),
+        ]
+        with open(log, "w") as f:
+            try:
+                rc = subprocess.call(
+                    cmd, env=self.env(), cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=300
+                )
+            except subprocess.TimeoutExpired:
+                rc = -1
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if rc != 0:
+            self.fail("disco retries", log, "exit status %d" % rc)
 
     # -- 6b. many tiny tasks -----------------------------------------------------------
     def run_many_tasks(self) -> None:
@@ -504,10 +535,48 @@ class Bench:
         if rc != 0:
             self.fail("DDFS benchmark", log, "exit status %d" % rc)
 
+    def ensure_bytecode(self) -> None:
+        """Write the bytecode caches of ``disco`` and the benchmark scripts, as an installed
+        package has them: with ``PYTHONDONTWRITEBYTECODE`` set (some shells and CI set it)
+        every process would compile the whole master from source, about 0.1 s of every
+        whole-process figure that a user does not pay."""
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(ROOT / "disco"), str(HERE)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    # -- 8. Dask backend -----------------------------------------------------------------
+    def run_dask(self) -> None:
+        """Word count and per-task cost: local backend vs 2 loopback Dask workers."""
+        out = self.ours / "dask.json"
+        log = self.logs / "disco-dask.log"
+        logger.info("Dask: word count and per-task cost, local vs 2 loopback Dask workers")
+        cmd = [
+            sys.executable,
+            str(HERE / "dask_bench.py"),
+            "--corpus",
+            str(self.corpus),
+            "--size",
+            "4M" if self.args.quick else "32M",
+            "--json",
+            str(out),
+        ]
+        with open(log, "w") as f:
+            try:
+                rc = subprocess.call(
+                    cmd, env=self.env(), cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=1800
+                )
+            except subprocess.TimeoutExpired:
+                rc = -1
+        if rc != 0:
+            self.fail("Dask benchmark", log, "exit status %d" % rc)
+
     # -- the whole run -------------------------------------------------------------------
     def run(self) -> None:
         started = datetime.datetime.now(datetime.UTC)
         t0 = time.perf_counter()
+        self.ensure_bytecode()
         self.ensure_venv()
         self.ensure_corpus()
         peers = [] if self.args.skip_peers else self.args.peers
@@ -522,6 +591,7 @@ class Bench:
             self.run_peer(REFERENCE)
         self.run_ours()
         self.run_tiny()
+        self.run_retries()
         for peer in sorted(peers, key=lambda p: p.startswith("pyspark")):  # PySpark last
             self.run_peer(peer)
         if not self.args.skip_sort:
@@ -530,6 +600,8 @@ class Bench:
             self.run_many_tasks()
         if not self.args.skip_ddfs:
             self.run_ddfs()
+        if not self.args.skip_dask:
+            self.run_dask()
         info = {
             "started": started.strftime("%Y-%m-%d %H:%M"),
             "seconds": round(time.perf_counter() - t0),
@@ -539,6 +611,7 @@ class Bench:
             "sort_label": None if self.args.skip_sort else self.sort_label,
             "sort_peers": [SORT_REFERENCE] + SORT_PEERS if peers else [],
             "ddfs": not self.args.skip_ddfs,
+            "dask": not self.args.skip_dask,
             "input_bytes": self.corpus.stat().st_size,
             "runs": self.args.runs,
             "peers": [REFERENCE] + peers if peers else [],
@@ -621,10 +694,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--skip-sort", action="store_true", help="leave out the sort benchmark")
     ap.add_argument("--ddfs-size", help="DDFS push/pull file size (default 1G)")
     ap.add_argument("--skip-ddfs", action="store_true", help="leave out the DDFS benchmark")
-    ap.add_argument("--tiny-runs", type=int, help="whole-process tiny job runs (default 5)")
     ap.add_argument(
-        "--latency-runs", type=int, help="tiny jobs timed on a running master (default 20)"
+        "--skip-dask", action="store_true", help="leave out the local-vs-Dask benchmark"
     )
+    ap.add_argument("--tiny-runs", type=int, help="whole-process tiny job runs (default 15)")
+    ap.add_argument(
+        "--latency-runs", type=int, help="tiny jobs timed on a running master (default 40)"
+    )
+    ap.add_argument("--retry-kills", type=int, help="workers killed by the retries benchmark")
     ap.add_argument("--many-tasks", type=int, help="tiny map tasks per job (default 10000)")
     ap.add_argument("--many-inputs", type=int, help="inputs of the big map job (default 50000)")
     ap.add_argument("--skip-many-tasks", action="store_true", help="leave out many_tasks.py")
@@ -640,8 +717,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.records = args.records or ("100K" if quick else "2M")
     args.ddfs_size = args.ddfs_size or ("64M" if quick else "1G")
     args.runs = args.runs or (1 if quick else 3)
-    args.tiny_runs = args.tiny_runs or (2 if quick else 5)
-    args.latency_runs = args.latency_runs or (5 if quick else 20)
+    args.tiny_runs = args.tiny_runs or (3 if quick else 15)
+    args.latency_runs = args.latency_runs or (5 if quick else 40)
+    args.retry_kills = args.retry_kills or (2 if quick else 8)
     args.many_tasks = args.many_tasks or (500 if quick else 10_000)
     args.many_inputs = args.many_inputs or (1000 if quick else 50_000)
     return args

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import gc
 import logging
 import os
 import shutil
@@ -31,6 +32,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from disco.node.zygote import prestart as prestart_zygote
 from disco.settings import DiscoSettings
 
 logger = logging.getLogger(__name__)
@@ -108,7 +110,19 @@ class EmbeddedMaster:
         self._thread = threading.Thread(target=run, name="disco-embedded-master", daemon=True)
         self._thread.start()
         ready.wait()
-        from disco.master.server import start_master
+        # The worker zygote starts first and imports the worker library on the other core
+        # while this thread imports the master (the slowest part of the start).
+        try:
+            zygote = asyncio.run_coroutine_threadsafe(prestart_zygote(), loop).result(60)
+        except BaseException:
+            self._stop_loop()
+            raise
+        try:
+            from disco.master.server import start_master
+        except BaseException:
+            self._close_zygote(zygote)
+            self._stop_loop()
+            raise
 
         kwargs: dict[str, Any] = {
             "host": self.host,
@@ -120,9 +134,11 @@ class EmbeddedMaster:
         if self.retry_delay is not None:
             kwargs["retry_delay"] = self.retry_delay
         try:
+            kwargs["zygote"] = zygote
             fut = asyncio.run_coroutine_threadsafe(start_master(settings, **kwargs), loop)
             self.server = fut.result(timeout=60)
         except BaseException:
+            self._close_zygote(zygote)  # start_master closes it when it fails itself
             self._stop_loop()
             raise
         if self.export_env:
@@ -144,6 +160,11 @@ class EmbeddedMaster:
             self._restore()
         if self._own_root and self.root:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def _close_zygote(self, zygote: Any) -> None:
+        if zygote is not None and zygote.registry is None and self._loop is not None:
+            # not adopted by the node (which closes its own)
+            asyncio.run_coroutine_threadsafe(zygote.close(), self._loop).result(30)
 
     def _stop_loop(self) -> None:
         if self._loop is not None:
@@ -260,6 +281,11 @@ def _stop_default() -> None:
     if _default is not None:
         _default.stop()
         _default = None
+        # The interpreter is exiting.  Its last garbage collections walk every object of
+        # the master's modules (aiohttp, the master, DDFS): about 40 ms, longer than a tiny
+        # job.  Frozen objects are skipped by them; nothing else changes (they are still
+        # freed by reference counting as modules are torn down).  docs/decisions.md
+        gc.freeze()
 
 
 __all__ = ["EmbeddedMaster", "default_master"]

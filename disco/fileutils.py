@@ -72,6 +72,9 @@ class AtomicFile:
         self.partial = "%s.partial" % path
         self._fd = open(self.partial, "wb")  # noqa: SIM115 - closed in close()
         self.isopen = True
+        # The file's own write, not a method calling it: record writers call it once
+        # per record (a raw record writer in the sort stage, for one).
+        self.write = self._fd.write  # type: ignore[method-assign]
 
     def write(self, data: bytes) -> int:
         return self._fd.write(data)
@@ -297,42 +300,19 @@ class Chunker:
         chunks and a chunk may pass ``chunk_size`` by at most one hunk.
 
         The bytes are those ``DiscoOutputStream_v1`` writes for the same records (hunks
-        flushed once they pass ``HUNK_SIZE``, an empty hunk closing each chunk); the loop
-        is written out here because ``ddfs chunk`` runs it once per input line.
+        flushed once they pass ``HUNK_SIZE``, an empty hunk closing each chunk), made in
+        batches with the compression in threads (``disco.chunking``).
         """
-        dumps, protocol = pickle.dumps, RECORD_PICKLE_PROTOCOL
-        limit = self.max_record_size
-        parts: list[bytes] = []  # the current chunk's encoded hunks
-        flushed = 0  # their total size
-        pending: list[bytes] = []  # pickles of the hunk being filled
-        pending_size = 0
-        added = False
-        for record in records:
-            if flushed > self.chunk_size:
-                yield _close_chunk(parts, pending)
-                parts, flushed, pending, pending_size = [], 0, [], 0
-            data = dumps(record, protocol)
-            if limit is not None and len(data) > limit:
-                raise ValueError(
-                    "Record of size %d is larger than max_record_size: %d" % (len(data), limit)
-                )
-            pending.append(data)
-            pending_size += len(data)
-            added = True
-            if pending_size > HUNK_SIZE:
-                hunk = encode_hunk(b"".join(pending))
-                parts.append(hunk)
-                flushed += len(hunk)
-                pending, pending_size = [], 0
-        if added:
-            yield _close_chunk(parts, pending)
+        from disco import chunking
 
-
-def _close_chunk(parts: list[bytes], pending: list[bytes]) -> bytes:
-    if pending:
-        parts.append(encode_hunk(b"".join(pending)))
-    parts.append(encode_hunk(b""))
-    return b"".join(parts)
+        return chunking.chunks(
+            records,
+            self.chunk_size,
+            self.max_record_size,
+            HUNK_SIZE,
+            RECORD_PICKLE_PROTOCOL,
+            encode_hunk,
+        )
 
 
 class DiscoZipFile(ZipFile):

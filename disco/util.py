@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from disco import recordsort
 from disco.compat import bytes_to_str, sort_cmd
 from disco.error import DataError, DiscoError
 
@@ -530,47 +531,11 @@ def _send(worker: Any, message: str) -> None:
         worker.send("MSG", message)
 
 
-#: 16.5 names protocol 0; the sort file never leaves the task, and protocol 4 pickles
-#: bytes about ten times faster (``encode`` still escapes every 0x00).
+#: 16.5 names protocol 0; ``unix_sort`` files made here pickle with protocol 4, which
+#: pickles bytes about ten times faster (``encode`` still escapes every 0x00).
 SORT_PICKLE_PROTOCOL = 4
 
-
-def sort_key_kind(key: Any) -> type:
-    """The kind of keys an external sort of records starting with ``key`` accepts.
-
-    ``bytes`` keys sort in unsigned byte order (16.5); ``str`` keys sort by their UTF-8
-    bytes, which is code-point order, and come back as ``str``.  Any other key is
-    refused here, at the first record, with the way out (0.5's rule of "bytes only"
-    came from Python 2, where ``str`` was bytes).
-    """
-    if isinstance(key, (bytes, str)):
-        return bytes if isinstance(key, bytes) else str
-    raise ValueError(
-        "Keys must be bytes or str for external sort (sort=True), not %s (key %s): "
-        "yield str or bytes keys (for numbers, a zero-padded text such as '%%010d' %% n "
-        "keeps numeric order), or leave sort off and sort the records in the function "
-        "that reads them" % (type(key).__name__, _short(key)),
-        key,
-    )
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _sort_key_bytes(key: Any, kind: type) -> bytes:
-    if not isinstance(key, kind):
-        raise ValueError(
-            "Keys of an external sort (sort=True) must be all bytes or all str: "
-            "the first key was %s, not %s (key %s); yield keys of one type"
-            % (kind.__name__, type(key).__name__, _short(key)),
-            key,
-        )
-    data = key.encode("utf-8", "surrogatepass") if kind is str else bytes(key)
-    if b"\xff" in data or b"\x00" in data:
-        raise ValueError("Cannot sort key with 0xFF or 0x00 bytes", key)
-    return data
+sort_key_kind = recordsort.key_kind
 
 
 def disk_sort(
@@ -579,34 +544,22 @@ def disk_sort(
     filename: str,
     sort_buffer_size: str | int = "10%",
 ) -> Iterator[tuple[Any, Any]]:
-    """External sort of ``(key, value)`` pairs by key (16.5).
+    """``(key, value)`` pairs sorted by key (16.5), equal keys in input order.
 
     Keys are all ``bytes`` (byte order) or all ``str`` (code-point order, by their UTF-8
-    bytes, given back as ``str``); see ``sort_key_kind``.
+    bytes, given back as ``str``); see ``sort_key_kind``.  The pairs are sorted in memory
+    while they fit ``sort_buffer_size`` (GNU sort's ``-S`` syntax), else in sorted runs
+    spilled to ``filename.run<N>`` and merged (``disco.recordsort``).
     """
-    from disco.fileutils import AtomicFile
-
+    sorter = recordsort.RecordSort(filename, recordsort.buffer_bytes(sort_buffer_size))
     _send(worker, "Downloading %s" % filename)
-    out = AtomicFile(filename)
-    kind: type | None = None
     try:
-        for k, v in input:
-            if kind is None:
-                kind = sort_key_kind(k)
-            key = _sort_key_bytes(k, kind)
-            out.write(key + b"\xff" + encode(pickle.dumps(v, SORT_PICKLE_PROTOCOL)) + b"\x00")
+        sorter.add_all(input)
     except BaseException:
-        out.abort()
+        sorter.remove_runs()
         raise
-    out.close()
-    _send(worker, "Downloaded %s OK" % format_size(out.size()))
+    _send(worker, "Downloaded %s OK" % format_size(sorter.total))
     _send(worker, "Sorting %s..." % filename)
-    unix_sort(filename, sort_buffer_size=sort_buffer_size)
+    records = sorter.sorted()
     _send(worker, "Finished sorting")
-    with open(filename, "rb") as fd:
-        if kind is str:
-            for k, v in sort_reader(fd, filename, read_buffer_size=1 << 20):
-                yield k.decode("utf-8", "surrogatepass"), pickle.loads(decode(v))
-        else:
-            for k, v in sort_reader(fd, filename, read_buffer_size=1 << 20):
-                yield k, pickle.loads(decode(v))
+    yield from records

@@ -20,6 +20,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,4 +128,66 @@ def cluster(tmp_path) -> Iterator[EmbeddedMaster]:
     nodes = [("localhost", 2), ("127.0.0.2", 2), ("127.0.0.3", 2)]
     with EmbeddedMaster(root=tmp_path / "disco", nodes=nodes, retry_delay=0.0) as m:
         yield m
+    _assert_no_leaked_workers(before)
+
+
+# -- Dask (issue 9): a real scheduler and real `dask worker`s on loopback addresses --------
+DASK_HOSTS = ["127.0.0.2", "127.0.0.2", "127.0.0.3"]  # one `dask worker` process each
+
+
+def start_dask_cluster(root: Path, hosts: list[str] | None = None) -> Any:
+    """A ``tests.backends.dask_cluster.DaskCluster`` started with workers on ``hosts``."""
+    from tests.backends.dask_cluster import DaskCluster
+
+    cluster = DaskCluster(root)
+    try:
+        return cluster.start(list(DASK_HOSTS if hosts is None else hosts))
+    except BaseException:
+        cluster.stop()
+        raise
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A Dask cluster shared by a module's tests: two workers on 127.0.0.2, one on
+    127.0.0.3 (2 threads each).  Tests that kill or add workers start their own."""
+    cluster = start_dask_cluster(tmp_path_factory.mktemp("dask"))
+    yield cluster
+    cluster.stop()
+
+
+def dask_master(root: Path, cluster: Any, hosts: set[str] | None = None) -> EmbeddedMaster:
+    """An embedded master on the Dask cluster, once its nodes are ``hosts`` (default: the
+    hosts of the cluster's live workers)."""
+    wanted = hosts or {w.host for w in cluster.workers if w.alive}
+    m = EmbeddedMaster(
+        root=root, retry_delay=0.0, settings={"DISCO_DASK_SCHEDULER": cluster.address}
+    ).start()
+    try:
+        poll_for(
+            lambda: wanted <= {h for h, n in m.disco.nodeinfo().items() if n["connected"]},
+            60.0,
+            "the master to see the Dask nodes %s" % sorted(wanted),
+        )
+    except BaseException:
+        m.stop()
+        raise
+    return m
+
+
+@pytest.fixture(params=["local", "dask"])
+def any_master(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmbeddedMaster]:
+    """The same test on the local backend (``master``) and on the Dask backend."""
+    before = child_pids()
+    if request.param == "local":
+        with EmbeddedMaster(root=tmp_path / "disco", retry_delay=0.0) as m:
+            yield m
+    else:
+        cluster = request.getfixturevalue("dask_cluster")
+        before = child_pids()
+        m = dask_master(tmp_path / "disco", cluster)
+        try:
+            yield m
+        finally:
+            m.stop()
     _assert_no_leaked_workers(before)

@@ -74,6 +74,7 @@ class LocalBackend:
         limits: WorkerLimits | None = None,
         use_zygote: bool = True,
         prestart_zygote: bool = False,
+        zygote: Zygote | None = None,
         put_port: int | None = None,
         bind_host: str = "127.0.0.1",
         auth: AuthPolicy | None = None,
@@ -113,6 +114,9 @@ class LocalBackend:
         self._prestart: asyncio.Task[Zygote | None] | None = None
         # Worker sessions of this master; those of a dead master are killed at start.
         self.registry = WorkerRegistry(os.path.join(disco_data, ".disco-workers"))
+        if zygote is not None:  # started before the master (disco.node.zygote.prestart)
+            zygote.attach(self.registry)
+            self._zygote = zygote
 
     # -- nodes -------------------------------------------------------------------------
     async def start(self, hosts: list[str]) -> None:

@@ -116,6 +116,8 @@ def _master(prog: Program) -> Any:
 
 def cmd_start(prog: Program, args: argparse.Namespace) -> int:
     """Start the master daemon."""
+    if getattr(args, "dask", None):  # --dask ADDRESS: nodes from a Dask cluster
+        prog.settings["DISCO_DASK_SCHEDULER"] = args.dask
     out(_master(prog).start())
     return 0
 
@@ -482,7 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in ("start", "stop", "restart", "status", "nodaemon", "config", "nodeinfo",
                  "client_version", "master_version"):  # fmt: skip
-        command(name, globals()["cmd_" + name])
+        p = command(name, globals()["cmd_" + name])
+        if name == "start":
+            p.add_argument(
+                "--dask",
+                metavar="ADDRESS",
+                help="run the tasks on the Dask cluster of this scheduler (DISCO_DASK_SCHEDULER)",
+            )
 
     p = command("debug", cmd_debug)
     p.add_argument("host", nargs="?", help="the master's host (default: DISCO_MASTER)")

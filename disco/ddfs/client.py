@@ -21,7 +21,7 @@ import tarfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from disco import auth, comm
@@ -402,13 +402,21 @@ class DDFS:
 
         kwargs.setdefault("reader", None)
         chunker = Chunker(chunk_size=chunk_size, max_record_size=max_record_size)
-        blobs = []
-        for entry in urls:
-            first = entry if isinstance(entry, str) else list(entry)[0]
-            records = _local_lines(entry, kwargs) or result_iterator([entry], **kwargs)
-            for n, data in enumerate(chunker.chunks(records)):
-                prefix = safe_name("%s-%d" % (os.path.basename(first), n))
-                blobs.append(self.push_blob(data, prefix, replicas, forceon, retries))
+        blobs: list[list[str]] = []
+        # Each chunk is pushed while the next one is made: one upload at a time, in order
+        # (leaving the pool waits for an upload still running when making a chunk fails).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ddfs-chunk-push") as pool:
+            pushing: Future[list[str]] | None = None
+            for entry in urls:
+                first = entry if isinstance(entry, str) else list(entry)[0]
+                records = _local_lines(entry, kwargs) or result_iterator([entry], **kwargs)
+                for n, data in enumerate(chunker.chunks(records)):
+                    prefix = safe_name("%s-%d" % (os.path.basename(first), n))
+                    if pushing is not None:
+                        blobs.append(pushing.result())
+                    pushing = pool.submit(self.push_blob, data, prefix, replicas, forceon, retries)
+            if pushing is not None:
+                blobs.append(pushing.result())
         return self.tag(tag, blobs, token=token, delayed=delayed, update=update), blobs
 
     def save(self, jobname: str, paths: Iterable[str], retries: int = 600) -> str:

@@ -15,13 +15,19 @@ logger = logging.getLogger("disco.master")
 
 
 async def _serve(settings: DiscoSettings, host: str, port: int) -> None:
+    from disco.node.zygote import prestart
+
+    # The worker zygote imports the worker library while this process imports the master.
+    zygote = await prestart()
     from disco.master.server import start_master
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    server = await start_master(settings, host=host, port=port, prestart_workers=True)
+    server = await start_master(
+        settings, host=host, port=port, prestart_workers=True, zygote=zygote
+    )
     try:
         await stop.wait()
     finally:

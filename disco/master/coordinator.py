@@ -562,6 +562,13 @@ class Coordinator:
         task = job.tasks.get(ev.taskid) if job is not None else None
         if job is not None and task is not None and task.state == "sleeping":
             self._move(job, task, "waiting")
+            # A retry goes first: it takes the next free slot instead of waiting for every
+            # task queued since it started (a killed worker's task restarts at once).
+            to_front = getattr(job.waiting, "move_to_end", None)  # an OrderedDict
+            if to_front is not None:
+                to_front(ev.taskid, last=False)
+            else:
+                job.waiting = {ev.taskid: None, **job.waiting}
 
     def _on_input_failed(self, ev: InputFailed) -> None:
         job = self.jobs.get(ev.job)

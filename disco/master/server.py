@@ -1,7 +1,8 @@
 """Composition root of the master: socket, config, store, backend, runtime, HTTP app.
 
 ``start_master`` binds the socket first (port 0 allowed), builds the ``MasterConfig``
-with the real port, then the store, the backend (``LocalBackend`` by default), the
+with the real port, then the store, the backend (``DaskBackend`` when
+``DISCO_DASK_SCHEDULER`` is set, else ``LocalBackend``), the
 runtime and the aiohttp app, and serves with ``AppRunner`` + ``SockSite`` on the
 running loop (embedded mode and tests).  ``python -m disco.master`` runs it in the
 foreground (``__main__.py``).
@@ -34,6 +35,7 @@ from disco.master.jobtags import JobTags
 from disco.master.runtime import Runtime
 from disco.master.store import Store
 from disco.node.dataserver import DOWNLOADS, download_limit
+from disco.node.zygote import Zygote
 from disco.servererrors import guard
 from disco.settings import DiscoSettings
 from disco.web import METRICS
@@ -182,6 +184,7 @@ async def start_master(
     prestart_workers: bool = False,
     local_backend: Callable[..., Backend] | None = None,
     backend_options: dict[str, Any] | None = None,
+    zygote: Zygote | None = None,
 ) -> MasterServer:
     """Start a master on ``host:port`` (``port=0``: a free port) on the running loop.
 
@@ -191,7 +194,41 @@ async def start_master(
 
     ``prestart_workers`` starts the local backend's worker zygote at once instead of at
     the first Python task (embedded mode: a job always follows, so start it in parallel).
+    ``zygote``: one already started (``disco.node.zygote.prestart``, called before this
+    module is imported), which the local backend adopts; closed here if unused.
     """
+    try:
+        return await _start_master(
+            settings,
+            host,
+            port,
+            backend,
+            retry_delay,
+            prestart_workers,
+            local_backend,
+            backend_options,
+            zygote,
+        )
+    except BaseException:
+        if zygote is not None and zygote.registry is None:
+            await zygote.close()  # not adopted by a local backend (which closes its own)
+        raise
+
+
+async def _start_master(
+    settings: DiscoSettings,
+    host: str,
+    port: int,
+    backend: Backend | None,
+    retry_delay: float | None,
+    prestart_workers: bool,
+    local_backend: Callable[..., Backend] | None,
+    backend_options: dict[str, Any] | None,
+    zygote: Zygote | None,
+) -> MasterServer:
+    if backend is not None and zygote is not None:
+        await zygote.close()  # another backend starts its own workers
+        zygote = None
     sock = _bind(host, port)
     try:
         real_port = sock.getsockname()[1]
@@ -206,6 +243,13 @@ async def start_master(
     except BaseException:
         sock.close()
         raise
+    dask_scheduler = str(settings["DISCO_DASK_SCHEDULER"] or "").strip()
+    if backend is None and dask_scheduler:
+        from disco.backends.dask import DaskBackend
+
+        backend = DaskBackend(
+            dask_scheduler, disco_port=real_port, put_port=config.put_port, auth=config.auth
+        )
     if backend is None:
         from disco.backends.local import LocalBackend
 
@@ -216,6 +260,7 @@ async def start_master(
             served_by_master=_served_by_master(host),
             own_names=_own_names(host) | _served_by_master(host),
             prestart_zygote=prestart_workers,
+            zygote=zygote,
             put_port=config.put_port,
             bind_host=host,
             auth=config.auth,

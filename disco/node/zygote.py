@@ -22,6 +22,7 @@ and later ``{"exit": p, "code": c}`` when that child ends (``c`` negative for a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -77,6 +78,17 @@ class Zygote:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.returncode is None and not self.failed
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def attach(self, registry: WorkerRegistry) -> None:
+        """Record the (already started) zygote's session in ``registry`` (the node that
+        adopts a zygote started before it, see ``prestart``)."""
+        if self.registry is None and self._proc is not None:
+            self.registry = registry
+            registry.add(self._proc.pid)
+
     async def start(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -113,9 +125,15 @@ class Zygote:
                 self._pending[rid] = fut
                 line = json.dumps({"id": rid, "cwd": cwd, "env": env}).encode() + b"\n"
                 await _send_with_fd(self._sock, line, theirs.fileno())
-            pid = await asyncio.wait_for(fut, 30)
+            # not asyncio.wait_for: on 3.11 it swallows a cancel (a kill) that comes as
+            # the pid arrives, and the attempt would go on with its kill forgotten
+            async with asyncio.timeout(30):
+                pid = await fut
         except BaseException:
             ours.close()
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                with contextlib.suppress(OSError):  # forked, then killed: kill it
+                    os.killpg(fut.result(), signal.SIGKILL)
             raise
         finally:
             theirs.close()
@@ -183,6 +201,23 @@ class Zygote:
         if self._reader_task is not None:
             self._reader_task.cancel()
             await asyncio.gather(self._reader_task, return_exceptions=True)
+
+
+async def prestart() -> Zygote | None:
+    """Start a zygote before the rest of a master exists (no registry yet: the local
+    backend that adopts it calls ``attach``); ``None`` if it cannot start.
+
+    The embedded master and ``python -m disco.master`` call this before importing the
+    master, so the zygote imports the worker library on the other core while the master
+    imports its own, and the first task of the first job finds it ready.
+    """
+    zygote = Zygote()
+    try:
+        await zygote.start()
+    except OSError as exc:
+        logger.warning("no zygote, workers start normally: %s", exc)
+        return None
+    return zygote
 
 
 async def _send_with_fd(sock: socket.socket, data: bytes, fd: int) -> None:

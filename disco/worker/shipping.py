@@ -141,6 +141,21 @@ def _code_imports(code: types.CodeType, package: str | None) -> Iterator[str]:
 _FILE_IMPORTS: dict[tuple[str, int], list[str]] = {}
 
 
+def parse_source(source: bytes, path: str) -> ast.Module:
+    """``ast.parse``, tried again when CPython 3.11 reports "AST constructor recursion
+    depth mismatch": the ast module's recursion counter is shared by all threads, so a
+    parse in another thread at the same moment (3.11's traceback formatting parses
+    source lines, e.g. when an embedded master logs an error) spoils this one's count.
+    The source is fine; a second parse succeeds."""
+    for attempt in range(5):
+        try:
+            return ast.parse(source, path)
+        except SystemError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _file_imports(name: str, path: str) -> list[str]:
     """Absolute names imported anywhere in the source file of module ``name``."""
     try:
@@ -154,7 +169,7 @@ def _file_imports(name: str, path: str) -> list[str]:
     found: list[str] = []
     try:
         with open(path, "rb") as f:
-            tree = ast.parse(f.read(), path)
+            tree = parse_source(f.read(), path)
     except (OSError, SyntaxError, ValueError):
         tree = None
     for node in ast.walk(tree) if tree is not None else ():

@@ -75,7 +75,8 @@ def test_job_chain(master: Any, first: Any, second: Any, factor: int) -> None:
     assert master.disco.joblist() == []
 
 
-def test_chain_by_results_three_jobs_mixing_workers(master: Any) -> None:
+def test_chain_by_results_three_jobs_mixing_workers(any_master: Any) -> None:
+    master = any_master  # the local and the Dask backend
     job = Job(master=master.url, worker=classic_count()).run(input=LINES)
     job = Job(master=master.url, worker=pipeline_copy()).run(input=job.wait(poll_interval=0.1))
     job = Job(master=master.url, worker=classic_double()).run(input=job.wait(poll_interval=0.1))
@@ -94,7 +95,8 @@ def test_chain_with_a_pending_job_waits(master: Any) -> None:
     assert dict(result_iterator(two.wait())) == {w: 2 * n for w, n in WORDS.items()}
 
 
-def test_simple_job_runs_map_and_reduce_on_a_real_master(master: Any) -> None:
+def test_simple_job_runs_map_and_reduce_on_a_real_master(any_master: Any) -> None:
+    master = any_master  # the local and the Dask backend
     class Count(SimpleJob):
         map = f.simple_map
         reduce = f.simple_reduce

@@ -39,7 +39,8 @@ def counts(job: Any) -> dict[Any, int]:
     return dict(result_iterator(job.wait(poll_interval=0.1)))
 
 
-def test_raw_http_and_file_inputs(master: Any, tmp_path: Any) -> None:
+def test_raw_http_and_file_inputs(any_master: Any, tmp_path: Any) -> None:
+    master = any_master  # the local and the Dask backend
     path = tmp_path / "text.txt"
     path.write_text(TEXT)
     server = TestServer.create(("127.0.0.1", 0), lambda _path: TEXT)
@@ -54,7 +55,8 @@ def test_raw_http_and_file_inputs(master: Any, tmp_path: Any) -> None:
 
 
 @pytest.mark.parametrize("kind", ["dir", "disco"])
-def test_results_of_a_job_as_dir_and_disco_inputs(master: Any, kind: str) -> None:
+def test_results_of_a_job_as_dir_and_disco_inputs(any_master: Any, kind: str) -> None:
+    master = any_master  # the local and the Dask backend
     first = run(master, ["raw://" + line for line in TEXT.splitlines()], wordcount())
     results = first.wait(poll_interval=0.1)
     if kind == "disco":
@@ -108,7 +110,8 @@ def test_concurrent_stage_starts_before_the_previous_stage_ends(master: Any) -> 
     assert job.jobpack().jobdict["pipeline"][1] == ["collect", "group_all", True]
 
 
-def test_stages_with_no_output(master: Any) -> None:
+def test_stages_with_no_output(any_master: Any) -> None:
+    master = any_master  # the local and the Dask backend
     pipeline = [
         ("split", Stage("silent", process=f.nothing)),
         ("group_label", Stage("reduce", process=f.sum_combined, combine=True)),

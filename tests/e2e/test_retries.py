@@ -25,22 +25,11 @@ from disco.embedded import EmbeddedMaster
 from disco.error import JobError
 from disco.job import Job
 from tests.conftest import child_pids, poll_for
+from tests.e2e.retry_funcs import slow_map
 from tests.master.packs import make_pack, v2_dict, with_compression_method
 from tests.master.test_api import Client
 
 pytestmark = pytest.mark.timeout(240)
-
-
-# -- job functions (shipped to the workers from this module) ---------------------------------
-def slow_map(line: str, params: Any) -> Any:
-    """Leaves ``<input>-<pid>`` in ``params['piddir']`` (so the test can kill it), then
-    works ``params['seconds']``."""
-    import os
-    import time
-
-    open(os.path.join(params["piddir"], "%s-%d" % (line, os.getpid())), "w").close()
-    time.sleep(params["seconds"])
-    yield line, 1
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -98,36 +87,52 @@ class Killer(threading.Thread):
         super().__init__(daemon=True)
         self.piddir, self.count = piddir, count
         self.killed: dict[str, int] = {}  # input -> pid
+        self.killed_at: dict[str, float] = {}  # input -> time.time() of the kill
         self.stop = threading.Event()
 
     def run(self) -> None:
         while len(self.killed) < self.count and not self.stop.is_set():
             for name in sorted(os.listdir(self.piddir)):
+                if name.endswith(".tmp"):
+                    continue
                 line, _, pid = name.rpartition("-")
                 if line not in self.killed and len(self.killed) < self.count:
                     try:
                         os.kill(int(pid), signal.SIGKILL)
                     except ProcessLookupError:
                         continue
+                    self.killed_at[line] = time.time()
                     self.killed[line] = int(pid)
-            time.sleep(0.01)
+            time.sleep(0.005)
+
+    def restart_gaps(self) -> dict[str, float]:
+        """input -> seconds from the kill to the start its next attempt recorded."""
+        gaps = {}
+        for name in os.listdir(self.piddir):
+            line, _, pid = name.rpartition("-")
+            if line in self.killed and int(pid) != self.killed[line]:
+                with open(os.path.join(self.piddir, name)) as f:
+                    gaps[line] = float(f.read()) - self.killed_at[line]
+        return gaps
 
 
-def run_slow_job(master: EmbeddedMaster, piddir: str, kills: int) -> tuple[Any, Killer]:
+def run_slow_job(
+    master: EmbeddedMaster, piddir: str, kills: int, inputs: int = 10, seconds: float = 1.0
+) -> tuple[Any, Killer]:
     os.makedirs(piddir)
     killer = Killer(piddir, kills)
     killer.start()
     job = Job(master=master.url).run(
-        input=["raw://%d" % i for i in range(10)],
+        input=["raw://%d" % i for i in range(inputs)],
         map=slow_map,
-        params={"piddir": piddir, "seconds": 1.0},
+        params={"piddir": piddir, "seconds": seconds},
     )
     try:
         results = job.wait(poll_interval=0.2, timeout=180)
     finally:
         killer.stop.set()
         killer.join(5)
-    assert sorted(result_iterator(results)) == sorted(("%d" % i, 1) for i in range(10))
+    assert sorted(result_iterator(results)) == sorted(("%d" % i, 1) for i in range(inputs))
     return job, killer
 
 
@@ -153,6 +158,46 @@ def test_three_sigkilled_workers_cost_little(default_policy, tmp_path) -> None:
     reasons = [a["reason"] for a in info["failed_attempts"]]
     assert reasons == ["WorkerKilled: the worker process was killed by signal 9 (SIGKILL)"] * 3
     assert [a["kind"] for a in info["failed_attempts"]] == ["signal"] * 3
+
+
+def test_a_killed_workers_task_restarts_within_1s(tmp_path) -> None:
+    """Issue 13: a killed worker's task restarts within 1 s, from recorded times: the kill
+    (noted by the killer) and the start of the task's next attempt (recorded by its own
+    code).  The gap is the retry delay the master chose (its ``Sleeping`` event, at most
+    0.5 s by the policy) plus the cost of the restart itself (noticing the death,
+    scheduling, forking the worker, the protocol up to the job's code), which is about
+    0.03 s on an idle machine.  The test allows that part 1 s: the new worker runs at
+    nice 19 and, on a machine loaded by other work, waits for a core (0.5 s seen at a
+    load average of 6); ``benchmarks/retry_gap.py`` reports the gaps against 1 s.  The
+    node has a free slot for every retry (6 slots, 3 inputs), so a gap never includes
+    waiting for another task to finish."""
+    before = child_pids()
+    with EmbeddedMaster(root=tmp_path / "disco", nodes=[("localhost", 6)]) as m:
+        job, killer = run_slow_job(m, str(tmp_path / "pids"), kills=3, inputs=3, seconds=0.3)
+        delays = {task: s for task, _h, _n, s in retry_delays(m, job)}
+    poll_for(lambda: not (child_pids() - before), 5.0, "worker processes to exit")
+    gaps = killer.restart_gaps()
+    print("kill -> restart gaps (s): %s; chosen delays: %s" % (gaps, delays))
+    assert sorted(gaps) == ["0", "1", "2"]
+    for line, gap in gaps.items():
+        delay = delays["map:%s" % line]
+        assert 0.0 <= delay <= 0.5  # the policy's first retry
+        assert delay <= gap < delay + 1.0, (line, gap, delay)
+
+
+def test_a_retry_takes_the_next_free_slot_before_queued_tasks(default_policy, tmp_path) -> None:
+    """On a full node (2 slots, 10 inputs of 1 s), a killed task's retry does not wait
+    behind the inputs queued after it: its next attempt is assigned before the last
+    input's first one (the master's events, in order)."""
+    m = default_policy
+    job, killer = run_slow_job(m, str(tmp_path / "pids"), kills=1)
+    (line,) = killer.killed
+    texts = [t for _ts, _h, t in events(m, job)]
+    assigned = [t.split(" assigned to ")[0] for t in texts if " assigned to " in t]
+    retried = "map:%s" % line
+    assert assigned.count(retried) == 2, assigned
+    second = len(assigned) - 1 - assigned[::-1].index(retried)
+    assert second < assigned.index("map:9"), assigned
 
 
 def test_a_killed_worker_is_retried_on_another_node(default_cluster, tmp_path) -> None:

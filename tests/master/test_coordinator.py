@@ -193,6 +193,21 @@ def test_retry_avoids_failed_host_then_fails_job():
     assert (h.c.nodes["a"].data_error, h.c.nodes["b"].data_error) == (2, 1)
 
 
+def test_a_due_retry_goes_before_tasks_queued_after_it():
+    """Issue 13: one slot, 3 inputs; task 0 fails while 1 and 2 wait.  When its retry is
+    due, it takes the next free slot (0.5 queued it behind 2)."""
+    h = Harness(nodes=(("a", 1),))
+    (s0,) = starts(
+        h.submit("J", [("map", "split", False)], [(i, ["raw://%d" % i]) for i in range(3)])
+    )
+    (s1,) = starts(h.fail(s0))  # the freed slot goes to task 1; task 0 sleeps
+    assert s1.taskid == 1
+    assert starts(h.feed(RetryDue("J", 0, h.now))) == []  # no free slot yet
+    assert list(h.c.jobs["J"].waiting) == [0, 2]
+    (nxt,) = starts(h.done(s1))
+    assert (nxt.taskid, nxt.attempt) == (0, 1)
+
+
 def test_default_retry_policy_first_at_once_then_capped_backoff():
     """Issue 8.3 with the real default policy (no retry_delay): the first retry within
     1 s, later ones back off to at most 10 s; on another node where there is one; the

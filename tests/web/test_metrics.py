@@ -14,7 +14,7 @@ from disco.core import Disco, Job
 from disco.ddfs import DDFS
 from disco.embedded import EmbeddedMaster
 from disco.web import METRICS
-from tests.conftest import poll_for
+from tests.conftest import environ_without_disco, poll_for, run_python
 from tests.web import jobfuncs
 
 pytestmark = pytest.mark.timeout(180)
@@ -87,6 +87,12 @@ def test_metrics_during_and_after_a_job(master: EmbeddedMaster, tmp_path) -> Non
         value(after, "disco_task_duration_seconds_bucket", stage="map", outcome="done", le="+Inf")
         == 2
     )
+    # cumulative buckets, as a Prometheus histogram has them; the sum is the total duration
+    done = dict(stage="map", outcome="done")
+    bounds = ["0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0", "30.0", "60.0", "120.0"]
+    cumulative = [value(after, "disco_task_duration_seconds_bucket", le=b, **done) for b in bounds]
+    assert cumulative == sorted(cumulative) and cumulative[-1] == 2
+    assert 0 < value(after, "disco_task_duration_seconds_sum", **done) < 120
     assert value(after, "disco_data_served_bytes_total", node="master", area="disco") >= size > 0
     assert value(after, "disco_ddfs_tags") == 1
     assert value(after, "disco_ddfs_blobs") == 2
@@ -156,3 +162,17 @@ def test_pages_are_served_on_the_master_port(master: EmbeddedMaster) -> None:
             assert resp.status == 200
     with urllib.request.urlopen(master.url + "/") as resp:
         assert b"<title>Disco: jobs</title>" in resp.read()
+
+
+def test_prometheus_client_is_imported_at_the_first_scrape_only() -> None:
+    """A master that is never scraped (a tiny job's process) does not import it."""
+    code = (
+        "import sys, urllib.request\n"
+        "from disco.embedded import EmbeddedMaster\n"
+        "with EmbeddedMaster() as m:\n"
+        "    print('prometheus_client' in sys.modules)\n"
+        "    urllib.request.urlopen(m.url + '/metrics').read()\n"
+        "    print('prometheus_client' in sys.modules)\n"
+    )
+    out = run_python("-c", code, cwd=os.getcwd(), env=environ_without_disco(), timeout=60)
+    assert out.split() == ["False", "True"]
