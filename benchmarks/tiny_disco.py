@@ -176,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import logging
 
+    from figures import emit  # the harness's own module, not the tasks'
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--latency", type=int, metavar="N", help="time N jobs on a running master")
     ap.add_argument("--warmup", type=int, default=1)
@@ -223,11 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.close()
         summary["master"] = "EmbeddedMaster in a separate process"
-    text = json.dumps(summary, indent=1)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
-    print(text)
+    emit(summary, args.json)
     return 0
 
 
