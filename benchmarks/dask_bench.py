@@ -141,7 +141,7 @@ def measure(url: str, paths: list[str], want: Counter[str], tasks: int, runs: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    from figures import emit  # the harness's own module, not the tasks'
+    from harness import emit
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", help="text to count (default: a generated text)")

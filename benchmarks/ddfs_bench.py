@@ -138,7 +138,7 @@ def run(corpus: Path, size: int, work: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from figures import emit  # the harness's own module, not the tasks'
+    from harness import emit
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--serve", metavar="ROOT", help=argparse.SUPPRESS)

@@ -155,7 +155,7 @@ def measure(kills: int, seconds: float, slots_per_node: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from figures import emit  # the harness's own module, not the tasks'
+    from harness import emit
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=5, help="workers killed (default 5)")
