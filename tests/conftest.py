@@ -175,6 +175,16 @@ def dask_master(root: Path, cluster: Any, hosts: set[str] | None = None) -> Embe
     return m
 
 
+@pytest.fixture
+def on_dask(dask_cluster: Any, tmp_path: Path) -> Iterator[EmbeddedMaster]:
+    """A master on the module's Dask cluster; its worker processes are gone afterwards."""
+    before = child_pids()
+    m = dask_master(tmp_path / "disco", dask_cluster)
+    yield m
+    m.stop()
+    poll_for(lambda: not (child_pids() - before), 10.0, "worker processes to exit")
+
+
 @pytest.fixture(params=["local", "dask"])
 def any_master(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmbeddedMaster]:
     """The same test on the local backend (``master``) and on the Dask backend."""
