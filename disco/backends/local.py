@@ -38,16 +38,16 @@ from disco.backends.base import TaskChannel, TaskResult, TaskSpec
 from disco.backends.channel import RemoteTaskChannel
 from disco.backends.hostcheck import refused_hosts
 from disco.ddfs.blobserver import create_put_app
-from disco.ddfs.gate import TransferGate
 from disco.ddfs.node import DDFSNode
 from disco.ddfs.nodehttp import HttpNodeStore
 from disco.ddfs.nodestore import LocalNodeStore, NodeStore
 from disco.node.attempts import AttemptRunner
-from disco.node.dataserver import ServedBytes, create_data_app
+from disco.node.dataserver import ServedBytes
 from disco.node.diskspace import disk_of
 from disco.node.jobhome import remove_job_data
 from disco.node.orphans import WorkerRegistry
 from disco.node.runner import WorkerLimits
+from disco.node.serving import node_data_app, serve_first
 from disco.node.zygote import Zygote, ZygoteHolder
 
 logger = logging.getLogger(__name__)
@@ -201,32 +201,24 @@ class LocalBackend:
         what: str,
     ) -> None:
         """Serve ``app`` on the first address of ``binds`` that can be bound."""
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        for bind in binds:
-            try:
-                await web.TCPSite(runner, bind, port).start()
-            except OSError as exc:
-                # The node still runs tasks; its data is only readable as local files.
-                logger.warning("node %s: cannot serve %s on %s:%d: %s", host, what, bind, port, exc)
-                continue
-            servers[host] = runner
-            if servers is self._put_servers:
-                self._put_addrs[host] = bind
-            logger.info("node %s: %s server on %s:%d", host, what, bind, port)
+
+        def refused(bind: str, exc: OSError) -> None:
+            # The node still runs tasks; its data is only readable as local files.
+            logger.warning("node %s: cannot serve %s on %s:%d: %s", host, what, bind, port, exc)
+
+        try:
+            runner, bind = await serve_first(app, binds, port, refused)
+        except OSError:
             return
-        await runner.cleanup()
+        servers[host] = runner
+        if servers is self._put_servers:
+            self._put_addrs[host] = bind
+        logger.info("node %s: %s server on %s:%d", host, what, bind, port)
 
     async def start_data_server(self, host: str) -> None:
         """Serve the data of a simulated host on ``(host, DISCO_PORT)`` (2.9)."""
         served = self.served.setdefault(host, ServedBytes())
-        app = create_data_app(
-            self.disco_data,
-            self.ddfs_root(host),
-            ddfs_gate=TransferGate(),
-            auth=self.auth,
-            served=served,
-        )
+        app = node_data_app(self.disco_data, self.ddfs_root(host), self.auth, served)
         await self._serve(self._servers, host, app, [host], self.disco_port, "data")
 
     async def stop_data_server(self, host: str) -> bool:

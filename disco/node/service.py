@@ -26,14 +26,14 @@ from aiohttp import web
 from disco.auth import AuthPolicy
 from disco.backends.base import TaskChannel, TaskFailed, TaskResult, TaskSpec
 from disco.ddfs.blobserver import create_put_app
-from disco.ddfs.gate import TransferGate
 from disco.ddfs.node import DDFSNode
 from disco.node.attempts import AttemptRunner
-from disco.node.dataserver import ServedBytes, create_data_app
+from disco.node.dataserver import ServedBytes
 from disco.node.diskspace import disk_of
 from disco.node.jobhome import ensure_jobhome_locked, remove_job_data
 from disco.node.orphans import WorkerRegistry
 from disco.node.runner import WorkerLimits
+from disco.node.serving import node_data_app, serve_first
 from disco.node.zygote import ZygoteHolder
 from disco.safenames import check_host_name
 
@@ -91,15 +91,9 @@ class NodeService:
             self._binder = asyncio.create_task(self._keep_binding())
 
     async def _bind(self) -> bool:
-        apps: list[tuple[web.Application, int]] = [
+        apps = [
             (
-                create_data_app(
-                    self.disco_data,
-                    self.ddfs_data,
-                    ddfs_gate=TransferGate(),
-                    auth=self.auth,
-                    served=self.served,
-                ),
+                node_data_app(self.disco_data, self.ddfs_data, self.auth, self.served),
                 self.disco_port,
             )
         ]
@@ -110,10 +104,8 @@ class NodeService:
         runners: list[web.AppRunner] = []
         try:
             for app, port in apps:
-                runner = web.AppRunner(app, access_log=None)
-                await runner.setup()
+                runner, _ = await serve_first(app, [self.host], port)
                 runners.append(runner)
-                await web.TCPSite(runner, self.host, port, reuse_address=True).start()
         except OSError as exc:
             for runner in runners:
                 await runner.cleanup()
