@@ -4,7 +4,8 @@ Only this machine's own names and addresses can be nodes (``disco.backends.hostc
 another host in the config table is never simulated; it stays down, with its reason in
 ``down_reason`` (and ``save_config_table`` refuses it, see ``check_hosts``).
 
-Owns: running task attempts as local processes (job home + ``run_worker``), one data
+Owns: running task attempts as local processes (one ``disco.node.attempts.AttemptRunner``
+and one zygote for all the simulated hosts: job home + ``run_worker``), one data
 server per simulated host that the master does not serve itself (bound on
 ``(host, DISCO_PORT)``, e.g. 127.0.0.2, master-api.md 2.9), one DDFS upload server per
 host on ``(host, DDFS_PUT_PORT)`` (ddfs.md 2.4.2), disk usage, deleting a job's data

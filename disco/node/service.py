@@ -4,8 +4,8 @@ A ``NodeService`` is what a remote node runs, on the event loop of the process t
 hosts it (a ``dask worker``): the data server on ``(host, DISCO_PORT)`` (master-api.md
 2.9), the DDFS upload server on ``(host, DDFS_PUT_PORT)`` (ddfs.md 2.4.2), the job home
 cache (one extraction per job per host, locked across the processes of the host) and
-the runner of task attempts (``disco.node.runner.run_worker``), which can kill an
-attempt by its key.
+the runner of task attempts (``disco.node.attempts.AttemptRunner``, as the local backend
+has), which can kill an attempt by its key.
 
 Several processes of one host (several ``dask worker``s) each have a service; the first
 that binds the two ports serves the host's data, the others retry each second so that
