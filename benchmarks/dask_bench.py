@@ -22,7 +22,6 @@ JSON; ``benchmarks/dask_report.py`` renders them in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
@@ -142,6 +141,8 @@ def measure(url: str, paths: list[str], want: Counter[str], tasks: int, runs: in
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness import emit
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", help="text to count (default: a generated text)")
     ap.add_argument("--size", default="16M")
@@ -197,10 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         "overhead_per_task_s": figures["dask"]["per_task_slot_s"]
         - figures["local"]["per_task_slot_s"],
     }
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    emit(result, args.json)
     return 0
 
 

@@ -21,7 +21,6 @@ The figures (seconds, MB/s of file bytes, and ratios to ``dd``) are printed and 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -139,6 +138,8 @@ def run(corpus: Path, size: int, work: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness import emit
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--serve", metavar="ROOT", help=argparse.SUPPRESS)
     ap.add_argument("--corpus", help="text file for the chunk figure")
@@ -151,10 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.corpus:
         ap.error("--corpus is required")
     figures = run(Path(args.corpus), parse_size(args.size), Path(args.work))
-    text = json.dumps(figures, indent=1)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    emit(figures, args.json)
     return 0
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import os
 import re
 import sys
 import time
@@ -71,20 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--readme", default=str(ROOT / "README.md"))
     ap.add_argument("--master", help="master URL (default: the embedded default master)")
     args = ap.parse_args(argv)
+    from harness import master_url
+
     t0 = time.perf_counter()
     kwargs, shown = readme_job(Path(args.readme))
     from disco.core import Job, result_iterator
 
-    if args.master:
-        from urllib.parse import urlsplit
-
-        # like a settings file: result_iterator reads disco:// data on DISCO_PORT
-        master = os.environ["DISCO_MASTER"] = args.master
-        os.environ["DISCO_PORT"] = str(urlsplit(master).port)
-    else:
-        from disco.embedded import default_master
-
-        master = default_master()
+    master = master_url(args.master)
     t1 = time.perf_counter()
     url = Path(args.input).absolute().as_uri()
     job = Job(master=master).run(input=[url], **kwargs)

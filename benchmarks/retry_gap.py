@@ -19,7 +19,6 @@ be told apart from a long delay.  The answer of the job is checked.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import signal
@@ -104,25 +103,28 @@ def retry_delays(events: list[Any]) -> list[float]:
     return [float(m.group(3)) for _t, _h, text in events if (m := _SLEEPING.fullmatch(text))]
 
 
-def run_job(master_url: str, piddir: str, kills: int, seconds: float) -> tuple[Any, Killer]:
-    """The job with ``2 × kills`` inputs, ``kills`` of whose first attempts are killed."""
+def run_job(
+    master_url: str, piddir: str, kills: int, seconds: float, inputs: int | None = None
+) -> tuple[Any, Killer]:
+    """The job with ``inputs`` inputs (default ``2 × kills``), ``kills`` of whose first
+    attempts are killed (also ``tests/e2e/test_retries.py``)."""
     from disco.core import result_iterator
     from disco.job import Job
 
     os.makedirs(piddir, exist_ok=True)
     killer = Killer(piddir, kills)
     killer.start()
-    inputs = ["raw://%d" % i for i in range(2 * kills)]
+    names = ["raw://%d" % i for i in range(2 * kills if inputs is None else inputs)]
     job = Job(master=master_url).run(
-        input=inputs, map=timed_map, params={"piddir": piddir, "seconds": seconds}
+        input=names, map=timed_map, params={"piddir": piddir, "seconds": seconds}
     )
     try:
-        results = job.wait(timeout=300)
+        results = job.wait(poll_interval=0.2, timeout=300)
     finally:
         killer.stop.set()
         killer.join(5)
     got = sorted(result_iterator(results))
-    if got != sorted(("%d" % i, 1) for i in range(len(inputs))):
+    if got != sorted(("%d" % i, 1) for i in range(len(names))):
         raise SystemExit("retry job: wrong answer %r" % got)
     return job, killer
 
@@ -153,6 +155,8 @@ def measure(kills: int, seconds: float, slots_per_node: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness import emit
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=5, help="workers killed (default 5)")
     ap.add_argument("--seconds", type=float, default=0.5, help="work of each map task")
@@ -160,11 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the figures to this file as JSON")
     args = ap.parse_args(argv)
     summary = measure(args.kills, args.seconds, args.slots or 4 * args.kills)
-    text = json.dumps(summary, indent=1)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
-    print(text)
+    emit(summary, args.json)
     return 0
 
 

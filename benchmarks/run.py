@@ -138,6 +138,25 @@ class Bench:
         self.failures[step] = (why + "\n" if why else "") + tail
         logger.error("%s failed%s (log: %s)", step, ": " + why if why else "", log)
 
+    def run_script(self, step: str, log: Path, args: list[str], timeout: float) -> None:
+        """Run our benchmark script ``args[0]`` (in ``benchmarks/``) with the rest of
+        ``args``, its output in ``log``; a timeout or a non-zero exit fails ``step``."""
+        cmd = [sys.executable, str(HERE / args[0]), *args[1:]]
+        with open(log, "w") as f:
+            try:
+                rc = subprocess.call(
+                    cmd,
+                    env=self.env(),
+                    cwd=ROOT,
+                    stdout=f,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                )
+            except subprocess.TimeoutExpired:
+                rc = -1
+        if rc != 0:
+            self.fail(step, log, "exit status %d" % rc)
+
     def measure(
         self, results: Path, log: Path, fields: dict[str, Any], cmd: list[str], timeout: float
     ) -> dict[str, Any]:
@@ -423,28 +442,13 @@ class Bench:
         log = self.logs / "disco-latency.log"
         logger.info("disco tiny job on a running master, %d runs", self.args.latency_runs)
         self.fresh_tmp()
-        with open(log, "w") as f:
-            try:
-                rc = subprocess.call(
-                    [
-                        sys.executable,
-                        str(HERE / "tiny_disco.py"),
-                        "--latency",
-                        str(self.args.latency_runs),
-                        "--json",
-                        str(out),
-                    ],
-                    env=self.env(),
-                    cwd=ROOT,
-                    stdout=f,
-                    stderr=subprocess.STDOUT,
-                    timeout=300,
-                )
-            except subprocess.TimeoutExpired:
-                rc = -1
+        self.run_script(
+            "disco tiny job (running master)",
+            log,
+            ["tiny_disco.py", "--latency", str(self.args.latency_runs), "--json", str(out)],
+            300,
+        )
         shutil.rmtree(self.tmp, ignore_errors=True)
-        if rc != 0:
-            self.fail("disco tiny job (running master)", log, "exit status %d" % rc)
 
     # -- 5b. retries ----------------------------------------------------------------------
     def run_retries(self) -> None:
@@ -455,24 +459,13 @@ class Bench:
         log.parent.mkdir(parents=True, exist_ok=True)
         logger.info("disco retries: %d workers killed", self.args.retry_kills)
         self.fresh_tmp()
-        cmd = [
-            sys.executable,
-            str(HERE / "retry_gap.py"),
-            "--kills",
-            str(self.args.retry_kills),
-            "--json",
-            str(out),
-        ]
-        with open(log, "w") as f:
-            try:
-                rc = subprocess.call(
-                    cmd, env=self.env(), cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=300
-                )
-            except subprocess.TimeoutExpired:
-                rc = -1
+        self.run_script(
+            "disco retries",
+            log,
+            ["retry_gap.py", "--kills", str(self.args.retry_kills), "--json", str(out)],
+            300,
+        )
         shutil.rmtree(self.tmp, ignore_errors=True)
-        if rc != 0:
-            self.fail("disco retries", log, "exit status %d" % rc)
 
     # -- 6b. many tiny tasks -----------------------------------------------------------
     def run_many_tasks(self) -> None:
@@ -513,27 +506,9 @@ class Bench:
         out = self.ours / "ddfs.json"
         log = self.logs / "disco-ddfs.log"
         logger.info("DDFS: push/pull %s with 3 replicas, chunk of the corpus", self.args.ddfs_size)
-        cmd = [
-            sys.executable,
-            str(HERE / "ddfs_bench.py"),
-            "--corpus",
-            str(self.corpus),
-            "--size",
-            self.args.ddfs_size,
-            "--work",
-            str(self.work / "ddfs"),
-            "--json",
-            str(out),
-        ]
-        with open(log, "w") as f:
-            try:
-                rc = subprocess.call(
-                    cmd, env=self.env(), cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=1800
-                )
-            except subprocess.TimeoutExpired:
-                rc = -1
-        if rc != 0:
-            self.fail("DDFS benchmark", log, "exit status %d" % rc)
+        args = ["ddfs_bench.py", "--corpus", str(self.corpus), "--size", self.args.ddfs_size]
+        args += ["--work", str(self.work / "ddfs"), "--json", str(out)]
+        self.run_script("DDFS benchmark", log, args, 1800)
 
     def ensure_bytecode(self) -> None:
         """Write the bytecode caches of ``disco`` and the benchmark scripts, as an installed
@@ -552,25 +527,9 @@ class Bench:
         out = self.ours / "dask.json"
         log = self.logs / "disco-dask.log"
         logger.info("Dask: word count and per-task cost, local vs 2 loopback Dask workers")
-        cmd = [
-            sys.executable,
-            str(HERE / "dask_bench.py"),
-            "--corpus",
-            str(self.corpus),
-            "--size",
-            "4M" if self.args.quick else "32M",
-            "--json",
-            str(out),
-        ]
-        with open(log, "w") as f:
-            try:
-                rc = subprocess.call(
-                    cmd, env=self.env(), cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=1800
-                )
-            except subprocess.TimeoutExpired:
-                rc = -1
-        if rc != 0:
-            self.fail("Dask benchmark", log, "exit status %d" % rc)
+        size = "4M" if self.args.quick else "32M"
+        args = ["dask_bench.py", "--corpus", str(self.corpus), "--size", size, "--json", str(out)]
+        self.run_script("Dask benchmark", log, args, 1800)
 
     # -- the whole run -------------------------------------------------------------------
     def run(self) -> None:

@@ -62,20 +62,6 @@ def _text(word: Any) -> str:
     return word.decode("utf-8") if isinstance(word, bytes) else str(word)
 
 
-def use_master(url: str) -> None:
-    """Point this process's Disco settings at ``url``, as a settings file would.
-
-    The data of a node is served on ``DISCO_PORT`` (master-api.md), so ``result_iterator``
-    needs the master's port, not the default 8989, to read ``disco://`` results.
-    """
-    from urllib.parse import urlsplit
-
-    os.environ["DISCO_MASTER"] = url
-    port = urlsplit(url).port
-    if port:
-        os.environ["DISCO_PORT"] = str(port)
-
-
 def run_once(master: str) -> tuple[dict[str, int], dict[str, float]]:
     """Run the tiny job; return the counts and the phase times in seconds."""
     from disco.core import Job, result_iterator
@@ -176,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import logging
 
+    from harness import emit, master_url, use_master
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--latency", type=int, metavar="N", help="time N jobs on a running master")
     ap.add_argument("--warmup", type=int, default=1)
@@ -189,13 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         return serve()
     if args.latency is None:
         t0 = time.perf_counter()
-        if args.master:
-            master = args.master
-            use_master(master)
-        else:
-            from disco.embedded import default_master
-
-            master = default_master()
+        master = master_url(args.master)
         t1 = time.perf_counter()
         counts, phases = run_once(master)
         check(counts)
@@ -223,11 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.close()
         summary["master"] = "EmbeddedMaster in a separate process"
-    text = json.dumps(summary, indent=1)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
-    print(text)
+    emit(summary, args.json)
     return 0
 
 

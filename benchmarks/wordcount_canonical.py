@@ -55,17 +55,10 @@ def main(argv=None):
     ap.add_argument("--phases", metavar="FILE", help="write the seconds of each phase as JSON")
     ap.add_argument("--master", help="master URL (default: the embedded default master)")
     args = ap.parse_args(argv)
+    from harness import master_url
+
     t0 = time.perf_counter()
-    if args.master:
-        from urllib.parse import urlsplit
-
-        # like a settings file: result_iterator reads disco:// data on DISCO_PORT
-        master = os.environ["DISCO_MASTER"] = args.master
-        os.environ["DISCO_PORT"] = str(urlsplit(master).port)
-    else:
-        from disco.embedded import default_master
-
-        master = default_master()
+    master = master_url(args.master)
     t1 = time.perf_counter()
     job = Job(master=master).run(
         input=input_urls(args.input),

@@ -209,19 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    from harness import master_url
+
     t0 = time.perf_counter()
     phases: dict[str, float] = {}
-    if args.master:
-        from urllib.parse import urlsplit
-
-        # like a settings file: result_iterator reads disco:// data on DISCO_PORT
-        master = os.environ["DISCO_MASTER"] = args.master
-        if urlsplit(master).port:
-            os.environ["DISCO_PORT"] = str(urlsplit(master).port)
-    else:
-        from disco.embedded import default_master
-
-        master = default_master()
+    master = master_url(args.master)
     phases["master_s"] = time.perf_counter() - t0
     pairs = run_wordcount(
         args.input,

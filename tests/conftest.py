@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,36 @@ def cluster(tmp_path) -> Iterator[EmbeddedMaster]:
     _assert_no_leaked_workers(before)
 
 
+@pytest.fixture
+def inputs_server() -> Iterator[Any]:
+    """``disco.test``'s HTTP server for job inputs: paths with ``fail`` answer 500 (dead
+    replicas); ``flaky-<n>-<rest>`` answers 500 to the first ``n`` requests, then ``k*10``
+    when ``rest`` starts with a number ``k`` (``flaky-2-400-tag``), else ``flaky line``;
+    a number ``k`` answers ``k*10``."""
+    from disco.test import FailedReply, TestServer
+
+    counts: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def serve(path: str) -> str:
+        if "fail" in path:
+            raise FailedReply()
+        if path.startswith("flaky-"):
+            _flaky, n, rest = path.split("-", 2)
+            with lock:
+                counts[path] = counts.get(path, 0) + 1
+                if counts[path] <= int(n):
+                    raise FailedReply()
+            k = rest.split("-")[0]
+            return "%d\n" % (int(k) * 10) if k.isdigit() else "flaky line\n"
+        return "%d\n" % (int(path) * 10)
+
+    srv = TestServer.create(("127.0.0.1", 0), serve)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
 # -- Dask (issue 9): a real scheduler and real `dask worker`s on loopback addresses --------
 DASK_HOSTS = ["127.0.0.2", "127.0.0.2", "127.0.0.3"]  # one `dask worker` process each
 
@@ -173,6 +204,16 @@ def dask_master(root: Path, cluster: Any, hosts: set[str] | None = None) -> Embe
         m.stop()
         raise
     return m
+
+
+@pytest.fixture
+def on_dask(dask_cluster: Any, tmp_path: Path) -> Iterator[EmbeddedMaster]:
+    """A master on the module's Dask cluster; its worker processes are gone afterwards."""
+    before = child_pids()
+    m = dask_master(tmp_path / "disco", dask_cluster)
+    yield m
+    m.stop()
+    poll_for(lambda: not (child_pids() - before), 10.0, "worker processes to exit")
 
 
 @pytest.fixture(params=["local", "dask"])

@@ -28,7 +28,7 @@ from typing import Any
 from disco.auth import AuthPolicy
 from disco.backends.base import TaskChannel, TaskDone, TaskFailed, TaskResult, TaskSpec
 from disco.ddfs.nodehttp import HttpNodeStore
-from disco.node.service import attempt_key
+from disco.node.attempts import attempt_key
 
 logger = logging.getLogger(__name__)
 

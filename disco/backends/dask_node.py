@@ -24,8 +24,9 @@ from distributed.comm import get_address_host
 
 from disco.auth import AuthPolicy
 from disco.backends.base import TaskFailed, TaskResult, TaskSpec
+from disco.node.attempts import attempt_key
 from disco.node.jobhome import jobhome_path
-from disco.node.service import NodeService, attempt_key
+from disco.node.service import NodeService
 from disco.settings import DiscoSettings
 
 logger = logging.getLogger(__name__)

@@ -4,7 +4,8 @@ Only this machine's own names and addresses can be nodes (``disco.backends.hostc
 another host in the config table is never simulated; it stays down, with its reason in
 ``down_reason`` (and ``save_config_table`` refuses it, see ``check_hosts``).
 
-Owns: running task attempts as local processes (job home + ``run_worker``), one data
+Owns: running task attempts as local processes (one ``disco.node.attempts.AttemptRunner``
+and one zygote for all the simulated hosts: job home + ``run_worker``), one data
 server per simulated host that the master does not serve itself (bound on
 ``(host, DISCO_PORT)``, e.g. 127.0.0.2, master-api.md 2.9), one DDFS upload server per
 host on ``(host, DDFS_PUT_PORT)`` (ddfs.md 2.4.2), disk usage, deleting a job's data
@@ -30,32 +31,25 @@ import logging
 import os
 import shutil
 from collections.abc import Iterable
-from typing import Any
 
 from aiohttp import web
 
 from disco.auth import AuthPolicy
-from disco.backends.base import TaskChannel, TaskFailed, TaskResult, TaskSpec
+from disco.backends.base import TaskChannel, TaskResult, TaskSpec
 from disco.backends.channel import RemoteTaskChannel
 from disco.backends.hostcheck import refused_hosts
 from disco.ddfs.blobserver import create_put_app
-from disco.ddfs.gate import TransferGate
 from disco.ddfs.node import DDFSNode
 from disco.ddfs.nodehttp import HttpNodeStore
 from disco.ddfs.nodestore import LocalNodeStore, NodeStore
-from disco.node.dataserver import ServedBytes, create_data_app
+from disco.node.attempts import AttemptRunner
+from disco.node.dataserver import ServedBytes
 from disco.node.diskspace import disk_of
-from disco.node.jobhome import (
-    JobHomeError,
-    check_jobname,
-    ensure_jobhome,
-    jobhome_path,
-    safe_member_path,
-)
+from disco.node.jobhome import remove_job_data
 from disco.node.orphans import WorkerRegistry
-from disco.node.runner import WorkerLimits, is_standard_launcher, jobhome_failed, run_worker
-from disco.node.zygote import Zygote
-from disco.safenames import check_host_name, no_symlink_below
+from disco.node.runner import WorkerLimits
+from disco.node.serving import node_data_app, serve_first
+from disco.node.zygote import Zygote, ZygoteHolder
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +81,6 @@ class LocalBackend:
         self.served_by_master = frozenset(served_by_master)
         # names of the master's own node (DDFS root DDFS_DATA); default: the served ones
         self.own_names = self.served_by_master | frozenset(own_names or ())
-        self.limits = limits or WorkerLimits()
         self.remote_channel = remote_channel  # talk to the master over HTTP, as remote nodes
         self._hosts: set[str] = set()
         self._refused: dict[str, str] = {}  # configured hosts that are not this machine
@@ -102,29 +95,48 @@ class LocalBackend:
         self.ddfs_over_http = ddfs_over_http and put_port is not None
         self._stores: dict[str, NodeStore] = {}
         self.served: dict[str, ServedBytes] = {}  # bytes sent by each node's data server
-        self._attempts: set[asyncio.Task[TaskResult]] = set()
-        self._preparing: set[asyncio.Task[Any]] = set()
         self._closed = False
         self.away: set[str] = set()  # fault injection: hosts that look disconnected
-        # Python workers are forked from a pre-started interpreter (disco.node.zygote).
-        self.use_zygote = use_zygote
-        self._zygote: Zygote | None = None
-        self._zygote_lock = asyncio.Lock()
-        self._prestart_zygote = prestart_zygote
-        self._prestart: asyncio.Task[Zygote | None] | None = None
         # Worker sessions of this master; those of a dead master are killed at start.
         self.registry = WorkerRegistry(os.path.join(disco_data, ".disco-workers"))
-        if zygote is not None:  # started before the master (disco.node.zygote.prestart)
-            zygote.attach(self.registry)
-            self._zygote = zygote
+        # Python workers are forked from a pre-started interpreter (disco.node.zygote),
+        # one for all the simulated hosts; ``zygote``: started before the master
+        # (disco.node.zygote.prestart).
+        zygotes = ZygoteHolder(self.registry, enabled=use_zygote, adopt=zygote)
+        self._prestart_zygote = prestart_zygote
+        self.runner = AttemptRunner(
+            self.registry,
+            zygotes,
+            limits=limits,
+            timed_start=True,
+            closed_text="Node %s unavailable",
+        )
+
+    @property
+    def limits(self) -> WorkerLimits:
+        """The limits of the workers (``disco.node.runner.WorkerLimits``)."""
+        return self.runner.limits
+
+    @limits.setter
+    def limits(self, limits: WorkerLimits) -> None:
+        self.runner.limits = limits
+
+    @property
+    def use_zygote(self) -> bool:
+        """Are Python workers forked from a zygote (false once one could not start)?"""
+        return self.runner.zygotes.enabled
+
+    @use_zygote.setter
+    def use_zygote(self, use: bool) -> None:
+        self.runner.zygotes.enabled = use
 
     # -- nodes -------------------------------------------------------------------------
     async def start(self, hosts: list[str]) -> None:
         await asyncio.to_thread(self.registry.reap)  # workers a crashed master left
         await self.set_hosts(hosts)
-        if self._prestart_zygote and self.use_zygote:
+        if self._prestart_zygote:
             # Runs beside the rest of start-up; the first task finds the zygote ready.
-            self._prestart = asyncio.create_task(self._get_zygote())
+            self.runner.zygotes.prestart()
 
     async def check_hosts(self, hosts: list[str]) -> dict[str, str]:
         """``{host: reason}`` for the hosts this backend cannot run (not this machine)."""
@@ -190,32 +202,24 @@ class LocalBackend:
         what: str,
     ) -> None:
         """Serve ``app`` on the first address of ``binds`` that can be bound."""
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        for bind in binds:
-            try:
-                await web.TCPSite(runner, bind, port).start()
-            except OSError as exc:
-                # The node still runs tasks; its data is only readable as local files.
-                logger.warning("node %s: cannot serve %s on %s:%d: %s", host, what, bind, port, exc)
-                continue
-            servers[host] = runner
-            if servers is self._put_servers:
-                self._put_addrs[host] = bind
-            logger.info("node %s: %s server on %s:%d", host, what, bind, port)
+
+        def refused(bind: str, exc: OSError) -> None:
+            # The node still runs tasks; its data is only readable as local files.
+            logger.warning("node %s: cannot serve %s on %s:%d: %s", host, what, bind, port, exc)
+
+        try:
+            runner, bind = await serve_first(app, binds, port, refused)
+        except OSError:
             return
-        await runner.cleanup()
+        servers[host] = runner
+        if servers is self._put_servers:
+            self._put_addrs[host] = bind
+        logger.info("node %s: %s server on %s:%d", host, what, bind, port)
 
     async def start_data_server(self, host: str) -> None:
         """Serve the data of a simulated host on ``(host, DISCO_PORT)`` (2.9)."""
         served = self.served.setdefault(host, ServedBytes())
-        app = create_data_app(
-            self.disco_data,
-            self.ddfs_root(host),
-            ddfs_gate=TransferGate(),
-            auth=self.auth,
-            served=served,
-        )
+        app = node_data_app(self.disco_data, self.ddfs_root(host), self.auth, served)
         await self._serve(self._servers, host, app, [host], self.disco_port, "data")
 
     async def stop_data_server(self, host: str) -> bool:
@@ -300,115 +304,21 @@ class LocalBackend:
     # -- tasks -------------------------------------------------------------------------
     async def run_task(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
         """Prepare the job home, then run the worker; cancelling kills the worker."""
-        if self._closed:
-            return TaskFailed("error", "Node %s unavailable" % spec.host)
-        attempt = asyncio.create_task(self._run(spec, channel))
-        self._attempts.add(attempt)
-        try:
-            return await asyncio.shield(attempt)
-        except asyncio.CancelledError:
-            # Our caller was cancelled (kill): stop the attempt, wait for the kill.
-            attempt.cancel()
-            await asyncio.gather(attempt, return_exceptions=True)
-            raise
-        finally:
-            self._attempts.discard(attempt)
-
-    async def _run(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
         spec = dataclasses.replace(spec, ddfs_data=self.ddfs_root(spec.host))
-        try:
-            prepared = await self._prepare_in_time(spec)
-            if isinstance(prepared, TaskFailed):
-                return prepared
-            jobhome, zygote = prepared
-            if self.remote_channel and spec.channel_token:
-                async with RemoteTaskChannel(
-                    spec.master, spec.channel_token, spec.auth_token
-                ) as remote:
-                    return await self._run_worker(spec, remote, jobhome, zygote)
-            return await self._run_worker(spec, channel, jobhome, zygote)
-        except asyncio.CancelledError:
-            if self._closed:  # killed by close(), not by our caller
-                return TaskFailed("error", "Node %s unavailable" % spec.host)
-            raise
-
-    async def _run_worker(
-        self, spec: TaskSpec, channel: TaskChannel, jobhome: str, zygote: Zygote | None
-    ) -> TaskResult:
-        return await run_worker(
-            spec, channel, jobhome, limits=self.limits, zygote=zygote, registry=self.registry
-        )
-
-    async def _prepare_in_time(self, spec: TaskSpec) -> tuple[str, Zygote | None] | TaskFailed:
-        """The job home and the zygote within ``start_timeout`` (M 8.8: ``Worker did not
-        start in 60s at <host>``).  The preparation is never cut short: it holds the job
-        home lock until the extraction is complete, so on a timeout (or a kill) it
-        finishes in the background and the next attempt finds the job home ready."""
-        prepare = asyncio.create_task(self._prepare(spec))
-        self._preparing.add(prepare)
-        prepare.add_done_callback(self._prepared)
-        done, _ = await asyncio.wait({prepare}, timeout=self.limits.start_timeout)
-        if not done:
-            return TaskFailed(
-                "error",
-                "Worker did not start in %gs at %s" % (self.limits.start_timeout, spec.host),
-            )
-        return prepare.result()
-
-    async def _prepare(self, spec: TaskSpec) -> tuple[str, Zygote | None] | TaskFailed:
-        try:
-            jobhome = await ensure_jobhome(spec)
-        except JobHomeError as exc:
-            return jobhome_failed(exc)
-        worker = safe_member_path(jobhome, spec.worker)
-        zygote = None
-        if worker is not None and is_standard_launcher(worker):
-            zygote = await self._get_zygote()
-        return jobhome, zygote
-
-    def _prepared(self, task: asyncio.Task[Any]) -> None:
-        self._preparing.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.debug("job home preparation failed: %s", task.exception())
-
-    async def _get_zygote(self) -> Zygote | None:
-        if not self.use_zygote or self._closed:
-            return None
-        async with self._zygote_lock:
-            if self._zygote is None or not self._zygote.alive:
-                if self._zygote is not None:
-                    await self._zygote.close()
-                zygote = Zygote(self.registry)
-                try:
-                    await zygote.start()
-                except OSError as exc:
-                    logger.warning("no zygote, workers start normally: %s", exc)
-                    self.use_zygote = False
-                    return None
-                self._zygote = zygote
-            return self._zygote
+        if self.remote_channel and spec.channel_token and not self._closed:
+            async with RemoteTaskChannel(
+                spec.master, spec.channel_token, spec.auth_token
+            ) as remote:
+                return await self.runner.run(spec, remote)
+        return await self.runner.run(spec, channel)
 
     async def remove_job_data(self, host: str, jobname: str) -> None:
         """Delete ``<DISCO_DATA>/<host>/<hh>/<jobname>`` (purge, GC)."""
-        check_jobname(jobname)
-        check_host_name(host)
-        path = jobhome_path(self.disco_data, host, jobname)
-        no_symlink_below(self.disco_data, path, "job name")  # never delete through a link
-        if os.path.isdir(path):
-            await asyncio.to_thread(shutil.rmtree, path, True)
+        await remove_job_data(self.disco_data, host, jobname)
 
     async def close(self) -> None:
         self._closed = True
-        attempts = list(self._attempts)
-        for attempt in attempts:
-            attempt.cancel()
-        await asyncio.gather(*attempts, return_exceptions=True)
-        preparing = list(self._preparing)
-        for task in preparing:
-            task.cancel()
-        await asyncio.gather(*preparing, return_exceptions=True)
-        if self._prestart is not None:
-            await asyncio.gather(self._prestart, return_exceptions=True)
+        await self.runner.close()  # kills the attempts, stops the zygote
         for servers in (self._servers, self._put_servers):
             for runner in servers.values():
                 await runner.cleanup()
@@ -417,6 +327,3 @@ class LocalBackend:
             if isinstance(store, HttpNodeStore):
                 await store.close()
         self._stores.clear()
-        if self._zygote is not None:
-            await self._zygote.close()
-            self._zygote = None

@@ -13,6 +13,7 @@ job pack module.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import io
 import json
@@ -31,7 +32,14 @@ from disco import auth
 from disco.backends.base import TaskSpec
 from disco.error import DiscoError
 from disco.retryable import extraction_error_permanent
-from disco.safenames import UnsafeName, check_host_name, check_job_name, inside, relative_parts
+from disco.safenames import (
+    UnsafeName,
+    check_host_name,
+    check_job_name,
+    inside,
+    no_symlink_below,
+    relative_parts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +127,33 @@ async def ensure_jobhome(spec: TaskSpec, session: aiohttp.ClientSession | None =
     finally:
         lock.release()
     return home
+
+
+async def ensure_jobhome_locked(spec: TaskSpec) -> str:
+    """``ensure_jobhome`` under a file lock ``<jobhome>.lock``: for nodes whose job homes
+    are shared by several processes of the host (the Dask backend's node runtimes)."""
+    home = jobhome_path(spec.disco_data, spec.host, spec.jobname)
+    os.makedirs(os.path.dirname(home), exist_ok=True)
+    fd = os.open(home + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        return await ensure_jobhome(spec)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+async def remove_job_data(disco_data: str, host: str, jobname: str) -> None:
+    """Delete ``<DISCO_DATA>/<host>/<hh>/<jobname>`` and its lock file (purge, GC)."""
+    check_jobname(jobname)
+    check_host_name(host)
+    path = jobhome_path(disco_data, host, jobname)
+    no_symlink_below(disco_data, path, "job name")  # never delete through a link
+    if os.path.isdir(path):
+        await asyncio.to_thread(shutil.rmtree, path, True)
+    try:
+        os.unlink(path + ".lock")
+    except OSError:
+        pass
 
 
 async def fetch_jobpack(

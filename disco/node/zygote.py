@@ -203,6 +203,18 @@ class Zygote:
             await asyncio.gather(self._reader_task, return_exceptions=True)
 
 
+async def start_zygote(registry: WorkerRegistry | None = None, where: str = "") -> Zygote | None:
+    """A started zygote, or ``None`` (logged, ``where`` before the text) if it cannot
+    start: workers then start normally."""
+    zygote = Zygote(registry)
+    try:
+        await zygote.start()
+    except OSError as exc:
+        logger.warning("%sno zygote, workers start normally: %s", where, exc)
+        return None
+    return zygote
+
+
 async def prestart() -> Zygote | None:
     """Start a zygote before the rest of a master exists (no registry yet: the local
     backend that adopts it calls ``attach``); ``None`` if it cannot start.
@@ -211,13 +223,67 @@ async def prestart() -> Zygote | None:
     master, so the zygote imports the worker library on the other core while the master
     imports its own, and the first task of the first job finds it ready.
     """
-    zygote = Zygote()
-    try:
-        await zygote.start()
-    except OSError as exc:
-        logger.warning("no zygote, workers start normally: %s", exc)
-        return None
-    return zygote
+    return await start_zygote()
+
+
+class ZygoteHolder:
+    """The zygote of one node runtime (the local backend, a Dask node's ``NodeService``).
+
+    ``get()`` starts it on first need (one start at a time), starts a new one when it has
+    died, and gives up for good (``enabled`` false: workers start normally) when one
+    cannot start.  ``adopt``: a zygote started before the node (``prestart``).
+    """
+
+    def __init__(
+        self,
+        registry: WorkerRegistry,
+        *,
+        enabled: bool = True,
+        adopt: Zygote | None = None,
+        where: str = "",
+    ) -> None:
+        self.registry = registry  # the zygote's session is recorded like a worker's
+        self.enabled = enabled
+        self.where = where  # log prefix, e.g. "node <host>: "
+        self.current: Zygote | None = None
+        if adopt is not None:
+            adopt.attach(registry)
+            self.current = adopt
+        self._lock = asyncio.Lock()
+        self._prestart: asyncio.Task[Zygote | None] | None = None
+        self._closed = False
+
+    def prestart(self) -> None:
+        """Start the zygote in the background (the first task then finds it ready)."""
+        if self.enabled and self._prestart is None:
+            self._prestart = asyncio.create_task(self.get())
+
+    async def get(self) -> Zygote | None:
+        """The running zygote, ``None`` when workers start normally."""
+        if not self.enabled or self._closed:
+            return None
+        async with self._lock:
+            if self.current is None or not self.current.alive:
+                if self.current is not None:
+                    await self.current.close()
+                zygote = await start_zygote(self.registry, self.where)
+                if zygote is None:
+                    self.enabled = False
+                    return None
+                self.current = zygote
+            return self.current
+
+    def stop(self) -> None:
+        """Start no zygote any more (the node is closing)."""
+        self._closed = True
+
+    async def close(self) -> None:
+        self.stop()
+        if self._prestart is not None:
+            await asyncio.gather(self._prestart, return_exceptions=True)
+        if self.current is not None:
+            await self.current.close()
+            self.current = None
 
 
 async def _send_with_fd(sock: socket.socket, data: bytes, fd: int) -> None:

@@ -17,7 +17,7 @@ from disco.core import result_iterator
 from disco.job import Job
 from disco.util import parse_dir
 from tests.backends import dask_jobs as jobs
-from tests.conftest import child_pids, dask_master, poll_for, start_dask_cluster
+from tests.conftest import dask_master, poll_for, start_dask_cluster
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(300)]
 
@@ -44,15 +44,6 @@ def word_count(master: Any, name: str, n: int, delay: float = 0.2) -> Job:
 
 def counts_of(results: list[Any]) -> dict[str, int]:
     return {str(k): int(v) for k, v in result_iterator(results)}
-
-
-@pytest.fixture
-def on_dask(dask_cluster: Any, tmp_path: Path) -> Any:
-    before = child_pids()
-    m = dask_master(tmp_path / "disco", dask_cluster)
-    yield m
-    m.stop()
-    poll_for(lambda: not (child_pids() - before), 10.0, "worker processes to exit")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,18 +14,8 @@ from disco.core import result_iterator
 from disco.ddfs.client import DDFS
 from disco.job import Job
 from tests.backends import dask_jobs as jobs
-from tests.conftest import child_pids, dask_master, poll_for
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(300)]
-
-
-@pytest.fixture
-def on_dask(dask_cluster: Any, tmp_path: Path) -> Any:
-    before = child_pids()
-    m = dask_master(tmp_path / "disco", dask_cluster)
-    yield m
-    m.stop()
-    poll_for(lambda: not (child_pids() - before), 10.0, "worker processes to exit")
 
 
 def test_tag_inputs_run_where_their_blobs_are(on_dask: Any) -> None:

@@ -29,7 +29,7 @@ from disco.backends.channel import (
 from disco.core import Disco, result_iterator
 from disco.embedded import EmbeddedMaster
 from disco.job import Job
-from disco.test import FailedReply, TestServer
+from disco.test import TestServer
 from tests.backends.jobfuncs import int_map, sleepy_map, sum_reduce
 from tests.conftest import child_pids, poll_for
 
@@ -49,31 +49,6 @@ def remote(tmp_path) -> Iterator[EmbeddedMaster]:
     with _master(tmp_path, "remote", backend_options={"remote_channel": True}) as m:
         yield m
     poll_for(lambda: not (child_pids() - before), 5.0, "worker processes to exit")
-
-
-@pytest.fixture
-def server() -> Iterator[TestServer]:
-    """Paths with ``fail`` answer 500 (dead replicas), ``flaky-<n>-<k>-<tag>`` answer 500
-    to the first ``n`` requests, then ``k*10``; a number ``k`` answers ``k*10``."""
-    counts: dict[str, int] = {}
-    lock = threading.Lock()
-
-    def serve(path: str) -> str:
-        if "fail" in path:
-            raise FailedReply()
-        if path.startswith("flaky-"):
-            _flaky, n, k, _tag = path.split("-")
-            with lock:
-                counts[path] = counts.get(path, 0) + 1
-                if counts[path] <= int(n):
-                    raise FailedReply()
-            return "%d\n" % (int(k) * 10)
-        return "%d\n" % (int(path) * 10)
-
-    srv = TestServer.create(("127.0.0.1", 0), serve)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def node_events(master: EmbeddedMaster, job: Job) -> list[tuple[str, str]]:
@@ -96,18 +71,20 @@ def by_task(events: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
     return tasks
 
 
-def run_job(master: EmbeddedMaster, server: TestServer, tag: str) -> tuple[Job, list[Any]]:
+def run_job(master: EmbeddedMaster, inputs_server: TestServer, tag: str) -> tuple[Job, list[Any]]:
     """Dead replicas are skipped; an input whose every replica fails once is reported
     with INPUT_ERR and read at the next try."""
     inputs = ["1", ["2_fail", "200"], "3", ["4_fail", "flaky-2-400-%s" % tag]]
-    job = Job(master=master.url).run(input=server.urls(inputs), map=int_map, reduce=sum_reduce)
+    job = Job(master=master.url).run(
+        input=inputs_server.urls(inputs), map=int_map, reduce=sum_reduce
+    )
     return job, list(result_iterator(job.wait(poll_interval=0.1, timeout=120)))
 
 
-def test_a_job_over_http_gives_the_exact_answer_and_event_log(tmp_path, remote, server):
+def test_a_job_over_http_gives_the_exact_answer_and_event_log(tmp_path, remote, inputs_server):
     """Every message of the job's tasks goes over HTTP; the answer and the event log
     are those of the same job on the in-process channel."""
-    job, answer = run_job(remote, server, "remote")
+    job, answer = run_job(remote, inputs_server, "remote")
     assert answer == [(6040, "")]
     served = remote.server.runtime.channels.served
     events = node_events(remote, job)
@@ -117,7 +94,7 @@ def test_a_job_over_http_gives_the_exact_answer_and_event_log(tmp_path, remote, 
     assert len(remote.server.runtime.channels) == 0  # every attempt's token is gone
 
     with _master(tmp_path, "inprocess") as local:  # its DISCO_PORT while it runs
-        local_job, local_answer = run_job(local, server, "local")
+        local_job, local_answer = run_job(local, inputs_server, "local")
         assert local.server.runtime.channels.served == {}  # nothing used HTTP there
         local_events = node_events(local, local_job)
     assert local_answer == answer
@@ -255,13 +232,13 @@ def secured(tmp_path) -> Iterator[EmbeddedMaster]:
     poll_for(lambda: not (child_pids() - before), 5.0, "worker processes to exit")
 
 
-def test_the_route_needs_the_cluster_token(secured, server):
+def test_the_route_needs_the_cluster_token(secured, inputs_server):
     body = json.dumps({"token": "nope", "op": "event", "message": "x"}).encode()
     status, text = post(secured, body)
     assert status == 401 and auth.HEADER in text
     status, _ = post(secured, body, {auth.HEADER: TOKEN})
     assert status == 404  # past the check: no such attempt
     # the nodes send the token: pack fetch and channel pass, the job is exact
-    job, answer = run_job(secured, server, "secured")
+    job, answer = run_job(secured, inputs_server, "secured")
     assert answer == [(6040, "")]
     assert secured.server.runtime.channels.served["event"] == len(node_events(secured, job))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +18,6 @@ from disco.core import Disco, result_iterator
 from disco.embedded import EmbeddedMaster
 from disco.error import JobError
 from disco.job import Job
-from disco.test import FailedReply, TestServer
 from tests.conftest import child_pids, poll_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -46,30 +44,6 @@ def master(tmp_path) -> Iterator[EmbeddedMaster]:
     with EmbeddedMaster(root=tmp_path / "disco", nodes=[("localhost", 2)]) as m:
         yield m
     poll_for(lambda: not (child_pids() - before), 5.0, "worker processes to exit")
-
-
-@pytest.fixture
-def server() -> Iterator[TestServer]:
-    """``disco.test``'s server: paths with ``fail`` answer 500, ``flaky-<n>-<x>`` answer
-    500 to the first ``n`` requests, a number ``k`` answers ``k*10``."""
-    counts: dict[str, int] = {}
-    lock = threading.Lock()
-
-    def serve(path: str) -> str:
-        if "fail" in path:
-            raise FailedReply()
-        if path.startswith("flaky-"):
-            with lock:
-                counts[path] = counts.get(path, 0) + 1
-                if counts[path] <= int(path.split("-")[1]):
-                    raise FailedReply()
-            return "flaky line\n"
-        return "%d\n" % (int(path) * 10)
-
-    srv = TestServer.create(("127.0.0.1", 0), serve)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def closed_port() -> int:
@@ -122,11 +96,11 @@ def test_missing_input_fails_the_job_at_once(master, tmp_path, which) -> None:
 
 
 # -- a failure that can pass is retried quickly, and shown ---------------------------------------
-def test_passing_failure_is_retried_quickly_and_shown(master, server, capsys) -> None:
+def test_passing_failure_is_retried_quickly_and_shown(master, inputs_server, capsys) -> None:
     """A server that answers 500 twice, then the data: retried with short waits (the
     first within 1 s), each retry shown with its reason by ``wait()`` (events on the
     console of ``show``/``DISCO_EVENTS``, and the status line)."""
-    url = server.urls(["flaky-2-a"])[0][0]
+    url = inputs_server.urls(["flaky-2-a"])[0][0]
     job = Job(master=master.url).run(input=[url], map=line_map)
     results = job.wait(poll_interval=0.1, timeout=60, show="nocolor")
     assert list(result_iterator(results)) == [(b"flaky line\n", 1)]  # http lines: bytes
@@ -148,12 +122,12 @@ def test_passing_failure_is_retried_quickly_and_shown(master, server, capsys) ->
 
 
 # -- redundant inputs: a dead replica costs at most a second ------------------------------------
-def test_redundant_inputs_move_to_the_next_replica_at_once(master, server) -> None:
+def test_redundant_inputs_move_to_the_next_replica_at_once(master, inputs_server) -> None:
     """Issue 11.6, with 0.5's test input: replicas answering 500 are skipped at once;
     no task is retried."""
     inputs = ["1", ["2_fail", "2_still_fail", "200"], "3", ["4_fail", "400"]]
-    urls = server.urls(inputs)
-    assert urls[1] == ["%s/%s" % (server.address, p) for p in inputs[1]]
+    urls = inputs_server.urls(inputs)
+    assert urls[1] == ["%s/%s" % (inputs_server.address, p) for p in inputs[1]]
     job = Job(master=master.url).run(input=urls, map=int_map, reduce=sum_reduce)
     assert list(result_iterator(job.wait(poll_interval=0.1, timeout=60))) == [(6040, "")]
     events = texts(master, job)
@@ -166,9 +140,9 @@ def test_redundant_inputs_move_to_the_next_replica_at_once(master, server) -> No
     assert len(durations) == 4 and max(durations) < 5.0, durations  # 2 dead replicas: <= 2 s
 
 
-def test_every_replica_dead_is_retried_with_backoff(master, server) -> None:
+def test_every_replica_dead_is_retried_with_backoff(master, inputs_server) -> None:
     max_failures(master, 2)
-    urls = server.urls([["2_fail", "2_still_fail"]])
+    urls = inputs_server.urls([["2_fail", "2_still_fail"]])
     job = Job(master=master.url).run(input=urls, map=int_map)
     with pytest.raises(JobError) as info:
         job.wait(poll_interval=0.1, timeout=60)

@@ -12,22 +12,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import threading
-import time
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from disco.core import Disco, result_iterator
+from disco.core import Disco
 from disco.embedded import EmbeddedMaster
 from disco.error import JobError
-from disco.job import Job
 from tests.conftest import child_pids, poll_for
-from tests.e2e.retry_funcs import slow_map
 from tests.master.packs import make_pack, v2_dict, with_compression_method
 from tests.master.test_api import Client
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
+import retry_gap  # noqa: E402  (its job and killer: the benchmark measures the same gaps)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -80,60 +79,12 @@ def retry_delays(master: EmbeddedMaster, job: Any) -> list[tuple[str, str, int, 
     return found
 
 
-class Killer(threading.Thread):
-    """SIGKILLs the first ``count`` workers that leave a pid file (distinct inputs)."""
-
-    def __init__(self, piddir: str, count: int) -> None:
-        super().__init__(daemon=True)
-        self.piddir, self.count = piddir, count
-        self.killed: dict[str, int] = {}  # input -> pid
-        self.killed_at: dict[str, float] = {}  # input -> time.time() of the kill
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while len(self.killed) < self.count and not self.stop.is_set():
-            for name in sorted(os.listdir(self.piddir)):
-                if name.endswith(".tmp"):
-                    continue
-                line, _, pid = name.rpartition("-")
-                if line not in self.killed and len(self.killed) < self.count:
-                    try:
-                        os.kill(int(pid), signal.SIGKILL)
-                    except ProcessLookupError:
-                        continue
-                    self.killed_at[line] = time.time()
-                    self.killed[line] = int(pid)
-            time.sleep(0.005)
-
-    def restart_gaps(self) -> dict[str, float]:
-        """input -> seconds from the kill to the start its next attempt recorded."""
-        gaps = {}
-        for name in os.listdir(self.piddir):
-            line, _, pid = name.rpartition("-")
-            if line in self.killed and int(pid) != self.killed[line]:
-                with open(os.path.join(self.piddir, name)) as f:
-                    gaps[line] = float(f.read()) - self.killed_at[line]
-        return gaps
-
-
 def run_slow_job(
     master: EmbeddedMaster, piddir: str, kills: int, inputs: int = 10, seconds: float = 1.0
-) -> tuple[Any, Killer]:
-    os.makedirs(piddir)
-    killer = Killer(piddir, kills)
-    killer.start()
-    job = Job(master=master.url).run(
-        input=["raw://%d" % i for i in range(inputs)],
-        map=slow_map,
-        params={"piddir": piddir, "seconds": seconds},
-    )
-    try:
-        results = job.wait(poll_interval=0.2, timeout=180)
-    finally:
-        killer.stop.set()
-        killer.join(5)
-    assert sorted(result_iterator(results)) == sorted(("%d" % i, 1) for i in range(inputs))
-    return job, killer
+) -> tuple[Any, retry_gap.Killer]:
+    """``inputs`` inputs of ``seconds``; the first attempts of ``kills`` inputs are
+    SIGKILLed (``benchmarks/retry_gap.py``'s job and killer); the answer is checked."""
+    return retry_gap.run_job(master.url, piddir, kills, seconds, inputs)
 
 
 # -- a crashed or killed worker is retried at once ----------------------------------------------
@@ -176,7 +127,7 @@ def test_a_killed_workers_task_restarts_within_1s(tmp_path) -> None:
         job, killer = run_slow_job(m, str(tmp_path / "pids"), kills=3, inputs=3, seconds=0.3)
         delays = {task: s for task, _h, _n, s in retry_delays(m, job)}
     poll_for(lambda: not (child_pids() - before), 5.0, "worker processes to exit")
-    gaps = killer.restart_gaps()
+    gaps = retry_gap.gaps(killer, str(tmp_path / "pids"))
     print("kill -> restart gaps (s): %s; chosen delays: %s" % (gaps, delays))
     assert sorted(gaps) == ["0", "1", "2"]
     for line, gap in gaps.items():

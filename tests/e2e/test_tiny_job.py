@@ -40,7 +40,7 @@ def test_embedded_master_adopts_a_zygote_started_before_it(tmp_path) -> None:
     before = child_pids()
     with EmbeddedMaster(tmp_path / "root") as m:
         backend = m.server.backend
-        zygote = backend._zygote
+        zygote = backend.runner.zygotes.current
         # adopted at construction, not started by the first task
         assert zygote is not None and zygote.alive
         assert "disco.node.zygote_process" in _cmdline(zygote.pid)
@@ -50,7 +50,7 @@ def test_embedded_master_adopts_a_zygote_started_before_it(tmp_path) -> None:
         job = Job(master=m.url).run(input=["raw://a", "raw://b"], map=parent_map)
         parents = dict(result_iterator(job.wait(timeout=60)))
         assert parents == {"a": zygote.pid, "b": zygote.pid}  # forked from that zygote
-        assert backend._zygote is zygote
+        assert backend.runner.zygotes.current is zygote
     poll_for(lambda: not (child_pids() - before), 5.0, "the zygote and workers to exit")
 
 
@@ -97,7 +97,7 @@ _EMBEDDED = textwrap.dedent(
     """
     from disco.embedded import EmbeddedMaster
     with EmbeddedMaster() as m:
-        adopted = m.server.backend._zygote.pid
+        adopted = m.server.backend.runner.zygotes.current.pid
     assert Probe.seen == [adopted], (Probe.seen, adopted)
     """
 )

@@ -54,18 +54,24 @@ def on_loop(m: EmbeddedMaster, coro: Any) -> Any:
     return asyncio.run_coroutine_threadsafe(coro, m._loop).result(30)
 
 
-def start_held_wordcount(m: EmbeddedMaster, tmp_path) -> tuple[Job, str, str]:
-    """The word count, its map stage done on both nodes and its 2 reduces started."""
-    started, go = tmp_path / "started", tmp_path / "go"
-    started.mkdir()
-    job = Job(master=m.url).run(
+def run_wordcount(m: EmbeddedMaster, started: str, go: str) -> Job:
+    """The word count of ``INPUTS``; each reduce leaves a file in ``started``, then
+    waits for the file ``go``."""
+    return Job(master=m.url).run(
         input=INPUTS,
         map=words_map,
         reduce=gated_count_reduce,
         partitions=2,
         sort=False,
-        params={"started": str(started), "go": str(go)},
+        params={"started": started, "go": go},
     )
+
+
+def start_held_wordcount(m: EmbeddedMaster, tmp_path) -> tuple[Job, str, str]:
+    """The word count, its map stage done on both nodes and its 2 reduces started."""
+    started, go = tmp_path / "started", tmp_path / "go"
+    started.mkdir()
+    job = run_wordcount(m, str(started), str(go))
     poll_for(lambda: len(os.listdir(started)) >= 2, 120, "both reduces to start")
     texts = events(m, job.name)
     for host in (KEPT, LOST):
@@ -182,14 +188,7 @@ def test_node_gone_while_reduces_run_then_back(tmp_path, how: str) -> None:
             on_loop(m, backend.start_data_server(LOST))
         make_gone(m, how, False)
         poll_for(lambda: Disco(m.url).nodeinfo()[LOST]["connected"], 30, "the node to be back")
-        again = Job(master=m.url).run(
-            input=INPUTS,
-            map=words_map,
-            reduce=gated_count_reduce,
-            partitions=2,
-            sort=False,
-            params={"started": started, "go": go},
-        )
+        again = run_wordcount(m, started, go)
         results = again.wait(poll_interval=0.1, timeout=180)
         assert sorted((k, int(v)) for k, v in result_iterator(results)) == expected()
         assert any(t.endswith(" assigned to %s" % LOST) for t in events(m, again.name))

@@ -47,7 +47,7 @@ def test_forked_worker_has_the_exec_environment(master):
 def test_a_dead_zygote_is_replaced_and_jobs_still_run(master):
     run_report(master)  # the zygote is up
     backend = master.server.backend
-    zygote = backend._zygote
+    zygote = backend.runner.zygotes.current
     assert zygote is not None and zygote.alive
     os.kill(zygote._proc.pid, signal.SIGKILL)
     _job, got = run_report(master)

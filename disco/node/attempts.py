@@ -1,0 +1,164 @@
+"""Running the task attempts of a node: the part every node runtime shares.
+
+Owns: preparing an attempt (the job home, then the zygote, only for our standard
+launcher), running it with ``disco.node.runner.run_worker``, killing it (cancel the
+caller, or ``kill(key)``) and killing all at ``close()``.  Used by the local backend (one
+runner, one zygote and one worker registry for all its simulated hosts) and by
+``disco.node.service.NodeService`` (one host's runtime in a Dask worker process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from disco.backends.base import TaskChannel, TaskFailed, TaskResult, TaskSpec
+from disco.node.jobhome import JobHomeError, ensure_jobhome, safe_member_path
+from disco.node.orphans import WorkerRegistry
+from disco.node.runner import WorkerLimits, is_standard_launcher, jobhome_failed, run_worker
+from disco.node.zygote import Zygote, ZygoteHolder
+
+logger = logging.getLogger(__name__)
+
+Prepared = tuple[str, Zygote | None]  # the job home, the zygote to fork the worker from
+
+
+def attempt_key(spec: TaskSpec) -> str:
+    """The name of an attempt on its node: ``<job>:<stage>:<taskid>:<attempt>``."""
+    return "%s:%s:%d:%d" % (spec.jobname, spec.stage, spec.taskid, spec.attempt)
+
+
+async def prepare_attempt(
+    spec: TaskSpec,
+    zygotes: ZygoteHolder,
+    ensure: Callable[[TaskSpec], Awaitable[str]] = ensure_jobhome,
+) -> Prepared | TaskFailed:
+    """The job home (``ensure``), then the zygote if the job's worker is our standard
+    launcher (any other worker starts with ``/bin/sh``)."""
+    try:
+        jobhome = await ensure(spec)
+    except JobHomeError as exc:
+        return jobhome_failed(exc)
+    worker = safe_member_path(jobhome, spec.worker)
+    zygote = None
+    if worker is not None and is_standard_launcher(worker):
+        zygote = await zygotes.get()
+    return jobhome, zygote
+
+
+class AttemptRunner:
+    """Runs a node's attempts (see the module docstring).
+
+    ``ensure``: how the job home is prepared (``ensure_jobhome``, or
+    ``ensure_jobhome_locked`` where several processes share the host's job homes).
+    ``timed_start``: the preparation must end within ``limits.start_timeout`` (else the
+    attempt fails; the preparation then finishes in the background).  ``closed_text``:
+    the failure of an attempt killed, or refused, because the node closes (``%s``: host).
+    """
+
+    def __init__(
+        self,
+        registry: WorkerRegistry,
+        zygotes: ZygoteHolder,
+        *,
+        limits: WorkerLimits | None = None,
+        ensure: Callable[[TaskSpec], Awaitable[str]] = ensure_jobhome,
+        timed_start: bool = False,
+        closed_text: str = "Node %s is shutting down",
+    ) -> None:
+        self.registry = registry
+        self.zygotes = zygotes
+        self.limits = limits or WorkerLimits()
+        self.ensure = ensure
+        self.timed_start = timed_start
+        self.closed_text = closed_text
+        self.attempts: dict[str, asyncio.Task[TaskResult]] = {}  # by attempt_key
+        self._running: set[asyncio.Task[TaskResult]] = set()
+        self._preparing: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    def _closed_failure(self, spec: TaskSpec) -> TaskFailed:
+        return TaskFailed("error", self.closed_text % spec.host)
+
+    async def run(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
+        """Prepare, then run the worker; cancelling the caller (or ``kill``) kills it."""
+        if self._closed:
+            return self._closed_failure(spec)
+        key = attempt_key(spec)
+        task = asyncio.create_task(self._run(spec, channel), name="disco-attempt-%s" % key)
+        self._running.add(task)
+        self.attempts[key] = task
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # Our caller was cancelled (kill): stop the attempt, wait for the kill.
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+        finally:
+            self._running.discard(task)
+            if self.attempts.get(key) is task:
+                del self.attempts[key]
+
+    async def _run(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
+        try:
+            if self.timed_start:
+                prepared = await self._prepare_in_time(spec)
+            else:
+                prepared = await self._prepare(spec)
+            if isinstance(prepared, TaskFailed):
+                return prepared
+            jobhome, zygote = prepared
+            return await run_worker(
+                spec, channel, jobhome, limits=self.limits, zygote=zygote, registry=self.registry
+            )
+        except asyncio.CancelledError:
+            if self._closed:  # killed by close(), not by our caller
+                return self._closed_failure(spec)
+            raise
+
+    async def _prepare(self, spec: TaskSpec) -> Prepared | TaskFailed:
+        return await prepare_attempt(spec, self.zygotes, self.ensure)
+
+    async def _prepare_in_time(self, spec: TaskSpec) -> Prepared | TaskFailed:
+        """The job home and the zygote within ``start_timeout`` (M 8.8: ``Worker did not
+        start in 60s at <host>``).  The preparation is never cut short: it holds the job
+        home lock until the extraction is complete, so on a timeout (or a kill) it
+        finishes in the background and the next attempt finds the job home ready."""
+        prepare = asyncio.create_task(self._prepare(spec))
+        self._preparing.add(prepare)
+        prepare.add_done_callback(self._prepared)
+        done, _ = await asyncio.wait({prepare}, timeout=self.limits.start_timeout)
+        if not done:
+            return TaskFailed(
+                "error",
+                "Worker did not start in %gs at %s" % (self.limits.start_timeout, spec.host),
+            )
+        return prepare.result()
+
+    def _prepared(self, task: asyncio.Task[Any]) -> None:
+        self._preparing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.debug("job home preparation failed: %s", task.exception())
+
+    async def kill(self, key: str) -> bool:
+        """Kill the attempt ``key`` if it runs here and wait until it is gone."""
+        task = self.attempts.get(key)
+        if task is None:
+            return False
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return True
+
+    async def close(self) -> None:
+        """Refuse new attempts, kill the running ones, stop the zygote."""
+        self._closed = True
+        self.zygotes.stop()
+        for tasks in (self._running, self._preparing):
+            pending = list(tasks)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.zygotes.close()
