@@ -16,7 +16,7 @@ from disco.core import result_iterator
 from disco.job import Job
 from tests.backends import dask_jobs as jobs
 from tests.backends.test_dask_backend import assignments, word_count
-from tests.conftest import child_pids, dask_master, poll_for
+from tests.conftest import child_pids, dask_master, poll_for, start_dask_cluster
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(300)]
 
@@ -72,11 +72,12 @@ def test_blacklisting_a_dask_node_keeps_new_tasks_off_it(on_dask: Any) -> None:
 def test_a_config_table_row_overrides_the_max_workers_of_a_dask_host(on_dask: Any) -> None:
     disco = on_dask.disco
     assert disco.nodeinfo()["127.0.0.3"]["max_workers"] == 2  # its Dask threads
-    disco.set_config([["127.0.0.3", "1"]])
+    disco.set_config([["127.0.0.3", "1"], ["127.0.0.9", "5"]])
     info = disco.nodeinfo()
     assert info["127.0.0.3"]["max_workers"] == 1  # the row
     assert info["127.0.0.2"]["max_workers"] == 4  # no row: its Dask threads
-    assert disco.get_config() == [["127.0.0.3", "1"]]
+    assert "127.0.0.9" not in info  # a row does not make a node: no Dask worker there
+    assert disco.get_config() == [["127.0.0.3", "1"], ["127.0.0.9", "5"]]
 
     job = word_count(on_dask, "DaskOneSlot", 12, delay=1.0)
     assert counts(job) == jobs.expected_counts(12)
@@ -102,3 +103,34 @@ def test_the_web_pages_data_lists_the_dask_hosts(on_dask: Any) -> None:
     assert get_json(on_dask.url + "/disco/ctrl/get_blacklist") == ["127.0.0.3"]
     assert get_json(on_dask.url + "/disco/ctrl/nodeinfo")["127.0.0.3"]["blacklisted"]
     on_dask.disco.whitelist("127.0.0.3")
+
+
+def test_a_blacklisted_dask_host_that_leaves_and_comes_back_is_still_blacklisted(
+    tmp_path: Path,
+) -> None:
+    cluster = start_dask_cluster(tmp_path / "dask", ["127.0.0.2", "127.0.0.3"])
+    try:
+        master = dask_master(tmp_path / "disco", cluster)
+        try:
+            master.disco.blacklist("127.0.0.3")
+            for worker in cluster.workers_on("127.0.0.3"):
+                worker.kill()
+            poll_for(
+                lambda: not master.disco.nodeinfo().get("127.0.0.3", {}).get("connected"),
+                30.0,
+                "127.0.0.3 to leave",
+            )
+            cluster.add_worker("127.0.0.3")
+            poll_for(
+                lambda: master.disco.nodeinfo().get("127.0.0.3", {}).get("connected"),
+                60.0,
+                "127.0.0.3 to come back",
+            )
+            assert master.disco.nodeinfo()["127.0.0.3"]["blacklisted"] is True
+            job = word_count(master, "DaskBackBlack", 6, delay=0.2)
+            assert counts(job) == jobs.expected_counts(6)
+            assert {h for _, h in assignments(master, job.name)} == {"127.0.0.2"}
+        finally:
+            master.stop()
+    finally:
+        cluster.stop()
