@@ -187,12 +187,16 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     cluster.stop()
 
 
-def dask_master(root: Path, cluster: Any, hosts: set[str] | None = None) -> EmbeddedMaster:
-    """An embedded master on the Dask cluster, once its nodes are ``hosts`` (default: the
-    hosts of the cluster's live workers)."""
+def dask_master(
+    root: Path, cluster: Any, hosts: set[str] | None = None, settings: dict[str, str] | None = None
+) -> EmbeddedMaster:
+    """An embedded master on the Dask cluster (with ``settings`` more), once its nodes are
+    ``hosts`` (default: the hosts of the cluster's live workers)."""
     wanted = hosts or {w.host for w in cluster.workers if w.alive}
     m = EmbeddedMaster(
-        root=root, retry_delay=0.0, settings={"DISCO_DASK_SCHEDULER": cluster.address}
+        root=root,
+        retry_delay=0.0,
+        settings={**(settings or {}), "DISCO_DASK_SCHEDULER": cluster.address},
     ).start()
     try:
         poll_for(

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 POLL_INTERVAL = 1.0  # seconds between two looks at the scheduler's workers
 STATUS_INTERVAL = 5.0  # seconds between two collections of the nodes' disk figures
 RUN_TIMEOUT = 30.0  # seconds a client.run on workers (kill, status, purge) may take
+CONNECT_TIMEOUT = 20.0  # seconds the master tries to reach the scheduler at start-up
 
 
 class DaskBackend:
@@ -49,6 +50,7 @@ class DaskBackend:
         auth: AuthPolicy | None = None,
         use_zygote: bool = True,
         poll_interval: float = POLL_INTERVAL,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         self.scheduler = scheduler
         self.disco_port = disco_port
@@ -56,6 +58,7 @@ class DaskBackend:
         self.auth = auth or AuthPolicy()
         self.use_zygote = use_zygote
         self.poll_interval = poll_interval
+        self.connect_timeout = connect_timeout
         self.client: Any = None
         self._workers: dict[str, list[str]] = {}  # host -> worker addresses
         self._threads: dict[str, int] = {}  # host -> Dask threads
@@ -74,9 +77,13 @@ class DaskBackend:
 
         try:
             self.client = await Client(
-                self.scheduler, asynchronous=True, name="disco-master", set_as_default=False
+                self.scheduler,
+                asynchronous=True,
+                name="disco-master",
+                set_as_default=False,
+                timeout=self.connect_timeout,
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not a scheduler address
             raise OSError(
                 "cannot connect to the Dask scheduler %s (DISCO_DASK_SCHEDULER): %s"
                 % (self.scheduler, exc)

@@ -25,6 +25,10 @@ from disco.settings import DiscoSettings
 logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 30.0
+# More for a master on a Dask cluster: distributed's imports and the connection to the
+# scheduler (disco.backends.dask.CONNECT_TIMEOUT), so a scheduler that does not answer
+# ends as the master's own error naming DISCO_DASK_SCHEDULER, not as "no answer".
+DASK_START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
 # Masters started by this process: kept so they are reaped (no zombies, no
@@ -105,7 +109,12 @@ class Master:
                 **_user_args(user),
             )
         _children[proc.pid] = proc
-        deadline = time.monotonic() + START_TIMEOUT
+        timeout = (
+            DASK_START_TIMEOUT
+            if str(self.settings["DISCO_DASK_SCHEDULER"]).strip()
+            else START_TIMEOUT
+        )
+        deadline = time.monotonic() + timeout
         while not self.answers():
             code = proc.poll()
             if code is not None:
@@ -117,7 +126,7 @@ class Master:
                 _terminate(proc.pid)
                 raise DiscoError(
                     "Failed to start %s: no answer at %s after %.0fs; see %s%s"
-                    % (self, self.url, START_TIMEOUT, self.logfile, _tail(self.logfile))
+                    % (self, self.url, timeout, self.logfile, _tail(self.logfile))
                 )
             time.sleep(0.05)
         if self.pid != proc.pid:

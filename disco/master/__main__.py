@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
             f.write("%d\n" % os.getpid())
     try:
         asyncio.run(_serve(settings, host, port))
+    except OSError as exc:  # cannot bind, no Dask scheduler at DISCO_DASK_SCHEDULER, ...
+        logger.error("cannot start the master: %s", exc)
+        return 1
     finally:
         if args.pidfile:
             try:

@@ -17,7 +17,7 @@ from disco.core import result_iterator
 from disco.job import Job
 from disco.util import parse_dir
 from tests.backends import dask_jobs as jobs
-from tests.conftest import dask_master, poll_for, start_dask_cluster
+from tests.conftest import child_pids, dask_master, poll_for, start_dask_cluster
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(300)]
 
@@ -208,3 +208,20 @@ def test_another_process_of_the_host_takes_over_its_data_when_the_server_dies(
         assert sorted(map(str, result_iterator(results))) == words
     finally:
         master.stop()
+
+
+def test_a_master_whose_scheduler_does_not_answer_fails_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    from disco.embedded import EmbeddedMaster
+    from tests.conftest import free_port
+
+    before = child_pids()
+    address = "tcp://127.0.0.1:%d" % free_port()  # nothing listens there
+    master = EmbeddedMaster(root=tmp_path / "disco", settings={"DISCO_DASK_SCHEDULER": address})
+    with pytest.raises(OSError) as exc:
+        master.start()
+    assert "DISCO_DASK_SCHEDULER" in str(exc.value) and address in str(exc.value)
+    # nothing left behind: its worker zygote is gone
+    poll_for(lambda: not (child_pids() - before), 30.0, "the failed master's processes to exit")
+    assert master.server is None

@@ -3,6 +3,7 @@ are the hosts of a real Dask cluster on loopback."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from disco.core import Disco, result_iterator
 from disco.job import Job
 from disco.settings import DiscoSettings
 from tests.backends import dask_jobs as jobs
-from tests.conftest import clean_disco_env, poll_for
+from tests.conftest import clean_disco_env, free_port, poll_for
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(300)]
 
@@ -23,11 +24,15 @@ def connected(disco: Disco) -> set[str]:
     return {h for h, n in disco.nodeinfo().items() if n["connected"]}
 
 
-@pytest.mark.parametrize("how", ["option", "setting"])
+@pytest.mark.parametrize("how", ["option", "setting", "settings_file"])
 def test_disco_start_on_a_dask_cluster(
     how: str, dask_cluster: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any
 ) -> None:
     extra = {"DISCO_DASK_SCHEDULER": dask_cluster.address} if how == "setting" else {}
+    if how == "settings_file":  # DISCO_SETTINGS_FILE, as on a machine set up once
+        path = tmp_path / "settings.py"
+        path.write_text("DISCO_DASK_SCHEDULER = %r\n" % dask_cluster.address)
+        extra = {"DISCO_SETTINGS_FILE": str(path)}
     clean_disco_env(monkeypatch, tmp_path, **extra)
     args = ["start", "--dask", dask_cluster.address] if how == "option" else ["start"]
     try:
@@ -47,3 +52,42 @@ def test_disco_start_on_a_dask_cluster(
         master = Master(DiscoSettings())
         if master.running:
             master.stop()
+
+
+def session_members(sid: int) -> set[int]:
+    """Live processes of the session ``sid`` (the daemon starts a new session)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry, "rb") as f:
+                    fields = f.read().decode("ascii", "replace").rsplit(")", 1)[-1].split()
+            except OSError:
+                continue
+            if len(fields) > 3 and fields[0] != "Z" and int(fields[3]) == sid:
+                found.add(int(entry))
+    return found
+
+
+def test_disco_start_with_a_scheduler_that_does_not_answer_fails_clearly(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any
+) -> None:
+    from disco.cli import daemon
+
+    clean_disco_env(monkeypatch, tmp_path)
+    address = "tcp://127.0.0.1:%d" % free_port()  # nothing listens there
+    known = set(daemon._children)
+    try:
+        assert main(["start", "--dask", address]) == 1
+    finally:
+        master = Master(DiscoSettings())
+        if master.running:
+            master.stop()
+    err = capsys.readouterr().err
+    # the master gave up by itself (its connect timeout, before the daemon's deadline),
+    # with an error naming the setting and the address
+    assert "exited with status 1" in err, err
+    assert "DISCO_DASK_SCHEDULER" in err and address in err, err
+    # and left nothing behind: no process of its session (its worker zygote) lives on
+    (pid,) = set(daemon._children) - known
+    poll_for(lambda: not session_members(pid), 30.0, "the failed master's processes to exit")
