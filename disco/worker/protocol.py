@@ -1,0 +1,210 @@
+"""The worker side of the worker protocol (master-api.md 8): requests on the process's
+real stderr, replies read from stdin, printed text turned into MSG.
+
+``WorkerProtocol`` holds the ``Worker`` classmethods that talk to the master (``exchange``,
+``send``, ``get_task``, ``get_inputs``, ``get_input``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from disco.error import DataError, DiscoError
+from disco.worker.inputs import IDedInput
+
+DISCO_WORKER_MAX_TIME = 24 * 60 * 60
+#: The worker gives up waiting for a reply after this many seconds (master-api.md 8.8).
+REPLY_TIMEOUT = 3 * DISCO_WORKER_MAX_TIME
+#: Protocol version sent in WORKER (master-api.md 8.3).
+PROTOCOL_VERSION = "1.1"
+
+
+class ProtocolError(DiscoError):
+    """The master's side of the worker protocol broke (EOF, garbage, timeout)."""
+
+
+# -- protocol I/O (master-api.md 8.2) ------------------------------------------------------
+class _ReplyReader:
+    """Reads ``<TYPE> SP <LEN> SP <JSON> LF`` replies from a file descriptor."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = bytearray()
+
+    def _fill(self, deadline: float) -> None:
+        import select
+
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ProtocolError("No reply from the master in %d seconds" % REPLY_TIMEOUT)
+        ready, _, _ = select.select([self.fd], [], [], remaining)
+        if ready:
+            data = os.read(self.fd, 65536)
+            if not data:
+                raise ProtocolError("The master closed the worker's stdin")
+            self.buf += data
+
+    def _until_space(self, deadline: float, limit: int) -> bytes:
+        while True:
+            pos = self.buf.find(b" ", 0, limit + 1)
+            if pos >= 0:
+                field = bytes(self.buf[:pos])
+                del self.buf[: pos + 1]
+                return field
+            if len(self.buf) > limit:
+                raise ProtocolError("Malformed reply from the master: %r" % bytes(self.buf[:40]))
+            self._fill(deadline)
+
+    def read(self, timeout: float) -> tuple[str, Any]:
+        deadline = time.monotonic() + timeout
+        rtype = self._until_space(deadline, 10).decode("ascii", "replace")
+        size = self._until_space(deadline, 20)
+        if not size.isdigit():
+            raise ProtocolError("Malformed reply length from the master: %r" % size)
+        need = int(size) + 1
+        while len(self.buf) < need:
+            self._fill(deadline)
+        body = bytes(self.buf[:need])
+        del self.buf[:need]
+        if body[-1:] != b"\n":
+            raise ProtocolError("Reply from the master is not terminated by a newline")
+        try:
+            return rtype, json.loads(body[:-1].decode("utf-8"))
+        except ValueError as e:
+            raise ProtocolError("Reply from the master is not JSON: %s" % e)
+
+
+_reader = _ReplyReader(0)
+_lock = threading.RLock()
+
+
+class MessageWriter:
+    """Stands in for ``sys.stdout``/``sys.stderr`` in a task: printed text becomes MSG.
+
+    Text is sent when a line is complete (or on ``flush``), so ``print("a", "b")`` is
+    one message ``a b`` rather than 0.5's one message per ``write`` call (which made
+    a single print cost several of the few messages per second the master allows).
+    Blank messages are dropped.
+    """
+
+    encoding = "utf-8"
+    errors = "replace"
+
+    def __init__(self, worker: Any) -> None:
+        self.worker = worker
+        self.pending = ""
+
+    def write(self, data: str | bytes) -> int:
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+        self.pending += text
+        if "\n" in text:
+            complete, _, self.pending = self.pending.rpartition("\n")
+            self._send(complete)
+        return len(data)
+
+    def _send(self, text: str) -> None:
+        if text.strip():
+            self.worker.send("MSG", text.strip())
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        text, self.pending = self.pending, ""
+        self._send(text)
+
+
+def wait_for_end() -> None:
+    """After DONE/ERROR/FATAL the master kills us; leave only if stdin closes."""
+    try:
+        while os.read(0, 65536):
+            pass
+    except OSError:
+        pass
+
+
+class WorkerProtocol:
+    """The protocol half of ``disco.worker.Worker`` (master-api.md 8.3)."""
+
+    stderr = sys.stderr  # the real stderr: the protocol channel to the master
+
+    @classmethod
+    def exchange(cls, type: str, payload: Any = "") -> tuple[str, Any]:
+        """Send one message; return the reply's ``(type, payload)``."""
+        body = json.dumps(payload)
+        data = ("%s %d %s\n" % (type, len(body.encode("utf-8")), body)).encode("utf-8")
+        with _lock:
+            out = getattr(cls.stderr, "buffer", None)
+            if out is not None:
+                out.write(data)
+                out.flush()
+            else:
+                cls.stderr.write(data.decode("utf-8"))
+                cls.stderr.flush()
+            if type in ("DONE", "ERROR", "FATAL"):
+                return "", None  # no reply: the master kills the worker (8.7)
+            return _reader.read(REPLY_TIMEOUT)
+
+    @classmethod
+    def send(cls, type: str, payload: Any = "") -> Any:
+        """Send one message and return the reply's payload."""
+        return cls.exchange(type, payload)[1]
+
+    @classmethod
+    def get_task(cls) -> Any:
+        from disco.task import Task
+
+        return Task(**cls.send("TASK"))
+
+    @classmethod
+    def get_inputs(
+        cls, done: bool = False, exclude: list[int] | None = None
+    ) -> Iterator[IDedInput]:
+        """The task's inputs as they become known (INPUT ``["exclude", seen]`` polls).
+
+        Unlike 0.5, the ``exclude`` list is not shared between calls, so
+        ``this_inputs()`` after a task read its inputs still lists them all.
+        """
+        seen = list(exclude or ())
+        while True:
+            flag, inputs = cls.send("INPUT", ["exclude", seen])
+            for input_id, _status, label, replicas in inputs:
+                if input_id in seen:
+                    continue
+                seen.append(input_id)
+                if label != "all":
+                    label = int(label)
+                yield IDedInput(
+                    (cls, input_id, label), replicas=[(rid, url) for rid, url in replicas]
+                )
+            if flag == "done":
+                return
+
+    @classmethod
+    def get_input(cls, id: int) -> list[tuple[int, str]]:
+        """Fresh replicas ``[(replica_id, url)]`` of input ``id``."""
+        from disco.fileutils import Wait
+
+        _flag, inputs = cls.send("INPUT", ["include", [id]])
+        for input_id, status, _label, replicas in inputs:
+            if input_id != id:
+                continue
+            if status == "busy":
+                raise Wait()
+            if status == "failed":
+                raise DataError("Can't handle broken input", id)
+            return [(rid, url) for rid, url in replicas]
+        raise DataError("The master did not return input %s" % id, id)

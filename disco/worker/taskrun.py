@@ -1,0 +1,224 @@
+"""Node side of a worker (library.md 17): ``main`` runs one task, ``start`` runs a stage
+with its memory limit and profiling, and the shuffle helpers move a task's inputs to
+its outputs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from disco.worker import report as _report
+from disco.worker.inputs import IDedInput, Input, MergedInput, SerialInput, copy_url, read_index
+from disco.worker.outputs import BaseOutput, Output
+from disco.worker.protocol import PROTOCOL_VERSION, MessageWriter, ProtocolError, wait_for_end
+
+logger = logging.getLogger("disco.worker")
+
+
+def set_active_task(task: Any) -> None:
+    """Make ``task`` this process's ``disco.worker.active_task`` (the package attribute,
+    which job code and 0.5 code read and may set)."""
+    sys.modules["disco.worker"].active_task = task
+
+
+def profile_key(uid: str) -> str:
+    """The OOB key of a task's profile: ``profile-<uid>``, made a valid key (a stage
+    name may hold any character; long ones keep their start and a hash)."""
+    import hashlib
+
+    from disco.oob import MAX_KEY_LENGTH
+    from disco.task import safe_name
+
+    key = safe_name("profile-%s" % uid)
+    if len(key) > MAX_KEY_LENGTH:
+        digest = hashlib.md5(key.encode()).hexdigest()[:8]
+        key = "%s-%s" % (key[: MAX_KEY_LENGTH - 9], digest)
+    return key
+
+
+class TaskRunner:
+    """The task running half of ``disco.worker.Worker`` (run on the nodes)."""
+
+    outputs: dict[Any, BaseOutput]
+    getitem: Any  # disco.worker.Worker.getitem
+    send: Any  # disco.worker.protocol.WorkerProtocol.send
+    get_inputs: Any
+    get_task: Any
+
+    # -- running a task (node side) --------------------------------------------------------
+    def input(self, task: Any, merged: bool = False, **kwds: Any) -> Input:
+        if merged:
+            return MergedInput(self.get_inputs(), task=task, **kwds)
+        return SerialInput(self.get_inputs(), task=task, **kwds)
+
+    def output(self, task: Any, label: Any = None, **kwds: Any) -> Output:
+        """The task's output for ``label`` (opened on first use, then reused)."""
+        if label not in self.outputs:
+            self.outputs[label] = Output(task.output(label=label), **kwds)
+        return self.outputs[label]  # type: ignore[return-value]
+
+    def start(self, task: Any, job: Any, **jobargs: Any) -> None:
+        """Run the task: memory limit, scratch directory, ``run`` (maybe profiled), ``end``."""
+        _apply_memory_limit(getattr(job, "settings", None))
+        task.makedirs()
+        if self.getitem("profile", job, jobargs):
+            self._profiled_run(task, job, jobargs)
+        else:
+            self.run(task, job, **jobargs)
+        self.end(task, job, **jobargs)
+
+    def _profiled_run(self, task: Any, job: Any, jobargs: dict[str, Any]) -> None:
+        # library.md 17.8: the stats of the run go to the job's OOB tag as
+        # "profile-<uid>", which Disco.profile_stats and "disco pstats" merge.
+        import cProfile
+
+        profiler = cProfile.Profile()
+        try:
+            profiler.runcall(self.run, task, job, **jobargs)
+        finally:
+            path = task.path("profile-%s" % task.uid)
+            profiler.dump_stats(path)
+        with open(path, "rb") as f:
+            task.put(profile_key(task.uid), f.read())
+
+    def run(self, task: Any, job: Any, **jobargs: Any) -> None:
+        self.getitem(task.stage, job, jobargs)(task, job, **jobargs)
+
+    def resolve(self, task: Any, job: Any, jobargs: dict[str, Any]) -> None:
+        """On the node, before a stage runs: make ``task`` the active task, resolve every
+        parameter into this dict and check the client's Python version (19.4)."""
+        set_active_task(task)
+        for key in list(self):
+            self[key] = self.getitem(key, job, jobargs)
+        version = "%d.%d" % sys.version_info[:2]
+        if self.get("version", version) != version:
+            from disco.worker.report import check_python_version
+
+            check_python_version({"DISCO_JOB_PYTHON": str(self["version"])})
+
+    def end(self, task: Any, job: Any, **jobargs: Any) -> None:
+        self.send_outputs()
+        self.send("MSG", "Results sent to master")
+
+    # -- shuffle helpers (library.md 9.1, 17.4) --------------------------------------------
+    def labelled_input_map(
+        self, task: Any, inputs: Iterable[IDedInput]
+    ) -> dict[Any, list[list[str]]]:
+        """label -> replica lists of the inputs, index inputs expanded."""
+        from collections import defaultdict
+
+        labelled: dict[Any, list[list[str]]] = defaultdict(list)
+        for input in inputs:
+            locations = input.locations
+            if not locations:
+                continue
+            if all(url.startswith("dir://") for url in locations):
+                for label, url, _size in read_index(locations[0], task):
+                    if input.label in ("all", label):
+                        labelled[label].append([url])
+            else:
+                labelled[input.label].append(locations)
+        return labelled
+
+    def concat_input(
+        self, task: Any, output_label: int, replicas: list[list[str]]
+    ) -> tuple[str, int]:
+        """Concatenate the first replica of each input into the label's output file."""
+        path = task.output_path(output_label)
+        partial = path + ".partial"
+        with open(partial, "wb") as out:
+            for urls in replicas:
+                copy_url(urls[0], out, task)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, path)
+        return path, os.path.getsize(path)
+
+    def send_outputs(self) -> None:
+        """Close every output and report it with OUTPUT ``[label, path, size]``."""
+        for output in self.outputs.values():
+            output.close()
+            self.send("OUTPUT", [output.label, output.path, output.size()])
+
+    @classmethod
+    def main(cls) -> None:
+        """Entry point on the nodes (library.md 17.1): run one task and report it.
+
+        A failure is reported with ERROR (retried) or FATAL (kills the job), chosen by
+        ``disco.worker.report.classify``; the details go to the attempt's report file.
+        """
+        sys.stdout = sys.stderr = MessageWriter(cls)  # type: ignore[assignment]
+        _report.reporter.start()
+        task = None
+        try:
+            cls.send("WORKER", {"pid": os.getpid(), "version": PROTOCOL_VERSION})
+            task = cls.get_task()
+            set_active_task(task)
+            export_task_settings(task)
+            _report.check_python_version()
+            try:
+                job, jobargs = task.jobobjs
+            except Exception as e:
+                raise _report.JobCodeError(
+                    "the job's code could not be loaded on node %s; modules that are "
+                    "imported in ways Disco cannot see can be listed in required_modules"
+                    % task.host
+                ) from e
+            job.worker.start(task, job, **jobargs)
+            sys.stdout.flush()
+            cls.send("DONE")
+        except ProtocolError as e:
+            # Nobody to report to any more.
+            sys.__stderr__.write("disco worker: %s\n" % e)  # type: ignore[union-attr]
+            raise SystemExit(1)
+        except (Exception, SystemExit) as e:
+            severity, failure = _report.classify(e, task)
+            _report.reporter.failed(failure)
+            cls._report("ERROR" if severity == "error" else "FATAL", failure.text())
+        wait_for_end()
+
+    @classmethod
+    def _report(cls, type: str, text: str) -> None:
+        try:
+            sys.stdout.flush()
+            cls.send(type, text)
+        except Exception:
+            raise SystemExit(1)
+
+
+def export_task_settings(task: Any, environ: Any = None) -> None:
+    """Give the task's own master and ports to Disco clients made inside the task.
+
+    Workers start without Disco settings (master-api.md 8.1), so ``DDFS()``, ``Disco()``
+    or a ``disco://`` URL resolved in job code would use the defaults (port 8989).  The
+    TASK reply names the master and the ports: they become the defaults of this process
+    (values the job's environment sets are kept).
+    """
+    environ = os.environ if environ is None else environ
+    values = {
+        "DISCO_MASTER": task.master,
+        "DISCO_PORT": task.disco_port,
+        "DDFS_PUT_PORT": task.put_port,
+    }
+    for key, value in values.items():
+        if value:
+            environ.setdefault(key, str(value))
+
+
+def _apply_memory_limit(settings: Any = None) -> None:
+    """Limit the address space to ``DISCO_WORKER_MAX_MEM`` of the job's (client's)
+    settings (master-api.md 11): ``"N%"`` of RAM, or a size such as ``"512M"``."""
+    from disco.settings import DiscoSettings
+    from disco.sysutil import set_mem_limit
+
+    try:
+        setting = (settings if settings is not None else DiscoSettings())["DISCO_WORKER_MAX_MEM"]
+        nbytes = set_mem_limit(setting)
+    except (ValueError, OSError, KeyError) as e:
+        logger.warning("DISCO_WORKER_MAX_MEM not applied: %s", e)
+        return
+    if nbytes:
+        _report.reporter.memory_limit(nbytes, str(setting))
