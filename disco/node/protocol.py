@@ -1,7 +1,7 @@
-"""The worker protocol on the wire, without I/O (master-api.md 8.2, 8.3, 8.9).
+"""The node side of the worker protocol, without I/O (master-api.md 8.2, 8.3, 8.9).
 
-Owns: the incremental frame parser for ``<TYPE> SP <LENGTH> SP <PAYLOAD> LF`` with the
-limits of 8.2, the encoder for master -> worker messages (compact JSON), the payload
+Owns: the encoder for master -> worker messages (compact JSON; the frames themselves
+are ``disco.framing``'s, shared with the worker side), the payload
 shape checks of every worker -> master message of 8.3, and the MSG rate limiter of 8.9.
 Driving a real worker process (pipes, timeouts, replies) is ``disco.node.runner``'s job.
 """
@@ -13,27 +13,19 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
-MAX_TYPE_BYTES = 10  # 8.2: 10 bytes without a space -> invalid_type
-MAX_PAYLOAD = 100 * 1024 * 1024  # 8.2 / 11.5: 100 MiB
-SUPPORTED_VERSION = "1.1"
+# The frame codec is disco.framing's (shared with the worker side); named here too.
+from disco.framing import (  # noqa: F401
+    MAX_PAYLOAD,
+    MAX_TYPE_BYTES,
+    PROTOCOL_VERSION,
+    Frame,
+    FrameParser,
+    FramingError,
+    FramingReason,
+    encode_frame,
+)
 
-FramingReason = Literal["invalid_type", "invalid_length", "message_too_big", "invalid_body"]
-
-
-class FramingError(Exception):
-    """The byte stream from the worker cannot be parsed any further (8.2, 8.8).
-
-    ``reason`` is one of the four names of 8.8; ``unparsed`` holds the bytes from the
-    start of the broken message on (the beginning of the worker's "last words").
-    """
-
-    def __init__(self, reason: FramingReason, unparsed: bytes) -> None:
-        super().__init__(reason, unparsed)
-        self.reason = reason
-        self.unparsed = unparsed
-
-    def __str__(self) -> str:
-        return "Could not parse worker event: %s" % self.reason
+SUPPORTED_VERSION = PROTOCOL_VERSION
 
 
 class InvalidMessage(Exception):
@@ -47,102 +39,10 @@ class InvalidMessage(Exception):
         return self.message
 
 
-@dataclass(frozen=True)
-class Frame:
-    """One complete message: its type and the raw payload bytes (not yet decoded)."""
-
-    type: str
-    payload: bytes
-
-
-class FrameParser:
-    """Incremental parser for ``<TYPE> SP <LENGTH> SP <PAYLOAD> LF`` (8.2).
-
-    ``feed()`` bytes as they arrive, then call ``next_frame()`` until it returns
-    ``None``.  Once the stream is broken every ``next_frame()`` raises the same
-    ``FramingError``; bytes fed afterwards are kept in ``unparsed``.
-    """
-
-    def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
-        self._max_payload = max_payload
-        self._buf = bytearray()
-        self._error: FramingError | None = None
-
-    def feed(self, data: bytes) -> None:
-        self._buf += data
-
-    @property
-    def in_message(self) -> bool:
-        """True while part of a message has arrived but not all of it."""
-        return bool(self._buf) and self._error is None
-
-    @property
-    def broken(self) -> bool:
-        return self._error is not None
-
-    @property
-    def unparsed(self) -> bytes:
-        """Bytes received but not consumed by a complete message."""
-        return bytes(self._buf)
-
-    def _fail(self, reason: FramingReason) -> FramingError:
-        self._error = FramingError(reason, bytes(self._buf))
-        return self._error
-
-    def next_frame(self) -> Frame | None:
-        """The next complete message, ``None`` if more bytes are needed."""
-        if self._error is not None:
-            self._error.unparsed = bytes(self._buf)
-            raise self._error
-        buf = self._buf
-        if not buf:
-            return None
-        # TYPE: 1..9 bytes before the first space; 10 bytes without one is broken.
-        space = buf.find(b" ", 0, MAX_TYPE_BYTES)
-        if space < 0:
-            if len(buf) >= MAX_TYPE_BYTES:
-                raise self._fail("invalid_type")
-            return None
-        if space == 0:
-            raise self._fail("invalid_type")
-        try:
-            mtype = buf[:space].decode("ascii")
-        except UnicodeDecodeError:
-            raise self._fail("invalid_type") from None
-        # LENGTH: decimal digits up to the next space, value <= max payload.
-        pos = space + 1
-        length = 0
-        ndigits = 0
-        while True:
-            if pos >= len(buf):
-                return None
-            byte = buf[pos]
-            if byte == 0x20:  # space
-                break
-            if not 0x30 <= byte <= 0x39:
-                raise self._fail("invalid_length")
-            length = length * 10 + (byte - 0x30)
-            ndigits += 1
-            if length > self._max_payload:
-                raise self._fail("message_too_big")
-            pos += 1
-        if ndigits == 0:
-            raise self._fail("invalid_length")
-        start = pos + 1
-        end = start + length
-        if len(buf) <= end:  # payload and its LF not all here yet
-            return None
-        if buf[end] != 0x0A:
-            raise self._fail("invalid_body")
-        payload = bytes(buf[start:end])
-        del buf[: end + 1]
-        return Frame(mtype, payload)
-
-
 def encode(mtype: str, payload: Any) -> bytes:
     """A master -> worker message: ``<TYPE> SP <LEN> SP <compact JSON> LF`` (8.2)."""
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return b"%s %d %s\n" % (mtype.encode("ascii"), len(body), body)
+    return encode_frame(mtype, body)
 
 
 # -- worker -> master messages (8.3) --------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 #: ``disco.worker.active_task``.
 active_task: Any = None
 
+from disco.framing import PROTOCOL_VERSION  # noqa: E402
 from disco.worker import protocol as _protocol  # noqa: E402
 from disco.worker import report as _report  # noqa: E402, F401
 from disco.worker import taskrun as _taskrun  # noqa: E402
@@ -44,7 +45,6 @@ from disco.worker.outputs import BaseOutput, Output  # noqa: E402
 from disco.worker.params import Params  # noqa: E402
 from disco.worker.protocol import (  # noqa: E402
     DISCO_WORKER_MAX_TIME,
-    PROTOCOL_VERSION,
     REPLY_TIMEOUT,
     MessageWriter,
     ProtocolError,

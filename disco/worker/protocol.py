@@ -1,5 +1,6 @@
 """The worker side of the worker protocol (master-api.md 8): requests on the process's
-real stderr, replies read from stdin, printed text turned into MSG.
+real stderr, replies read from stdin, printed text turned into MSG.  The frames are
+``disco.framing``'s, the same codec the node side uses.
 
 ``WorkerProtocol`` holds the ``Worker`` classmethods that talk to the master (``exchange``,
 ``send``, ``get_task``, ``get_inputs``, ``get_input``).
@@ -16,13 +17,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from disco.error import DataError, DiscoError
+from disco.framing import FrameParser, FramingError, encode_frame
 from disco.worker.inputs import IDedInput
 
 DISCO_WORKER_MAX_TIME = 24 * 60 * 60
 #: The worker gives up waiting for a reply after this many seconds (master-api.md 8.8).
 REPLY_TIMEOUT = 3 * DISCO_WORKER_MAX_TIME
-#: Protocol version sent in WORKER (master-api.md 8.3).
-PROTOCOL_VERSION = "1.1"
 
 
 class ProtocolError(DiscoError):
@@ -31,11 +31,14 @@ class ProtocolError(DiscoError):
 
 # -- protocol I/O (master-api.md 8.2) ------------------------------------------------------
 class _ReplyReader:
-    """Reads ``<TYPE> SP <LEN> SP <JSON> LF`` replies from a file descriptor."""
+    """Reads the master's replies (``disco.framing`` frames, JSON payloads) from a fd."""
+
+    #: Replies have no size limit of their own (8.2 limits the worker's messages).
+    MAX_REPLY = 10**20 - 1
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.buf = bytearray()
+        self.parser = FrameParser(self.MAX_REPLY)
 
     def _fill(self, deadline: float) -> None:
         import select
@@ -48,34 +51,22 @@ class _ReplyReader:
             data = os.read(self.fd, 65536)
             if not data:
                 raise ProtocolError("The master closed the worker's stdin")
-            self.buf += data
-
-    def _until_space(self, deadline: float, limit: int) -> bytes:
-        while True:
-            pos = self.buf.find(b" ", 0, limit + 1)
-            if pos >= 0:
-                field = bytes(self.buf[:pos])
-                del self.buf[: pos + 1]
-                return field
-            if len(self.buf) > limit:
-                raise ProtocolError("Malformed reply from the master: %r" % bytes(self.buf[:40]))
-            self._fill(deadline)
+            self.parser.feed(data)
 
     def read(self, timeout: float) -> tuple[str, Any]:
         deadline = time.monotonic() + timeout
-        rtype = self._until_space(deadline, 10).decode("ascii", "replace")
-        size = self._until_space(deadline, 20)
-        if not size.isdigit():
-            raise ProtocolError("Malformed reply length from the master: %r" % size)
-        need = int(size) + 1
-        while len(self.buf) < need:
+        while True:
+            try:
+                frame = self.parser.next_frame()
+            except FramingError as e:
+                raise ProtocolError(
+                    "Malformed reply from the master (%s): %r" % (e.reason, e.unparsed[:40])
+                ) from None
+            if frame is not None:
+                break
             self._fill(deadline)
-        body = bytes(self.buf[:need])
-        del self.buf[:need]
-        if body[-1:] != b"\n":
-            raise ProtocolError("Reply from the master is not terminated by a newline")
         try:
-            return rtype, json.loads(body[:-1].decode("utf-8"))
+            return frame.type, json.loads(frame.payload.decode("utf-8"))
         except ValueError as e:
             raise ProtocolError("Reply from the master is not JSON: %s" % e)
 
@@ -144,8 +135,7 @@ class WorkerProtocol:
     @classmethod
     def exchange(cls, type: str, payload: Any = "") -> tuple[str, Any]:
         """Send one message; return the reply's ``(type, payload)``."""
-        body = json.dumps(payload)
-        data = ("%s %d %s\n" % (type, len(body.encode("utf-8")), body)).encode("utf-8")
+        data = encode_frame(type, json.dumps(payload).encode("utf-8"))
         with _lock:
             out = getattr(cls.stderr, "buffer", None)
             if out is not None:

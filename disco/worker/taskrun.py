@@ -10,10 +10,11 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from disco.framing import PROTOCOL_VERSION
 from disco.worker import report as _report
 from disco.worker.inputs import IDedInput, Input, MergedInput, SerialInput, copy_url, read_index
 from disco.worker.outputs import BaseOutput, Output
-from disco.worker.protocol import PROTOCOL_VERSION, MessageWriter, ProtocolError, wait_for_end
+from disco.worker.protocol import MessageWriter, ProtocolError, wait_for_end
 
 logger = logging.getLogger("disco.worker")
 

@@ -15,7 +15,7 @@ import disco.worker
 HOMES_BEFORE_SPLIT = {
     "DISCO_WORKER_MAX_TIME": "disco.worker.protocol",
     "REPLY_TIMEOUT": "disco.worker.protocol",
-    "PROTOCOL_VERSION": "disco.worker.protocol",
+    "PROTOCOL_VERSION": "disco.framing",
     "ProtocolError": "disco.worker.protocol",
     "MessageWriter": "disco.worker.protocol",
     "_ReplyReader": "disco.worker.protocol",
