@@ -38,7 +38,7 @@ def test_worker_requests_are_the_bytes_of_before_and_parse_on_the_node_side(
     assert Channel.send("INPUT", ["exclude", []]) == ["done", [[0, "ok", 0, [[0, "raw://é"]]]]]
     sent = Channel.stderr.buffer.getvalue()  # type: ignore[attr-defined]
     # json.dumps with its default separators, as before the split: the same bytes.
-    assert sent == (b'WORKER 28 {"pid": 7, "version": "1.1"}\nINPUT 17 ["exclude", []]\n')
+    assert sent == (b'WORKER 28 {"pid": 7, "version": "1.1"}\nINPUT 15 ["exclude", []]\n')
     parser = node_protocol.FrameParser()
     parser.feed(sent)
     frames = [parser.next_frame(), parser.next_frame()]
