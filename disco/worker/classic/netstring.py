@@ -1,30 +1,27 @@
 """Netstring dictionaries for external programs' parameters (library.md 10.5).
 
-A dict is ``"<len(k)> <k> <len(v)> <v>\\n"`` per item; ``encode_netstring_fd`` prefixes
-the total length and a newline.  Everything is bytes (str is UTF-8 encoded).
+A dict is ``"<len(k)> <k> <len(v)> <v>\\n"`` per item, the record format of 16.2:
+the items are written by ``disco.fileutils.netstring_record`` and read by
+``disco.worker.task_io.old_netstr_reader``, the one netstring codec.
+``encode_netstring_fd`` prefixes the total length and a newline.  Everything is bytes
+(str is UTF-8 encoded).
 """
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
-from disco.compat import str_to_bytes
+from disco.error import DataError
+from disco.fileutils import netstring_record
 
 
 class NetStringError(Exception):
     """A netstring block could not be parsed."""
 
 
-def _b(x: Any) -> bytes:
-    return x if isinstance(x, bytes) else str_to_bytes(str(x))
-
-
 def encode_netstring_str(d: dict[Any, Any]) -> bytes:
-    out = []
-    for k, v in d.items():
-        kb, vb = _b(k), _b(v)
-        out.append(b"%d %s %d %s\n" % (len(kb), kb, len(vb), vb))
-    return b"".join(out)
+    return b"".join(netstring_record(k, v) for k, v in d.items())
 
 
 def encode_netstring_fd(d: dict[Any, Any]) -> bytes:
@@ -32,27 +29,14 @@ def encode_netstring_fd(d: dict[Any, Any]) -> bytes:
     return b"%d\n%s" % (len(msg), msg)
 
 
-def _field(nstr: bytes, pos: int) -> tuple[bytes, int]:
-    space = nstr.find(b" ", pos)
-    if space < 0 or not nstr[pos:space].isdigit():
-        raise NetStringError("Invalid length at byte %d" % pos)
-    end = space + 1 + int(nstr[pos:space])
-    if end + 1 > len(nstr):
-        raise NetStringError("Truncated netstring at byte %d" % pos)
-    return nstr[space + 1 : end], end + 1  # skip the separator after the field
-
-
 def decode_netstring_str(nstr: bytes) -> dict[str, str]:
     """Parse a block of items (no length prefix) into a dict of str."""
-    out: dict[str, str] = {}
-    pos = 0
-    while pos < len(nstr):
-        key, pos = _field(nstr, pos)
-        value, pos = _field(nstr, pos)
-        if nstr[pos - 1 : pos] != b"\n":
-            raise NetStringError("Missing newline after an item at byte %d" % pos)
-        out[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
-    return out
+    from disco.worker.task_io import old_netstr_reader
+
+    try:
+        return dict(old_netstr_reader(io.BytesIO(nstr), len(nstr), "netstring"))
+    except DataError as e:
+        raise NetStringError(e.msg) from None
 
 
 def decode_netstring_fd(fd: Any) -> dict[str, str]:
