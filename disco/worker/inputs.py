@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from disco.error import DataError
+from disco.locality import local_path
 from disco.worker import report as _report
 
 logger = logging.getLogger("disco.worker")
@@ -62,31 +63,6 @@ class IDedInput(tuple):
 
     def __repr__(self) -> str:
         return "IDedInput(id=%r, label=%r)" % (self.id, self.label)
-
-
-def local_path(url: str, task: Any = None) -> str | None:
-    """The local file behind ``url`` on this node, or ``None`` (master-api.md 9.3)."""
-    if task is None:
-        import disco.worker
-
-        task = disco.worker.active_task
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url if url.startswith("/") else None
-    if scheme == "file":
-        return rest
-    if task is None or scheme not in ("disco", "dir", "http"):
-        return None
-    netloc, _, path = rest.partition("/")
-    host, _, port = netloc.partition(":")
-    if host != task.host:
-        return None
-    if scheme == "http" and str(port) != str(task.disco_port):
-        return None
-    top, _, below = path.partition("/")
-    if top == "ddfs":
-        return os.path.join(task.ddfs_data, below)
-    return os.path.join(task.disco_data, below)
 
 
 class ReplicaIter:

@@ -24,7 +24,7 @@ HOMES_BEFORE_SPLIT = {
     "_wait_for_end": "disco.worker.protocol:wait_for_end",
     "Params": "disco.worker.params",
     "IDedInput": "disco.worker.inputs",
-    "local_path": "disco.worker.inputs",
+    "local_path": "disco.locality",
     "ReplicaIter": "disco.worker.inputs",
     "InputIter": "disco.worker.inputs",
     "Input": "disco.worker.inputs",

@@ -18,7 +18,7 @@ from disco.schemes.file_range import parse_range, range_url
 from disco.worker.classic.func import map_line_reader
 from disco.worker.classic.input_split import (
     line_cuts,
-    local_path,
+    local_file,
     split_inputs,
     splittable,
 )
@@ -142,8 +142,8 @@ def test_a_file_whose_name_looks_like_a_range_is_read_whole(tmp_path: Path) -> N
 def test_only_local_regular_files_by_absolute_path_are_split(tmp_path: Path) -> None:
     path = tmp_path / "text.txt"
     path.write_bytes(TEXT)
-    assert local_path(path.as_uri()) == str(path)
-    assert local_path(str(path)) == str(path)
+    assert local_file(path.as_uri()) == str(path)
+    assert local_file(str(path)) == str(path)
     for other in [
         "text.txt",  # relative: the node's working directory is not the client's
         "raw://abc",
@@ -153,7 +153,7 @@ def test_only_local_regular_files_by_absolute_path_are_split(tmp_path: Path) -> 
         str(tmp_path / "missing.txt"),
         ["file://" + str(path), "file://" + str(path)],  # replicas: kept as given
     ]:
-        assert local_path(other) is None
+        assert local_file(other) is None
         assert split_inputs([other], 1) == [other]
 
 

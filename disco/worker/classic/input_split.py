@@ -17,18 +17,20 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from disco.locality import local_path
 from disco.schemes.file_range import range_url
 
 DEFAULT_SPLIT_SIZE = 32 << 20  # bytes per map task of a large local file
 _SCAN = 1 << 16  # bytes read at a time looking for the line end after a cut point
 
 
-def local_path(url: Any) -> str | None:
-    """The path of a ``file://`` URL or bare absolute path naming a regular file here."""
-    if not isinstance(url, str):
+def local_file(url: Any) -> str | None:
+    """The path of a ``file://`` URL or bare absolute path naming a regular file here
+    (``disco.locality.local_path`` of such a URL; ranges and other schemes excluded)."""
+    if not isinstance(url, str) or "#" in url or not url.startswith(("/", "file://")):
         return None
-    path = url[len("file://") :] if url.startswith("file://") else url
-    if "://" in path or not os.path.isabs(path) or "#" in path:
+    path = local_path(url)
+    if path is None or "://" in path or not os.path.isabs(path):
         return None
     return path if os.path.isfile(path) else None
 
@@ -71,7 +73,7 @@ def split_inputs(inputs: Iterable[Any], split_size: int) -> list[Any]:
     """``inputs`` with every large local file input replaced by its ranges."""
     out: list[Any] = []
     for inp in inputs:
-        path = local_path(inp) if split_size and split_size > 0 else None
+        path = local_file(inp) if split_size and split_size > 0 else None
         ranges = line_cuts(path, split_size) if path is not None else []
         if len(ranges) > 1:
             out.extend(range_url(inp, start, end) for start, end in ranges)
