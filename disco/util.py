@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from disco import recordsort
-from disco.compat import bytes_to_str, sort_cmd
+from disco.compat import bytes_to_str, sort_cmd  # noqa: F401 - bytes_to_str: a name of before
 from disco.error import DataError, DiscoError
 
 logger = logging.getLogger(__name__)
@@ -347,32 +347,50 @@ def ispartitioned(input: Any) -> Any:
     return False
 
 
-def read_index(dir: Any, *, task: Any = None) -> Iterator[tuple[int, str, int]]:
-    """Yield ``(label, url, size)`` per line of an index file (16.3).
+def parse_index_line(line: bytes, url: str) -> tuple[int, str, int] | None:
+    """``(label, url, size)`` of one index line (16.3), ``None`` for a blank line;
+    ``DataError`` for anything else."""
+    fields = line.split()
+    if not fields:
+        return None
+    try:
+        if len(fields) != 3:
+            raise ValueError("3 fields expected")
+        return int(fields[0]), fields[1].decode("utf-8"), int(fields[2])
+    except (ValueError, UnicodeDecodeError):
+        raise DataError("Corrupted index: invalid line %r" % line[:80], url) from None
 
-    ``task`` (keyword only, not in 0.5) says which node we are on; by default the active
-    task, if any.
+
+def read_index(dir: Any, task: Any = None) -> Iterator[tuple[int, str, int]]:
+    """Yield ``(label, url, size)`` per line of an index file (16.3); ``DataError`` for a
+    line that is not ``<int label> <url> <int size>``.
+
+    An index on this node (``disco.locality.local_path``) is read from its file directly.
+    ``task`` (not in 0.5) says which node we are on; by default the active task, if any.
     """
     if isinstance(dir, (list, tuple)):
         dir = dir[0]
     dir = url_text(dir)
-    from disco.comm import open_url
-    from disco.schemes import scheme_disco
+    gz = dir.endswith(".gz")
+    from disco.locality import local_path
 
-    fd = (
-        scheme_disco.open(dir, task=task)
-        if schemesplit(dir)[0] in ("dir", "disco")
-        else open_url(dir)
-    )
+    path = None if gz else local_path(dir, task)
+    if path is not None and os.path.exists(path):
+        fd: Any = open(path, "rb")
+    elif schemesplit(dir)[0] in ("dir", "disco"):
+        from disco.schemes import scheme_disco
+
+        fd = scheme_disco.open(dir, task=task)
+    else:
+        from disco.comm import open_url
+
+        fd = open_url(dir)
     try:
-        stream: Any = gzip.GzipFile(fileobj=fd) if dir.endswith(".gz") else fd
+        stream: Any = gzip.GzipFile(fileobj=fd) if gz else fd
         for line in stream:
-            fields = bytes_to_str(line).split()
-            if not fields:
-                continue
-            size = int(fields[2]) if len(fields) > 2 else 0
-            label = int(fields[0]) if fields[0].lstrip("-").isdigit() else fields[0]
-            yield label, fields[1], size
+            entry = parse_index_line(line, dir)
+            if entry is not None:
+                yield entry
     finally:
         fd.close()
 

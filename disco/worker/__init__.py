@@ -38,7 +38,6 @@ from disco.worker.inputs import (  # noqa: E402
     SerialInput,
     copy_url,
     local_path,
-    read_index,
 )
 from disco.worker.jobpack import LAUNCHER, LAUNCHER_PATH, input_settings  # noqa: E402
 from disco.worker.outputs import BaseOutput, Output  # noqa: E402
@@ -57,6 +56,17 @@ _reader = _protocol._reader
 _lock = _protocol._lock
 _wait_for_end = _protocol.wait_for_end
 _apply_memory_limit = _taskrun._apply_memory_limit
+
+
+def __getattr__(name: str) -> Any:
+    # ``read_index`` is ``disco.util``'s, imported when first asked for: disco.util is
+    # heavy and this package is imported at the start of every task.
+    if name == "read_index":
+        from disco.util import read_index
+
+        return read_index
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
 
 __all__ = [
     "DISCO_WORKER_MAX_TIME",

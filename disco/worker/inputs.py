@@ -321,25 +321,6 @@ class MergedInput(ParallelInput):
         return heapq.merge(*(self._records(input) for input in self.input))
 
 
-def read_index(url: str | list[str], task: Any = None) -> Iterator[tuple[int, str, int]]:
-    """``(label, url, size)`` lines of an index file (library.md 16.3); local files directly."""
-    if not isinstance(url, str):
-        url = url[0]
-    path = local_path(url, task)
-    if path is None or url.endswith(".gz") or not os.path.exists(path):
-        from disco import util
-
-        yield from util.read_index(url)
-        return
-    from disco.worker.task_io import parse_index_line
-
-    with open(path, "rb") as f:
-        for line in f:
-            entry = parse_index_line(line, url)
-            if entry is not None:
-                yield entry
-
-
 def copy_url(url: str, out: Any, task: Any = None, bufsize: int = 1 << 20) -> None:
     """Append the bytes behind ``url`` to the binary file ``out``."""
     import shutil

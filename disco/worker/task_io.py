@@ -26,7 +26,7 @@ from disco.fileutils import (
     ensure_free_space,
     netstring_record,
 )
-from disco.util import argcount
+from disco.util import argcount, parse_index_line
 
 __all__ = [
     "DiscoPlainOut",
@@ -256,20 +256,6 @@ def disco_input_stream(
 
 
 chain_reader = disco_input_stream
-
-
-def parse_index_line(line: bytes, url: str) -> tuple[int, str, int] | None:
-    """``(label, url, size)`` of one index line (16.3), ``None`` for a blank line;
-    ``DataError`` for anything else."""
-    fields = line.split()
-    if not fields:
-        return None
-    try:
-        if len(fields) != 3:
-            raise ValueError("3 fields expected")
-        return int(fields[0]), fields[1].decode("utf-8"), int(fields[2])
-    except (ValueError, UnicodeDecodeError):
-        raise DataError("Corrupted index: invalid line %r" % line[:80], url) from None
 
 
 class _Reader:

@@ -12,7 +12,7 @@ from typing import Any
 
 from disco.framing import PROTOCOL_VERSION
 from disco.worker import report as _report
-from disco.worker.inputs import IDedInput, Input, MergedInput, SerialInput, copy_url, read_index
+from disco.worker.inputs import IDedInput, Input, MergedInput, SerialInput, copy_url
 from disco.worker.outputs import BaseOutput, Output
 from disco.worker.protocol import MessageWriter, ProtocolError, wait_for_end
 
@@ -110,6 +110,8 @@ class TaskRunner:
     ) -> dict[Any, list[list[str]]]:
         """label -> replica lists of the inputs, index inputs expanded."""
         from collections import defaultdict
+
+        from disco.util import read_index
 
         labelled: dict[Any, list[list[str]]] = defaultdict(list)
         for input in inputs:

@@ -31,7 +31,7 @@ HOMES_BEFORE_SPLIT = {
     "SerialInput": "disco.worker.inputs",
     "ParallelInput": "disco.worker.inputs",
     "MergedInput": "disco.worker.inputs",
-    "read_index": "disco.worker.inputs",
+    "read_index": "disco.util",  # merged with the one of disco.util
     "copy_url": "disco.worker.inputs",
     "BaseOutput": "disco.worker.outputs",
     "Output": "disco.worker.outputs",
