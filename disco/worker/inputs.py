@@ -1,5 +1,7 @@
 """The task's inputs (library.md 9.3): ``IDedInput``, replica failover (``ReplicaIter``,
-``InputIter``), the ``Input`` classes, and reading index files and URLs on a node."""
+``InputIter``), the ``Input`` classes, and ``copy_url`` (a URL's bytes, from the local
+file when there is one).  ``read_index`` is ``disco.util``'s; ``local_path`` is
+``disco.locality``'s."""
 
 from __future__ import annotations
 
