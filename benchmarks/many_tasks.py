@@ -32,31 +32,14 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tiny_disco import MasterProcess, use_master  # noqa: E402
+from harness import use_master  # noqa: E402
+from many_tasks_funcs import residue_map, square_map, sum_reduce  # noqa: E402
+from tiny_disco import MasterProcess  # noqa: E402
 
 TASKS_PER_S_TARGET = 500.0
 BIG_INPUTS = 50_000
 BIG_TARGET_S = 120.0
 _HZ = os.sysconf("SC_CLK_TCK")
-
-
-def square_map(entry: Any, params: Any) -> Any:
-    """``raw://<n>``: one record ``(n, n squared)`` (both str)."""
-    n = int(entry)
-    yield str(n), str(n * n)
-
-
-def residue_map(entry: Any, params: Any) -> Any:
-    """``raw://<n>``: one record ``("r<n mod 7>", n)``."""
-    n = int(entry)
-    yield "r%d" % (n % 7), n
-
-
-def sum_reduce(iter: Any, params: Any) -> Any:
-    totals: dict[Any, int] = {}
-    for key, value in iter:
-        totals[key] = totals.get(key, 0) + int(value)
-    return sorted(totals.items())
 
 
 def _cpu(pid: int) -> dict[str, float]:

@@ -9,13 +9,17 @@ here: the timeouts below are only there to stop a job that has stalled.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import pytest
 
 from disco.core import result_iterator
 from disco.job import Job
-from tests.e2e import many_tasks_funcs as f
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
+import many_tasks_funcs as f  # noqa: E402  (the benchmark's job functions)
 
 pytestmark = pytest.mark.slow
 

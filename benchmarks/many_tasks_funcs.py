@@ -1,4 +1,5 @@
-"""Job functions of the many-tasks tests (shipped to the workers by module name)."""
+"""Job functions of the many-tasks benchmark and of tests/e2e/test_many_tasks.py (shipped to
+the workers by module name)."""
 
 from __future__ import annotations
 
