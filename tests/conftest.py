@@ -34,9 +34,26 @@ __all__ = [
     "clean_disco_env",
     "environ_without_disco",
     "free_port",
+    "live_processes",
     "poll_for",
     "run_python",
 ]
+
+
+def live_processes() -> dict[int, list[str]]:
+    """Every live (non-zombie) process: pid -> the fields of ``/proc/<pid>/stat`` after
+    the command name (``[state, ppid, pgrp, session, ...]``)."""
+    found: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry, "rb") as f:
+                    fields = f.read().decode("ascii", "replace").rsplit(")", 1)[-1].split()
+            except OSError:
+                continue
+            if len(fields) > 3 and fields[0] != "Z":
+                found[int(entry)] = fields
+    return found
 
 
 def free_port(host: str = "127.0.0.1") -> int:

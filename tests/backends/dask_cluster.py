@@ -20,17 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from disco.test import poll_for
+from tests.conftest import free_port, live_processes
 
 DASK = os.path.join(os.path.dirname(sys.executable), "dask")
 START_TIMEOUT = 90.0  # a loaded machine: interpreter start-up plus distributed's imports
-
-
-def _free_port(host: str) -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -52,16 +45,7 @@ class DaskProcess:
 
     def descendants(self) -> set[int]:
         """PIDs of the live processes below this one (its zygote, Disco task workers)."""
-        parents: dict[int, int] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open("/proc/%s/stat" % entry, "rb") as f:
-                        fields = f.read().decode("ascii", "replace").rsplit(")", 1)[-1].split()
-                except OSError:
-                    continue
-                if fields and fields[0] != "Z":
-                    parents[int(entry)] = int(fields[1])
+        parents = {pid: int(fields[1]) for pid, fields in live_processes().items()}
         found, frontier = set(), {self.proc.pid}
         while frontier:
             frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
@@ -133,7 +117,7 @@ class DaskCluster:
         return DaskProcess(name, host, proc, log)
 
     def start(self, hosts: list[str]) -> DaskCluster:
-        port = _free_port("127.0.0.1")
+        port = free_port("127.0.0.1")
         self.address = "tcp://127.0.0.1:%d" % port
         self.scheduler = self._spawn(
             "scheduler",

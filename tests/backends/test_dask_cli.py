@@ -3,7 +3,6 @@ are the hosts of a real Dask cluster on loopback."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from disco.core import Disco, result_iterator
 from disco.job import Job
 from disco.settings import DiscoSettings
 from tests.backends import dask_jobs as jobs
-from tests.conftest import clean_disco_env, free_port, poll_for
+from tests.conftest import clean_disco_env, free_port, live_processes, poll_for
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(300)]
 
@@ -56,17 +55,7 @@ def test_disco_start_on_a_dask_cluster(
 
 def session_members(sid: int) -> set[int]:
     """Live processes of the session ``sid`` (the daemon starts a new session)."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry, "rb") as f:
-                    fields = f.read().decode("ascii", "replace").rsplit(")", 1)[-1].split()
-            except OSError:
-                continue
-            if len(fields) > 3 and fields[0] != "Z" and int(fields[3]) == sid:
-                found.add(int(entry))
-    return found
+    return {pid for pid, fields in live_processes().items() if int(fields[3]) == sid}
 
 
 def test_disco_start_with_a_scheduler_that_does_not_answer_fails_clearly(
