@@ -26,12 +26,14 @@ import gc
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import threading
-import urllib.request
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
+from disco.lazy_ca import import_deferring_ca
 from disco.node.zygote import prestart as prestart_zygote
 from disco.settings import DiscoSettings
 
@@ -98,6 +100,18 @@ class EmbeddedMaster:
             DISCO_MASTER_HOST=self.host,
             **self.extra_settings,
         )
+        # The start allocates tens of thousands of objects (mostly module imports), none
+        # of them garbage: the cyclic collector would run about a hundred times for
+        # nothing (about 10 ms).  It is switched back on (if it was on) once serving.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._start(settings)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _start(self, settings: DiscoSettings) -> EmbeddedMaster:
         loop = asyncio.new_event_loop()
         ready = threading.Event()
 
@@ -118,6 +132,9 @@ class EmbeddedMaster:
             self._stop_loop()
             raise
         try:
+            # aiohttp's default client SSL contexts load the CA bundle when first used
+            # rather than at import (disco.lazy_ca: about 40 ms of CPU)
+            import_deferring_ca("aiohttp.web")
             from disco.master.server import start_master
         except BaseException:
             self._close_zygote(zygote)
@@ -235,8 +252,19 @@ _default_lock = threading.Lock()
 
 
 def _answers(url: str) -> bool:
+    """Does a master answer at ``url``?  Nothing listening (the usual case for a script
+    on the embedded default) is seen from a refused connection, without an HTTP client."""
+    parts = urllib.parse.urlsplit(url)
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/disco/version", timeout=0.3) as r:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((parts.hostname or "localhost", port), timeout=0.3):
+            pass
+    except (OSError, ValueError):
+        return False
+    from urllib.request import urlopen
+
+    try:
+        with urlopen(url.rstrip("/") + "/disco/version", timeout=0.3) as r:
             return r.status == 200
     except Exception:
         return False

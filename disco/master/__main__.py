@@ -19,6 +19,9 @@ async def _serve(settings: DiscoSettings, host: str, port: int) -> None:
 
     # The worker zygote imports the worker library while this process imports the master.
     zygote = await prestart()
+    from disco.lazy_ca import import_deferring_ca
+
+    import_deferring_ca("aiohttp.web")  # CA bundle loaded at first use, not at import
     from disco.master.server import start_master
 
     stop = asyncio.Event()
