@@ -147,6 +147,8 @@ class EmbeddedMaster:
             "prestart_workers": True,
             "local_backend": self.local_backend,
             "backend_options": self.backend_options,
+            # a temporary root is deleted at stop: nothing to sync for a later start
+            "durable_store": not self._own_root,
         }
         if self.retry_delay is not None:
             kwargs["retry_delay"] = self.retry_delay
@@ -307,13 +309,34 @@ def default_master() -> str:
 def _stop_default() -> None:
     global _default
     if _default is not None:
-        _default.stop()
-        _default = None
+        master, _default = _default, None
+        # The interpreter is exiting: its temporary data directory (SQLite store, job
+        # homes, results: dozens of files) is deleted by a child that outlives it, so the
+        # script's exit does not wait for the file system (5 to 30 ms here, more under
+        # load).  docs/decisions.md "Exit of a script on the embedded default master"
+        root = master.root if master._own_root else ""
+        master._own_root = False
+        master.stop()
+        if root:
+            _remove_in_background(root)
         # The interpreter is exiting.  Its last garbage collections walk every object of
         # the master's modules (aiohttp, the master, DDFS): about 40 ms, longer than a tiny
         # job.  Frozen objects are skipped by them; nothing else changes (they are still
         # freed by reference counting as modules are torn down).  docs/decisions.md
         gc.freeze()
+
+
+def _remove_in_background(path: str) -> None:
+    """Delete the directory tree ``path`` in a child process of its own session that
+    outlives this one (``rm -rf``, stdio on ``/dev/null`` so that no pipe of ours is held
+    open); in this process if it cannot start."""
+    devnull = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
+    try:
+        os.posix_spawnp(
+            "rm", ["rm", "-rf", "--", path], os.environ, file_actions=devnull, setsid=True
+        )
+    except (OSError, AttributeError):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 __all__ = ["EmbeddedMaster", "default_master"]

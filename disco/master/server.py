@@ -185,6 +185,7 @@ async def start_master(
     local_backend: Callable[..., Backend] | None = None,
     backend_options: dict[str, Any] | None = None,
     zygote: Zygote | None = None,
+    durable_store: bool = True,
 ) -> MasterServer:
     """Start a master on ``host:port`` (``port=0``: a free port) on the running loop.
 
@@ -196,6 +197,8 @@ async def start_master(
     the first Python task (embedded mode: a job always follows, so start it in parallel).
     ``zygote``: one already started (``disco.node.zygote.prestart``, called before this
     module is imported), which the local backend adopts; closed here if unused.
+    ``durable_store=False``: the master's data is deleted when it stops (an embedded
+    master in a temporary directory), its SQLite store syncs nothing (``Store``).
     """
     try:
         return await _start_master(
@@ -208,6 +211,7 @@ async def start_master(
             local_backend,
             backend_options,
             zygote,
+            durable_store,
         )
     except BaseException:
         if zygote is not None and zygote.registry is None:
@@ -225,6 +229,7 @@ async def _start_master(
     local_backend: Callable[..., Backend] | None,
     backend_options: dict[str, Any] | None,
     zygote: Zygote | None,
+    durable_store: bool,
 ) -> MasterServer:
     if backend is not None and zygote is not None:
         await zygote.close()  # another backend starts its own workers
@@ -239,7 +244,7 @@ async def _start_master(
         ddfs_config = DDFSConfig.from_settings(settings, config.put_port)
         for path in (config.master_root, config.disco_data, config.ddfs_data):
             os.makedirs(path, exist_ok=True)
-        store = Store(config.master_root, config.config_file)
+        store = Store(config.master_root, config.config_file, durable=durable_store)
     except BaseException:
         sock.close()
         raise

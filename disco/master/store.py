@@ -167,12 +167,18 @@ class Store:
     ``-wal`` and ``-shm`` files) or may refuse every write.  The store then opens it
     read-only (``read_only`` says why): reads work, every write raises
     ``StoreReadOnly``; ``try_writable()`` goes back to read-write once there is space.
+
+    ``durable=False`` (a master whose data is deleted when it stops, e.g. an embedded
+    master in a temporary directory): the journal is kept in memory and nothing is
+    synced to disk; a crash may leave a database that cannot be read, which such a
+    master never reads again.  Saves the WAL files and the syncs at start and close.
     """
 
-    def __init__(self, master_root: str, config_file: str) -> None:
+    def __init__(self, master_root: str, config_file: str, *, durable: bool = True) -> None:
         os.makedirs(master_root, exist_ok=True)
         self.path = os.path.join(master_root, "master.sqlite3")
         self.config_file = config_file
+        self.durable = durable
         self.read_only: str | None = None
         try:
             self._db = self._open_writable()
@@ -187,8 +193,12 @@ class Store:
             # WAL with synchronous=NORMAL: a commit is an append to the log, synced at
             # checkpoints; a crash of the master loses nothing, a power cut at most the
             # last commits (the default rollback journal syncs several times per commit).
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            if self.durable:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+            else:
+                db.execute("PRAGMA journal_mode=MEMORY")
+                db.execute("PRAGMA synchronous=OFF")
             db.executescript(_SCHEMA)
             # A real write: on a full disk opening may work while every write fails.
             db.execute(
