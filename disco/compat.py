@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client as httplib
-import http.server as http_server
 import pickle
-import socketserver as socket_server
 from hashlib import md5
 from io import BytesIO, StringIO
 from io import FileIO as file
@@ -53,6 +51,21 @@ __all__ = [
     "urlencode",
     "zip_longest",
 ]
+
+# http_server and socket_server (0.5's aliases of http.server and socketserver) are
+# imported on first use: a master or a job that does not use them does not load them.
+_LAZY_MODULES = {"http_server": "http.server", "socket_server": "socketserver"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        import importlib
+
+        module = importlib.import_module(_LAZY_MODULES[name])
+        globals()[name] = module
+        return module
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
 
 basestring = str
 unicode = str

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import random
-import tarfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -438,6 +437,8 @@ class DDFS:
         Members whose name lacks ``include`` or contains ``exclude`` are skipped; with
         ``compress`` each member is gzipped (level 2) and ``_gz`` ends its prefix.
         """
+        import tarfile  # only for tarball pushes: not imported with the master
+
         with tarfile.open(tarball) as tar:
             for member in tar:
                 if not member.isfile():

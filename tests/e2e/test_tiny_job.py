@@ -18,7 +18,14 @@ import pytest
 
 from disco.core import Job, result_iterator
 from disco.embedded import EmbeddedMaster
-from tests.conftest import child_pids, environ_without_disco, free_port, poll_for, run_python
+from tests.conftest import (
+    child_pids,
+    environ_without_disco,
+    free_port,
+    live_processes,
+    poll_for,
+    run_python,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -162,3 +169,165 @@ def test_script_on_the_default_master_exits_cleanly_with_gc_frozen(tmp_path) -> 
     )
     out = run_python("-c", script, cwd=ROOT, env=env, timeout=90)
     assert out.splitlines() == ["records 2", "user hook: frozen True"], out
+
+
+# -- issue 13, tiny job as a whole process: start, wait and exit ----------------------
+
+
+def test_import_disco_core_leaves_the_master_and_its_http_server_out() -> None:
+    """A client script pays for the client only: no aiohttp, asyncio, master, DDFS
+    tarball or 0.5 ``http_server`` alias at ``import disco.core``."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import disco.core
+        heavy = ["aiohttp", "asyncio", "disco.master", "disco.embedded", "tarfile",
+                 "http.server", "socketserver", "urllib.request", "sqlite3"]
+        print([name for name in heavy if name in sys.modules])
+        """
+    )
+    out = run_python("-c", script, cwd=ROOT, env=environ_without_disco(), timeout=60)
+    assert out.splitlines() == ["[]"]
+
+
+def test_embedded_start_imports_only_what_serving_needs() -> None:
+    """Started and serving, the embedded master has not imported what only other
+    requests need (``tarfile`` for DDFS tarball pushes, the 0.5 ``http_server`` and
+    ``socket_server`` aliases of ``disco.compat``), and aiohttp's default client SSL
+    contexts have not read the CA bundle (``disco.lazy_ca``)."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from disco.embedded import EmbeddedMaster
+        with EmbeddedMaster() as m:
+            from aiohttp import connector
+            print([n for n in ("tarfile", "http.server", "socketserver") if n in sys.modules])
+            print(connector._SSL_CONTEXT_VERIFIED.ca_pending)
+        """
+    )
+    out = run_python("-c", script, cwd=ROOT, env=environ_without_disco(), timeout=60)
+    assert out.splitlines() == ["[]", "True"]
+
+
+def test_embedded_start_runs_no_garbage_collection_and_restores_the_collector(
+    tmp_path,
+) -> None:
+    """The start allocates only live objects: the cyclic collector is off meanwhile, and
+    afterwards as it was before (on, or off when the caller had switched it off)."""
+    import gc
+
+    runs: list[str] = []
+
+    def record(phase: str, info: dict) -> None:
+        if phase == "start":
+            runs.append(phase)
+
+    was = gc.isenabled()
+    gc.callbacks.append(record)
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            del runs[:]
+            m = EmbeddedMaster(tmp_path / ("root-%s" % enabled))
+            m.start()
+            try:
+                assert runs == []  # no collection during the start
+                assert gc.isenabled() is enabled
+            finally:
+                m.stop()
+    finally:
+        gc.callbacks.remove(record)
+        (gc.enable if was else gc.disable)()
+
+
+def test_embedded_master_serves_its_first_job_right_after_start(tmp_path) -> None:
+    """No warm-up: a job submitted the moment ``start()`` returns is accepted at once
+    (its start time, recorded by the master, follows the return of ``start()``
+    closely) and runs to its results."""
+    import time
+
+    with EmbeddedMaster(tmp_path / "root") as m:
+        started = time.time()
+        job = Job(master=m.url).run(input=["raw://a", "raw://b"], map=parent_map)
+        results = dict(result_iterator(job.wait(timeout=60)))
+        info = m.disco.jobinfo(job.name)
+    assert set(results) == {"a", "b"}
+    assert 0 <= info["start_time"] - started < 5.0, (info["start_time"], started)
+
+
+def test_wait_returns_when_the_job_ends_not_at_a_poll_interval(tmp_path) -> None:
+    """``Job.wait``/``Disco.wait`` is a long poll answered when the job ends: with a
+    poll interval of 30 s it returns within a small margin of the job's end time (as
+    the master recorded it), far before any interval."""
+    import time
+
+    with EmbeddedMaster(tmp_path / "root") as m:
+        job = Job(master=m.url).run(input=["raw://a", "raw://b"], map=parent_map)
+        job.wait(poll_interval=30, timeout=120)
+        returned = time.time()
+        info = m.disco.jobinfo(job.name)
+    assert info["active"] == "ready"
+    assert 0 <= returned - info["end_time"] < 5.0, (returned, info["end_time"])
+
+
+def test_own_temporary_store_syncs_nothing_a_given_root_is_durable(tmp_path) -> None:
+    """An embedded master in its own temporary directory (deleted at stop) keeps its
+    SQLite journal in memory and does not sync; with a root of the caller's, the store
+    is durable (WAL, synced at checkpoints) as for a deployed master."""
+
+    def journal(m: EmbeddedMaster) -> tuple[str, int, bool]:
+        store = m.server.store
+        mode = m.call(lambda: store._db.execute("PRAGMA journal_mode").fetchone()[0])
+        sync = m.call(lambda: store._db.execute("PRAGMA synchronous").fetchone()[0])
+        return mode, sync, os.path.exists(store.path + "-wal")
+
+    with EmbeddedMaster() as own:
+        assert journal(own) == ("memory", 0, False)
+        Job(master=own.url).run(input=["raw://a"], map=parent_map).wait(timeout=60)
+    with EmbeddedMaster(tmp_path / "root") as given:
+        assert journal(given) == ("wal", 1, True)
+
+
+def test_default_master_exit_leaves_no_thread_process_or_directory(tmp_path) -> None:
+    """A script on the default embedded master: at exit its master stops, its zygote and
+    workers end, and its temporary root is deleted (by a child that outlives the
+    script by milliseconds: polled for, with a deadline)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    script = textwrap.dedent(
+        """
+        import os, threading
+        os.environ.pop("DISCO_MASTER", None)
+        from disco.core import Job, result_iterator
+        from disco import embedded
+        from tests.e2e.test_tiny_job import parent_map
+        master = embedded.default_master()
+        job = Job(master=master).run(input=["raw://x", "raw://y"], map=parent_map)
+        print("records", len(list(result_iterator(job.wait(timeout=60)))), flush=True)
+        print("root", embedded._default.root, flush=True)
+        print("zygote", embedded._default.server.backend.runner.zygotes.current.pid, flush=True)
+        def after_stop():
+            names = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+            print("threads_after_stop", names, flush=True)
+        import atexit
+        atexit.register(after_stop)  # plain atexit hooks run after the master's stop
+        """
+    )
+    env = environ_without_disco(
+        DISCO_SETTINGS_FILE="",
+        DISCO_HOME=str(tmp_path),
+        DISCO_PORT=str(free_port()),  # nothing answers at the default address: embedded
+        TMPDIR=str(tmp),
+    )
+    out = run_python("-c", script, cwd=ROOT, env=env, timeout=90).splitlines()
+    fields = dict(line.split(" ", 1) for line in out)
+    assert fields["records"] == "2"
+    root, zygote = fields["root"], int(fields["zygote"])
+    assert root.startswith(str(tmp))
+    assert fields["threads_after_stop"] == "[]", out
+
+    def gone() -> bool:
+        procs = live_processes()
+        return zygote not in procs and not os.path.exists(root) and not os.listdir(tmp)
+
+    poll_for(gone, 10.0, "the zygote to end and the temporary root to be deleted")
