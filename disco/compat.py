@@ -17,7 +17,7 @@ from io import BytesIO, StringIO
 from io import FileIO as file
 from itertools import zip_longest
 from pickle import UnpicklingError
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 __all__ = [
@@ -51,6 +51,10 @@ __all__ = [
     "urlencode",
     "zip_longest",
 ]
+
+if TYPE_CHECKING:
+    import http.server as http_server
+    import socketserver as socket_server
 
 # http_server and socket_server (0.5's aliases of http.server and socketserver) are
 # imported on first use: a master or a job that does not use them does not load them.
