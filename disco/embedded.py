@@ -107,6 +107,11 @@ class EmbeddedMaster:
         gc.disable()
         try:
             return self._start(settings)
+        except BaseException:
+            if self._own_root:  # a start that failed leaves no temporary directory
+                shutil.rmtree(self.root, ignore_errors=True)
+                self.root = ""
+            raise
         finally:
             if collecting:
                 gc.enable()

@@ -331,3 +331,21 @@ def test_default_master_exit_leaves_no_thread_process_or_directory(tmp_path) -> 
         return zygote not in procs and not os.path.exists(root) and not os.listdir(tmp)
 
     poll_for(gone, 10.0, "the zygote to end and the temporary root to be deleted")
+
+
+def test_a_failed_embedded_start_leaves_no_temporary_directory(tmp_path, monkeypatch) -> None:
+    """An embedded master that cannot start (its port is taken) removes the temporary
+    directory it made, and leaves no process behind."""
+    import socket
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    before = child_pids()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        m = EmbeddedMaster(port=taken.getsockname()[1])
+        with pytest.raises(OSError):
+            m.start()
+    assert os.listdir(tmp_path) == []
+    poll_for(lambda: not (child_pids() - before), 5.0, "the zygote to exit")
