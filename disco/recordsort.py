@@ -22,7 +22,7 @@ import os
 import pickle
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import Any
 
@@ -217,3 +217,34 @@ def _read_run(path: str) -> Iterator[tuple[Any, Any]]:
             except EOFError:
                 return
             yield from block
+
+
+class LazyRecords:
+    """An iterator over the records ``make()`` returns, called at the first ``iter()`` or
+    ``next()`` (the laziness of a generator); ``iter()`` gives that iterator itself, so a
+    ``for`` loop runs over it with no Python frame per record."""
+
+    def __init__(self, make: Callable[[], Iterator[Any]]) -> None:
+        self._make: Callable[[], Iterator[Any]] | None = make
+        self._records: Iterator[Any] | None = None
+
+    def _started(self) -> Iterator[Any]:
+        if self._records is None:
+            make, self._make = self._make, None
+            if make is None:  # ``make`` failed: nothing more to give
+                return iter(())
+            self._records = iter(make())
+        return self._records
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._started()
+
+    def __next__(self) -> Any:
+        return next(self._started())
+
+    def close(self) -> None:
+        """Stop early: spilled runs are removed."""
+        records, self._records, self._make = self._records, iter(()), None
+        close = getattr(records, "close", None)
+        if close is not None:
+            close()

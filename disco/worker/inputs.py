@@ -6,6 +6,7 @@ file when there is one).  ``read_index`` is ``disco.util``'s; ``local_path`` is
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -16,6 +17,7 @@ from disco.locality import local_path
 from disco.worker import report as _report
 
 logger = logging.getLogger("disco.worker")
+_first = operator.itemgetter(0)
 
 
 class IDedInput(tuple):
@@ -144,8 +146,40 @@ class InputIter:
         self.retry: str | None = None
         self.errors: list[DataError] = []  # one per failed replica
 
-    def __iter__(self) -> InputIter:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        """The records from where the iteration stands, with the same failover as
+        ``next()``; when one replica is left the records pass through without Python
+        code per record (``delivered`` is counted by a C iterator and read when the
+        replica ends or fails)."""
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[Any]:
+        import itertools
+        import traceback
+
+        while not self.finished:
+            if self.records is None or self.urls.left > 0:
+                try:  # one record the careful way: opening, failover context
+                    record = self.__next__()
+                except StopIteration:
+                    return
+                yield record
+                continue
+            counter = itertools.count(self.delivered)  # pulled after each record
+            try:
+                yield from map(_first, zip(self.records, counter))
+            except DataError as e:
+                self.delivered = next(counter)
+                self._failed(e, traceback.format_exc())
+                continue
+            except BaseException:
+                self.delivered = next(counter)
+                self._close()  # e.g. Wait: the next iteration reopens this replica
+                self.retry = self.url
+                raise
+            self.delivered = next(counter)
+            self.finished = True
+            self._close()
 
     def _close(self) -> None:
         source, self.source, self.records = self.source, None, None
