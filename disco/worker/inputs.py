@@ -167,7 +167,7 @@ class InputIter:
                 continue
             counter = itertools.count(self.delivered)  # pulled after each record
             try:
-                yield from map(_first, zip(self.records, counter))
+                yield from map(_first, zip(self.records, counter, strict=False))
             except DataError as e:
                 self.delivered = next(counter)
                 self._failed(e, traceback.format_exc())

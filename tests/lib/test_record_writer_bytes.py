@@ -18,7 +18,6 @@ import pytest
 from disco.fileutils import RECORD_PICKLE_PROTOCOL, DiscoOutputStream_v1, encode_hunk
 from disco.worker.task_io import disco_input_stream
 
-
 FLAT = (bytes, str, int, float, bool, type(None))
 
 
@@ -108,7 +107,9 @@ def test_flat_records_have_no_memo_and_others_keep_their_sharing() -> None:
     writer.add(s, s)
     writer.add("k", (shared, shared))
     writer.close()
-    [back_same, back_shared] = list(disco_input_stream(io.BytesIO(stream.getvalue()), None, "x"))[4:]
+    [back_same, back_shared] = list(disco_input_stream(io.BytesIO(stream.getvalue()), None, "x"))[
+        4:
+    ]
     assert back_same[0] is back_same[1]
     assert back_shared[1][0] is back_shared[1][1]
     flat = b"".join(pickletools.optimize(pickle.dumps(r, 4)) for r in [(b"k", b"v"), ("k", 1)])
