@@ -31,6 +31,9 @@ from disco.failure import short_repr
 
 #: Records read (and checked) at a time, at most.
 BATCH = 16384
+#: A batch of at least ``SAMPLE_MIN`` records is sized from every ``SAMPLE_STEP``-th one.
+SAMPLE_MIN = 1024
+SAMPLE_STEP = 8
 #: Records per pickle in a spilled run (one ``pickle.load`` gives that many back).
 RUN_BLOCK = 4096
 #: Estimated bytes per record on top of its key and value: the tuple and a list slot.
@@ -125,12 +128,12 @@ def _checked_batch(batch: list[Any], kind: type) -> list[Any]:
 
 
 def _estimated_size(batch: list[tuple[Any, Any]]) -> int:
+    """Bytes of ``batch``'s records, from every ``SAMPLE_STEP``-th record of a large
+    batch (the estimate only decides when to spill)."""
     getsizeof = sys.getsizeof
-    return (
-        sum(map(getsizeof, map(_first, batch)))
-        + sum(map(getsizeof, map(_second, batch)))
-        + RECORD_OVERHEAD * len(batch)
-    )
+    sample = batch[::SAMPLE_STEP] if len(batch) >= SAMPLE_MIN else batch
+    size = sum(map(getsizeof, map(_first, sample))) + sum(map(getsizeof, map(_second, sample)))
+    return size * len(batch) // max(1, len(sample)) + RECORD_OVERHEAD * len(batch)
 
 
 class RecordSort:
