@@ -146,14 +146,14 @@ class InputIter:
         self.retry: str | None = None
         self.errors: list[DataError] = []  # one per failed replica
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> InputIter:
+        return self
+
+    def iterate(self) -> Iterator[Any]:
         """The records from where the iteration stands, with the same failover as
         ``next()``; when one replica is left the records pass through without Python
         code per record (``delivered`` is counted by a C iterator and read when the
-        replica ends or fails)."""
-        return self._iterate()
-
-    def _iterate(self) -> Iterator[Any]:
+        replica ends or fails).  ``Input`` reads through it."""
         import itertools
         import traceback
 
@@ -302,10 +302,11 @@ class Input:
             yield from input
             return
         records = self.input_iter(input)
+        fast = type(records).__next__ is InputIter.__next__  # not a subclass's own next()
         while True:
             try:
                 # delegated: no bytecode of this generator runs per record
-                yield from records
+                yield from records.iterate() if fast else records
                 return
             except Wait as w:  # the iterator stays usable: go on where it stopped
                 time.sleep(getattr(w, "retry_after", 1))

@@ -99,7 +99,7 @@ def test_one_replica_failing_midway_delivers_each_record_once_then_fails() -> No
     got: list[int] = []
     it = InputIter(["bad://x"], open=opener(data, {"bad://x": 600}))
     with pytest.raises(DataError, match="Exhausted all available replicas.*connection dropped"):
-        for record in it:
+        for record in it.iterate():
             got.append(record)
     assert got == list(range(600)) and it.delivered == 600
 
@@ -109,12 +109,21 @@ def test_next_and_iteration_mix_without_loss_or_repeat() -> None:
     it = InputIter(["u://x"], open=opener(data))
     first = [next(it), next(it)]
     rest = []
-    for record in it:
+    for record in it.iterate():
         rest.append(record)
         if record == 50:
             break
-    rest += list(it)  # a new iteration resumes after the last record delivered
+    rest += list(it.iterate())  # a new iteration resumes after the last record delivered
     assert first + rest == list(range(100)) and it.delivered == 100
+    it = InputIter(["u://x"], open=opener(data))
+    rest = [next(it)]
+    for record in it.iterate():
+        rest.append(record)
+        if record == 10:
+            break
+    rest += list(it)  # and next() goes on from there too
+    assert rest == list(range(100)) and it.delivered == 100
+    assert iter(it) is it  # 0.5's iterator protocol is unchanged
 
 
 def test_wait_deep_in_a_replica_resumes_at_the_next_record() -> None:
