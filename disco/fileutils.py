@@ -155,6 +155,17 @@ class DiscoOutputStream_v0:
         pass
 
 
+#: Types of the objects of a flat record (``flat_pair``): pickled without memo entries.
+FLAT_TYPES = frozenset({bytes, str, int, float, bool, type(None)})
+
+
+def flat_pair(key: Any, value: Any) -> bool:
+    """Whether the record ``(key, value)`` is flat: two distinct objects of exactly the
+    ``FLAT_TYPES``.  Nothing in its pickle is shared, so it needs no memo entries and
+    the record writer pickles it in ``Pickler.fast`` mode."""
+    return key.__class__ in FLAT_TYPES and value.__class__ in FLAT_TYPES and key is not value
+
+
 def encode_hunk(payload: bytes, version: int = 1, compression_level: int = 2) -> bytes:
     """One hunk of the internal format (16.1): header, then the (zlib) payload."""
     checksum = zlib.crc32(payload) & 0xFFFFFFFF
@@ -167,10 +178,15 @@ def encode_hunk(payload: bytes, version: int = 1, compression_level: int = 2) ->
 class DiscoOutputStream_v1:
     """Writer of the internal chunked record format (16.1).
 
-    Each record is ``pickle.dumps(record, RECORD_PICKLE_PROTOCOL)``; the bytes are made
-    by one ``Pickler`` kept for the stream and writing straight into the pending hunk
-    (its memo cleared after each record, so the bytes are those of ``pickle.dumps``)
-    instead of a new pickler and a new ``bytes`` per record.
+    Each record is one pickle of protocol ``RECORD_PICKLE_PROTOCOL``, made by picklers
+    kept for the stream and writing straight into the pending hunk (no new pickler and
+    no new ``bytes`` per record).  ``add(key, value)`` of a flat record
+    (``flat_pair``: two distinct ``bytes``/``str``/``int``/``float``/``bool``/``None``
+    objects) pickles it without memo entries (``Pickler.fast``): the bytes of
+    ``pickletools.optimize(pickle.dumps((key, value), 4))``, which the readers unpickle
+    a hunk at a time (``disco.worker.task_io.hunk_records``).  Any other record, and
+    every ``append(record)`` (the bytes of ``Chunker``), is ``pickle.dumps(record, 4)``
+    (the memo cleared after each record).
     """
 
     def __init__(
@@ -195,17 +211,23 @@ class DiscoOutputStream_v1:
         pickler = pickle.Pickler(self.hunk, RECORD_PICKLE_PROTOCOL)
         self._dump = pickler.dump
         self._clear_memo = pickler.clear_memo
+        fast = pickle.Pickler(self.hunk, RECORD_PICKLE_PROTOCOL)
+        fast.fast = True  # no memo: flat records only (they hold no shared objects)
+        self._fast_dump = fast.dump
         self._tell = self.hunk.tell
 
     def add(self, key: Any, value: Any) -> None:
         # append((key, value)) written out: this runs once per record
         start = self.hunk_size
-        try:
-            self._dump((key, value))
-        except BaseException:
-            self._drop_from(start)
-            raise
-        self._clear_memo()
+        if key.__class__ in FLAT_TYPES and value.__class__ in FLAT_TYPES and key is not value:
+            self._fast_dump((key, value))  # cannot fail for these types
+        else:
+            try:
+                self._dump((key, value))
+            except BaseException:
+                self._drop_from(start)
+                raise
+            self._clear_memo()
         end = self.hunk_size = self._tell()
         if self.max_record_size is not None and end - start > self.max_record_size:
             self._too_large(start, end)

@@ -22,7 +22,7 @@ import os
 import pickle
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import Any
 
@@ -31,6 +31,9 @@ from disco.failure import short_repr
 
 #: Records read (and checked) at a time, at most.
 BATCH = 16384
+#: A batch of at least ``SAMPLE_MIN`` records is sized from every ``SAMPLE_STEP``-th one.
+SAMPLE_MIN = 1024
+SAMPLE_STEP = 8
 #: Records per pickle in a spilled run (one ``pickle.load`` gives that many back).
 RUN_BLOCK = 4096
 #: Estimated bytes per record on top of its key and value: the tuple and a list slot.
@@ -125,12 +128,12 @@ def _checked_batch(batch: list[Any], kind: type) -> list[Any]:
 
 
 def _estimated_size(batch: list[tuple[Any, Any]]) -> int:
+    """Bytes of ``batch``'s records, from every ``SAMPLE_STEP``-th record of a large
+    batch (the estimate only decides when to spill)."""
     getsizeof = sys.getsizeof
-    return (
-        sum(map(getsizeof, map(_first, batch)))
-        + sum(map(getsizeof, map(_second, batch)))
-        + RECORD_OVERHEAD * len(batch)
-    )
+    sample = batch[::SAMPLE_STEP] if len(batch) >= SAMPLE_MIN else batch
+    size = sum(map(getsizeof, map(_first, sample))) + sum(map(getsizeof, map(_second, sample)))
+    return size * len(batch) // max(1, len(sample)) + RECORD_OVERHEAD * len(batch)
 
 
 class RecordSort:
@@ -217,3 +220,34 @@ def _read_run(path: str) -> Iterator[tuple[Any, Any]]:
             except EOFError:
                 return
             yield from block
+
+
+class LazyRecords:
+    """An iterator over the records ``make()`` returns, called at the first ``iter()`` or
+    ``next()`` (the laziness of a generator); ``iter()`` gives that iterator itself, so a
+    ``for`` loop runs over it with no Python frame per record."""
+
+    def __init__(self, make: Callable[[], Iterator[Any]]) -> None:
+        self._make: Callable[[], Iterator[Any]] | None = make
+        self._records: Iterator[Any] | None = None
+
+    def _started(self) -> Iterator[Any]:
+        if self._records is None:
+            make, self._make = self._make, None
+            if make is None:  # ``make`` failed: nothing more to give
+                return iter(())
+            self._records = iter(make())
+        return self._records
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._started()
+
+    def __next__(self) -> Any:
+        return next(self._started())
+
+    def close(self) -> None:
+        """Stop early: spilled runs are removed."""
+        records, self._records, self._make = self._records, iter(()), None
+        close = getattr(records, "close", None)
+        if close is not None:
+            close()

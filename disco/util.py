@@ -568,16 +568,23 @@ def disk_sort(
     bytes, given back as ``str``); see ``sort_key_kind``.  The pairs are sorted in memory
     while they fit ``sort_buffer_size`` (GNU sort's ``-S`` syntax), else in sorted runs
     spilled to ``filename.run<N>`` and merged (``disco.recordsort``).
+
+    Nothing is read before the first record is asked for (as from a generator); a
+    ``for`` loop then walks the sorted records without Python code per record.
     """
-    sorter = recordsort.RecordSort(filename, recordsort.buffer_bytes(sort_buffer_size))
-    _send(worker, "Downloading %s" % filename)
-    try:
-        sorter.add_all(input)
-    except BaseException:
-        sorter.remove_runs()
-        raise
-    _send(worker, "Downloaded %s OK" % format_size(sorter.total))
-    _send(worker, "Sorting %s..." % filename)
-    records = sorter.sorted()
-    _send(worker, "Finished sorting")
-    yield from records
+
+    def sort() -> Iterator[tuple[Any, Any]]:
+        sorter = recordsort.RecordSort(filename, recordsort.buffer_bytes(sort_buffer_size))
+        _send(worker, "Downloading %s" % filename)
+        try:
+            sorter.add_all(input)
+        except BaseException:
+            sorter.remove_runs()
+            raise
+        _send(worker, "Downloaded %s OK" % format_size(sorter.total))
+        _send(worker, "Sorting %s..." % filename)
+        records = sorter.sorted()
+        _send(worker, "Finished sorting")
+        return records
+
+    return recordsort.LazyRecords(sort)

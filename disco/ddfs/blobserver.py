@@ -38,8 +38,16 @@ async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
         raise BadUpload("body cut off") from None
 
 
+#: ``recv`` size of an upload's connection (asyncio's default is 256 KiB): fewer, larger
+#: reads of a big body through the event loop.
+RECV_SIZE = 1024 * 1024
+
+
 async def receive_blob(node: DDFSNode, oid: str, request: web.Request) -> str:
     """Write the request body as blob ``oid``; the canonical URL (see ``store_chunks``)."""
+    transport = request.transport
+    if transport is not None and isinstance(getattr(transport, "max_size", None), int):
+        transport.max_size = RECV_SIZE  # type: ignore[attr-defined]
     return await store_chunks(node, oid, _chunks(request), request.content_length)
 
 

@@ -6,6 +6,7 @@ file when there is one).  ``read_index`` is ``disco.util``'s; ``local_path`` is
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -16,6 +17,7 @@ from disco.locality import local_path
 from disco.worker import report as _report
 
 logger = logging.getLogger("disco.worker")
+_first = operator.itemgetter(0)
 
 
 class IDedInput(tuple):
@@ -147,6 +149,38 @@ class InputIter:
     def __iter__(self) -> InputIter:
         return self
 
+    def iterate(self) -> Iterator[Any]:
+        """The records from where the iteration stands, with the same failover as
+        ``next()``; when one replica is left the records pass through without Python
+        code per record (``delivered`` is counted by a C iterator and read when the
+        replica ends or fails).  ``Input`` reads through it."""
+        import itertools
+        import traceback
+
+        while not self.finished:
+            if self.records is None or self.urls.left > 0:
+                try:  # one record the careful way: opening, failover context
+                    record = self.__next__()
+                except StopIteration:
+                    return
+                yield record
+                continue
+            counter = itertools.count(self.delivered)  # pulled after each record
+            try:
+                yield from map(_first, zip(self.records, counter, strict=False))
+            except DataError as e:
+                self.delivered = next(counter)
+                self._failed(e, traceback.format_exc())
+                continue
+            except BaseException:
+                self.delivered = next(counter)
+                self._close()  # e.g. Wait: the next iteration reopens this replica
+                self.retry = self.url
+                raise
+            self.delivered = next(counter)
+            self.finished = True
+            self._close()
+
     def _close(self) -> None:
         source, self.source, self.records = self.source, None, None
         close = getattr(source, "close", None)
@@ -268,10 +302,11 @@ class Input:
             yield from input
             return
         records = self.input_iter(input)
+        fast = type(records).__next__ is InputIter.__next__  # not a subclass's own next()
         while True:
             try:
                 # delegated: no bytecode of this generator runs per record
-                yield from records
+                yield from records.iterate() if fast else records
                 return
             except Wait as w:  # the iterator stays usable: go on where it stopped
                 time.sleep(getattr(w, "retry_after", 1))

@@ -191,6 +191,65 @@ def _remaining(stream: Any, size: Any, offset: int, head: bytes) -> tuple[Any, i
     return stream, int(size) - offset
 
 
+class _HunkEnd:
+    """What the pickle appended to a hunk unpickles to: the end of its records."""
+
+    def __reduce__(self) -> Any:
+        raise TypeError("the end of a hunk is not a record")
+
+
+_HUNK_END = _HunkEnd()
+_HUNK_END_ID = "disco.hunk_end"
+
+
+def _hunk_end_pickle() -> bytes:
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, 4)
+    pickler.fast = True
+    pickler.persistent_id = lambda obj: _HUNK_END_ID if obj is _HUNK_END else None
+    pickler.dump(_HUNK_END)
+    return out.getvalue()
+
+
+_HUNK_END_PICKLE = _hunk_end_pickle()
+
+
+def _persistent_load(pid: Any) -> Any:
+    if pid == _HUNK_END_ID:
+        return _HUNK_END
+    raise pickle.UnpicklingError("unsupported persistent id %r in a record" % (pid,))
+
+
+def hunk_records(data: bytes) -> list[Any] | None:
+    """The records of a hunk's payload unpickled in one C loop, or ``None`` when that
+    cannot be trusted (the caller then unpickles them one at a time).
+
+    One ``Unpickler`` loads the records in turn (``iter(load, end)``, the payload
+    followed by a pickle of an end marker).  It gives the records ``pickle.load`` would
+    give one by one as long as no record uses the memo, whose entries would otherwise
+    carry over from record to record: so the result is kept only if the memo is still
+    empty after the first record and at the end (the writers pickle flat records
+    without memo, ``disco.fileutils.flat_pair``), and if every byte was read.
+    """
+    if not data:
+        return []
+    stream = io.BytesIO(data + _HUNK_END_PICKLE)
+    unpickler = pickle.Unpickler(stream)
+    unpickler.persistent_load = _persistent_load
+    load = unpickler.load
+    try:
+        first = load()
+        if first is _HUNK_END or unpickler.memo.copy():
+            return None
+        records = [first]
+        records.extend(iter(load, _HUNK_END))
+    except Exception:
+        return None
+    if stream.tell() != len(data) + len(_HUNK_END_PICKLE) or unpickler.memo.copy():
+        return None
+    return records
+
+
 def disco_input_stream(
     stream: Any, size: Any, url: str, *, ignore_corrupt: bool = False
 ) -> Iterator[Any]:
@@ -239,6 +298,10 @@ def disco_input_stream(
             if ignore_corrupt:
                 continue
             raise DataError("Corrupted data between bytes %d-%d: %s" % (start, offset, e), url)
+        fast = hunk_records(data)
+        if fast is not None:
+            yield from fast
+            continue
         records = io.BytesIO(data)
         tell, load, end = records.tell, pickle.load, len(data)
         while tell() < end:

@@ -61,6 +61,7 @@ def test_classic_reduce_sort_true_in_memory_and_spilled(
     got = list(result_iterator(job.wait()))
     assert sorted(got) == expected(kind)  # every record once
     assert [k for k, _ in got] == [k for k, _ in expected(kind)]  # in key order
+    assert_ties_in_input_order(got)
     events = " ".join(str(e) for e in master.disco.events(job.name))
     assert "Finished sorting" in events
 
@@ -94,3 +95,18 @@ def test_pipeline_combine_sort_in_memory_and_spilled(master: Any, kind: str, buf
     got = list(result_iterator(job.wait()))
     assert sorted(got) == expected(kind)
     assert [k for k, _ in got] == [k for k, _ in expected(kind)]
+    assert_ties_in_input_order(got)
+
+
+def assert_ties_in_input_order(got: list[tuple[Any, str]]) -> None:
+    """Records of equal keys keep their input order: within a key, the records of one
+    input come in the order they were made (their ``-<i>`` suffix grows)."""
+    last: dict[tuple[Any, str], int] = {}
+    ties = 0
+    for key, value in got:
+        line, i = value.rsplit("-", 1)
+        before = last.get((key, line), -1)
+        assert int(i) > before, (key, value)
+        ties += before >= 0
+        last[(key, line)] = int(i)
+    assert ties > 1000  # the keys really repeat

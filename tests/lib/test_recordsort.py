@@ -138,3 +138,36 @@ def test_sort_buffer_size_is_read_like_gnu_sort_s() -> None:
     for bogus in ("bogus", "10x", "-1M", "200%"):
         with pytest.raises(DataError, match="Invalid sort_buffer_size"):
             recordsort.buffer_bytes(bogus)
+
+
+def test_disk_sort_is_lazy_and_a_for_loop_gets_the_list_iterator(tmp_path) -> None:
+    """issue 13: disk_sort reads nothing before the first record is asked for (as the
+    generator it was); ``iter()`` of it is the sorted list's own iterator (no Python
+    frame per record); ``next()`` works too."""
+    w = Messages()
+    recs = records(2000, seed=9)
+    sorted_records = util.disk_sort(w, iter(recs), str(tmp_path / "s"), sort_buffer_size="1G")
+    assert w.sent == []
+    it = iter(sorted_records)
+    assert type(it) is type(iter([]))
+    assert w.sent[0].startswith("Downloading")
+    first = next(sorted_records)
+    assert [first, *it] == expected(recs)
+
+
+def test_closing_a_spilled_sort_early_removes_its_runs(tmp_path) -> None:
+    recs = records(20000, seed=4)
+    sorted_records = util.disk_sort(Messages(), iter(recs), str(tmp_path / "s"), "100K")
+    head = [next(sorted_records) for _ in range(10)]
+    assert head == expected(recs)[:10]
+    assert any(name.startswith("s.run") for name in os.listdir(tmp_path))
+    sorted_records.close()
+    assert not any(name.startswith("s.run") for name in os.listdir(tmp_path))
+    assert list(sorted_records) == []
+
+
+def test_a_bad_key_fails_at_the_first_record_asked_for(tmp_path) -> None:
+    sorted_records = util.disk_sort(Messages(), iter([(1, "x")]), str(tmp_path / "s"))
+    with pytest.raises(ValueError, match="Keys must be bytes or str"):
+        next(sorted_records)
+    assert list(sorted_records) == []

@@ -88,3 +88,58 @@ def test_local_path() -> None:
     assert local_path("file:///tmp/x", task) == "/tmp/x"
     assert local_path("/tmp/y", task) == "/tmp/y"
     assert local_path("raw://hello", task) is None
+
+
+# -- the one-replica fast path of InputIter (issue 13): records pass through a C iterator,
+# the count of delivered records is read when the replica ends or fails ------------------
+
+
+def test_one_replica_failing_midway_delivers_each_record_once_then_fails() -> None:
+    data = {"bad://x": list(range(1000))}
+    got: list[int] = []
+    it = InputIter(["bad://x"], open=opener(data, {"bad://x": 600}))
+    with pytest.raises(DataError, match="Exhausted all available replicas.*connection dropped"):
+        for record in it.iterate():
+            got.append(record)
+    assert got == list(range(600)) and it.delivered == 600
+
+
+def test_next_and_iteration_mix_without_loss_or_repeat() -> None:
+    data = {"u://x": list(range(100))}
+    it = InputIter(["u://x"], open=opener(data))
+    first = [next(it), next(it)]
+    rest = []
+    for record in it.iterate():
+        rest.append(record)
+        if record == 50:
+            break
+    rest += list(it.iterate())  # a new iteration resumes after the last record delivered
+    assert first + rest == list(range(100)) and it.delivered == 100
+    it = InputIter(["u://x"], open=opener(data))
+    rest = [next(it)]
+    for record in it.iterate():
+        rest.append(record)
+        if record == 10:
+            break
+    rest += list(it)  # and next() goes on from there too
+    assert rest == list(range(100)) and it.delivered == 100
+    assert iter(it) is it  # 0.5's iterator protocol is unchanged
+
+
+def test_wait_deep_in_a_replica_resumes_at_the_next_record() -> None:
+    opened = {"n": 0}
+
+    def open(url: str) -> Iterator[int]:
+        opened["n"] += 1
+        attempt = opened["n"]
+
+        def records() -> Iterator[int]:
+            for n in range(5000):
+                if attempt == 1 and n == 3210:
+                    raise Wait(0)
+                yield n
+
+        return records()
+
+    assert list(SerialInput(["w://x"], open=open)) == list(range(5000))
+    assert opened["n"] == 2
