@@ -10,10 +10,10 @@ injected only into the globals of the job's own functions; builtins are never sh
 from __future__ import annotations
 
 import builtins
+import itertools
 import os
 import pickle
 import sys
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -30,7 +30,6 @@ from disco.worker.classic.func import (
     map_output_stream,
     reduce_input_stream,
     reduce_output_stream,
-    sum_combiner,
 )
 from disco.worker.classic.input_split import DEFAULT_SPLIT_SIZE
 
@@ -195,6 +194,7 @@ class Worker(BaseWorker):
         if self["save_results"] and self["partitions"] and not self["reduce"]:
             raise NotImplementedError("Storing partitioned outputs in DDFS is not yet supported")
         from disco.worker.classic import partitioner as partitioning
+        from disco.worker.classic import sumlike
 
         fn_map, partitions = self["map"], self["partitions"]
         partition_of = partitioning.partitioner(self["partition"], partitions, params)
@@ -219,13 +219,11 @@ class Worker(BaseWorker):
                 writers[part] = output.file.fds[-1]
             return writers[part]
 
-        summing = combiner is sum_combiner  # inlined: dest[key] += value, same contents
-
         def destination(part: Any) -> Any:
             if combiner:
                 dest = buffers.get(part)
                 if dest is None:
-                    dest = buffers[part] = defaultdict(int) if summing else {}
+                    dest = buffers[part] = {}
             else:
                 dest = writer(part)
             part_of[id(dest)] = part
@@ -241,27 +239,38 @@ class Worker(BaseWorker):
                         raise output_error("combiner", key, value, e) from e
 
         self["map_init"](entries, params)
-        if stable and (not partitions or partitions == 1):
+        # Each entry's pairs; the general loops below take the rest of one entry first.
+        pair_iters: Iterator[Any] = builtins.map(fn_map, entries, itertools.repeat(params))
+        if stable and combiner and sumlike.is_sum_like(combiner):
+            # A combiner that only sums: every record adds into one dict, no call per
+            # record; the partitions' buffers are made from it (what they would hold).
+            totals: dict[Any, Any] = {}
+            rest = sumlike.add_up(pair_iters, totals)
+            for key, total in totals.items():
+                destination(partition_of(key))[key] = total
+            del totals
+            if rest is None:
+                pair_iters = iter(())
+            else:  # a key of another type: the general loop from that record on
+                pair_iters = itertools.chain((rest,), pair_iters)
+        elif stable and (not partitions or partitions == 1):
             # Every record goes to one destination: no per-record partition lookup.
             one: Any = None
-            for entry in entries:
-                for key, value in fn_map(entry, params):
+            for pairs in pair_iters:
+                for key, value in pairs:
                     if one is None:
                         one = destination(partition_of(key))
-                    if summing:
-                        one[key] += value
-                    elif combiner:
-                        pairs = combiner(key, value, one, False, params)
-                        if pairs:
-                            emit(part_of[id(one)], pairs)
+                    if combiner:
+                        emitted = combiner(key, value, one, False, params)
+                        if emitted:
+                            emit(part_of[id(one)], emitted)
                     else:
                         try:
                             one.add(key, value)
                         except UNSERIALIZABLE as e:
                             raise output_error("map", key, value, e) from e
-            entries = ()
-        for entry in entries:
-            for key, value in fn_map(entry, params):
+        for pairs in pair_iters:
+            for key, value in pairs:
                 kind = type(key)
                 if stable and (kind is str or kind is bytes or kind is int):
                     dest = known(key)
@@ -271,12 +280,10 @@ class Worker(BaseWorker):
                             by_key[key] = dest
                 else:
                     dest = destination(partition_of(key))
-                if summing:
-                    dest[key] += value
-                elif combiner:
-                    pairs = combiner(key, value, dest, False, params)
-                    if pairs:
-                        emit(part_of[id(dest)], pairs)
+                if combiner:
+                    emitted = combiner(key, value, dest, False, params)
+                    if emitted:
+                        emit(part_of[id(dest)], emitted)
                 else:
                     try:
                         dest.add(key, value)
