@@ -82,18 +82,34 @@ def is_sum_like(combiner: Any) -> bool:
     return _signature(combiner.__code__) in known_signatures()
 
 
-def add_up(pair_iters: Iterable[Any], totals: dict[Any, Any]) -> Iterator[Any] | None:
+def add_up(
+    pair_iters: Iterable[Any], totals: dict[Any, Any], one_partition: bool = False
+) -> Iterator[Any] | None:
     """Add the records of ``pair_iters`` (each one entry's ``(key, value)`` pairs) into
     ``totals``: ``totals[key] = totals.get(key, 0) + value``, what a sum-like combiner
     does to its buffer.
 
-    Only keys whose type is exactly ``str``, ``bytes`` or ``int`` are added here: among
-    them equal keys have the same partition, so one dict for all the partitions holds
-    what their buffers would.  At the first other key, or an addition that raises, it
-    stops and returns the rest of that entry's pairs, that record first, for the general
-    loop (which calls the combiner itself); ``None`` once every entry is added.
+    With several partitions only keys whose type is exactly ``str``, ``bytes`` or
+    ``int`` are added here: among them equal keys have the same partition, so one dict
+    for all the partitions holds what their buffers would (``1``, ``1.0`` and ``True``
+    are one dict key, but may have different partitions).  With ``one_partition`` every
+    record would go to one buffer: any key is added.  At the first other key, or an
+    addition that raises (an unhashable key, a value that does not add), it stops and
+    returns the rest of that entry's pairs, that record first, for the general loop
+    (which calls the combiner itself); ``None`` once every entry is added.
     """
     get = totals.get
+    if one_partition:
+        for pairs in pair_iters:
+            pairs = iter(pairs)
+            for key, value in pairs:
+                try:
+                    totals[key] = get(key, 0) + value
+                    continue
+                except Exception:
+                    pass
+                return itertools.chain(((key, value),), pairs)
+        return None
     for pairs in pair_iters:
         pairs = iter(pairs)
         for key, value in pairs:

@@ -245,7 +245,8 @@ class Worker(BaseWorker):
             # A combiner that only sums: every record adds into one dict, no call per
             # record; the partitions' buffers are made from it (what they would hold).
             totals: dict[Any, Any] = {}
-            rest = sumlike.add_up(pair_iters, totals)
+            one_partition = not partitions or partitions == 1
+            rest = sumlike.add_up(pair_iters, totals, one_partition)
             for key, total in totals.items():
                 destination(partition_of(key))[key] = total
             del totals
