@@ -52,6 +52,8 @@ def test_map_loop_partitioner_equals_the_old_function(nr: int) -> None:
     part = pmod.partitioner(default_partition, nr, None)
     assert [part(k) for k in keys] == old
     assert [part(k) for k in keys] == old  # the second time from the cache
+    once = pmod.partitioner(default_partition, nr, None, remember=False)
+    assert [once(k) for k in keys] == old  # no cache: what the sum-like loop uses per key
     # equal keys of other types (1 == 1.0 == True) do not share a cached number
     part = pmod.partitioner(default_partition, nr, None)
     assert [part(k) for k in (1, 1.0, True, "1", b"1")] == [

@@ -75,6 +75,7 @@ class Router:
     ) -> None:
         self.writer = writer
         self.partition_of = partitioning.partitioner(partition, partitions, params)
+        self.partition_once = partitioning.partitioner(partition, partitions, params, False)
         # The same key always goes to the same partition (no partitions, or the default
         # partition function, which depends on the key only).
         self.stable = partitioning.is_stable(partition, partitions)
@@ -115,7 +116,7 @@ class Router:
         ``sumlike.add_up`` returns: the rest of an entry for the general loop, or None."""
         totals: dict[Any, Any] = {}
         rest = sumlike.add_up(pair_iters, totals, self.one_partition)
-        destination, partition_of = self.destination, self.partition_of
+        destination, partition_of = self.destination, self.partition_once  # once per key
         for key, total in totals.items():
             destination(partition_of(key))[key] = total
         return rest
