@@ -108,3 +108,21 @@ def test_keys_of_every_type_land_where_the_called_combiner_puts_them(
     assert sum(v for *_, v in results[0]) == sum(
         sum(v for _k, v in mixed_keys(line.encode("utf-8"), None)) for line in LINES
     )
+
+
+def triples(line: bytes, params: Any) -> Any:
+    for word in line.split():
+        yield word, 1, 2
+
+
+def test_a_map_yielding_triples_fails_as_before(master: Any, inputs: list[str]) -> None:
+    """The in-place adding unpacks ``(key, value)`` as the loop always did: a 3-tuple
+    fails the task with Python's own message, and the job dies."""
+    from disco.error import JobError
+
+    job = Job(master=master.url).run(
+        input=inputs[:1], map=triples, combiner=users_sum, partitions=2
+    )
+    with pytest.raises(JobError) as info:
+        job.wait()
+    assert "ValueError: too many values to unpack (expected 2)" in str(info.value)
