@@ -52,6 +52,8 @@ def test_map_loop_partitioner_equals_the_old_function(nr: int) -> None:
     part = pmod.partitioner(default_partition, nr, None)
     assert [part(k) for k in keys] == old
     assert [part(k) for k in keys] == old  # the second time from the cache
+    once = pmod.partitioner(default_partition, nr, None, remember=False)
+    assert [once(k) for k in keys] == old  # no cache: what the sum-like loop uses per key
     # equal keys of other types (1 == 1.0 == True) do not share a cached number
     part = pmod.partitioner(default_partition, nr, None)
     assert [part(k) for k in (1, 1.0, True, "1", b"1")] == [
@@ -137,12 +139,18 @@ def own_sum_combiner(key: Any, value: Any, buf: dict, done: bool, params: Any) -
     buf[key] = buf.get(key, 0) + value
 
 
+def called_sum_combiner(key: Any, value: Any, buf: dict, done: bool, params: Any) -> Any:
+    """Sums through a call: not recognised as sum-like, so called per record."""
+    return own_sum_combiner(key, value, buf, done, params)
+
+
 @pytest.mark.parametrize("nr", [None, 1, 3])
 def test_inlined_sum_combiner_writes_what_the_called_one_writes(tmp_path: Any, nr: Any) -> None:
-    """The map loop adds into the buffer itself for ``sum_combiner`` (and, with one
-    destination, skips the partition lookup): the same records in the same files."""
+    """The map loop adds into one dict itself for ``sum_combiner`` and a user's combiner
+    with the same code (keys of other types hand over to the general loop): the same
+    records in the same files as a combiner the loop calls per record."""
     written = []
-    for i, combiner in enumerate([sum_combiner, own_sum_combiner]):
+    for i, combiner in enumerate([sum_combiner, own_sum_combiner, called_sum_combiner]):
         node = Node(
             str(tmp_path / str(i)),
             Job(master="http://127.0.0.1:1"),
@@ -154,7 +162,7 @@ def test_inlined_sum_combiner_writes_what_the_called_one_writes(tmp_path: Any, n
         assert run.status == "DONE", run.payload
         labels = sorted({label for label, _, _ in run.outputs}, key=repr)
         written.append({label: list(run.records(label)) for label in labels})
-    assert written[0] == written[1]
+    assert written[0] == written[1] == written[2]
     assert sum(v for records in written[0].values() for _k, v in records) == 2000
 
 

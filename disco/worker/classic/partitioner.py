@@ -15,10 +15,14 @@ one-argument function with the same results that:
 from __future__ import annotations
 
 from collections.abc import Callable
-from hashlib import md5
 from typing import Any
 
 from disco.compat import persistent_hash
+
+try:  # CPython's own md5: the same digest, about twice as fast on short keys as OpenSSL's
+    from _md5 import md5
+except ImportError:  # pragma: no cover - an interpreter built without it
+    from hashlib import md5
 
 CACHE_LIMIT = 1 << 20  # distinct keys remembered per task
 
@@ -47,9 +51,12 @@ def is_stable(partition: Any, nr_partitions: Any) -> bool:
     return not nr_partitions or (partition is default_partition and type(nr_partitions) is int)
 
 
-def partitioner(partition: Any, nr_partitions: Any, params: Any) -> Callable[[Any], Any]:
+def partitioner(
+    partition: Any, nr_partitions: Any, params: Any, remember: bool = True
+) -> Callable[[Any], Any]:
     """``key -> partition number`` for a map task: ``None`` when the job has no
-    partitions, else what ``int(partition(key, nr_partitions, params))`` returns."""
+    partitions, else what ``int(partition(key, nr_partitions, params))`` returns.
+    ``remember=False`` when each key is asked for once (no cache)."""
     from disco.worker.classic.func import default_partition
 
     if not nr_partitions:
@@ -58,6 +65,8 @@ def partitioner(partition: Any, nr_partitions: Any, params: Any) -> Callable[[An
         return lambda key: int(partition(key, nr_partitions, params))
     if nr_partitions == 1:
         return lambda key: 0
+    if not remember:
+        return lambda key: fast_default_partition(key, nr_partitions)
     cache: dict[Any, int] = {}
     get = cache.get
     fast = fast_default_partition

@@ -10,10 +10,9 @@ injected only into the globals of the job's own functions; builtins are never sh
 from __future__ import annotations
 
 import builtins
+import itertools
 import os
-import pickle
 import sys
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -30,9 +29,9 @@ from disco.worker.classic.func import (
     map_output_stream,
     reduce_input_stream,
     reduce_output_stream,
-    sum_combiner,
 )
 from disco.worker.classic.input_split import DEFAULT_SPLIT_SIZE
+from disco.worker.classic.maploop import UNSERIALIZABLE, output_error, run_map
 
 __all__ = [
     "JOBPACK_VERSION1",
@@ -52,8 +51,6 @@ _STUBS = frozenset(
     ("map", "reduce", "reduce2", "partition", "combiner", "init", "input_stream", "output_stream")
 )
 _SHUFFLE_STAGES = ("map_shuffle", "reduce_shuffle")
-#: What writing a record raises when the record cannot be pickled.
-UNSERIALIZABLE = (TypeError, AttributeError, ValueError, RecursionError, pickle.PicklingError)
 
 
 def _client_version() -> str:
@@ -194,24 +191,10 @@ class Worker(BaseWorker):
         """Map task (library.md 17.3)."""
         if self["save_results"] and self["partitions"] and not self["reduce"]:
             raise NotImplementedError("Storing partitioned outputs in DDFS is not yet supported")
-        from disco.worker.classic import partitioner as partitioning
-
-        fn_map, partitions = self["map"], self["partitions"]
-        partition_of = partitioning.partitioner(self["partition"], partitions, params)
-        # The same key always goes to the same partition: remember each str/bytes/int
-        # key's destination (its partition's combiner buffer or output) instead of
-        # working it out per record.
-        stable = partitioning.is_stable(self["partition"], partitions)
-        combiner = self["combiner"]
         entries = self.status_iter(
             self.input(task, open=self.opener("map", "in", params)), "%s entries mapped"
         )
         writers: dict[Any, Any] = {}
-        buffers: dict[Any, dict[Any, Any]] = {}
-        part_of: dict[int, Any] = {}  # id(destination) -> its partition
-        by_key: dict[Any, Any] = {}  # stable partitions: key -> destination
-        known = by_key.get
-        limit = partitioning.CACHE_LIMIT
 
         def writer(part: Any) -> Any:
             if part not in writers:
@@ -219,71 +202,9 @@ class Worker(BaseWorker):
                 writers[part] = output.file.fds[-1]
             return writers[part]
 
-        summing = combiner is sum_combiner  # inlined: dest[key] += value, same contents
-
-        def destination(part: Any) -> Any:
-            if combiner:
-                dest = buffers.get(part)
-                if dest is None:
-                    dest = buffers[part] = defaultdict(int) if summing else {}
-            else:
-                dest = writer(part)
-            part_of[id(dest)] = part
-            return dest
-
-        def emit(part: Any, pairs: Iterable[Any] | None) -> None:
-            if pairs:
-                out = writer(part)
-                for key, value in pairs:
-                    try:
-                        out.add(key, value)
-                    except UNSERIALIZABLE as e:
-                        raise output_error("combiner", key, value, e) from e
-
         self["map_init"](entries, params)
-        if stable and (not partitions or partitions == 1):
-            # Every record goes to one destination: no per-record partition lookup.
-            one: Any = None
-            for entry in entries:
-                for key, value in fn_map(entry, params):
-                    if one is None:
-                        one = destination(partition_of(key))
-                    if summing:
-                        one[key] += value
-                    elif combiner:
-                        pairs = combiner(key, value, one, False, params)
-                        if pairs:
-                            emit(part_of[id(one)], pairs)
-                    else:
-                        try:
-                            one.add(key, value)
-                        except UNSERIALIZABLE as e:
-                            raise output_error("map", key, value, e) from e
-            entries = ()
-        for entry in entries:
-            for key, value in fn_map(entry, params):
-                kind = type(key)
-                if stable and (kind is str or kind is bytes or kind is int):
-                    dest = known(key)
-                    if dest is None:
-                        dest = destination(partition_of(key))
-                        if len(by_key) < limit:
-                            by_key[key] = dest
-                else:
-                    dest = destination(partition_of(key))
-                if summing:
-                    dest[key] += value
-                elif combiner:
-                    pairs = combiner(key, value, dest, False, params)
-                    if pairs:
-                        emit(part_of[id(dest)], pairs)
-                else:
-                    try:
-                        dest.add(key, value)
-                    except UNSERIALIZABLE as e:
-                        raise output_error("map", key, value, e) from e
-        for part, buffer in buffers.items():
-            emit(part, combiner(None, None, buffer, True, params))
+        pairs = builtins.map(self["map"], entries, itertools.repeat(params))  # per entry
+        run_map(pairs, writer, self["partition"], self["partitions"], self["combiner"], params)
 
     def shuffle(self, task: Any, params: Any) -> None:
         """A shuffle stage (``map_shuffle``, ``reduce_shuffle``): ``shuffle_<grouping>``."""
@@ -388,17 +309,6 @@ class Worker(BaseWorker):
         seen: set[int] = set()
         for value in self.values():
             _globalize(value, names, seen)
-
-
-def output_error(source: str, key: Any, value: Any, exc: Exception) -> Exception:
-    """``OutputError`` naming the record that could not be written."""
-    from disco.error import OutputError
-    from disco.failure import short_repr
-
-    return OutputError(
-        "a record yielded by %s cannot be serialized: %s: %s (key %s, value %s)"
-        % (source, type(exc).__name__, exc, short_repr(key, 80), short_repr(value, 80))
-    )
 
 
 class _CheckedOutput:
