@@ -369,9 +369,9 @@ class Worker(BaseWorker):
         n = 0
         for n, item in enumerate(iterator, 1):
             if interval and n % interval == 0:
-                self.send("MSG", template % n)
+                self.message(template % n)
             yield item
-        self.send("MSG", "Done: " + template % n)
+        self.message("Done: " + template % n)
 
     @staticmethod
     def _opener(streams: list[Any], params: Any) -> Any:
