@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from disco.framing import PROTOCOL_VERSION
+from disco.worker import protocol as _protocol
 from disco.worker import report as _report
 from disco.worker.inputs import IDedInput, Input, MergedInput, SerialInput, copy_url
 from disco.worker.outputs import BaseOutput, Output
-from disco.worker import protocol as _protocol
 from disco.worker.protocol import MessageWriter, ProtocolError, WorkerProtocol, wait_for_end
 
 logger = logging.getLogger("disco.worker")

@@ -163,6 +163,20 @@ class Worker(BaseWorker):
         return jobzip
 
     # -- node side (library.md 17.2) ------------------------------------------------------
+    def warm_up(self, job: Any, jobargs: dict[str, Any]) -> None:
+        """In a job's warm process, before its tasks fork (``disco.task.preload``):
+        the parameter counts of the job's functions, which every task asks for."""
+        from disco.util import argcount
+
+        for key in list(self):
+            try:
+                value = self.getitem(key, job, jobargs)
+            except Exception:
+                continue
+            for item in value if isinstance(value, list | tuple) else (value,):
+                if callable(item) and not isinstance(item, type):
+                    argcount(item)
+
     def run(self, task: Any, job: Any, **jobargs: Any) -> None:
         self.resolve(task, job, jobargs)
         params = self["params"]
