@@ -356,8 +356,10 @@ class _WarmProcess(_Forker):
 
     def setup(self, req: dict[str, Any]) -> Any:
         report = req["env"].get(_REPORT_ENV)
+        cwd = req["cwd"]
 
         def setup() -> None:
+            os.chdir(cwd)
             if report is None:
                 os.environ.pop(_REPORT_ENV, None)
             else:
@@ -392,6 +394,9 @@ def _warm_main(req: dict[str, Any], sock: socket.socket, zygote: int) -> None:
 
     preload(req["jobfile"])
     _freeze()
+    # Not in the job home between tasks: a finished, killed or purged job leaves no
+    # process there (each task goes back to it: _WarmProcess.setup).
+    os.chdir("/")
     _serve(_WarmProcess(sock))
 
 
