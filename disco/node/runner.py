@@ -482,7 +482,12 @@ class _Attempt:
                 waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if self.pending_read in done:
-                chunk = self.pending_read.result()
+                try:
+                    chunk = self.pending_read.result()
+                except ConnectionResetError:
+                    # the worker ended with replies it had not read yet (it pipelines:
+                    # disco.worker.protocol.send_nowait): its end of the stream
+                    chunk = b""
                 self.pending_read = None
                 return chunk
             if self.writer in done:

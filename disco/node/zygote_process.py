@@ -35,6 +35,7 @@ from typing import Any
 from disco.node.orphans import die_with_parent, start_time
 
 _MAX_REQUEST = 4 << 20
+_MAX_FD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536
 MAX_WARM = 4  # warm processes without running tasks kept
 WARM_IDLE = 60.0  # seconds without a request before a warm process is stopped
 _REPORT_ENV = "DISCO_TASK_REPORT"  # disco.failure.REPORT_ENV (not imported: keep light)
@@ -120,7 +121,9 @@ def _run_worker(fd: int, parent: int, closing: list[socket.socket], setup: Any) 
         setup()
         for target in (0, 1, 2):
             os.dup2(fd, target)
-        os.close(fd)
+        # Nothing else stays open (an exec'd worker has only its stdio): not another
+        # worker's socket still queued here, whose end would then never see its EOF.
+        os.closerange(3, _MAX_FD)
         import random
 
         random.seed()
@@ -256,9 +259,15 @@ class _Zygote(_Forker):
         if pid == 0:
             code = 1
             try:
+                # only stdio and its own socket: not the zygote's, nor the sockets of
+                # workers whose requests are queued in the zygote (held open here, a
+                # worker's death would never reach the node as an end of file)
                 for sock in self.closing():
                     sock.close()
                 ours.close()
+                keep = theirs.fileno()
+                os.closerange(3, keep)
+                os.closerange(keep + 1, _MAX_FD)
                 _warm_main(req, theirs, zygote)
                 code = 0
             except BaseException:

@@ -58,9 +58,9 @@ def test_each_job_gets_its_own_warm_process_with_its_own_job_pack(master) -> Non
     """The same functions with other parameters (another job pack): never the first
     job's warm process or objects."""
     first = Job(master=master.url).run(input=["raw://a"], map=param_map, params={"k": 1})
-    (_, (k1, warm1)), = result_iterator(first.wait(timeout=60))
+    ((_, (k1, warm1)),) = result_iterator(first.wait(timeout=60))
     second = Job(master=master.url).run(input=["raw://a"], map=param_map, params={"k": 2})
-    (_, (k2, warm2)), = result_iterator(second.wait(timeout=60))
+    ((_, (k2, warm2)),) = result_iterator(second.wait(timeout=60))
     assert (k1, k2) == (1, 2)
     assert warm1 != warm2
 
@@ -142,3 +142,25 @@ def test_a_warm_process_idle_beyond_the_limit_is_stopped(master) -> None:
     job = Job(master=master.url).run(input=["raw://a"], map=param_map, params={"k": 99})
     list(result_iterator(job.wait(timeout=60)))
     poll_for(lambda: warm_count() <= zygote_process.MAX_WARM, 10, "idle warm processes to go")
+
+
+def fds_map(entry, params):
+    import os
+
+    sockets = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink("/proc/self/fd/%s" % fd)
+        except OSError:
+            continue
+        if target.startswith("socket:") and int(fd) > 2:
+            sockets.append(fd)
+    yield entry, sockets
+
+
+def test_a_forked_worker_holds_no_other_socket(master) -> None:
+    """Only the worker's own stdio is a socket: another worker's socket held open here
+    would hide that worker's death (no end of file) from the node."""
+    job = Job(master=master.url).run(input=["raw://%d" % n for n in range(6)], map=fds_map)
+    got = dict(result_iterator(job.wait(timeout=60)))
+    assert got == {str(n): [] for n in range(6)}
