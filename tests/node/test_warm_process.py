@@ -164,3 +164,27 @@ def test_a_forked_worker_holds_no_other_socket(master) -> None:
     job = Job(master=master.url).run(input=["raw://%d" % n for n in range(6)], map=fds_map)
     got = dict(result_iterator(job.wait(timeout=60)))
     assert got == {str(n): [] for n in range(6)}
+
+
+def printing_map(entry, params):
+    print("line one of %s" % entry)
+    print("line two")
+    yield entry, 1
+
+
+def test_a_pipelining_worker_leaves_the_same_events_in_the_same_order(master) -> None:
+    """Our worker does not wait for the OK of its first MSGs and of OUTPUT: the events
+    of a task are still every message, in the order it sent them, before DONE."""
+    job = Job(master=master.url).run(input=["raw://a"], map=printing_map)
+    assert dict(result_iterator(job.wait(timeout=60))) == {"a": 1}
+    events = [str(e) for e in Disco(master.url).events(job.name)]
+    task = [e for e in events if "[map:0]" in e]
+    wanted = [
+        "MSG: [map:0] line one of a",
+        "MSG: [map:0] line two",
+        "MSG: [map:0] Done: 1 entries mapped",
+        "MSG: [map:0] Results sent to master",
+        "DONE: [map:0] Task finished in",
+    ]
+    found = [next(i for i, e in enumerate(task) if w in e) for w in wanted]
+    assert found == sorted(found)
