@@ -196,7 +196,9 @@ def create_data_app(
             return await serve_gated(request, ddfs_gate, root, rest)
         return await serve_file(request, root, rest)
 
-    app = guard(web.Application(middlewares=[middleware(auth)] if auth and auth.enabled else []))
+    app = guard(
+        web.Application(middlewares=[middleware(auth)] if auth and auth.enabled else [])
+    )
     app[DOWNLOADS] = download_limit(max_downloads)
     app[SERVED] = served if served is not None else ServedBytes()
     app.router.add_route("*", "/{tail:.*}", handle)
