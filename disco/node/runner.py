@@ -599,6 +599,7 @@ class _Attempt:
         async def ready() -> bytes:
             return data
 
+        ready.data = data  # type: ignore[attr-defined]  # ready now: may join a write
         self.replies.put_nowait(ready)
 
     async def _on_msg(self, msg: p.Msg) -> TaskResult | None:
@@ -655,8 +656,11 @@ class _Attempt:
         while True:
             make = await self.replies.get()
             data = await make()
-            while not self.replies.empty():  # replies ready together: one write
-                data += await self.replies.get_nowait()()
+            # the replies behind it that are ready now go in the same write (never one
+            # that waits: a deferred INPUT, a delayed OK)
+            queued = self.replies._queue  # type: ignore[attr-defined]
+            while queued and getattr(queued[0], "data", None) is not None:
+                data += self.replies.get_nowait().data  # type: ignore[attr-defined]
             try:
                 stdin.write(data)
                 await stdin.drain()
