@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from typing import Any
@@ -53,20 +52,33 @@ def _cpu(pid: int) -> dict[str, float]:
     return {"self": utime + stime, "children": cutime + cstime}
 
 
-def _process_cpu(pid: int) -> dict[str, float]:
-    """``master``: the master process; ``node``: its children (zygote, workers)."""
-    out = {"master": _cpu(pid)["self"], "node": 0.0}
+def _kids(pid: int) -> list[int]:
+    """The live children of ``pid`` (of every thread of it)."""
+    kids: list[int] = []
     try:
-        kids = subprocess.run(
-            ["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
-        ).stdout.split()
+        threads = os.listdir("/proc/%d/task" % pid)
     except OSError:
-        kids = []
-    for kid in kids:
-        c = _cpu(int(kid))
+        return kids
+    for tid in threads:
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                kids.extend(int(x) for x in f.read().split())
+        except OSError:
+            pass
+    return kids
+
+
+def _process_cpu(pid: int) -> dict[str, float]:
+    """``master``: the master process; ``node``: its descendants (zygote, the jobs' warm
+    processes, workers): each live one's own CPU and that of the children it reaped."""
+    master = _cpu(pid)
+    out = {"master": master["self"], "node": master["children"]}
+    todo = _kids(pid)
+    while todo:
+        kid = todo.pop()
+        c = _cpu(kid)
         out["node"] += c["self"] + c["children"]
-    own = _cpu(pid)["children"]  # workers started without the zygote, reaped by the master
-    out["node"] += own
+        todo.extend(_kids(kid))
     return out
 
 

@@ -16,6 +16,59 @@ from typing import Any
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-@:]")
 
 
+class _Preloaded:
+    """A job pack loaded by a warm process (``preload``) for the tasks it forks."""
+
+    def __init__(self, jobpack: Any, jobobjs: Any, printed: str) -> None:
+        self.jobpack = jobpack
+        self.jobobjs = jobobjs  # None: unpickling failed; each task tries (and reports)
+        self.printed = printed  # what importing the job's modules printed
+
+
+_PRELOADED: dict[str, _Preloaded] = {}
+
+
+def preload(jobfile: str) -> bool:
+    """Load the job pack at ``jobfile`` and unpickle its ``(job, jobargs)`` in this
+    process (a warm process of ``disco.node.zygote_process``), for the tasks forked
+    from it; ``Task.jobpack`` and ``Task.jobobjs`` then use them.  What the job's
+    modules print while they are imported is kept and printed again by each task when
+    it asks for its ``jobobjs`` (a fresh process would print it then).  Returns whether
+    the job's objects could be loaded (if not, each task loads them and reports the
+    failure as usual)."""
+    import contextlib
+    import io
+    import pickle
+
+    from disco.job import JobPack
+
+    try:
+        with open(jobfile, "rb") as f:
+            jobpack = JobPack.load(io.BytesIO(f.read()))
+        jobdata = jobpack.jobdata
+        jobpack.jobdict, jobpack.jobenvs  # noqa: B018 - read now, once
+    except Exception:
+        return False
+    printed = io.StringIO()
+    jobobjs = None
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            jobobjs = pickle.loads(jobdata)
+            _warm_up(jobobjs)
+    except BaseException:
+        jobobjs = None
+    _PRELOADED[jobfile] = _Preloaded(jobpack, jobobjs, printed.getvalue())
+    return jobobjs is not None
+
+
+def _warm_up(jobobjs: Any) -> None:
+    """Work every task of the job would repeat, done once before the tasks fork."""
+    job, jobargs = jobobjs
+    warm = getattr(getattr(job, "worker", None), "warm_up", None)
+    if callable(warm):
+        warm(job, jobargs)
+
+
 def hexhash(data: bytes | str) -> str:
     """First two hex digits of the md5 of ``data`` (UTF-8 for ``str``; master-api.md 9.1)."""
     if isinstance(data, str):
@@ -89,6 +142,8 @@ class Task:
     @property
     def jobpack(self) -> Any:
         """The job pack at ``jobfile`` (a ``disco.job.PackedJobPack``)."""
+        if self._jobpack is None and self.jobfile in _PRELOADED:
+            self._jobpack = _PRELOADED[self.jobfile].jobpack
         if self._jobpack is None:
             from disco.job import JobPack
 
@@ -98,6 +153,14 @@ class Task:
     @property
     def jobobjs(self) -> tuple[Any, dict[str, Any]]:
         """The unpickled ``(job, jobargs)`` of the job pack's jobdata."""
+        warm = _PRELOADED.get(self.jobfile)
+        if self._jobobjs is None and warm is not None and warm.jobobjs is not None:
+            if warm.printed:  # what a fresh process would have printed here (MSG)
+                import sys
+
+                sys.stdout.write(warm.printed)
+                sys.stdout.flush()
+            self._jobobjs = warm.jobobjs
         if self._jobobjs is None:
             import pickle
 

@@ -18,6 +18,8 @@ import pickle
 import random
 import subprocess
 import tempfile
+import types
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -138,13 +140,27 @@ def reify(dotted_name: str, globals: dict[str, Any] | None = None) -> Any:
 
 
 def argcount(obj: Any) -> int:
-    """Positional(-or-keyword) parameters, defaults included (21.9: bound ``self`` excluded)."""
+    """Positional(-or-keyword) parameters, defaults included (21.9: bound ``self`` excluded).
+
+    Kept per plain function (and its code and defaults): a job's warm process works
+    them out once for all its tasks (``disco.task.preload``)."""
+    plain = type(obj) is types.FunctionType
+    if plain:
+        known = _ARGCOUNTS.get(obj)
+        if known is not None and known[0] is obj.__code__ and known[1] is obj.__defaults__:
+            return known[2]
     try:
         sig = inspect.signature(obj)
     except (TypeError, ValueError):
         return 0
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return sum(1 for p in sig.parameters.values() if p.kind in kinds)
+    count = sum(1 for p in sig.parameters.values() if p.kind in kinds)
+    if plain:
+        _ARGCOUNTS[obj] = (obj.__code__, obj.__defaults__, count)
+    return count
+
+
+_ARGCOUNTS: weakref.WeakKeyDictionary[Any, tuple[Any, Any, int]] = weakref.WeakKeyDictionary()
 
 
 def globalize(obj: Any, globals: dict[str, Any]) -> None:

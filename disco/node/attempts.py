@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from disco.backends.base import TaskChannel, TaskFailed, TaskResult, TaskSpec
-from disco.node.jobhome import JobHomeError, ensure_jobhome, safe_member_path
+from disco.node.jobhome import MARKER, JobHomeError, ensure_jobhome, jobhome_path, safe_member_path
 from disco.node.orphans import WorkerRegistry
 from disco.node.runner import WorkerLimits, is_standard_launcher, jobhome_failed, run_worker
 from disco.node.zygote import Zygote, ZygoteHolder
@@ -46,6 +47,15 @@ async def prepare_attempt(
     if worker is not None and is_standard_launcher(worker):
         zygote = await zygotes.get()
     return jobhome, zygote
+
+
+def _home_ready(spec: TaskSpec) -> bool:
+    """Is the job home already prepared (no wait to bound with ``start_timeout``)?"""
+    try:
+        home = jobhome_path(spec.disco_data, spec.host, spec.jobname)
+    except Exception:
+        return False
+    return os.path.exists(os.path.join(home, MARKER))
 
 
 class AttemptRunner:
@@ -104,7 +114,7 @@ class AttemptRunner:
 
     async def _run(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
         try:
-            if self.timed_start:
+            if self.timed_start and not _home_ready(spec):
                 prepared = await self._prepare_in_time(spec)
             else:
                 prepared = await self._prepare(spec)

@@ -1,7 +1,7 @@
 """A task attempt's outputs: the index file and the output list (master-api.md 8.6).
 
 Owns: classifying an OUTPUT location (absolute path / local relative path / remote URL),
-the index file ``<jobhome>/.disco/<stage>-<taskid>-<usecs>.results`` with one line
+the index file (written and synced at DONE) ``<jobhome>/.disco/<stage>-<taskid>-<usecs>.results`` with one line
 ``<label> disco://<host>/disco/<host>/<hh>/<jobname>/<location> <size>`` per local
 output (library.md 16.3), the per-label totals, and the ``TaskOutput`` list at DONE.
 """
@@ -47,6 +47,7 @@ class TaskOutputs:
         self._local: list[tuple[int, str, int]] = []  # (label, disco url, size)
         self._paths: list[str] = []  # the local outputs' files, in the order of _local
         self._remote: list[tuple[int, str, int]] = []
+        self._lines: list[bytes] = []  # the index file's lines, written at DONE
 
     def _data_url(self, scheme: str, relpath: str) -> str:
         host = self._spec.host
@@ -70,11 +71,7 @@ class TaskOutputs:
             self._remote.append((label, location, size))
             return
         url = self._data_url("disco", location)
-        if self._file is None:
-            self._open()
-        assert self._file is not None
-        self._file.write(b"%d %s %d\n" % (label, url.encode("utf-8"), size))
-        self._file.flush()
+        self._lines.append(b"%d %s %d\n" % (label, url.encode("utf-8"), size))
         self._local.append((label, url, size))
         self._paths.append(os.path.join(self._jobhome, location))
         self._totals[label] = self._totals.get(label, 0) + size
@@ -95,7 +92,13 @@ class TaskOutputs:
             return
 
     def close(self) -> None:
-        """Sync and close the index file (blocking: call it off the event loop)."""
+        """Write, sync and close the index file, if there were local outputs (blocking:
+        call it off the event loop).  The file is created here, at DONE, in one go:
+        nothing reads it before the attempt's outputs are handed over."""
+        if self._lines and self._file is None:
+            self._open()
+            assert self._file is not None
+            self._file.write(b"".join(self._lines))
         if self._file is not None:
             self._file.flush()
             os.fsync(self._file.fileno())
@@ -105,6 +108,11 @@ class TaskOutputs:
         """Close the index file without syncing (the attempt failed)."""
         if self._file is not None and not self._file.closed:
             self._file.close()
+
+    @property
+    def index_pending(self) -> bool:
+        """Has ``close`` an index file to write and sync?"""
+        return bool(self._lines) or self._file is not None
 
     @property
     def index_path(self) -> str | None:

@@ -71,7 +71,21 @@ def worker_environment(
     ``DISCO_WORKER_PYTHON`` is set to this interpreter: the ``bin/disco-worker``
     launcher of Python jobs runs ``python -m disco.worker`` with it.
     """
-    base = os.environ if environ is None else environ
+    if environ is None:
+        # the same for every task of a job: kept while os.environ and jobenvs stay
+        key = (tuple(jobenvs.items()), tuple(os.environ._data.items()))  # type: ignore[attr-defined]
+        cached = _ENV_CACHE.get(key)
+        if cached is None:
+            _ENV_CACHE.clear()
+            cached = _ENV_CACHE[key] = _worker_environment(jobenvs, os.environ)
+        return dict(cached)
+    return _worker_environment(jobenvs, environ)
+
+
+_ENV_CACHE: dict[Any, dict[str, str]] = {}
+
+
+def _worker_environment(jobenvs: Mapping[str, str], base: Mapping[str, str]) -> dict[str, str]:
     strip = set(DiscoSettings.defaults) | set(INTERNAL_SETTINGS)
     strip.update(name for name in base.get("DISCO_SETTINGS", "").split(",") if name)
     env = {k: v for k, v in base.items() if k not in strip}
@@ -254,6 +268,7 @@ class _Attempt:
         self.mem_limit: int | None = None  # the worker's DISCO_WORKER_MAX_MEM, in bytes
         self.mem_exceeded: tuple[int, int] | None = None  # (rss, limit) when stopped
         self._unwatch: Callable[[], None] = lambda: None
+        self.self_registered = False  # forked by the zygote, which keeps its record
 
     # -- process ------------------------------------------------------------------------
     async def run(self, environ: Mapping[str, str] | None) -> TaskResult:
@@ -271,7 +286,13 @@ class _Attempt:
             logger.warning("no failure report for %s: %s", self.tag, exc)
         if self.zygote is not None and self.zygote.alive and is_standard_launcher(worker):
             try:
-                self.proc = await self.zygote.spawn(self.jobhome, env)
+                self.proc = await self.zygote.spawn(
+                    self.jobhome,
+                    env,
+                    jobfile=os.path.join(self.jobhome, "jobfile"),
+                    registry=self.registry,
+                )
+                self.self_registered = self.registry is not None
             except OSError as exc:
                 logger.warning("zygote start failed, starting the worker normally: %s", exc)
         if self.proc is None:
@@ -293,7 +314,7 @@ class _Attempt:
             except OSError as exc:
                 return TaskFailed("error", "Could not start worker %s: %s" % (worker, exc))
         self.started = self.loop.time()
-        if self.registry is not None:
+        if self.registry is not None and not self.self_registered:
             self.registry.add(self.proc.pid)
         logger.debug("%s %s: worker pid %d started", self.spec.jobname, self.tag, self.proc.pid)
         self._unwatch = memory_watch(self.limits.mem_poll_interval).watch(
@@ -304,7 +325,7 @@ class _Attempt:
         try:
             result = await self._drive()
         finally:
-            await self._cleanup()
+            await self._cleanup(done=isinstance(result, TaskDone))
             if not isinstance(result, TaskDone):  # failed or killed: nothing will read them
                 freed = await asyncio.to_thread(self._remove_partial_outputs)
                 if isinstance(result, TaskFailed) and freed:
@@ -324,7 +345,7 @@ class _Attempt:
             logger.info("%s: deleted %d bytes of partial outputs", self.tag, freed)
         return freed
 
-    async def _cleanup(self) -> None:
+    async def _cleanup(self, done: bool = False) -> None:
         assert self.proc is not None and self.writer is not None
         self._unwatch()
         self._killpg()
@@ -332,18 +353,19 @@ class _Attempt:
         if self.pending_read is not None:
             self.pending_read.cancel()
         self.outputs.discard()
-        for suffix in ("", ".crash", ".tmp"):
-            try:
-                os.remove(self.report_path + suffix)
-            except OSError:
-                pass
+        if not done:  # after DONE our Python worker has removed its report files
+            for suffix in ("", ".crash", ".tmp"):
+                try:
+                    os.remove(self.report_path + suffix)
+                except OSError:
+                    pass
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         try:
             await asyncio.wait_for(self.proc.wait(), 5.0)
         except TimeoutError:
             logger.warning("worker pid %d did not die after SIGKILL", self.proc.pid)
-        if self.registry is not None:
+        if self.registry is not None and not self.self_registered:
             self.registry.remove(self.proc.pid)
         pending = [self.writer] + ([self.pending_read] if self.pending_read else [])
         await asyncio.gather(*pending, return_exceptions=True)
@@ -460,7 +482,12 @@ class _Attempt:
                 waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if self.pending_read in done:
-                chunk = self.pending_read.result()
+                try:
+                    chunk = self.pending_read.result()
+                except ConnectionResetError:
+                    # the worker ended with replies it had not read yet (it pipelines:
+                    # disco.worker.protocol.send_nowait): its end of the stream
+                    chunk = b""
                 self.pending_read = None
                 return chunk
             if self.writer in done:
@@ -572,6 +599,7 @@ class _Attempt:
         async def ready() -> bytes:
             return data
 
+        ready.data = data  # type: ignore[attr-defined]  # ready now: may join a write
         self.replies.put_nowait(ready)
 
     async def _on_msg(self, msg: p.Msg) -> TaskResult | None:
@@ -605,7 +633,8 @@ class _Attempt:
     async def _done(self) -> TaskResult:
         # 8.7: sync and close the index, log DONE, hand over the outputs; then killed.
         try:
-            await asyncio.to_thread(self.outputs.close)
+            if self.outputs.index_pending:
+                await asyncio.to_thread(self.outputs.close)
         except OSError as exc:
             return TaskFailed("error", "Could not write the index file: %s" % exc)
         saved = None
@@ -627,6 +656,11 @@ class _Attempt:
         while True:
             make = await self.replies.get()
             data = await make()
+            # the replies behind it that are ready now go in the same write (never one
+            # that waits: a deferred INPUT, a delayed OK)
+            queued = self.replies._queue  # type: ignore[attr-defined]
+            while queued and getattr(queued[0], "data", None) is not None:
+                data += self.replies.get_nowait().data  # type: ignore[attr-defined]
             try:
                 stdin.write(data)
                 await stdin.drain()

@@ -14,7 +14,9 @@ started with ``/bin/sh`` as usual.  If the zygote is unavailable, the runner fal
 the normal start.
 
 Wire between runner and zygote (a Unix socket pair): a request is one JSON line
-``{"id": n, "cwd": ..., "env": {...}}`` sent with one file descriptor (the worker's end of
+``{"id": n, "cwd": ..., "env": {...}}`` (optionally ``"jobfile"``: fork from the job's
+warm process; ``"registry"``: the worker records its own session, see
+``disco.node.zygote_process``) sent with one file descriptor (the worker's end of
 a socket pair, to become its fds 0, 1 and 2); the zygote answers ``{"id": n, "pid": p}``
 and later ``{"exit": p, "code": c}`` when that child ends (``c`` negative for a signal).
 """
@@ -111,8 +113,18 @@ class Zygote:
         self._sock = parent
         self._reader_task = asyncio.create_task(self._read_reports())
 
-    async def spawn(self, cwd: str, env: dict[str, str]) -> ZygoteProcess:
-        """Fork a worker in ``cwd`` with ``env``; its stdio is a socket we hold."""
+    async def spawn(
+        self,
+        cwd: str,
+        env: dict[str, str],
+        jobfile: str | None = None,
+        registry: WorkerRegistry | None = None,
+    ) -> ZygoteProcess:
+        """Fork a worker in ``cwd`` with ``env``; its stdio is a socket we hold.
+
+        ``jobfile``: fork it from the job's warm process (started on first need), see
+        ``disco.node.zygote_process``.  ``registry``: the worker records its session
+        there itself, and the process that reaps it removes the record."""
         if not self.alive or self._sock is None:
             raise OSError("the zygote is not running")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -123,7 +135,12 @@ class Zygote:
                 rid = self._next_id
                 fut: asyncio.Future[int] = loop.create_future()
                 self._pending[rid] = fut
-                line = json.dumps({"id": rid, "cwd": cwd, "env": env}).encode() + b"\n"
+                req: dict[str, Any] = {"id": rid, "cwd": cwd, "env": env}
+                if jobfile is not None:
+                    req["jobfile"] = jobfile
+                if registry is not None:
+                    req["registry"] = os.path.join(registry.directory, registry.owner)
+                line = json.dumps(req).encode() + b"\n"
                 await _send_with_fd(self._sock, line, theirs.fileno())
             # not asyncio.wait_for: on 3.11 it swallows a cancel (a kill) that comes as
             # the pid arrives, and the attempt would go on with its kill forgotten
@@ -295,10 +312,11 @@ async def _send_with_fd(sock: socket.socket, data: bytes, fd: int) -> None:
     loop = asyncio.get_running_loop()
     while True:
         try:
-            sent = socket.send_fds(sock, [data[:1]], [fd])
+            sent = socket.send_fds(sock, [data], [fd])
         except (BlockingIOError, InterruptedError):
             await asyncio.sleep(0.001)
             continue
-        if sent == 1:
+        if sent >= 1:
             break
-    await loop.sock_sendall(sock, data[1:])
+    if sent < len(data):
+        await loop.sock_sendall(sock, data[sent:])

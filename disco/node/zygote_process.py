@@ -4,6 +4,22 @@ Run as ``python -m disco.node.zygote_process <fd>`` by ``disco.node.zygote.Zygot
 documents the wire between the two.  This module imports no asyncio and nothing the
 worker does not need, so the zygote is ready quickly; ``_preload`` imports what every
 Python task imports, so that a forked worker starts in milliseconds.
+
+**Warm processes** (a request that names its ``jobfile``): the zygote forks one process
+per job (per job home, job pack file and environment), which loads the job pack,
+imports the job's modules and unpickles its functions once (``disco.task.preload``),
+then forks each task of that job from there: every task is still a new process with
+the module state of a fresh import (a task's changes to module globals die with it),
+but the work every task of the job repeated is done once.  The zygote relays the
+requests to the warm process and its answers (the same JSON lines) back; when a warm
+process dies (killed, crashed), its running workers are reported killed and the next
+request of that job starts a new one.  At most ``MAX_WARM`` warm processes without
+running tasks are kept; one idle for ``WARM_IDLE`` seconds exits.
+
+**Registry**: a request may carry ``registry`` (``<directory>/<owner>`` of the node's
+``disco.node.orphans.WorkerRegistry``); the forked worker then records its own session
+there and the process that reaps it removes the record, so the node's event loop does
+no file work for it.
 """
 
 from __future__ import annotations
@@ -13,11 +29,16 @@ import os
 import signal
 import socket
 import sys
+import time
 from typing import Any
 
-from disco.node.orphans import die_with_parent
+from disco.node.orphans import die_with_parent, start_time
 
 _MAX_REQUEST = 4 << 20
+_MAX_FD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536
+MAX_WARM = 4  # warm processes without running tasks kept
+WARM_IDLE = 60.0  # seconds without a request before a warm process is stopped
+_REPORT_ENV = "DISCO_TASK_REPORT"  # disco.failure.REPORT_ENV (not imported: keep light)
 
 
 def _preload() -> None:
@@ -43,28 +64,66 @@ def _preload() -> None:
     import disco.worker.task_io  # noqa: F401
 
 
-def _child(cwd: str, env: dict[str, str], fd: int, ctrl: socket.socket, zygote: int) -> None:
-    """In the forked child: become the worker bootstrap would have started."""
+def _freeze() -> None:
+    """Leave what is loaded now out of every later garbage collection (``gc.freeze``):
+    a collection in a forked worker would otherwise walk, and so copy, every page of
+    objects it shares with this process."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def _become_worker_home(cwd: str, env: dict[str, str]) -> None:
+    """cwd, environment and ``sys.path`` of ``python -m disco.worker`` in the job home."""
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    # What ``python -m disco.worker`` in the job home would have: the job home
+    # first (not the zygote's own working directory), then PYTHONPATH.
+    extra = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    sys.path[0:1] = [os.getcwd(), *extra]
+    sys.argv = ["-m"]
+
+
+def _reset_signals() -> None:
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def _register(prefix: str | None) -> str | None:
+    """Record this new session in the node's worker registry (``None``: not asked)."""
+    if not prefix:
+        return None
+    pid = os.getpid()
+    path = "%s-%d-%d" % (prefix, pid, start_time(pid))
+    try:
+        try:
+            open(path, "xb").close()  # noqa: SIM115
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            open(path, "xb").close()  # noqa: SIM115
+    except OSError:
+        return None
+    return path
+
+
+def _run_worker(fd: int, parent: int, closing: list[socket.socket], setup: Any) -> None:
+    """In a forked child: become the worker bootstrap would have started, run it, exit."""
     code = 1
     try:
-        die_with_parent(zygote)  # the zygote dies with the master: so do its workers
-        ctrl.close()
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
+        die_with_parent(parent)  # the zygote dies with the master: so do its workers
+        for sock in closing:
+            sock.close()
+        _reset_signals()
         os.setsid()
-        os.nice(19)
-        os.chdir(cwd)
+        setup()
         for target in (0, 1, 2):
             os.dup2(fd, target)
-        os.close(fd)
-        os.environ.clear()
-        os.environ.update(env)
-        # What ``python -m disco.worker`` in the job home would have: the job home
-        # first (not the zygote's own working directory), then PYTHONPATH.
-        extra = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        sys.path[0:1] = [os.getcwd(), *extra]
-        sys.argv = ["-m"]
+        # Nothing else stays open (an exec'd worker has only its stdio): not another
+        # worker's socket still queued here, whose end would then never see its EOF.
+        os.closerange(3, _MAX_FD)
         import random
 
         random.seed()
@@ -82,23 +141,302 @@ def _child(cwd: str, env: dict[str, str], fd: int, ctrl: socket.socket, zygote: 
         os._exit(code)
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    ctrl = socket.socket(fileno=int(argv[0]))
-    _preload()
+class _Forker:
+    """Forks workers for requests and reports their pids and exits on ``ctrl``."""
+
+    def __init__(self, ctrl: socket.socket) -> None:
+        self.ctrl = ctrl
+        self.registered: dict[int, str] = {}  # worker pid -> its registry record
+
+    def closing(self) -> list[socket.socket]:
+        """The sockets a forked worker must not keep open."""
+        return [self.ctrl]
+
+    def setup(self, req: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def fork_one(self, req: dict[str, Any], fd: int) -> None:
+        parent = os.getpid()
+        setup = self.setup(req)
+        registry = req.get("registry")
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            os.close(fd)
+            _say(self.ctrl, {"id": req["id"], "error": str(exc)})
+            return
+        if pid == 0:
+
+            def prepare() -> None:
+                setup()
+                _register(registry)
+
+            _run_worker(fd, parent, self.closing(), prepare)
+        os.close(fd)
+        answer: dict[str, Any] = {"id": req["id"], "pid": pid}
+        if registry:
+            self.registered[pid] = answer["registry"] = "%s-%d-%d" % (
+                registry,
+                pid,
+                start_time(pid),
+            )
+        _say(self.ctrl, answer)
+
+    def reaped(self, pid: int, code: int) -> None:
+        path = self.registered.pop(pid, None)
+        if path is not None:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+        _say(self.ctrl, {"exit": pid, "code": code})
+
+
+class _Warm:
+    """The zygote's view of one warm process."""
+
+    def __init__(self, key: str, pid: int, sock: socket.socket) -> None:
+        self.key = key
+        self.pid = pid
+        self.sock = sock
+        self.buf = b""
+        self.children: set[int] = set()
+        self.pending: set[int] = set()
+        self.last_used = time.monotonic()
+
+
+class _Zygote(_Forker):
+    def __init__(self, ctrl: socket.socket) -> None:
+        super().__init__(ctrl)
+        self.warms: dict[str, _Warm] = {}
+        self.warm_pids: dict[int, _Warm] = {}
+
+    def closing(self) -> list[socket.socket]:
+        return [self.ctrl, *(w.sock for w in self.warms.values())]
+
+    def setup(self, req: dict[str, Any]) -> Any:
+        def setup() -> None:
+            os.nice(19)
+            _become_worker_home(req["cwd"], req["env"])
+
+        return setup
+
+    # -- requests ------------------------------------------------------------------
+    def request(self, req: dict[str, Any], fd: int) -> None:
+        jobfile = req.get("jobfile")
+        key = _warm_key(req) if jobfile else None
+        if key is None:
+            self.fork_one(req, fd)
+            return
+        for _try in range(2):
+            warm = self.warms.get(key)
+            if warm is None:
+                warm = self._start_warm(key, req)
+                if warm is None:
+                    break
+            try:
+                data = json.dumps(req).encode() + b"\n"
+                socket.send_fds(warm.sock, [data], [fd])
+            except OSError:
+                self._warm_died(warm)  # killed since its last task: start a new one
+                continue
+            warm.pending.add(req["id"])
+            warm.last_used = time.monotonic()
+            os.close(fd)
+            return
+        self.fork_one(req, fd)  # no warm process: fork the worker from here
+
+    def _start_warm(self, key: str, req: dict[str, Any]) -> _Warm | None:
+        self._trim()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        zygote = os.getpid()
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            return None
+        if pid == 0:
+            code = 1
+            try:
+                # only stdio and its own socket: not the zygote's, nor the sockets of
+                # workers whose requests are queued in the zygote (held open here, a
+                # worker's death would never reach the node as an end of file)
+                for sock in self.closing():
+                    sock.close()
+                ours.close()
+                keep = theirs.fileno()
+                os.closerange(3, keep)
+                os.closerange(keep + 1, _MAX_FD)
+                _warm_main(req, theirs, zygote)
+                code = 0
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        theirs.close()
+        warm = _Warm(key, pid, ours)
+        self.warms[key] = warm
+        self.warm_pids[pid] = warm
+        return warm
+
+    def _trim(self) -> None:
+        """Stop the least recently used idle warm processes beyond ``MAX_WARM``, and
+        those idle for ``WARM_IDLE`` seconds."""
+        now = time.monotonic()
+        idle = sorted(
+            (w for w in self.warms.values() if not w.children and not w.pending),
+            key=lambda w: w.last_used,
+        )
+        for n, warm in enumerate(idle):
+            if len(idle) - n >= MAX_WARM or now - warm.last_used > WARM_IDLE:
+                self._stop_warm(warm)
+
+    def _stop_warm(self, warm: _Warm) -> None:
+        try:
+            os.kill(warm.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self._forget(warm)
+
+    def _forget(self, warm: _Warm) -> None:
+        if self.warms.get(warm.key) is warm:
+            del self.warms[warm.key]
+        warm.sock.close()
+
+    def _warm_died(self, warm: _Warm) -> None:
+        """A warm process is gone: its workers die with it (reported killed), its
+        unanswered requests fail (the node starts those workers normally)."""
+        self._forget(warm)
+        for pid in sorted(warm.children):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.reaped(pid, -signal.SIGKILL)
+        warm.children.clear()
+        for rid in sorted(warm.pending):
+            _say(self.ctrl, {"id": rid, "error": "the warm process of the job died"})
+        warm.pending.clear()
+
+    # -- answers of warm processes ---------------------------------------------------
+    def relay(self, warm: _Warm) -> None:
+        try:
+            data = warm.sock.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._warm_died(warm)
+            return
+        warm.buf += data
+        while b"\n" in warm.buf:
+            line, warm.buf = warm.buf.split(b"\n", 1)
+            msg = json.loads(line)
+            if "id" in msg:
+                warm.pending.discard(msg["id"])
+                if "pid" in msg:
+                    warm.children.add(msg["pid"])
+                    if msg.get("registry"):
+                        self.registered[msg["pid"]] = msg.pop("registry")
+            elif "exit" in msg:
+                warm.children.discard(msg["exit"])
+                self.registered.pop(msg["exit"], None)  # the warm process removed it
+            _say(self.ctrl, msg)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            warm = self.warm_pids.pop(pid, None)
+            if warm is not None:
+                self._warm_died(warm)
+                continue
+            self.reaped(pid, os.waitstatus_to_exitcode(status))
+
+
+class _WarmProcess(_Forker):
+    """Inside a warm process: forks the tasks of one job (the job already loaded)."""
+
+    def setup(self, req: dict[str, Any]) -> Any:
+        report = req["env"].get(_REPORT_ENV)
+        cwd = req["cwd"]
+
+        def setup() -> None:
+            os.chdir(cwd)
+            if report is None:
+                os.environ.pop(_REPORT_ENV, None)
+            else:
+                os.environ[_REPORT_ENV] = report
+
+        return setup
+
+
+def _warm_key(req: dict[str, Any]) -> str | None:
+    """The warm process that may fork this request's worker: same job home, same job
+    pack file (inode, size, mtime), same environment apart from the report path."""
+    try:
+        st = os.stat(req["jobfile"])
+    except OSError:
+        return None
+    env = {k: v for k, v in req["env"].items() if k != _REPORT_ENV}
+    return json.dumps(
+        [req["cwd"], req["jobfile"], st.st_ino, st.st_size, st.st_mtime_ns, env],
+        sort_keys=True,
+    )
+
+
+def _warm_main(req: dict[str, Any], sock: socket.socket, zygote: int) -> None:
+    """The warm process: become the job's worker home, load the job, fork its tasks."""
+    die_with_parent(zygote)
+    _reset_signals()
+    os.setpgid(0, 0)  # not in the zygote's group (a kill of a worker's group misses it)
+    os.nice(19)
+    env = {k: v for k, v in req["env"].items() if k != _REPORT_ENV}
+    _become_worker_home(req["cwd"], env)
+    from disco.task import preload
+
+    preload(req["jobfile"])
+    _freeze()
+    # Not in the job home between tasks: a finished, killed or purged job leaves no
+    # process there (each task goes back to it: _WarmProcess.setup).
+    os.chdir("/")
+    _serve(_WarmProcess(sock))
+
+
+def _serve(forker: _Forker) -> None:
+    """Read requests (one JSON line and one fd each) from ``forker.ctrl``, fork, reap."""
     import select
 
+    ctrl = forker.ctrl
     rpipe, wpipe = os.pipe()
     os.set_blocking(wpipe, False)
     signal.set_wakeup_fd(wpipe)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    zygote = forker if isinstance(forker, _Zygote) else None
     buf = b""
     fds: list[int] = []
     while True:
-        ready, _, _ = select.select([ctrl, rpipe], [], [])
+        watched: list[Any] = [ctrl, rpipe]
+        if zygote is not None:
+            watched.extend(w.sock for w in zygote.warms.values())
+        ready, _, _ = select.select(watched, [], [], 10.0)
         if rpipe in ready:
             os.read(rpipe, 4096)
-            _reap(ctrl)
+            if zygote is not None:
+                zygote.reap()
+            else:
+                _reap(forker)
+        if zygote is not None:
+            for warm in list(zygote.warms.values()):
+                if warm.sock in ready:
+                    zygote.relay(warm)
+            zygote._trim()
         if ctrl in ready:
             data, newfds, _flags, _addr = socket.recv_fds(ctrl, 65536, 8)
             if not data:
@@ -111,24 +449,13 @@ def main(argv: list[str] | None = None) -> None:
                 line, buf = buf.split(b"\n", 1)
                 req = json.loads(line)
                 fd = fds.pop(0)
-                _fork_one(req, fd, ctrl)
+                if zygote is not None:
+                    zygote.request(req, fd)
+                else:
+                    forker.fork_one(req, fd)
 
 
-def _fork_one(req: dict[str, Any], fd: int, ctrl: socket.socket) -> None:
-    zygote = os.getpid()
-    try:
-        pid = os.fork()
-    except OSError as exc:
-        os.close(fd)
-        _say(ctrl, {"id": req["id"], "error": str(exc)})
-        return
-    if pid == 0:
-        _child(req["cwd"], req["env"], fd, ctrl, zygote)
-    os.close(fd)
-    _say(ctrl, {"id": req["id"], "pid": pid})
-
-
-def _reap(ctrl: socket.socket) -> None:
+def _reap(forker: _Forker) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -136,11 +463,19 @@ def _reap(ctrl: socket.socket) -> None:
             return
         if pid == 0:
             return
-        _say(ctrl, {"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+        forker.reaped(pid, os.waitstatus_to_exitcode(status))
 
 
 def _say(ctrl: socket.socket, msg: dict[str, Any]) -> None:
     ctrl.sendall(json.dumps(msg).encode() + b"\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    ctrl = socket.socket(fileno=int(argv[0]))
+    _preload()
+    _freeze()
+    _serve(_Zygote(ctrl))
 
 
 if __name__ == "__main__":

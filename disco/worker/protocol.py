@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -39,6 +40,20 @@ class _ReplyReader:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.parser = FrameParser(self.MAX_REPLY)
+        # Replies to messages sent without waiting (``WorkerProtocol.send_nowait``), in
+        # order: ``True`` to keep the reply in ``kept``, ``False`` to drop it.
+        self.owed: deque[bool] = deque()
+        self.kept: deque[tuple[str, Any]] = deque()
+        self.prefetched_inputs = False  # the first kept reply after TASK is INPUT's
+
+    def settle(self) -> None:
+        """Read the replies still owed to messages sent without waiting."""
+        while self.owed:
+            keep = self.owed[0]
+            reply = self.read(REPLY_TIMEOUT)
+            self.owed.popleft()
+            if keep:
+                self.kept.append(reply)
 
     def _fill(self, deadline: float) -> None:
         import select
@@ -73,6 +88,10 @@ class _ReplyReader:
 
 _reader = _ReplyReader(0)
 _lock = threading.RLock()
+#: MSGs of the rate limit's "slow" threshold (node.protocol.MsgRateLimiter): up to this
+#: many, the master's reply is never delayed.
+MSG_FREE = 5
+_msgs_sent = 0
 
 
 class MessageWriter:
@@ -101,7 +120,11 @@ class MessageWriter:
 
     def _send(self, text: str) -> None:
         if text.strip():
-            self.worker.send("MSG", text.strip())
+            send_msg = getattr(self.worker, "send_msg", None)
+            if send_msg is not None:
+                send_msg(text.strip())
+            else:
+                self.worker.send("MSG", text.strip())
 
     def writelines(self, lines: Iterable[str]) -> None:
         for line in lines:
@@ -133,20 +156,57 @@ class WorkerProtocol:
     stderr = sys.stderr  # the real stderr: the protocol channel to the master
 
     @classmethod
+    def _write(cls, type: str, payload: Any) -> None:
+        data = encode_frame(type, json.dumps(payload).encode("utf-8"))
+        out = getattr(cls.stderr, "buffer", None)
+        if out is not None:
+            out.write(data)
+            out.flush()
+        else:
+            cls.stderr.write(data.decode("utf-8"))
+            cls.stderr.flush()
+
+    @classmethod
     def exchange(cls, type: str, payload: Any = "") -> tuple[str, Any]:
         """Send one message; return the reply's ``(type, payload)``."""
-        data = encode_frame(type, json.dumps(payload).encode("utf-8"))
         with _lock:
-            out = getattr(cls.stderr, "buffer", None)
-            if out is not None:
-                out.write(data)
-                out.flush()
-            else:
-                cls.stderr.write(data.decode("utf-8"))
-                cls.stderr.flush()
+            cls._write(type, payload)
             if type in ("DONE", "ERROR", "FATAL"):
                 return "", None  # no reply: the master kills the worker (8.7)
+            _reader.settle()
             return _reader.read(REPLY_TIMEOUT)
+
+    @classmethod
+    def send_nowait(cls, type: str, payload: Any = "", keep: bool = False) -> None:
+        """Send one message without waiting for its reply (master-api.md 8.9: replies
+        come in request order): the reply is read before the next reply waited for, and
+        dropped, or kept in order for ``kept_reply`` if ``keep``.  Only for messages
+        whose reply cannot hold the worker back (not MSG above the rate limit)."""
+        with _lock:
+            cls._write(type, payload)
+            _reader.owed.append(keep)
+
+    @classmethod
+    def kept_reply(cls) -> tuple[str, Any]:
+        """The oldest kept reply of ``send_nowait(..., keep=True)`` (waits for it)."""
+        with _lock:
+            while not _reader.kept:
+                if not _reader.owed:
+                    raise ProtocolError("No reply was kept")
+                _reader.settle()
+            return _reader.kept.popleft()
+
+    @classmethod
+    def send_msg(cls, text: str) -> None:
+        """MSG ``text``: without waiting for the OK while this worker has sent so few
+        that the master's rate limit cannot delay the reply (8.9: a delay starts above
+        ``MSG_FREE`` messages in its queue, which never holds more than were sent)."""
+        global _msgs_sent
+        _msgs_sent += 1
+        if _msgs_sent <= MSG_FREE:
+            cls.send_nowait("MSG", text)
+        else:
+            cls.send("MSG", text)
 
     @classmethod
     def send(cls, type: str, payload: Any = "") -> Any:
@@ -155,9 +215,17 @@ class WorkerProtocol:
 
     @classmethod
     def get_task(cls) -> Any:
+        return cls.task_from_reply(cls.exchange("TASK"))
+
+    @classmethod
+    def task_from_reply(cls, reply: tuple[str, Any]) -> Any:
+        """The ``disco.task.Task`` of a TASK reply."""
         from disco.task import Task
 
-        return Task(**cls.send("TASK"))
+        mtype, payload = reply
+        if mtype != "TASK" or not isinstance(payload, dict):
+            raise ProtocolError("Expected a TASK reply, got %s" % mtype)
+        return Task(**payload)
 
     @classmethod
     def get_inputs(
@@ -170,7 +238,11 @@ class WorkerProtocol:
         """
         seen = list(exclude or ())
         while True:
-            flag, inputs = cls.send("INPUT", ["exclude", seen])
+            if not seen and _reader.prefetched_inputs and (_reader.kept or _reader.owed):
+                _reader.prefetched_inputs = False  # asked for at the start (taskrun)
+                flag, inputs = cls.kept_reply()[1]
+            else:
+                flag, inputs = cls.send("INPUT", ["exclude", seen])
             for input_id, _status, label, replicas in inputs:
                 if input_id in seen:
                     continue

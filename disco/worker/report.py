@@ -62,6 +62,22 @@ class _Reporter:
         self.state["max_mem_setting"] = setting
         self._save()
 
+    def finished(self) -> None:
+        """The task succeeded: remove its report files (the node does not look)."""
+        if self.path is None:
+            return
+        if self._crash_file is not None:
+            import faulthandler
+
+            faulthandler.disable()
+            self._crash_file.close()
+            self._crash_file = None
+        for suffix in (".crash", ""):
+            try:
+                os.remove(self.path + suffix)
+            except OSError:
+                pass
+
     def failed(self, failure: Failure) -> None:
         self.state["failure"] = failure.to_json()
         self._save()

@@ -11,10 +11,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from disco.framing import PROTOCOL_VERSION
+from disco.worker import protocol as _protocol
 from disco.worker import report as _report
 from disco.worker.inputs import IDedInput, Input, MergedInput, SerialInput, copy_url
 from disco.worker.outputs import BaseOutput, Output
-from disco.worker.protocol import MessageWriter, ProtocolError, wait_for_end
+from disco.worker.protocol import MessageWriter, ProtocolError, WorkerProtocol, wait_for_end
 
 logger = logging.getLogger("disco.worker")
 
@@ -102,7 +103,15 @@ class TaskRunner:
 
     def end(self, task: Any, job: Any, **jobargs: Any) -> None:
         self.send_outputs()
-        self.send("MSG", "Results sent to master")
+        self.message("Results sent to master")
+
+    def message(self, text: str) -> None:
+        """MSG ``text``: without waiting for the reply when the rate limit allows
+        (``WorkerProtocol.send_msg``), unless a subclass has its own ``send``."""
+        if getattr(type(self).send, "__func__", None) is _protocol_send:
+            self.send_msg(text)
+        else:
+            self.send("MSG", text)
 
     # -- shuffle helpers (library.md 9.1, 17.4) --------------------------------------------
     def labelled_input_map(
@@ -142,9 +151,14 @@ class TaskRunner:
 
     def send_outputs(self) -> None:
         """Close every output and report it with OUTPUT ``[label, path, size]``."""
+        nowait = getattr(type(self).send, "__func__", None) is _protocol_send
         for output in self.outputs.values():
             output.close()
-            self.send("OUTPUT", [output.label, output.path, output.size()])
+            message = [output.label, output.path, output.size()]
+            if nowait:  # the reply is OK, or the node fails the attempt and kills us
+                self.send_nowait("OUTPUT", message)
+            else:
+                self.send("OUTPUT", message)
 
     @classmethod
     def main(cls) -> None:
@@ -157,8 +171,14 @@ class TaskRunner:
         _report.reporter.start()
         task = None
         try:
-            cls.send("WORKER", {"pid": os.getpid(), "version": PROTOCOL_VERSION})
-            task = cls.get_task()
+            # WORKER and TASK (and, for a classic job loaded by a warm process, the
+            # first INPUT) sent at once: their replies come in order (8.9).
+            cls.send_nowait("WORKER", {"pid": os.getpid(), "version": PROTOCOL_VERSION})
+            cls.send_nowait("TASK", "", keep=True)
+            if _classic_job_preloaded():
+                cls.send_nowait("INPUT", ["exclude", []], keep=True)
+                _protocol._reader.prefetched_inputs = True
+            task = cls.task_from_reply(cls.kept_reply())
             set_active_task(task)
             export_task_settings(task)
             _report.check_python_version()
@@ -172,6 +192,7 @@ class TaskRunner:
                 ) from e
             job.worker.start(task, job, **jobargs)
             sys.stdout.flush()
+            _report.reporter.finished()  # the node removes no report files after DONE
             cls.send("DONE")
         except ProtocolError as e:
             # Nobody to report to any more.
@@ -190,6 +211,25 @@ class TaskRunner:
             cls.send(type, text)
         except Exception:
             raise SystemExit(1)
+
+
+_protocol_send = WorkerProtocol.send.__func__  # type: ignore[attr-defined]
+
+
+def _classic_job_preloaded() -> bool:
+    """Is this a task of a classic job (the exact classic ``Worker``) whose job a warm
+    process has loaded?  Its first request after TASK is then ``INPUT ["exclude",
+    []]``, and its inputs are known when it starts (never a deferred reply)."""
+    from disco.task import _PRELOADED
+
+    if len(_PRELOADED) != 1:
+        return False
+    warm = next(iter(_PRELOADED.values()))
+    if warm.jobobjs is None or warm.printed:
+        return False
+    from disco.worker.classic.worker import Worker as ClassicWorker
+
+    return type(getattr(warm.jobobjs[0], "worker", None)) is ClassicWorker
 
 
 def export_task_settings(task: Any, environ: Any = None) -> None:

@@ -160,6 +160,20 @@ class Worker(BaseWorker):
         return jobzip
 
     # -- node side (library.md 17.2) ------------------------------------------------------
+    def warm_up(self, job: Any, jobargs: dict[str, Any]) -> None:
+        """In a job's warm process, before its tasks fork (``disco.task.preload``):
+        the parameter counts of the job's functions, which every task asks for."""
+        from disco.util import argcount
+
+        for key in list(self):
+            try:
+                value = self.getitem(key, job, jobargs)
+            except Exception:
+                continue
+            for item in value if isinstance(value, list | tuple) else (value,):
+                if callable(item) and not isinstance(item, type):
+                    argcount(item)
+
     def run(self, task: Any, job: Any, **jobargs: Any) -> None:
         self.resolve(task, job, jobargs)
         params = self["params"]
@@ -290,9 +304,9 @@ class Worker(BaseWorker):
         n = 0
         for n, item in enumerate(iterator, 1):
             if interval and n % interval == 0:
-                self.send("MSG", template % n)
+                self.message(template % n)
             yield item
-        self.send("MSG", "Done: " + template % n)
+        self.message("Done: " + template % n)
 
     @staticmethod
     def _opener(streams: list[Any], params: Any) -> Any:

@@ -1,0 +1,190 @@
+"""Tasks forked from a job's warm process (disco.node.zygote_process): each task is still
+a new process with fresh module state; a dead warm process costs nothing but a restart;
+the warm process of one job never serves another; the node still syncs before DONE."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from disco.core import Disco, Job, result_iterator
+from disco.test import poll_for
+
+pytestmark = pytest.mark.timeout(120)
+
+#: Module state of the job's own module (this module, shipped to the workers).
+SEEN: list[str] = []
+
+
+def _parent_and_grandparent() -> list[int]:
+    import os
+
+    with open("/proc/%d/stat" % os.getppid()) as f:
+        grandparent = int(f.read().rsplit(")", 1)[1].split()[1])
+    return [os.getppid(), grandparent]
+
+
+def state_map(entry, params):
+    import os
+
+    SEEN.append(entry)  # a task that reused a process would see the others' entries
+    params.touched = getattr(params, "touched", 0) + 1  # job objects: one copy per task
+    yield entry, [list(SEEN), params.touched, os.getpid(), _parent_and_grandparent()]
+
+
+def test_module_state_does_not_leak_between_tasks_of_a_job(master) -> None:
+    inputs = ["raw://t%d" % n for n in range(8)]
+    job = Job(master=master.url).run(input=inputs, map=state_map)
+    got = dict(result_iterator(job.wait(timeout=60)))
+    assert sorted(got) == ["t%d" % n for n in range(8)]
+    for entry, (seen, touched, _pid, _parents) in got.items():
+        assert seen == [entry]  # fresh module state in every task
+        assert touched == 1
+    pids = {pid for _seen, _touched, pid, _parents in got.values()}
+    assert len(pids) == 8  # one process per task
+    warm = {parents[0] for *_rest, parents in got.values()}
+    zygote = master.server.backend.runner.zygotes.current
+    assert len(warm) == 1  # every task forked from the job's one warm process ...
+    assert {parents[1] for *_rest, parents in got.values()} == {zygote.pid}  # ... the zygote's
+
+
+def param_map(entry, params):
+    yield entry, [params["k"], _parent_and_grandparent()[0]]
+
+
+def test_each_job_gets_its_own_warm_process_with_its_own_job_pack(master) -> None:
+    """The same functions with other parameters (another job pack): never the first
+    job's warm process or objects."""
+    first = Job(master=master.url).run(input=["raw://a"], map=param_map, params={"k": 1})
+    ((_, (k1, warm1)),) = result_iterator(first.wait(timeout=60))
+    second = Job(master=master.url).run(input=["raw://a"], map=param_map, params={"k": 2})
+    ((_, (k2, warm2)),) = result_iterator(second.wait(timeout=60))
+    assert (k1, k2) == (1, 2)
+    assert warm1 != warm2
+
+
+def gated_map(entry, params):
+    import os
+    import time
+
+    gates = params["gates"]
+    with open(os.path.join(gates, "started-%s-%d" % (entry, os.getpid())), "w") as f:
+        f.write(str(os.getppid()))
+    deadline = time.time() + 60
+    while entry == "slow" and not os.path.exists(os.path.join(gates, "open")):
+        if time.time() > deadline:
+            raise RuntimeError("the gate never opened")
+        time.sleep(0.02)
+    yield entry, os.getppid()
+
+
+def test_a_killed_warm_process_does_not_fail_the_job(master, tmp_path) -> None:
+    """Killing the warm process kills the task it runs (an ordinary failed attempt,
+    retried); the retry is forked from a new warm process and the job succeeds."""
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    job = Job(master=master.url).run(
+        input=["raw://slow"], map=gated_map, params={"gates": str(gates)}
+    )
+    poll_for(lambda: any(gates.glob("started-slow-*")), 60, "the gated task to start")
+    (started,) = gates.glob("started-slow-*")
+    warm = int(started.read_text())
+    os.kill(warm, signal.SIGKILL)
+    (gates / "open").write_text("")
+    ((entry, parent),) = result_iterator(job.wait(timeout=60))
+    assert entry == "slow"
+    assert parent != warm  # the retry came from a new warm process
+    events = "\n".join(str(e) for e in Disco(master.url).events(job.name))
+    assert "killed by signal 9" in events or "Worker crashed" in events
+
+
+def test_a_task_whose_index_sync_fails_is_not_reported_done(master, monkeypatch) -> None:
+    """The node writes and syncs the index file at DONE before it hands the outputs
+    over; when that fails the attempt fails (and is retried), with no DONE event."""
+    real_fsync = os.fsync
+    failed: list[str] = []
+
+    def fsync(fd: int) -> None:
+        path = os.readlink("/proc/self/fd/%d" % fd)
+        if path.endswith(".results") and not failed:
+            failed.append(path)
+            raise OSError(5, "Input/output error (injected)")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)  # the in-process node's own system call
+    job = Job(master=master.url).run(input=["raw://x"], map=param_map, params={"k": 3})
+    ((entry, (k, _warm)),) = result_iterator(job.wait(timeout=60))
+    assert (entry, k) == ("x", 3)
+    assert failed  # the first attempt's index sync failed
+    events = [str(e) for e in Disco(master.url).events(job.name)]
+    text = "\n".join(events)
+    assert "Could not write the index file" in text
+    done = [e for e in events if "DONE: [map:0]" in e]
+    assert len(done) == 1  # only the attempt whose index was synced
+
+
+def test_a_warm_process_idle_beyond_the_limit_is_stopped(master) -> None:
+    """At most MAX_WARM idle warm processes stay (the least recently used go first)."""
+    from disco.node import zygote_process
+
+    for n in range(zygote_process.MAX_WARM + 2):
+        job = Job(master=master.url).run(input=["raw://a"], map=param_map, params={"k": n})
+        list(result_iterator(job.wait(timeout=60)))
+    zygote = master.server.backend.runner.zygotes.current
+
+    def warm_count() -> int:
+        with open("/proc/%d/task/%d/children" % (zygote.pid, zygote.pid)) as f:
+            return len(f.read().split())
+
+    # the next request trims; one more job makes sure it happened
+    job = Job(master=master.url).run(input=["raw://a"], map=param_map, params={"k": 99})
+    list(result_iterator(job.wait(timeout=60)))
+    poll_for(lambda: warm_count() <= zygote_process.MAX_WARM, 10, "idle warm processes to go")
+
+
+def fds_map(entry, params):
+    import os
+
+    sockets = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink("/proc/self/fd/%s" % fd)
+        except OSError:
+            continue
+        if target.startswith("socket:") and int(fd) > 2:
+            sockets.append(fd)
+    yield entry, sockets
+
+
+def test_a_forked_worker_holds_no_other_socket(master) -> None:
+    """Only the worker's own stdio is a socket: another worker's socket held open here
+    would hide that worker's death (no end of file) from the node."""
+    job = Job(master=master.url).run(input=["raw://%d" % n for n in range(6)], map=fds_map)
+    got = dict(result_iterator(job.wait(timeout=60)))
+    assert got == {str(n): [] for n in range(6)}
+
+
+def printing_map(entry, params):
+    print("line one of %s" % entry)
+    print("line two")
+    yield entry, 1
+
+
+def test_a_pipelining_worker_leaves_the_same_events_in_the_same_order(master) -> None:
+    """Our worker does not wait for the OK of its first MSGs and of OUTPUT: the events
+    of a task are still every message, in the order it sent them, before DONE."""
+    job = Job(master=master.url).run(input=["raw://a"], map=printing_map)
+    assert dict(result_iterator(job.wait(timeout=60))) == {"a": 1}
+    events = [str(e) for e in Disco(master.url).events(job.name)]
+    task = [e for e in events if "[map:0]" in e]
+    wanted = [
+        "MSG: [map:0] line one of a",
+        "MSG: [map:0] line two",
+        "MSG: [map:0] Done: 1 entries mapped",
+        "MSG: [map:0] Results sent to master",
+        "DONE: [map:0] Task finished in",
+    ]
+    found = [next(i for i, e in enumerate(task) if w in e) for w in wanted]
+    assert found == sorted(found)
