@@ -28,7 +28,6 @@ import os
 import shutil
 import tempfile
 import threading
-import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
@@ -235,9 +234,13 @@ _default_lock = threading.Lock()
 
 
 def _answers(url: str) -> bool:
+    from disco import httpclient
+
+    version = url.rstrip("/") + "/disco/version"
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/disco/version", timeout=0.3) as r:
-            return r.status == 200
+        return (
+            httpclient.request("GET", version, retry=httpclient.NO_RETRY, timeout=0.3).status == 200
+        )
     except Exception:
         return False
 
