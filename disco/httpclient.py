@@ -131,9 +131,26 @@ def pool() -> Any:
     return _pool
 
 
+_hosts: dict[tuple[str, str, int | None], Any] = {}  # the pool's pools, by host
+
+
+def _host_pool(scheme: str, host: str, port: int | None) -> Any:
+    """The connection pool of one host (``pool().connection_from_host``, remembered: the
+    manager's own lookup parses the URL and normalizes a key on every request; one the
+    manager closed, as the least recently used of ``num_pools``, is looked up again)."""
+    manager = pool()
+    key = (scheme, host, port)
+    found = _hosts.get(key)
+    if found is None or found[0] is not manager or found[1].pool is None:  # None: closed
+        found = (manager, manager.connection_from_host(host, port, scheme))
+        _hosts[key] = found
+    return found[1]
+
+
 def _forget_pool() -> None:
     global _pool, _pool_pid
     _pool, _pool_pid = None, 0
+    _hosts.clear()
 
 
 def close_pool() -> None:
@@ -143,6 +160,7 @@ def close_pool() -> None:
         if _pool is not None and _pool_pid == os.getpid():
             _pool.clear()
         _pool = None
+        _hosts.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -350,17 +368,20 @@ def _send(
         first = answer_within if timeout is None else min(timeout, answer_within)
     import urllib3
 
-    manager = pool()
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
     try:
-        raw = manager.urlopen(
+        raw = _host_pool(parts.scheme, parts.hostname or "", parts.port).urlopen(
             method,
-            url,
+            target,
             body=body,
             headers=dict(headers),
             redirect=False,
             retries=False,
             preload_content=False,
             decode_content=False,
+            assert_same_host=False,
             timeout=urllib3.Timeout(connect=first, read=first),
         )
     except urllib3.exceptions.NameResolutionError as e:

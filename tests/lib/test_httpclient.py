@@ -355,3 +355,11 @@ class _Settings(dict):
 
     def __missing__(self, key: str) -> Any:
         return {"DISCO_PROXY": "", "DISCO_PORT": "8989"}.get(key, "")
+
+
+def test_a_host_pool_closed_by_the_manager_is_replaced(http_server) -> None:
+    url, _ = http_server
+    comm.download(url + "/x")
+    port = int(url.rsplit(":", 1)[1])
+    httpclient._host_pool("http", "127.0.0.1", port).close()  # as the LRU eviction does
+    assert comm.download(url + "/busy-twice", retry=FAST) == b"done"
