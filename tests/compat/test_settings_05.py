@@ -4,6 +4,7 @@ rotates the master's log), ``DISCO_USER`` (``disco start`` as root drops to that
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pwd
@@ -15,13 +16,14 @@ from typing import Any
 
 import pytest
 
+import disco
 from disco.cli.daemon import Master, rotate_log
 from disco.cli.disco import main
 from disco.error import DiscoError
 from disco.settings import DiscoSettings, debug_level
 from disco.test import TestCase, TestRunner
 from tests.cli.test_daemon import daemon_env  # noqa: F401 - fixture
-from tests.conftest import free_port
+from tests.conftest import free_port, poll_for
 
 
 def read(path: str) -> str:
@@ -142,30 +144,6 @@ def nobody_can_run_disco() -> bool:
     return proc.returncode == 0
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root can start a master as another user")
-def test_disco_start_as_root_drops_to_disco_user(open_root, monkeypatch, capsys) -> None:
-    """As root, the master runs as DISCO_USER and owns its folders; where that user
-    cannot run this Python (here it may live under /root), start refuses and says so."""
-    nobody = pwd.getpwnam("nobody")
-    monkeypatch.setenv("DISCO_USER", "nobody")
-    master = Master(DiscoSettings())
-    if not nobody_can_run_disco():
-        assert main(["start"]) == 1
-        err = capsys.readouterr().err
-        assert "DISCO_USER=nobody: that user cannot run %s with Disco" % sys.executable in err
-        assert not master.running
-        return
-    assert main(["start"]) == 0, capsys.readouterr().err
-    try:
-        assert uid_of(master.pid) == nobody.pw_uid
-        assert os.stat(master.logfile).st_uid == nobody.pw_uid
-        assert os.stat(os.environ["DISCO_ROOT"]).st_uid == nobody.pw_uid
-        assert master.answers()
-    finally:
-        assert main(["stop"]) == 0
-    assert not master.running
-
-
 def test_disco_user_naming_someone_else_is_refused_for_non_root(
     open_root, monkeypatch, capsys
 ) -> None:
@@ -222,3 +200,145 @@ def test_unknown_disco_user_is_refused_by_root(open_root, monkeypatch, capsys) -
     monkeypatch.setenv("DISCO_USER", "no-such-user-here")
     assert main(["start"]) == 1
     assert "DISCO_USER=no-such-user-here: there is no such user" in capsys.readouterr().err
+
+
+# -- A Python environment that the user ``nobody`` can run ------------------------------
+#
+# The interpreter of the test venv may live where other users cannot read it (pyenv under
+# /root here), which would only ever exercise the refusal branch of DISCO_USER.  These
+# helpers build, in a world-readable temporary folder, a venv of a system Python 3.11 with
+# copies of the ``disco`` package and of the third-party modules the master imports, so
+# the real drop to ``nobody`` is tested wherever the suite runs as root.
+
+_SYSTEM_PYTHONS = ("/usr/bin/python3.11", "/usr/local/bin/python3.11", "/usr/bin/python3")
+
+
+def _runs_as_nobody(argv: list[str]) -> bool:
+    nobody = pwd.getpwnam("nobody")
+    try:
+        proc = subprocess.run(
+            argv,
+            user=nobody.pw_uid,
+            group=nobody.pw_gid,
+            extra_groups=[],
+            cwd="/",
+            capture_output=True,
+            timeout=60,
+        )
+    except OSError:
+        return False
+    return proc.returncode == 0
+
+
+def _modules_the_master_imports() -> list[str]:
+    """Files of every module ``disco start`` and the master import (run in a child)."""
+    code = (
+        "import json, sys\n"
+        "import disco.cli.disco, disco.master, disco.master.server\n"
+        "print(json.dumps([getattr(m, '__file__', None) or '' for m in list(sys.modules.values())]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return [f for f in json.loads(out.stdout) if f]
+
+
+def build_python_for_nobody(top: str) -> str:
+    """A venv under ``top`` (world-readable) whose python nobody can run and which
+    imports this checkout's ``disco``; returns its interpreter's path."""
+    base = next(
+        (p for p in _SYSTEM_PYTHONS if os.path.exists(p) and _runs_as_nobody([p, "-c", "pass"])),
+        None,
+    )
+    assert base, "no system Python that the user nobody can run (looked at %s)" % (_SYSTEM_PYTHONS,)
+    venv = os.path.join(top, "py")
+    subprocess.run([base, "-m", "venv", "--without-pip", venv], check=True)
+    lib = os.path.join(top, "lib")
+    os.makedirs(lib)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(disco.__file__)))
+    no_cache = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(os.path.join(repo, "disco"), os.path.join(lib, "disco"), ignore=no_cache)
+    sites = [s for s in sys.path if s.endswith("site-packages") and os.path.isdir(s)]
+    copied: set[str] = set()
+    for path in _modules_the_master_imports():
+        site = next((s for s in sites if path.startswith(s + os.sep)), None)
+        if site is None:
+            continue
+        first = path[len(site) + 1 :].split(os.sep)[0]
+        if first in copied or first == "disco" or first.endswith(".pth"):
+            continue
+        copied.add(first)
+        src, dst = os.path.join(site, first), os.path.join(lib, first)
+        if os.path.isdir(src):
+            shutil.copytree(src, dst, ignore=no_cache)
+        else:
+            shutil.copy2(src, dst)
+    (pure_site,) = subprocess.run(
+        [
+            os.path.join(venv, "bin", "python"),
+            "-c",
+            "import site; print(site.getsitepackages()[0])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    with open(os.path.join(pure_site, "disco-under-test.pth"), "w") as f:
+        f.write(lib + "\n")
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), 0o755)
+        for name in filenames:
+            p = os.path.join(dirpath, name)
+            if not os.path.islink(p):
+                os.chmod(p, os.stat(p).st_mode | 0o444)
+    python = os.path.join(venv, "bin", "python")
+    assert _runs_as_nobody([python, "-c", "import disco.master"]), "nobody cannot import disco"
+    return python
+
+
+def run_disco(python: str, *args: str, **kwargs: Any) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [python, "-m", "disco.cli.disco", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kwargs,
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can start a master as another user")
+def test_disco_start_as_root_really_runs_the_master_as_disco_user(open_root, monkeypatch) -> None:
+    """Root's ``disco start`` with DISCO_USER=nobody: the master process runs as nobody,
+    owns its log and data folder, serves, and ``disco stop`` stops it."""
+    nobody = pwd.getpwnam("nobody")
+    python = build_python_for_nobody(open_root)
+    monkeypatch.setenv("DISCO_USER", "nobody")
+    started = run_disco(python, "start")
+    assert started.returncode == 0, started.stderr
+    master = Master(DiscoSettings())
+    try:
+        assert master.running
+        assert uid_of(master.pid) == nobody.pw_uid
+        assert os.stat(master.logfile).st_uid == nobody.pw_uid
+        assert os.stat(os.environ["DISCO_ROOT"]).st_uid == nobody.pw_uid
+        assert poll_for(master.answers, timeout=60)
+    finally:
+        stopped = run_disco(python, "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert not master.running
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can start a master as another user")
+def test_disco_start_as_root_refuses_a_disco_user_who_cannot_run_python(
+    open_root, monkeypatch
+) -> None:
+    """Where DISCO_USER cannot run the interpreter (it lives in a folder only root can
+    enter), ``disco start`` refuses, saying why, and starts nothing."""
+    private = os.path.join(open_root, "private")
+    os.makedirs(private)
+    python = build_python_for_nobody(private)
+    os.chmod(private, 0o700)
+    monkeypatch.setenv("DISCO_USER", "nobody")
+    started = run_disco(python, "start")
+    assert started.returncode == 1
+    assert "DISCO_USER=nobody: that user cannot run %s with Disco" % python in started.stderr
+    assert not Master(DiscoSettings()).running
