@@ -49,6 +49,7 @@ SEND_BLOCK = 1 << 20  # file bodies are sent in 1 MiB pieces
 DEFAULT_TIMEOUT = 600.0  # seconds of socket inactivity allowed in one request
 MAX_REDIRECTS = 5
 POOL_SIZE = 16  # kept-alive connections per host (threads pushing to one node, ...)
+MAX_HOSTS = 64  # hosts whose connections are kept
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -121,7 +122,7 @@ def pool() -> Any:
             # The parent's pool is dropped, never closed from here: its sockets are the
             # parent's connections.
             _pool = urllib3.PoolManager(
-                num_pools=64,
+                num_pools=MAX_HOSTS,
                 maxsize=POOL_SIZE,
                 block=False,
                 retries=False,
@@ -136,12 +137,14 @@ _hosts: dict[tuple[str, str, int | None], Any] = {}  # the pool's pools, by host
 
 def _host_pool(scheme: str, host: str, port: int | None) -> Any:
     """The connection pool of one host (``pool().connection_from_host``, remembered: the
-    manager's own lookup parses the URL and normalizes a key on every request; one the
-    manager closed, as the least recently used of ``num_pools``, is looked up again)."""
+    manager's own lookup parses the URL and normalizes a key on every request; a closed
+    one is looked up again)."""
     manager = pool()
     key = (scheme, host, port)
     found = _hosts.get(key)
     if found is None or found[0] is not manager or found[1].pool is None:  # None: closed
+        if len(_hosts) >= MAX_HOSTS:
+            _hosts.clear()
         found = (manager, manager.connection_from_host(host, port, scheme))
         _hosts[key] = found
     return found[1]

@@ -357,9 +357,11 @@ class _Settings(dict):
         return {"DISCO_PROXY": "", "DISCO_PORT": "8989"}.get(key, "")
 
 
-def test_a_host_pool_closed_by_the_manager_is_replaced(http_server) -> None:
+def test_a_host_pool_dropped_and_closed_is_replaced(http_server) -> None:
     url, _ = http_server
     comm.download(url + "/x")
     port = int(url.rsplit(":", 1)[1])
-    httpclient._host_pool("http", "127.0.0.1", port).close()  # as the LRU eviction does
+    dropped = httpclient._host_pool("http", "127.0.0.1", port)
+    httpclient.pool().pools.clear()  # the manager forgets it (its least recently used)
+    dropped.close()
     assert comm.download(url + "/busy-twice", retry=FAST) == b"done"
