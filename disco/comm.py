@@ -1,76 +1,44 @@
 """Synchronous HTTP and local-file access (library.md 13, 15; Appendix A).
 
-Owns ``request``/``download``/``upload`` (stdlib ``http.client``), ``Connection`` (a
-read-only file over ranged GETs) and ``File`` (a local file with ``len()`` and ``.url``).
+The 0.5 names: ``request``/``download``/``upload``, ``Connection`` (a read-only file over
+ranged GETs), ``File`` (a local file with ``len()`` and ``.url``), ``open_url`` and the
+status helpers.  The HTTP itself (one connection pool per process, redirects, timeouts,
+retries) is ``disco.httpclient``; every function here takes ``retry``, a
+``disco.httpclient.RetryPolicy`` (``None``: ``httpclient.DEFAULT_RETRY``).
 
-Failures: a 503 reply or a failed connection is retried up to ``MAX_TRIES`` times with a
-growing random back-off (each retry is logged), except a refused connection and an
-unknown host name, which raise ``CommError`` at once; any other non-2xx reply raises
-``CommError(body, url, status)`` at once; exhausted retries raise ``CommError`` with the
-last status (or ``None`` when no reply was ever received).  Inside ``failover(seconds)``
-(a replica with others left to try) a request gives up once ``seconds`` have gone by
-without an answer, retries included.
+Failures: with the default policy a 503 reply or a failed connection is retried up to 10
+times with a growing random back-off (each retry is logged), except a refused connection
+and an unknown host name, which raise ``CommError`` at once; any other non-2xx reply
+raises ``CommError(body, url, status)`` at once; exhausted retries raise ``CommError``
+with the last status (or ``None`` when no reply was ever received).  Inside
+``failover(seconds)`` (a replica with others left to try) a request gives up once
+``seconds`` have gone by without an answer, retries included.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import contextvars
-import http.client
 import io
-import logging
 import os
-import random
 import re
-import socket
-import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
-from collections.abc import Iterator as _Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from disco.auth import HEADER as AUTH_HEADER
 from disco.error import CommError, DataError
-
-logger = logging.getLogger(__name__)
+from disco.httpclient import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+from disco.httpclient import MAX_REDIRECTS as MAX_REDIRECTS
+from disco.httpclient import NO_RETRY as NO_RETRY
+from disco.httpclient import SEND_BLOCK as SEND_BLOCK
+from disco.httpclient import Response as Response
+from disco.httpclient import RetryPolicy as RetryPolicy
+from disco.httpclient import _patience as _patience  # looked at by tests
+from disco.httpclient import failover as failover
+from disco.httpclient import request as _http_request
 
 MB = 1024**2
 CHUNK_SIZE = 10 * MB  # bytes per ranged GET of a Connection
-SEND_BLOCK = 1 << 20  # file bodies are sent in 1 MiB pieces (http.client's default: 8 KiB)
-MAX_TRIES = 10  # attempts for 503 replies and failed connections
-RETRY_BASE_DELAY = 0.1  # seconds; doubled each retry, then jittered (x0.5..1.0)
-RETRY_MAX_DELAY = 5.0
-MAX_REDIRECTS = 5
-DEFAULT_TIMEOUT = 600.0  # socket timeout of one request, seconds
-_REDIRECTS = (301, 302, 303, 307, 308)
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+|\*)(?:-(\d+))?/(\d+|\*)")
-# Seconds a request may wait for an answer (connect, headers, retries) in ``failover``.
-_patience: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "disco_comm_patience", default=None
-)
-
-
-@contextlib.contextmanager
-def failover(seconds: float) -> _Iterator[None]:
-    """Requests made inside give up after ``seconds`` without an answer (retries and
-    503 waits included): the caller has another replica to try (issue 11.6)."""
-    token = _patience.set(seconds)
-    try:
-        yield
-    finally:
-        _patience.reset(token)
-
-
-@dataclass
-class Response:
-    """A complete HTTP reply (after redirects)."""
-
-    status: int
-    headers: Any  # http.client.HTTPMessage
-    body: bytes
-    url: str
 
 
 def auth_header(token: str | None) -> dict[str, str]:
@@ -90,75 +58,6 @@ def _range_header(offset: Any) -> dict[str, str]:
     return {"Range": "bytes=%d-%s" % (start, "" if end is None else int(end))}
 
 
-def _once(
-    method: str,
-    url: str,
-    body: Any,
-    headers: Mapping[str, str],
-    timeout: float | None,
-    answer_within: float | None = None,
-) -> Response:
-    """One request; ``answer_within``: seconds for the connection and the reply's
-    headers (the body then gets ``timeout``)."""
-    parts = urllib.parse.urlsplit(url)
-    first = timeout
-    if answer_within is not None:
-        first = answer_within if timeout is None else min(timeout, answer_within)
-    if parts.scheme == "https":
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            parts.hostname or "", parts.port, timeout=first, blocksize=SEND_BLOCK
-        )
-    elif parts.scheme == "http":
-        conn = http.client.HTTPConnection(
-            parts.hostname or "", parts.port, timeout=first, blocksize=SEND_BLOCK
-        )
-    else:
-        raise CommError("Unsupported URL scheme %r" % parts.scheme, url)
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
-    try:
-        conn.request(method, target, body=body, headers=dict(headers))
-        sock = conn.sock
-        resp = conn.getresponse()
-        if first != timeout and sock is not None:
-            with contextlib.suppress(OSError):
-                sock.settimeout(timeout)
-        return Response(resp.status, resp.headers, resp.read(), url)
-    finally:
-        conn.close()
-
-
-def _rewind(body: Any) -> Any:
-    """Return a callable giving a fresh body for each try (files are seeked back)."""
-    if hasattr(body, "read") and hasattr(body, "seek"):
-        start = body.tell()
-
-        def again() -> Any:
-            body.seek(start)
-            return body
-
-        return again
-    return lambda: body
-
-
-def _body_length(body: Any) -> int | None:
-    """Bytes left in a seekable file body (so it is not sent chunked), else ``None``."""
-    if hasattr(body, "read") and hasattr(body, "seek"):
-        try:
-            here = body.tell()
-            end = body.seek(0, os.SEEK_END)
-            body.seek(here)
-            return end - here
-        except (OSError, ValueError):
-            return None
-    return None
-
-
-def _backoff(attempt: int) -> float:
-    return min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**attempt) * random.uniform(0.5, 1.0)
-
-
 def raw_request(
     method: str,
     url: str,
@@ -168,11 +67,12 @@ def raw_request(
     offset: Any = (),
     timeout: float | None = DEFAULT_TIMEOUT,
     tries: int | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Response:
-    """One request with redirects and retries; any final status is returned."""
-    tries = MAX_TRIES if tries is None else tries
-    if isinstance(data, str):
-        data = data.encode("utf-8")
+    """One request with redirects and retries; any final status is returned.
+
+    ``token`` (else one in the URL) becomes the DDFS ``Authorization`` header; ``offset``
+    a ``Range``; ``tries`` overrides the attempts of ``retry``."""
     hdrs = dict(headers or {})
     if token is None:
         from disco.util import urltoken
@@ -180,58 +80,11 @@ def raw_request(
         token = urltoken(url)
     hdrs.update(auth_header(token))
     hdrs.update(_range_header(offset))
-    length = _body_length(data)
-    if length is not None:
-        hdrs.setdefault("Content-Length", str(length))
-    body_for_try = _rewind(data)
-    attempt = 0
-    redirects = 0
-    patience = _patience.get()
-    give_up = None if patience is None else time.monotonic() + patience
-    while True:
-        left = None if give_up is None else max(0.05, give_up - time.monotonic())
-        try:
-            resp = _once(method, url, body_for_try(), hdrs, timeout, left)
-        except socket.gaierror as e:  # an unknown host name: retrying will not help
-            raise CommError("Cannot resolve the host of %s: %s" % (url, e), url)
-        except ConnectionRefusedError:  # nothing listens there: retrying will not help
-            raise CommError("Connection refused", url) from None
-        except http.client.InvalidURL as e:  # the same URL stays invalid
-            error = CommError("Invalid URL: %s" % e, url)
-            error.permanent = True  # type: ignore[attr-defined]  # disco.retryable
-            raise error from None
-        except (OSError, http.client.HTTPException) as e:
-            delay = _backoff(attempt)
-            if attempt + 1 >= tries or _past(give_up, delay):
-                raise CommError("%s (gave up after %d tries)" % (e, attempt + 1), url)
-            logger.warning(
-                "%s %s failed (%s); retry %d in %.2fs", method, url, e, attempt + 1, delay
-            )
-        else:
-            if resp.status in _REDIRECTS and resp.headers.get("Location"):
-                redirects += 1
-                if redirects > MAX_REDIRECTS:
-                    raise CommError("Too many redirects", url, resp.status)
-                target = urllib.parse.urljoin(url, resp.headers["Location"])
-                if urllib.parse.urlsplit(target).netloc != urllib.parse.urlsplit(url).netloc:
-                    hdrs.pop(AUTH_HEADER, None)  # the cluster's token stays in the cluster
-                url = target
-                if resp.status == 303:
-                    method, body_for_try = "GET", (lambda: None)
-                continue
-            delay = _backoff(attempt)
-            if resp.status != 503 or attempt + 1 >= tries or _past(give_up, delay):
-                return resp
-            logger.warning(
-                "%s %s: 503 unavailable; retry %d in %.2fs", method, url, attempt + 1, delay
-            )
-        attempt += 1
-        time.sleep(delay)
+    if tries is not None:
+        from disco import httpclient
 
-
-def _past(give_up: float | None, delay: float) -> bool:
-    """Would waiting ``delay`` more seconds go past ``give_up`` (``failover``)?"""
-    return give_up is not None and time.monotonic() + delay > give_up
+        retry = (retry or httpclient.DEFAULT_RETRY).replace(attempts=tries)
+    return _http_request(method, url, data, hdrs, retry=retry, timeout=timeout)
 
 
 def request(
@@ -242,9 +95,10 @@ def request(
     token: str | None = None,
     offset: Any = (),
     timeout: float | None = DEFAULT_TIMEOUT,
+    retry: RetryPolicy | None = None,
 ) -> Response:
     """Like ``raw_request`` but a non-2xx reply raises ``CommError(body, url, status)``."""
-    resp = raw_request(method, url, data, headers, token, offset, timeout)
+    resp = raw_request(method, url, data, headers, token, offset, timeout, retry=retry)
     if not 200 <= resp.status < 300:
         raise CommError(resp.body.decode("utf-8", "replace"), url, resp.status)
     return resp
@@ -258,13 +112,16 @@ def download(
     token: str | None = None,
     headers: Mapping[str, str] | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
+    retry: RetryPolicy | None = None,
 ) -> bytes:
     """The body of a request (``offset=(start, end)``: an inclusive Range)."""
-    return request(method, url, data, headers, token, offset, timeout).body
+    return request(method, url, data, headers, token, offset, timeout, retry).body
 
 
 def upload(urls: Any, source: Any, token: str | None = None, **kwargs: Any) -> list[bytes]:
-    """PUT ``source`` (bytes, a file path or a binary file) to every URL; reply bodies."""
+    """PUT ``source`` (bytes, a file path or a binary file) to every URL; reply bodies.
+
+    A file is streamed in ``SEND_BLOCK`` pieces, never read into memory whole."""
     if isinstance(urls, str):
         urls = [urls]
     replies = []
@@ -302,9 +159,11 @@ class Connection:
         token: str | None = None,
         chunk_size: int = CHUNK_SIZE,
         headers: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.url = url
         self.token = token
+        self.retry = retry
         self.headers = dict(headers or {})
         self.chunk_size = chunk_size
         self.size: int | None = None
@@ -320,7 +179,12 @@ class Connection:
             return
         end = self._next + self.chunk_size - 1
         resp = raw_request(
-            "GET", self.url, headers=self.headers, token=self.token, offset=(self._next, end)
+            "GET",
+            self.url,
+            headers=self.headers,
+            token=self.token,
+            offset=(self._next, end),
+            retry=self.retry,
         )
         self.url = resp.url
         if resp.status == 206:
@@ -408,7 +272,10 @@ def open_local(path: str) -> File:
 
 
 def open_remote(
-    url: str, token: str | None = None, headers: Mapping[str, str] | None = None
+    url: str,
+    token: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Connection:
     """A ``Connection``; ``disco://``/``dir://`` URLs go to ``http://host:<DISCO_PORT>/``
     with the cluster's auth header (``disco.auth``)."""
@@ -418,18 +285,21 @@ def open_remote(
 
         url = urlresolve(url)
         headers = {**auth.headers(), **(headers or {})}
-    return Connection(url, token, headers=headers)
+    return Connection(url, token, headers=headers, retry=retry)
 
 
 def open_url(
-    url: str, token: str | None = None, headers: Mapping[str, str] | None = None
+    url: str,
+    token: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    retry: RetryPolicy | None = None,
 ) -> File | Connection:
     """``file://`` URLs and bare paths -> ``File``; anything else -> ``Connection``."""
     if url.startswith("file://"):
         return open_local(url[len("file://") :])
     if "://" not in url:
         return open_local(url)
-    return open_remote(url, token, headers)
+    return open_remote(url, token, headers, retry)
 
 
 # -- 0.5's helper names (library.md 15), kept for programs that import them ----------------
@@ -448,7 +318,7 @@ def isredirection(status: Any) -> bool:
 
 def isunavailable(status: Any) -> bool:
     """Is ``status`` 503 Service Unavailable (the reply that is retried)?"""
-    return str(status) == str(http.client.SERVICE_UNAVAILABLE)
+    return str(status) == "503"
 
 
 def range_header(offset: Any) -> dict[str, str]:

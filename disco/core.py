@@ -2,7 +2,8 @@
 
 Owns :class:`Disco` (every master request a script or the ``disco`` command makes,
 master-api.md 2.10), the module-level :func:`result_iterator`, :func:`client_version`
-and :class:`Stats`.  HTTP (and its retry policy) is ``disco.comm.download``; expanding
+and :class:`Stats`.  HTTP is ``disco.comm.download`` over the one connection pool of
+``disco.httpclient``, with the client's ``RetryPolicy`` (``retry``); expanding
 and reading result URLs is left to ``disco.util``, ``disco.worker`` and
 ``disco.worker.task_io``.
 
@@ -28,6 +29,7 @@ from disco import auth
 from disco.comm import download
 from disco.error import CommError, DataError, DiscoError, JobError, MasterUnreachable
 from disco.eventmonitor import EventMonitor
+from disco.httpclient import RetryPolicy
 from disco.settings import DiscoSettings
 
 logger = logging.getLogger(__name__)
@@ -123,6 +125,8 @@ class Disco:
         ``http://host:8989`` (default: the ``DISCO_MASTER`` setting).
     :param settings: a :class:`disco.settings.DiscoSettings` (default: a new one).
     :param proxy: front proxy URL (default: the ``DISCO_PROXY`` setting).
+    :param retry: a ``disco.httpclient.RetryPolicy`` for every request to the master
+        (default ``httpclient.DEFAULT_RETRY``).
     """
 
     def __init__(
@@ -130,7 +134,9 @@ class Disco:
         master: str | None = None,
         settings: DiscoSettings | None = None,
         proxy: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
+        self.retry = retry
         self.settings = settings if settings is not None else DiscoSettings()
         self.proxy = proxy if proxy is not None else self.settings["DISCO_PROXY"]
         self.master = master_url(
@@ -157,7 +163,9 @@ class Disco:
         method = "GET" if data is None else "POST"
         try:
             headers = auth.headers(self.settings)
-            body = download(full, method=method, data=data, offset=offset, headers=headers)
+            body = download(
+                full, method=method, data=data, offset=offset, headers=headers, retry=self.retry
+            )
         except CommError as e:
             if e.code is None and not isinstance(e, MasterUnreachable):
                 # one short error naming the master, without the chain of the cause
@@ -204,7 +212,7 @@ class Disco:
             from disco.ddfs import DDFS
         except ImportError:
             raise DiscoError(DDFS_MISSING % "DDFS access") from None
-        return DDFS(self.master)
+        return DDFS(self.master, retry=self.retry)
 
     def nodeinfo(self) -> dict[str, dict[str, Any]]:
         """Status of every node, keyed by host (master-api.md 3.3)."""

@@ -268,11 +268,13 @@ def _answers(url: str) -> bool:
             pass
     except (OSError, ValueError):
         return False
-    from urllib.request import urlopen
+    from disco import httpclient
 
+    version = url.rstrip("/") + "/disco/version"
     try:
-        with urlopen(url.rstrip("/") + "/disco/version", timeout=0.3) as r:
-            return r.status == 200
+        return (
+            httpclient.request("GET", version, retry=httpclient.NO_RETRY, timeout=0.3).status == 200
+        )
     except Exception:
         return False
 

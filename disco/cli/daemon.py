@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from typing import Any
 
 from disco.error import DiscoError
@@ -76,9 +75,14 @@ class Master:
 
     def answers(self) -> bool:
         """Whether ``/disco/version`` answers."""
+        from disco import httpclient
+
+        version = self.url + "/disco/version"
         try:
-            with urllib.request.urlopen(self.url + "/disco/version", timeout=1) as resp:
-                return resp.status == 200
+            return (
+                httpclient.request("GET", version, retry=httpclient.NO_RETRY, timeout=1).status
+                == 200
+            )
         except Exception:
             return False
 

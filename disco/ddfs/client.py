@@ -2,8 +2,9 @@
 
 Owns the client side of DDFS: reading and writing tags and attributes on the master's
 ``/ddfs/...`` endpoints, walking tag graphs, and uploading blobs (``push``, ``chunk``)
-straight to the nodes' PUT servers.  HTTP goes through ``disco.comm`` (retries of 503
-replies and failed connections); URLs are shaped by ``disco.util`` and
+straight to the nodes' PUT servers.  HTTP goes through ``disco.comm`` and its one
+connection pool (``disco.httpclient``), with the client's ``RetryPolicy``; URLs are
+shaped by ``disco.util`` and
 ``disco.ddfs.tagurl``.  Errors surface as ``disco.error.CommError`` whose ``code`` is the
 HTTP status (``None`` when no reply came) and whose message is the server's text.
 """
@@ -17,13 +18,12 @@ import json
 import logging
 import os
 import random
-import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from disco import auth, comm
+from disco import auth, comm, httpclient
 from disco.ddfs.names import safe_name
 from disco.ddfs.tagurl import (
     canonizetag,
@@ -34,6 +34,7 @@ from disco.ddfs.tagurl import (
 )
 from disco.error import CommError
 from disco.fileutils import CHUNK_SIZE, MAX_RECORD_SIZE, Chunker
+from disco.httpclient import RetryPolicy
 from disco.settings import DiscoSettings
 from disco.util import partition, urlresolve, urlsplit, urltoken
 
@@ -52,13 +53,22 @@ class DDFS:
         ``DISCO_MASTER``.
     :param proxy: send every request through this proxy (default ``DISCO_PROXY``).
     :param settings: a ``DiscoSettings`` (tokens, ports); default ``DiscoSettings()``.
+    :param retry: a ``disco.httpclient.RetryPolicy`` for every request (default
+        ``httpclient.DEFAULT_RETRY``: 503 replies and failed connections, 10 tries).
 
     Every ``tag`` argument may be a tag name, a ``tag://`` URL (``tag://host:port/name``
     for another master, ``tag://token@/name`` to carry a token) or a list whose first
     item is one of those.
     """
 
-    def __init__(self, master: Any = None, proxy: str | None = None, settings: Any = None):
+    def __init__(
+        self,
+        master: Any = None,
+        proxy: str | None = None,
+        settings: Any = None,
+        retry: RetryPolicy | None = None,
+    ):
+        self.retry = retry
         self.settings = settings if settings is not None else DiscoSettings()
         self.proxy = proxy or self.settings["DISCO_PROXY"] or ""
         self.master = str(self.proxy or master or self.settings["DISCO_MASTER"])
@@ -112,7 +122,9 @@ class DDFS:
     def exists(self, tag: Any) -> bool:
         """Whether the tag exists: asks without any token, so a 401 also means "yes"."""
         try:
-            comm.request("GET", self._tag_url(tag), headers=self._auth(), token=None)
+            comm.request(
+                "GET", self._tag_url(tag), headers=self._auth(), token=None, retry=self.retry
+            )
         except CommError as e:
             if e.code == 401 and not auth.is_auth_failure(e.code, e.msg):
                 return True
@@ -255,7 +267,8 @@ class DDFS:
         error: CommError | None = None
         for url in replicas:
             try:
-                return comm.open_remote(self.node_url(url, "GET"), headers=self._auth())
+                target = self.node_url(url, "GET")
+                return comm.open_remote(target, headers=self._auth(), retry=self.retry)
             except CommError as e:
                 logger.warning("cannot open replica %s: %s", url, e)
                 error = e
@@ -359,18 +372,17 @@ class DDFS:
         """One blob PUT: 503 is retried ``retries`` times; a dead node is not retried (the
         caller picks another node instead)."""
         target = self.node_url(url, "PUT")
-        for attempt in range(max(1, retries)):
-            try:
-                if isinstance(body, str):
-                    with open(body, "rb") as f:
-                        resp = comm.raw_request("PUT", target, f, self._auth(), tries=1)
-                else:
-                    resp = comm.raw_request("PUT", target, body, self._auth(), tries=1)
-            except CommError as e:
-                return CommError("Upload failed: %s" % e.msg, url, e.code)
-            if resp.status != 503 or attempt + 1 >= retries:
-                break
-            time.sleep(comm._backoff(attempt))
+        policy = (self.retry or httpclient.DEFAULT_RETRY).replace(
+            attempts=max(1, retries), connection_errors=False
+        )
+        try:
+            if isinstance(body, str):
+                with open(body, "rb") as f:  # streamed, never read whole
+                    resp = comm.raw_request("PUT", target, f, self._auth(), retry=policy)
+            else:
+                resp = comm.raw_request("PUT", target, body, self._auth(), retry=policy)
+        except CommError as e:
+            return CommError("Upload failed: %s" % e.msg, url, e.code)
         if 200 <= resp.status < 300:
             return resp.body
         text = resp.body.decode("utf-8", "replace")
@@ -490,7 +502,7 @@ class DDFS:
 
     def _json(self, method: str, url: str, value: Any = None, token: str | None = None) -> Any:
         data = None if method in ("GET", "DELETE") else json.dumps(value)
-        body = comm.request(method, url, data, self._auth(), token=token).body
+        body = comm.request(method, url, data, self._auth(), token=token, retry=self.retry).body
         return json.loads(body.decode("utf-8"))
 
     def _auth(self) -> dict[str, str]:

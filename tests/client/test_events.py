@@ -76,9 +76,10 @@ def test_rawevents_is_text_from_offset(events_server) -> None:
 
 
 def test_request_without_master_names_the_master(monkeypatch) -> None:
-    import disco.comm
+    from disco import httpclient
 
-    monkeypatch.setattr(disco.comm, "RETRY_BASE_DELAY", 0.0)  # keep the retries, not the waits
+    # keep the retries, not the waits
+    monkeypatch.setattr(httpclient, "DEFAULT_RETRY", httpclient.RetryPolicy(base_delay=0.0))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -93,11 +94,12 @@ def test_request_without_master_names_the_master(monkeypatch) -> None:
 def test_refused_master_is_one_short_error_at_once(monkeypatch, caplog) -> None:
     """Issue 12.5: a misspelled DISCO_MASTER in a Python job: one ``MasterUnreachable``
     naming the master, no retries, no chained traceback of the cause."""
-    import disco.comm
+    from disco import httpclient
     from disco.core import Job
     from disco.error import MasterUnreachable
 
-    monkeypatch.setattr(disco.comm, "RETRY_BASE_DELAY", 10.0)  # a retry would be seen
+    slow = httpclient.RetryPolicy(base_delay=10.0)  # a retry would be seen
+    monkeypatch.setattr(httpclient, "DEFAULT_RETRY", slow)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

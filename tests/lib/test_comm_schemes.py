@@ -13,12 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import disco.worker
-from disco import comm, schemes
+from disco import comm, httpclient, schemes
 from disco.error import CommError, DataError
 from disco.fileutils import DiscoOutput
 from disco.schemes import scheme_disco, scheme_raw, scheme_url
 from disco.worker.task_io import StreamCombiner, chain_stream, default_stream
 
+FAST = httpclient.RetryPolicy(base_delay=0.001, max_delay=0.01)
+SLOW = httpclient.RetryPolicy(base_delay=10.0, max_delay=10.0)  # a retry would be seen
 BIG = b"".join(b"line %d\n" % i for i in range(200))
 
 
@@ -92,8 +94,7 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server(monkeypatch) -> Iterator[tuple[str, State]]:
-    monkeypatch.setattr(comm, "RETRY_BASE_DELAY", 0.001)
-    monkeypatch.setattr(comm, "RETRY_MAX_DELAY", 0.01)
+    monkeypatch.setattr(httpclient, "DEFAULT_RETRY", FAST)
     state = State()
     handler = type("H", (Handler,), {"state": state})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -121,19 +122,16 @@ def test_503_is_retried_then_succeeds(server, caplog) -> None:
     assert "503" in caplog.text
 
 
-def test_503_retries_are_bounded(server, monkeypatch) -> None:
+def test_503_retries_are_bounded(server) -> None:
     url, state = server
-    monkeypatch.setattr(comm, "MAX_TRIES", 3)
     with pytest.raises(CommError) as e:
-        comm.download(url + "/always503")
+        comm.download(url + "/always503", retry=FAST.replace(attempts=3))
     assert e.value.code == 503 and e.value.msg == "still busy"
     assert sum(1 for r in state.requests if r[1] == "/always503") == 3
 
 
-def test_connection_failure_is_retried_then_comm_error(monkeypatch, caplog) -> None:
+def test_connection_failure_is_retried_then_comm_error(caplog) -> None:
     """A server that accepts and hangs up (a transient failure) is retried."""
-    monkeypatch.setattr(comm, "RETRY_BASE_DELAY", 0.001)
-    monkeypatch.setattr(comm, "MAX_TRIES", 3)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
@@ -152,7 +150,8 @@ def test_connection_failure_is_retried_then_comm_error(monkeypatch, caplog) -> N
     thread.start()
     try:
         with pytest.raises(CommError) as e:
-            comm.download("http://127.0.0.1:%d/x" % listener.getsockname()[1])
+            url = "http://127.0.0.1:%d/x" % listener.getsockname()[1]
+            comm.download(url, retry=FAST.replace(attempts=3))
     finally:
         listener.close()
     assert e.value.code is None and "gave up after 3 tries" in e.value.msg
@@ -162,7 +161,7 @@ def test_connection_failure_is_retried_then_comm_error(monkeypatch, caplog) -> N
 
 def test_refused_connection_fails_at_once_without_retries(monkeypatch, caplog) -> None:
     """Issue 12.5: nothing listening is not transient: one error, no retry lines."""
-    monkeypatch.setattr(comm, "RETRY_BASE_DELAY", 10.0)  # a retry would time the test out
+    monkeypatch.setattr(httpclient, "DEFAULT_RETRY", SLOW)  # a retry would time the test out
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -253,7 +252,7 @@ def test_scheme_http(server) -> None:
 
 
 def test_unknown_host_is_not_retried(monkeypatch) -> None:
-    monkeypatch.setattr(comm, "RETRY_BASE_DELAY", 10.0)  # a retry would time the test out
+    monkeypatch.setattr(httpclient, "DEFAULT_RETRY", SLOW)  # a retry would time the test out
     with pytest.raises(CommError, match="Cannot resolve"):
         comm.download("http://no-such-host.invalid:1/x")
 
