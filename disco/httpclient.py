@@ -328,7 +328,40 @@ def _exchange(
             ):
                 if stream:
                     return StreamResponse(raw, url, timeout)
-                return Response(status, raw.headers, _finish(raw, url), url)
+                try:
+                    data = raw.read(decode_content=False)
+                except Exception as e:
+                    raw.close()
+                    raw.release_conn()
+                    if not _is_transport_error(e):
+                        raise
+                    # A reply cut off mid-body is retried like a failed connection (the
+                    # whole request again: a ranged GET asks for the same range).
+                    delay = policy.delay(attempt)
+                    if (
+                        not policy.connection_errors
+                        or attempt + 1 >= policy.attempts
+                        or _past(give_up, delay)
+                    ):
+                        raise CommError(
+                            "%s (reading the reply; gave up after %d tries)"
+                            % (_describe(e), attempt + 1),
+                            url,
+                            status,
+                        ) from None
+                    logger.warning(
+                        "%s %s: reply cut off (%s); retry %d in %.2fs",
+                        method,
+                        url,
+                        _describe(e),
+                        attempt + 1,
+                        delay,
+                    )
+                    attempt += 1
+                    time.sleep(delay)
+                    continue
+                raw.release_conn()
+                return Response(status, raw.headers, data, url)
             _finish(raw, url)
             logger.warning(
                 "%s %s: %d %s; retry %d in %.2fs",

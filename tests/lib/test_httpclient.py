@@ -80,6 +80,15 @@ class KeepAliveHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             return self._reply(200, b"after the drop")
+        if self.path == "/cut-once":
+            if n == 0:  # headers promise 20 bytes, 9 arrive, then the connection ends
+                self.send_response(200)
+                self.send_header("Content-Length", "20")
+                self.end_headers()
+                self.wfile.write(b"cut short")
+                self.close_connection = True
+                return
+            return self._reply(200, b"the whole reply here")
         if self.path == "/close":
             return self._reply(200, b"closed", {"Connection": "close"})
         if self.path == "/redirect":
@@ -232,6 +241,20 @@ def test_a_dropped_connection_is_not_retried_when_the_policy_says_so(http_server
         comm.download(url + "/drop-once", retry=FAST.replace(connection_errors=False))
     assert e.value.code is None and "gave up after 1 tries" in e.value.msg
     assert seen.counts["/drop-once"] == 1
+
+
+def test_a_reply_cut_off_mid_body_is_retried(http_server) -> None:
+    url, seen = http_server
+    assert comm.download(url + "/cut-once", retry=FAST) == b"the whole reply here"
+    assert seen.counts["/cut-once"] == 2
+
+
+def test_a_reply_cut_off_mid_body_is_not_retried_when_the_policy_says_so(http_server) -> None:
+    url, seen = http_server
+    with pytest.raises(CommError) as e:
+        comm.download(url + "/cut-once", retry=FAST.replace(connection_errors=False))
+    assert "reading the reply; gave up after 1 tries" in e.value.msg
+    assert seen.counts["/cut-once"] == 1
 
 
 def test_the_backoff_grows_and_is_capped() -> None:
