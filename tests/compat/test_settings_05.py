@@ -128,20 +128,7 @@ def uid_of(pid: int) -> int:
 
 
 def nobody_can_run_disco() -> bool:
-    nobody = pwd.getpwnam("nobody")
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", "import disco.master"],
-            user=nobody.pw_uid,
-            group=nobody.pw_gid,
-            extra_groups=[],
-            cwd="/",
-            capture_output=True,
-            timeout=60,
-        )
-    except OSError:
-        return False
-    return proc.returncode == 0
+    return _runs_as_nobody([sys.executable, "-c", "import disco.master"])
 
 
 def test_disco_user_naming_someone_else_is_refused_for_non_root(
