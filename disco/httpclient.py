@@ -287,23 +287,7 @@ def _exchange(
         except Exception as e:
             if not _is_transport_error(e):
                 raise
-            delay = policy.delay(attempt)
-            if (
-                not policy.connection_errors
-                or attempt + 1 >= policy.attempts
-                or _past(give_up, delay)
-            ):
-                raise CommError(
-                    "%s (gave up after %d tries)" % (_describe(e), attempt + 1), url
-                ) from None
-            logger.warning(
-                "%s %s failed (%s); retry %d in %.2fs",
-                method,
-                url,
-                _describe(e),
-                attempt + 1,
-                delay,
-            )
+            delay = _delay_or_give_up(policy, attempt, give_up, e, method, url)
         else:
             status = raw.status
             location = raw.headers.get("Location")
@@ -337,25 +321,8 @@ def _exchange(
                         raise
                     # A reply cut off mid-body is retried like a failed connection (the
                     # whole request again: a ranged GET asks for the same range).
-                    delay = policy.delay(attempt)
-                    if (
-                        not policy.connection_errors
-                        or attempt + 1 >= policy.attempts
-                        or _past(give_up, delay)
-                    ):
-                        raise CommError(
-                            "%s (reading the reply; gave up after %d tries)"
-                            % (_describe(e), attempt + 1),
-                            url,
-                            status,
-                        ) from None
-                    logger.warning(
-                        "%s %s: reply cut off (%s); retry %d in %.2fs",
-                        method,
-                        url,
-                        _describe(e),
-                        attempt + 1,
-                        delay,
+                    delay = _delay_or_give_up(
+                        policy, attempt, give_up, e, method, url, status, "reading the reply; "
                     )
                     attempt += 1
                     time.sleep(delay)
@@ -445,6 +412,36 @@ def _send(
             with contextlib.suppress(OSError):
                 sock.settimeout(timeout)
     return raw
+
+
+def _delay_or_give_up(
+    policy: RetryPolicy,
+    attempt: int,
+    give_up: float | None,
+    error: BaseException,
+    method: str,
+    url: str,
+    status: int | None = None,
+    during: str = "",
+) -> float:
+    """After a transport error (no reply, or a reply cut off ``during`` its body): the
+    delay before the next try, or ``CommError`` when ``policy`` (or the patience left)
+    says to stop."""
+    delay = policy.delay(attempt)
+    if not policy.connection_errors or attempt + 1 >= policy.attempts or _past(give_up, delay):
+        raise CommError(
+            "%s (%sgave up after %d tries)" % (_describe(error), during, attempt + 1), url, status
+        ) from None
+    logger.warning(
+        "%s %s failed (%s%s); retry %d in %.2fs",
+        method,
+        url,
+        during,
+        _describe(error),
+        attempt + 1,
+        delay,
+    )
+    return delay
 
 
 def _finish(raw: Any, url: str) -> bytes:
