@@ -30,6 +30,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from disco.node.orphans import die_with_parent, start_time
@@ -346,18 +347,12 @@ class _Zygote(_Forker):
             _say(self.ctrl, msg)
 
     def reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, code in _exited_children():
             warm = self.warm_pids.pop(pid, None)
             if warm is not None:
                 self._warm_died(warm)
                 continue
-            self.reaped(pid, os.waitstatus_to_exitcode(status))
+            self.reaped(pid, code)
 
 
 class _WarmProcess(_Forker):
@@ -455,7 +450,8 @@ def _serve(forker: _Forker) -> None:
                     forker.fork_one(req, fd)
 
 
-def _reap(forker: _Forker) -> None:
+def _exited_children() -> Iterator[tuple[int, int]]:
+    """``(pid, exit code)`` of each child process that has ended, without waiting."""
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -463,7 +459,12 @@ def _reap(forker: _Forker) -> None:
             return
         if pid == 0:
             return
-        forker.reaped(pid, os.waitstatus_to_exitcode(status))
+        yield pid, os.waitstatus_to_exitcode(status)
+
+
+def _reap(forker: _Forker) -> None:
+    for pid, code in _exited_children():
+        forker.reaped(pid, code)
 
 
 def _say(ctrl: socket.socket, msg: dict[str, Any]) -> None:
