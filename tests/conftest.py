@@ -20,6 +20,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,36 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(handler: type, host: str = "127.0.0.1") -> Iterator[ThreadingHTTPServer]:
+    """An ``http.server`` handler class served by a thread on a free port of ``host``;
+    shut down and closed on exit."""
+    httpd = ThreadingHTTPServer((host, 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def self_signed_cert(folder: Path, alt_names: str = "DNS:localhost") -> tuple[str, str]:
+    """A self-signed certificate for ``localhost`` (and ``alt_names``) made by openssl in
+    ``folder``: ``(cert path, key path)``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"]
+        + ["-addext", "subjectAltName=" + alt_names],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
 
 
 def environ_without_disco(**extra: str) -> dict[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.server
 import os
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 
 from disco.core import result_iterator
 from disco.job import Job
+from tests.conftest import self_signed_cert
 from tests.worker import jobfuncs
 
 pytestmark = pytest.mark.timeout(60)
@@ -22,14 +22,7 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def https_server(tmp_path, monkeypatch) -> Iterator[str]:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"]
-        + ["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_cert(tmp_path, "DNS:localhost,IP:127.0.0.1")
     root = tmp_path / "www"
     root.mkdir()
     (root / "words.txt").write_text("tls words\nmore tls\n")

@@ -8,7 +8,7 @@ import socket
 import threading
 import types
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -18,6 +18,7 @@ from disco.error import CommError, DataError
 from disco.fileutils import DiscoOutput
 from disco.schemes import scheme_disco, scheme_raw, scheme_url
 from disco.worker.task_io import StreamCombiner, chain_stream, default_stream
+from tests.conftest import serving
 
 FAST = httpclient.RetryPolicy(base_delay=0.001, max_delay=0.01)
 SLOW = httpclient.RetryPolicy(base_delay=10.0, max_delay=10.0)  # a retry would be seen
@@ -96,16 +97,8 @@ class Handler(BaseHTTPRequestHandler):
 def server(monkeypatch) -> Iterator[tuple[str, State]]:
     monkeypatch.setattr(httpclient, "DEFAULT_RETRY", FAST)
     state = State()
-    handler = type("H", (Handler,), {"state": state})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(type("H", (Handler,), {"state": state})) as httpd:
         yield "http://127.0.0.1:%d" % httpd.server_address[1], state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
 
 
 def test_download_and_ranges(server) -> None:

@@ -11,11 +11,10 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from disco.core import Disco
 from disco.ddfs import DDFS
 from disco.error import CommError
 from disco.httpclient import NO_RETRY, RetryPolicy
+from tests.conftest import serving
 
 FAST = RetryPolicy(base_delay=0.001, max_delay=0.01)
 PATTERN = bytes(range(256)) * 4096  # 1 MiB
@@ -135,16 +135,8 @@ def other_server() -> Iterator[tuple[str, Seen]]:
 
 def _serve() -> Iterator[tuple[str, Seen]]:
     seen = Seen()
-    handler = type("H", (KeepAliveHandler,), {"seen": seen})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(type("H", (KeepAliveHandler,), {"seen": seen})) as httpd:
         yield "http://127.0.0.1:%d" % httpd.server_address[1], seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
 
 
 @pytest.fixture(autouse=True)

@@ -10,14 +10,13 @@ import os
 import shutil
 import socket
 import ssl
-import subprocess
 import textwrap
 import threading
 
 import pytest
 
 from disco.lazy_ca import DeferredCAContext, import_deferring_ca
-from tests.conftest import environ_without_disco, run_python
+from tests.conftest import environ_without_disco, run_python, self_signed_cert
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -107,19 +106,6 @@ def test_first_use_from_several_threads_loads_once_and_completely() -> None:
     assert seen == [eager] * 4  # no thread saw a half-loaded (empty) store
 
 
-def _self_signed(tmp_path) -> tuple[str, str]:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"]
-        + ["-addext", "subjectAltName=DNS:localhost"],
-        check=True,
-        capture_output=True,
-    )
-    return str(cert), str(key)
-
-
 _HTTPS_GET = """
 import asyncio, http.server, ssl, sys, threading
 from disco.lazy_ca import import_deferring_ca
@@ -162,8 +148,8 @@ def test_aiohttp_https_through_the_deferred_default_context(tmp_path, trusted) -
     server's certificate) it connects, untrusted it refuses, like the eager context."""
     if shutil.which("openssl") is None:
         pytest.skip("no openssl command")
-    cert, key = _self_signed(tmp_path)
-    other, _ = _self_signed(tmp_path / "other") if not trusted else (cert, key)
+    cert, key = self_signed_cert(tmp_path)
+    other, _ = self_signed_cert(tmp_path / "other") if not trusted else (cert, key)
     script = _HTTPS_GET.replace("CERT", repr(cert)).replace("KEY", repr(key))
     env = environ_without_disco(
         SSL_CERT_FILE=cert if trusted else other, SSL_CERT_DIR=str(tmp_path)

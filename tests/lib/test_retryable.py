@@ -4,10 +4,9 @@ and files (issue 12 point 1), and comm's failover patience (issue 11 point 6).""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from disco import comm
 from disco.error import DataError
 from disco.retryable import extraction_error_permanent, input_error_permanent, is_node_url
 from disco.worker import InputIter
+from tests.conftest import serving
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,11 +38,8 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def http() -> Iterator[str]:
     """A server answering ``/<status>`` with that status."""
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield "http://127.0.0.1:%d" % srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
+    with serving(Handler) as srv:
+        yield "http://127.0.0.1:%d" % srv.server_address[1]
 
 
 @pytest.fixture
