@@ -74,11 +74,18 @@ def serve(root: str) -> int:
     return 0
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rate(size: int, seconds: float) -> float:
     return round(size / MB / seconds, 1) if seconds > 0 else 0.0
 
 
-def run(corpus: Path, size: int, work: Path) -> dict[str, Any]:
+def run(corpus: Path | None, size: int, work: Path) -> dict[str, Any]:
     from urllib.parse import urlsplit
 
     shutil.rmtree(work, ignore_errors=True)
@@ -100,9 +107,14 @@ def run(corpus: Path, size: int, work: Path) -> dict[str, Any]:
         from disco.ddfs import DDFS
 
         ddfs = DDFS(master.url)
+        server0, client0 = process_cpu(master.proc.pid), time.process_time()
+        figures["load_average_before"] = os.getloadavg()[0]
         t0 = time.perf_counter()
         _tag, blobs = ddfs.push("bench:push", [str(source)], replicas=REPLICAS)
         figures["push_s"] = round(time.perf_counter() - t0, 2)
+        # CPU of the process serving the three nodes' uploads (and of this one, sending)
+        figures["push_server_cpu_s"] = round(process_cpu(master.proc.pid) - server0, 2)
+        figures["push_client_cpu_s"] = round(time.process_time() - client0, 2)
         assert len(blobs[0]) == REPLICAS, blobs
         source.unlink()
 
@@ -117,6 +129,8 @@ def run(corpus: Path, size: int, work: Path) -> dict[str, Any]:
         figures["pull_s"] = round(time.perf_counter() - t0, 2)
         assert read == size, (read, size)
 
+        if corpus is None:
+            return figures
         csize = corpus.stat().st_size
         t0 = time.perf_counter()
         _tag, chunks = ddfs.chunk("bench:chunk", [str(corpus.resolve())], replicas=REPLICAS)
@@ -126,15 +140,28 @@ def run(corpus: Path, size: int, work: Path) -> dict[str, Any]:
     finally:
         master.close()
         shutil.rmtree(work, ignore_errors=True)
+        finish(figures, size)
+    return figures
+
+
+def finish(figures: dict[str, Any], size: int) -> None:
+    """The rates and ratios of what was measured."""
+    if "push_s" not in figures:
+        return
     figures["push_MBps"] = rate(size, figures["push_s"])
-    figures["pull_MBps"] = rate(size, figures["pull_s"])
-    figures["chunk_MBps"] = rate(figures["chunk_input_bytes"], figures["chunk_s"])
+    figures["pull_MBps"] = rate(size, figures.get("pull_s", 0.0))
+    if "chunk_s" in figures:
+        figures["chunk_MBps"] = rate(figures["chunk_input_bytes"], figures["chunk_s"])
     for op in ("push", "pull", "chunk"):
+        if "%s_MBps" % op not in figures:
+            continue
         for dd in ("dd_cache", "dd_fdatasync"):
             figures["%s_vs_%s" % (op, dd)] = round(
                 figures["%s_MBps" % op] / figures["%s_MBps" % dd], 3
             )
-    return figures
+    figures["push_server_cpu_s_per_GB"] = round(
+        figures["push_server_cpu_s"] / (size * REPLICAS / 1e9), 2
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,15 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--serve", metavar="ROOT", help=argparse.SUPPRESS)
     ap.add_argument("--corpus", help="text file for the chunk figure")
+    ap.add_argument("--no-chunk", action="store_true", help="push and pull only")
     ap.add_argument("--size", default="1G", help="pushed file size (default 1G)")
     ap.add_argument("--work", default=str(ROOT / "bench-work" / "ddfs"))
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args(argv)
     if args.serve:
         return serve(args.serve)
-    if not args.corpus:
-        ap.error("--corpus is required")
-    figures = run(Path(args.corpus), parse_size(args.size), Path(args.work))
+    if not args.corpus and not args.no_chunk:
+        ap.error("--corpus is required (or --no-chunk)")
+    corpus = None if args.no_chunk else Path(args.corpus)
+    figures = run(corpus, parse_size(args.size), Path(args.work))
     emit(figures, args.json)
     return 0
 

@@ -5,6 +5,11 @@ staging file of the node's emptiest volume and renames it into place only when t
 body arrived and was fsync'ed: a cut-off upload leaves no blob.  Answers 201 with the
 canonical ``disco://`` URL as a JSON string.  At most ``active`` uploads run at once,
 ``queue`` more wait (up to ``wait`` seconds); beyond that the answer is 503.
+
+Served by ``disco.node.serving.serve_first``, the port's connections first reach the
+upload front (``disco.ddfs.uploadfront``), which receives plain blob uploads itself,
+straight into the disk buffer, with the answers of ``handle`` below, and hands the
+others to this app.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from disco.ddfs.gate import UPLOADS_BUSY, TransferGate, TransferLimits
 from disco.ddfs.names import InvalidName, parse_object_id
 from disco.ddfs.node import DDFSNode, NoSpace
 from disco.ddfs.noderoutes import add_node_routes
+from disco.ddfs.uploadfront import UPLOADS, Uploads
 from disco.node.dataserver import strip_proxy, text_response
 from disco.safenames import UnsafeName, check_object_id_length
 from disco.servererrors import guard
@@ -106,6 +112,9 @@ def create_put_app(
 
     middlewares = [middleware(auth)] if auth and auth.enabled else []
     app = guard(web.Application(middlewares=middlewares, client_max_size=MAX_BLOB))
+    # served through ``disco.node.serving.serve_first``, plain blob PUTs skip the app
+    # (``disco.ddfs.uploadfront``); it answers them the same way
+    app[UPLOADS] = Uploads(node, auth or AuthPolicy(), gate)
     add_node_routes(app, node, auth or AuthPolicy(), disco_port, gate)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

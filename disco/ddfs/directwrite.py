@@ -16,7 +16,11 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+from collections.abc import Callable
 from typing import BinaryIO
+
+#: Receives bytes into the buffer it is given; how many (0: the sender closed).
+RecvInto = Callable[[memoryview], int]
 
 #: Bytes gathered before one direct write (a multiple of ``ALIGN``).
 BUFFER = 8 * 1024 * 1024
@@ -67,6 +71,20 @@ class DirectWriter:
             view = view[n:]
             if self.fill == BUFFER:
                 self._flush(BUFFER)
+
+    def receive(self, recv_into: RecvInto, limit: int) -> int:
+        """Receive at most ``limit`` bytes straight into the buffer with one
+        ``recv_into`` call (no copy of ours: ``socket.recv_into`` fills the aligned
+        buffer the disk write reads); whole buffers go to the disk as they fill.  The
+        count received.  Call it only while ``direct``."""
+        assert self.buffer is not None and limit > 0
+        with memoryview(self.buffer) as whole:
+            with whole[self.fill : self.fill + min(limit, BUFFER - self.fill)] as free:
+                n = recv_into(free)
+        self.fill += n
+        if self.fill == BUFFER:
+            self._flush(BUFFER)
+        return n
 
     def _flush(self, n: int) -> None:
         """Write the first ``n`` (aligned) bytes of the buffer at ``written``."""

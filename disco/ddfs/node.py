@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from disco.ddfs.directwrite import DirectWriter
+from disco.ddfs.directwrite import DirectWriter, RecvInto
 from disco.ddfs.names import (
     InvalidName,
     Timestamp,
@@ -42,6 +42,8 @@ READ_ONLY = 0o400
 # while the upload goes on and ``commit``'s fsync stays short.  Waiting for the disk
 # every 32 MiB (fdatasync) made a 3-replica push 3 to 6 times slower (benchmarks/NOTES.md).
 SYNC_EVERY = 32 * 1024 * 1024
+# Most bytes one ``BlobUpload.receive`` takes where the direct buffer is not used.
+RECEIVE_PLAIN = 1024 * 1024
 
 
 class NoSpace(OSError):
@@ -76,12 +78,34 @@ class BlobUpload:
         self.size = 0
         self._synced = 0
         self._direct = DirectWriter(staging, self.file)  # past the page cache if allowed
+        self._scratch: bytearray | None = None  # ``receive``'s buffer without ``_direct``
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
         if self._direct.direct:
             self._direct.write(data)
             return
+        self._write_plain(data)
+
+    def receive(self, recv_into: RecvInto, limit: int) -> int:
+        """Append at most ``limit`` bytes that ``recv_into`` puts straight into the
+        upload's write buffer (a socket's ``recv_into``: one copy, from the kernel into
+        the aligned buffer the disk write reads); how many (0: the sender closed)."""
+        if self._direct.direct:
+            n = self._direct.receive(recv_into, limit)
+            self.size += n
+            return n
+        scratch = self._scratch
+        if scratch is None:
+            scratch = self._scratch = bytearray(RECEIVE_PLAIN)
+        with memoryview(scratch) as view:
+            n = recv_into(view[: min(limit, RECEIVE_PLAIN)])
+            if n:
+                self.size += n
+                self._write_plain(view[:n])
+        return n
+
+    def _write_plain(self, data: bytes | memoryview) -> None:
         self.file.write(data)
         if self.size - self._synced >= SYNC_EVERY:  # flush as we go: commit's fsync is short
             self.file.flush()

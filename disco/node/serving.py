@@ -9,6 +9,7 @@ from aiohttp import web
 
 from disco.auth import AuthPolicy
 from disco.ddfs.gate import TransferGate
+from disco.ddfs.uploadfront import UPLOADS, UploadRunner
 from disco.node.dataserver import ServedBytes, create_data_app
 
 
@@ -31,13 +32,20 @@ async def serve_first(
     """Serve ``app`` on ``port`` of the first of ``addresses`` that can be bound; its
     runner and that address.  ``refused(address, error)`` hears of each address that
     cannot be bound; if none can, the last ``OSError`` is raised (nothing is left
-    running)."""
-    runner = web.AppRunner(app, access_log=None)
+    running).  A DDFS upload app (``create_put_app``) is served through its upload
+    front (``disco.ddfs.uploadfront``)."""
+    uploads = app.get(UPLOADS)
+    runner = (
+        UploadRunner(app, uploads) if uploads is not None else web.AppRunner(app, access_log=None)
+    )
     await runner.setup()
     error: OSError = OSError("no address to bind")
     for address in addresses:
         try:
-            await web.TCPSite(runner, address, port).start()
+            if isinstance(runner, UploadRunner):
+                await runner.listen(address, port)
+            else:
+                await web.TCPSite(runner, address, port).start()
         except OSError as exc:
             error = exc
             if refused is not None:
