@@ -42,5 +42,10 @@ class TransferGate:
             self._waiting -= 1
         return "ok"
 
+    @property
+    def waiting(self) -> int:
+        """Transfers waiting for a slot now."""
+        return self._waiting
+
     def leave(self) -> None:
         self._slots.release()

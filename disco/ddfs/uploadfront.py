@@ -6,7 +6,7 @@ uploads through one event loop (asyncio's reads, aiohttp's stream reader, hand-o
 writer threads, a copy into the aligned buffer) cost 1.6-1.9 s of CPU per 1.5 GB under
 one GIL (benchmarks/NOTES.md).  Here a thread per connection reads the request head; a
 plain blob upload (``PUT /ddfs/NAME$TS`` with a ``Content-Length``, a valid id, the
-cluster's token when one is set, no ``Transfer-Encoding``) is then received with
+cluster's token when one is set, ``Host`` in HTTP/1.1, no ``Transfer-Encoding``) is then received with
 ``socket.recv_into`` into the upload's aligned ``O_DIRECT`` buffer (one copy, the GIL
 released while the kernel copies) and answered from that thread, with the statuses and
 texts of ``disco.ddfs.blobserver``.  Every other connection (the DDFS master's
@@ -89,8 +89,8 @@ def blob_put(head: Head | None, auth: AuthPolicy) -> BlobPut | None:
     except (InvalidName, UnsafeName):
         return None
     headers = head.headers
-    if "transfer-encoding" in headers:
-        return None
+    if "transfer-encoding" in headers or (head.version == "1.1" and "host" not in headers):
+        return None  # chunked, or no Host in HTTP/1.1 (the app answers 400)
     expect = headers.get("expect")
     if expect is not None and expect.lower() != "100-continue":
         return None  # the app answers 417

@@ -5,6 +5,7 @@ front (``disco.ddfs.uploadfront``): just what a blob ``PUT`` needs, and a verdic
 
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -14,6 +15,8 @@ from urllib.parse import unquote
 #: A head longer than this is not ours (aiohttp answers it: 400 or 431).
 MAX_HEAD = 64 * 1024
 END = b"\r\n\r\n"
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a method or header name (RFC 9110)
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # never in a target or header value
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ def read_head(sock: socket.socket) -> tuple[bytes, int]:
         # the end may straddle two pieces: look back 3 bytes
         end = data.find(END, max(0, len(data) - len(chunk) - 3))
         if end >= 0:
-            return data, end + len(END)
+            return data, (end + len(END) if end + len(END) <= MAX_HEAD else -1)
         if len(data) > MAX_HEAD:
             return data, -1
 
@@ -59,13 +62,15 @@ def parse_head(raw: bytes) -> Head | None:
     if len(parts) != 3 or parts[2] not in ("HTTP/1.0", "HTTP/1.1"):
         return None
     method, target, version = parts
-    if not target.startswith("/") or "#" in target:
+    if not TOKEN.fullmatch(method) or not target.startswith("/") or "#" in target:
+        return None
+    if CONTROL.search(target):
         return None
     headers: dict[str, str] = {}
     repeated = False
     for line in lines[1:]:
         name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip() or line[0] in " \t":
+        if not sep or not TOKEN.fullmatch(name) or CONTROL.search(value):
             return None  # folded or malformed
         key = name.lower()
         if key in headers:

@@ -50,10 +50,16 @@ def test_push_through_the_page_cache_hands_ranges_to_the_disk(ddfs, tmp_path, mo
     monkeypatch.delattr(os, "O_DIRECT", raising=False)
     monkeypatch.setattr(ddfs_node, "SYNC_EVERY", 1 << 20)
     monkeypatch.setattr(ddfs_node, "start_writeback", counting)
-    push_and_check(ddfs, tmp_path, os.urandom(1 << 20) * 3 + os.urandom(5 << 20) + b"tail")
-    # each replica handed its whole body, range after range, to the disk before commit
-    assert len(calls) >= 3 * 7
-    assert min(calls)[0] == 0 and all(length >= 1 << 20 for _, length in calls)
+    data = os.urandom(1 << 20) * 3 + os.urandom(5 << 20) + b"tail"
+    push_and_check(ddfs, tmp_path, data)
+    # each replica handed its whole body, range after range (each at least SYNC_EVERY),
+    # to the disk before commit: the ranges of each file follow each other from 0
+    covered: dict[int, int] = {}  # upload -> end of its last range
+    for offset, length in calls:
+        upload = next((u for u, end in covered.items() if end == offset), len(covered))
+        assert offset == covered.get(upload, 0) and length >= 1 << 20
+        covered[upload] = offset + length
+    assert len(covered) == 3 and all(end >= len(data) - (1 << 20) for end in covered.values())
 
 
 def test_direct_writer_falls_back_when_o_direct_is_refused(tmp_path, monkeypatch) -> None:
