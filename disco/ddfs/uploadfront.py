@@ -196,9 +196,11 @@ class UploadRunner(web.AppRunner):
         thread = threading.Thread(target=run, name=name, daemon=True)
         with self._lock:
             if self._closing:
-                if name != "ddfs-upload-accept":
+                if name == "ddfs-upload":
                     args[0].close()
                 return
+            if name == "ddfs-upload":  # cleanup shuts it down to wake its thread
+                self._sockets.add(args[0])
             self._threads.add(thread)
         thread.start()
 
@@ -216,8 +218,6 @@ class UploadRunner(web.AppRunner):
 
     # -- one connection --------------------------------------------------------------------
     def _serve(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._sockets.add(conn)
         try:
             conn.settimeout(HEAD_TIMEOUT)
             try:
