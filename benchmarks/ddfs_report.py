@@ -46,8 +46,16 @@ def ddfs_targets(d: dict[str, Any] | None) -> tuple[list[str], list[str]]:
     )
     if ok is False:
         why.append(
-            "DDFS push: %.2f× dd/3. Every replica is written by the one master process "
-            "holding the three local nodes, on one disk; see the DDFS notes below." % r
+            "DDFS push: %.2f× dd/3 (load average %s before the push; the serving process "
+            "used %s s of CPU, the pushing one %s s). The three replicas go to one disk, "
+            "and the client and the three nodes share the machine's cores; see the DDFS "
+            "notes below."
+            % (
+                r,
+                br.fmt(d.get("load_average_before"), 1),
+                br.fmt(d.get("push_server_cpu_s")),
+                br.fmt(d.get("push_client_cpu_s")),
+            )
         )
     chunk = d.get("chunk_MBps")
     ok = None if chunk is None else chunk >= CHUNK_TARGET_MBPS
@@ -87,6 +95,18 @@ def ddfs_section(d: dict[str, Any] | None, out: list[str]) -> None:
             br.human_bytes(d.get("chunk_input_bytes")),
         )
     )
+    if d.get("push_server_cpu_s") is not None:
+        out.append("")
+        out.append(
+            "CPU during the push: %s s in the process serving the three nodes' uploads "
+            "(%s s per GB written), %s s in the pushing process; load average %s before it."
+            % (
+                br.fmt(d.get("push_server_cpu_s")),
+                br.fmt(d.get("push_server_cpu_s_per_GB")),
+                br.fmt(d.get("push_client_cpu_s")),
+                br.fmt(d.get("load_average_before"), 1),
+            )
+        )
     out.append("")
     out.append("| operation | seconds | MB/s | ÷ dd (page cache) | ÷ dd (fdatasync) |")
     out.append("|---|---:|---:|---:|---:|")
