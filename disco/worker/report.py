@@ -37,6 +37,9 @@ class _Reporter:
         environ = os.environ if environ is None else environ
         self.path = environ.get(REPORT_ENV) or None
         self.state = {}
+        if _crash_fd is not None:  # forked from a warm process: the handler is set up
+            self._start_prepared(_crash_fd)
+            return
         if self.path is None:
             return
         import faulthandler
@@ -46,6 +49,23 @@ class _Reporter:
             faulthandler.enable(self._crash_file)
         except OSError:
             self._crash_file = None
+
+    def _start_prepared(self, fd: int) -> None:
+        """``faulthandler`` already writes to ``fd`` (``prepare_crash_handler``): put the
+        crash file there, or turn the handler off as a process without a report has it."""
+        if self.path is not None:
+            try:
+                crash = os.open(self.path + ".crash", _CREATE, 0o666)
+            except OSError:
+                pass
+            else:
+                if crash != fd:
+                    os.dup2(crash, fd, inheritable=False)
+                    os.close(crash)
+                return
+        import faulthandler
+
+        faulthandler.disable()
 
     def _save(self) -> None:
         if self.path is not None:
@@ -66,6 +86,8 @@ class _Reporter:
         """The task succeeded: remove its report files (the node does not look)."""
         if self.path is None:
             return
+        # (a handler prepared by the warm process stays on: the process ends soon, and
+        # a crash before that writes to a removed file)
         if self._crash_file is not None:
             import faulthandler
 
@@ -84,6 +106,21 @@ class _Reporter:
 
 
 reporter = _Reporter()
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+_crash_fd: int | None = None  # set by prepare_crash_handler
+
+
+def prepare_crash_handler() -> None:
+    """In a job's warm process, before its tasks fork: enable ``faulthandler`` once, on
+    a descriptor that each task then points at its own crash file (``_Reporter.start``),
+    so a task sets up no signal handlers and no alternate stack of its own."""
+    global _crash_fd
+    import faulthandler
+
+    if _crash_fd is None:
+        fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        faulthandler.enable(fd)
+        _crash_fd = fd
 
 
 def check_python_version(environ: Any = None) -> None:

@@ -251,17 +251,53 @@ def export_task_settings(task: Any, environ: Any = None) -> None:
             environ.setdefault(key, str(value))
 
 
-def _apply_memory_limit(settings: Any = None) -> None:
-    """Limit the address space to ``DISCO_WORKER_MAX_MEM`` of the job's (client's)
-    settings (master-api.md 11): ``"N%"`` of RAM, or a size such as ``"512M"``."""
-    from disco.settings import DiscoSettings
-    from disco.sysutil import set_mem_limit
+def _memory_limit_of(settings: Any = None) -> tuple[int, str]:
+    """``(bytes, setting)`` of ``DISCO_WORKER_MAX_MEM`` of the job's (client's) settings
+    (master-api.md 11): ``"N%"`` of RAM, or a size such as ``"512M"``; never above the
+    current hard limit; ``0`` bytes for no limit."""
+    import resource
 
+    from disco.settings import DiscoSettings
+    from disco.sysutil import mem_limit_bytes
+
+    setting = (settings if settings is not None else DiscoSettings())["DISCO_WORKER_MAX_MEM"]
+    nbytes = mem_limit_bytes(setting)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if nbytes > 0 and hard != resource.RLIM_INFINITY:
+        nbytes = min(nbytes, hard)
+    return max(nbytes, 0), str(setting)
+
+
+#: ``(settings, (bytes, setting))`` worked out by ``plan_memory_limit`` in a warm process.
+_planned_limit: tuple[Any, tuple[int, str]] | None = None
+
+
+def plan_memory_limit(settings: Any = None) -> None:
+    """In a job's warm process, before its tasks fork: work out the job's memory limit
+    once, so that each task only applies it (one ``setrlimit``).  A setting that cannot
+    be read is left to each task, which reports it as before."""
+    global _planned_limit
     try:
-        setting = (settings if settings is not None else DiscoSettings())["DISCO_WORKER_MAX_MEM"]
-        nbytes = set_mem_limit(setting)
+        _planned_limit = (settings, _memory_limit_of(settings))
+    except (ValueError, OSError, KeyError):
+        _planned_limit = None
+
+
+def _apply_memory_limit(settings: Any = None) -> None:
+    """Limit the address space (``RLIMIT_AS``, soft and hard) to ``DISCO_WORKER_MAX_MEM``
+    of the job's (client's) settings, and record it in the task's report."""
+    import resource
+
+    planned = _planned_limit
+    try:
+        if planned is not None and planned[0] is settings:
+            nbytes, setting = planned[1]
+        else:
+            nbytes, setting = _memory_limit_of(settings)
+        if nbytes:
+            resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
     except (ValueError, OSError, KeyError) as e:
         logger.warning("DISCO_WORKER_MAX_MEM not applied: %s", e)
         return
     if nbytes:
-        _report.reporter.memory_limit(nbytes, str(setting))
+        _report.reporter.memory_limit(nbytes, setting)
