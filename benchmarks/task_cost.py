@@ -35,6 +35,7 @@ from tiny_disco import MasterProcess  # noqa: E402
 
 _HZ = os.sysconf("SC_CLK_TCK")
 STRACE_ARGS: list[str] = []
+PERF: list[bool] = []
 
 
 def stat(pid: int) -> dict[str, float]:
@@ -80,10 +81,11 @@ def run(master: str, pid: int, n: int, strace: str | None = None) -> dict[str, A
             new = [p for p, d in descendants(pid).items() if d == 2 and p not in before]
             warm = new[0] if new else None
         if warm is not None:
-            tracer = subprocess.Popen(
-                ["strace", "-f", *(STRACE_ARGS or ["-c"]), "-o", strace, "-p", str(warm)],
-                stderr=subprocess.DEVNULL,
-            )
+            if PERF:
+                argv = ["perf", "record", "-q", "-g", "-o", strace, "-p", str(warm)]
+            else:
+                argv = ["strace", "-f", *(STRACE_ARGS or ["-c"]), "-o", strace, "-p", str(warm)]
+            tracer = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
     results = job.wait(poll_interval=0.2)
     wall = time.perf_counter() - t0
     records = list(result_iterator(results))
@@ -91,7 +93,7 @@ def run(master: str, pid: int, n: int, strace: str | None = None) -> dict[str, A
     m1 = stat(pid)
     warms = [p for p, d in descendants(pid).items() if d == 2 and p not in before]
     if tracer is not None:
-        tracer.terminate()
+        tracer.send_signal(2)  # SIGINT: perf writes its file
         tracer.wait()
     out: dict[str, Any] = {"tasks": n, "wall_s": round(wall, 2), "tasks_per_s": round(n / wall, 1)}
     out["master_cpu_ms"] = round((m1["user"] + m1["sys"] - m0["user"] - m0["sys"]) / n, 3)
@@ -116,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--strace", help="strace -c -f the warm process of one more job")
     ap.add_argument("--strace-full", action="store_true", help="every call, not -c")
+    ap.add_argument("--perf", help="perf record -g the warm process of one more job")
     args = ap.parse_args(argv)
+    if args.perf:
+        args.strace = args.perf
+        PERF.append(True)
     if args.strace_full:
         STRACE_ARGS[:] = ["-tt", "-s", "120"]
     server = MasterProcess()

@@ -173,11 +173,14 @@ class TaskRunner:
         try:
             # WORKER and TASK (and, for a classic job loaded by a warm process, the
             # first INPUT) sent at once: their replies come in order (8.9).
-            cls.send_nowait("WORKER", {"pid": os.getpid(), "version": PROTOCOL_VERSION})
-            cls.send_nowait("TASK", "", keep=True)
+            first = [
+                ("WORKER", {"pid": os.getpid(), "version": PROTOCOL_VERSION}, False),
+                ("TASK", "", True),
+            ]
             if _classic_job_preloaded():
-                cls.send_nowait("INPUT", ["exclude", []], keep=True)
+                first.append(("INPUT", ["exclude", []], True))
                 _protocol._reader.prefetched_inputs = True
+            cls.send_all_nowait(first)
             task = cls.task_from_reply(cls.kept_reply())
             set_active_task(task)
             export_task_settings(task)
@@ -216,10 +219,24 @@ class TaskRunner:
 _protocol_send = WorkerProtocol.send.__func__  # type: ignore[attr-defined]
 
 
+#: ``_classic_job_preloaded()`` worked out by the warm process (``note_preloaded``).
+_preloaded_classic: bool | None = None
+
+
+def note_preloaded() -> None:
+    """In a job's warm process, once the job is loaded: what ``_classic_job_preloaded``
+    answers for every task forked from it."""
+    global _preloaded_classic
+    _preloaded_classic = None
+    _preloaded_classic = _classic_job_preloaded()
+
+
 def _classic_job_preloaded() -> bool:
     """Is this a task of a classic job (the exact classic ``Worker``) whose job a warm
     process has loaded?  Its first request after TASK is then ``INPUT ["exclude",
     []]``, and its inputs are known when it starts (never a deferred reply)."""
+    if _preloaded_classic is not None:
+        return _preloaded_classic
     from disco.task import _PRELOADED
 
     if len(_PRELOADED) != 1:

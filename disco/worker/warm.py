@@ -21,3 +21,4 @@ def prepare(jobobjs: Any) -> None:
         pass  # each task sets up its own, as a process started by exec does
     if jobobjs is not None:
         taskrun.plan_memory_limit(getattr(jobobjs[0], "settings", None))
+    taskrun.note_preloaded()

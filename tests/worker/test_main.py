@@ -215,3 +215,28 @@ def test_job_class_methods_and_cwd(tmp_path: Any) -> None:
     assert got["Bound"] == "e"
     assert os.path.realpath(got["cwd"]) == os.path.realpath(node.jobhome)
     assert got["python"] == tuple(sys.version_info[:2])
+
+
+def test_a_planned_memory_limit_is_used_only_for_its_own_settings() -> None:
+    """``plan_memory_limit`` (a warm process) works the limit out once; a task of
+    another job (other settings) works out its own."""
+    import subprocess
+    import sys
+
+    script = """
+import resource
+from disco.settings import DiscoSettings
+from disco.worker import taskrun
+planned = DiscoSettings(DISCO_WORKER_MAX_MEM="2G")
+taskrun.plan_memory_limit(planned)
+other = DiscoSettings(DISCO_WORKER_MAX_MEM="1G")
+taskrun._planned_limit = (planned, (5 << 30, "5G"))  # what the plan holds is what applies
+taskrun._apply_memory_limit(planned)
+print(resource.getrlimit(resource.RLIMIT_AS)[0])
+taskrun._apply_memory_limit(other)
+print(resource.getrlimit(resource.RLIMIT_AS)[0])
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert [int(x) for x in out] == [5 << 30, 1 << 30]

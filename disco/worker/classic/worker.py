@@ -167,13 +167,13 @@ class Worker(BaseWorker):
         functions once (``_plan_inject``)."""
         from disco.util import argcount
 
-        values = []
+        values = {}  # what ``resolve`` will make this dict
         for key in list(self):
             try:
                 value = self.getitem(key, job, jobargs)
             except Exception:
                 continue
-            values.append(value)
+            values[key] = value
             for item in value if isinstance(value, list | tuple) else (value,):
                 if callable(item) and not isinstance(item, type):
                     argcount(item)
@@ -341,19 +341,19 @@ class Worker(BaseWorker):
             for key, value in names.items():
                 module_globals.setdefault(key, value)
 
-    def _plan_inject(self, values: list[Any]) -> None:
-        """In a warm process, with ``values`` what ``resolve`` will make this dict's
-        values: ``setdefault`` the names that do not depend on the task into the globals
-        of the job's functions now, and remember which task names each of them lacks
-        (what a task then sets: the same globals as injecting every name per task)."""
-        static = static_names(self.get("required_modules") or ())
+    def _plan_inject(self, values: dict[str, Any]) -> None:
+        """In a warm process, with ``values`` what ``resolve`` will make this dict:
+        ``setdefault`` the names that do not depend on the task into the globals of the
+        job's functions now, and remember which task names each of them lacks (what a
+        task then sets: the same globals as injecting every name per task)."""
+        static = static_names(values.get("required_modules") or ())
         task_keys = [key for key in TASK_NAMES if key not in static]
         plan = []
-        for module_globals in _globals_of(values):
+        for module_globals in _globals_of(list(values.values())):
             plan.append((module_globals, [k for k in task_keys if k not in module_globals]))
             for key, value in static.items():
                 module_globals.setdefault(key, value)
-        self._inject_plan = ([id(v) for v in values], plan)
+        self._inject_plan = ([id(v) for v in values.values()], plan)
 
 
 class _CheckedOutput:
