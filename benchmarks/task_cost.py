@@ -36,6 +36,7 @@ from tiny_disco import MasterProcess  # noqa: E402
 _HZ = os.sysconf("SC_CLK_TCK")
 STRACE_ARGS: list[str] = []
 PERF: list[bool] = []
+PERF_ARGS = os.environ.get("TASK_COST_PERF_ARGS", "-g").split()
 
 
 def stat(pid: int) -> dict[str, float]:
@@ -82,7 +83,9 @@ def run(master: str, pid: int, n: int, strace: str | None = None) -> dict[str, A
             warm = new[0] if new else None
         if warm is not None:
             if PERF:
-                argv = ["perf", "record", "-q", "-g", "-o", strace, "-p", str(warm)]
+                argv = ["perf", "record", "-q", *PERF_ARGS, "-o", strace, "-p", str(warm)]
+                with open(strace + ".maps", "w") as f, open("/proc/%d/maps" % warm) as m:
+                    f.write(m.read())
             else:
                 argv = ["strace", "-f", *(STRACE_ARGS or ["-c"]), "-o", strace, "-p", str(warm)]
             tracer = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
