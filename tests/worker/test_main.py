@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
@@ -240,3 +241,31 @@ print(resource.getrlimit(resource.RLIMIT_AS)[0])
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout.split()
     assert [int(x) for x in out] == [5 << 30, 1 << 30]
+
+
+def test_a_prepared_crash_handler_writes_to_each_tasks_own_crash_file(tmp_path: Any) -> None:
+    """``prepare_crash_handler`` (a warm process) enables ``faulthandler`` once; a task
+    with a report path points it at ``<report>.crash``, one without turns it off."""
+    import subprocess
+    import sys
+
+    script = """
+import faulthandler, os, sys
+from disco.worker import report
+report.prepare_crash_handler()
+fd = report._crash_fd
+report.reporter.start({"DISCO_TASK_REPORT": sys.argv[1]})
+print(faulthandler.is_enabled(), os.readlink("/proc/self/fd/%d" % fd))
+report.reporter.memory_limit(1 << 30, "1G")
+report.reporter.reading("raw://a")
+print(open(sys.argv[1]).read())
+report.reporter.start({})
+print(faulthandler.is_enabled())
+"""
+    path = str(tmp_path / "map-0-0.json")
+    out = subprocess.run(
+        [sys.executable, "-c", script, path], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[0] == "True %s.crash" % path
+    assert json.loads(out[1]) == {"max_mem": 1 << 30, "max_mem_setting": "1G", "input": "raw://a"}
+    assert out[2] == "False"
