@@ -10,7 +10,6 @@ Every public name of 0.5's module is here with the meaning 0.5 gave it on Python
 from __future__ import annotations
 
 import hashlib
-import http.client as httplib
 import pickle
 from hashlib import md5
 from io import BytesIO, StringIO
@@ -53,12 +52,19 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    import http.client as httplib
     import http.server as http_server
     import socketserver as socket_server
 
-# http_server and socket_server (0.5's aliases of http.server and socketserver) are
-# imported on first use: a master or a job that does not use them does not load them.
-_LAZY_MODULES = {"http_server": "http.server", "socket_server": "socketserver"}
+# httplib, http_server and socket_server (0.5's aliases of http.client, http.server and
+# socketserver) are imported on first use: a master or a job that does not use them does
+# not load them (http.client brings ssl and email: 3 MB that every forked task's page
+# tables would carry).
+_LAZY_MODULES = {
+    "httplib": "http.client",
+    "http_server": "http.server",
+    "socket_server": "socketserver",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -138,9 +138,15 @@ def trim_crash(text: str) -> str:
 def write_report(path: str, data: dict[str, Any]) -> None:
     """Replace the report file with ``data`` (never raises: reporting must not fail)."""
     try:
+        body = json.dumps(data).encode("utf-8")
         tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except (OSError, TypeError, ValueError):
         pass

@@ -56,8 +56,7 @@ def ensure_path(path: str) -> None:
 
 def ensure_free_space(fname: str) -> None:
     """``DataError`` when less than ``MIN_DISK_SPACE`` is free where ``fname`` lives."""
-    directory = os.path.dirname(os.path.abspath(fname))
-    st = os.statvfs(directory)
+    st = os.statvfs(os.path.dirname(fname) or ".")
     free = st.f_bavail * st.f_frsize
     if free < MIN_DISK_SPACE:
         raise DataError("Only %d KB disk space available. Task failed." % (free // 1024), fname)
@@ -67,10 +66,13 @@ class AtomicFile:
     """A file written as ``<path>.partial`` and renamed to ``path`` on ``close()``."""
 
     def __init__(self, path: str) -> None:
-        ensure_path(path)
         self.path = path
         self.partial = "%s.partial" % path
-        self._fd = open(self.partial, "wb")  # noqa: SIM115 - closed in close()
+        try:
+            self._fd = open(self.partial, "wb")  # noqa: SIM115 - closed in close()
+        except FileNotFoundError:  # its directory first (most often it exists)
+            ensure_path(path)
+            self._fd = open(self.partial, "wb")  # noqa: SIM115 - closed in close()
         self.isopen = True
         # The file's own write, not a method calling it: record writers call it once
         # per record (a raw record writer in the sort stage, for one).

@@ -14,6 +14,10 @@ import time
 from typing import Any
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-@:]")
+try:  # the interpreter's own md5: same digest, without an OpenSSL context per call
+    from _md5 import md5 as _md5
+except ImportError:  # pragma: no cover - a Python built without it
+    _md5 = hashlib.md5
 
 
 class _Preloaded:
@@ -58,6 +62,9 @@ def preload(jobfile: str) -> bool:
     except BaseException:
         jobobjs = None
     _PRELOADED[jobfile] = _Preloaded(jobpack, jobobjs, printed.getvalue())
+    from disco.worker.warm import prepare
+
+    prepare(jobobjs)
     return jobobjs is not None
 
 
@@ -73,7 +80,7 @@ def hexhash(data: bytes | str) -> str:
     """First two hex digits of the md5 of ``data`` (UTF-8 for ``str``; master-api.md 9.1)."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    return hashlib.md5(data).hexdigest()[:2]
+    return _md5(data).hexdigest()[:2]
 
 
 def safe_name(name: str) -> str:
@@ -134,6 +141,7 @@ class Task:
         )
         self._jobpack: Any = None
         self._jobobjs: Any = None
+        self._taskpath: tuple[str, str] | None = None  # (uid, its taskpath)
 
     def __repr__(self) -> str:
         return "<Task %s:%s of %s on %s>" % (self.stage, self.taskid, self.jobname, self.host)
@@ -178,7 +186,10 @@ class Task:
     @property
     def taskpath(self) -> str:
         """``<hh(uid)>/<uid>``: this attempt's scratch directory, relative to the job home."""
-        return os.path.join(hexhash(self.uid), self.uid)
+        uid = self.uid
+        if self._taskpath is None or self._taskpath[0] is not uid:
+            self._taskpath = (uid, os.path.join(hexhash(uid), uid))
+        return self._taskpath[1]
 
     def makedirs(self) -> None:
         """Create the scratch directory (``taskpath``)."""

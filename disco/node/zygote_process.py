@@ -24,6 +24,7 @@ no file work for it.
 
 from __future__ import annotations
 
+import _signal
 import json
 import os
 import signal
@@ -90,7 +91,7 @@ def _become_worker_home(cwd: str, env: dict[str, str]) -> None:
 def _reset_signals() -> None:
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_DFL)
+        _signal.signal(sig, _signal.SIG_DFL)  # not signal.signal: no enum per call
 
 
 def _register(prefix: str | None) -> str | None:
@@ -125,9 +126,7 @@ def _run_worker(fd: int, parent: int, closing: list[socket.socket], setup: Any) 
         # Nothing else stays open (an exec'd worker has only its stdio): not another
         # worker's socket still queued here, whose end would then never see its EOF.
         os.closerange(3, _MAX_FD)
-        import random
-
-        random.seed()
+        # (random, if imported, is reseeded by its own at-fork hook)
         from disco.worker import Worker
 
         Worker.main()

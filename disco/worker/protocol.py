@@ -157,7 +157,10 @@ class WorkerProtocol:
 
     @classmethod
     def _write(cls, type: str, payload: Any) -> None:
-        data = encode_frame(type, json.dumps(payload).encode("utf-8"))
+        cls._write_frames(encode_frame(type, json.dumps(payload).encode("utf-8")))
+
+    @classmethod
+    def _write_frames(cls, data: bytes) -> None:
         out = getattr(cls.stderr, "buffer", None)
         if out is not None:
             out.write(data)
@@ -185,6 +188,17 @@ class WorkerProtocol:
         with _lock:
             cls._write(type, payload)
             _reader.owed.append(keep)
+
+    @classmethod
+    def send_all_nowait(cls, messages: list[tuple[str, Any, bool]]) -> None:
+        """``send_nowait(type, payload, keep)`` of each message, written at once."""
+        with _lock:
+            data = b"".join(
+                encode_frame(type, json.dumps(payload).encode("utf-8"))
+                for type, payload, _keep in messages
+            )
+            cls._write_frames(data)
+            _reader.owed.extend(keep for _type, _payload, keep in messages)
 
     @classmethod
     def kept_reply(cls) -> tuple[str, Any]:

@@ -8,6 +8,7 @@ read and the memory limit, turns an exception into a ``Failure`` of the right cl
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
@@ -31,12 +32,17 @@ class _Reporter:
         self.path: str | None = None
         self.state: dict[str, Any] = {}
         self._crash_file: Any = None
+        self._fd: int | None = None  # the report file, rewritten in place
 
     def start(self, environ: Any = None) -> None:
         """Read the report path from the environment; send crash tracebacks there."""
         environ = os.environ if environ is None else environ
         self.path = environ.get(REPORT_ENV) or None
         self.state = {}
+        self._fd = None
+        if _crash_fd is not None:  # forked from a warm process: the handler is set up
+            self._start_prepared(_crash_fd)
+            return
         if self.path is None:
             return
         import faulthandler
@@ -47,9 +53,41 @@ class _Reporter:
         except OSError:
             self._crash_file = None
 
-    def _save(self) -> None:
+    def _start_prepared(self, fd: int) -> None:
+        """``faulthandler`` already writes to ``fd`` (``prepare_crash_handler``): put the
+        crash file there, or turn the handler off as a process without a report has it."""
         if self.path is not None:
-            write_report(self.path, self.state)
+            try:
+                crash = os.open(self.path + ".crash", _CREATE, 0o666)
+            except OSError:
+                pass
+            else:
+                if crash != fd:
+                    os.dup2(crash, fd, inheritable=False)
+                    os.close(crash)
+                return
+        import faulthandler
+
+        faulthandler.disable()
+
+    def _save(self) -> None:
+        """Rewrite the report file in place: one file per attempt, made once (every new
+        file costs an inode, whose allocation on ext4 without a journal scans past every
+        recently deleted one).  A reader that meets a half-written file reads ``{}``
+        and looks again (``disco.failure.read_report``); the failure, read after the
+        task ends, is written whole (``failed``)."""
+        if self.path is None:
+            return
+        try:
+            body = json.dumps(self.state).encode("utf-8")
+            if self._fd is None:
+                self._fd = os.open(self.path, _CREATE, 0o666)
+            view, offset = memoryview(body), 0
+            while offset < len(body):
+                offset += os.pwrite(self._fd, view[offset:], offset)
+            os.ftruncate(self._fd, len(body))
+        except (OSError, TypeError, ValueError):
+            pass  # reporting never fails the task
 
     def reading(self, url: str) -> None:
         """The task opened ``url`` (an input replica)."""
@@ -66,12 +104,15 @@ class _Reporter:
         """The task succeeded: remove its report files (the node does not look)."""
         if self.path is None:
             return
+        # (a handler prepared by the warm process stays on: the process ends soon, and
+        # a crash before that writes to a removed file)
         if self._crash_file is not None:
             import faulthandler
 
             faulthandler.disable()
             self._crash_file.close()
             self._crash_file = None
+        self._close()
         for suffix in (".crash", ""):
             try:
                 os.remove(self.path + suffix)
@@ -80,10 +121,35 @@ class _Reporter:
 
     def failed(self, failure: Failure) -> None:
         self.state["failure"] = failure.to_json()
-        self._save()
+        self._close()
+        if self.path is not None:
+            write_report(self.path, self.state)  # whole, by a rename
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
 
 
 reporter = _Reporter()
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+_crash_fd: int | None = None  # set by prepare_crash_handler
+
+
+def prepare_crash_handler() -> None:
+    """In a job's warm process, before its tasks fork: enable ``faulthandler`` once, on
+    a descriptor that each task then points at its own crash file (``_Reporter.start``),
+    so a task sets up no signal handlers and no alternate stack of its own."""
+    global _crash_fd
+    import faulthandler
+
+    if _crash_fd is None:
+        fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        faulthandler.enable(fd)
+        _crash_fd = fd
 
 
 def check_python_version(environ: Any = None) -> None:

@@ -156,8 +156,11 @@ def task_input_stream(stream: Any, size: Any, url: str, params: Any) -> Any:
 
 def task_output_stream(stream: Any, partition: Any, url: str, params: Any) -> AtomicFile:
     """An ``AtomicFile`` at ``url`` (a local path); ``DataError`` under 1 MiB free."""
-    os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)
-    ensure_free_space(url)
+    try:
+        ensure_free_space(url)
+    except FileNotFoundError:  # the task's directory is made first (Task.makedirs)
+        os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)
+        ensure_free_space(url)
     return AtomicFile(url)
 
 

@@ -173,11 +173,14 @@ class TaskRunner:
         try:
             # WORKER and TASK (and, for a classic job loaded by a warm process, the
             # first INPUT) sent at once: their replies come in order (8.9).
-            cls.send_nowait("WORKER", {"pid": os.getpid(), "version": PROTOCOL_VERSION})
-            cls.send_nowait("TASK", "", keep=True)
+            first = [
+                ("WORKER", {"pid": os.getpid(), "version": PROTOCOL_VERSION}, False),
+                ("TASK", "", True),
+            ]
             if _classic_job_preloaded():
-                cls.send_nowait("INPUT", ["exclude", []], keep=True)
+                first.append(("INPUT", ["exclude", []], True))
                 _protocol._reader.prefetched_inputs = True
+            cls.send_all_nowait(first)
             task = cls.task_from_reply(cls.kept_reply())
             set_active_task(task)
             export_task_settings(task)
@@ -216,10 +219,24 @@ class TaskRunner:
 _protocol_send = WorkerProtocol.send.__func__  # type: ignore[attr-defined]
 
 
+#: ``_classic_job_preloaded()`` worked out by the warm process (``note_preloaded``).
+_preloaded_classic: bool | None = None
+
+
+def note_preloaded() -> None:
+    """In a job's warm process, once the job is loaded: what ``_classic_job_preloaded``
+    answers for every task forked from it."""
+    global _preloaded_classic
+    _preloaded_classic = None
+    _preloaded_classic = _classic_job_preloaded()
+
+
 def _classic_job_preloaded() -> bool:
     """Is this a task of a classic job (the exact classic ``Worker``) whose job a warm
     process has loaded?  Its first request after TASK is then ``INPUT ["exclude",
     []]``, and its inputs are known when it starts (never a deferred reply)."""
+    if _preloaded_classic is not None:
+        return _preloaded_classic
     from disco.task import _PRELOADED
 
     if len(_PRELOADED) != 1:
@@ -251,17 +268,53 @@ def export_task_settings(task: Any, environ: Any = None) -> None:
             environ.setdefault(key, str(value))
 
 
-def _apply_memory_limit(settings: Any = None) -> None:
-    """Limit the address space to ``DISCO_WORKER_MAX_MEM`` of the job's (client's)
-    settings (master-api.md 11): ``"N%"`` of RAM, or a size such as ``"512M"``."""
-    from disco.settings import DiscoSettings
-    from disco.sysutil import set_mem_limit
+def _memory_limit_of(settings: Any = None) -> tuple[int, str]:
+    """``(bytes, setting)`` of ``DISCO_WORKER_MAX_MEM`` of the job's (client's) settings
+    (master-api.md 11): ``"N%"`` of RAM, or a size such as ``"512M"``; never above the
+    current hard limit; ``0`` bytes for no limit."""
+    import resource
 
+    from disco.settings import DiscoSettings
+    from disco.sysutil import mem_limit_bytes
+
+    setting = (settings if settings is not None else DiscoSettings())["DISCO_WORKER_MAX_MEM"]
+    nbytes = mem_limit_bytes(setting)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if nbytes > 0 and hard != resource.RLIM_INFINITY:
+        nbytes = min(nbytes, hard)
+    return max(nbytes, 0), str(setting)
+
+
+#: ``(settings, (bytes, setting))`` worked out by ``plan_memory_limit`` in a warm process.
+_planned_limit: tuple[Any, tuple[int, str]] | None = None
+
+
+def plan_memory_limit(settings: Any = None) -> None:
+    """In a job's warm process, before its tasks fork: work out the job's memory limit
+    once, so that each task only applies it (one ``setrlimit``).  A setting that cannot
+    be read is left to each task, which reports it as before."""
+    global _planned_limit
     try:
-        setting = (settings if settings is not None else DiscoSettings())["DISCO_WORKER_MAX_MEM"]
-        nbytes = set_mem_limit(setting)
+        _planned_limit = (settings, _memory_limit_of(settings))
+    except (ValueError, OSError, KeyError):
+        _planned_limit = None
+
+
+def _apply_memory_limit(settings: Any = None) -> None:
+    """Limit the address space (``RLIMIT_AS``, soft and hard) to ``DISCO_WORKER_MAX_MEM``
+    of the job's (client's) settings, and record it in the task's report."""
+    import resource
+
+    planned = _planned_limit
+    try:
+        if planned is not None and planned[0] is settings:
+            nbytes, setting = planned[1]
+        else:
+            nbytes, setting = _memory_limit_of(settings)
+        if nbytes:
+            resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
     except (ValueError, OSError, KeyError) as e:
         logger.warning("DISCO_WORKER_MAX_MEM not applied: %s", e)
         return
     if nbytes:
-        _report.reporter.memory_limit(nbytes, str(setting))
+        _report.reporter.memory_limit(nbytes, setting)

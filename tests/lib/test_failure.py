@@ -86,3 +86,13 @@ def test_group_rss_of_this_process_group() -> None:
     pgid = os.getpgid(0)
     rss = group_rss({pgid, 999999999})
     assert rss[pgid] > 1 << 20 and rss[999999999] == 0
+
+
+def test_a_large_report_is_written_whole_and_replaces_the_old_one(tmp_path) -> None:
+    path = str(tmp_path / "r.json")
+    write_report(path, {"input": "raw://a"})
+    big = {"failure": {"traceback": "x" * (3 << 20)}, "input": "raw://é"}
+    write_report(path, big)
+    assert read_report(path) == big
+    assert sorted(os.listdir(tmp_path)) == ["r.json"]  # no temporary file left
+    write_report(str(tmp_path / "missing" / "r.json"), big)  # never raises

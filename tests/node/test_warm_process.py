@@ -188,3 +188,60 @@ def test_a_pipelining_worker_leaves_the_same_events_in_the_same_order(master) ->
     ]
     found = [next(i for i, e in enumerate(task) if w in e) for w in wanted]
     assert found == sorted(found)
+
+
+# -- the per-job work a warm process does once (disco.worker.warm) -------------------------
+def get(key):  # the job's own ``get``: the injected one (Task.get) must not replace it
+    return "own get of %s" % key
+
+
+def names_map(entry, params):
+    import faulthandler
+    import os
+    import resource
+
+    from disco.worker import report
+
+    crash = os.readlink("/proc/self/fd/%d" % report._crash_fd) if report._crash_fd else ""
+    yield (
+        entry,
+        {
+            "partition": this_partition(),  # noqa: F821 - injected (library.md 10.4)
+            "taskid": Task.taskid,  # noqa: F821
+            "name": this_name(),  # noqa: F821
+            "get": get("k"),
+            "util": util.__name__,  # noqa: F821
+            "limit": resource.getrlimit(resource.RLIMIT_AS)[0],
+            "faulthandler": faulthandler.is_enabled(),
+            "crash_file": crash,
+            "pid": os.getpid(),
+        },
+    )
+
+
+def test_tasks_forked_from_a_warm_process_get_their_own_task_names_limit_and_crash_file(
+    master,
+) -> None:
+    """The names of library.md 10.4 that do not depend on the task, the memory limit and
+    the crash handler are set up once in the warm process; each task still sees its own
+    task in ``Task`` and the ``this_*`` helpers, the job's own definitions win, the limit
+    is applied, and the crash handler writes to the attempt's own crash file."""
+    from disco.settings import DiscoSettings
+
+    inputs = ["raw://n%d" % n for n in range(6)]
+    settings = DiscoSettings(DISCO_WORKER_MAX_MEM="3G")
+    job = Job(master=master.url, settings=settings).run(input=inputs, map=names_map)
+    got = dict(result_iterator(job.wait(timeout=60)))
+    assert sorted(got) == ["n%d" % n for n in range(6)]
+    assert sorted(v["taskid"] for v in got.values()) == list(range(6))
+    assert len({v["pid"] for v in got.values()}) == 6
+    crash_files = {v["crash_file"] for v in got.values()}
+    assert len(crash_files) == 6  # one per attempt
+    for value in got.values():
+        assert value["name"] == job.name
+        assert value["partition"] == 0
+        assert value["get"] == "own get of k"
+        assert value["util"] == "disco.util"
+        assert value["limit"] == 3 << 30
+        assert value["faulthandler"] is True
+        assert value["crash_file"].endswith("map-%d-0.json.crash" % value["taskid"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
@@ -215,3 +216,56 @@ def test_job_class_methods_and_cwd(tmp_path: Any) -> None:
     assert got["Bound"] == "e"
     assert os.path.realpath(got["cwd"]) == os.path.realpath(node.jobhome)
     assert got["python"] == tuple(sys.version_info[:2])
+
+
+def test_a_planned_memory_limit_is_used_only_for_its_own_settings() -> None:
+    """``plan_memory_limit`` (a warm process) works the limit out once; a task of
+    another job (other settings) works out its own."""
+    import subprocess
+    import sys
+
+    script = """
+import resource
+from disco.settings import DiscoSettings
+from disco.worker import taskrun
+planned = DiscoSettings(DISCO_WORKER_MAX_MEM="2G")
+taskrun.plan_memory_limit(planned)
+other = DiscoSettings(DISCO_WORKER_MAX_MEM="1G")
+taskrun._planned_limit = (planned, (5 << 30, "5G"))  # what the plan holds is what applies
+taskrun._apply_memory_limit(planned)
+print(resource.getrlimit(resource.RLIMIT_AS)[0])
+taskrun._apply_memory_limit(other)
+print(resource.getrlimit(resource.RLIMIT_AS)[0])
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert [int(x) for x in out] == [5 << 30, 1 << 30]
+
+
+def test_a_prepared_crash_handler_writes_to_each_tasks_own_crash_file(tmp_path: Any) -> None:
+    """``prepare_crash_handler`` (a warm process) enables ``faulthandler`` once; a task
+    with a report path points it at ``<report>.crash``, one without turns it off."""
+    import subprocess
+    import sys
+
+    script = """
+import faulthandler, os, sys
+from disco.worker import report
+report.prepare_crash_handler()
+fd = report._crash_fd
+report.reporter.start({"DISCO_TASK_REPORT": sys.argv[1]})
+print(faulthandler.is_enabled(), os.readlink("/proc/self/fd/%d" % fd))
+report.reporter.memory_limit(1 << 30, "1G")
+report.reporter.reading("raw://a")
+print(open(sys.argv[1]).read())
+report.reporter.start({})
+print(faulthandler.is_enabled())
+"""
+    path = str(tmp_path / "map-0-0.json")
+    out = subprocess.run(
+        [sys.executable, "-c", script, path], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[0] == "True %s.crash" % path
+    assert json.loads(out[1]) == {"max_mem": 1 << 30, "max_mem_setting": "1G", "input": "raw://a"}
+    assert out[2] == "False"

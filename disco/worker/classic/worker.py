@@ -162,17 +162,26 @@ class Worker(BaseWorker):
     # -- node side (library.md 17.2) ------------------------------------------------------
     def warm_up(self, job: Any, jobargs: dict[str, Any]) -> None:
         """In a job's warm process, before its tasks fork (``disco.task.preload``):
-        the parameter counts of the job's functions, which every task asks for."""
+        the parameter counts of the job's functions, which every task asks for, and
+        the names of library.md 10.4 that do not depend on the task, given to the job's
+        functions once (``_plan_inject``)."""
         from disco.util import argcount
 
+        values = {}  # what ``resolve`` will make this dict
         for key in list(self):
             try:
                 value = self.getitem(key, job, jobargs)
             except Exception:
                 continue
+            values[key] = value
             for item in value if isinstance(value, list | tuple) else (value,):
                 if callable(item) and not isinstance(item, type):
                     argcount(item)
+        if len(values) == len(self):
+            try:
+                self._plan_inject(values)
+            except Exception:
+                self._inject_plan = None  # each task injects every name, as without it
 
     def run(self, task: Any, job: Any, **jobargs: Any) -> None:
         self.resolve(task, job, jobargs)
@@ -319,10 +328,32 @@ class Worker(BaseWorker):
 
     def _inject(self, task: Any) -> None:
         """Give the job's functions the names of library.md 10.4."""
+        plan = getattr(self, "_inject_plan", None)
+        if plan is not None and plan[0] == [id(v) for v in self.values()]:
+            # The warm process gave them the names that do not depend on the task.
+            names = task_names(task)
+            for module_globals, keys in plan[1]:
+                for key in keys:
+                    module_globals[key] = names[key]
+            return
         names = injected_names(task, self.get("required_modules") or ())
-        seen: set[int] = set()
-        for value in self.values():
-            _globalize(value, names, seen)
+        for module_globals in _globals_of(list(self.values())):
+            for key, value in names.items():
+                module_globals.setdefault(key, value)
+
+    def _plan_inject(self, values: dict[str, Any]) -> None:
+        """In a warm process, with ``values`` what ``resolve`` will make this dict:
+        ``setdefault`` the names that do not depend on the task into the globals of the
+        job's functions now, and remember which task names each of them lacks (what a
+        task then sets: the same globals as injecting every name per task)."""
+        static = static_names(values.get("required_modules") or ())
+        task_keys = [key for key in TASK_NAMES if key not in static]
+        plan = []
+        for module_globals in _globals_of(list(values.values())):
+            plan.append((module_globals, [k for k in task_keys if k not in module_globals]))
+            for key, value in static.items():
+                module_globals.setdefault(key, value)
+        self._inject_plan = ([id(v) for v in values.values()], plan)
 
 
 class _CheckedOutput:
@@ -341,8 +372,34 @@ class _CheckedOutput:
         return getattr(self._out, name)
 
 
-def injected_names(task: Any, required_modules: Iterable[Any]) -> dict[str, Any]:
-    """The names job functions see (library.md 10.4), for ``task``."""
+#: The injected names (library.md 10.4) whose values belong to the task.
+TASK_NAMES = (
+    "Task",
+    "get",
+    "put",
+    "this_name",
+    "this_master",
+    "this_host",
+    "this_partition",
+)
+
+
+def task_names(task: Any) -> dict[str, Any]:
+    """The injected names (``TASK_NAMES``) of ``task``."""
+    return {
+        "Task": task,
+        "get": task.get,
+        "put": task.put,
+        "this_name": lambda: task.jobname,
+        "this_master": lambda: task.master,
+        "this_host": lambda: task.host,
+        "this_partition": lambda: task.group_label,
+    }
+
+
+def static_names(required_modules: Iterable[Any]) -> dict[str, Any]:
+    """The injected names that are the same for every task (the names of
+    ``classic.func``, the helpers, ``required_modules``); a name here is never a task's."""
     import disco.worker
     from disco import util
     from disco.worker.classic import func
@@ -351,18 +408,13 @@ def injected_names(task: Any, required_modules: Iterable[Any]) -> dict[str, Any]
     names = {
         k: v
         for k, v in vars(func).items()
-        if not k.startswith("_") and k not in stubs and not hasattr(builtins, k)
+        if not k.startswith("_")
+        and k not in stubs
+        and k not in TASK_NAMES
+        and not hasattr(builtins, k)
     }
-
     names.update(
         {
-            "Task": task,
-            "get": task.get,
-            "put": task.put,
-            "this_name": lambda: task.jobname,
-            "this_master": lambda: task.master,
-            "this_host": lambda: task.host,
-            "this_partition": lambda: task.group_label,
             "this_inputs": this_inputs,
             "Params": Params,
             "Worker": Worker,
@@ -382,6 +434,14 @@ def injected_names(task: Any, required_modules: Iterable[Any]) -> dict[str, Any]
     for module in required_modules:
         name, path = module if isinstance(module, (tuple, list)) else (module, None)
         names[name.rsplit(".", 1)[-1]] = _import(name, path)
+    return names
+
+
+def injected_names(task: Any, required_modules: Iterable[Any]) -> dict[str, Any]:
+    """The names job functions see (library.md 10.4), for ``task``."""
+    static = static_names(required_modules)
+    names = {k: v for k, v in task_names(task).items() if k not in static}
+    names.update(static)
     return names
 
 
@@ -456,34 +516,44 @@ def _import(name: str, path: str | None) -> Any:
     return module
 
 
-def _globalize(obj: Any, names: dict[str, Any], seen: set[int]) -> None:
+def _globals_of(values: Iterable[Any]) -> list[dict[str, Any]]:
+    """The globals of every function reachable from ``values`` (in lists, tuples, sets,
+    dicts, ``Params``, bound methods and partials), Disco's own functions left out."""
+    found: list[dict[str, Any]] = []
+    known: set[int] = set()
+    seen: set[int] = set()
+    todo = list(values)
+    while todo:
+        obj = todo.pop(0)
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, (list, tuple, set, frozenset)):
+            todo[0:0] = list(obj)
+        elif isinstance(obj, dict):
+            todo[0:0] = list(obj.values())
+        elif isinstance(obj, Params):
+            todo[0:0] = list(vars(obj).values())
+        elif hasattr(obj, "__func__"):  # bound method
+            todo.insert(0, obj.__func__)
+        elif hasattr(obj, "func") and hasattr(obj, "keywords"):  # functools.partial
+            todo[0:0] = [obj.func, obj.args, obj.keywords]
+        else:
+            module = getattr(obj, "__module__", None) or ""
+            if module == "disco" or module.startswith("disco."):
+                continue  # Disco's own functions never read injected names
+            module_globals = getattr(obj, "__globals__", None)
+            if isinstance(module_globals, dict) and id(module_globals) not in known:
+                known.add(id(module_globals))
+                found.append(module_globals)
+    return found
+
+
+def _globalize(obj: Any, names: dict[str, Any], seen: set[int] | None = None) -> None:
     """``setdefault`` ``names`` into the globals of every function reachable from ``obj``."""
-    if id(obj) in seen:
-        return
-    seen.add(id(obj))
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        for item in obj:
-            _globalize(item, names, seen)
-    elif isinstance(obj, dict):
-        for item in obj.values():
-            _globalize(item, names, seen)
-    elif isinstance(obj, Params):
-        for item in vars(obj).values():
-            _globalize(item, names, seen)
-    elif hasattr(obj, "__func__"):  # bound method
-        _globalize(obj.__func__, names, seen)
-    elif hasattr(obj, "func") and hasattr(obj, "keywords"):  # functools.partial
-        _globalize(obj.func, names, seen)
-        _globalize(obj.args, names, seen)
-        _globalize(obj.keywords, names, seen)
-    else:
-        module = getattr(obj, "__module__", None) or ""
-        if module == "disco" or module.startswith("disco."):
-            return  # Disco's own functions never read injected names
-        module_globals = getattr(obj, "__globals__", None)
-        if isinstance(module_globals, dict):
-            for key, value in names.items():
-                module_globals.setdefault(key, value)
+    for module_globals in _globals_of([obj]):
+        for key, value in names.items():
+            module_globals.setdefault(key, value)
 
 
 def _external_module() -> Any:
