@@ -56,15 +56,13 @@ def partition(interface, state, label, inp):
     import bisect
 
     bounds, key = state, 10
-    outputs = {}
+    # one output per key range, its add() looked up once
+    adds = [interface.output(part).add for part in range(len(bounds) + 1)]
+    where = bisect.bisect_right
     for block in inp:
         for record in block.splitlines(keepends=True):
             k = record[:key]
-            part = bisect.bisect_right(bounds, k)
-            out = outputs.get(part)
-            if out is None:
-                out = outputs[part] = interface.output(part)
-            out.add(k, record[key:])
+            adds[where(bounds, k)](k, record[key:])
 
 
 def boundaries(interface, params):
@@ -72,19 +70,19 @@ def boundaries(interface, params):
 
 
 def write_sorted(interface, state, label, inp):
-    out = interface.output(label)
+    add = interface.output(label).add
     for key, rest in inp:
-        out.add(key, rest)
+        add(key, rest)
 
 
 class RecordWriter:
     """Output stream object writing ``key + value`` bytes: the record line again."""
 
     def __init__(self, stream):
-        self.stream = stream
+        self.write = stream.write
 
     def add(self, key, value):
-        self.stream.write(key + value)
+        self.write(key + value)
 
     def close(self):
         pass
