@@ -17,6 +17,7 @@ it record by record as before.  The bytes are the same either way
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from itertools import repeat
 from operator import add
@@ -102,3 +103,48 @@ def flat_pickles(
         if not isinstance(column, bytes):
             pieces[i::width] = column
     return b"".join(pieces), sizes
+
+
+#: op byte -> struct code of its data, for the ops ``uniform_records`` reads.
+_READ_OPS = {ord("C"): "s", ord("K"): "B"}
+
+
+def uniform_records(data: bytes) -> list[Any] | None:
+    """The records of a hunk's payload whose pickles all have one shape, read by one
+    ``struct`` format (``iter_unpack``: no ``Unpickler`` step per record); ``None`` when
+    they do not (the caller unpickles them).
+
+    The shape is the one ``flat_pickles`` makes, for records of fixed-size ``bytes``
+    (SHORT_BINBYTES) or small int (BININT1) keys and values: the first pickle gives the
+    record size and the positions of its op bytes and lengths, and every record must
+    have those same bytes at those positions (checked a position at a time over the
+    whole hunk with one slice each).  Such a record unpickles to exactly the tuple the
+    format gives (its two objects at fixed offsets)."""
+    if len(data) < OVERHEAD or data[:3] != _PROTO:
+        return None
+    size = 11 + int.from_bytes(data[3:11], "little")
+    count, rest = divmod(len(data), size)
+    if rest or size > 2 * _SHORT + 11 + 6:
+        return None
+    fmt, fixed, pos = ["<11x"], list(range(11)), 11
+    for _side in range(2):
+        code = _READ_OPS.get(data[pos])
+        if code is None:
+            return None
+        if code == "s":
+            length = data[pos + 1]
+            fmt.append("2x%ds" % length)
+            fixed += [pos, pos + 1]
+            pos += 2 + length
+        else:
+            fmt.append("xB")
+            fixed.append(pos)
+            pos += 2
+    if pos + 2 != size or data[pos : pos + 2] != TAIL:
+        return None
+    fixed += [pos, pos + 1]
+    for at in fixed:  # every record has the first one's bytes here
+        if data[at::size] != data[at : at + 1] * count:
+            return None
+    fmt.append("2x")
+    return list(struct.Struct("".join(fmt)).iter_unpack(data))

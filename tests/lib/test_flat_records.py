@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from disco.fileutils import DiscoOutputStream_v1
-from disco.flatrecords import flat_pickles
+from disco.flatrecords import flat_pickles, uniform_records
 from disco.worker.task_io import disco_input_stream
 from tests.lib.test_record_writer_bytes import reference_bytes
 
@@ -131,3 +131,63 @@ def test_held_records_are_written_before_a_flush() -> None:
     writer.add(b"a", b"b")
     writer.flush()
     assert list(disco_input_stream(io.BytesIO(out.getvalue()), None, "x")) == [(b"a", b"b")]
+
+
+def unpickled(data: bytes) -> list[Any]:
+    """The plain reading: ``pickle.load`` until the payload ends."""
+    stream, out = io.BytesIO(data), []
+    while stream.tell() < len(data):
+        out.append(pickle.load(stream))
+    return out
+
+
+fixed_side = st.one_of(
+    st.integers(0, 255).flatmap(lambda n: st.just(("bytes", n))),
+    st.just(("int", 0)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fixed_side, fixed_side, st.integers(1, 60), st.data())
+def test_uniform_records_read_what_pickle_reads(
+    key_shape: tuple[str, int], value_shape: tuple[str, int], n: int, data: Any
+) -> None:
+    """A hunk of fixed-shape records is read by ``uniform_records`` as pickle reads it;
+    with any one byte changed it is either still read as pickle reads it, or refused."""
+
+    def objects(shape: tuple[str, int]) -> list[Any]:
+        kind, size = shape
+        if kind == "int":
+            return data.draw(st.lists(st.integers(0, 255), min_size=n, max_size=n))
+        return data.draw(st.lists(st.binary(min_size=size, max_size=size), min_size=n, max_size=n))
+
+    keys, values = objects(key_shape), objects(value_shape)
+    payload, _sizes = pickler_bytes(keys, values)
+    assert uniform_records(payload) == list(zip(keys, values, strict=True))
+    at = data.draw(st.integers(0, len(payload) - 1))
+    changed = bytearray(payload)
+    changed[at] = data.draw(st.integers(0, 255))
+    got = uniform_records(bytes(changed))
+    if got is not None:
+        assert got == unpickled(bytes(changed))
+    assert uniform_records(payload[:-1]) is None
+
+
+def test_other_payloads_are_left_to_the_unpickler() -> None:
+    mixed, _ = pickler_bytes([b"a", b"bb"], [b"x", b"y"])
+    text, _ = pickler_bytes(["a", "b"], [b"x", b"y"])
+    plain = pickle.dumps((b"a", b"b"), 4)  # with memo entries
+    for payload in (mixed, text, plain, b"", b"\x80\x04junk" * 3):
+        assert uniform_records(payload) is None
+
+
+def test_the_reader_gives_the_same_records_either_way() -> None:
+    """``disco_input_stream`` reads fixed-shape hunks and other hunks of one file."""
+    out = io.BytesIO()
+    writer = DiscoOutputStream_v1(out, min_hunk_size=2000)
+    recs: list[Any] = [(b"%010d" % i, b"v" * 90) for i in range(300)]
+    recs += [("w%d" % i, i) for i in range(300)] + [(b"k", [1, 2])]
+    for key, value in recs:
+        writer.add(key, value)
+    writer.close()
+    assert list(disco_input_stream(io.BytesIO(out.getvalue()), None, "x")) == recs
