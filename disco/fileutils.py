@@ -7,9 +7,7 @@ and the size constants.  The readers live in ``disco.worker.task_io``.
 
 from __future__ import annotations
 
-import bisect
 import io
-import itertools
 import logging
 import os
 import pickle
@@ -23,7 +21,6 @@ from typing import Any
 from zipfile import ZIP_DEFLATED, ZipFile
 
 from disco.error import DataError
-from disco.flatrecords import flat_pickles
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +28,6 @@ MB = 1024**2
 MIN_DISK_SPACE = 1 * MB
 MAX_RECORD_SIZE = 1 * MB
 HUNK_SIZE = 1 * MB
-#: Flat records ``DiscoOutputStream_v1.add`` holds before pickling them together.
-ADD_BATCH = 2048
 CHUNK_SIZE = 64 * MB
 
 # 16.1: byte 0 = 128 + version, byte 1 = compressed flag, CRC-32 of the uncompressed
@@ -211,13 +206,6 @@ class DiscoOutputStream_v1:
         self.hunk_size = 0
         self.size = 0
         self._new_pickler()
-        # flat records added are held (they are immutable) and pickled a batch at a
-        # time (disco.flatrecords): same bytes, same hunks.  Not with a record size
-        # limit, whose error must come from the add() of the record that is too large.
-        self._keys: list[Any] = []
-        self._values: list[Any] = []
-        if max_record_size is None and type(self).add is DiscoOutputStream_v1.add:
-            self.add = self._add_held  # type: ignore[method-assign]
 
     def _new_pickler(self) -> None:
         pickler = pickle.Pickler(self.hunk, RECORD_PICKLE_PROTOCOL)
@@ -246,50 +234,7 @@ class DiscoOutputStream_v1:
         if end > self.min_hunk_size:
             self.flush()
 
-    def _add_held(self, key: Any, value: Any) -> None:
-        """``add`` while no record size limit is set: a flat record is held."""
-        if key.__class__ in FLAT_TYPES and value.__class__ in FLAT_TYPES and key is not value:
-            keys = self._keys
-            keys.append(key)
-            self._values.append(value)
-            if len(keys) >= ADD_BATCH:
-                self._write_held()
-        else:
-            if self._keys:
-                self._write_held()
-            DiscoOutputStream_v1.add(self, key, value)
-
-    def _write_held(self) -> None:
-        """Pickle the held records into the hunk (flushing it as ``add`` would)."""
-        keys, values = self._keys, self._values
-        if not keys:
-            return
-        self._keys, self._values = [], []
-        made = flat_pickles(keys, values)
-        if made is None:
-            add = DiscoOutputStream_v1.add
-            for key, value in zip(keys, values, strict=True):
-                add(self, key, value)
-            return
-        blob, sizes = made
-        view = memoryview(blob)
-        first = self.hunk_size
-        ends = list(itertools.accumulate(sizes, initial=first))
-        del ends[0]  # ends[i]: the hunk's size after record i, had it not been flushed
-        limit, base, lo, done = self.min_hunk_size, 0, 0, 0
-        while True:
-            cut = bisect.bisect_right(ends, base + limit, lo)
-            if cut >= len(ends):
-                break
-            self.hunk.write(view[done : ends[cut] - first])
-            self.flush()
-            base, lo, done = ends[cut], cut + 1, ends[cut] - first
-        self.hunk.write(view[done:])
-        self.hunk_size = ends[-1] - base
-
     def append(self, record: Any) -> None:
-        if self._keys:
-            self._write_held()
         start = self.hunk_size
         try:
             self._dump(record)
@@ -319,8 +264,6 @@ class DiscoOutputStream_v1:
 
     def flush(self) -> None:
         """Write the pending records as one hunk (an empty hunk if there are none)."""
-        if self._keys:
-            self._write_held()  # which may flush full hunks first
         data = encode_hunk(self.hunk.getvalue(), self.version, self.compression_level)
         self.stream.write(data)
         self.size += len(data)
@@ -330,8 +273,6 @@ class DiscoOutputStream_v1:
 
     def close(self) -> None:
         """Flush pending records, then always one more empty hunk (16.1)."""
-        if self._keys:
-            self._write_held()
         if self.hunk_size:
             self.flush()
         self.flush()
