@@ -12,8 +12,8 @@ inputs (the file stays where it is, as with a local ``file://`` input).
   to the label of its key range: ``interface.output(label).add(key, rest)``;
 * stage ``sort`` (``group_label``, ``combine=True, sort=True``): gets each label's
   records as one stream sorted by key (its input is sorted runs, which Python's sort
-  merges in far fewer steps than it sorts records in random order) and writes them back as plain lines
-  (``output_chain`` with a raw record writer).
+  merges in far fewer steps than records in random order) and writes them back as
+  plain lines (``output_chain`` with a raw record writer).
 
 The client concatenates the outputs in label order into OUTPUT.  Without arguments the
 script sorts 20,000 generated records and checks the result with ``sorted()``.
