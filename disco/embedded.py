@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from disco.lazy_ca import import_deferring_ca
+from disco.locality import add_process_node, remove_process_node
 from disco.node.zygote import prestart as prestart_zygote
 from disco.settings import DiscoSettings
 
@@ -73,6 +74,7 @@ class EmbeddedMaster:
     ) -> None:
         self._own_root = root is None
         self.root = str(root) if root is not None else ""
+        self._data = ""  # DISCO_DATA while serving (disco.locality.add_process_node)
         self.host = host
         self.requested_port = port
         self.nodes = list(nodes) if nodes is not None else None
@@ -167,6 +169,8 @@ class EmbeddedMaster:
             raise
         if self.export_env:
             self._export()
+        self._data = str(settings["DISCO_DATA"])
+        add_process_node(self._data)  # results read as files (disco.locality)
         if self.nodes is not None:
             self.disco.config = [[h, str(n)] for h, n in self.nodes]
         logger.debug("embedded master at %s (data in %s)", self.url, self.root)
@@ -180,6 +184,9 @@ class EmbeddedMaster:
             finally:
                 self.server = None
         self._stop_loop()
+        if self._data:
+            remove_process_node(self._data)
+            self._data = ""
         if self.export_env:
             self._restore()
         if self._own_root and self.root:

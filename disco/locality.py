@@ -56,6 +56,8 @@ def local_path(url: Any, task: Any = None) -> str | None:
     ``<DDFS_DATA>/<rest>`` for a path ``ddfs/<rest>`` and ``<DISCO_DATA>/<rest>``
     otherwise; that file is local when the URL's host is this node (the task's host)
     or when it exists.  ``task`` defaults to the running task, else the settings.
+    Outside a task, a ``disco://``/``dir://`` URL of a node served from this process (an
+    embedded master's, ``add_process_node``) names its file under that node's DISCO_DATA.
     """
     if isinstance(url, (bytes, bytearray, memoryview)):
         url = bytes(url).decode("utf-8", "surrogateescape")
@@ -75,4 +77,26 @@ def local_path(url: Any, task: Any = None) -> str | None:
     local = os.path.join(ddfs_data if top == "ddfs" else disco_data, below)
     if (host and url_host == host) or os.path.isfile(local):
         return local
+    if top != "ddfs" and scheme in ("disco", "dir") and below.startswith(url_host + "/"):
+        for data in list(_process_nodes):
+            candidate = os.path.join(data, below)
+            if os.path.isfile(candidate):
+                return candidate
     return None
+
+
+#: DISCO_DATA directories of the nodes this process serves (an embedded master's: it
+#: lays out ``<DISCO_DATA>/<host>/...`` for every node host, 9.3): their files are read
+#: directly rather than through this process's own HTTP server.
+_process_nodes: dict[str, int] = {}
+
+
+def add_process_node(disco_data: str) -> None:
+    """Files under ``disco_data`` are this process's node data (until removed)."""
+    _process_nodes[disco_data] = _process_nodes.get(disco_data, 0) + 1
+
+
+def remove_process_node(disco_data: str) -> None:
+    count = _process_nodes.pop(disco_data, 0) - 1
+    if count > 0:
+        _process_nodes[disco_data] = count

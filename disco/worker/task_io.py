@@ -26,6 +26,7 @@ from disco.fileutils import (
     ensure_free_space,
     netstring_record,
 )
+from disco.flatrecords import uniform_records
 from disco.util import argcount, parse_index_line
 
 __all__ = [
@@ -301,7 +302,9 @@ def disco_input_stream(
             if ignore_corrupt:
                 continue
             raise DataError("Corrupted data between bytes %d-%d: %s" % (start, offset, e), url)
-        fast = hunk_records(data)
+        fast = uniform_records(data)
+        if fast is None:
+            fast = hunk_records(data)
         if fast is not None:
             yield from fast
             continue

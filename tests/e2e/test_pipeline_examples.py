@@ -72,6 +72,24 @@ def test_pipeline_sort_of_a_given_file(tmp_path: Any) -> None:
     assert out.read_bytes() == b"".join(sorted(lines, key=lambda r: r[:10]))
 
 
+def test_pipeline_sort_of_equal_and_short_keys(tmp_path: Any) -> None:
+    """Keys repeated across blocks, splits and key ranges, and lines shorter than a key
+    (the partition stage sorts each block and cuts it at the range boundaries): every
+    line comes out once, in key order, equal keys of one split in input order."""
+    rng = random.Random(5)
+    keys = [bytes(rng.randrange(33, 127) for _ in range(rng.choice([2, 10]))) for _ in range(40)]
+    lines = [rng.choice(keys) + b"  %d\n" % i for i in range(6000)] + [b"ab\n", b"\n", b"zz\n"]
+    rng.shuffle(lines)
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.write_bytes(b"".join(lines))
+    run_example("pipeline_sort.py", str(inp), str(out), "--splits", "1", "--labels", "4")
+    assert out.read_bytes() == b"".join(sorted(lines, key=lambda r: r[:10]))
+    run_example("pipeline_sort.py", str(inp), str(out), "--splits", "3", "--labels", "5")
+    got = out.read_bytes().splitlines(keepends=True)
+    assert sorted(got) == sorted(lines)
+    assert [r[:10] for r in got] == sorted(r[:10] for r in lines)
+
+
 @pytest.fixture
 def redis_servers(tmp_path: Any) -> Any:
     """Three throw-away redis-servers, one per node of the ``cluster`` fixture."""
