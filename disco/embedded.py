@@ -33,7 +33,7 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
-from disco.lazy_ca import import_deferring_ca
+from disco.lazy_aiohttp import import_aiohttp_web
 from disco.node.zygote import prestart as prestart_zygote
 from disco.settings import DiscoSettings
 
@@ -137,9 +137,10 @@ class EmbeddedMaster:
             self._stop_loop()
             raise
         try:
-            # aiohttp's default client SSL contexts load the CA bundle when first used
-            # rather than at import (disco.lazy_ca: about 40 ms of CPU)
-            import_deferring_ca("aiohttp.web")
+            # aiohttp's client is imported at its first use, not to serve
+            # (disco.lazy_aiohttp), and its default SSL contexts load the CA bundle when
+            # first used rather than at import (disco.lazy_ca: about 40 ms of CPU)
+            import_aiohttp_web()
             from disco.master.server import start_master
         except BaseException:
             self._close_zygote(zygote)
