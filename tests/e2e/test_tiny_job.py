@@ -197,15 +197,18 @@ def test_import_disco_core_leaves_the_master_and_its_http_server_out() -> None:
 def test_embedded_start_imports_only_what_serving_needs() -> None:
     """Started and serving, the embedded master has not imported what only other
     requests need (``tarfile`` for DDFS tarball pushes, the 0.5 ``http_server`` and
-    ``socket_server`` aliases of ``disco.compat``), and aiohttp's default client SSL
-    contexts have not read the CA bundle (``disco.lazy_ca``)."""
+    ``socket_server`` aliases of ``disco.compat``, aiohttp's HTTP client
+    (``disco.lazy_aiohttp``), the DDFS client), and aiohttp's default client SSL
+    contexts, once imported, have not read the CA bundle (``disco.lazy_ca``)."""
     script = textwrap.dedent(
         """
         import sys
         from disco.embedded import EmbeddedMaster
         with EmbeddedMaster() as m:
+            heavy = ("tarfile", "http.server", "socketserver", "aiohttp.client",
+                     "aiohttp.connector", "disco.ddfs.client")
+            print([n for n in heavy if n in sys.modules])
             from aiohttp import connector
-            print([n for n in ("tarfile", "http.server", "socketserver") if n in sys.modules])
             print(connector._SSL_CONTEXT_VERIFIED.ca_pending)
         """
     )
