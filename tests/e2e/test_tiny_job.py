@@ -247,6 +247,46 @@ def test_embedded_start_runs_no_garbage_collection_and_restores_the_collector(
         (gc.enable if was else gc.disable)()
 
 
+def test_objects_of_the_start_are_in_the_oldest_generation(tmp_path) -> None:
+    """After the start the youngest generations are empty (the master's objects went to
+    the oldest one, so the next young collections do not walk them); nothing stays
+    frozen, cyclic garbage made before the start is still collected, and objects the
+    program froze itself stay frozen."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle: only the cyclic collector frees it
+        gone = weakref.ref(a)
+        del a, b
+        with EmbeddedMaster(tmp_path / "root") as m:
+            assert gc.get_freeze_count() == 0
+            oldest = gc.get_objects(generation=2)
+            assert any(o is m.server for o in oldest)
+            assert any(o is m.server.runtime for o in oldest)
+            del oldest
+            assert gone() is not None
+            gc.collect()
+            assert gone() is None
+            job = Job(master=m.url).run(input=["raw://a"], map=parent_map)
+            assert len(list(result_iterator(job.wait(timeout=60)))) == 1
+        gc.freeze()
+        frozen = gc.get_freeze_count()
+        try:
+            with EmbeddedMaster(tmp_path / "root2"):
+                assert gc.get_freeze_count() >= frozen
+        finally:
+            gc.unfreeze()
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
 def test_embedded_master_serves_its_first_job_right_after_start(tmp_path) -> None:
     """No warm-up: a job submitted the moment ``start()`` returns is accepted at once
     (its start time, recorded by the master, follows the return of ``start()``
