@@ -33,7 +33,7 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
-from disco.lazy_ca import import_deferring_ca
+from disco.lazy_aiohttp import import_aiohttp_web
 from disco.locality import add_process_node, remove_process_node
 from disco.node.zygote import prestart as prestart_zygote
 from disco.settings import DiscoSettings
@@ -104,11 +104,14 @@ class EmbeddedMaster:
         )
         # The start allocates tens of thousands of objects (mostly module imports), none
         # of them garbage: the cyclic collector would run about a hundred times for
-        # nothing (about 10 ms).  It is switched back on (if it was on) once serving.
+        # nothing (about 10 ms).  It is switched back on (if it was on) once serving,
+        # with those objects in the oldest generation (``_age_young_objects``).
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self._start(settings)
+            started = self._start(settings)
+            _age_young_objects()
+            return started
         except BaseException:
             if self._own_root:  # a start that failed leaves no temporary directory
                 shutil.rmtree(self.root, ignore_errors=True)
@@ -139,9 +142,10 @@ class EmbeddedMaster:
             self._stop_loop()
             raise
         try:
-            # aiohttp's default client SSL contexts load the CA bundle when first used
-            # rather than at import (disco.lazy_ca: about 40 ms of CPU)
-            import_deferring_ca("aiohttp.web")
+            # aiohttp's client is imported at its first use, not to serve
+            # (disco.lazy_aiohttp), and its default SSL contexts load the CA bundle when
+            # first used rather than at import (disco.lazy_ca: about 40 ms of CPU)
+            import_aiohttp_web()
             from disco.master.server import start_master
         except BaseException:
             self._close_zygote(zygote)
@@ -259,6 +263,22 @@ class EmbeddedMaster:
             else:
                 os.environ[key] = value
         self._saved_env.clear()
+
+
+def _age_young_objects() -> None:
+    """Move every object the collector tracks into its oldest generation.
+
+    Objects allocated while it was off (the master's modules, all alive) would otherwise
+    all be in the youngest generation: the first collections after the start would walk
+    them twice (young, then middle generation: about 15-20 ms of a tiny job) only to
+    find them alive.  ``freeze`` then ``unfreeze`` moves the lists at once (no walk);
+    nothing stays frozen, and garbage in cycles among them is still collected, at the
+    next full collection.  Skipped when the program froze objects itself (``unfreeze``
+    would release them).  docs/decisions.md
+    """
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
 
 
 _default: EmbeddedMaster | None = None

@@ -19,14 +19,16 @@ still correct).  docs/decisions.md "CA certificates of aiohttp's default context
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import ssl
 import threading
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 _LOAD_LOCK = threading.Lock()
-_PATCH_LOCK = threading.Lock()
+_PATCH_LOCK = threading.RLock()
 _ORIGINAL = ssl.SSLContext.set_default_verify_paths
 _OWN_METHOD = "set_default_verify_paths" in vars(ssl.SSLContext)
 
@@ -71,9 +73,20 @@ def import_deferring_ca(name: str) -> ModuleType:
     """``importlib.import_module(name)``, with the default CA certificates of the SSL
     contexts built during the import loaded at their first use.  An already imported
     module is returned as it is."""
+    with deferring_ca():
+        return importlib.import_module(name)
+
+
+@contextlib.contextmanager
+def deferring_ca() -> Iterator[None]:
+    """While the block runs, ``SSLContext.set_default_verify_paths`` only records the
+    contexts that call it; when it ends, they load their CA certificates at first use
+    (``DeferredCAContext``).  Nested or concurrent blocks wait for each other; one nested
+    in the same thread (or a method patched by someone else) changes nothing."""
     with _PATCH_LOCK:
-        if ssl.SSLContext.set_default_verify_paths is not _ORIGINAL:  # patched by others
-            return importlib.import_module(name)
+        if ssl.SSLContext.set_default_verify_paths is not _ORIGINAL:  # nested, or others
+            yield
+            return
         pending: list[ssl.SSLContext] = []
 
         def record(ctx: ssl.SSLContext) -> None:
@@ -84,7 +97,7 @@ def import_deferring_ca(name: str) -> ModuleType:
 
         ssl.SSLContext.set_default_verify_paths = record  # type: ignore[method-assign]
         try:
-            return importlib.import_module(name)
+            yield
         finally:
             if _OWN_METHOD:
                 ssl.SSLContext.set_default_verify_paths = _ORIGINAL  # type: ignore[method-assign]
@@ -95,4 +108,4 @@ def import_deferring_ca(name: str) -> ModuleType:
                 ctx.ca_pending = True  # type: ignore[attr-defined]
 
 
-__all__ = ["DeferredCAContext", "import_deferring_ca"]
+__all__ = ["DeferredCAContext", "deferring_ca", "import_deferring_ca"]

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from disco.ddfs.nodestore import NodeStore
 
 from disco.failure import Failure
+from disco.lazydataclass import lazy_dataclass
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class TaskDone:
     duration: float  # seconds the attempt ran
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class TaskFailed:
     """``kind``: "error" (recoverable: retried), "fatal" (kills the job).
 

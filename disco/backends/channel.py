@@ -21,13 +21,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
 
 from disco import auth
 from disco.backends.base import InputEntry, Replica, TaskChannel
+from disco.lazydataclass import lazy_dataclass
 
 PATH = "/disco/ctrl/task_channel"
 OPS = ("input", "input_err", "event")
@@ -47,7 +47,7 @@ class BadMessage(ValueError):
     """A task channel request that does not follow the message format (a 400)."""
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class ChannelRequest:
     token: str
     op: Literal["input", "input_err", "event"]

@@ -30,7 +30,7 @@ import dataclasses
 import logging
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
@@ -45,7 +45,7 @@ from disco.ddfs.nodestore import LocalNodeStore, NodeStore
 from disco.node.attempts import AttemptRunner
 from disco.node.dataserver import ServedBytes
 from disco.node.diskspace import disk_of
-from disco.node.jobhome import remove_job_data
+from disco.node.jobhome import ensure_jobhome, remove_job_data
 from disco.node.orphans import WorkerRegistry
 from disco.node.runner import WorkerLimits
 from disco.node.serving import node_data_app, serve_first
@@ -104,12 +104,17 @@ class LocalBackend:
         # (disco.node.zygote.prestart).
         zygotes = ZygoteHolder(self.registry, enabled=use_zygote, adopt=zygote)
         self._prestart_zygote = prestart_zygote
+        # Where the master of this process keeps a job's pack (set by the master that
+        # built this backend): the job home copies that file instead of downloading it
+        # from the master's HTTP server (no request, no aiohttp client to import).
+        self.master_jobpacks: Callable[[str], str] | None = None
         self.runner = AttemptRunner(
             self.registry,
             zygotes,
             limits=limits,
             timed_start=True,
             closed_text="Node %s unavailable",
+            ensure=self._ensure_jobhome,
         )
 
     @property
@@ -302,6 +307,12 @@ class LocalBackend:
         return disk_of(self.disco_data)
 
     # -- tasks -------------------------------------------------------------------------
+    async def _ensure_jobhome(self, spec: TaskSpec) -> str:
+        local = None
+        if self.master_jobpacks is not None and not self.remote_channel:
+            local = self.master_jobpacks(spec.jobname)  # remote_channel: as remote nodes
+        return await ensure_jobhome(spec, local_jobpack=local)
+
     async def run_task(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
         """Prepare the job home, then run the worker; cancelling kills the worker."""
         spec = dataclasses.replace(spec, ddfs_data=self.ddfs_root(spec.host))

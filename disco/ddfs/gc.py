@@ -26,7 +26,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from disco.ddfs.cluster import NodeView, node_spaces, writable_hosts
@@ -37,6 +37,7 @@ from disco.ddfs.nodestore import NodeStore
 from disco.ddfs.placement import choose_nodes
 from disco.ddfs.tagdoc import TagDoc, last_modified
 from disco.ddfs.tagstore import TagStore
+from disco.lazydataclass import lazy_dataclass
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class GCAborted(Exception):
     """The cluster is not consistent enough for a safe run (too many nodes down...)."""
 
 
-@dataclass
+@lazy_dataclass()
 class _Counts:
     files: int = 0
     size: int = 0
@@ -67,7 +68,7 @@ class _Counts:
         self.size += obj.size
 
 
-@dataclass
+@lazy_dataclass()
 class _Run:
     """What one run learned."""
 

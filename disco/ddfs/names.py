@@ -16,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from dataclasses import dataclass
 from typing import NamedTuple
 
+from disco.lazydataclass import lazy_dataclass
 from disco.safenames import NAME_CHARS, STORED_NAME_MAX
 from disco.safenames import NAME_MAX as NAME_MAX
 from disco.safenames import valid_name as valid_name
@@ -54,7 +54,7 @@ def _hex(n: int) -> str:
     return "00" if n == 0 else "%x" % n
 
 
-@dataclass(frozen=True, order=True)
+@lazy_dataclass(frozen=True, order=True)
 class Timestamp:
     """An Erlang-style ``{MegaSecs, Secs, MicroSecs}``; ordered as an integer triple."""
 

@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import threading
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from disco.ddfs.directwrite import DirectWriter, RecvInto
@@ -28,6 +27,7 @@ from disco.ddfs.names import (
     object_id,
     parse_object_id,
 )
+from disco.lazydataclass import lazy_dataclass
 from disco.safenames import UnsafeName, check_object_id_length
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class NoSpace(OSError):
     """No volume has room for a new file (a full disk, or the simulated reserve)."""
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class StoredObject:
     """A blob or tag-version file found by ``DDFSNode.scan`` (GC)."""
 

@@ -10,6 +10,7 @@ master expects of a node: ``404`` -> ``FileNotFoundError``, ``409`` -> ``FileExi
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -22,10 +23,17 @@ from disco.ddfs.node import NoSpace, StoredObject
 from disco.ddfs.nodestore import stored_from_json, stored_to_json
 
 # Tag operations wait at most a minute for a node; scans, replication and deletions of a
-# GC run may take long (GC has its own progress watchdog).
-SHORT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
-LONG = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
+# GC run may take long (GC has its own progress watchdog).  Seconds of reading an answer
+# (``None``: no limit); the ``aiohttp.ClientTimeout`` is built at the first call, so that
+# importing this module does not import aiohttp's client (disco.lazy_aiohttp).
+SHORT: float | None = 60.0
+LONG: float | None = None
 T = TypeVar("T")
+
+
+@functools.cache
+def _timeout(sock_read: float | None) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=sock_read)
 
 
 class NodeUnavailable(OSError):
@@ -63,7 +71,7 @@ class HttpNodeStore:
             await self._session.close()
             self._session = None
 
-    async def _call(self, op: str, body: dict[str, Any], timeout: aiohttp.ClientTimeout) -> Any:
+    async def _call(self, op: str, body: dict[str, Any], sock_read: float | None) -> Any:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
             self._own_session = True
@@ -75,7 +83,7 @@ class HttpNodeStore:
                     url,
                     data=data,
                     headers={**self._headers, "Content-Type": "application/json"},
-                    timeout=timeout,
+                    timeout=_timeout(sock_read),
                 ) as response:
                     text = await response.text()
                     status = response.status
@@ -106,11 +114,11 @@ class HttpNodeStore:
         op: str,
         body: dict[str, Any],
         parse: Callable[[Any], T],
-        timeout: aiohttp.ClientTimeout = SHORT,
+        sock_read: float | None = SHORT,
     ) -> T:
         """``op``'s answer through ``parse``; an answer of the wrong shape is a node
         failure (``NodeUnavailable``), not a crash of the caller."""
-        answer = await self._call(op, body, timeout)
+        answer = await self._call(op, body, sock_read)
         try:
             return parse(answer)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError):

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any, Literal
 
 from disco.ddfs.names import Timestamp, entry_name, is_url_list, object_id, parse_object_id
+from disco.lazydataclass import lazy_dataclass
 
 
 class _Internal:
@@ -41,7 +42,7 @@ def last_modified(t: float) -> str:
     return time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(t))
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class TagDoc:
     name: str
     ts: Timestamp

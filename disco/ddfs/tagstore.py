@@ -20,7 +20,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, TypeVar
 
 from disco.ddfs import errors
@@ -44,6 +44,7 @@ from disco.ddfs.tagdoc import (
     empty_tag,
     read_privilege,
 )
+from disco.lazydataclass import lazy_dataclass
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +56,14 @@ CACHE_MISSING = 1.0  # a missing tag is looked up again after 1 second
 CACHE_SWEEP = 60.0
 
 
-@dataclass
+@lazy_dataclass()
 class _Cached:
     doc: TagDoc | None
     locations: list[str] = field(default_factory=list)
     used: float = field(default_factory=time.monotonic)
 
 
-@dataclass
+@lazy_dataclass()
 class _Delayed:
     urls: list[list[str]]
     update: bool

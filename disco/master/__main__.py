@@ -19,9 +19,10 @@ async def _serve(settings: DiscoSettings, host: str, port: int) -> None:
 
     # The worker zygote imports the worker library while this process imports the master.
     zygote = await prestart()
-    from disco.lazy_ca import import_deferring_ca
+    from disco.lazy_aiohttp import import_aiohttp_web
 
-    import_deferring_ca("aiohttp.web")  # CA bundle loaded at first use, not at import
+    # aiohttp's client (and its CA bundle) imported at first use, not at start
+    import_aiohttp_web()
     from disco.master.server import start_master
 
     stop = asyncio.Event()

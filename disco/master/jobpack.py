@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from disco.error import DiscoError
+from disco.lazydataclass import lazy_dataclass
 from disco.safenames import UnsafeName, check_job_prefix, check_stage_name
 
 MAGIC = 0xD5C0
@@ -55,7 +56,7 @@ class DataInput:
     urls: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class DirInput:
     """A ``dir://`` input (v1, and v2 since 11.3 splits it by label): its index is
     downloaded at job start (6.4)."""

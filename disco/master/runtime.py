@@ -667,6 +667,10 @@ class Runtime:
         directory leads out of the master root (``disco.safenames``)."""
         return job_dir(self.config.master_root, name)
 
+    def jobpack_path(self, name: str) -> str:
+        """The file of the job's pack (served at ``/disco/ctrl/parameters``)."""
+        return os.path.join(self.job_dir(name), "jobfile")
+
     async def clean(self, name: str) -> None:
         """Kill, forget, delete the master directory (10.2).  The stored record goes
         last, so a clean cut short (or refused by a full disk) leaves no record of a

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from disco.lazydataclass import lazy_dataclass
 
-@dataclass
+
+@lazy_dataclass()
 class DiskFull:
     """A node whose data disk was full for a task (issue 8, 4): ``free`` bytes on
     ``disk`` now, the smallest need of the tasks waiting for space there, ``since``

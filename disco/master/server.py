@@ -255,10 +255,11 @@ async def _start_master(
         backend = DaskBackend(
             dask_scheduler, disco_port=real_port, put_port=config.put_port, auth=config.auth
         )
+    local: Any = None
     if backend is None:
         from disco.backends.local import LocalBackend
 
-        backend = (local_backend or LocalBackend)(
+        backend = local = (local_backend or LocalBackend)(
             disco_data=config.disco_data,
             ddfs_data=config.ddfs_data,
             disco_port=real_port,
@@ -272,6 +273,8 @@ async def _start_master(
             **{"ddfs_over_http": ddfs_config.nodes_over_http, **(backend_options or {})},
         )
     runtime = Runtime(config, store, backend)
+    if local is not None and hasattr(local, "master_jobpacks"):
+        local.master_jobpacks = runtime.jobpack_path  # its nodes share this process
     ddfs = DDFSMaster(ddfs_config, RuntimeView(runtime), local_root=config.ddfs_data)
     runtime.job_tags = JobTags(ddfs)
     app = build_app(runtime, ddfs_api.routes)

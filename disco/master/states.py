@@ -3,15 +3,17 @@
 Events are what the outside world tells the coordinator (``runtime.py`` builds them from
 HTTP requests, backend results and timers); instructions are what the coordinator asks
 the runtime to do.  All are frozen dataclasses; time arrives as the ``now`` field
-(Unix seconds), the coordinator never reads a clock.
+(Unix seconds), the coordinator never reads a clock.  Each is made a dataclass at its
+first use (``disco.lazydataclass``): most runs build few of them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
 from disco.backends.base import TaskOutput
+from disco.lazydataclass import lazy_dataclass
 from disco.master.jobpack import JobSpec
 
 JobStatus = Literal["active", "ready", "dead"]
@@ -22,14 +24,14 @@ FailureKind = Literal["error", "fatal"]
 
 
 # -- events ------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class JobSubmitted:
     job: str
     spec: JobSpec
     now: float
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class InputsResolved:
     """The v1 ``dir://`` input indexes were read: url -> ((label, size), ...) (6.4)."""
 
@@ -38,14 +40,14 @@ class InputsResolved:
     now: float = 0.0
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class InputsFailed:
     job: str
     message: str
     now: float
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class AttemptDone:
     job: str
     taskid: int
@@ -55,7 +57,7 @@ class AttemptDone:
     now: float
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class AttemptFailed:
     job: str
     taskid: int
@@ -65,7 +67,7 @@ class AttemptFailed:
     now: float
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class RetryDue:
     """The retry delay of a task ran out (10.3)."""
 
@@ -74,7 +76,7 @@ class RetryDue:
     now: float
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class InputFailed:
     """INPUT_ERR from a worker: these replicas failed now (8.5)."""
 
@@ -85,7 +87,7 @@ class InputFailed:
     now: float
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class KillRequested:
     """``kill_job`` (forget=False) or ``clean_job``/``purge_job`` (forget=True), 10.2."""
 
@@ -94,7 +96,7 @@ class KillRequested:
     forget: bool = False
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class NodesConfigured:
     """The config table or the blacklist changed (3.4): ``(host, max_workers)`` rows."""
 
@@ -104,7 +106,7 @@ class NodesConfigured:
     now: float = 0.0
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class NodeLost:
     """``host`` left the cluster (disconnected, gone from the backend's node set or the
     config table): its running attempts and the outputs stored on it are lost."""
@@ -113,26 +115,26 @@ class NodeLost:
     now: float
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class NodeConnected:
     host: str
     now: float
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class SettingsChanged:
     max_failure_rate: int
     now: float = 0.0
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class Tick:
     """Once a second: fair-share priorities are updated (10.5)."""
 
     now: float
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class ResultsSaved:
     """The results tag of a ``save_results`` job was written (``error`` is ``None``), or
     writing it failed with ``error`` (ddfs.md 7.2)."""
@@ -142,7 +144,7 @@ class ResultsSaved:
     now: float
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class RestoredTask:
     """A task that had finished before the master restarted (``disco.master.recovery``).
 
@@ -156,7 +158,7 @@ class RestoredTask:
     outputs: tuple[TaskOutput, ...]
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class JobRestored:
     """An ``active`` job found in the store at start-up: rebuild it from its spec and
     mark done, in completion order, the tasks that had finished (``done``)."""
@@ -168,7 +170,7 @@ class JobRestored:
     now: float
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class NodeFull:
     """An attempt of task ``taskid`` of ``job`` on ``host`` failed with "No space left
     on device".
@@ -186,7 +188,7 @@ class NodeFull:
     now: float
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class NodeSpaceBack:
     """A full node has ``free`` bytes now: the tasks that need at most that much may
     start there again."""
@@ -218,7 +220,7 @@ Event = (
 
 
 # -- instructions ------------------------------------------------------------------------
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class StartTask:
     job: str
     taskid: int
@@ -230,21 +232,21 @@ class StartTask:
     save_results: bool = False
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class KillTask:
     job: str
     taskid: int
     attempt: int
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class AppendEvent:
     job: str
     text: str
     host: str = "master"
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class ResolveInputs:
     """Download these v1 ``dir://`` index files, then send ``InputsResolved``."""
 
@@ -252,14 +254,14 @@ class ResolveInputs:
     urls: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class ScheduleRetry:
     job: str
     taskid: int
     delay: float
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class InputsChanged:
     """A task got new inputs or its input set became complete: answer deferred INPUTs."""
 
@@ -267,14 +269,14 @@ class InputsChanged:
     taskid: int
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class SaveJob:
     """Persist the job's status, results and stage results."""
 
     job: str
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class SaveTask:
     """Persist a finished task's outputs (so a restarted master need not re-run it)."""
 
@@ -282,7 +284,7 @@ class SaveTask:
     taskid: int
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class ForgetTask:
     """A finished task runs again (its outputs were lost with a node): drop its saved
     row, so a restarted master does not bring the lost outputs back."""
@@ -291,7 +293,7 @@ class ForgetTask:
     taskid: int
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class SaveResults:
     """Replace the urls of ``disco:results:<job>`` by ``results``, then send
     ``ResultsSaved`` (ddfs.md 7.2)."""
@@ -300,18 +302,18 @@ class SaveResults:
     results: tuple[tuple[str, ...], ...]
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class JobFinished:
     job: str
     status: JobStatus
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class JobForgotten:
     job: str
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)
 class JobFailure:
     """The job ends ``dead`` for a reason that is no single attempt: keep ``message`` as
     its last failure (``jobinfo`` ``last_failure``, ``JobError``)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -46,10 +47,19 @@ logger = logging.getLogger(__name__)
 MARKER = ".jobhome"
 RESERVED = ".disco"  # 6.5: index files live here; the job home zip may not write it
 LOCK_TIMEOUT = 300.0  # 11.5: job home extraction lock timeout, 5 min
-FETCH_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=60)
+# the job pack's download: connect within 30 s, then no 60 s without data (an
+# ``aiohttp.ClientTimeout`` built at the first download, see ``fetch_timeout``)
+FETCH_TIMEOUT = {"total": None, "connect": 30, "sock_read": 60}
 _FETCH_CHUNK = 1 << 20
 _MAGIC = 0xD5C0
 _HEADER = struct.Struct("!IIIII")
+
+
+@functools.cache
+def fetch_timeout() -> aiohttp.ClientTimeout:
+    """``FETCH_TIMEOUT`` as aiohttp's timeout (built at first use: importing this module
+    does not import aiohttp's client, disco.lazy_aiohttp)."""
+    return aiohttp.ClientTimeout(**FETCH_TIMEOUT)
 
 
 class JobHomeError(DiscoError):
@@ -98,12 +108,18 @@ def _lock_for(path: str) -> asyncio.Lock:
     return per_loop.setdefault(path, asyncio.Lock())
 
 
-async def ensure_jobhome(spec: TaskSpec, session: aiohttp.ClientSession | None = None) -> str:
+async def ensure_jobhome(
+    spec: TaskSpec,
+    session: aiohttp.ClientSession | None = None,
+    *,
+    local_jobpack: str | None = None,
+) -> str:
     """Prepare the job home of ``spec``'s job on ``spec.host`` once; return its path.
 
     The job pack is fetched from ``spec.jobpack_url`` (with ``session`` if given) only
-    when the job home is not ready yet.  Raises ``JobHomeError`` (text ``Jobpack
-    extraction failed: ...``) on any failure.
+    when the job home is not ready yet; ``local_jobpack``: the master's own file of the
+    job pack, copied instead of downloaded (a node in the master's process).  Raises
+    ``JobHomeError`` (text ``Jobpack extraction failed: ...``) on any failure.
     """
     check_jobname(spec.jobname)
     home = jobhome_path(spec.disco_data, spec.host, spec.jobname)
@@ -122,8 +138,11 @@ async def ensure_jobhome(spec: TaskSpec, session: aiohttp.ClientSession | None =
         raise JobHomeError(spec.jobname, "timed out waiting for the job home lock") from None
     try:
         if not os.path.exists(os.path.join(home, MARKER)):
-            await fetch_jobpack(spec, home, session)
-            await asyncio.to_thread(prepare_jobhome, home, spec.jobname)
+            if local_jobpack is None:
+                await fetch_jobpack(spec, home, session)
+                await asyncio.to_thread(prepare_jobhome, home, spec.jobname)
+            else:
+                await asyncio.to_thread(copy_jobpack, spec, home, local_jobpack)
     finally:
         lock.release()
     return home
@@ -167,10 +186,11 @@ async def fetch_jobpack(
     jobfile = os.path.join(home, "jobfile")
     tmp = "%s@%x:%x:%s" % (jobfile, os.getpid(), time.time_ns(), os.urandom(4).hex())
     own = session is None
-    client = aiohttp.ClientSession(timeout=FETCH_TIMEOUT) if session is None else session
+    timeout = fetch_timeout()
+    client = aiohttp.ClientSession(timeout=timeout) if session is None else session
     try:
         await asyncio.to_thread(os.makedirs, home, exist_ok=True)
-        async with client.get(spec.jobpack_url, headers=headers, timeout=FETCH_TIMEOUT) as resp:
+        async with client.get(spec.jobpack_url, headers=headers, timeout=timeout) as resp:
             if resp.status != 200:
                 text = (await resp.text(errors="replace"))[:200].strip()
                 raise JobHomeError(
@@ -193,6 +213,27 @@ async def fetch_jobpack(
             await client.close()
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def copy_jobpack(spec: TaskSpec, home: str, path: str) -> None:
+    """``fetch_jobpack`` from the master's own file ``path`` (a node in the master's
+    process: no HTTP request, no HTTP client), then ``prepare_jobhome``.  Same result and
+    same ``JobHomeError`` text when the file cannot be read as when it cannot be fetched."""
+    jobfile = os.path.join(home, "jobfile")
+    tmp = "%s@%x:%x:%s" % (jobfile, os.getpid(), time.time_ns(), os.urandom(4).hex())
+    try:
+        os.makedirs(home, exist_ok=True)
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, jobfile)
+    except OSError as exc:
+        raise JobHomeError(
+            spec.jobname,
+            "could not fetch the job pack from %s: %s" % (spec.jobpack_url, exc),
+        ) from exc
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    prepare_jobhome(home, spec.jobname)
 
 
 def prepare_jobhome(home: str, jobname: str = "") -> None:

@@ -197,15 +197,18 @@ def test_import_disco_core_leaves_the_master_and_its_http_server_out() -> None:
 def test_embedded_start_imports_only_what_serving_needs() -> None:
     """Started and serving, the embedded master has not imported what only other
     requests need (``tarfile`` for DDFS tarball pushes, the 0.5 ``http_server`` and
-    ``socket_server`` aliases of ``disco.compat``), and aiohttp's default client SSL
-    contexts have not read the CA bundle (``disco.lazy_ca``)."""
+    ``socket_server`` aliases of ``disco.compat``, aiohttp's HTTP client
+    (``disco.lazy_aiohttp``), the DDFS client), and aiohttp's default client SSL
+    contexts, once imported, have not read the CA bundle (``disco.lazy_ca``)."""
     script = textwrap.dedent(
         """
         import sys
         from disco.embedded import EmbeddedMaster
         with EmbeddedMaster() as m:
+            heavy = ("tarfile", "http.server", "socketserver", "aiohttp.client",
+                     "aiohttp.connector", "disco.ddfs.client")
+            print([n for n in heavy if n in sys.modules])
             from aiohttp import connector
-            print([n for n in ("tarfile", "http.server", "socketserver") if n in sys.modules])
             print(connector._SSL_CONTEXT_VERIFIED.ca_pending)
         """
     )
@@ -241,6 +244,46 @@ def test_embedded_start_runs_no_garbage_collection_and_restores_the_collector(
                 m.stop()
     finally:
         gc.callbacks.remove(record)
+        (gc.enable if was else gc.disable)()
+
+
+def test_objects_of_the_start_are_in_the_oldest_generation(tmp_path) -> None:
+    """After the start the youngest generations are empty (the master's objects went to
+    the oldest one, so the next young collections do not walk them); nothing stays
+    frozen, cyclic garbage made before the start is still collected, and objects the
+    program froze itself stay frozen."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle: only the cyclic collector frees it
+        gone = weakref.ref(a)
+        del a, b
+        with EmbeddedMaster(tmp_path / "root") as m:
+            assert gc.get_freeze_count() == 0
+            oldest = gc.get_objects(generation=2)
+            assert any(o is m.server for o in oldest)
+            assert any(o is m.server.runtime for o in oldest)
+            del oldest
+            assert gone() is not None
+            gc.collect()
+            assert gone() is None
+            job = Job(master=m.url).run(input=["raw://a"], map=parent_map)
+            assert len(list(result_iterator(job.wait(timeout=60)))) == 1
+        gc.freeze()
+        frozen = gc.get_freeze_count()
+        try:
+            with EmbeddedMaster(tmp_path / "root2"):
+                assert gc.get_freeze_count() >= frozen
+        finally:
+            gc.unfreeze()
+    finally:
         (gc.enable if was else gc.disable)()
 
 
