@@ -24,6 +24,7 @@ import pytest
 from disco.core import result_iterator
 from disco.embedded import EmbeddedMaster
 from disco.job import Job
+from disco.locality import add_process_node, remove_process_node
 from tests.faults.jobs import numbers_map, sum_reduce
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("no_leaked_workers")]
@@ -91,9 +92,13 @@ def cut_data_servers(m: EmbeddedMaster, cuts: Cuts) -> Iterator[None]:
         stop = asyncio.run_coroutine_threadsafe(backend.stop_data_server(host), m._loop)
         assert stop.result(30)
         servers.append(cutting_server(host, m.port, m.server.config.disco_data, cuts))
+    # read over HTTP as a client on another host does, not as files of this process's
+    # nodes (disco.locality)
+    remove_process_node(str(m.server.config.disco_data))
     try:
         yield
     finally:
+        add_process_node(str(m.server.config.disco_data))
         for server in servers:
             server.shutdown()
             server.server_close()
