@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from disco.error import DiscoError
+from disco.worker.injected import INJECTED_NAMES
 
 __all__ = [
     "ModUtilImportError",
@@ -71,28 +72,6 @@ def scanner(code: types.CodeType) -> Iterator[tuple[str, str]]:
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             yield from scanner(const)
-
-
-#: Names job functions see on the node without importing them (library.md 10.4): the
-#: classic worker injects them, so they are never modules to require.
-INJECTED_NAMES = frozenset(
-    (
-        "Task",
-        "get",
-        "put",
-        "this_name",
-        "this_master",
-        "this_host",
-        "this_partition",
-        "this_inputs",
-        "Params",
-        "Worker",
-        "util",
-        "worker",
-        "external",
-        "JOBPACK_VERSION1",
-    )
-)
 
 
 def is_module_name(name: str) -> bool:

@@ -32,6 +32,7 @@ from disco.worker.classic.func import (
 )
 from disco.worker.classic.input_split import DEFAULT_SPLIT_SIZE
 from disco.worker.classic.maploop import UNSERIALIZABLE, output_error, run_map
+from disco.worker.injected import TASK_NAMES
 
 __all__ = [
     "JOBPACK_VERSION1",
@@ -370,18 +371,6 @@ class _CheckedOutput:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._out, name)
-
-
-#: The injected names (library.md 10.4) whose values belong to the task.
-TASK_NAMES = (
-    "Task",
-    "get",
-    "put",
-    "this_name",
-    "this_master",
-    "this_host",
-    "this_partition",
-)
 
 
 def task_names(task: Any) -> dict[str, Any]:
