@@ -183,8 +183,7 @@ async def fetch_jobpack(
     Raises ``JobHomeError`` (retried on another attempt: the master or the network is
     at fault, not the pack) when the master does not send it."""
     headers = auth.headers({auth.TOKEN_SETTING: spec.auth_token})
-    jobfile = os.path.join(home, "jobfile")
-    tmp = "%s@%x:%x:%s" % (jobfile, os.getpid(), time.time_ns(), os.urandom(4).hex())
+    jobfile, tmp = _jobfile_paths(home)
     own = session is None
     timeout = fetch_timeout()
     client = aiohttp.ClientSession(timeout=timeout) if session is None else session
@@ -193,21 +192,14 @@ async def fetch_jobpack(
         async with client.get(spec.jobpack_url, headers=headers, timeout=timeout) as resp:
             if resp.status != 200:
                 text = (await resp.text(errors="replace"))[:200].strip()
-                raise JobHomeError(
-                    spec.jobname,
-                    "could not fetch the job pack from %s: HTTP %d %s"
-                    % (spec.jobpack_url, resp.status, text),
-                )
+                raise _not_fetched(spec, "HTTP %d %s" % (resp.status, text))
             with open(tmp, "wb") as f:
                 async for chunk in resp.content.iter_chunked(_FETCH_CHUNK):
                     f.write(chunk)
         os.replace(tmp, jobfile)
     except (OSError, aiohttp.ClientError, TimeoutError) as exc:
         # OSError: a full disk fails here too (its text names the cause)
-        raise JobHomeError(
-            spec.jobname,
-            "could not fetch the job pack from %s: %s" % (spec.jobpack_url, exc or type(exc)),
-        ) from exc
+        raise _not_fetched(spec, exc or type(exc)) from exc
     finally:
         if own:
             await client.close()
@@ -215,21 +207,30 @@ async def fetch_jobpack(
             os.remove(tmp)
 
 
+def _jobfile_paths(home: str) -> tuple[str, str]:
+    """``<home>/jobfile`` and a temporary name beside it, unique to this writer (the
+    job pack is written there, then renamed)."""
+    jobfile = os.path.join(home, "jobfile")
+    return jobfile, "%s@%x:%x:%s" % (jobfile, os.getpid(), time.time_ns(), os.urandom(4).hex())
+
+
+def _not_fetched(spec: TaskSpec, cause: object) -> JobHomeError:
+    return JobHomeError(
+        spec.jobname, "could not fetch the job pack from %s: %s" % (spec.jobpack_url, cause)
+    )
+
+
 def copy_jobpack(spec: TaskSpec, home: str, path: str) -> None:
     """``fetch_jobpack`` from the master's own file ``path`` (a node in the master's
     process: no HTTP request, no HTTP client), then ``prepare_jobhome``.  Same result and
     same ``JobHomeError`` text when the file cannot be read as when it cannot be fetched."""
-    jobfile = os.path.join(home, "jobfile")
-    tmp = "%s@%x:%x:%s" % (jobfile, os.getpid(), time.time_ns(), os.urandom(4).hex())
+    jobfile, tmp = _jobfile_paths(home)
     try:
         os.makedirs(home, exist_ok=True)
         shutil.copyfile(path, tmp)
         os.replace(tmp, jobfile)
     except OSError as exc:
-        raise JobHomeError(
-            spec.jobname,
-            "could not fetch the job pack from %s: %s" % (spec.jobpack_url, exc),
-        ) from exc
+        raise _not_fetched(spec, exc) from exc
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
