@@ -23,7 +23,13 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from disco.auth import AuthPolicy, middleware
-from disco.ddfs.blobstream import MAX_BLOB, WRITE_BATCH, BadUpload, store_chunks
+from disco.ddfs.blobstream import (
+    MAX_BLOB,
+    WRITE_BATCH,
+    BadUpload,
+    store_chunks,
+    upload_error_reason,
+)
 from disco.ddfs.gate import UPLOADS_BUSY, TransferGate, TransferLimits
 from disco.ddfs.names import InvalidName, parse_object_id
 from disco.ddfs.node import DDFSNode, NoSpace
@@ -55,13 +61,6 @@ async def receive_blob(node: DDFSNode, oid: str, request: web.Request) -> str:
     if transport is not None and isinstance(getattr(transport, "max_size", None), int):
         transport.max_size = RECV_SIZE  # type: ignore[attr-defined]
     return await store_chunks(node, oid, _chunks(request), request.content_length)
-
-
-def _reason(exc: BaseException) -> str:
-    """The text of an upload error without the file names an ``OSError`` carries."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) if isinstance(exc, OSError) else type(exc).__name__
 
 
 def create_put_app(
@@ -103,7 +102,7 @@ def create_put_app(
             return text_response(500, "Write failed: %s" % exc)
         except Exception as exc:  # cut-off body, disk errors: the staging file is gone
             logger.warning("upload of %s to %s failed: %r", oid, node.host, exc)
-            return text_response(500, "Write failed: %s" % _reason(exc))
+            return text_response(500, "Write failed: %s" % upload_error_reason(exc))
         finally:
             gate.leave()
         response = web.Response(status=201, text=json.dumps(url), content_type="application/json")

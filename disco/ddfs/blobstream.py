@@ -21,6 +21,13 @@ MAX_BLOB = 1 << 40  # 1 TiB
 WRITE_BATCH = 1024 * 1024
 
 
+def upload_error_reason(exc: BaseException) -> str:
+    """The text of an upload error without the file names an ``OSError`` carries."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) if isinstance(exc, OSError) else type(exc).__name__
+
+
 class BadUpload(Exception):
     """The sender's fault: a body cut off or too large (answered 400, not 500)."""
 

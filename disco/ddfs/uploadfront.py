@@ -31,7 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from disco.auth import HEADER, AuthPolicy
-from disco.ddfs.blobstream import MAX_BLOB, BadUpload
+from disco.ddfs.blobstream import MAX_BLOB, BadUpload, upload_error_reason
 from disco.ddfs.gate import UPLOADS_BUSY, TransferGate
 from disco.ddfs.names import InvalidName, parse_object_id
 from disco.ddfs.node import DDFSNode, NoSpace
@@ -316,7 +316,7 @@ class UploadRunner(web.AppRunner):
             return 500, "Write failed: %s" % exc, 0
         except OSError as exc:
             logger.warning("upload of %s to %s failed: %r", put.oid, node.host, exc)
-            return 500, "Write failed: %s" % _reason(exc), 0
+            return 500, "Write failed: %s" % upload_error_reason(exc), 0
 
         def recv_into(buffer: memoryview) -> int:
             try:
@@ -349,10 +349,5 @@ class UploadRunner(web.AppRunner):
                 logger.exception("upload of %s to %s failed", put.oid, node.host)
                 return 500, INTERNAL, received
             logger.warning("upload of %s to %s failed: %r", put.oid, node.host, exc)
-            return 500, "Write failed: %s" % _reason(exc), received
+            return 500, "Write failed: %s" % upload_error_reason(exc), received
         return 201, json.dumps(url), received
-
-
-def _reason(exc: OSError) -> str:
-    """The text of an upload error without the file names an ``OSError`` carries."""
-    return exc.strerror or type(exc).__name__
