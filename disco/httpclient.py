@@ -5,24 +5,28 @@ here: ``disco.comm`` (``request``/``download``/``upload``/``Connection``), the `
 client, the DDFS client, result reading and the health checks of ``disco start`` and the
 embedded master.  It owns:
 
-- **one connection pool per process** (a urllib3 ``PoolManager``): keep-alive connections
-  are reused across requests to the same host.  The pool remembers the pid that made it;
-  a forked child (a task worker forked from the zygote, a ``multiprocessing`` child) never
-  touches its parent's sockets and makes its own pool.
+- **one connection pool per process** (:class:`HostPool` per host, over ``http.client``
+  connections): keep-alive connections are reused across requests to the same host, and
+  a pooled connection the server has closed meanwhile is seen before it is used again.
+  The pool remembers the pid that made it; a forked child (a task worker forked from
+  the zygote, a ``multiprocessing`` child) never touches its parent's sockets and makes
+  its own pool.
 - **one retry policy object**, :class:`RetryPolicy`, passed in by the caller (``None``:
   :data:`DEFAULT_RETRY`): how many tries, the growing random back-off, which reply
   statuses and whether failed connections are retried.  A refused connection, an unknown
   host and an invalid URL are never retried (retrying cannot help).
 - **redirects** (301/302/303/307/308, at most ``MAX_REDIRECTS``), followed here rather than
-  by urllib3, so that the cluster's auth header (``disco.auth``, ``X-Disco-Auth-Token``)
+  by ``http.client``, so that the cluster's auth header (``disco.auth``, ``X-Disco-Auth-Token``)
   is dropped when a redirect leaves the host it was meant for.
 - **timeouts**: ``timeout`` seconds of socket inactivity per request; inside
   :func:`failover` a request gives up once the patience is spent without an answer.
 - **streaming**: a file body is sent in ``SEND_BLOCK`` pieces with its ``Content-Length``
   (never read whole); :func:`stream` hands the reply body out piece by piece.
 
-urllib3 is imported on the first request, not at import time: ``import disco.core`` stays
-cheap for scripts that never reach the network layer before they need it.
+``http.client`` is imported on the first request, not at import time: ``import disco.core``
+stays cheap for scripts that never reach the network layer before they need it (in a
+process with an embedded master aiohttp has imported it already).  docs/decisions.md,
+"One HTTP client layer".
 """
 
 from __future__ import annotations
@@ -104,71 +108,208 @@ def failover(seconds: float) -> Iterator[None]:
 
 
 # -- the pool of this process ----------------------------------------------------------------
-_pool: Any = None
-_pool_pid = 0
-_pool_lock = threading.Lock()
+class HostPool:
+    """Idle kept-alive connections to one host (``scheme``, ``host``, ``port``).
 
+    A connection is taken out for one request and its whole reply, and put back only when
+    the reply was read to its end and the server keeps the connection open; at most
+    ``POOL_SIZE`` wait here (a busier moment's extra connections are closed when done).
+    Before an idle connection is used again it is checked: one the server has closed (or
+    written to) meanwhile is closed here and a new one is opened instead.
+    """
 
-def pool() -> Any:
-    """This process's ``urllib3.PoolManager`` (made on first use, again after a fork)."""
-    global _pool, _pool_pid
-    pid = os.getpid()
-    if _pool is not None and _pool_pid == pid:
-        return _pool
-    with _pool_lock:
-        if _pool is None or _pool_pid != pid:
-            import urllib3
+    def __init__(self, scheme: str, host: str, port: int | None) -> None:
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.num_connections = 0  # opened so far
+        self.closed = False
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
 
-            # The parent's pool is dropped, never closed from here: its sockets are the
-            # parent's connections.
-            _pool = urllib3.PoolManager(
-                num_pools=MAX_HOSTS,
-                maxsize=POOL_SIZE,
-                block=False,
-                retries=False,
-                blocksize=SEND_BLOCK,
+    def get(self, timeout: float | None) -> Any:
+        """A connection (``http.client.HTTPConnection``), idle or new (not yet connected)."""
+        with self._lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if not _dropped(conn.sock):
+                    conn.timeout = timeout
+                    conn.sock.settimeout(timeout)
+                    return conn
+                conn.close()
+            self.num_connections += 1
+        import http.client
+
+        if self.scheme == "https":
+            return http.client.HTTPSConnection(
+                self.host, self.port, timeout=timeout, context=_tls(), blocksize=SEND_BLOCK
             )
-            _pool_pid = pid
-    return _pool
+        return http.client.HTTPConnection(
+            self.host, self.port, timeout=timeout, blocksize=SEND_BLOCK
+        )
+
+    def put(self, conn: Any) -> None:
+        """Keep ``conn`` (connected, its last reply read to the end) for the next request."""
+        with self._lock:
+            if not self.closed and conn.sock is not None and len(self._idle) < POOL_SIZE:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """Close the idle connections; connections in use are closed when given back."""
+        with self._lock:
+            self.closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
 
-_hosts: dict[tuple[str, str, int | None], Any] = {}  # the pool's pools, by host
+def _dropped(sock: Any) -> bool:
+    """Has the other end closed an idle connection (or sent something unasked)?"""
+    if sock is None:
+        return True
+    import select
+
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):  # closed, or beyond select's descriptor limit
+        return True
 
 
-def _host_pool(scheme: str, host: str, port: int | None) -> Any:
-    """The connection pool of one host (``pool().connection_from_host``, remembered: the
-    manager's own lookup parses the URL and normalizes a key on every request; a closed
-    one is looked up again)."""
-    manager = pool()
+_tls_context: Any = None
+
+
+def _tls() -> Any:
+    """The default TLS context of this process's ``https`` connections (the system's CA
+    certificates, host names checked), made on first use."""
+    global _tls_context
+    if _tls_context is None:
+        import ssl
+
+        with _pool_lock:
+            if _tls_context is None:
+                _tls_context = ssl.create_default_context()
+    return _tls_context
+
+
+class _Pools(dict):
+    """This process's host pools: ``(scheme, host, port)`` -> :class:`HostPool`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pid = os.getpid()
+
+    def connection_from_url(self, url: str) -> HostPool:
+        """The pool of the host of ``url`` (made if there is none yet)."""
+        parts = urllib.parse.urlsplit(url)
+        return _host_pool(parts.scheme, parts.hostname or "", parts.port)
+
+    def clear(self) -> None:
+        """Forget every host pool, closing their idle connections."""
+        for hosts in list(self.values()):
+            hosts.close()
+        super().clear()
+
+
+_pool: _Pools | None = None
+_pool_lock = threading.RLock()
+
+
+def pool() -> _Pools:
+    """This process's connection pools (made on first use, again after a fork)."""
+    global _pool
+    found = _pool
+    if found is not None and found.pid == os.getpid():
+        return found
+    with _pool_lock:
+        if _pool is None or _pool.pid != os.getpid():
+            # The parent's pools are dropped, never closed from here: their sockets are
+            # the parent's connections.
+            _pool = _Pools()
+        return _pool
+
+
+def _host_pool(scheme: str, host: str, port: int | None) -> HostPool:
+    """The connection pool of one host (a closed one is replaced)."""
+    pools = pool()
     key = (scheme, host, port)
-    found = _hosts.get(key)
-    if found is None or found[0] is not manager or found[1].pool is None:  # None: closed
-        if len(_hosts) >= MAX_HOSTS:
-            _hosts.clear()
-        found = (manager, manager.connection_from_host(host, port, scheme))
-        _hosts[key] = found
-    return found[1]
+    found = pools.get(key)
+    if found is None or found.closed:
+        with _pool_lock:
+            found = pools.get(key)
+            if found is None or found.closed:
+                if len(pools) >= MAX_HOSTS:
+                    pools.clear()
+                found = pools[key] = HostPool(scheme, host, port)
+    return found
 
 
 def _forget_pool() -> None:
-    global _pool, _pool_pid
-    _pool, _pool_pid = None, 0
-    _hosts.clear()
+    global _pool
+    _pool = None
 
 
 def close_pool() -> None:
     """Close this process's kept-alive connections (the next request opens new ones)."""
     global _pool
     with _pool_lock:
-        if _pool is not None and _pool_pid == os.getpid():
+        if _pool is not None and _pool.pid == os.getpid():
             _pool.clear()
         _pool = None
-        _hosts.clear()
 
 
 if hasattr(os, "register_at_fork"):
     # the pid check in ``pool`` covers a child forked while the lock was held, too
     os.register_at_fork(after_in_child=_forget_pool)
+
+
+class _Reply:
+    """A reply whose body is still to be read, on a connection taken from ``hosts``."""
+
+    def __init__(self, raw: Any, conn: Any, hosts: HostPool) -> None:
+        self._raw = raw
+        self._conn = conn
+        self._hosts = hosts
+        self._broken = False
+        self.status: int = raw.status
+        self.headers: Any = raw.headers  # http.client.HTTPMessage: case-insensitive
+        self.connection = conn
+
+    def read(self, n: int | None = -1) -> bytes:
+        """Up to ``n`` bytes of the body (all that is left when ``n`` is negative);
+        ``http.client.IncompleteRead`` when the connection ends before the body does."""
+        if n is None or n < 0:
+            return self._raw.read()
+        data = self._raw.read(n)
+        if not data and n and self._raw.length:
+            # http.client returns b"" when a body is cut short (its length is still > 0)
+            self._broken = True
+            import http.client
+
+            raise http.client.IncompleteRead(b"", self._raw.length)
+        return data
+
+    def release_conn(self) -> None:
+        """Put the connection back in its pool if the body was read to its end and the
+        server keeps it; otherwise close it (an unread body cannot carry another reply)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if not self._broken and self._raw.isclosed() and not self._raw.will_close:
+            self._hosts.put(conn)
+        else:
+            self._raw.close()
+            conn.close()
+
+    def close(self) -> None:
+        """Drop the connection (its body is not read any further)."""
+        self._broken = True
+        self.release_conn()
 
 
 # -- replies ---------------------------------------------------------------------------------
@@ -195,10 +336,9 @@ class StreamResponse:
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes of the body (all that is left when ``n < 0``)."""
         try:
-            if n is None or n < 0:
-                return self._raw.read(decode_content=False)
-            return self._raw.read(n, decode_content=False)
+            return self._raw.read(n)
         except Exception as e:  # a connection that dropped in the middle of the body
+            self._raw.close()
             if _is_transport_error(e):
                 raise CommError("%s (reading the reply)" % _describe(e), self.url, self.status)
             raise
@@ -213,9 +353,7 @@ class StreamResponse:
         raw, self._raw = self._raw, None
         if raw is None:
             return
-        if raw.length_remaining != 0 and not raw.isclosed():
-            raw.close()  # an unread body: this connection cannot carry another request
-        raw.release_conn()
+        raw.release_conn()  # closed instead when the body was not read to its end
 
     def __enter__(self) -> StreamResponse:
         return self
@@ -313,10 +451,9 @@ def _exchange(
                 if stream:
                     return StreamResponse(raw, url, timeout)
                 try:
-                    data = raw.read(decode_content=False)
+                    data = raw.read()
                 except Exception as e:
                     raw.close()
-                    raw.release_conn()
                     if not _is_transport_error(e):
                         raise
                     # A reply cut off mid-body is retried like a failed connection (the
@@ -358,60 +495,52 @@ def _send(
     headers: Mapping[str, str],
     timeout: float | None,
     answer_within: float | None,
-) -> Any:
-    """One try; returns the urllib3 reply with its body unread.
+) -> _Reply:
+    """One try; returns the reply with its body unread.
 
     ``answer_within``: seconds for the connection and the reply's headers (the body then
     gets ``timeout``)."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise _Permanent(CommError("Unsupported URL scheme %r" % parts.scheme, url))
+    if not parts.hostname:
+        error = CommError("Invalid URL: No host specified.", url)
+        error.permanent = True  # type: ignore[attr-defined]  # disco.retryable
+        raise _Permanent(error)
     first = timeout
     if answer_within is not None:
         first = answer_within if timeout is None else min(timeout, answer_within)
-    import urllib3
-
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
-    try:
-        raw = _host_pool(parts.scheme, parts.hostname or "", parts.port).urlopen(
-            method,
-            target,
-            body=body,
-            headers=dict(headers),
-            redirect=False,
-            retries=False,
-            preload_content=False,
-            decode_content=False,
-            assert_same_host=False,
-            timeout=urllib3.Timeout(connect=first, read=first),
-        )
-    except urllib3.exceptions.NameResolutionError as e:
-        error = CommError("Cannot resolve the host of %s: %s" % (url, _describe(e)), url)
-        raise _Permanent(error) from None
-    except urllib3.exceptions.NewConnectionError as e:
-        if isinstance(e.__cause__, ConnectionRefusedError):
-            raise _Permanent(CommError("Connection refused", url)) from None
-        raise
-    except urllib3.exceptions.LocationValueError as e:
-        error = CommError("Invalid URL: %s" % e, url)
-        error.permanent = True  # type: ignore[attr-defined]  # disco.retryable
-        raise _Permanent(error) from None
-    except Exception as e:
-        import http.client
+    hosts = _host_pool(parts.scheme, parts.hostname, parts.port)
+    conn = hosts.get(first)
+    import http.client
+    import socket
 
-        if isinstance(e, http.client.InvalidURL):  # the same URL stays invalid
-            error = CommError("Invalid URL: %s" % e, url)
-            error.permanent = True  # type: ignore[attr-defined]
-            raise _Permanent(error) from None
+    try:
+        if conn.sock is None:
+            try:
+                conn.connect()
+            except socket.gaierror as e:
+                error = CommError("Cannot resolve the host of %s: %s" % (url, e), url)
+                raise _Permanent(error) from None
+            except ConnectionRefusedError:
+                raise _Permanent(CommError("Connection refused", url)) from None
+        conn.request(method, target, body=body, headers=dict(headers))
+        raw = conn.getresponse()
+    except http.client.InvalidURL as e:  # the same URL stays invalid
+        conn.close()
+        error = CommError("Invalid URL: %s" % e, url)
+        error.permanent = True  # type: ignore[attr-defined]
+        raise _Permanent(error) from None
+    except BaseException:
+        conn.close()
         raise
-    if first != timeout:
-        sock = getattr(raw.connection, "sock", None)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.settimeout(timeout)
-    return raw
+    if first != timeout and conn.sock is not None:
+        with contextlib.suppress(OSError):
+            conn.sock.settimeout(timeout)
+    return _Reply(raw, conn, hosts)
 
 
 def _delay_or_give_up(
@@ -444,10 +573,10 @@ def _delay_or_give_up(
     return delay
 
 
-def _finish(raw: Any, url: str) -> bytes:
+def _finish(raw: _Reply, url: str) -> bytes:
     """Read the whole body and give the connection back to the pool."""
     try:
-        return raw.read(decode_content=False)
+        return raw.read()
     except Exception as e:
         raw.close()
         if _is_transport_error(e):
@@ -461,32 +590,14 @@ def _is_transport_error(e: BaseException) -> bool:
     """A failed, dropped or timed-out connection (what ``connection_errors`` retries)."""
     import http.client
 
-    import urllib3
-
-    return isinstance(e, (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException))
+    return isinstance(e, (OSError, http.client.HTTPException))
 
 
 def _describe(e: BaseException) -> str:
-    """A short text for a transport error: the innermost cause, not urllib3's wrapping."""
-    import urllib3
-
-    seen = e
-    for _ in range(4):
-        if isinstance(seen, urllib3.exceptions.ProtocolError) and len(seen.args) > 1:
-            inner = seen.args[1]
-        else:
-            inner = seen.__cause__ or seen.__context__
-        if not isinstance(inner, BaseException):
-            break
-        seen = inner
-    if isinstance(seen, urllib3.exceptions.NameResolutionError):
-        seen = seen.__cause__ or seen
-    if isinstance(seen, urllib3.exceptions.ReadTimeoutError):
+    """A short text for a transport error."""
+    if isinstance(e, TimeoutError):
         return "timed out"
-    text = str(seen) or type(seen).__name__
-    if isinstance(seen, urllib3.exceptions.HTTPError) and ": " in text:
-        text = text.split(": ", 1)[1]  # "<Conn...>: Failed to ..." -> "Failed to ..."
-    return text
+    return str(e) or type(e).__name__
 
 
 def _rewind(body: Any) -> Any:

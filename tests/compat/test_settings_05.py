@@ -222,7 +222,7 @@ def _modules_the_master_imports() -> list[str]:
     code = (
         "import json, sys\n"
         "import disco.cli.disco, disco.master, disco.master.server\n"
-        "import urllib3\n"  # imported by disco.httpclient's first request (the health check)
+        "import http.client\n"  # imported by disco.httpclient's first request (the health check)
         "print(json.dumps([getattr(m, '__file__', None) or '' for m in list(sys.modules.values())]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -91,6 +91,10 @@ class KeepAliveHandler(BaseHTTPRequestHandler):
             return self._reply(200, b"the whole reply here")
         if self.path == "/close":
             return self._reply(200, b"closed", {"Connection": "close"})
+        if self.path == "/close-silently":  # keeps the connection by its headers, then not
+            self._reply(200, b"port %d" % self.client_address[1])
+            self.close_connection = True
+            return
         if self.path == "/redirect":
             return self._reply(302, b"", {"Location": self.seen.redirect_to})
         if self.path.startswith("/big/"):
@@ -158,6 +162,20 @@ def test_requests_to_one_host_reuse_one_connection(http_server) -> None:
     assert len(seen.requests) == 26
     assert len(seen.ports()) == 1  # one TCP connection carried every request
     assert httpclient.pool().connection_from_url(url).num_connections == 1
+
+
+def test_a_kept_connection_the_server_closed_meanwhile_is_not_used_again(http_server) -> None:
+    """The server closes a connection its reply said it would keep: the next request
+    sees that before using it (no failure, even without retries) and opens another."""
+    url, seen = http_server
+    hosts = httpclient.pool().connection_from_url(url)
+    first = comm.download(url + "/close-silently", retry=NO_RETRY)
+    deadline = time.monotonic() + 30
+    while not httpclient._dropped(hosts._idle[0].sock):  # the server's close arrives
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    second = comm.download(url + "/x", retry=NO_RETRY)
+    assert first != second and len(seen.ports()) == 2 and hosts.num_connections == 2
 
 
 def test_a_server_that_closes_each_connection_still_works(http_server) -> None:
@@ -344,6 +362,16 @@ def test_download_streams_a_large_body_in_bounded_memory(http_server) -> None:
     assert (result["after"] - result["before"]) * 1024 < MAX_GROWTH
 
 
+def test_a_streamed_body_cut_short_is_an_error_not_a_short_body(http_server) -> None:
+    url, _ = http_server
+    with httpclient.stream("GET", url + "/cut-once", retry=NO_RETRY) as reply:
+        assert reply.status == 200
+        with pytest.raises(CommError) as e:
+            b"".join(reply.iter_bytes(4))
+    assert "IncompleteRead" in e.value.msg and "reading the reply" in e.value.msg
+    assert comm.download(url + "/cut-once", retry=NO_RETRY) == b"the whole reply here"
+
+
 def test_a_stream_left_unread_does_not_poison_the_pool(http_server) -> None:
     url, _ = http_server
     with httpclient.stream("GET", url + "/big/%d" % (8 * len(PATTERN))) as reply:
@@ -377,6 +405,8 @@ def test_a_host_pool_dropped_and_closed_is_replaced(http_server) -> None:
     comm.download(url + "/x")
     port = int(url.rsplit(":", 1)[1])
     dropped = httpclient._host_pool("http", "127.0.0.1", port)
-    httpclient.pool().pools.clear()  # the manager forgets it (its least recently used)
     dropped.close()
     assert comm.download(url + "/busy-twice", retry=FAST) == b"done"
+    assert httpclient._host_pool("http", "127.0.0.1", port) is not dropped
+    httpclient.pool().clear()  # forgotten with its idle connections closed
+    assert comm.download(url + "/x") and dropped.num_connections == 1
