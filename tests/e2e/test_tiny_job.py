@@ -95,6 +95,12 @@ _PROBE = textwrap.dedent(
         seen = None
         def find_spec(self, name, path=None, target=None):
             if name == "disco.master.server" and Probe.seen is None:
+                # the zygote's start may still be under way (the embedded master does not
+                # wait for it before importing); it must not wait for this import
+                import time
+                deadline = time.monotonic() + 30
+                while not zygote_children() and time.monotonic() < deadline:
+                    time.sleep(0.005)
                 Probe.seen = zygote_children()
             return None
 
@@ -119,6 +125,41 @@ def test_zygote_starts_before_the_master_is_imported() -> None:
     out = run_python("-c", script, cwd=ROOT, env=environ_without_disco(), timeout=60)
     assert "zygotes when the master was imported: [" in out
     assert "[]" not in out
+
+
+def test_embedded_start_imports_the_master_while_the_zygote_starts() -> None:
+    """The zygote's start (fork, then its exec) runs on the loop thread while the calling
+    thread imports the master: a zygote start that can only finish once the master's
+    import has begun does not hold the start up, and is still adopted."""
+    script = textwrap.dedent(
+        """
+        import asyncio, importlib.abc, sys, threading
+        import disco.embedded as embedded
+
+        importing = threading.Event()
+        seen = []
+        real = embedded.prestart_zygote
+
+        async def prestart_after_the_import_began():
+            loop = asyncio.get_running_loop()
+            seen.append(await loop.run_in_executor(None, importing.wait, 60))
+            return await real()
+
+        class Probe(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "disco.master.server":
+                    importing.set()
+                return None
+
+        sys.meta_path.insert(0, Probe())
+        embedded.prestart_zygote = prestart_after_the_import_began
+        with embedded.EmbeddedMaster() as m:
+            zygote = m.server.backend.runner.zygotes.current
+            print("waited for the import:", seen, "adopted:", zygote is not None and zygote.alive)
+        """
+    )
+    out = run_python("-c", script, cwd=ROOT, env=environ_without_disco(), timeout=90)
+    assert "waited for the import: [True] adopted: True" in out
 
 
 def test_python_m_disco_master_starts_the_zygote_before_importing_the_master(tmp_path) -> None:
