@@ -12,7 +12,6 @@ import dis
 import functools
 import importlib.util
 import keyword
-import modulefinder
 import os
 import types
 from collections.abc import Iterable, Iterator
@@ -141,6 +140,8 @@ def _local_file(name: str) -> str | None:
 
 def recurse_module(module: str, path: str) -> dict[str, str]:
     """``{name: file}`` of the local modules (under ``user_paths()``) imported from ``path``."""
+    import modulefinder  # only for jobs whose functions live in local modules
+
     finder = modulefinder.ModuleFinder(path=sorted(user_paths()))
     finder.run_script(path)
     paths = user_paths()

@@ -134,3 +134,21 @@ def test_pickled_settings_keep_their_values_and_ensuredirs(tmp_path) -> None:
     with open(s["DISCO_MASTER_CONFIG"]) as f:
         assert json.load(f) == [["localhost", str(os.cpu_count() or 1)]]
     assert s.env["DISCO_PORT"] == "8989"
+
+
+def test_default_expressions_are_compiled_once_and_still_follow_their_class() -> None:
+    """Each default expression is compiled once per process (``_COMPILED``), not at every
+    lookup; a subclass's own default for a key is what it resolves, and defaults still
+    see the other settings of the instance they are looked up in."""
+    from disco import settings as settings_module
+
+    class Custom(DiscoSettings):
+        defaults = {**DiscoSettings.defaults, "DISCO_NAME": "'custom_%d' % DISCO_PORT"}
+
+    first = settings(DISCO_PORT="7000")["DISCO_NAME"]
+    code = settings_module._COMPILED[DiscoSettings.defaults["DISCO_NAME"]]
+    assert settings(DISCO_PORT="7001")["DISCO_NAME"] == "disco_7001" and first == "disco_7000"
+    assert settings_module._COMPILED[DiscoSettings.defaults["DISCO_NAME"]] is code  # reused
+    custom = Custom(DISCO_PORT=7002, environ={"DISCO_HOME": HOME})
+    assert custom["DISCO_NAME"] == "custom_7002"
+    assert settings(DISCO_PORT="7003")["DISCO_NAME"] == "disco_7003"

@@ -46,6 +46,116 @@ def test_sibling_modules_and_packages_are_followed(tmp_path, monkeypatch) -> Non
         sys.modules.pop(name, None)
 
 
+def test_a_changed_file_is_parsed_again_an_unchanged_one_is_not(tmp_path, monkeypatch) -> None:
+    """Module discovery is cached per file (path, mtime, size): a second job of the same
+    script does not parse its modules again, and a file that changed is parsed again."""
+    (tmp_path / "cached_mod.py").write_text("import cached_dep\n")
+    (tmp_path / "cached_dep.py").write_text("X = 1\n")
+    (tmp_path / "cached_new.py").write_text("Y = 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    parsed: list[str] = []
+    real_parse = shipping.parse_source
+
+    def counting_parse(source: bytes, path: str) -> Any:
+        parsed.append(path.rsplit("/", 1)[-1])
+        return real_parse(source, path)
+
+    monkeypatch.setattr(shipping, "parse_source", counting_parse)
+    try:
+        assert sorted(shipping.user_modules({"cached_mod"})) == ["cached_dep", "cached_mod"]
+        assert sorted(parsed) == ["cached_dep.py", "cached_mod.py"]
+        assert sorted(shipping.user_modules({"cached_mod"})) == ["cached_dep", "cached_mod"]
+        assert len(parsed) == 2  # nothing parsed again
+        (tmp_path / "cached_mod.py").write_text("import cached_dep\nimport cached_new\n")
+        found = shipping.user_modules({"cached_mod"})
+        assert sorted(found) == ["cached_dep", "cached_mod", "cached_new"]
+        assert sorted(parsed[2:]) == ["cached_mod.py", "cached_new.py"]  # the changed one
+    finally:
+        for name in ("cached_mod", "cached_dep", "cached_new"):
+            sys.modules.pop(name, None)
+
+
+def test_imports_are_found_at_any_depth_as_a_walk_of_every_node_finds_them(tmp_path) -> None:
+    import ast
+
+    source = """
+import a1, a2.b
+from . import rel
+from ..up import thing
+if x:
+    import b1
+elif y:
+    from b2 import c as d
+else:
+    import b3
+for i in range(3):
+    import c1
+else:
+    import c2
+while False:
+    import c3
+try:
+    import d1
+except ImportError:
+    import d2
+else:
+    import d3
+finally:
+    import d4
+with open(p) as f:
+    import e1
+def f():
+    import f1
+    def g():
+        from f2 import *
+    class K:
+        import f3
+async def h():
+    async with x:
+        import g1
+    async for i in y:
+        import g2
+class C:
+    def m(self):
+        import h1
+match v:
+    case 1:
+        import i1
+    case _:
+        try:
+            pass
+        except* ValueError:
+            import i2
+lam = lambda: __import__("not_a_statement")
+"""
+    path = tmp_path / "pkg" / "deep.py"
+    path.parent.mkdir()
+    path.write_text(source)
+    found = shipping._file_imports("pkg.deep", str(path))
+    tree = ast.parse(source)
+    walked = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert len(list(shipping._import_statements(tree))) == len(walked) == 22
+    expected = {"a1", "a2.b", "pkg", "pkg.rel", "pkg.up", "pkg.up.thing", "b1", "b2", "b2.c"}
+    expected |= {"b3", "c1", "c2", "c3", "d1", "d2", "d3", "d4", "e1", "f1", "f2", "f3"}
+    expected |= {"g1", "g2", "h1", "i1", "i2"}
+    assert set(found) == expected
+    assert found[:4] == ["a1", "a2.b", "pkg", "pkg.rel"]  # in source order
+
+
+def test_installed_is_answered_without_sysconfig_outside_the_prefixes_and_agrees() -> None:
+    import json as stdlib_module
+    import os
+
+    import cloudpickle
+
+    paths = [stdlib_module.__file__, cloudpickle.__file__, __file__, "/nowhere/mod.py"]
+    for path in paths:
+        real = os.path.realpath(path)
+        assert shipping._installed(real) == real.startswith(shipping._installed_dirs())
+    assert shipping._installed(os.path.realpath(stdlib_module.__file__))
+    assert not shipping._installed(os.path.realpath(__file__))
+
+
 def imports_inside(line: str, params: Any) -> Any:
     import tests.worker.jobfuncs as jobfuncs
 
