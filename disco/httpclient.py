@@ -40,6 +40,7 @@ import random
 import threading
 import time
 import urllib.parse
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -126,6 +127,8 @@ class HostPool:
         self.closed = False
         self._idle: list[Any] = []
         self._lock = threading.Lock()
+        # idle connections are closed when the pool is dropped, or at the latest at exit
+        weakref.finalize(self, _close_all, self._idle)
 
     def get(self, timeout: float | None) -> Any:
         """A connection (``http.client.HTTPConnection``), idle or new (not yet connected)."""
@@ -163,6 +166,11 @@ class HostPool:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def _close_all(connections: list[Any]) -> None:
+    while connections:
+        connections.pop().close()
 
 
 def _dropped(sock: Any) -> bool:

@@ -68,9 +68,17 @@ def _site_dirs() -> list[str]:
 
 
 @functools.cache
+def _known_installed() -> tuple[str, ...]:
+    """Installed directories known without ``sysconfig``: the site-packages directories
+    and the standard library's (where ``os`` is)."""
+    dirs = [*_site_dirs(), os.path.dirname(os.__file__)]
+    return tuple(os.path.join(os.path.realpath(d), "") for d in dirs)
+
+
+@functools.cache
 def _install_roots() -> tuple[str, ...]:
     """Directories every installed directory is under: this Python's prefixes, the user
-    base and the site-packages directories (cheap: ``sysconfig`` is not consulted)."""
+    base and the site-packages directories."""
     roots = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
     user_base = getattr(site, "USER_BASE", None)
     if isinstance(user_base, str):
@@ -82,9 +90,12 @@ def _install_roots() -> tuple[str, ...]:
 def _installed(real: str) -> bool:
     """Is the real path ``real`` in the standard library or site-packages?
 
-    On Linux, where every ``sysconfig`` scheme is under a prefix or the user base, a
-    path outside all of them (a user's script or module: the usual case) is answered
-    without ``sysconfig``, whose first use costs about 1.5 ms (its configuration data)."""
+    Answered without ``sysconfig`` (whose first use costs about 1.5 ms: its configuration
+    data) for a file in site-packages or next to ``os``, and, on Linux, where every
+    ``sysconfig`` scheme is under a prefix or the user base, for a path outside all of
+    them (a user's script or module: the usual case)."""
+    if real.startswith(_known_installed()):
+        return True
     if sys.platform.startswith("linux") and not real.startswith(_install_roots()):
         return False
     return real.startswith(_installed_dirs())

@@ -216,6 +216,49 @@ def test_script_on_the_default_master_exits_cleanly_with_gc_frozen(tmp_path) -> 
     assert out.splitlines() == ["records 2", "user hook: frozen True"], out
 
 
+def test_a_whole_tiny_job_imports_no_urllib3_sysconfig_data_or_modulefinder(tmp_path) -> None:
+    """The script of the tiny job (its functions in ``__main__``) on the default master:
+    its submit sends over ``http.client`` (already imported by aiohttp here), and its
+    module discovery needs neither ``sysconfig``'s data (the script is outside every
+    prefix; cloudpickle is in site-packages) nor ``modulefinder`` (no local modules)."""
+    script = tmp_path / "tiny_script.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            from disco.core import Job, result_iterator
+            from disco.embedded import default_master
+
+            def fun_map(line, params):
+                for word in line.split():
+                    yield word, 1
+
+            def fun_reduce(iter, params):
+                totals = {}
+                for word, count in iter:
+                    totals[word] = totals.get(word, 0) + count
+                return totals.items()
+
+            job = Job(master=default_master()).run(
+                input=["raw://the quick fox", "raw://the fox"], map=fun_map, reduce=fun_reduce
+            )
+            print(sorted((w.decode() if isinstance(w, bytes) else w, int(c))
+                         for w, c in result_iterator(job.wait(timeout=60))))
+            print("imported", sorted(m for m in sys.modules if m.split(".")[0] == "urllib3"
+                  or m.startswith("_sysconfigdata") or m in ("modulefinder", "importlib.metadata")))
+            """
+        )
+    )
+    env = environ_without_disco(
+        DISCO_SETTINGS_FILE="", DISCO_HOME=str(tmp_path), DISCO_PORT=str(free_port())
+    )
+    out = run_python(str(script), cwd=str(tmp_path), env=env, timeout=90)
+    assert out.splitlines() == [
+        "[('fox', 2), ('quick', 1), ('the', 2)]",
+        "imported []",
+    ], out
+
+
 # -- issue 13, tiny job as a whole process: start, wait and exit ----------------------
 
 

@@ -410,3 +410,18 @@ def test_a_host_pool_dropped_and_closed_is_replaced(http_server) -> None:
     assert httpclient._host_pool("http", "127.0.0.1", port) is not dropped
     httpclient.pool().clear()  # forgotten with its idle connections closed
     assert comm.download(url + "/x") and dropped.num_connections == 1
+
+
+def test_idle_connections_of_a_dropped_pool_are_closed(http_server) -> None:
+    """A pool that is forgotten (e.g. by the fork hook) closes its idle connections when
+    it is collected, or at the latest when the interpreter exits, instead of leaving
+    their sockets to the garbage collector."""
+    import gc
+
+    url, _ = http_server
+    comm.download(url + "/x")
+    idle = list(httpclient.pool().connection_from_url(url)._idle)
+    assert len(idle) == 1 and idle[0].sock is not None
+    httpclient._forget_pool()
+    gc.collect()
+    assert idle[0].sock is None
