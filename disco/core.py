@@ -14,23 +14,26 @@ importing ``disco.core`` never drags in (or cycles through) the worker modules.
 
 from __future__ import annotations
 
-import importlib
-import json
-import logging
-import marshal
-import os
-import sys
-import time
-from collections.abc import Callable, Iterable, Iterator
-from io import BytesIO
-from typing import Any
+from disco.gcpause import paused
 
-from disco import auth
-from disco.comm import download
-from disco.error import CommError, DataError, DiscoError, JobError, MasterUnreachable
-from disco.eventmonitor import EventMonitor
-from disco.httpclient import RetryPolicy
-from disco.settings import DiscoSettings
+with paused():  # no cyclic collections while the modules below are imported
+    import importlib
+    import json
+    import logging
+    import marshal
+    import os
+    import sys
+    import time
+    from collections.abc import Callable, Iterable, Iterator
+    from io import BytesIO
+    from typing import Any
+
+    from disco import auth
+    from disco.comm import download
+    from disco.error import CommError, DataError, DiscoError, JobError, MasterUnreachable
+    from disco.eventmonitor import EventMonitor
+    from disco.httpclient import RetryPolicy
+    from disco.settings import DiscoSettings
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +66,8 @@ DDFS_MISSING = "DDFS is not available in this version of Disco (needed for %s)"
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module, attr = _LAZY[name]
-        mod = importlib.import_module(module)
+        with paused():
+            mod = importlib.import_module(module)
         return mod if attr is None else getattr(mod, attr)
     raise AttributeError("module 'disco.core' has no attribute %r" % name)
 

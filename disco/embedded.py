@@ -20,24 +20,27 @@ process-wide embedded master stopped at interpreter exit.
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import contextlib
-import gc
-import logging
-import os
-import shutil
-import socket
-import tempfile
-import threading
-import urllib.parse
-from collections.abc import Sequence
-from typing import Any
+from disco.gcpause import age_young_objects, paused
 
-from disco.lazy_aiohttp import import_aiohttp_web
-from disco.locality import add_process_node, remove_process_node
-from disco.node.zygote import prestart as prestart_zygote
-from disco.settings import DiscoSettings
+with paused():  # no cyclic collections while the modules below are imported
+    import asyncio
+    import atexit
+    import contextlib
+    import gc
+    import logging
+    import os
+    import shutil
+    import socket
+    import tempfile
+    import threading
+    import urllib.parse
+    from collections.abc import Sequence
+    from typing import Any
+
+    from disco.lazy_aiohttp import import_aiohttp_web
+    from disco.locality import add_process_node, remove_process_node
+    from disco.node.zygote import prestart as prestart_zygote
+    from disco.settings import DiscoSettings
 
 logger = logging.getLogger(__name__)
 
@@ -106,12 +109,12 @@ class EmbeddedMaster:
         # The start allocates tens of thousands of objects (mostly module imports), none
         # of them garbage: the cyclic collector would run about a hundred times for
         # nothing (about 10 ms).  It is switched back on (if it was on) once serving,
-        # with those objects in the oldest generation (``_age_young_objects``).
+        # with those objects in the oldest generation (``disco.gcpause``).
         collecting = gc.isenabled()
         gc.disable()
         try:
             started = self._start(settings)
-            _age_young_objects()
+            age_young_objects()
             return started
         except BaseException:
             if self._own_root:  # a start that failed leaves no temporary directory
@@ -268,22 +271,6 @@ class EmbeddedMaster:
             else:
                 os.environ[key] = value
         self._saved_env.clear()
-
-
-def _age_young_objects() -> None:
-    """Move every object the collector tracks into its oldest generation.
-
-    Objects allocated while it was off (the master's modules, all alive) would otherwise
-    all be in the youngest generation: the first collections after the start would walk
-    them twice (young, then middle generation: about 15-20 ms of a tiny job) only to
-    find them alive.  ``freeze`` then ``unfreeze`` moves the lists at once (no walk);
-    nothing stays frozen, and garbage in cycles among them is still collected, at the
-    next full collection.  Skipped when the program froze objects itself (``unfreeze``
-    would release them).  docs/decisions.md
-    """
-    if gc.get_freeze_count() == 0:
-        gc.freeze()
-        gc.unfreeze()
 
 
 _default: EmbeddedMaster | None = None

@@ -331,6 +331,40 @@ def test_embedded_start_runs_no_garbage_collection_and_restores_the_collector(
         (gc.enable if was else gc.disable)()
 
 
+def test_importing_the_client_runs_few_young_collections_and_ages_its_objects() -> None:
+    """``import disco.core``, ``Job`` and ``disco.embedded`` (fresh interpreters): no
+    middle or oldest generation collection and only a few young ones (the modules'
+    own bodies; about 40 young and 3 middle ones without the pause), the imported objects
+    in the oldest generation afterwards with nothing left frozen, the collector as the
+    program had it (on, or off), and an object the program froze stays frozen."""
+    script = textwrap.dedent(
+        """
+        import gc, sys
+        kept = [object()]
+        MODE
+        runs = []
+        gc.callbacks.append(lambda phase, info: phase == "start" and runs.append(info))
+        import disco.core
+        from disco.core import Job
+        import disco.embedded
+        older = [i["generation"] for i in runs if i["generation"] > 0]
+        aged = any(o is disco.core.Disco for o in gc.get_objects(generation=2))
+        collected = any(o is kept for g in range(3) for o in gc.get_objects(generation=g))
+        print(len(runs) < 10, older, gc.isenabled(), aged, gc.get_freeze_count() > 0,
+              collected, Job.__name__)
+        """
+    )
+    env = environ_without_disco()
+    on = run_python("-c", script.replace("MODE", ""), cwd=ROOT, env=env, timeout=60)
+    assert on.split() == ["True", "[]", "True", "True", "False", "True", "Job"], on
+    off = run_python("-c", script.replace("MODE", "gc.disable()"), cwd=ROOT, env=env, timeout=60)
+    assert off.split() == ["True", "[]", "False", "True", "False", "True", "Job"], off
+    kept = run_python("-c", script.replace("MODE", "gc.freeze()"), cwd=ROOT, env=env, timeout=60)
+    # the program's frozen objects stay frozen (and so nothing is aged: unfreeze would
+    # release them)
+    assert kept.split() == ["True", "[]", "True", "False", "True", "False", "Job"], kept
+
+
 def test_objects_of_the_start_are_in_the_oldest_generation(tmp_path) -> None:
     """After the start the youngest generations are empty (the master's objects went to
     the oldest one, so the next young collections do not walk them); nothing stays
