@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -425,3 +426,49 @@ def test_idle_connections_of_a_dropped_pool_are_closed(http_server) -> None:
     httpclient._forget_pool()
     gc.collect()
     assert idle[0].sock is None
+
+
+_HTTPS_GET = """
+import http.server, ssl, threading
+from disco import httpclient
+from disco.error import CommError
+
+class Hello(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "5"); self.end_headers()
+        self.wfile.write(b"hello")
+    def log_message(self, *args):
+        pass
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain(CERT, KEY)
+server.socket = tls.wrap_socket(server.socket, server_side=True)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+url = "https://localhost:%d/" % server.server_address[1]
+try:
+    for _ in range(2):
+        print(httpclient.request("GET", url, retry=httpclient.NO_RETRY).body.decode())
+    print("connections", httpclient.pool().connection_from_url(url).num_connections)
+except CommError as e:
+    print("refused", "certificate verify failed" in e.msg)
+"""
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_https_verifies_the_server_against_the_default_ca_bundle(tmp_path, trusted) -> None:
+    """``https://`` goes through a default TLS context (the system's CA certificates,
+    host names checked): trusted (``SSL_CERT_FILE`` names the server's certificate) the
+    replies come back over one kept connection, untrusted the request is refused."""
+    from tests.conftest import environ_without_disco, run_python, self_signed_cert
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command")
+    cert, key = self_signed_cert(tmp_path)
+    other, _ = self_signed_cert(tmp_path / "other") if not trusted else (cert, key)
+    script = _HTTPS_GET.replace("CERT", repr(cert)).replace("KEY", repr(key))
+    env = environ_without_disco(SSL_CERT_FILE=cert if trusted else other, SSL_CERT_DIR="")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = run_python("-c", script, cwd=root, env=env, timeout=60).splitlines()
+    assert out == (["hello", "hello", "connections 1"] if trusted else ["refused True"]), out
