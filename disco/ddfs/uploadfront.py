@@ -36,6 +36,7 @@ from disco.ddfs.gate import UPLOADS_BUSY, TransferGate
 from disco.ddfs.names import InvalidName, parse_object_id
 from disco.ddfs.node import DDFSNode, NoSpace
 from disco.ddfs.uploadhead import Head, linger_close, parse_head, read_head, reply
+from disco.lazydataclass import lazy_dataclass
 from disco.node.dataserver import strip_proxy
 from disco.safenames import UnsafeName, check_object_id_length
 from disco.servererrors import INTERNAL, SERVER_ERRORS
@@ -61,7 +62,7 @@ class Uploads:
 UPLOADS = web.AppKey("ddfs_uploads", Uploads)
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)  # not used by every run (a tiny job): made at first use
 class BlobPut:
     """A request the front serves itself."""
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import re
 import socket
-from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from urllib.parse import unquote
+
+from disco.lazydataclass import lazy_dataclass
 
 #: A head longer than this is not ours (aiohttp answers it: 400 or 431).
 MAX_HEAD = 64 * 1024
@@ -19,7 +20,7 @@ TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a method or header name (R
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # never in a target or header value
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)  # not used by every run (a tiny job): made at first use
 class Head:
     """A request head: method, decoded path (no query), version ``"1.0"``/``"1.1"``,
     headers with lower-case names (a repeated header keeps its first value, and makes

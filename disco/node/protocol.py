@@ -24,6 +24,7 @@ from disco.framing import (  # noqa: F401
     FramingReason,
     encode_frame,
 )
+from disco.lazydataclass import lazy_dataclass
 
 SUPPORTED_VERSION = PROTOCOL_VERSION
 
@@ -65,7 +66,7 @@ class InputRequest:
     ids: tuple[int, ...]
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)  # not used by every run (a tiny job): made at first use
 class InputError:
     input_id: int
     replica_ids: tuple[int, ...]
@@ -88,17 +89,17 @@ class Done:
     pass
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)  # not used by every run (a tiny job): made at first use
 class Error:
     message: str
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)  # not used by every run (a tiny job): made at first use
 class Fatal:
     message: str
 
 
-@dataclass(frozen=True)
+@lazy_dataclass(frozen=True)  # not used by every run (a tiny job): made at first use
 class Ping:
     pass
 

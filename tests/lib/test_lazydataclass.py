@@ -169,10 +169,18 @@ def test_the_master_makes_only_the_events_a_job_uses() -> None:
         print(sorted(lazy))
         print(sorted(made))
         print(dataclasses.is_dataclass(states.RetryDue), states.RetryDue("j", 1, 2.0))
+        from disco.ddfs import uploadfront, uploadhead
+        from disco.node import protocol
+        seldom = [protocol.Error, protocol.Fatal, protocol.InputError, protocol.Ping,
+                  uploadhead.Head, uploadfront.BlobPut]
+        print([c.__name__ for c in seldom if "__lazy_dataclass__" not in vars(c)])
+        print(protocol.Error("x") == protocol.Error("x"), repr(protocol.Ping()))
         """
     )
     out = run_python("-c", script, cwd=ROOT, env=environ_without_disco(), timeout=120)
-    records, lazy, made, later = out.splitlines()
+    records, lazy, made, later, seldom_made, seldom_used = out.splitlines()
+    assert seldom_made == "[]"  # not made by a tiny job (nor its start)
+    assert seldom_used == "True Ping()"
     assert records == "2"
     assert "JobSubmitted" in made and "AttemptDone" in made and "StartTask" in made
     assert "RetryDue" in lazy and "NodeFull" in lazy and "JobFailure" in lazy
