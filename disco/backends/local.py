@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -310,7 +311,8 @@ class LocalBackend:
     async def _ensure_jobhome(self, spec: TaskSpec) -> str:
         local = None
         if self.master_jobpacks is not None and not self.remote_channel:
-            local = self.master_jobpacks(spec.jobname)  # remote_channel: as remote nodes
+            # remote_channel: as remote nodes; named only when the home is not ready
+            local = functools.partial(self.master_jobpacks, spec.jobname)
         return await ensure_jobhome(spec, local_jobpack=local)
 
     async def run_task(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:

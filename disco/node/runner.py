@@ -252,10 +252,12 @@ class _Attempt:
         self.loop = asyncio.get_running_loop()
         self.outputs = TaskOutputs(spec, jobhome)
         self.rate = p.MsgRateLimiter(limits.msg_slow, limits.msg_fatal)
-        self.replies: asyncio.Queue[Reply] = asyncio.Queue()
+        # replies not written yet, in request order: bytes (ready) or a coroutine
+        # function making one (a deferred INPUT, a delayed OK; see ``_flush``)
+        self.replies: deque[bytes | Reply] = deque()
         self.proc: Any = None  # asyncio.subprocess.Process or zygote.ZygoteProcess
-        self.writer: asyncio.Task[None] | None = None
-        self.pending_read: asyncio.Future[bytes] | None = None
+        self.writer: asyncio.Task[None] | None = None  # writing a deferred reply and after
+        self.input_closed = False  # the worker closed its input: replies are dropped
         self.started = self.loop.time()
         self.worker_pid: int | None = None
         # disco.failure: the worker's report file, and its last printed lines.
@@ -280,7 +282,9 @@ class _Attempt:
         if self.spec.auth_token:  # the worker's own requests (DDFS, OOB) must pass
             env[auth.TOKEN_SETTING] = self.spec.auth_token
         try:
-            os.makedirs(os.path.dirname(self.report_path), exist_ok=True)
+            reports = os.path.dirname(self.report_path)
+            if not os.path.isdir(reports):  # one stat for the tasks after the first
+                os.makedirs(reports, exist_ok=True)
             env[REPORT_ENV] = self.report_path
         except OSError as exc:
             logger.warning("no failure report for %s: %s", self.tag, exc)
@@ -320,7 +324,6 @@ class _Attempt:
         self._unwatch = memory_watch(self.limits.mem_poll_interval).watch(
             self.proc.pid, self._read_mem_limit, self._over_memory
         )
-        self.writer = asyncio.create_task(self._write_replies())
         result: TaskResult | None = None
         try:
             result = await self._drive()
@@ -346,12 +349,11 @@ class _Attempt:
         return freed
 
     async def _cleanup(self, done: bool = False) -> None:
-        assert self.proc is not None and self.writer is not None
+        assert self.proc is not None
         self._unwatch()
         self._killpg()
-        self.writer.cancel()
-        if self.pending_read is not None:
-            self.pending_read.cancel()
+        if self.writer is not None:
+            self.writer.cancel()
         self.outputs.discard()
         if not done:  # after DONE our Python worker has removed its report files
             for suffix in ("", ".crash", ".tmp"):
@@ -361,14 +363,16 @@ class _Attempt:
                     pass
         if self.proc.stdin is not None:
             self.proc.stdin.close()
-        try:
-            await asyncio.wait_for(self.proc.wait(), 5.0)
-        except TimeoutError:
-            logger.warning("worker pid %d did not die after SIGKILL", self.proc.pid)
+        if self.proc.returncode is None:
+            try:
+                async with asyncio.timeout(5.0):
+                    await self.proc.wait()
+            except TimeoutError:
+                logger.warning("worker pid %d did not die after SIGKILL", self.proc.pid)
         if self.registry is not None and not self.self_registered:
             self.registry.remove(self.proc.pid)
-        pending = [self.writer] + ([self.pending_read] if self.pending_read else [])
-        await asyncio.gather(*pending, return_exceptions=True)
+        if self.writer is not None:
+            await asyncio.gather(self.writer, return_exceptions=True)
 
     def _killpg(self) -> None:
         # 8.7: the worker and its children are SIGKILLed; the group is ours (setsid).
@@ -467,33 +471,28 @@ class _Attempt:
     async def _read(self, deadline: float | None) -> bytes | None:
         """The next chunk of output (``b""`` at EOF), ``None`` once ``deadline`` passes.
 
-        Raises what the reply writer raised (a failing channel), so that it is not lost.
+        Raises what the reply writer raised (a failing channel, handed to the stream by
+        ``_writer_done``), so that it is not lost.  The replies ready so far are written
+        first (``_flush``).
         """
         assert self.proc is not None and self.proc.stdout is not None
-        assert self.writer is not None
-        if self.pending_read is None:
-            self.pending_read = asyncio.ensure_future(self.proc.stdout.read(_CHUNK))
-        while True:
-            waiters: set[asyncio.Future[Any]] = {self.pending_read}
-            if not self.writer.done():
-                waiters.add(self.writer)
-            timeout = None if deadline is None else max(0.0, deadline - self.loop.time())
-            done, _ = await asyncio.wait(
-                waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            if self.pending_read in done:
-                try:
-                    chunk = self.pending_read.result()
-                except ConnectionResetError:
-                    # the worker ended with replies it had not read yet (it pipelines:
-                    # disco.worker.protocol.send_nowait): its end of the stream
-                    chunk = b""
-                self.pending_read = None
-                return chunk
-            if self.writer in done:
-                self.writer.result()  # re-raises a channel failure
-                continue  # the writer stopped on a closed pipe: keep reading
-            return None
+        self._flush()
+        try:
+            if deadline is None:
+                return await self.proc.stdout.read(_CHUNK)
+            # a cancelled read loses nothing: the bytes stay in the stream's buffer
+            timeout = asyncio.timeout_at(deadline)
+            try:
+                async with timeout:
+                    return await self.proc.stdout.read(_CHUNK)
+            except TimeoutError:
+                if timeout.expired():
+                    return None
+                raise
+        except ConnectionResetError:
+            # the worker ended with replies it had not read yet (it pipelines:
+            # disco.worker.protocol.send_nowait): its end of the stream
+            return b""
 
     async def _drive(self) -> TaskResult:
         parser = p.FrameParser(self.limits.max_payload)
@@ -555,6 +554,7 @@ class _Attempt:
         return await self._exit_failed(await self._exit_code(), bytes(collected), exc)
 
     async def _warn(self, text: str) -> None:
+        self._flush()
         await self.channel.event("WARNING: %s %s" % (self.tag, text))
 
     # -- messages ----------------------------------------------------------------------
@@ -568,13 +568,13 @@ class _Attempt:
             return TaskFailed("fatal", str(exc), failure)
         if isinstance(msg, p.WorkerHello):
             self.worker_pid = msg.pid
-            self._reply_now(p.encode("OK", "ok"))
+            self.replies.append(p.encode("OK", "ok"))
         elif isinstance(msg, p.TaskRequest):
-            self._reply_now(p.encode("TASK", task_info(self.spec, self.jobhome)))
+            self.replies.append(p.encode("TASK", task_info(self.spec, self.jobhome)))
         elif isinstance(msg, p.InputRequest):
-            self.replies.put_nowait(lambda: self._input_reply(msg))
+            self.replies.append(lambda: self._input_reply(msg))
         elif isinstance(msg, p.InputError):
-            self.replies.put_nowait(lambda: self._input_err_reply(msg))
+            self.replies.append(lambda: self._input_err_reply(msg))
         elif isinstance(msg, p.Msg):
             return await self._on_msg(msg)
         elif isinstance(msg, p.Output):
@@ -584,7 +584,7 @@ class _Attempt:
                 return TaskFailed("error", str(exc))
             except OSError as exc:
                 return TaskFailed("error", "Could not write the index file: %s" % exc)
-            self._reply_now(p.encode("OK", "ok"))
+            self.replies.append(p.encode("OK", "ok"))
         elif isinstance(msg, p.Done):
             return await self._done()
         elif isinstance(msg, p.Error):
@@ -592,20 +592,14 @@ class _Attempt:
         elif isinstance(msg, p.Fatal):
             return self._reported("fatal", msg.message)
         elif isinstance(msg, p.Ping):
-            self._reply_now(p.encode("OK", "pong"))  # 13.6
+            self.replies.append(p.encode("OK", "pong"))  # 13.6
         return None
-
-    def _reply_now(self, data: bytes) -> None:
-        async def ready() -> bytes:
-            return data
-
-        ready.data = data  # type: ignore[attr-defined]  # ready now: may join a write
-        self.replies.put_nowait(ready)
 
     async def _on_msg(self, msg: p.Msg) -> TaskResult | None:
         verdict, count = self.rate.arrive(self.loop.time())
         if verdict == "fatal":
             return TaskFailed("fatal", p.behaving_badly(count))
+        self._flush()
         await self.channel.event("MSG: %s %s" % (self.tag, msg.text))
         self.recent.extend(msg.text.splitlines()[-20:])
         if verdict == "slow":
@@ -615,9 +609,9 @@ class _Attempt:
                 await asyncio.sleep(delay)  # 8.9: delays accumulate in reply order
                 return p.encode("OK", "ok")
 
-            self.replies.put_nowait(slow_ok)
+            self.replies.append(slow_ok)
         else:
-            self._reply_now(p.encode("OK", "ok"))
+            self.replies.append(p.encode("OK", "ok"))
         return None
 
     async def _input_reply(self, msg: p.InputRequest) -> bytes:
@@ -632,6 +626,7 @@ class _Attempt:
 
     async def _done(self) -> TaskResult:
         # 8.7: sync and close the index, log DONE, hand over the outputs; then killed.
+        self._flush()
         try:
             if self.outputs.index_pending:
                 await asyncio.to_thread(self.outputs.close)
@@ -649,21 +644,61 @@ class _Attempt:
         )
         return TaskDone(outputs=self.outputs.task_outputs(saved), duration=duration)
 
+    def _flush(self) -> None:
+        """Write the replies that are ready, in request order, in one write; from the
+        first deferred one on (a deferred INPUT, a delayed OK), or while the worker has
+        not taken the last write, the writer task sends them (``_write_replies``)."""
+        replies = self.replies
+        if not replies or self.writer is not None:
+            return  # nothing to write, or the writer task holds the order
+        stdin = self.proc.stdin
+        if self.input_closed or stdin.transport.is_closing():
+            self._input_gone()
+            return
+        if stdin.transport.get_write_buffer_size() == 0 and isinstance(replies[0], bytes):
+            data = replies.popleft()
+            while replies and isinstance(replies[0], bytes):
+                data += replies.popleft()  # type: ignore[operator]
+            stdin.write(data)
+            if not replies:
+                return
+        self.writer = asyncio.create_task(self._write_replies())
+        self.writer.add_done_callback(self._writer_done)
+
+    def _input_gone(self) -> None:
+        if not self.input_closed:
+            self.input_closed = True
+            logger.debug("%s: worker closed its input", self.tag)
+        self.replies.clear()
+
     async def _write_replies(self) -> None:
-        """Send replies strictly in request order; a deferred INPUT holds later ones."""
+        """Send the queued replies strictly in request order; a deferred one holds later
+        ones, the ready ones behind it go in the same write."""
         assert self.proc is not None and self.proc.stdin is not None
         stdin = self.proc.stdin
-        while True:
-            make = await self.replies.get()
-            data = await make()
-            # the replies behind it that are ready now go in the same write (never one
-            # that waits: a deferred INPUT, a delayed OK)
-            queued = self.replies._queue  # type: ignore[attr-defined]
-            while queued and getattr(queued[0], "data", None) is not None:
-                data += self.replies.get_nowait().data  # type: ignore[attr-defined]
-            try:
+        replies = self.replies
+        try:
+            await stdin.drain()  # the worker has taken what was written before
+            while replies:
+                make = replies.popleft()
+                data = make if isinstance(make, bytes) else await make()
+                while replies and isinstance(replies[0], bytes):
+                    data += replies.popleft()  # type: ignore[operator]
                 stdin.write(data)
                 await stdin.drain()
-            except (BrokenPipeError, ConnectionResetError):
-                logger.debug("%s: worker closed its input", self.tag)
-                return
+        except (BrokenPipeError, ConnectionResetError):
+            self._input_gone()
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        """The writer task ended: the next ready replies are written at once again; a
+        failure (the channel's) goes to the reader, which raises it (``_read``)."""
+        if self.writer is task:
+            self.writer = None
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and self.proc is not None and self.proc.stdout is not None:
+            self.writer = task  # keep it: no more replies are written after a failure
+            self.proc.stdout.set_exception(exc)
+        elif self.replies:
+            self._flush()
