@@ -317,7 +317,9 @@ class LocalBackend:
 
     async def run_task(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
         """Prepare the job home, then run the worker; cancelling kills the worker."""
-        spec = dataclasses.replace(spec, ddfs_data=self.ddfs_root(spec.host))
+        ddfs_data = self.ddfs_root(spec.host)
+        if spec.ddfs_data != ddfs_data:
+            spec = dataclasses.replace(spec, ddfs_data=ddfs_data)
         if self.remote_channel and spec.channel_token and not self._closed:
             async with RemoteTaskChannel(
                 spec.master, spec.channel_token, spec.auth_token

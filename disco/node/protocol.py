@@ -39,10 +39,13 @@ class InvalidMessage(Exception):
         return self.message
 
 
+# what json.dumps(payload, separators=(",", ":"), ensure_ascii=False) does, built once
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def encode(mtype: str, payload: Any) -> bytes:
     """A master -> worker message: ``<TYPE> SP <LEN> SP <compact JSON> LF`` (8.2)."""
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return encode_frame(mtype, body)
+    return encode_frame(mtype, _compact_json(payload).encode("utf-8"))
 
 
 # -- worker -> master messages (8.3) --------------------------------------------------

@@ -572,7 +572,8 @@ class _Attempt:
         elif isinstance(msg, p.TaskRequest):
             self.replies.append(p.encode("TASK", task_info(self.spec, self.jobhome)))
         elif isinstance(msg, p.InputRequest):
-            self.replies.append(lambda: self._input_reply(msg))
+            ready = self._input_now(msg) if self._in_order_now() else None
+            self.replies.append(ready if ready is not None else lambda: self._input_reply(msg))
         elif isinstance(msg, p.InputError):
             self.replies.append(lambda: self._input_err_reply(msg))
         elif isinstance(msg, p.Msg):
@@ -613,6 +614,22 @@ class _Attempt:
         else:
             self.replies.append(p.encode("OK", "ok"))
         return None
+
+    def _in_order_now(self) -> bool:
+        """Would a reply made now be made in its turn (no deferred reply before it)?"""
+        return self.writer is None and all(isinstance(r, bytes) for r in self.replies)
+
+    def _input_now(self, msg: p.InputRequest) -> bytes | None:
+        """The INPUT reply if the channel can give it without waiting (the master's own
+        channel, ``AttemptChannel.inputs_now``), else ``None``."""
+        now = getattr(self.channel, "inputs_now", None)
+        if now is None:
+            return None
+        reply = now(msg.mode, list(msg.ids))
+        if reply is None:
+            return None
+        flag, entries = reply
+        return p.encode("INPUT", [flag, [entry.to_json() for entry in entries]])
 
     async def _input_reply(self, msg: p.InputRequest) -> bytes:
         flag, entries = await self.channel.get_inputs(msg.mode, list(msg.ids))
