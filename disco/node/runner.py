@@ -664,21 +664,29 @@ class _Attempt:
     def _flush(self) -> None:
         """Write the replies that are ready, in request order, in one write; from the
         first deferred one on (a deferred INPUT, a delayed OK), or while the worker has
-        not taken the last write, the writer task sends them (``_write_replies``)."""
+        not taken the last write, the writer task sends them (``_write_replies``).
+
+        Written at once only through a transport (an ``asyncio`` ``StreamWriter``: the
+        pipe of a worker started with ``/bin/sh``); a stdin that sends in ``drain`` (the
+        zygote's ``WorkerInput``) always goes through the writer task."""
         replies = self.replies
         if not replies or self.writer is not None:
             return  # nothing to write, or the writer task holds the order
-        stdin = self.proc.stdin
-        if self.input_closed or stdin.transport.is_closing():
+        if self.input_closed:
             self._input_gone()
             return
-        if stdin.transport.get_write_buffer_size() == 0 and isinstance(replies[0], bytes):
-            data = replies.popleft()
-            while replies and isinstance(replies[0], bytes):
-                data += replies.popleft()  # type: ignore[operator]
-            stdin.write(data)
-            if not replies:
+        transport = getattr(self.proc.stdin, "transport", None)
+        if transport is not None:
+            if transport.is_closing():
+                self._input_gone()
                 return
+            if transport.get_write_buffer_size() == 0 and isinstance(replies[0], bytes):
+                data = replies.popleft()
+                while replies and isinstance(replies[0], bytes):
+                    data += replies.popleft()  # type: ignore[operator]
+                self.proc.stdin.write(data)
+                if not replies:
+                    return
         self.writer = asyncio.create_task(self._write_replies())
         self.writer.add_done_callback(self._writer_done)
 
