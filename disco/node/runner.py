@@ -21,7 +21,7 @@ import re
 import signal
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -228,6 +228,45 @@ async def run_worker(
 
 
 Reply = Callable[[], Awaitable[bytes]]
+
+
+def _run_until_wait(coro: Coroutine[Any, Any, None]) -> Awaitable[None] | None:
+    """Run ``coro`` in place until it finishes (``None``; its exception is raised here)
+    or would wait: then an awaitable that carries it on from there, for a task to await
+    (what Python 3.12's eager tasks do; on 3.11 a task always starts a loop iteration
+    later)."""
+    try:
+        waiting_on = coro.send(None)
+    except StopIteration:
+        return None
+    return _Resumed(coro, waiting_on)
+
+
+class _Resumed:
+    """The rest of a coroutine that ``_run_until_wait`` started: awaiting it hands the
+    future it waits on to the awaiting task and relays what the task sends or throws."""
+
+    __slots__ = ("coro", "waiting_on")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        self.coro = coro
+        self.waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, value = self.coro, self.waiting_on
+        while True:
+            try:
+                sent = yield value
+            except BaseException as exc:  # a cancel: to the coroutine, as a task would
+                try:
+                    value = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration:
+                    return
 
 
 class _Attempt:
@@ -666,28 +705,38 @@ class _Attempt:
         first deferred one on (a deferred INPUT, a delayed OK), or while the worker has
         not taken the last write, the writer task sends them (``_write_replies``).
 
-        Written at once only through a transport (an ``asyncio`` ``StreamWriter``: the
-        pipe of a worker started with ``/bin/sh``); a stdin that sends in ``drain`` (the
-        zygote's ``WorkerInput``) always goes through the writer task."""
+        Through a transport (an ``asyncio`` ``StreamWriter``: the pipe of a worker
+        started with ``/bin/sh``) the write is the transport's.  A stdin that sends in
+        ``drain`` (the zygote's ``WorkerInput``) has its ``drain`` run here until it
+        would wait (``_run_until_wait``): a send that fits in the socket costs no task;
+        one that waits is finished by the writer task before anything else."""
         replies = self.replies
         if not replies or self.writer is not None:
             return  # nothing to write, or the writer task holds the order
         if self.input_closed:
             self._input_gone()
             return
-        transport = getattr(self.proc.stdin, "transport", None)
-        if transport is not None:
-            if transport.is_closing():
-                self._input_gone()
-                return
-            if transport.get_write_buffer_size() == 0 and isinstance(replies[0], bytes):
-                data = replies.popleft()
-                while replies and isinstance(replies[0], bytes):
-                    data += replies.popleft()  # type: ignore[operator]
-                self.proc.stdin.write(data)
-                if not replies:
+        stdin = self.proc.stdin
+        transport = getattr(stdin, "transport", None)
+        sending: Awaitable[None] | None = None
+        if transport is not None and transport.is_closing():
+            self._input_gone()
+            return
+        ready = transport is None or transport.get_write_buffer_size() == 0
+        if ready and isinstance(replies[0], bytes):
+            data = replies.popleft()
+            while replies and isinstance(replies[0], bytes):
+                data += replies.popleft()  # type: ignore[operator]
+            stdin.write(data)
+            if transport is None:
+                try:
+                    sending = _run_until_wait(stdin.drain())
+                except (BrokenPipeError, ConnectionResetError):
+                    self._input_gone()
                     return
-        self.writer = asyncio.create_task(self._write_replies())
+            if sending is None and not replies:
+                return
+        self.writer = asyncio.create_task(self._write_replies(sending))
         self.writer.add_done_callback(self._writer_done)
 
     def _input_gone(self) -> None:
@@ -696,13 +745,16 @@ class _Attempt:
             logger.debug("%s: worker closed its input", self.tag)
         self.replies.clear()
 
-    async def _write_replies(self) -> None:
+    async def _write_replies(self, sending: Awaitable[None] | None = None) -> None:
         """Send the queued replies strictly in request order; a deferred one holds later
-        ones, the ready ones behind it go in the same write."""
+        ones, the ready ones behind it go in the same write.  ``sending``: the rest of a
+        send ``_flush`` started."""
         assert self.proc is not None and self.proc.stdin is not None
         stdin = self.proc.stdin
         replies = self.replies
         try:
+            if sending is not None:
+                await sending
             await stdin.drain()  # the worker has taken what was written before
             while replies:
                 make = replies.popleft()

@@ -634,3 +634,66 @@ def test_a_failing_channel_stops_the_attempt_with_its_error(tmp_path):
     with open(os.path.join(home, "worker.pid")) as f:
         pid = int(f.read())
     wait_until(lambda: not pid_alive(pid), 2, "the worker to die")
+
+
+def test_a_send_is_run_in_place_until_it_would_wait():
+    """The zygote worker's replies: ``drain`` runs in place (no task) when the send fits;
+    one that waits is carried on by a task, which sees its result, error or cancel."""
+    from disco.node.runner import _run_until_wait
+
+    steps: list[str] = []
+
+    async def fits() -> None:
+        steps.append("sent")
+
+    assert _run_until_wait(fits()) is None
+    assert steps == ["sent"]
+
+    async def fails() -> None:
+        raise BrokenPipeError("the worker is gone")
+
+    with pytest.raises(BrokenPipeError):
+        _run_until_wait(fails())
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        gate = loop.create_future()
+
+        async def waits(then: str) -> None:
+            steps.append("started " + then)
+            value = await gate
+            steps.append("%s after %s" % (then, value))
+            if then == "raise":
+                raise ConnectionResetError("reset")
+
+        rest = _run_until_wait(waits("finish"))
+        assert rest is not None and steps[-1] == "started finish"  # ran in place
+
+        async def carry_on() -> None:
+            await rest
+
+        task = asyncio.create_task(carry_on())
+        await asyncio.sleep(0)
+        assert not task.done()
+        gate.set_result("the wait")
+        await task
+        assert steps[-1] == "finish after the wait"
+
+        gate = loop.create_future()
+        rest = _run_until_wait(waits("raise"))
+        task = asyncio.create_task(carry_on())
+        gate.set_result("the wait")
+        with pytest.raises(ConnectionResetError):
+            await task
+
+        gate = loop.create_future()
+        rest = _run_until_wait(waits("cancel"))
+        task = asyncio.create_task(carry_on())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert gate.cancelled()  # the wait was cancelled, as in a task
+        assert steps[-1] == "started cancel"
+
+    asyncio.run(main())
