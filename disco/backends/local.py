@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -310,12 +311,15 @@ class LocalBackend:
     async def _ensure_jobhome(self, spec: TaskSpec) -> str:
         local = None
         if self.master_jobpacks is not None and not self.remote_channel:
-            local = self.master_jobpacks(spec.jobname)  # remote_channel: as remote nodes
+            # remote_channel: as remote nodes; named only when the home is not ready
+            local = functools.partial(self.master_jobpacks, spec.jobname)
         return await ensure_jobhome(spec, local_jobpack=local)
 
     async def run_task(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
         """Prepare the job home, then run the worker; cancelling kills the worker."""
-        spec = dataclasses.replace(spec, ddfs_data=self.ddfs_root(spec.host))
+        ddfs_data = self.ddfs_root(spec.host)
+        if spec.ddfs_data != ddfs_data:
+            spec = dataclasses.replace(spec, ddfs_data=ddfs_data)
         if self.remote_channel and spec.channel_token and not self._closed:
             async with RemoteTaskChannel(
                 spec.master, spec.channel_token, spec.auth_token

@@ -40,15 +40,27 @@ def job_dir(master_root: str, job: str) -> str:
     return no_symlink_below(master_root, path, "job name")
 
 
+_last_stamp: tuple[int, str] = (-1, "")
+
+
 def timestamp(now: float) -> str:
-    """Master local time, ``YYYY/MM/DD HH:MM:SS`` (3.1, 4.1)."""
-    return time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(now))
+    """Master local time, ``YYYY/MM/DD HH:MM:SS`` (3.1, 4.1); the text of the last
+    second is kept (a busy job logs hundreds of events a second)."""
+    global _last_stamp
+    second = int(now // 1)
+    if _last_stamp[0] != second:
+        _last_stamp = (second, time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(second)))
+    return _last_stamp[1]
+
+
+# json.dumps(..., separators=(",", ":")), built once
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def format_line(now: float, host: str, message: str) -> str:
     if len(message) > MAX_MESSAGE:
         message = message[:MAX_MESSAGE] + "..."
-    return json.dumps([timestamp(now), host, message], separators=(",", ":")) + "\n"
+    return _compact_json([timestamp(now), host, message]) + "\n"
 
 
 class EventLog:

@@ -113,14 +113,24 @@ class AttemptChannel:
         self, mode: Literal["all", "include", "exclude"], ids: list[int]
     ) -> tuple[Literal["done", "more"], list[InputEntry]]:
         while True:
-            task = self._rt.coordinator.task(self.job, self.taskid)
-            if task is None:
-                return "done", []
-            flag, entries = input_reply(task, mode, ids)
-            if entries or flag == "done":
-                return flag, entries
+            reply = self.inputs_now(mode, ids)
+            if reply is not None:
+                return reply
             # 8.5: deferred reply until new inputs arrive or the input set is complete
             await self._rt.input_signal(self.job, self.taskid).wait()
+
+    def inputs_now(
+        self, mode: Literal["all", "include", "exclude"], ids: list[int]
+    ) -> tuple[Literal["done", "more"], list[InputEntry]] | None:
+        """The INPUT reply if it can be given now, ``None`` if it must wait (8.5); the
+        runner asks this first, so that an answer at hand costs no coroutine and task."""
+        task = self._rt.coordinator.task(self.job, self.taskid)
+        if task is None:
+            return "done", []
+        flag, entries = input_reply(task, mode, ids)
+        if entries or flag == "done":
+            return flag, entries
+        return None
 
     async def input_failed(self, input_id: int, replica_ids: list[int]) -> list[Replica] | None:
         now = self._rt.clock()
@@ -436,6 +446,8 @@ class Runtime:
     # -- task attempts --------------------------------------------------------------------
     def _start_attempt(self, ins: StartTask) -> None:
         job = self.coordinator.jobs[ins.job]
+        label = "%s:%d" % (ins.stage, ins.taskid)
+        channel = AttemptChannel(self, ins.job, ins.taskid, ins.host, label)
         spec = TaskSpec(
             jobname=ins.job,
             taskid=ins.taskid,
@@ -455,10 +467,8 @@ class Runtime:
             ddfs_data=self.config.ddfs_data,
             save_results=ins.save_results,
             auth_token=self.config.auth.token,
+            channel_token=self.register_channel(channel),
         )
-        label = "%s:%d" % (ins.stage, ins.taskid)
-        channel = AttemptChannel(self, ins.job, ins.taskid, ins.host, label)
-        spec = dataclasses.replace(spec, channel_token=self.register_channel(channel))
         key = (ins.job, ins.taskid, ins.attempt)
         self.attempts.started(ins.job, ins.stage, ins.taskid, ins.attempt, ins.host, self.clock())
         self._attempts[key] = asyncio.get_running_loop().create_task(

@@ -16,7 +16,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from disco.backends.base import TaskChannel, TaskFailed, TaskResult, TaskSpec
-from disco.node.jobhome import MARKER, JobHomeError, ensure_jobhome, jobhome_path, safe_member_path
+from disco.node.jobhome import (
+    MARKER,
+    JobHomeError,
+    ensure_jobhome,
+    jobhome_path,
+    ready_jobhome,
+    safe_member_path,
+)
 from disco.node.orphans import WorkerRegistry
 from disco.node.runner import WorkerLimits, is_standard_launcher, jobhome_failed, run_worker
 from disco.node.zygote import Zygote, ZygoteHolder
@@ -51,6 +58,8 @@ async def prepare_attempt(
 
 def _home_ready(spec: TaskSpec) -> bool:
     """Is the job home already prepared (no wait to bound with ``start_timeout``)?"""
+    if ready_jobhome(spec) is not None:
+        return True
     try:
         home = jobhome_path(spec.disco_data, spec.host, spec.jobname)
     except Exception:

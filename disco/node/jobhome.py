@@ -25,6 +25,7 @@ import struct
 import time
 import weakref
 import zipfile
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -108,19 +109,50 @@ def _lock_for(path: str) -> asyncio.Lock:
     return per_loop.setdefault(path, asyncio.Lock())
 
 
+# Job homes this process has found ready, names and path checked (many tasks: the
+# checks, ``realpath`` and an ``lstat`` per component, ran for every task of a job):
+# (disco_data, host, jobname) -> (home, marker).  A later task of the job looks only at
+# the marker, so a job home deleted since (purge) goes through every check again.
+_READY: dict[tuple[str, str, str], tuple[str, str]] = {}
+_READY_MAX = 4096
+
+
+def ready_jobhome(spec: TaskSpec) -> str | None:
+    """The job home of ``spec`` if this process has already checked it and it is still
+    ready (its marker is there), else ``None`` (``ensure_jobhome`` prepares it)."""
+    key = (spec.disco_data, spec.host, spec.jobname)
+    known = _READY.get(key)
+    if known is None:
+        return None
+    if os.path.exists(known[1]):
+        return known[0]
+    del _READY[key]
+    return None
+
+
+def _remember_ready(spec: TaskSpec, home: str) -> None:
+    if len(_READY) >= _READY_MAX:
+        _READY.pop(next(iter(_READY)))  # the oldest
+    _READY[(spec.disco_data, spec.host, spec.jobname)] = (home, os.path.join(home, MARKER))
+
+
 async def ensure_jobhome(
     spec: TaskSpec,
     session: aiohttp.ClientSession | None = None,
     *,
-    local_jobpack: str | None = None,
+    local_jobpack: str | Callable[[], str | None] | None = None,
 ) -> str:
     """Prepare the job home of ``spec``'s job on ``spec.host`` once; return its path.
 
     The job pack is fetched from ``spec.jobpack_url`` (with ``session`` if given) only
     when the job home is not ready yet; ``local_jobpack``: the master's own file of the
-    job pack, copied instead of downloaded (a node in the master's process).  Raises
+    job pack (or a function that names it, called only when the home is not ready),
+    copied instead of downloaded (a node in the master's process).  Raises
     ``JobHomeError`` (text ``Jobpack extraction failed: ...``) on any failure.
     """
+    ready = ready_jobhome(spec)
+    if ready is not None:
+        return ready
     check_jobname(spec.jobname)
     home = jobhome_path(spec.disco_data, spec.host, spec.jobname)
     try:
@@ -129,7 +161,10 @@ async def ensure_jobhome(
     except UnsafeName as exc:
         raise JobHomeError(spec.jobname, str(exc)) from None
     if os.path.exists(os.path.join(home, MARKER)):
+        _remember_ready(spec, home)
         return home
+    if callable(local_jobpack):
+        local_jobpack = local_jobpack()
     lock = _lock_for(home)
     try:
         async with asyncio.timeout(LOCK_TIMEOUT):
@@ -145,6 +180,7 @@ async def ensure_jobhome(
                 await asyncio.to_thread(copy_jobpack, spec, home, local_jobpack)
     finally:
         lock.release()
+    _remember_ready(spec, home)
     return home
 
 

@@ -85,7 +85,8 @@ class TaskOutputs:
             stage = file_safe(self._spec.stage)  # names go into file names and URLs
             name = "%s-%d-%d.results" % (stage, self._spec.taskid, usecs)
             try:
-                self._file = open(os.path.join(folder, name), "xb")  # noqa: SIM115
+                # a buffer size given: no isatty() probe of the new file
+                self._file = open(os.path.join(folder, name), "xb", buffering=8192)  # noqa: SIM115
             except FileExistsError:  # another attempt in the same microsecond
                 continue
             self.index_name = name

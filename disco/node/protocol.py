@@ -40,10 +40,13 @@ class InvalidMessage(Exception):
         return self.message
 
 
+# what json.dumps(payload, separators=(",", ":"), ensure_ascii=False) does, built once
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def encode(mtype: str, payload: Any) -> bytes:
     """A master -> worker message: ``<TYPE> SP <LEN> SP <compact JSON> LF`` (8.2)."""
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return encode_frame(mtype, body)
+    return encode_frame(mtype, _compact_json(payload).encode("utf-8"))
 
 
 # -- worker -> master messages (8.3) --------------------------------------------------
@@ -138,6 +141,8 @@ BINARY_PREFIX = "WARNING: Binary message data: "
 def _json_payload(frame: Frame) -> Any:
     """The JSON payload; the text of MSG/ERROR/FATAL that is not UTF-8 becomes
     ``WARNING: Binary message data: `` and every byte as ``\\xNN`` (4.1)."""
+    if frame.payload == b'""':
+        return ""  # TASK, INPUT of all, DONE: the commonest payload, no parser needed
     try:
         return json.loads(frame.payload)
     except UnicodeDecodeError:

@@ -21,7 +21,7 @@ import re
 import signal
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,6 +230,45 @@ async def run_worker(
 Reply = Callable[[], Awaitable[bytes]]
 
 
+def _run_until_wait(coro: Coroutine[Any, Any, None]) -> Awaitable[None] | None:
+    """Run ``coro`` in place until it finishes (``None``; its exception is raised here)
+    or would wait: then an awaitable that carries it on from there, for a task to await
+    (what Python 3.12's eager tasks do; on 3.11 a task always starts a loop iteration
+    later)."""
+    try:
+        waiting_on = coro.send(None)
+    except StopIteration:
+        return None
+    return _Resumed(coro, waiting_on)
+
+
+class _Resumed:
+    """The rest of a coroutine that ``_run_until_wait`` started: awaiting it hands the
+    future it waits on to the awaiting task and relays what the task sends or throws."""
+
+    __slots__ = ("coro", "waiting_on")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        self.coro = coro
+        self.waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, value = self.coro, self.waiting_on
+        while True:
+            try:
+                sent = yield value
+            except BaseException as exc:  # a cancel: to the coroutine, as a task would
+                try:
+                    value = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration:
+                    return
+
+
 class _Attempt:
     """The state of one running worker: process, parser, reply queue, outputs."""
 
@@ -252,10 +291,12 @@ class _Attempt:
         self.loop = asyncio.get_running_loop()
         self.outputs = TaskOutputs(spec, jobhome)
         self.rate = p.MsgRateLimiter(limits.msg_slow, limits.msg_fatal)
-        self.replies: asyncio.Queue[Reply] = asyncio.Queue()
+        # replies not written yet, in request order: bytes (ready) or a coroutine
+        # function making one (a deferred INPUT, a delayed OK; see ``_flush``)
+        self.replies: deque[bytes | Reply] = deque()
         self.proc: Any = None  # asyncio.subprocess.Process or zygote.ZygoteProcess
-        self.writer: asyncio.Task[None] | None = None
-        self.pending_read: asyncio.Future[bytes] | None = None
+        self.writer: asyncio.Task[None] | None = None  # writing a deferred reply and after
+        self.input_closed = False  # the worker closed its input: replies are dropped
         self.started = self.loop.time()
         self.worker_pid: int | None = None
         # disco.failure: the worker's report file, and its last printed lines.
@@ -280,7 +321,9 @@ class _Attempt:
         if self.spec.auth_token:  # the worker's own requests (DDFS, OOB) must pass
             env[auth.TOKEN_SETTING] = self.spec.auth_token
         try:
-            os.makedirs(os.path.dirname(self.report_path), exist_ok=True)
+            reports = os.path.dirname(self.report_path)
+            if not os.path.isdir(reports):  # one stat for the tasks after the first
+                os.makedirs(reports, exist_ok=True)
             env[REPORT_ENV] = self.report_path
         except OSError as exc:
             logger.warning("no failure report for %s: %s", self.tag, exc)
@@ -320,7 +363,6 @@ class _Attempt:
         self._unwatch = memory_watch(self.limits.mem_poll_interval).watch(
             self.proc.pid, self._read_mem_limit, self._over_memory
         )
-        self.writer = asyncio.create_task(self._write_replies())
         result: TaskResult | None = None
         try:
             result = await self._drive()
@@ -346,12 +388,11 @@ class _Attempt:
         return freed
 
     async def _cleanup(self, done: bool = False) -> None:
-        assert self.proc is not None and self.writer is not None
+        assert self.proc is not None
         self._unwatch()
         self._killpg()
-        self.writer.cancel()
-        if self.pending_read is not None:
-            self.pending_read.cancel()
+        if self.writer is not None:
+            self.writer.cancel()
         self.outputs.discard()
         if not done:  # after DONE our Python worker has removed its report files
             for suffix in ("", ".crash", ".tmp"):
@@ -361,14 +402,16 @@ class _Attempt:
                     pass
         if self.proc.stdin is not None:
             self.proc.stdin.close()
-        try:
-            await asyncio.wait_for(self.proc.wait(), 5.0)
-        except TimeoutError:
-            logger.warning("worker pid %d did not die after SIGKILL", self.proc.pid)
+        if self.proc.returncode is None:
+            try:
+                async with asyncio.timeout(5.0):
+                    await self.proc.wait()
+            except TimeoutError:
+                logger.warning("worker pid %d did not die after SIGKILL", self.proc.pid)
         if self.registry is not None and not self.self_registered:
             self.registry.remove(self.proc.pid)
-        pending = [self.writer] + ([self.pending_read] if self.pending_read else [])
-        await asyncio.gather(*pending, return_exceptions=True)
+        if self.writer is not None:
+            await asyncio.gather(self.writer, return_exceptions=True)
 
     def _killpg(self) -> None:
         # 8.7: the worker and its children are SIGKILLed; the group is ours (setsid).
@@ -467,33 +510,28 @@ class _Attempt:
     async def _read(self, deadline: float | None) -> bytes | None:
         """The next chunk of output (``b""`` at EOF), ``None`` once ``deadline`` passes.
 
-        Raises what the reply writer raised (a failing channel), so that it is not lost.
+        Raises what the reply writer raised (a failing channel, handed to the stream by
+        ``_writer_done``), so that it is not lost.  The replies ready so far are written
+        first (``_flush``).
         """
         assert self.proc is not None and self.proc.stdout is not None
-        assert self.writer is not None
-        if self.pending_read is None:
-            self.pending_read = asyncio.ensure_future(self.proc.stdout.read(_CHUNK))
-        while True:
-            waiters: set[asyncio.Future[Any]] = {self.pending_read}
-            if not self.writer.done():
-                waiters.add(self.writer)
-            timeout = None if deadline is None else max(0.0, deadline - self.loop.time())
-            done, _ = await asyncio.wait(
-                waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            if self.pending_read in done:
-                try:
-                    chunk = self.pending_read.result()
-                except ConnectionResetError:
-                    # the worker ended with replies it had not read yet (it pipelines:
-                    # disco.worker.protocol.send_nowait): its end of the stream
-                    chunk = b""
-                self.pending_read = None
-                return chunk
-            if self.writer in done:
-                self.writer.result()  # re-raises a channel failure
-                continue  # the writer stopped on a closed pipe: keep reading
-            return None
+        self._flush()
+        try:
+            if deadline is None:
+                return await self.proc.stdout.read(_CHUNK)
+            # a cancelled read loses nothing: the bytes stay in the stream's buffer
+            timeout = asyncio.timeout_at(deadline)
+            try:
+                async with timeout:
+                    return await self.proc.stdout.read(_CHUNK)
+            except TimeoutError:
+                if timeout.expired():
+                    return None
+                raise
+        except ConnectionResetError:
+            # the worker ended with replies it had not read yet (it pipelines:
+            # disco.worker.protocol.send_nowait): its end of the stream
+            return b""
 
     async def _drive(self) -> TaskResult:
         parser = p.FrameParser(self.limits.max_payload)
@@ -555,6 +593,7 @@ class _Attempt:
         return await self._exit_failed(await self._exit_code(), bytes(collected), exc)
 
     async def _warn(self, text: str) -> None:
+        self._flush()
         await self.channel.event("WARNING: %s %s" % (self.tag, text))
 
     # -- messages ----------------------------------------------------------------------
@@ -568,13 +607,14 @@ class _Attempt:
             return TaskFailed("fatal", str(exc), failure)
         if isinstance(msg, p.WorkerHello):
             self.worker_pid = msg.pid
-            self._reply_now(p.encode("OK", "ok"))
+            self.replies.append(p.encode("OK", "ok"))
         elif isinstance(msg, p.TaskRequest):
-            self._reply_now(p.encode("TASK", task_info(self.spec, self.jobhome)))
+            self.replies.append(p.encode("TASK", task_info(self.spec, self.jobhome)))
         elif isinstance(msg, p.InputRequest):
-            self.replies.put_nowait(lambda: self._input_reply(msg))
+            ready = self._input_now(msg) if self._in_order_now() else None
+            self.replies.append(ready if ready is not None else lambda: self._input_reply(msg))
         elif isinstance(msg, p.InputError):
-            self.replies.put_nowait(lambda: self._input_err_reply(msg))
+            self.replies.append(lambda: self._input_err_reply(msg))
         elif isinstance(msg, p.Msg):
             return await self._on_msg(msg)
         elif isinstance(msg, p.Output):
@@ -584,7 +624,7 @@ class _Attempt:
                 return TaskFailed("error", str(exc))
             except OSError as exc:
                 return TaskFailed("error", "Could not write the index file: %s" % exc)
-            self._reply_now(p.encode("OK", "ok"))
+            self.replies.append(p.encode("OK", "ok"))
         elif isinstance(msg, p.Done):
             return await self._done()
         elif isinstance(msg, p.Error):
@@ -592,20 +632,14 @@ class _Attempt:
         elif isinstance(msg, p.Fatal):
             return self._reported("fatal", msg.message)
         elif isinstance(msg, p.Ping):
-            self._reply_now(p.encode("OK", "pong"))  # 13.6
+            self.replies.append(p.encode("OK", "pong"))  # 13.6
         return None
-
-    def _reply_now(self, data: bytes) -> None:
-        async def ready() -> bytes:
-            return data
-
-        ready.data = data  # type: ignore[attr-defined]  # ready now: may join a write
-        self.replies.put_nowait(ready)
 
     async def _on_msg(self, msg: p.Msg) -> TaskResult | None:
         verdict, count = self.rate.arrive(self.loop.time())
         if verdict == "fatal":
             return TaskFailed("fatal", p.behaving_badly(count))
+        self._flush()
         await self.channel.event("MSG: %s %s" % (self.tag, msg.text))
         self.recent.extend(msg.text.splitlines()[-20:])
         if verdict == "slow":
@@ -615,10 +649,26 @@ class _Attempt:
                 await asyncio.sleep(delay)  # 8.9: delays accumulate in reply order
                 return p.encode("OK", "ok")
 
-            self.replies.put_nowait(slow_ok)
+            self.replies.append(slow_ok)
         else:
-            self._reply_now(p.encode("OK", "ok"))
+            self.replies.append(p.encode("OK", "ok"))
         return None
+
+    def _in_order_now(self) -> bool:
+        """Would a reply made now be made in its turn (no deferred reply before it)?"""
+        return self.writer is None and all(isinstance(r, bytes) for r in self.replies)
+
+    def _input_now(self, msg: p.InputRequest) -> bytes | None:
+        """The INPUT reply if the channel can give it without waiting (the master's own
+        channel, ``AttemptChannel.inputs_now``), else ``None``."""
+        now = getattr(self.channel, "inputs_now", None)
+        if now is None:
+            return None
+        reply = now(msg.mode, list(msg.ids))
+        if reply is None:
+            return None
+        flag, entries = reply
+        return p.encode("INPUT", [flag, [entry.to_json() for entry in entries]])
 
     async def _input_reply(self, msg: p.InputRequest) -> bytes:
         flag, entries = await self.channel.get_inputs(msg.mode, list(msg.ids))
@@ -632,6 +682,7 @@ class _Attempt:
 
     async def _done(self) -> TaskResult:
         # 8.7: sync and close the index, log DONE, hand over the outputs; then killed.
+        self._flush()
         try:
             if self.outputs.index_pending:
                 await asyncio.to_thread(self.outputs.close)
@@ -649,21 +700,82 @@ class _Attempt:
         )
         return TaskDone(outputs=self.outputs.task_outputs(saved), duration=duration)
 
-    async def _write_replies(self) -> None:
-        """Send replies strictly in request order; a deferred INPUT holds later ones."""
+    def _flush(self) -> None:
+        """Write the replies that are ready, in request order, in one write; from the
+        first deferred one on (a deferred INPUT, a delayed OK), or while the worker has
+        not taken the last write, the writer task sends them (``_write_replies``).
+
+        Through a transport (an ``asyncio`` ``StreamWriter``: the pipe of a worker
+        started with ``/bin/sh``) the write is the transport's.  A stdin that sends in
+        ``drain`` (the zygote's ``WorkerInput``) has its ``drain`` run here until it
+        would wait (``_run_until_wait``): a send that fits in the socket costs no task;
+        one that waits is finished by the writer task before anything else."""
+        replies = self.replies
+        if not replies or self.writer is not None:
+            return  # nothing to write, or the writer task holds the order
+        if self.input_closed:
+            self._input_gone()
+            return
+        stdin = self.proc.stdin
+        transport = getattr(stdin, "transport", None)
+        sending: Awaitable[None] | None = None
+        if transport is not None and transport.is_closing():
+            self._input_gone()
+            return
+        ready = transport is None or transport.get_write_buffer_size() == 0
+        if ready and isinstance(replies[0], bytes):
+            data = replies.popleft()
+            while replies and isinstance(replies[0], bytes):
+                data += replies.popleft()  # type: ignore[operator]
+            stdin.write(data)
+            if transport is None:
+                try:
+                    sending = _run_until_wait(stdin.drain())
+                except (BrokenPipeError, ConnectionResetError):
+                    self._input_gone()
+                    return
+            if sending is None and not replies:
+                return
+        self.writer = asyncio.create_task(self._write_replies(sending))
+        self.writer.add_done_callback(self._writer_done)
+
+    def _input_gone(self) -> None:
+        if not self.input_closed:
+            self.input_closed = True
+            logger.debug("%s: worker closed its input", self.tag)
+        self.replies.clear()
+
+    async def _write_replies(self, sending: Awaitable[None] | None = None) -> None:
+        """Send the queued replies strictly in request order; a deferred one holds later
+        ones, the ready ones behind it go in the same write.  ``sending``: the rest of a
+        send ``_flush`` started."""
         assert self.proc is not None and self.proc.stdin is not None
         stdin = self.proc.stdin
-        while True:
-            make = await self.replies.get()
-            data = await make()
-            # the replies behind it that are ready now go in the same write (never one
-            # that waits: a deferred INPUT, a delayed OK)
-            queued = self.replies._queue  # type: ignore[attr-defined]
-            while queued and getattr(queued[0], "data", None) is not None:
-                data += self.replies.get_nowait().data  # type: ignore[attr-defined]
-            try:
+        replies = self.replies
+        try:
+            if sending is not None:
+                await sending
+            await stdin.drain()  # the worker has taken what was written before
+            while replies:
+                make = replies.popleft()
+                data = make if isinstance(make, bytes) else await make()
+                while replies and isinstance(replies[0], bytes):
+                    data += replies.popleft()  # type: ignore[operator]
                 stdin.write(data)
                 await stdin.drain()
-            except (BrokenPipeError, ConnectionResetError):
-                logger.debug("%s: worker closed its input", self.tag)
-                return
+        except (BrokenPipeError, ConnectionResetError):
+            self._input_gone()
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        """The writer task ended: the next ready replies are written at once again; a
+        failure (the channel's) goes to the reader, which raises it (``_read``)."""
+        if self.writer is task:
+            self.writer = None
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and self.proc is not None and self.proc.stdout is not None:
+            self.writer = task  # keep it: no more replies are written after a failure
+            self.proc.stdout.set_exception(exc)
+        elif self.replies:
+            self._flush()

@@ -197,3 +197,37 @@ def test_an_unreachable_master_fails_the_attempt_recoverably(tmp_path):
     assert not info.value.permanent
     home = jobhome_path(spec.disco_data, spec.host, spec.jobname)
     assert not os.path.exists(os.path.join(home, "jobfile"))
+
+
+def test_a_ready_home_is_checked_once_and_prepared_again_after_a_purge(tmp_path):
+    """Many tasks: once a job home is ready, later tasks look only at its marker and
+    never name the master's pack file; a purged home goes through everything again."""
+    from disco.node.jobhome import ready_jobhome, remove_job_data
+
+    pack_file = str(tmp_path / "master" / "jobfile")
+    os.makedirs(os.path.dirname(pack_file))
+    make_jobpack(pack_file, {"bin/worker": WORKER, "lib/data.txt": "v1"})
+    spec = make_spec(tmp_path)
+    named: list[str] = []
+
+    def local() -> str:
+        named.append(pack_file)
+        return pack_file
+
+    async def main() -> None:
+        assert ready_jobhome(spec) is None
+        home = await ensure_jobhome(spec, local_jobpack=local)
+        assert named == [pack_file]
+        assert ready_jobhome(spec) == home
+        for _ in range(3):
+            assert await ensure_jobhome(spec, local_jobpack=local) == home
+        assert named == [pack_file]  # not named again for the later tasks
+        await remove_job_data(spec.disco_data, spec.host, spec.jobname)  # purge
+        assert ready_jobhome(spec) is None
+        make_jobpack(pack_file, {"bin/worker": WORKER, "lib/data.txt": "v2"})
+        assert await ensure_jobhome(spec, local_jobpack=local) == home
+        assert named == [pack_file] * 2
+        with open(os.path.join(home, "lib/data.txt")) as f:
+            assert f.read() == "v2"
+
+    asyncio.run(main())

@@ -557,3 +557,143 @@ def test_c_worker(tmp_path):
             HH.encode(),
             JOBNAME.encode(),
         )
+
+
+class NowChannel(Channel):
+    """A channel that answers INPUT at once when it can (as the master's own does,
+    ``AttemptChannel.inputs_now``); ``None`` from ``now`` defers to ``get_inputs``."""
+
+    def __init__(self, entries, answers):
+        super().__init__(entries)
+        self.answers = list(answers)  # per inputs_now call: True answers, False defers
+        self.now_calls: list[tuple[str, list[int]]] = []
+
+    def inputs_now(self, mode, ids):
+        self.now_calls.append((mode, ids))
+        if self.answers.pop(0):
+            return "done", list(self.entries)
+        return None
+
+
+def test_input_answered_at_once_by_a_channel_that_can(tmp_path):
+    entries = [InputEntry(0, 0, (Replica(0, "raw://a"),))]
+    channel = NowChannel(entries, [True])
+    body = "hello\nsend INPUT '\"\"'\nrecv\nsend DONE '\"\"'\nsleep 30\n"
+    result, channel, home = run(tmp_path, body, channel)
+    assert isinstance(result, TaskDone), result
+    assert channel.now_calls == [("all", [])]
+    assert channel.input_requests == []  # get_inputs was not needed
+    assert read_replies(home)[1:] == [line("INPUT", '["done",[[0,"ok",0,[[0,"raw://a"]]]]]')]
+
+
+def test_input_behind_a_deferred_reply_waits_its_turn(tmp_path):
+    # The first INPUT cannot be answered now (deferred to get_inputs); the second, sent
+    # in the same write, must not be answered before it: it too goes to get_inputs, in
+    # turn, and the replies keep request order (8.3).
+    entries = [InputEntry(0, 0, (Replica(0, "raw://a"),))]
+    channel = NowChannel(entries, [False, True])
+    channel.release.clear()
+
+    async def main():
+        spec = make_spec(tmp_path)
+        home = install_worker(spec, body)
+        task = asyncio.create_task(run_worker(spec, channel, home, limits=FAST))
+        while not channel.input_requests:
+            await asyncio.sleep(0.01)
+        channel.release.set()
+        return await task, home
+
+    body = (
+        "hello\nsend INPUT '\"\"'; send INPUT '[\"include\",[0]]'; send PING ''\n"
+        "recv\nrecv\nrecv\nsend DONE '\"\"'\nsleep 30\n"
+    )
+    result, home = asyncio.run(main())
+    assert isinstance(result, TaskDone), result
+    assert channel.now_calls == [("all", [])]
+    assert channel.input_requests == [("all", []), ("include", [0])]
+    reply = line("INPUT", '["done",[[0,"ok",0,[[0,"raw://a"]]]]]')
+    assert read_replies(home)[1:] == [reply, reply, 'OK 6 "pong"']
+
+
+def test_a_failing_channel_stops_the_attempt_with_its_error(tmp_path):
+    # A channel that raises while a reply is being made: run_worker raises it (after
+    # the kill), whatever the worker is doing meanwhile.
+    class Boom(Exception):
+        pass
+
+    class FailingChannel(Channel):
+        async def get_inputs(self, mode, ids):
+            await asyncio.sleep(0.05)
+            raise Boom("the master is gone")
+
+    body = "hello\necho $$ > worker.pid\nsend INPUT '\"\"'\nsleep 30\n"
+    spec = make_spec(tmp_path)
+    home = install_worker(spec, body)
+    with pytest.raises(Boom):
+        asyncio.run(run_worker(spec, FailingChannel(), home, limits=FAST))
+    with open(os.path.join(home, "worker.pid")) as f:
+        pid = int(f.read())
+    wait_until(lambda: not pid_alive(pid), 2, "the worker to die")
+
+
+def test_a_send_is_run_in_place_until_it_would_wait():
+    """The zygote worker's replies: ``drain`` runs in place (no task) when the send fits;
+    one that waits is carried on by a task, which sees its result, error or cancel."""
+    from disco.node.runner import _run_until_wait
+
+    steps: list[str] = []
+
+    async def fits() -> None:
+        steps.append("sent")
+
+    assert _run_until_wait(fits()) is None
+    assert steps == ["sent"]
+
+    async def fails() -> None:
+        raise BrokenPipeError("the worker is gone")
+
+    with pytest.raises(BrokenPipeError):
+        _run_until_wait(fails())
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        gate = loop.create_future()
+
+        async def waits(then: str) -> None:
+            steps.append("started " + then)
+            value = await gate
+            steps.append("%s after %s" % (then, value))
+            if then == "raise":
+                raise ConnectionResetError("reset")
+
+        rest = _run_until_wait(waits("finish"))
+        assert rest is not None and steps[-1] == "started finish"  # ran in place
+
+        async def carry_on() -> None:
+            await rest
+
+        task = asyncio.create_task(carry_on())
+        await asyncio.sleep(0)
+        assert not task.done()
+        gate.set_result("the wait")
+        await task
+        assert steps[-1] == "finish after the wait"
+
+        gate = loop.create_future()
+        rest = _run_until_wait(waits("raise"))
+        task = asyncio.create_task(carry_on())
+        gate.set_result("the wait")
+        with pytest.raises(ConnectionResetError):
+            await task
+
+        gate = loop.create_future()
+        rest = _run_until_wait(waits("cancel"))
+        task = asyncio.create_task(carry_on())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert gate.cancelled()  # the wait was cancelled, as in a task
+        assert steps[-1] == "started cancel"
+
+    asyncio.run(main())
