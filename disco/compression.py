@@ -49,7 +49,12 @@ def use(name: str) -> str:
         except ImportError:
             isal_zlib = None
     if isal_zlib is None:
-        IMPLEMENTATION, compress, decompress, crc32 = "zlib", _zlib_compress, zlib.decompress, zlib.crc32
+        IMPLEMENTATION, compress, decompress, crc32 = (
+            "zlib",
+            _zlib_compress,
+            zlib.decompress,
+            zlib.crc32,
+        )
         return IMPLEMENTATION
     fast_compress, fast_decompress, isal_error = (
         isal_zlib.compress,
