@@ -198,8 +198,9 @@ class DiscoOutputStream_v1:
     every ``append(record)`` (the bytes of ``Chunker``), is ``pickle.dumps(record, 4)``
     (the memo cleared after each record).
 
-    The pending hunk's buffer is kept from hunk to hunk (written over, never shrunk):
-    a hunk is compressed straight from it and written as its header, then its payload.
+    The pending hunk's buffer is kept from hunk to hunk (written over; given back only
+    after a hunk far larger than ``min_hunk_size``, i.e. a huge record): a hunk is
+    compressed straight from it and written as its header, then its payload.
     """
 
     def __init__(
@@ -297,6 +298,8 @@ class DiscoOutputStream_v1:
         self.stream.write(data)
         self.size += len(header) + len(data)
         self.hunk.seek(0)
+        if end > 4 * self.min_hunk_size + HUNK_SIZE:  # a huge record: give its memory back
+            self.hunk.truncate()
 
     def close(self) -> None:
         """Flush pending records, then always one more empty hunk (16.1)."""

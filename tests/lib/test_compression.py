@@ -168,6 +168,24 @@ def test_a_large_hunk_then_small_ones_leave_nothing_stale(deflate: str) -> None:
     assert plain_zlib_records(out.getvalue()) == records
 
 
+def test_the_buffer_of_a_huge_record_is_given_back(deflate: str) -> None:
+    out = io.BytesIO()
+    writer = DiscoOutputStream_v1(out, min_hunk_size=1000)
+    writer.add("small", 1)
+    writer.flush()
+    kept = len(writer.hunk.getbuffer())
+    writer.add("huge", b"x" * (8 << 20))  # flushed at once: 8 MiB of buffer
+    assert writer.hunk_size == 0 and len(writer.hunk.getbuffer()) < (1 << 20)
+    writer.add("after", 2)
+    writer.close()
+    assert kept > 0
+    assert plain_zlib_records(out.getvalue()) == [
+        ("small", 1),
+        ("huge", b"x" * (8 << 20)),
+        ("after", 2),
+    ]
+
+
 def test_without_isal_the_standard_library_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     was = compression.IMPLEMENTATION
     monkeypatch.setitem(sys.modules, "isal", None)  # import isal -> ImportError
