@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from zipfile import ZIP_DEFLATED, ZipFile
 
+from disco import compression
 from disco.error import DataError
 
 logger = logging.getLogger(__name__)
@@ -169,11 +170,18 @@ def flat_pair(key: Any, value: Any) -> bool:
 
 
 def encode_hunk(payload: bytes, version: int = 1, compression_level: int = 2) -> bytes:
-    """One hunk of the internal format (16.1): header, then the (zlib) payload."""
-    checksum = zlib.crc32(payload) & 0xFFFFFFFF
+    """One hunk of the internal format (16.1): header, then the (zlib) payload.
+
+    The zlib stream comes from ``disco.compression`` (ISA-L when installed: another
+    deflate of the same payload, read by any zlib reader); an empty payload is always
+    the 8 bytes of the standard library's zlib, as 0.5 wrote them."""
+    checksum = compression.crc32(payload) & 0xFFFFFFFF
     compressed = int(compression_level > 0)
     if compressed:
-        payload = zlib.compress(payload, compression_level)
+        if payload:
+            payload = compression.compress(payload, compression_level)
+        else:
+            payload = zlib.compress(payload, compression_level)
     return HUNK_HEADER.pack(128 + version, compressed, checksum, len(payload)) + payload
 
 
@@ -189,6 +197,10 @@ class DiscoOutputStream_v1:
     a hunk at a time (``disco.worker.task_io.hunk_records``).  Any other record, and
     every ``append(record)`` (the bytes of ``Chunker``), is ``pickle.dumps(record, 4)``
     (the memo cleared after each record).
+
+    The pending hunk's buffer is kept from hunk to hunk (written over; given back only
+    after a hunk far larger than ``min_hunk_size``, i.e. a huge record): a hunk is
+    compressed straight from it and written as its header, then its payload.
     """
 
     def __init__(
@@ -205,9 +217,13 @@ class DiscoOutputStream_v1:
         self.min_hunk_size = min_hunk_size
         self.max_record_size = max_record_size
         self.hunk = io.BytesIO()
-        self.hunk_size = 0
         self.size = 0
         self._new_pickler()
+
+    @property
+    def hunk_size(self) -> int:
+        """Bytes of the pending (uncompressed) hunk."""
+        return self._tell()
 
     def _new_pickler(self) -> None:
         pickler = pickle.Pickler(self.hunk, RECORD_PICKLE_PROTOCOL)
@@ -219,32 +235,35 @@ class DiscoOutputStream_v1:
         self._tell = self.hunk.tell
 
     def add(self, key: Any, value: Any) -> None:
-        # append((key, value)) written out: this runs once per record
-        start = self.hunk_size
-        if key.__class__ in FLAT_TYPES and value.__class__ in FLAT_TYPES and key is not value:
+        # This runs once per record: the common case (a flat record, no size limit) in
+        # as few steps as it takes; anything else is append((key, value)).
+        if (
+            key.__class__ in FLAT_TYPES
+            and value.__class__ in FLAT_TYPES
+            and key is not value
+            and self.max_record_size is None
+        ):
             self._fast_dump((key, value))  # cannot fail for these types
+            if self._tell() > self.min_hunk_size:
+                self.flush()
+            return
+        self._add((key, value), flat_pair(key, value))
+
+    def append(self, record: Any) -> None:
+        self._add(record, False)
+
+    def _add(self, record: Any, flat: bool) -> None:
+        start = self._tell()
+        if flat:
+            self._fast_dump(record)  # cannot fail for flat records
         else:
             try:
-                self._dump((key, value))
+                self._dump(record)
             except BaseException:
                 self._drop_from(start)
                 raise
             self._clear_memo()
-        end = self.hunk_size = self._tell()
-        if self.max_record_size is not None and end - start > self.max_record_size:
-            self._too_large(start, end)
-        if end > self.min_hunk_size:
-            self.flush()
-
-    def append(self, record: Any) -> None:
-        start = self.hunk_size
-        try:
-            self._dump(record)
-        except BaseException:
-            self._drop_from(start)
-            raise
-        self._clear_memo()
-        end = self.hunk_size = self._tell()
+        end = self._tell()
         if self.max_record_size is not None and end - start > self.max_record_size:
             self._too_large(start, end)
         if end > self.min_hunk_size:
@@ -260,22 +279,31 @@ class DiscoOutputStream_v1:
     def _drop_from(self, start: int) -> None:
         """Forget what a failed record wrote into the hunk (and the pickler's state)."""
         self.hunk.seek(start)
-        self.hunk.truncate()
-        self.hunk_size = start
         self._new_pickler()
 
     def flush(self) -> None:
         """Write the pending records as one hunk (an empty hunk if there are none)."""
-        data = encode_hunk(self.hunk.getvalue(), self.version, self.compression_level)
+        end = self._tell()
+        with self.hunk.getbuffer() as buffer, buffer[:end] as payload:
+            checksum = compression.crc32(payload) & 0xFFFFFFFF
+            level = self.compression_level
+            if level <= 0:
+                data = bytes(payload)  # the stream may keep what it is given
+            elif end:
+                data = compression.compress(payload, level)
+            else:
+                data = zlib.compress(b"", level)  # 0.5's 8 bytes
+        header = HUNK_HEADER.pack(128 + self.version, int(level > 0), checksum, len(data))
+        self.stream.write(header)
         self.stream.write(data)
-        self.size += len(data)
+        self.size += len(header) + len(data)
         self.hunk.seek(0)
-        self.hunk.truncate()
-        self.hunk_size = 0
+        if end > 4 * self.min_hunk_size + HUNK_SIZE:  # a huge record: give its memory back
+            self.hunk.truncate()
 
     def close(self) -> None:
         """Flush pending records, then always one more empty hunk (16.1)."""
-        if self.hunk_size:
+        if self._tell():
             self.flush()
         self.flush()
 

@@ -358,6 +358,42 @@ class MergedInput(ParallelInput):
         return heapq.merge(*(self._records(input) for input in self.input))
 
 
+def _copy_in_kernel(source: Any, out: Any) -> bool:
+    """Append the rest of the file ``source`` to ``out`` with ``os.copy_file_range`` (no
+    copy through Python) when ``out`` is a regular file; ``out``'s position is moved past
+    the copied bytes.  ``False`` when that cannot be done: the copy is then to be made
+    (or finished) the usual way, ``source`` and ``out`` positioned where it stopped."""
+    import io
+    import stat
+
+    copy = getattr(os, "copy_file_range", None)
+    if copy is None:
+        return False
+    try:
+        fd, src = out.fileno(), source.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        out.flush()
+        start, offset = out.tell(), source.tell()
+        size = os.fstat(src).st_size
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False
+    done = 0
+    try:
+        while offset + done < size:
+            n = copy(src, fd, size - offset - done, offset + done, start + done)
+            if n == 0:
+                break
+            done += n
+    except OSError:  # another file system, an old kernel: the rest the usual way
+        source.seek(offset + done)
+        out.seek(start + done)
+        return False
+    source.seek(offset + done)
+    out.seek(start + done)
+    return True
+
+
 def copy_url(url: str, out: Any, task: Any = None, bufsize: int = 1 << 20) -> None:
     """Append the bytes behind ``url`` to the binary file ``out``."""
     import shutil
@@ -365,7 +401,8 @@ def copy_url(url: str, out: Any, task: Any = None, bufsize: int = 1 << 20) -> No
     path = local_path(url, task)
     if path is not None and os.path.exists(path):
         with open(path, "rb") as f:
-            shutil.copyfileobj(f, out, bufsize)
+            if not _copy_in_kernel(f, out):
+                shutil.copyfileobj(f, out, bufsize)
         return
     from disco import schemes
 

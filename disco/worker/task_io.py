@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+from disco import compression
 from disco.compat import bytes_to_str
 from disco.error import DataError
 from disco.fileutils import (
@@ -295,8 +296,8 @@ def disco_input_stream(
                 "Truncated data at %d bytes" % (start + 1 + _HUNK_REST.size + len(payload)), url
             )
         try:
-            data = zlib.decompress(payload) if compressed else payload
-            if zlib.crc32(data) & 0xFFFFFFFF != checksum:
+            data = compression.decompress(payload) if compressed else payload
+            if compression.crc32(data) & 0xFFFFFFFF != checksum:
                 raise ValueError("checksum mismatch")
         except (zlib.error, ValueError) as e:
             if ignore_corrupt:

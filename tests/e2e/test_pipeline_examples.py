@@ -90,6 +90,23 @@ def test_pipeline_sort_of_equal_and_short_keys(tmp_path: Any) -> None:
     assert [r[:10] for r in got] == sorted(r[:10] for r in lines)
 
 
+def test_pipeline_sort_record_writer_add_all_writes_what_add_writes() -> None:
+    """The sort stage writes its whole sorted stream with one ``add_all`` call (joined a
+    batch at a time): the same bytes as one ``add`` per record, any count of records."""
+    import io
+
+    writer_class = example_module("pipeline_sort").RecordWriter
+    rng = random.Random(11)
+    for count in (0, 1, 8191, 8192, 8193, 20000):
+        records = [(b"%010d" % rng.randrange(10**9), b"  %d\n" % i) for i in range(count)]
+        one, many = io.BytesIO(), io.BytesIO()
+        writer = writer_class(one)
+        for key, value in records:
+            writer.add(key, value)
+        writer_class(many).add_all(iter(records))
+        assert many.getvalue() == one.getvalue() == b"".join(k + v for k, v in records)
+
+
 @pytest.fixture
 def redis_servers(tmp_path: Any) -> Any:
     """Three throw-away redis-servers, one per node of the ``cluster`` fixture."""

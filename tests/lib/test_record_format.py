@@ -7,9 +7,11 @@ import os
 import pickle
 import struct
 import zlib
+from collections.abc import Iterator
 
 import pytest
 
+from disco import compression
 from disco.error import DataError
 from disco.fileutils import (
     HUNK_SIZE,
@@ -42,7 +44,18 @@ def hunks(data: bytes) -> list[tuple[int, int, int, bytes]]:
     return out
 
 
-def test_hunk_layout_byte_for_byte() -> None:
+@pytest.fixture
+def stdlib_deflate() -> Iterator[None]:
+    """Hunks deflated by the standard library's zlib, as 0.5 wrote them."""
+    was = compression.IMPLEMENTATION
+    compression.use("zlib")
+    try:
+        yield
+    finally:
+        compression.use(was)
+
+
+def test_hunk_layout_byte_for_byte(stdlib_deflate: None) -> None:
     records = [(b"key", "value"), (1, (2, 3))]
     data = write_records(records)
     payload = b"".join(pickle.dumps(r, RECORD_PICKLE_PROTOCOL) for r in records)
