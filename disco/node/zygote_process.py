@@ -111,10 +111,14 @@ def _register(prefix: str | None) -> str | None:
     return path
 
 
-def _run_worker(fd: int, parent: int, closing: list[socket.socket], setup: Any) -> None:
-    """In a forked child: become the worker bootstrap would have started, run it, exit."""
+def _run_worker(
+    fd: int, parent: int, closing: list[socket.socket], setup: Any, keep: int | None = None
+) -> None:
+    """In a forked child: become the worker bootstrap would have started, run it, exit.
+    ``keep``: a descriptor above 2 that stays open (the task's channel)."""
     code = 1
     try:
+        _restore_fork_hooks()
         die_with_parent(parent)  # the zygote dies with the master: so do its workers
         for sock in closing:
             sock.close()
@@ -125,7 +129,11 @@ def _run_worker(fd: int, parent: int, closing: list[socket.socket], setup: Any) 
             os.dup2(fd, target)
         # Nothing else stays open (an exec'd worker has only its stdio): not another
         # worker's socket still queued here, whose end would then never see its EOF.
-        os.closerange(3, _MAX_FD)
+        if keep is None:
+            os.closerange(3, _MAX_FD)
+        else:
+            os.closerange(3, keep)
+            os.closerange(keep + 1, _MAX_FD)
         # (random, if imported, is reseeded by its own at-fork hook)
         from disco.worker import Worker
 
@@ -182,6 +190,23 @@ class _Forker:
             )
         _say(self.ctrl, answer)
 
+    def watched(self) -> list[int]:
+        """Descriptors to read besides ``ctrl`` (``readable`` when they are)."""
+        return []
+
+    def readable(self, fd: int) -> None:
+        pass
+
+    def timeout(self) -> float:
+        """Seconds until ``tick`` is due."""
+        return 10.0
+
+    def tick(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
     def reaped(self, pid: int, code: int) -> None:
         path = self.registered.pop(pid, None)
         if path is not None:
@@ -195,10 +220,11 @@ class _Forker:
 class _Warm:
     """The zygote's view of one warm process."""
 
-    def __init__(self, key: str, pid: int, sock: socket.socket) -> None:
+    def __init__(self, key: str, pid: int, sock: socket.socket, log: str | None) -> None:
         self.key = key
         self.pid = pid
         self.sock = sock
+        self.log = log  # its registry file (``_WarmProcess``), removed when it is gone
         self.buf = b""
         self.children: set[int] = set()
         self.pending: set[int] = set()
@@ -277,7 +303,9 @@ class _Zygote(_Forker):
             finally:
                 os._exit(code)
         theirs.close()
-        warm = _Warm(key, pid, ours)
+        registry = req.get("registry")
+        log = "%s-%d-%d-tasks" % (registry, pid, start_time(pid)) if registry else None
+        warm = _Warm(key, pid, ours, log)
         self.warms[key] = warm
         self.warm_pids[pid] = warm
         return warm
@@ -300,6 +328,7 @@ class _Zygote(_Forker):
         except OSError:
             pass
         self._forget(warm)
+        _remove(warm.log)
 
     def _forget(self, warm: _Warm) -> None:
         if self.warms.get(warm.key) is warm:
@@ -320,6 +349,7 @@ class _Zygote(_Forker):
         for rid in sorted(warm.pending):
             _say(self.ctrl, {"id": rid, "error": "the warm process of the job died"})
         warm.pending.clear()
+        _remove(warm.log)  # its tasks' sessions are killed
 
     # -- answers of warm processes ---------------------------------------------------
     def relay(self, warm: _Warm) -> None:
@@ -338,11 +368,8 @@ class _Zygote(_Forker):
                 warm.pending.discard(msg["id"])
                 if "pid" in msg:
                     warm.children.add(msg["pid"])
-                    if msg.get("registry"):
-                        self.registered[msg["pid"]] = msg.pop("registry")
             elif "exit" in msg:
                 warm.children.discard(msg["exit"])
-                self.registered.pop(msg["exit"], None)  # the warm process removed it
             _say(self.ctrl, msg)
 
     def reap(self) -> None:
@@ -355,7 +382,26 @@ class _Zygote(_Forker):
 
 
 class _WarmProcess(_Forker):
-    """Inside a warm process: forks the tasks of one job (the job already loaded)."""
+    """Inside a warm process: forks the tasks of one job (the job already loaded).
+
+    Files: a task forked here creates no report, crash or registry file of its own.
+    Its crash handler's descriptor is a pipe to this process that also carries the
+    report's states (``disco.worker.report.use_channel``, read by ``_TaskChannel``);
+    the report and crash files are written here only for a task that does not finish
+    (the node reads them only then), or while a task runs longer than
+    ``LIVE_REPORT_AFTER`` (the node's memory watch reads the limit from the report).
+    The node's worker registry gets one append-only file per warm process
+    (``<owner>-<pid>-<start>-tasks``, ``disco.node.orphans``): a ``+<pid> <start>`` line
+    per task forked, ``-<pid>`` when it is reaped.  Every file a task created and
+    deleted cost an inode allocation, which on ext4 without a journal scans past every
+    inode deleted in the last 30 s or more."""
+
+    def __init__(self, ctrl: socket.socket) -> None:
+        super().__init__(ctrl)
+        self.channels: dict[int, _TaskChannel] = {}  # task pid -> its channel
+        self.by_fd: dict[int, _TaskChannel] = {}
+        self.log: int | None = None  # the registry file of this process's tasks
+        self.log_path: str | None = None
 
     def setup(self, req: dict[str, Any]) -> Any:
         report = req["env"].get(_REPORT_ENV)
@@ -369,6 +415,196 @@ class _WarmProcess(_Forker):
                 os.environ[_REPORT_ENV] = report
 
         return setup
+
+    def fork_one(self, req: dict[str, Any], fd: int) -> None:
+        parent = os.getpid()
+        setup = self.setup(req)
+        report = req["env"].get(_REPORT_ENV)
+        from disco.worker import report as task_report
+
+        crash_fd = task_report._crash_fd
+        pipe = os.pipe2(os.O_CLOEXEC) if report and crash_fd is not None else None
+        registry = req.get("registry")
+        if registry and self.log is None:
+            self._open_log(registry)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            os.close(fd)
+            if pipe is not None:
+                os.close(pipe[0])
+                os.close(pipe[1])
+            _say(self.ctrl, {"id": req["id"], "error": str(exc)})
+            return
+        if pid == 0:
+            if pipe is None:
+                _run_worker(fd, parent, self.closing(), setup)
+
+            def prepare() -> None:
+                setup()
+                assert pipe is not None and crash_fd is not None
+                os.dup2(pipe[1], crash_fd, inheritable=False)
+                task_report.use_channel(crash_fd)
+
+            _run_worker(fd, parent, self.closing(), prepare, keep=crash_fd)
+        os.close(fd)
+        if pipe is not None:
+            os.close(pipe[1])
+            channel = _TaskChannel(pipe[0], report)
+            self.channels[pid] = self.by_fd[pipe[0]] = channel
+        if self.log is not None:
+            _log(self.log, b"+%d %d\n" % (pid, start_time(pid)))
+        _say(self.ctrl, {"id": req["id"], "pid": pid})
+
+    def _open_log(self, prefix: str) -> None:
+        me = os.getpid()
+        path = "%s-%d-%d-tasks" % (prefix, me, start_time(me))
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        try:
+            try:
+                self.log = os.open(path, flags, 0o644)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                self.log = os.open(path, flags, 0o644)
+        except OSError:
+            return  # a full disk must not stop the task
+        self.log_path = path
+
+    def watched(self) -> list[int]:
+        return list(self.by_fd)
+
+    def readable(self, fd: int) -> None:
+        channel = self.by_fd.get(fd)
+        if channel is not None and not channel.read():
+            del self.by_fd[fd]  # at its end: kept (not watched) until the task is reaped
+
+    def timeout(self) -> float:
+        """Seconds until a running task's report file is due (``LIVE_REPORT_AFTER``)."""
+        now = time.monotonic()
+        due = [c.due - now for c in self.channels.values() if c.state and not c.live]
+        return max(0.0, min(due)) if due else 10.0
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for channel in self.channels.values():
+            if channel.state and not channel.live and now >= channel.due:
+                channel.write_live()
+
+    def reaped(self, pid: int, code: int) -> None:
+        channel = self.channels.pop(pid, None)
+        if channel is not None:
+            self.by_fd.pop(channel.fd, None)
+            channel.finish()
+        if self.log is not None:
+            _log(self.log, b"-%d\n" % pid)
+        _say(self.ctrl, {"exit": pid, "code": code})
+
+    def close(self) -> None:
+        """This process is leaving: its registry file goes if no task is left."""
+        if self.log_path is not None and not self.channels:
+            try:
+                os.remove(self.log_path)
+            except OSError:
+                pass
+
+
+#: A running task's report file is written by its warm process after this many seconds.
+LIVE_REPORT_AFTER = 0.5
+
+
+class _TaskChannel:
+    """A warm process's end of one task's pipe (``disco.worker.report.use_channel``):
+    the report's latest state and the crash handler's text, kept until the task ends."""
+
+    def __init__(self, fd: int, path: str) -> None:
+        self.fd = fd
+        self.path = path
+        self.due = time.monotonic() + LIVE_REPORT_AFTER
+        self.state = b""  # the report's latest JSON
+        self.crash = bytearray()  # faulthandler's output
+        self.rest = b""  # an unfinished line
+        self.end = b""  # b"D": the task finished; b"F": it wrote its failure report
+        self.live = False  # the report file written while the task runs
+        os.set_blocking(fd, False)
+
+    def read(self) -> bool:
+        """Take what the task wrote; ``False`` at the end of the pipe."""
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            if not data:
+                return False
+            self._take(data)
+
+    def _take(self, data: bytes) -> None:
+        *lines, self.rest = (self.rest + data).split(b"\n")
+        for line in lines:
+            if line[:1] != b"\0":
+                self.crash += line + b"\n"
+            elif line == b"\0D" or line == b"\0F":
+                self.end = line[1:]
+            else:
+                self.state = line[1:]
+                if self.live:
+                    self.write_live()
+
+    def write_live(self) -> None:
+        self.live = True
+        _write_file(self.path, self.state)
+
+    def finish(self) -> None:
+        """The task has been reaped: leave the files the node will read, if any."""
+        self.read()
+        os.close(self.fd)
+        if self.rest[:1] not in (b"", b"\0"):
+            self.crash += self.rest
+        if self.end == b"D":
+            if self.live:
+                try:
+                    os.remove(self.path)
+                except OSError:
+                    pass
+            return
+        if self.state and self.end != b"F":
+            _write_file(self.path, self.state)
+        if self.crash:
+            _write_file(self.path + ".crash", bytes(self.crash))
+
+
+def _remove(path: str | None) -> None:
+    if path is not None:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+def _write_file(path: str, data: bytes) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            _append(fd, data)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass  # reporting never fails the task
+
+
+def _log(fd: int, line: bytes) -> None:
+    try:
+        os.write(fd, line)  # O_APPEND: one write, whole
+    except OSError:
+        pass  # a full disk must not stop the task
+
+
+def _append(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _warm_key(req: dict[str, Any]) -> str | None:
@@ -400,7 +636,68 @@ def _warm_main(req: dict[str, Any], sock: socket.socket, zygote: int) -> None:
     # Not in the job home between tasks: a finished, killed or purged job leaves no
     # process there (each task goes back to it: _WarmProcess.setup).
     os.chdir("/")
-    _serve(_WarmProcess(sock))
+    _trim_fork_hooks()
+    forker = _WarmProcess(sock)
+    try:
+        _serve(forker)
+    finally:
+        forker.close()
+
+
+#: ``(function, its own code)`` of the at-fork hooks ``_trim_fork_hooks`` replaced.
+_TRIMMED: list[tuple[Any, Any]] = []
+
+
+def _no_hook() -> None:
+    pass
+
+
+def _reset_logging_lock() -> None:
+    # Run as logging's own at-fork hook (its globals): the module lock its ``before``
+    # hook took is made new; the handlers' locks were free (one thread).
+    _lock._at_fork_reinit()  # type: ignore[name-defined]  # noqa: F821
+
+
+def _trim_fork_hooks() -> None:
+    """In a warm process with one thread: make the at-fork hooks of ``threading`` and
+    ``logging`` that run in every forked task do only what they do there.
+
+    With one thread, and none of its locks held (this process then only runs
+    ``_serve``), ``threading``'s hook rebuilds the state a task already has (its one
+    thread, with the same ident; fresh locks for free ones), and ``logging``'s resets
+    the locks of handlers nobody holds, then releases the module lock its ``before``
+    hook took.  Run in every task, the two touched about 130 pages (copy-on-write
+    faults) for nothing.  A task puts the hooks back first thing
+    (``_restore_fork_hooks``): its own forks (job code with threads) get them whole."""
+    if "threading" not in sys.modules:
+        return
+    import _thread
+    import threading
+
+    if threading.active_count() != 1 or _thread._count() != 0:
+        return
+    hooks = [(threading, "_after_fork", _no_hook)]
+    if "logging" in sys.modules:
+        logging = sys.modules["logging"]
+        hooks.append((logging, "_after_at_fork_child_reinit_locks", _reset_logging_lock))
+    for module, name, replacement in hooks:
+        func = getattr(module, name, None)
+        code = getattr(func, "__code__", None)
+        if code is None or code.co_argcount or code.co_freevars or code.co_flags & 0x0C:
+            continue  # not the hook this Python version is known to have
+        if replacement is _reset_logging_lock and set(code.co_names) != _LOGGING_HOOK_NAMES:
+            continue
+        _TRIMMED.append((func, code))
+        func.__code__ = replacement.__code__
+
+
+#: The names logging's at-fork hook (3.11-3.13) uses: the handlers' set and the lock.
+_LOGGING_HOOK_NAMES = {"_at_fork_reinit_lock_weakset", "_at_fork_reinit", "_lock"}
+
+
+def _restore_fork_hooks() -> None:
+    for func, code in _TRIMMED:
+        func.__code__ = code
 
 
 def _serve(forker: _Forker) -> None:
@@ -416,10 +713,14 @@ def _serve(forker: _Forker) -> None:
     buf = b""
     fds: list[int] = []
     while True:
-        watched: list[Any] = [ctrl, rpipe]
+        watched: list[Any] = [ctrl, rpipe, *forker.watched()]
         if zygote is not None:
             watched.extend(w.sock for w in zygote.warms.values())
-        ready, _, _ = select.select(watched, [], [], 10.0)
+        ready, _, _ = select.select(watched, [], [], forker.timeout())
+        for fd in ready:
+            if isinstance(fd, int) and fd != rpipe:
+                forker.readable(fd)
+        forker.tick()
         if rpipe in ready:
             os.read(rpipe, 4096)
             if zygote is not None:
