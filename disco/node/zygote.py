@@ -40,12 +40,58 @@ logger = logging.getLogger(__name__)
 
 
 # -- the node side ----------------------------------------------------------------------
+class WorkerInput:
+    """The worker's stdin: ``write`` + ``drain`` + ``close``, as a ``StreamWriter``'s.
+
+    The worker's stdin and stdout are one socket.  Written through the reading
+    transport, a send that fails (the worker died before reading its last replies:
+    EPIPE) would close that transport and fail the pending read with the send's error,
+    losing the output still buffered and the worker's end-of-output.  Replies are sent
+    on a duplicate descriptor of the socket instead, so a failed send fails only the
+    send, and the reader sees the worker's output to its end.
+    """
+
+    def __init__(self, sock: socket.socket, output: asyncio.StreamWriter) -> None:
+        self._sock = sock.dup()
+        self._output = output  # the reading side's transport, closed with us
+        self._queued: list[bytes] = []
+        self._sending = False
+        self._closed = False
+
+    def write(self, data: bytes) -> None:
+        self._queued.append(data)
+
+    async def drain(self) -> None:
+        data = b"".join(self._queued)
+        self._queued.clear()
+        if not data or self._closed:
+            return
+        self._sending = True
+        try:
+            await asyncio.get_running_loop().sock_sendall(self._sock, data)
+        finally:
+            self._sending = False
+            if self._closed:  # closed mid-send: the loop has let go of the descriptor now
+                self._sock.close()
+
+    def close(self) -> None:
+        self._closed = True
+        if not self._sending:  # else when the send ends (a descriptor the loop still
+            self._sock.close()  # watches must not be closed and reused under it)
+        self._output.close()
+
+
+async def worker_streams(sock: socket.socket) -> tuple[asyncio.StreamReader, WorkerInput]:
+    """The worker's output (a reader) and input (a ``WorkerInput``) on our end ``sock``."""
+    sock.setblocking(False)
+    reader, transport = await asyncio.open_unix_connection(sock=sock, limit=1 << 20)
+    return reader, WorkerInput(sock, transport)
+
+
 class ZygoteProcess:
     """Looks like ``asyncio.subprocess.Process`` to the runner: pid, stdin, stdout, wait()."""
 
-    def __init__(
-        self, pid: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    def __init__(self, pid: int, reader: asyncio.StreamReader, writer: WorkerInput) -> None:
         self.pid = pid
         self.stdout = reader
         self.stdin = writer
@@ -154,8 +200,7 @@ class Zygote:
             raise
         finally:
             theirs.close()
-        reader, writer = await asyncio.open_unix_connection(sock=ours, limit=1 << 20)
-        proc = ZygoteProcess(pid, reader, writer)
+        proc = ZygoteProcess(pid, *await worker_streams(ours))
         self._children[pid] = proc
         if pid in self._early_exits:
             proc._set_exit(self._early_exits.pop(pid))

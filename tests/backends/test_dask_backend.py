@@ -88,10 +88,12 @@ def test_killing_one_dask_worker_process_mid_job_still_gives_the_exact_answer(
     master = dask_master(tmp_path / "disco", own_cluster)
     try:
         job = word_count(master, "KillOne", 16, delay=2.0)
-        # a Dask worker process of 127.0.0.2 running a Disco task (zygote + worker below it)
+        # a Dask worker process of 127.0.0.2 running a Disco task: below it the zygote, the
+        # job's warm process and the task's worker (zygote + warm process alone stay after
+        # its tasks ended: killing such an idle one would lose no attempt)
         victim = poll_for(
             lambda: next(
-                (w for w in own_cluster.workers_on("127.0.0.2") if len(w.descendants()) >= 2),
+                (w for w in own_cluster.workers_on("127.0.0.2") if len(w.descendants()) >= 3),
                 None,
             ),
             60.0,

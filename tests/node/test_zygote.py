@@ -63,3 +63,30 @@ def test_without_zygote_workers_are_exec_d(tmp_path):
     assert "disco.node.zygote_process" not in got["parent"]
     assert got["nice"] == 19 and got["session_leader"] is True
     assert got["cwd"].endswith(job.name)
+
+
+def test_a_reply_the_worker_never_reads_does_not_cost_its_last_output():
+    """A worker that dies before reading its last replies: the failed send (EPIPE) fails
+    only the send; everything the worker wrote is still read, up to its end."""
+    import asyncio
+    import socket
+
+    from disco.node.zygote import worker_streams
+
+    async def main() -> bytes:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        reader, stdin = await worker_streams(ours)
+        last_words = b"Traceback: the worker's last words\n" * 2000
+        theirs.sendall(last_words[:1000])
+        theirs.shutdown(socket.SHUT_RD)  # it reads no more: our next send fails
+        stdin.write(b"reply the worker never reads")
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
+            await stdin.drain()
+        theirs.sendall(last_words[1000:])
+        theirs.close()
+        got = await reader.read()  # to the end of its output, not the send's error
+        stdin.close()
+        assert got == last_words
+        return got
+
+    assert asyncio.run(main())
