@@ -163,6 +163,9 @@ class _Forker:
     def setup(self, req: dict[str, Any]) -> Any:
         raise NotImplementedError
 
+    def request(self, req: dict[str, Any], fd: int) -> None:
+        self.fork_one(req, fd)
+
     def fork_one(self, req: dict[str, Any], fd: int) -> None:
         parent = os.getpid()
         setup = self.setup(req)
@@ -217,28 +220,10 @@ class _Forker:
         _say(self.ctrl, {"exit": pid, "code": code})
 
 
-class _Warm:
-    """The zygote's view of one warm process."""
-
-    def __init__(self, key: str, pid: int, sock: socket.socket, log: str | None) -> None:
-        self.key = key
-        self.pid = pid
-        self.sock = sock
-        self.log = log  # its registry file (``_WarmProcess``), removed when it is gone
-        self.buf = b""
-        self.children: set[int] = set()
-        self.pending: set[int] = set()
-        self.last_used = time.monotonic()
-
-
 class _Zygote(_Forker):
     def __init__(self, ctrl: socket.socket) -> None:
         super().__init__(ctrl)
-        self.warms: dict[str, _Warm] = {}
-        self.warm_pids: dict[int, _Warm] = {}
-
-    def closing(self) -> list[socket.socket]:
-        return [self.ctrl, *(w.sock for w in self.warms.values())]
+        self.warm_logs: dict[int, str | None] = {}  # warm process -> its registry file
 
     def setup(self, req: dict[str, Any]) -> Any:
         def setup() -> None:
@@ -247,54 +232,32 @@ class _Zygote(_Forker):
 
         return setup
 
-    # -- requests ------------------------------------------------------------------
     def request(self, req: dict[str, Any], fd: int) -> None:
-        jobfile = req.get("jobfile")
-        key = _warm_key(req) if jobfile else None
-        if key is None:
+        if req.get("warm"):
+            self._start_warm(req, fd)
+        else:
             self.fork_one(req, fd)
-            return
-        for _try in range(2):
-            warm = self.warms.get(key)
-            if warm is None:
-                warm = self._start_warm(key, req)
-                if warm is None:
-                    break
-            try:
-                data = json.dumps(req).encode() + b"\n"
-                socket.send_fds(warm.sock, [data], [fd])
-            except OSError:
-                self._warm_died(warm)  # killed since its last task: start a new one
-                continue
-            warm.pending.add(req["id"])
-            warm.last_used = time.monotonic()
-            os.close(fd)
-            return
-        self.fork_one(req, fd)  # no warm process: fork the worker from here
 
-    def _start_warm(self, key: str, req: dict[str, Any]) -> _Warm | None:
-        self._trim()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    def _start_warm(self, req: dict[str, Any], fd: int) -> None:
+        """Fork the warm process of a job; ``fd`` (the node's socket pair end) becomes
+        its own channel to the node: the node asks it for the job's tasks directly."""
         zygote = os.getpid()
         try:
             pid = os.fork()
-        except OSError:
-            ours.close()
-            theirs.close()
-            return None
+        except OSError as exc:
+            os.close(fd)
+            _say(self.ctrl, {"id": req["id"], "error": str(exc)})
+            return
         if pid == 0:
             code = 1
             try:
                 # only stdio and its own socket: not the zygote's, nor the sockets of
                 # workers whose requests are queued in the zygote (held open here, a
                 # worker's death would never reach the node as an end of file)
-                for sock in self.closing():
-                    sock.close()
-                ours.close()
-                keep = theirs.fileno()
-                os.closerange(3, keep)
-                os.closerange(keep + 1, _MAX_FD)
-                _warm_main(req, theirs, zygote)
+                self.ctrl.close()
+                os.closerange(3, fd)
+                os.closerange(fd + 1, _MAX_FD)
+                _warm_main(req, socket.socket(fileno=fd), zygote)
                 code = 0
             except BaseException:
                 import traceback
@@ -302,83 +265,17 @@ class _Zygote(_Forker):
                 traceback.print_exc()
             finally:
                 os._exit(code)
-        theirs.close()
+        os.close(fd)
         registry = req.get("registry")
         log = "%s-%d-%d-tasks" % (registry, pid, start_time(pid)) if registry else None
-        warm = _Warm(key, pid, ours, log)
-        self.warms[key] = warm
-        self.warm_pids[pid] = warm
-        return warm
+        self.warm_logs[pid] = log
+        _say(self.ctrl, {"id": req["id"], "pid": pid})
 
-    def _trim(self) -> None:
-        """Stop the least recently used idle warm processes beyond ``MAX_WARM``, and
-        those idle for ``WARM_IDLE`` seconds."""
-        now = time.monotonic()
-        idle = sorted(
-            (w for w in self.warms.values() if not w.children and not w.pending),
-            key=lambda w: w.last_used,
-        )
-        for n, warm in enumerate(idle):
-            if len(idle) - n >= MAX_WARM or now - warm.last_used > WARM_IDLE:
-                self._stop_warm(warm)
-
-    def _stop_warm(self, warm: _Warm) -> None:
-        try:
-            os.kill(warm.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        self._forget(warm)
-        _remove(warm.log)
-
-    def _forget(self, warm: _Warm) -> None:
-        if self.warms.get(warm.key) is warm:
-            del self.warms[warm.key]
-        warm.sock.close()
-
-    def _warm_died(self, warm: _Warm) -> None:
-        """A warm process is gone: its workers die with it (reported killed), its
-        unanswered requests fail (the node starts those workers normally)."""
-        self._forget(warm)
-        for pid in sorted(warm.children):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
-            self.reaped(pid, -signal.SIGKILL)
-        warm.children.clear()
-        for rid in sorted(warm.pending):
-            _say(self.ctrl, {"id": rid, "error": "the warm process of the job died"})
-        warm.pending.clear()
-        _remove(warm.log)  # its tasks' sessions are killed
-
-    # -- answers of warm processes ---------------------------------------------------
-    def relay(self, warm: _Warm) -> None:
-        try:
-            data = warm.sock.recv(65536)
-        except OSError:
-            data = b""
-        if not data:
-            self._warm_died(warm)
+    def reaped(self, pid: int, code: int) -> None:
+        if pid in self.warm_logs:  # the node sees its channel end; its tasks died with it
+            _remove(self.warm_logs.pop(pid))
             return
-        warm.buf += data
-        while b"\n" in warm.buf:
-            line, warm.buf = warm.buf.split(b"\n", 1)
-            msg = json.loads(line)
-            if "id" in msg:
-                warm.pending.discard(msg["id"])
-                if "pid" in msg:
-                    warm.children.add(msg["pid"])
-            elif "exit" in msg:
-                warm.children.discard(msg["exit"])
-            _say(self.ctrl, msg)
-
-    def reap(self) -> None:
-        for pid, code in _exited_children():
-            warm = self.warm_pids.pop(pid, None)
-            if warm is not None:
-                self._warm_died(warm)
-                continue
-            self.reaped(pid, code)
+        super().reaped(pid, code)
 
 
 class _WarmProcess(_Forker):
@@ -396,16 +293,19 @@ class _WarmProcess(_Forker):
     deleted cost an inode allocation, which on ext4 without a journal scans past every
     inode deleted in the last 30 s or more."""
 
-    def __init__(self, ctrl: socket.socket) -> None:
+    def __init__(self, ctrl: socket.socket, cwd: str, registry: str | None = None) -> None:
         super().__init__(ctrl)
+        self.cwd = cwd  # the job home
         self.channels: dict[int, _TaskChannel] = {}  # task pid -> its channel
         self.by_fd: dict[int, _TaskChannel] = {}
         self.log: int | None = None  # the registry file of this process's tasks
         self.log_path: str | None = None
+        if registry:
+            self._open_log(registry)
 
     def setup(self, req: dict[str, Any]) -> Any:
-        report = req["env"].get(_REPORT_ENV)
-        cwd = req["cwd"]
+        report = req.get("report")
+        cwd = self.cwd
 
         def setup() -> None:
             os.chdir(cwd)
@@ -419,14 +319,11 @@ class _WarmProcess(_Forker):
     def fork_one(self, req: dict[str, Any], fd: int) -> None:
         parent = os.getpid()
         setup = self.setup(req)
-        report = req["env"].get(_REPORT_ENV)
+        report = req.get("report")
         from disco.worker import report as task_report
 
         crash_fd = task_report._crash_fd
         pipe = os.pipe2(os.O_CLOEXEC) if report and crash_fd is not None else None
-        registry = req.get("registry")
-        if registry and self.log is None:
-            self._open_log(registry)
         try:
             pid = os.fork()
         except OSError as exc:
@@ -607,20 +504,6 @@ def _append(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _warm_key(req: dict[str, Any]) -> str | None:
-    """The warm process that may fork this request's worker: same job home, same job
-    pack file (inode, size, mtime), same environment apart from the report path."""
-    try:
-        st = os.stat(req["jobfile"])
-    except OSError:
-        return None
-    env = {k: v for k, v in req["env"].items() if k != _REPORT_ENV}
-    return json.dumps(
-        [req["cwd"], req["jobfile"], st.st_ino, st.st_size, st.st_mtime_ns, env],
-        sort_keys=True,
-    )
-
-
 def _warm_main(req: dict[str, Any], sock: socket.socket, zygote: int) -> None:
     """The warm process: become the job's worker home, load the job, fork its tasks."""
     die_with_parent(zygote)
@@ -637,7 +520,7 @@ def _warm_main(req: dict[str, Any], sock: socket.socket, zygote: int) -> None:
     # process there (each task goes back to it: _WarmProcess.setup).
     os.chdir("/")
     _trim_fork_hooks()
-    forker = _WarmProcess(sock)
+    forker = _WarmProcess(sock, req["cwd"], req.get("registry"))
     try:
         _serve(forker)
     finally:
@@ -709,13 +592,10 @@ def _serve(forker: _Forker) -> None:
     os.set_blocking(wpipe, False)
     signal.set_wakeup_fd(wpipe)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    zygote = forker if isinstance(forker, _Zygote) else None
     buf = b""
     fds: list[int] = []
     while True:
         watched: list[Any] = [ctrl, rpipe, *forker.watched()]
-        if zygote is not None:
-            watched.extend(w.sock for w in zygote.warms.values())
         ready, _, _ = select.select(watched, [], [], forker.timeout())
         for fd in ready:
             if isinstance(fd, int) and fd != rpipe:
@@ -723,15 +603,7 @@ def _serve(forker: _Forker) -> None:
         forker.tick()
         if rpipe in ready:
             os.read(rpipe, 4096)
-            if zygote is not None:
-                zygote.reap()
-            else:
-                _reap(forker)
-        if zygote is not None:
-            for warm in list(zygote.warms.values()):
-                if warm.sock in ready:
-                    zygote.relay(warm)
-            zygote._trim()
+            _reap(forker)
         if ctrl in ready:
             data, newfds, _flags, _addr = socket.recv_fds(ctrl, 65536, 8)
             if not data:
@@ -742,12 +614,7 @@ def _serve(forker: _Forker) -> None:
                 return
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
-                req = json.loads(line)
-                fd = fds.pop(0)
-                if zygote is not None:
-                    zygote.request(req, fd)
-                else:
-                    forker.fork_one(req, fd)
+                forker.request(json.loads(line), fds.pop(0))
 
 
 def _exited_children() -> Iterator[tuple[int, int]]:
