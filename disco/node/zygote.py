@@ -14,11 +14,14 @@ started with ``/bin/sh`` as usual.  If the zygote is unavailable, the runner fal
 the normal start.
 
 Wire between runner and zygote (a Unix socket pair): a request is one JSON line
-``{"id": n, "cwd": ..., "env": {...}}`` (optionally ``"jobfile"``: fork from the job's
-warm process; ``"registry"``: the worker records its own session, see
-``disco.node.zygote_process``) sent with one file descriptor (the worker's end of
-a socket pair, to become its fds 0, 1 and 2); the zygote answers ``{"id": n, "pid": p}``
-and later ``{"exit": p, "code": c}`` when that child ends (``c`` negative for a signal).
+``{"id": n, "cwd": ..., "env": {...}}`` (optionally ``"registry"``: the worker records
+its own session, see ``disco.node.zygote_process``) sent with one file descriptor (the
+worker's end of a socket pair, to become its fds 0, 1 and 2); the zygote answers
+``{"id": n, "pid": p}`` and later ``{"exit": p, "code": c}`` when that child ends (``c``
+negative for a signal).  A worker of a job whose pack file is known is forked by the
+job's warm process instead: ``{"id": n, "warm": true, "cwd", "env", "jobfile"}`` sent
+with our end of a new socket pair starts it, and the node then asks it directly
+(``_WarmChannel``).
 """
 
 from __future__ import annotations

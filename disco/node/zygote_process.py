@@ -5,21 +5,25 @@ documents the wire between the two.  This module imports no asyncio and nothing 
 worker does not need, so the zygote is ready quickly; ``_preload`` imports what every
 Python task imports, so that a forked worker starts in milliseconds.
 
-**Warm processes** (a request that names its ``jobfile``): the zygote forks one process
-per job (per job home, job pack file and environment), which loads the job pack,
-imports the job's modules and unpickles its functions once (``disco.task.preload``),
-then forks each task of that job from there: every task is still a new process with
-the module state of a fresh import (a task's changes to module globals die with it),
-but the work every task of the job repeated is done once.  The zygote relays the
-requests to the warm process and its answers (the same JSON lines) back; when a warm
-process dies (killed, crashed), its running workers are reported killed and the next
-request of that job starts a new one.  At most ``MAX_WARM`` warm processes without
-running tasks are kept; one idle for ``WARM_IDLE`` seconds exits.
+**Warm processes** (a request ``{"warm": true, "cwd", "env", "jobfile"}`` sent with the
+node's end of a socket pair): the zygote forks one process per job (per job home, job
+pack file and environment), which loads the job pack, imports the job's modules and
+unpickles its functions once (``disco.task.preload``), then forks each task of that job
+from there: every task is still a new process with the module state of a fresh import
+(a task's changes to module globals die with it), but the work every task of the job
+repeated is done once.  The node talks to the warm process directly over that socket
+(``disco.node.zygote._WarmChannel``: ``{"id": n, "report": path}`` with the worker's
+socket, answered ``{"id": n, "pid": p}`` and ``{"exit": p, "code": c}``); the zygote
+relays nothing and only reaps it.  When a warm process dies (killed, crashed), the node
+reports its running workers killed and starts a new one for the next task; the node
+stops idle ones (``MAX_WARM`` kept, none idle for ``WARM_IDLE`` seconds) by closing
+their channel.  A warm process's tasks create no report, crash or registry file of
+their own (``_WarmProcess``).
 
 **Registry**: a request may carry ``registry`` (``<directory>/<owner>`` of the node's
-``disco.node.orphans.WorkerRegistry``); the forked worker then records its own session
-there and the process that reaps it removes the record, so the node's event loop does
-no file work for it.
+``disco.node.orphans.WorkerRegistry``): a worker forked by the zygote records its own
+session there and the zygote removes the record when it reaps it; a warm process
+lists its tasks' sessions in one file of its own.
 """
 
 from __future__ import annotations
