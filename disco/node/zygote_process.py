@@ -328,6 +328,7 @@ class _WarmProcess(_Forker):
 
         crash_fd = task_report._crash_fd
         pipe = os.pipe2(os.O_CLOEXEC) if report and crash_fd is not None else None
+        limit = _planned_limit()
         try:
             pid = os.fork()
         except OSError as exc:
@@ -345,14 +346,14 @@ class _WarmProcess(_Forker):
                 setup()
                 assert pipe is not None and crash_fd is not None
                 os.dup2(pipe[1], crash_fd, inheritable=False)
-                task_report.use_channel(crash_fd)
+                task_report.use_channel(crash_fd, limit)
 
             _run_worker(fd, parent, self.closing(), prepare, keep=crash_fd)
         os.close(fd)
         if pipe is not None:
             os.close(pipe[1])
-            channel = _TaskChannel(pipe[0], report)
-            self.channels[pid] = self.by_fd[pipe[0]] = channel
+            assert report is not None
+            self.channels[pid] = _TaskChannel(pipe[0], report, limit)
         if self.log is not None:
             _log(self.log, b"+%d %d\n" % (pid, start_time(pid)))
         _say(self.ctrl, {"id": req["id"], "pid": pid})
@@ -382,13 +383,18 @@ class _WarmProcess(_Forker):
     def timeout(self) -> float:
         """Seconds until a running task's report file is due (``LIVE_REPORT_AFTER``)."""
         now = time.monotonic()
-        due = [c.due - now for c in self.channels.values() if c.state and not c.live]
+        due = [c.due - now for c in self.channels.values() if not c.live]
         return max(0.0, min(due)) if due else 10.0
 
     def tick(self) -> None:
+        """Tasks running for ``LIVE_REPORT_AFTER``: their report file is written, and
+        their channel read from now on (before, what they write waits in the pipe: a
+        short task wakes this process up for nothing but its exit)."""
         now = time.monotonic()
         for channel in self.channels.values():
-            if channel.state and not channel.live and now >= channel.due:
+            if not channel.live and now >= channel.due:
+                if channel.read():
+                    self.by_fd[channel.fd] = channel
                 channel.write_live()
 
     def reaped(self, pid: int, code: int) -> None:
@@ -413,15 +419,26 @@ class _WarmProcess(_Forker):
 LIVE_REPORT_AFTER = 0.5
 
 
+def _planned_limit() -> tuple[int, str] | None:
+    """``(bytes, setting)`` of the memory limit this warm process worked out for its
+    tasks (``disco.worker.taskrun.plan_memory_limit``), if any."""
+    taskrun = sys.modules.get("disco.worker.taskrun")
+    planned = getattr(taskrun, "_planned_limit", None)
+    return planned[1] if planned is not None else None
+
+
 class _TaskChannel:
     """A warm process's end of one task's pipe (``disco.worker.report.use_channel``):
     the report's latest state and the crash handler's text, kept until the task ends."""
 
-    def __init__(self, fd: int, path: str) -> None:
+    def __init__(self, fd: int, path: str, limit: tuple[int, str] | None = None) -> None:
         self.fd = fd
         self.path = path
         self.due = time.monotonic() + LIVE_REPORT_AFTER
-        self.state = b""  # the report's latest JSON
+        # the report's latest JSON; first the memory limit the task applies (planned here)
+        self.state = b""
+        if limit is not None and limit[0]:
+            self.state = json.dumps({"max_mem": limit[0], "max_mem_setting": limit[1]}).encode()
         self.crash = bytearray()  # faulthandler's output
         self.rest = b""  # an unfinished line
         self.end = b""  # b"D": the task finished; b"F": it wrote its failure report
@@ -455,7 +472,8 @@ class _TaskChannel:
 
     def write_live(self) -> None:
         self.live = True
-        _write_file(self.path, self.state)
+        if self.state:
+            _write_file(self.path, self.state)
 
     def finish(self) -> None:
         """The task has been reaped: leave the files the node will read, if any."""

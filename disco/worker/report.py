@@ -107,7 +107,8 @@ class _Reporter:
     def memory_limit(self, nbytes: int, setting: str) -> None:
         self.state["max_mem"] = nbytes
         self.state["max_mem_setting"] = setting
-        self._save()
+        if _channel is None or _channel_limit != (nbytes, setting):
+            self._save()  # (else the warm process has it: the limit it planned)
 
     def finished(self) -> None:
         """The task succeeded: remove its report files (the node does not look)."""
@@ -159,13 +160,20 @@ FINISHED = b"\0D\n"
 WRITTEN = b"\0F\n"
 
 
-def use_channel(fd: int) -> None:
+#: The memory limit the warm process starts each task's report with (``use_channel``).
+_channel_limit: tuple[int, str] | None = None
+
+
+def use_channel(fd: int, limit: tuple[int, str] | None = None) -> None:
     """In a task just forked from a warm process: ``fd`` (``prepare_crash_handler``'s
     descriptor, now a pipe to the warm process) takes the report's states and any crash
     traceback; the warm process writes the report files only if the task does not
-    finish (the node reads them only then), so a task that succeeds creates no file."""
-    global _channel
+    finish (the node reads them only then), so a task that succeeds creates no file.
+    ``limit``: ``(bytes, setting)`` of the memory limit the warm process puts in the
+    report by itself (the one it planned), not sent again."""
+    global _channel, _channel_limit
     _channel = fd
+    _channel_limit = limit
 
 
 def _send(record: bytes) -> None:
