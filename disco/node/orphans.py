@@ -44,12 +44,13 @@ def _prctl() -> Any:
 
 
 _PRCTL = _prctl()  # looked up before any fork: the child only calls it
+_SIGKILL = int(signal.SIGKILL)  # a plain int: no enum conversion in the child
 
 
 def die_with_parent(parent: int) -> None:
     """In a child just forked by ``parent``: be SIGKILLed when ``parent`` dies."""
     if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        _PRCTL(PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before the request took effect
         os.kill(os.getpid(), signal.SIGKILL)
 

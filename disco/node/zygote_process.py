@@ -47,8 +47,13 @@ WARM_IDLE = 60.0  # seconds without a request before a warm process is stopped
 _REPORT_ENV = "DISCO_TASK_REPORT"  # disco.failure.REPORT_ENV (not imported: keep light)
 
 
+#: ``disco.worker.Worker.main``, looked up by ``_preload`` (a task does not import it).
+_WORKER_MAIN: Any = None
+
+
 def _preload() -> None:
     # What every Python task imports; after this a fork starts a worker in milliseconds.
+    global _WORKER_MAIN
     import platform  # noqa: F401
     import uuid  # noqa: F401
 
@@ -68,6 +73,9 @@ def _preload() -> None:
     import disco.worker.classic.worker  # noqa: F401
     import disco.worker.simple  # noqa: F401
     import disco.worker.task_io  # noqa: F401
+    from disco.worker import Worker
+
+    _WORKER_MAIN = Worker.main
 
 
 def _freeze() -> None:
@@ -124,8 +132,8 @@ def _run_worker(
     try:
         _restore_fork_hooks()
         die_with_parent(parent)  # the zygote dies with the master: so do its workers
-        for sock in closing:
-            sock.close()
+        # ``closing``'s sockets are closed by the closerange below (their objects stay
+        # referenced by the forker until this process exits, so are never finalized)
         _reset_signals()
         os.setsid()
         setup()
@@ -139,9 +147,12 @@ def _run_worker(
             os.closerange(3, keep)
             os.closerange(keep + 1, _MAX_FD)
         # (random, if imported, is reseeded by its own at-fork hook)
-        from disco.worker import Worker
+        main = _WORKER_MAIN
+        if main is None:
+            from disco.worker import Worker
 
-        Worker.main()
+            main = Worker.main
+        main()
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
@@ -538,6 +549,7 @@ def _warm_main(req: dict[str, Any], sock: socket.socket, zygote: int) -> None:
 
     preload(req["jobfile"])
     _freeze()
+    _trim_heap()
     # Not in the job home between tasks: a finished, killed or purged job leaves no
     # process there (each task goes back to it: _WarmProcess.setup).
     os.chdir("/")
@@ -547,6 +559,18 @@ def _warm_main(req: dict[str, Any], sock: socket.socket, zygote: int) -> None:
         _serve(forker)
     finally:
         forker.close()
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free pages back (glibc ``malloc_trim``): every page mapped in
+    this process is one more page table entry that each fork copies and each task's
+    exit drops (about 0.8 MB of a warm process's 13.7)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
 
 
 #: ``(function, its own code)`` of the at-fork hooks ``_trim_fork_hooks`` replaced.

@@ -93,8 +93,10 @@ class TaskRunner:
         """On the node, before a stage runs: make ``task`` the active task, resolve every
         parameter into this dict and check the client's Python version (19.4)."""
         set_active_task(task)
-        for key in list(self):
-            self[key] = self.getitem(key, job, jobargs)
+        resolved = getattr(self, "_resolved", None)  # by the job's warm process
+        if resolved is None or resolved[0] is not job or resolved[1] is not jobargs:
+            for key in list(self):
+                self[key] = self.getitem(key, job, jobargs)
         version = "%d.%d" % sys.version_info[:2]
         if self.get("version", version) != version:
             from disco.worker.report import check_python_version
