@@ -94,7 +94,7 @@ class TaskRunner:
         parameter into this dict and check the client's Python version (19.4)."""
         set_active_task(task)
         resolved = getattr(self, "_resolved", None)  # by the job's warm process
-        if resolved is None or resolved[0] is not job or resolved[1] is not jobargs:
+        if resolved is None or resolved[0] is not job or not _same_items(resolved[1], jobargs):
             for key in list(self):
                 self[key] = self.getitem(key, job, jobargs)
         version = "%d.%d" % sys.version_info[:2]
@@ -216,6 +216,15 @@ class TaskRunner:
             cls.send(type, text)
         except Exception:
             raise SystemExit(1)
+
+
+def _same_items(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """The same keys with the very same values (``**jobargs`` makes a new dict of the
+    job's own argument objects)."""
+    if len(a) != len(b):
+        return False
+    missing = object()
+    return all(b.get(key, missing) is value for key, value in a.items())
 
 
 _protocol_send = WorkerProtocol.send.__func__  # type: ignore[attr-defined]
