@@ -344,3 +344,33 @@ def test_job_code_that_forks_with_threads_gets_threadings_at_fork_hook(master) -
     (``_trim_fork_hooks``); a task puts them back before the job's code runs."""
     job = Job(master=master.url).run(input=["raw://t"], map=threads_and_fork_map)
     assert dict(result_iterator(job.wait(timeout=60))) == {"t": [1, 1, 2]}
+
+
+from disco.worker.classic.worker import Worker as ClassicWorker  # noqa: E402
+
+
+class TaskParamsWorker(ClassicWorker):
+    """Resolves ``params`` from the running task: its parameters cannot be resolved
+    once for every task in the warm process."""
+
+    def getitem(self, key, job, jobargs, default=None):
+        if key == "params":
+            import disco.worker
+
+            return getattr(disco.worker.active_task, "taskid", None)
+        return super().getitem(key, job, jobargs, default)
+
+
+def taskid_map(entry, params):
+    yield entry, params
+
+
+def test_parameters_are_resolved_once_only_for_the_base_getitem(master) -> None:
+    """The warm process resolves the classic worker's parameters for every task (the
+    base ``getitem`` reads only the job's arguments and attributes); a worker with its
+    own ``getitem`` still resolves them in each task."""
+    inputs = ["raw://a", "raw://b", "raw://c"]
+    job = Job(master=master.url, worker=TaskParamsWorker()).run(input=inputs, map=taskid_map)
+    assert sorted(dict(result_iterator(job.wait(timeout=60))).values()) == [0, 1, 2]
+    job = Job(master=master.url).run(input=inputs, map=param_map, params={"k": 7})
+    assert [k for k, _warm in dict(result_iterator(job.wait(timeout=60))).values()] == [7] * 3
