@@ -335,8 +335,7 @@ class _WarmProcess(_Forker):
         parent = os.getpid()
         setup = self.setup(req)
         report = req.get("report")
-        from disco.worker import report as task_report
-
+        task_report = sys.modules["disco.worker.report"]  # imported by the preload
         crash_fd = task_report._crash_fd
         pipe = os.pipe2(os.O_CLOEXEC) if report and crash_fd is not None else None
         limit = _planned_limit()
@@ -430,6 +429,18 @@ class _WarmProcess(_Forker):
 LIVE_REPORT_AFTER = 0.5
 
 
+_LIMIT_STATES: dict[tuple[int, str], bytes] = {}
+
+
+def _limit_state(limit: tuple[int, str]) -> bytes:
+    """The report's JSON that holds only the memory limit (made once per limit)."""
+    state = _LIMIT_STATES.get(limit)
+    if state is None:
+        state = json.dumps({"max_mem": limit[0], "max_mem_setting": limit[1]}).encode()
+        _LIMIT_STATES[limit] = state
+    return state
+
+
 def _planned_limit() -> tuple[int, str] | None:
     """``(bytes, setting)`` of the memory limit this warm process worked out for its
     tasks (``disco.worker.taskrun.plan_memory_limit``), if any."""
@@ -447,9 +458,7 @@ class _TaskChannel:
         self.path = path
         self.due = time.monotonic() + LIVE_REPORT_AFTER
         # the report's latest JSON; first the memory limit the task applies (planned here)
-        self.state = b""
-        if limit is not None and limit[0]:
-            self.state = json.dumps({"max_mem": limit[0], "max_mem_setting": limit[1]}).encode()
+        self.state = _limit_state(limit) if limit is not None and limit[0] else b""
         self.crash = bytearray()  # faulthandler's output
         self.rest = b""  # an unfinished line
         self.end = b""  # b"D": the task finished; b"F": it wrote its failure report
