@@ -9,7 +9,10 @@ Owns two guards (docs/failures.md, "Master restart"):
   zygote and its workers with it.
 - ``WorkerRegistry``: one empty file per live worker session under
   ``<DISCO_DATA>/.disco-workers/``, named ``<owner pid>-<owner start>-<pid>-<start>``
-  (start times from ``/proc``, so a reused pid is never mistaken for ours).  Workers
+  (start times from ``/proc``, so a reused pid is never mistaken for ours); the tasks
+  a job's warm process forks are listed in one file of that process instead,
+  ``<owner pid>-<owner start>-<pid>-<start>-tasks``, lines ``+<pid> <start>`` and
+  ``-<pid>`` appended as it forks and reaps them (``disco.node.zygote_process``).  Workers
   are session leaders; what they started (a ``subprocess`` of the job's code) keeps
   their session id after they die.  A starting node runtime (``reap``) kills every
   process of the sessions whose owner is dead, then forgets them.
@@ -41,12 +44,13 @@ def _prctl() -> Any:
 
 
 _PRCTL = _prctl()  # looked up before any fork: the child only calls it
+_SIGKILL = int(signal.SIGKILL)  # a plain int: no enum conversion in the child
 
 
 def die_with_parent(parent: int) -> None:
     """In a child just forked by ``parent``: be SIGKILLed when ``parent`` dies."""
     if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        _PRCTL(PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before the request took effect
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -63,6 +67,27 @@ def _stat(pid: int | str) -> tuple[int, int] | None:
     if len(fields) < 20 or fields[0] in ("Z", "X"):
         return None
     return int(fields[3]), int(fields[19])
+
+
+def _task_sessions(path: str) -> dict[int, int]:
+    """The sessions a warm process's registry file lists as live (``+<pid> <start>``
+    when it forked a task, ``-<pid>`` when it reaped it; see
+    ``disco.node.zygote_process``): session id -> its leader's start time."""
+    live: dict[int, int] = {}
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().split(b"\n")
+    except OSError:
+        return live
+    for line in lines:
+        fields = line[1:].split()
+        if not fields or not all(f.isdigit() for f in fields):
+            continue  # a line cut short by a crash
+        if line[:1] == b"+" and len(fields) == 2:
+            live[int(fields[0])] = int(fields[1])
+        elif line[:1] == b"-":
+            live.pop(int(fields[0]), None)
+    return live
 
 
 def start_time(pid: int) -> int:
@@ -111,13 +136,19 @@ class WorkerRegistry:
         stale: list[str] = []
         for name in names:
             parts = name.split("-")
+            tasks = len(parts) == 5 and parts[4] == "tasks"
+            if tasks:
+                parts = parts[:4]
             if len(parts) != 4 or not all(p.isdigit() for p in parts):
                 continue
             opid, ostart, pid, start = (int(p) for p in parts)
             owner = _stat(opid)
             if owner is not None and owner[1] == ostart:
                 continue  # a live master (maybe another one on this DISCO_DATA)
-            orphans[pid] = start
+            if tasks:
+                orphans.update(_task_sessions(os.path.join(self.directory, name)))
+            else:
+                orphans[pid] = start
             stale.append(name)
         killed = 0
         if orphans and os.path.isdir("/proc"):

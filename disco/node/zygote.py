@@ -14,11 +14,14 @@ started with ``/bin/sh`` as usual.  If the zygote is unavailable, the runner fal
 the normal start.
 
 Wire between runner and zygote (a Unix socket pair): a request is one JSON line
-``{"id": n, "cwd": ..., "env": {...}}`` (optionally ``"jobfile"``: fork from the job's
-warm process; ``"registry"``: the worker records its own session, see
-``disco.node.zygote_process``) sent with one file descriptor (the worker's end of
-a socket pair, to become its fds 0, 1 and 2); the zygote answers ``{"id": n, "pid": p}``
-and later ``{"exit": p, "code": c}`` when that child ends (``c`` negative for a signal).
+``{"id": n, "cwd": ..., "env": {...}}`` (optionally ``"registry"``: the worker records
+its own session, see ``disco.node.zygote_process``) sent with one file descriptor (the
+worker's end of a socket pair, to become its fds 0, 1 and 2); the zygote answers
+``{"id": n, "pid": p}`` and later ``{"exit": p, "code": c}`` when that child ends (``c``
+negative for a signal).  A worker of a job whose pack file is known is forked by the
+job's warm process instead: ``{"id": n, "warm": true, "cwd", "env", "jobfile"}`` sent
+with our end of a new socket pair starts it, and the node then asks it directly
+(``_WarmChannel``).
 """
 
 from __future__ import annotations
@@ -32,9 +35,15 @@ import os
 import signal
 import socket
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from disco.node.orphans import WorkerRegistry, die_with_parent
+from disco.node.zygote_process import _REPORT_ENV, MAX_WARM, WARM_IDLE
+
+#: Seconds between two looks for idle warm processes to stop.
+TRIM_INTERVAL = 10.0
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +130,10 @@ class Zygote:
         self._early_exits: dict[int, int] = {}
         self._lock = asyncio.Lock()
         self.failed = False
+        # the jobs' warm processes, asked directly (_WarmChannel)
+        self._warms: dict[tuple[Any, ...], _WarmChannel] = {}
+        self._starting: dict[tuple[Any, ...], asyncio.Future[_WarmChannel | None]] = {}
+        self._trimmer: asyncio.TimerHandle | None = None
 
     @property
     def alive(self) -> bool:
@@ -168,36 +181,29 @@ class Zygote:
     ) -> ZygoteProcess:
         """Fork a worker in ``cwd`` with ``env``; its stdio is a socket we hold.
 
-        ``jobfile``: fork it from the job's warm process (started on first need), see
-        ``disco.node.zygote_process``.  ``registry``: the worker records its session
-        there itself, and the process that reaps it removes the record."""
+        ``jobfile``: fork it from the job's warm process (started on first need, then
+        asked directly, see ``disco.node.zygote_process``).  ``registry``: the worker's
+        session is recorded there by the process that forks it, which removes the
+        record when it reaps the worker."""
         if not self.alive or self._sock is None:
             raise OSError("the zygote is not running")
+        key = _warm_key(cwd, env, jobfile) if jobfile is not None else None
+        if key is not None:
+            for _try in range(2):
+                warm = await self._warm(key, cwd, env, jobfile, registry)  # type: ignore[arg-type]
+                if warm is None:
+                    break
+                try:
+                    return await warm.spawn(env.get(_REPORT_ENV))
+                except _WarmGone:
+                    continue  # killed since its last task: start a new one
+        # no warm process: fork the worker from the zygote
+        req: dict[str, Any] = {"cwd": cwd, "env": env}
+        if registry is not None:
+            req["registry"] = os.path.join(registry.directory, registry.owner)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        loop = asyncio.get_running_loop()
         try:
-            async with self._lock:
-                self._next_id += 1
-                rid = self._next_id
-                fut: asyncio.Future[int] = loop.create_future()
-                self._pending[rid] = fut
-                req: dict[str, Any] = {"id": rid, "cwd": cwd, "env": env}
-                if jobfile is not None:
-                    req["jobfile"] = jobfile
-                if registry is not None:
-                    req["registry"] = os.path.join(registry.directory, registry.owner)
-                line = json.dumps(req).encode() + b"\n"
-                await _send_with_fd(self._sock, line, theirs.fileno())
-            # not asyncio.wait_for: on 3.11 it swallows a cancel (a kill) that comes as
-            # the pid arrives, and the attempt would go on with its kill forgotten
-            async with asyncio.timeout(30):
-                pid = await fut
-        except BaseException:
-            ours.close()
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                with contextlib.suppress(OSError):  # forked, then killed: kill it
-                    os.killpg(fut.result(), signal.SIGKILL)
-            raise
+            pid = await self._request(req, theirs, ours)
         finally:
             theirs.close()
         proc = ZygoteProcess(pid, *await worker_streams(ours))
@@ -206,6 +212,92 @@ class Zygote:
             proc._set_exit(self._early_exits.pop(pid))
             self._children.pop(pid, None)
         return proc
+
+    async def _request(
+        self, req: dict[str, Any], theirs: socket.socket, ours: socket.socket
+    ) -> int:
+        """Send the zygote ``req`` with ``theirs``; the pid it answers.  ``ours`` (the
+        other end) is closed, and a process forked meanwhile killed, if this fails."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with self._lock:
+                if self._sock is None:
+                    raise OSError("the zygote is not running")
+                self._next_id += 1
+                rid = self._next_id
+                fut: asyncio.Future[int] = loop.create_future()
+                self._pending[rid] = fut
+                line = json.dumps({"id": rid, **req}).encode() + b"\n"
+                await _send_with_fd(self._sock, line, theirs.fileno())
+            return await _answer(fut)
+        except BaseException:
+            ours.close()
+            raise
+
+    async def _warm(
+        self,
+        key: tuple[Any, ...],
+        cwd: str,
+        env: dict[str, str],
+        jobfile: str,
+        registry: WorkerRegistry | None,
+    ) -> _WarmChannel | None:
+        """The job's warm process (started if there is none), ``None`` if it cannot
+        start (the zygote then forks the worker)."""
+        warm = self._warms.get(key)
+        if warm is not None and not warm.gone:
+            return warm
+        starting = self._starting.get(key)
+        if starting is not None:  # another task of the job is starting it
+            return await asyncio.shield(starting)
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[_WarmChannel | None] = loop.create_future()
+        self._starting[key] = started
+        warm = None
+        try:
+            self._trim()
+            req: dict[str, Any] = {"warm": True, "cwd": cwd, "jobfile": jobfile}
+            req["env"] = {k: v for k, v in env.items() if k != _REPORT_ENV}
+            if registry is not None:
+                req["registry"] = os.path.join(registry.directory, registry.owner)
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                pid = await self._request(req, theirs, ours)
+            except OSError as exc:
+                logger.warning("no warm process for %s: %s", jobfile, exc)
+            else:
+                warm = _WarmChannel(key, pid, ours, self._forget_warm)
+                self._warms[key] = warm
+                self._arm_trim()
+            finally:
+                theirs.close()
+        finally:
+            del self._starting[key]
+            started.set_result(warm)
+        return warm
+
+    def _forget_warm(self, warm: _WarmChannel) -> None:
+        if self._warms.get(warm.key) is warm:
+            del self._warms[warm.key]
+
+    def _trim(self) -> None:
+        """Stop the least recently used idle warm processes beyond ``MAX_WARM``, and
+        those idle for ``WARM_IDLE`` seconds (closing its channel stops one)."""
+        now = time.monotonic()
+        idle = sorted((w for w in self._warms.values() if w.idle), key=lambda w: w.last_used)
+        for n, warm in enumerate(idle):
+            if len(idle) - n >= MAX_WARM or now - warm.last_used > WARM_IDLE:
+                warm.close()
+
+    def _arm_trim(self) -> None:
+        if self._trimmer is None and self._warms:
+            loop = asyncio.get_running_loop()
+            self._trimmer = loop.call_later(TRIM_INTERVAL, self._trim_later)
+
+    def _trim_later(self) -> None:
+        self._trimmer = None
+        self._trim()
+        self._arm_trim()
 
     async def _read_reports(self) -> None:
         assert self._sock is not None
@@ -249,6 +341,11 @@ class Zygote:
                 proc._set_exit(code)
 
     async def close(self) -> None:
+        if self._trimmer is not None:
+            self._trimmer.cancel()
+            self._trimmer = None
+        for warm in list(self._warms.values()):
+            warm.close()
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -263,6 +360,162 @@ class Zygote:
         if self._reader_task is not None:
             self._reader_task.cancel()
             await asyncio.gather(self._reader_task, return_exceptions=True)
+
+
+class _WarmGone(OSError):
+    """The warm process of a job is gone (killed, crashed, stopped)."""
+
+
+class _WarmChannel:
+    """The node's own channel to one job's warm process (``disco.node.zygote_process``):
+    a request ``{"id": n, "report": <report path or null>}`` with the worker's end of a
+    socket pair; answers ``{"id": n, "pid": p}`` (or ``"error"``) and, when that worker
+    ends, ``{"exit": p, "code": c}``.  The zygote only forks the warm process; the
+    tasks' requests, pids and exits go straight between the node and it."""
+
+    def __init__(
+        self,
+        key: tuple[Any, ...],
+        pid: int,
+        sock: socket.socket,
+        on_gone: Callable[[_WarmChannel], None],
+    ) -> None:
+        self.key = key
+        self.pid = pid
+        self.sock = sock
+        self.buf = b""
+        self.next_id = 0
+        self.pending: dict[int, asyncio.Future[int]] = {}
+        self.children: dict[int, ZygoteProcess] = {}
+        self.early_exits: dict[int, int] = {}
+        self.last_used = time.monotonic()
+        self.gone = False
+        self._on_gone = on_gone
+        self._lock = asyncio.Lock()
+        self._loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        self._loop.add_reader(sock.fileno(), self._readable)
+
+    @property
+    def idle(self) -> bool:
+        return not self.children and not self.pending
+
+    async def spawn(self, report: str | None) -> ZygoteProcess:
+        """Ask the warm process for a worker of the job (``report``: its report path)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            try:
+                async with self._lock:
+                    if self.gone:
+                        raise _WarmGone("the warm process of the job is gone")
+                    self.next_id += 1
+                    rid = self.next_id
+                    fut: asyncio.Future[int] = self._loop.create_future()
+                    self.pending[rid] = fut
+                    self.last_used = time.monotonic()
+                    line = json.dumps({"id": rid, "report": report}).encode() + b"\n"
+                    try:
+                        await _send_with_fd(self.sock, line, theirs.fileno())
+                    except OSError as exc:
+                        self.pending.pop(rid, None)
+                        raise _WarmGone(str(exc)) from exc
+                pid = await _answer(fut)
+            finally:
+                theirs.close()
+        except BaseException:
+            ours.close()
+            raise
+        proc = ZygoteProcess(pid, *await worker_streams(ours))
+        if pid in self.early_exits:
+            proc._set_exit(self.early_exits.pop(pid))
+        elif self.gone:
+            proc._set_exit(-signal.SIGKILL)
+        else:
+            self.children[pid] = proc
+        return proc
+
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._ended()
+            return
+        self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                logger.warning("warm process %d: unreadable answer %r", self.pid, line[:80])
+                continue
+            if "id" in msg:
+                fut = self.pending.pop(msg["id"], None)
+                if fut is not None and not fut.done():
+                    if "error" in msg:
+                        fut.set_exception(_WarmGone(msg["error"]))
+                    else:
+                        fut.set_result(int(msg["pid"]))
+            elif "exit" in msg:
+                pid, code = int(msg["exit"]), int(msg["code"])
+                proc = self.children.pop(pid, None)
+                if proc is None:
+                    self.early_exits[pid] = code
+                else:
+                    proc._set_exit(code)
+                self.last_used = time.monotonic()
+
+    def _ended(self) -> None:
+        """The warm process is gone: its workers die with it (reported killed), its
+        unanswered requests fail (the node then starts another warm process)."""
+        self.close()
+        for pid in sorted(self.children):
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+        for proc in list(self.children.values()):
+            proc._set_exit(-signal.SIGKILL)
+        self.children.clear()
+        for fut in self.pending.values():
+            if not fut.done():
+                fut.set_exception(_WarmGone("the warm process of the job died"))
+        self.pending.clear()
+
+    def close(self) -> None:
+        """Stop using it: the warm process leaves when its channel ends."""
+        if not self.gone:
+            self.gone = True
+            self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+            self._on_gone(self)
+
+
+def _warm_key(cwd: str, env: dict[str, str], jobfile: str) -> tuple[Any, ...] | None:
+    """Which warm process may fork this worker: same job home, same job pack file
+    (inode, size, mtime), same environment apart from the report path."""
+    try:
+        st = os.stat(jobfile)
+    except OSError:
+        return None
+    items = frozenset(item for item in env.items() if item[0] != _REPORT_ENV)
+    return (cwd, jobfile, st.st_ino, st.st_size, st.st_mtime_ns, items)
+
+
+async def _answer(fut: asyncio.Future[int]) -> int:
+    """The pid a request is answered with; a process forked meanwhile is killed if
+    we stop waiting (cancelled: an attempt killed as it started)."""
+    try:
+        # not asyncio.wait_for: on 3.11 it swallows a cancel (a kill) that comes as
+        # the pid arrives, and the attempt would go on with its kill forgotten
+        async with asyncio.timeout(30):
+            return await fut
+    except BaseException:
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            with contextlib.suppress(OSError):  # forked, then killed: kill it
+                os.killpg(fut.result(), signal.SIGKILL)
+        raise
 
 
 async def start_zygote(registry: WorkerRegistry | None = None, where: str = "") -> Zygote | None:

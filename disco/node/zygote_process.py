@@ -5,21 +5,25 @@ documents the wire between the two.  This module imports no asyncio and nothing 
 worker does not need, so the zygote is ready quickly; ``_preload`` imports what every
 Python task imports, so that a forked worker starts in milliseconds.
 
-**Warm processes** (a request that names its ``jobfile``): the zygote forks one process
-per job (per job home, job pack file and environment), which loads the job pack,
-imports the job's modules and unpickles its functions once (``disco.task.preload``),
-then forks each task of that job from there: every task is still a new process with
-the module state of a fresh import (a task's changes to module globals die with it),
-but the work every task of the job repeated is done once.  The zygote relays the
-requests to the warm process and its answers (the same JSON lines) back; when a warm
-process dies (killed, crashed), its running workers are reported killed and the next
-request of that job starts a new one.  At most ``MAX_WARM`` warm processes without
-running tasks are kept; one idle for ``WARM_IDLE`` seconds exits.
+**Warm processes** (a request ``{"warm": true, "cwd", "env", "jobfile"}`` sent with the
+node's end of a socket pair): the zygote forks one process per job (per job home, job
+pack file and environment), which loads the job pack, imports the job's modules and
+unpickles its functions once (``disco.task.preload``), then forks each task of that job
+from there: every task is still a new process with the module state of a fresh import
+(a task's changes to module globals die with it), but the work every task of the job
+repeated is done once.  The node talks to the warm process directly over that socket
+(``disco.node.zygote._WarmChannel``: ``{"id": n, "report": path}`` with the worker's
+socket, answered ``{"id": n, "pid": p}`` and ``{"exit": p, "code": c}``); the zygote
+relays nothing and only reaps it.  When a warm process dies (killed, crashed), the node
+reports its running workers killed and starts a new one for the next task; the node
+stops idle ones (``MAX_WARM`` kept, none idle for ``WARM_IDLE`` seconds) by closing
+their channel.  A warm process's tasks create no report, crash or registry file of
+their own (``_WarmProcess``).
 
 **Registry**: a request may carry ``registry`` (``<directory>/<owner>`` of the node's
-``disco.node.orphans.WorkerRegistry``); the forked worker then records its own session
-there and the process that reaps it removes the record, so the node's event loop does
-no file work for it.
+``disco.node.orphans.WorkerRegistry``): a worker forked by the zygote records its own
+session there and the zygote removes the record when it reaps it; a warm process
+lists its tasks' sessions in one file of its own.
 """
 
 from __future__ import annotations
@@ -43,8 +47,13 @@ WARM_IDLE = 60.0  # seconds without a request before a warm process is stopped
 _REPORT_ENV = "DISCO_TASK_REPORT"  # disco.failure.REPORT_ENV (not imported: keep light)
 
 
+#: ``disco.worker.Worker.main``, looked up by ``_preload`` (a task does not import it).
+_WORKER_MAIN: Any = None
+
+
 def _preload() -> None:
     # What every Python task imports; after this a fork starts a worker in milliseconds.
+    global _WORKER_MAIN
     import platform  # noqa: F401
     import uuid  # noqa: F401
 
@@ -64,6 +73,9 @@ def _preload() -> None:
     import disco.worker.classic.worker  # noqa: F401
     import disco.worker.simple  # noqa: F401
     import disco.worker.task_io  # noqa: F401
+    from disco.worker import Worker
+
+    _WORKER_MAIN = Worker.main
 
 
 def _freeze() -> None:
@@ -111,13 +123,17 @@ def _register(prefix: str | None) -> str | None:
     return path
 
 
-def _run_worker(fd: int, parent: int, closing: list[socket.socket], setup: Any) -> None:
-    """In a forked child: become the worker bootstrap would have started, run it, exit."""
+def _run_worker(
+    fd: int, parent: int, closing: list[socket.socket], setup: Any, keep: int | None = None
+) -> None:
+    """In a forked child: become the worker bootstrap would have started, run it, exit.
+    ``keep``: a descriptor above 2 that stays open (the task's channel)."""
     code = 1
     try:
+        _restore_fork_hooks()
         die_with_parent(parent)  # the zygote dies with the master: so do its workers
-        for sock in closing:
-            sock.close()
+        # ``closing``'s sockets are closed by the closerange below (their objects stay
+        # referenced by the forker until this process exits, so are never finalized)
         _reset_signals()
         os.setsid()
         setup()
@@ -125,11 +141,18 @@ def _run_worker(fd: int, parent: int, closing: list[socket.socket], setup: Any) 
             os.dup2(fd, target)
         # Nothing else stays open (an exec'd worker has only its stdio): not another
         # worker's socket still queued here, whose end would then never see its EOF.
-        os.closerange(3, _MAX_FD)
+        if keep is None:
+            os.closerange(3, _MAX_FD)
+        else:
+            os.closerange(3, keep)
+            os.closerange(keep + 1, _MAX_FD)
         # (random, if imported, is reseeded by its own at-fork hook)
-        from disco.worker import Worker
+        main = _WORKER_MAIN
+        if main is None:
+            from disco.worker import Worker
 
-        Worker.main()
+            main = Worker.main
+        main()
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
@@ -154,6 +177,9 @@ class _Forker:
 
     def setup(self, req: dict[str, Any]) -> Any:
         raise NotImplementedError
+
+    def request(self, req: dict[str, Any], fd: int) -> None:
+        self.fork_one(req, fd)
 
     def fork_one(self, req: dict[str, Any], fd: int) -> None:
         parent = os.getpid()
@@ -182,6 +208,23 @@ class _Forker:
             )
         _say(self.ctrl, answer)
 
+    def watched(self) -> list[int]:
+        """Descriptors to read besides ``ctrl`` (``readable`` when they are)."""
+        return []
+
+    def readable(self, fd: int) -> None:
+        pass
+
+    def timeout(self) -> float:
+        """Seconds until ``tick`` is due."""
+        return 10.0
+
+    def tick(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
     def reaped(self, pid: int, code: int) -> None:
         path = self.registered.pop(pid, None)
         if path is not None:
@@ -192,27 +235,10 @@ class _Forker:
         _say(self.ctrl, {"exit": pid, "code": code})
 
 
-class _Warm:
-    """The zygote's view of one warm process."""
-
-    def __init__(self, key: str, pid: int, sock: socket.socket) -> None:
-        self.key = key
-        self.pid = pid
-        self.sock = sock
-        self.buf = b""
-        self.children: set[int] = set()
-        self.pending: set[int] = set()
-        self.last_used = time.monotonic()
-
-
 class _Zygote(_Forker):
     def __init__(self, ctrl: socket.socket) -> None:
         super().__init__(ctrl)
-        self.warms: dict[str, _Warm] = {}
-        self.warm_pids: dict[int, _Warm] = {}
-
-    def closing(self) -> list[socket.socket]:
-        return [self.ctrl, *(w.sock for w in self.warms.values())]
+        self.warm_logs: dict[int, str | None] = {}  # warm process -> its registry file
 
     def setup(self, req: dict[str, Any]) -> Any:
         def setup() -> None:
@@ -221,54 +247,32 @@ class _Zygote(_Forker):
 
         return setup
 
-    # -- requests ------------------------------------------------------------------
     def request(self, req: dict[str, Any], fd: int) -> None:
-        jobfile = req.get("jobfile")
-        key = _warm_key(req) if jobfile else None
-        if key is None:
+        if req.get("warm"):
+            self._start_warm(req, fd)
+        else:
             self.fork_one(req, fd)
-            return
-        for _try in range(2):
-            warm = self.warms.get(key)
-            if warm is None:
-                warm = self._start_warm(key, req)
-                if warm is None:
-                    break
-            try:
-                data = json.dumps(req).encode() + b"\n"
-                socket.send_fds(warm.sock, [data], [fd])
-            except OSError:
-                self._warm_died(warm)  # killed since its last task: start a new one
-                continue
-            warm.pending.add(req["id"])
-            warm.last_used = time.monotonic()
-            os.close(fd)
-            return
-        self.fork_one(req, fd)  # no warm process: fork the worker from here
 
-    def _start_warm(self, key: str, req: dict[str, Any]) -> _Warm | None:
-        self._trim()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    def _start_warm(self, req: dict[str, Any], fd: int) -> None:
+        """Fork the warm process of a job; ``fd`` (the node's socket pair end) becomes
+        its own channel to the node: the node asks it for the job's tasks directly."""
         zygote = os.getpid()
         try:
             pid = os.fork()
-        except OSError:
-            ours.close()
-            theirs.close()
-            return None
+        except OSError as exc:
+            os.close(fd)
+            _say(self.ctrl, {"id": req["id"], "error": str(exc)})
+            return
         if pid == 0:
             code = 1
             try:
                 # only stdio and its own socket: not the zygote's, nor the sockets of
                 # workers whose requests are queued in the zygote (held open here, a
                 # worker's death would never reach the node as an end of file)
-                for sock in self.closing():
-                    sock.close()
-                ours.close()
-                keep = theirs.fileno()
-                os.closerange(3, keep)
-                os.closerange(keep + 1, _MAX_FD)
-                _warm_main(req, theirs, zygote)
+                self.ctrl.close()
+                os.closerange(3, fd)
+                os.closerange(fd + 1, _MAX_FD)
+                _warm_main(req, socket.socket(fileno=fd), zygote)
                 code = 0
             except BaseException:
                 import traceback
@@ -276,90 +280,47 @@ class _Zygote(_Forker):
                 traceback.print_exc()
             finally:
                 os._exit(code)
-        theirs.close()
-        warm = _Warm(key, pid, ours)
-        self.warms[key] = warm
-        self.warm_pids[pid] = warm
-        return warm
+        os.close(fd)
+        registry = req.get("registry")
+        log = "%s-%d-%d-tasks" % (registry, pid, start_time(pid)) if registry else None
+        self.warm_logs[pid] = log
+        _say(self.ctrl, {"id": req["id"], "pid": pid})
 
-    def _trim(self) -> None:
-        """Stop the least recently used idle warm processes beyond ``MAX_WARM``, and
-        those idle for ``WARM_IDLE`` seconds."""
-        now = time.monotonic()
-        idle = sorted(
-            (w for w in self.warms.values() if not w.children and not w.pending),
-            key=lambda w: w.last_used,
-        )
-        for n, warm in enumerate(idle):
-            if len(idle) - n >= MAX_WARM or now - warm.last_used > WARM_IDLE:
-                self._stop_warm(warm)
-
-    def _stop_warm(self, warm: _Warm) -> None:
-        try:
-            os.kill(warm.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        self._forget(warm)
-
-    def _forget(self, warm: _Warm) -> None:
-        if self.warms.get(warm.key) is warm:
-            del self.warms[warm.key]
-        warm.sock.close()
-
-    def _warm_died(self, warm: _Warm) -> None:
-        """A warm process is gone: its workers die with it (reported killed), its
-        unanswered requests fail (the node starts those workers normally)."""
-        self._forget(warm)
-        for pid in sorted(warm.children):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
-            self.reaped(pid, -signal.SIGKILL)
-        warm.children.clear()
-        for rid in sorted(warm.pending):
-            _say(self.ctrl, {"id": rid, "error": "the warm process of the job died"})
-        warm.pending.clear()
-
-    # -- answers of warm processes ---------------------------------------------------
-    def relay(self, warm: _Warm) -> None:
-        try:
-            data = warm.sock.recv(65536)
-        except OSError:
-            data = b""
-        if not data:
-            self._warm_died(warm)
+    def reaped(self, pid: int, code: int) -> None:
+        if pid in self.warm_logs:  # the node sees its channel end; its tasks died with it
+            _remove(self.warm_logs.pop(pid))
             return
-        warm.buf += data
-        while b"\n" in warm.buf:
-            line, warm.buf = warm.buf.split(b"\n", 1)
-            msg = json.loads(line)
-            if "id" in msg:
-                warm.pending.discard(msg["id"])
-                if "pid" in msg:
-                    warm.children.add(msg["pid"])
-                    if msg.get("registry"):
-                        self.registered[msg["pid"]] = msg.pop("registry")
-            elif "exit" in msg:
-                warm.children.discard(msg["exit"])
-                self.registered.pop(msg["exit"], None)  # the warm process removed it
-            _say(self.ctrl, msg)
-
-    def reap(self) -> None:
-        for pid, code in _exited_children():
-            warm = self.warm_pids.pop(pid, None)
-            if warm is not None:
-                self._warm_died(warm)
-                continue
-            self.reaped(pid, code)
+        super().reaped(pid, code)
 
 
 class _WarmProcess(_Forker):
-    """Inside a warm process: forks the tasks of one job (the job already loaded)."""
+    """Inside a warm process: forks the tasks of one job (the job already loaded).
+
+    Files: a task forked here creates no report, crash or registry file of its own.
+    Its crash handler's descriptor is a pipe to this process that also carries the
+    report's states (``disco.worker.report.use_channel``, read by ``_TaskChannel``);
+    the report and crash files are written here only for a task that does not finish
+    (the node reads them only then), or while a task runs longer than
+    ``LIVE_REPORT_AFTER`` (the node's memory watch reads the limit from the report).
+    The node's worker registry gets one append-only file per warm process
+    (``<owner>-<pid>-<start>-tasks``, ``disco.node.orphans``): a ``+<pid> <start>`` line
+    per task forked, ``-<pid>`` when it is reaped.  Every file a task created and
+    deleted cost an inode allocation, which on ext4 without a journal scans past every
+    inode deleted in the last 30 s or more."""
+
+    def __init__(self, ctrl: socket.socket, cwd: str, registry: str | None = None) -> None:
+        super().__init__(ctrl)
+        self.cwd = cwd  # the job home
+        self.channels: dict[int, _TaskChannel] = {}  # task pid -> its channel
+        self.by_fd: dict[int, _TaskChannel] = {}
+        self.log: int | None = None  # the registry file of this process's tasks
+        self.log_path: str | None = None
+        if registry:
+            self._open_log(registry)
 
     def setup(self, req: dict[str, Any]) -> Any:
-        report = req["env"].get(_REPORT_ENV)
-        cwd = req["cwd"]
+        report = req.get("report")
+        cwd = self.cwd
 
         def setup() -> None:
             os.chdir(cwd)
@@ -370,19 +331,219 @@ class _WarmProcess(_Forker):
 
         return setup
 
+    def fork_one(self, req: dict[str, Any], fd: int) -> None:
+        parent = os.getpid()
+        setup = self.setup(req)
+        report = req.get("report")
+        task_report = sys.modules["disco.worker.report"]  # imported by the preload
+        crash_fd = task_report._crash_fd
+        pipe = os.pipe2(os.O_CLOEXEC) if report and crash_fd is not None else None
+        limit = _planned_limit()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            os.close(fd)
+            if pipe is not None:
+                os.close(pipe[0])
+                os.close(pipe[1])
+            _say(self.ctrl, {"id": req["id"], "error": str(exc)})
+            return
+        if pid == 0:
+            if pipe is None:
+                _run_worker(fd, parent, self.closing(), setup)
 
-def _warm_key(req: dict[str, Any]) -> str | None:
-    """The warm process that may fork this request's worker: same job home, same job
-    pack file (inode, size, mtime), same environment apart from the report path."""
+            def prepare() -> None:
+                setup()
+                assert pipe is not None and crash_fd is not None
+                os.dup2(pipe[1], crash_fd, inheritable=False)
+                task_report.use_channel(crash_fd, limit)
+
+            _run_worker(fd, parent, self.closing(), prepare, keep=crash_fd)
+        os.close(fd)
+        if pipe is not None:
+            os.close(pipe[1])
+            assert report is not None
+            self.channels[pid] = _TaskChannel(pipe[0], report, limit)
+        if self.log is not None:
+            _log(self.log, b"+%d %d\n" % (pid, start_time(pid)))
+        _say(self.ctrl, {"id": req["id"], "pid": pid})
+
+    def _open_log(self, prefix: str) -> None:
+        me = os.getpid()
+        path = "%s-%d-%d-tasks" % (prefix, me, start_time(me))
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        try:
+            try:
+                self.log = os.open(path, flags, 0o644)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                self.log = os.open(path, flags, 0o644)
+        except OSError:
+            return  # a full disk must not stop the task
+        self.log_path = path
+
+    def watched(self) -> list[int]:
+        return list(self.by_fd)
+
+    def readable(self, fd: int) -> None:
+        channel = self.by_fd.get(fd)
+        if channel is not None and not channel.read():
+            del self.by_fd[fd]  # at its end: kept (not watched) until the task is reaped
+
+    def timeout(self) -> float:
+        """Seconds until a running task's report file is due (``LIVE_REPORT_AFTER``)."""
+        now = time.monotonic()
+        due = [c.due - now for c in self.channels.values() if not c.live]
+        return max(0.0, min(due)) if due else 10.0
+
+    def tick(self) -> None:
+        """Tasks running for ``LIVE_REPORT_AFTER``: their report file is written, and
+        their channel read from now on (before, what they write waits in the pipe: a
+        short task wakes this process up for nothing but its exit)."""
+        now = time.monotonic()
+        for channel in self.channels.values():
+            if not channel.live and now >= channel.due:
+                if channel.read():
+                    self.by_fd[channel.fd] = channel
+                channel.write_live()
+
+    def reaped(self, pid: int, code: int) -> None:
+        channel = self.channels.pop(pid, None)
+        if channel is not None:
+            self.by_fd.pop(channel.fd, None)
+            channel.finish()
+        if self.log is not None:
+            _log(self.log, b"-%d\n" % pid)
+        _say(self.ctrl, {"exit": pid, "code": code})
+
+    def close(self) -> None:
+        """This process is leaving: its registry file goes if no task is left."""
+        if self.log_path is not None and not self.channels:
+            try:
+                os.remove(self.log_path)
+            except OSError:
+                pass
+
+
+#: A running task's report file is written by its warm process after this many seconds.
+LIVE_REPORT_AFTER = 0.5
+
+
+_LIMIT_STATES: dict[tuple[int, str], bytes] = {}
+
+
+def _limit_state(limit: tuple[int, str]) -> bytes:
+    """The report's JSON that holds only the memory limit (made once per limit)."""
+    state = _LIMIT_STATES.get(limit)
+    if state is None:
+        state = json.dumps({"max_mem": limit[0], "max_mem_setting": limit[1]}).encode()
+        _LIMIT_STATES[limit] = state
+    return state
+
+
+def _planned_limit() -> tuple[int, str] | None:
+    """``(bytes, setting)`` of the memory limit this warm process worked out for its
+    tasks (``disco.worker.taskrun.plan_memory_limit``), if any."""
+    taskrun = sys.modules.get("disco.worker.taskrun")
+    planned = getattr(taskrun, "_planned_limit", None)
+    return planned[1] if planned is not None else None
+
+
+class _TaskChannel:
+    """A warm process's end of one task's pipe (``disco.worker.report.use_channel``):
+    the report's latest state and the crash handler's text, kept until the task ends."""
+
+    def __init__(self, fd: int, path: str, limit: tuple[int, str] | None = None) -> None:
+        self.fd = fd
+        self.path = path
+        self.due = time.monotonic() + LIVE_REPORT_AFTER
+        # the report's latest JSON; first the memory limit the task applies (planned here)
+        self.state = _limit_state(limit) if limit is not None and limit[0] else b""
+        self.crash = bytearray()  # faulthandler's output
+        self.rest = b""  # an unfinished line
+        self.end = b""  # b"D": the task finished; b"F": it wrote its failure report
+        self.live = False  # the report file written while the task runs
+        os.set_blocking(fd, False)
+
+    def read(self) -> bool:
+        """Take what the task wrote; ``False`` at the end of the pipe."""
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            if not data:
+                return False
+            self._take(data)
+
+    def _take(self, data: bytes) -> None:
+        *lines, self.rest = (self.rest + data).split(b"\n")
+        for line in lines:
+            if line[:1] != b"\0":
+                self.crash += line + b"\n"
+            elif line == b"\0D" or line == b"\0F":
+                self.end = line[1:]
+            else:
+                self.state = line[1:]
+                if self.live:
+                    self.write_live()
+
+    def write_live(self) -> None:
+        self.live = True
+        if self.state:
+            _write_file(self.path, self.state)
+
+    def finish(self) -> None:
+        """The task has been reaped: leave the files the node will read, if any."""
+        self.read()
+        os.close(self.fd)
+        if self.rest[:1] not in (b"", b"\0"):
+            self.crash += self.rest
+        if self.end == b"D":
+            if self.live:
+                try:
+                    os.remove(self.path)
+                except OSError:
+                    pass
+            return
+        if self.state and self.end != b"F":
+            _write_file(self.path, self.state)
+        if self.crash:
+            _write_file(self.path + ".crash", bytes(self.crash))
+
+
+def _remove(path: str | None) -> None:
+    if path is not None:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+def _write_file(path: str, data: bytes) -> None:
     try:
-        st = os.stat(req["jobfile"])
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            _append(fd, data)
+        finally:
+            os.close(fd)
     except OSError:
-        return None
-    env = {k: v for k, v in req["env"].items() if k != _REPORT_ENV}
-    return json.dumps(
-        [req["cwd"], req["jobfile"], st.st_ino, st.st_size, st.st_mtime_ns, env],
-        sort_keys=True,
-    )
+        pass  # reporting never fails the task
+
+
+def _log(fd: int, line: bytes) -> None:
+    try:
+        os.write(fd, line)  # O_APPEND: one write, whole
+    except OSError:
+        pass  # a full disk must not stop the task
+
+
+def _append(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _warm_main(req: dict[str, Any], sock: socket.socket, zygote: int) -> None:
@@ -397,10 +558,84 @@ def _warm_main(req: dict[str, Any], sock: socket.socket, zygote: int) -> None:
 
     preload(req["jobfile"])
     _freeze()
+    _trim_heap()
     # Not in the job home between tasks: a finished, killed or purged job leaves no
     # process there (each task goes back to it: _WarmProcess.setup).
     os.chdir("/")
-    _serve(_WarmProcess(sock))
+    _trim_fork_hooks()
+    forker = _WarmProcess(sock, req["cwd"], req.get("registry"))
+    try:
+        _serve(forker)
+    finally:
+        forker.close()
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free pages back (glibc ``malloc_trim``): every page mapped in
+    this process is one more page table entry that each fork copies and each task's
+    exit drops (about 0.8 MB of a warm process's 13.7)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
+
+
+#: ``(function, its own code)`` of the at-fork hooks ``_trim_fork_hooks`` replaced.
+_TRIMMED: list[tuple[Any, Any]] = []
+
+
+def _no_hook() -> None:
+    pass
+
+
+def _reset_logging_lock() -> None:
+    # Run as logging's own at-fork hook (its globals): the module lock its ``before``
+    # hook took is made new; the handlers' locks were free (one thread).
+    _lock._at_fork_reinit()  # type: ignore[name-defined]  # noqa: F821
+
+
+def _trim_fork_hooks() -> None:
+    """In a warm process with one thread: make the at-fork hooks of ``threading`` and
+    ``logging`` that run in every forked task do only what they do there.
+
+    With one thread, and none of its locks held (this process then only runs
+    ``_serve``), ``threading``'s hook rebuilds the state a task already has (its one
+    thread, with the same ident; fresh locks for free ones), and ``logging``'s resets
+    the locks of handlers nobody holds, then releases the module lock its ``before``
+    hook took.  Run in every task, the two touched about 130 pages (copy-on-write
+    faults) for nothing.  A task puts the hooks back first thing
+    (``_restore_fork_hooks``): its own forks (job code with threads) get them whole."""
+    if "threading" not in sys.modules:
+        return
+    import _thread
+    import threading
+
+    if threading.active_count() != 1 or _thread._count() != 0:
+        return
+    hooks = [(threading, "_after_fork", _no_hook)]
+    if "logging" in sys.modules:
+        logging = sys.modules["logging"]
+        hooks.append((logging, "_after_at_fork_child_reinit_locks", _reset_logging_lock))
+    for module, name, replacement in hooks:
+        func = getattr(module, name, None)
+        code = getattr(func, "__code__", None)
+        if code is None or code.co_argcount or code.co_freevars or code.co_flags & 0x0C:
+            continue  # not the hook this Python version is known to have
+        if replacement is _reset_logging_lock and set(code.co_names) != _LOGGING_HOOK_NAMES:
+            continue
+        _TRIMMED.append((func, code))
+        func.__code__ = replacement.__code__
+
+
+#: The names logging's at-fork hook (3.11-3.13) uses: the handlers' set and the lock.
+_LOGGING_HOOK_NAMES = {"_at_fork_reinit_lock_weakset", "_at_fork_reinit", "_lock"}
+
+
+def _restore_fork_hooks() -> None:
+    for func, code in _TRIMMED:
+        func.__code__ = code
 
 
 def _serve(forker: _Forker) -> None:
@@ -412,25 +647,18 @@ def _serve(forker: _Forker) -> None:
     os.set_blocking(wpipe, False)
     signal.set_wakeup_fd(wpipe)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    zygote = forker if isinstance(forker, _Zygote) else None
     buf = b""
     fds: list[int] = []
     while True:
-        watched: list[Any] = [ctrl, rpipe]
-        if zygote is not None:
-            watched.extend(w.sock for w in zygote.warms.values())
-        ready, _, _ = select.select(watched, [], [], 10.0)
+        watched: list[Any] = [ctrl, rpipe, *forker.watched()]
+        ready, _, _ = select.select(watched, [], [], forker.timeout())
+        for fd in ready:
+            if isinstance(fd, int) and fd != rpipe:
+                forker.readable(fd)
+        forker.tick()
         if rpipe in ready:
             os.read(rpipe, 4096)
-            if zygote is not None:
-                zygote.reap()
-            else:
-                _reap(forker)
-        if zygote is not None:
-            for warm in list(zygote.warms.values()):
-                if warm.sock in ready:
-                    zygote.relay(warm)
-            zygote._trim()
+            _reap(forker)
         if ctrl in ready:
             data, newfds, _flags, _addr = socket.recv_fds(ctrl, 65536, 8)
             if not data:
@@ -441,12 +669,7 @@ def _serve(forker: _Forker) -> None:
                 return
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
-                req = json.loads(line)
-                fd = fds.pop(0)
-                if zygote is not None:
-                    zygote.request(req, fd)
-                else:
-                    forker.fork_one(req, fd)
+                forker.request(json.loads(line), fds.pop(0))
 
 
 def _exited_children() -> Iterator[tuple[int, int]]:

@@ -40,6 +40,12 @@ class _Reporter:
         self.path = environ.get(REPORT_ENV) or None
         self.state = {}
         self._fd = None
+        if _channel is not None:  # forked from a warm process that keeps the files
+            if self.path is None:
+                import faulthandler
+
+                faulthandler.disable()
+            return
         if _crash_fd is not None:  # forked from a warm process: the handler is set up
             self._start_prepared(_crash_fd)
             return
@@ -80,6 +86,9 @@ class _Reporter:
             return
         try:
             body = json.dumps(self.state).encode("utf-8")
+            if _channel is not None:
+                _send(b"\0" + body + b"\n")
+                return
             if self._fd is None:
                 self._fd = os.open(self.path, _CREATE, 0o666)
             view, offset = memoryview(body), 0
@@ -98,11 +107,15 @@ class _Reporter:
     def memory_limit(self, nbytes: int, setting: str) -> None:
         self.state["max_mem"] = nbytes
         self.state["max_mem_setting"] = setting
-        self._save()
+        if _channel is None or _channel_limit != (nbytes, setting):
+            self._save()  # (else the warm process has it: the limit it planned)
 
     def finished(self) -> None:
         """The task succeeded: remove its report files (the node does not look)."""
         if self.path is None:
+            return
+        if _channel is not None:  # the warm process writes no file for this attempt
+            _send(FINISHED)
             return
         # (a handler prepared by the warm process stays on: the process ends soon, and
         # a crash before that writes to a removed file)
@@ -124,6 +137,8 @@ class _Reporter:
         self._close()
         if self.path is not None:
             write_report(self.path, self.state)  # whole, by a rename
+            if _channel is not None:  # the warm process must not write over it
+                _send(WRITTEN)
 
     def _close(self) -> None:
         if self._fd is not None:
@@ -137,6 +152,34 @@ class _Reporter:
 reporter = _Reporter()
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 _crash_fd: int | None = None  # set by prepare_crash_handler
+#: In a task forked from a warm process: the pipe to it (``use_channel``), else None.
+_channel: int | None = None
+#: Channel records (``disco.node.zygote_process.TaskChannel`` reads them): a state is
+#: ``\0`` + its JSON + ``\n``; these two say the task finished, or wrote its failure.
+FINISHED = b"\0D\n"
+WRITTEN = b"\0F\n"
+
+
+#: The memory limit the warm process starts each task's report with (``use_channel``).
+_channel_limit: tuple[int, str] | None = None
+
+
+def use_channel(fd: int, limit: tuple[int, str] | None = None) -> None:
+    """In a task just forked from a warm process: ``fd`` (``prepare_crash_handler``'s
+    descriptor, now a pipe to the warm process) takes the report's states and any crash
+    traceback; the warm process writes the report files only if the task does not
+    finish (the node reads them only then), so a task that succeeds creates no file.
+    ``limit``: ``(bytes, setting)`` of the memory limit the warm process puts in the
+    report by itself (the one it planned), not sent again."""
+    global _channel, _channel_limit
+    _channel = fd
+    _channel_limit = limit
+
+
+def _send(record: bytes) -> None:
+    view = memoryview(record)
+    while view:
+        view = view[os.write(_channel, view) :]  # type: ignore[arg-type]
 
 
 def prepare_crash_handler() -> None:

@@ -93,8 +93,10 @@ class TaskRunner:
         """On the node, before a stage runs: make ``task`` the active task, resolve every
         parameter into this dict and check the client's Python version (19.4)."""
         set_active_task(task)
-        for key in list(self):
-            self[key] = self.getitem(key, job, jobargs)
+        resolved = getattr(self, "_resolved", None)  # by the job's warm process
+        if resolved is None or resolved[0] is not job or not _same_items(resolved[1], jobargs):
+            for key in list(self):
+                self[key] = self.getitem(key, job, jobargs)
         version = "%d.%d" % sys.version_info[:2]
         if self.get("version", version) != version:
             from disco.worker.report import check_python_version
@@ -214,6 +216,15 @@ class TaskRunner:
             cls.send(type, text)
         except Exception:
             raise SystemExit(1)
+
+
+def _same_items(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """The same keys with the very same values (``**jobargs`` makes a new dict of the
+    job's own argument objects)."""
+    if len(a) != len(b):
+        return False
+    missing = object()
+    return all(b.get(key, missing) is value for key, value in a.items())
 
 
 _protocol_send = WorkerProtocol.send.__func__  # type: ignore[attr-defined]

@@ -225,7 +225,7 @@ def test_tasks_forked_from_a_warm_process_get_their_own_task_names_limit_and_cra
     """The names of library.md 10.4 that do not depend on the task, the memory limit and
     the crash handler are set up once in the warm process; each task still sees its own
     task in ``Task`` and the ``this_*`` helpers, the job's own definitions win, the limit
-    is applied, and the crash handler writes to the attempt's own crash file."""
+    is applied, and the crash handler writes to the attempt's own channel."""
     from disco.settings import DiscoSettings
 
     inputs = ["raw://n%d" % n for n in range(6)]
@@ -244,4 +244,133 @@ def test_tasks_forked_from_a_warm_process_get_their_own_task_names_limit_and_cra
         assert value["util"] == "disco.util"
         assert value["limit"] == 3 << 30
         assert value["faulthandler"] is True
-        assert value["crash_file"].endswith("map-%d-0.json.crash" % value["taskid"])
+        # the crash handler writes to the task's own pipe to the warm process, which
+        # writes the attempt's crash file only if the task does not finish
+        assert value["crash_file"].startswith("pipe:")
+
+
+def report_map(entry, params):
+    """Waits until its warm process has written its report file (after
+    ``LIVE_REPORT_AFTER`` seconds of running), then yields what the file says."""
+    import json
+    import os
+    import time
+
+    path = os.environ["DISCO_TASK_REPORT"]
+    deadline = time.time() + 30
+    while not os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.05)
+    with open(path) as f:
+        yield entry, json.load(f)
+
+
+def _job_files(master, job) -> tuple[list[str], list[str]]:
+    """The job's report directory and the node's worker registry, listed."""
+    from disco.node.jobhome import jobhome_path
+
+    backend = master.server.backend
+    home = jobhome_path(backend.disco_data, "localhost", job.name)
+    reports = os.path.join(home, ".disco-reports")
+    listed = sorted(os.listdir(reports)) if os.path.isdir(reports) else []
+    return listed, sorted(os.listdir(backend.registry.directory))
+
+
+def test_a_finished_task_creates_no_report_crash_or_registry_file(master) -> None:
+    """A task forked from a warm process sends its report's states and crash text
+    through a pipe to the warm process, which writes no file for a task that finishes;
+    its session is a line in the warm process's one registry file (an inode per file
+    per task was a large part of a tiny task's cost on ext4)."""
+    job = Job(master=master.url).run(input=["raw://%d" % n for n in range(8)], map=fds_map)
+    assert len(dict(result_iterator(job.wait(timeout=60)))) == 8
+    reports, registry = _job_files(master, job)
+    assert reports == []
+    tasks = [name for name in registry if name.endswith("-tasks")]
+    assert len(tasks) == 1  # the warm process's, while it lives
+    assert all(len(name.split("-")) == 4 for name in registry if name not in tasks)
+    path = os.path.join(master.server.backend.registry.directory, tasks[0])
+
+    def balanced() -> bool:
+        with open(path) as f:
+            lines = f.read().splitlines()
+        forked = {line.split()[0][1:] for line in lines if line[0] == "+"}
+        reaped = {line[1:] for line in lines if line[0] == "-"}
+        return len(forked) >= 8 and forked == reaped  # the maps, and the shuffle
+
+    poll_for(balanced, 10, "every task forked and reaped in the warm process's registry file")
+
+
+def test_a_running_task_has_its_report_file_after_a_while(master) -> None:
+    """The node's memory watch reads the task's limit from the report file: the warm
+    process writes it for a task that runs longer than LIVE_REPORT_AFTER, and removes it
+    when the task finishes."""
+    from disco.settings import DiscoSettings
+
+    settings = DiscoSettings(DISCO_WORKER_MAX_MEM="3G")
+    job = Job(master=master.url, settings=settings).run(input=["raw://r"], map=report_map)
+    ((entry, report),) = result_iterator(job.wait(timeout=60))
+    assert entry == "r"
+    assert report["max_mem"] == 3 << 30 and report["max_mem_setting"] == "3G"
+    assert report["input"] == "raw://r"
+    poll_for(lambda: _job_files(master, job)[0] == [], 10, "the report file to be removed")
+
+
+def threads_and_fork_map(entry, params):
+    """Job code that starts a thread, then forks: the forked child must see only its
+    own thread (threading's at-fork hook, trimmed in the warm process, is whole again
+    in the task)."""
+    import os
+    import threading
+
+    gate = threading.Event()
+    thread = threading.Thread(target=gate.wait)
+    thread.start()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, b"%d" % threading.active_count())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    count = int(os.read(r, 16))
+    gate.set()
+    thread.join()
+    import sys
+
+    trimmed = len(getattr(sys.modules["__main__"], "_TRIMMED", ()))  # by the warm process
+    yield entry, [count, threading.active_count(), trimmed]
+
+
+def test_job_code_that_forks_with_threads_gets_threadings_at_fork_hook(master) -> None:
+    """The warm process (one thread) trims threading's and logging's at-fork hooks
+    (``_trim_fork_hooks``); a task puts them back before the job's code runs."""
+    job = Job(master=master.url).run(input=["raw://t"], map=threads_and_fork_map)
+    assert dict(result_iterator(job.wait(timeout=60))) == {"t": [1, 1, 2]}
+
+
+from disco.worker.classic.worker import Worker as ClassicWorker  # noqa: E402
+
+
+class TaskParamsWorker(ClassicWorker):
+    """Resolves ``params`` from the running task: its parameters cannot be resolved
+    once for every task in the warm process."""
+
+    def getitem(self, key, job, jobargs, default=None):
+        if key == "params":
+            import disco.worker
+
+            return getattr(disco.worker.active_task, "taskid", None)
+        return super().getitem(key, job, jobargs, default)
+
+
+def taskid_map(entry, params):
+    yield entry, params
+
+
+def test_parameters_are_resolved_once_only_for_the_base_getitem(master) -> None:
+    """The warm process resolves the classic worker's parameters for every task (the
+    base ``getitem`` reads only the job's arguments and attributes); a worker with its
+    own ``getitem`` still resolves them in each task."""
+    inputs = ["raw://a", "raw://b", "raw://c"]
+    job = Job(master=master.url, worker=TaskParamsWorker()).run(input=inputs, map=taskid_map)
+    assert sorted(dict(result_iterator(job.wait(timeout=60))).values()) == [0, 1, 2]
+    job = Job(master=master.url).run(input=inputs, map=param_map, params={"k": 7})
+    assert [k for k, _warm in dict(result_iterator(job.wait(timeout=60))).values()] == [7] * 3

@@ -183,6 +183,10 @@ class Worker(BaseWorker):
                 self._plan_inject(values)
             except Exception:
                 self._inject_plan = None  # each task injects every name, as without it
+            if _plain_resolve(self):
+                # what ``resolve`` makes this dict in every task, made here once
+                self.update(values)
+                self._resolved = (job, jobargs)
 
     def run(self, task: Any, job: Any, **jobargs: Any) -> None:
         self.resolve(task, job, jobargs)
@@ -355,6 +359,16 @@ class Worker(BaseWorker):
             for key, value in static.items():
                 module_globals.setdefault(key, value)
         self._inject_plan = ([id(v) for v in values.values()], plan)
+
+
+def _plain_resolve(worker: Any) -> bool:
+    """Does ``worker`` resolve its parameters as ``TaskRunner.resolve`` with the base
+    ``getitem`` does (which only reads the job's arguments and attributes)?"""
+    from disco.worker.base import Worker as BaseWorker
+    from disco.worker.taskrun import TaskRunner
+
+    cls = type(worker)
+    return cls.getitem is BaseWorker.getitem and cls.resolve is TaskRunner.resolve
 
 
 class _CheckedOutput:
