@@ -394,12 +394,6 @@ class _Attempt:
         if self.writer is not None:
             self.writer.cancel()
         self.outputs.discard()
-        if not done:  # after DONE our Python worker has removed its report files
-            for suffix in ("", ".crash", ".tmp"):
-                try:
-                    os.remove(self.report_path + suffix)
-                except OSError:
-                    pass
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         if self.proc.returncode is None:
@@ -408,6 +402,14 @@ class _Attempt:
                     await self.proc.wait()
             except TimeoutError:
                 logger.warning("worker pid %d did not die after SIGKILL", self.proc.pid)
+        if not done:  # after DONE our Python worker has removed its report files
+            # after the exit: a warm process writes an unfinished task's files before it
+            # reports the exit, also when the node gave up on the task first
+            for suffix in ("", ".crash", ".tmp"):
+                try:
+                    os.remove(self.report_path + suffix)
+                except OSError:
+                    pass
         if self.registry is not None and not self.self_registered:
             self.registry.remove(self.proc.pid)
         if self.writer is not None:

@@ -374,3 +374,39 @@ def test_parameters_are_resolved_once_only_for_the_base_getitem(master) -> None:
     assert sorted(dict(result_iterator(job.wait(timeout=60))).values()) == [0, 1, 2]
     job = Job(master=master.url).run(input=inputs, map=param_map, params={"k": 7})
     assert [k for k, _warm in dict(result_iterator(job.wait(timeout=60))).values()] == [7] * 3
+
+
+def stuck_map(entry, params):
+    """Starts a protocol message on the real output and never finishes it."""
+    import os
+    import time
+
+    os.write(1, b'MSG 10 "ab')
+    time.sleep(60)
+    yield entry, 1
+
+
+def test_a_task_the_node_gives_up_on_leaves_no_report_files(master) -> None:
+    """The node kills a task stuck mid-message; its warm process then writes the
+    unfinished task's report and crash files before it reports the exit: the runner
+    removes them after that exit, so the job's report directory ends empty."""
+    import dataclasses
+
+    from disco.error import JobError
+
+    backend = master.server.backend
+    backend.limits = dataclasses.replace(backend.limits, message_timeout=0.5)
+    master.disco.request("/disco/ctrl/save_settings", '{"max_failure_rate": "0"}')
+    job = Job(master=master.url).run(input=["raw://x"], map=stuck_map)
+    with pytest.raises(JobError, match="Worker stuck in the middle of a message"):
+        job.wait(timeout=60)
+    tasks = [name for name in _job_files(master, job)[1] if name.endswith("-tasks")]
+    path = os.path.join(backend.registry.directory, tasks[0])
+
+    def reaped() -> bool:
+        with open(path) as f:
+            lines = f.read().splitlines()
+        return any(line[0] == "+" for line in lines) and any(line[0] == "-" for line in lines)
+
+    poll_for(reaped, 10, "the stuck task reaped by its warm process")
+    assert _job_files(master, job)[0] == []
