@@ -186,13 +186,15 @@ class RecordSort:
                 pickle.dump(records[i : i + RUN_BLOCK], f, SPILL_PICKLE_PROTOCOL)
         self.records, self.size = [], 0
 
-    def sorted(self) -> Iterator[tuple[Any, Any]]:
+    def sorted(self) -> Iterable[tuple[Any, Any]]:
         """The records in key order, equal keys in input order; run files removed at
         the end (or when the iterator is closed)."""
         self.records.sort(key=_first)
         records, self.records = self.records, []
         if not self.runs:
-            return iter(records)  # no generator frame per record
+            # the list itself (iterated with no generator frame per record): whoever
+            # iterates it decides when it is freed (``LazyRecords`` keeps it)
+            return records
         return self._merged(records)
 
     def _merged(self, last: list[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
@@ -227,16 +229,21 @@ class LazyRecords:
     ``next()`` (the laziness of a generator); ``iter()`` gives that iterator itself, so a
     ``for`` loop runs over it with no Python frame per record."""
 
-    def __init__(self, make: Callable[[], Iterator[Any]]) -> None:
-        self._make: Callable[[], Iterator[Any]] | None = make
+    def __init__(self, make: Callable[[], Iterable[Any]]) -> None:
+        self._make: Callable[[], Iterable[Any]] | None = make
         self._records: Iterator[Any] | None = None
+        # What ``make()`` gave, kept with this object: a list of sorted records is freed
+        # when this object is, not by its iterator's end (a task's last records are
+        # left to the process's exit: ``disco.worker.taskrun.leave_to_exit``).
+        self._source: Iterable[Any] | None = None
 
     def _started(self) -> Iterator[Any]:
         if self._records is None:
             make, self._make = self._make, None
             if make is None:  # ``make`` failed: nothing more to give
                 return iter(())
-            self._records = iter(make())
+            self._source = make()
+            self._records = iter(self._source)
         return self._records
 
     def __iter__(self) -> Iterator[Any]:
@@ -248,6 +255,7 @@ class LazyRecords:
     def close(self) -> None:
         """Stop early: spilled runs are removed."""
         records, self._records, self._make = self._records, iter(()), None
+        self._source = None
         close = getattr(records, "close", None)
         if close is not None:
             close()

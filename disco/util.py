@@ -589,7 +589,7 @@ def disk_sort(
     ``for`` loop then walks the sorted records without Python code per record.
     """
 
-    def sort() -> Iterator[tuple[Any, Any]]:
+    def sort() -> Iterable[tuple[Any, Any]]:
         sorter = recordsort.RecordSort(filename, recordsort.buffer_bytes(sort_buffer_size))
         _send(worker, "Downloading %s" % filename)
         try:

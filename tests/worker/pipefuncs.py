@@ -239,3 +239,26 @@ def simple_reduce(self: Any, worker: Any, task: Any, **jobargs: Any) -> None:
     out = worker.output(task, partition=None).file
     for key in sorted(totals):
         out.add(key, totals[key])
+
+
+# -- when a combined label's records are freed ----------------------------------------------
+
+
+def init_kept(interface: Any, params: Any) -> dict[str, Any]:
+    return {"order": [], "kept": {}}
+
+
+def keep_one_record(interface: Any, state: Any, label: Any, inp: Any) -> None:
+    """Walk the label's sorted records, keeping the first ``(key, value)`` object."""
+    state["order"].append(label)
+    for record in inp:
+        state["kept"].setdefault(label, record)
+
+
+def done_with_references(interface: Any, state: Any) -> None:
+    """Each kept record's reference count (one more while its label's list lives)."""
+    import sys
+
+    interface.output(0).add("order", state["order"])
+    counts = {label: sys.getrefcount(record) for label, record in state["kept"].items()}
+    interface.output(0).add("references", counts)

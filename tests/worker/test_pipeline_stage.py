@@ -81,6 +81,33 @@ def test_combine_with_sort_gives_keys_in_order(master: Any) -> None:
     assert dict(got) == {w.encode(): n for w, n in expected_words().items()}
 
 
+def test_combined_records_freed_at_the_next_label_and_the_last_left_to_the_exit(
+    master: Any,
+) -> None:
+    # runstage: with combine, a label's sorted records are freed when the next label's
+    # are read; the last label's stay until the task process ends (taskrun.leave_to_exit)
+    pipeline = [
+        ("split", Stage("map", process=f.bytes_words)),
+        (
+            "group_all",
+            Stage(
+                "keep",
+                init=f.init_kept,
+                process=f.keep_one_record,
+                done=f.done_with_references,
+                combine=True,
+                sort=True,
+            ),
+        ),
+    ]
+    got = dict(results(run(master, pipeline)))
+    order, references = got["order"], got["references"]
+    assert len(order) == 2 and set(references) == set(order)  # words of odd/even length
+    # done() runs after every process(): only the last label's list still holds its record
+    first, last = (references[label] for label in order)
+    assert last == first + 1
+
+
 def test_sort_without_combine_is_ignored(master: Any) -> None:
     pipeline = [
         ("split", Stage("map", process=f.map_words)),
