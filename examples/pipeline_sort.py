@@ -129,21 +129,40 @@ def line_ranges(path, n):
 
 
 def sample_bounds(path, labels, samples_per_label=1000, seed=1):
-    """``labels - 1`` sorted keys cutting a sample of the file's keys into equal parts."""
+    """``labels - 1`` sorted keys cutting a sample of the file's keys into equal parts.
+
+    Each sample is the key of the first whole line after a random offset, read with one
+    small ``pread`` (a buffered file read 8 KiB per seek: 32 MB for 4,000 samples)."""
     size = os.path.getsize(path)
     rng = random.Random(seed)
     keys = []
     with open(path, "rb") as f:
+        fd = f.fileno()
         for _ in range(labels * samples_per_label if size else 0):
-            f.seek(rng.randrange(size))
-            f.readline()
-            line = f.readline()
-            if line:
-                keys.append(line[:KEY])
+            key = _key_after(f, fd, rng.randrange(size))
+            if key:
+                keys.append(key)
     keys.sort()
     if not keys:
         return []
     return sorted({keys[len(keys) * i // labels] for i in range(1, labels)})
+
+
+def _key_after(f, fd, offset, chunk=512):
+    """The first ``KEY`` bytes (at most, up to its newline) of the line after the one
+    holding ``offset`` (``b""`` at the end of the file): ``f.seek(offset)``, one
+    ``readline()`` skipped, the next one's start, from one ``pread`` when it holds them."""
+    data = os.pread(fd, chunk, offset)
+    start = data.find(b"\n") + 1
+    if start and (start + KEY <= len(data) or len(data) < chunk):
+        key = data[start : start + KEY]
+        end = key.find(b"\n")
+        return key if end < 0 else key[: end + 1]
+    if not start and len(data) < chunk:
+        return b""  # the last line: no line after it
+    f.seek(offset)  # a line longer than the chunk
+    f.readline()
+    return f.readline()[:KEY]
 
 
 def sort_file(inp, out, splits=4, labels=4, master=None):

@@ -107,6 +107,26 @@ def test_pipeline_sort_record_writer_add_all_writes_what_add_writes() -> None:
         assert many.getvalue() == one.getvalue() == b"".join(k + v for k, v in records)
 
 
+def test_pipeline_sort_samples_keys_as_seek_and_readline_would(tmp_path: Any) -> None:
+    """``sample_bounds`` reads each sample with one small ``pread``: the same key as
+    ``seek`` + ``readline`` + ``readline()[:10]`` at every offset of a file with short
+    lines, lines longer than the read, and no newline at its end."""
+    module = example_module("pipeline_sort")
+    rng = random.Random(5)
+    lengths = [rng.choice([0, 3, 9, 10, 11, 40, 600]) for _ in range(60)]
+    lines = [bytes(rng.randrange(33, 127) for _ in range(n)) + b"\n" for n in lengths]
+    data = b"".join(lines) + b"no newline at the end"
+    path = tmp_path / "records"
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        for chunk in (16, 64, 512):
+            for offset in range(len(data)):
+                f.seek(offset)
+                f.readline()
+                want = f.readline()[:10]
+                assert module._key_after(f, f.fileno(), offset, chunk) == want, (offset, chunk)
+
+
 @pytest.fixture
 def redis_servers(tmp_path: Any) -> Any:
     """Three throw-away redis-servers, one per node of the ``cluster`` fixture."""
