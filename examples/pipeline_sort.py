@@ -7,8 +7,8 @@ Like TeraSort: the client samples keys of INPUT to pick ``L - 1`` boundaries, an
 INPUT into ``N`` ranges of whole lines, given to the job as ``raw://<path>:<start>:<end>``
 inputs (the file stays where it is, as with a local ``file://`` input).
 
-* stage ``partition`` (``split``): reads its range (``input_chain``) in blocks, sorts
-  each block by key (so that each key range is one slice of it) and writes each record
+* stage ``partition`` (``split``): reads its range (``input_chain``) in blocks of lines,
+  sorts each block by key (so that each key range is one slice of it) and writes each record
   to the label of its key range: ``interface.output(label).add(key, rest)``;
 * stage ``sort`` (``group_label``, ``combine=True, sort=True``): gets each label's
   records as one stream sorted by key (its input is sorted runs, which Python's sort
@@ -38,7 +38,9 @@ KEY = 10
 
 # -- job functions (shipped by value: builtins and local imports only) ------------------
 def range_blocks(stream, size, url, params):
-    """Input chain: ``raw://<path>:<start>:<end>`` -> blocks of whole lines of that range."""
+    """Input chain: ``raw://<path>:<start>:<end>`` -> lists of the lines of that range,
+    8 MiB at a time (a block cut mid-line has the rest of that line added to its last
+    line, not to the whole block: no copy of the block)."""
     path, start, end = url[len("raw://") :].rsplit(":", 2)
     left = int(end) - int(start)
     with open(path, "rb") as f:
@@ -48,11 +50,13 @@ def range_blocks(stream, size, url, params):
             if not block:
                 break
             left -= len(block)
-            if left > 0 and not block.endswith(b"\n"):
+            lines = block.splitlines(keepends=True)
+            del block
+            if left > 0 and not lines[-1].endswith(b"\n"):
                 tail = f.readline()
                 left -= len(tail)
-                block += tail
-            yield block
+                lines[-1] += tail
+            yield lines
 
 
 def partition(interface, state, label, inp):
@@ -62,10 +66,9 @@ def partition(interface, state, label, inp):
     bounds, key = state, operator.itemgetter(slice(0, 10))
     # one output per key range, its add() looked up once
     adds = [interface.output(part).add for part in range(len(bounds) + 1)]
-    for block in inp:
+    for records in inp:
         # sorted by key (a C loop), a block's records of one key range are one slice,
         # and stage ``sort`` gets sorted runs, which it merges rather than sorts
-        records = block.splitlines(keepends=True)
         records.sort(key=key)
         cuts = [bisect.bisect_left(records, bound, key=key) for bound in bounds]
         for add, start, end in zip(adds, [0, *cuts], [*cuts, len(records)], strict=True):

@@ -127,6 +127,25 @@ def test_pipeline_sort_samples_keys_as_seek_and_readline_would(tmp_path: Any) ->
                 assert module._key_after(f, f.fileno(), offset, chunk) == want, (offset, chunk)
 
 
+def test_pipeline_sort_range_blocks_give_whole_lines_across_blocks(tmp_path: Any) -> None:
+    """The input chain reads 8 MiB at a time and gives lists of whole lines: a line cut
+    by a block's end is completed (its rest added to it), none lost or doubled."""
+    module = example_module("pipeline_sort")
+    rng = random.Random(3)
+    lines = [b"%d" % i + b"x" * rng.randrange(0, 300) + b"\n" for i in range(120000)]
+    data = b"".join(lines)
+    assert len(data) > 2 * (8 << 20)  # three blocks, cut mid-line
+    path = tmp_path / "records"
+    path.write_bytes(data)
+    for start, end in [*module.line_ranges(str(path), 3), (0, len(data))]:
+        url = "raw://%s:%d:%d" % (path, start, end)
+        blocks = list(module.range_blocks(None, None, url, None))
+        got = [line for block in blocks for line in block]
+        assert b"".join(got) == data[start:end]
+        assert all(line.endswith(b"\n") for line in got)
+        assert len(got) == data[start:end].count(b"\n")
+
+
 @pytest.fixture
 def redis_servers(tmp_path: Any) -> Any:
     """Three throw-away redis-servers, one per node of the ``cluster`` fixture."""
