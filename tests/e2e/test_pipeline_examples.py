@@ -107,6 +107,22 @@ def test_pipeline_sort_record_writer_add_all_writes_what_add_writes() -> None:
         assert many.getvalue() == one.getvalue() == b"".join(k + v for k, v in records)
 
 
+def test_pipeline_sort_module_leaves_the_client_modules_to_the_client() -> None:
+    """The job's warm process imports the example (its stage functions are pickled by
+    reference) before the first task: ``disco.core`` and ``disco.embedded`` (asyncio,
+    ssl), which only the client uses, are imported by ``sort_file``, not the module."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path.insert(0, %r); import pipeline_sort; "
+        "print(sorted(m for m in ('disco.core', 'disco.embedded', 'asyncio', 'ssl') "
+        "if m in sys.modules))" % EXAMPLES
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_pipeline_sort_samples_keys_as_seek_and_readline_would(tmp_path: Any) -> None:
     """``sample_bounds`` reads each sample with one small ``pread``: the same key as
     ``seek`` + ``readline`` + ``readline()[:10]`` at every offset of a file with short
