@@ -35,6 +35,34 @@ def leave_to_exit(obj: Any) -> None:
     _left_to_exit.append(obj)
 
 
+_malloc_tuned = False
+
+
+def tune_malloc() -> None:
+    """glibc: a task's buffers up to 32 MiB come from the heap, and up to 64 MiB of freed
+    heap stay mapped, for the next buffer to reuse (once per process; a task forked from
+    a warm process inherits it).
+
+    glibc's defaults map every buffer above its threshold (at most the size last freed:
+    the next buffer of the same size is mapped again) and unmap it when freed: every
+    1 MiB hunk inflated, every 8 MiB block read was new memory, 256 page faults per MiB
+    (a hunk's inflate 2.3 -> 1.9 ms).  A task's process lives for one task, so memory
+    kept for reuse is given back at its exit.
+    """
+    global _malloc_tuned
+    if _malloc_tuned:
+        return
+    _malloc_tuned = True
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return  # not glibc
+    mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD (its maximum on 64-bit)
+    mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
+
+
 def set_active_task(task: Any) -> None:
     """Make ``task`` this process's ``disco.worker.active_task`` (the package attribute,
     which job code and 0.5 code read and may set)."""
@@ -79,6 +107,7 @@ class TaskRunner:
 
     def start(self, task: Any, job: Any, **jobargs: Any) -> None:
         """Run the task: memory limit, scratch directory, ``run`` (maybe profiled), ``end``."""
+        tune_malloc()
         _apply_memory_limit(getattr(job, "settings", None))
         task.makedirs()
         if self.getitem("profile", job, jobargs):

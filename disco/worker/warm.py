@@ -19,6 +19,7 @@ def prepare(jobobjs: Any) -> None:
         report.prepare_crash_handler()
     except OSError:
         pass  # each task sets up its own, as a process started by exec does
+    taskrun.tune_malloc()  # inherited by every task forked from here
     if jobobjs is not None:
         taskrun.plan_memory_limit(getattr(jobobjs[0], "settings", None))
     taskrun.note_preloaded()
