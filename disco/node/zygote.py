@@ -97,6 +97,36 @@ async def worker_streams(sock: socket.socket) -> tuple[asyncio.StreamReader, Wor
     return reader, WorkerInput(sock, transport)
 
 
+def settle_report(
+    msg: dict[str, Any],
+    pending: dict[int, asyncio.Future[int]],
+    children: dict[int, ZygoteProcess],
+    early_exits: dict[int, int],
+    error: type[OSError],
+) -> bool:
+    """Apply one answer of the zygote or of a warm process: ``{"id", "pid"}`` (or
+    ``"error"``, raised as ``error``) settles a spawn request; ``{"exit", "code"}`` ends a
+    child (kept in ``early_exits`` if it ended before its spawn was settled).  True for
+    an exit."""
+    if "id" in msg:
+        fut = pending.pop(msg["id"], None)
+        if fut is not None and not fut.done():
+            if "error" in msg:
+                fut.set_exception(error(msg["error"]))
+            else:
+                fut.set_result(int(msg["pid"]))
+        return False
+    if "exit" in msg:
+        pid, code = int(msg["exit"]), int(msg["code"])
+        proc = children.pop(pid, None)
+        if proc is None:
+            early_exits[pid] = code
+        else:
+            proc._set_exit(code)
+        return True
+    return False
+
+
 class ZygoteProcess:
     """Looks like ``asyncio.subprocess.Process`` to the runner: pid, stdin, stdout, wait()."""
 
@@ -325,20 +355,7 @@ class Zygote:
             self._children.clear()
 
     def _report(self, msg: dict[str, Any]) -> None:
-        if "id" in msg:
-            fut = self._pending.pop(msg["id"], None)
-            if fut is not None and not fut.done():
-                if "error" in msg:
-                    fut.set_exception(OSError(msg["error"]))
-                else:
-                    fut.set_result(int(msg["pid"]))
-        elif "exit" in msg:
-            pid, code = int(msg["exit"]), int(msg["code"])
-            proc = self._children.pop(pid, None)
-            if proc is None:
-                self._early_exits[pid] = code
-            else:
-                proc._set_exit(code)
+        settle_report(msg, self._pending, self._children, self._early_exits, OSError)
 
     async def close(self) -> None:
         if self._trimmer is not None:
@@ -452,20 +469,7 @@ class _WarmChannel:
             except ValueError:
                 logger.warning("warm process %d: unreadable answer %r", self.pid, line[:80])
                 continue
-            if "id" in msg:
-                fut = self.pending.pop(msg["id"], None)
-                if fut is not None and not fut.done():
-                    if "error" in msg:
-                        fut.set_exception(_WarmGone(msg["error"]))
-                    else:
-                        fut.set_result(int(msg["pid"]))
-            elif "exit" in msg:
-                pid, code = int(msg["exit"]), int(msg["code"])
-                proc = self.children.pop(pid, None)
-                if proc is None:
-                    self.early_exits[pid] = code
-                else:
-                    proc._set_exit(code)
+            if settle_report(msg, self.pending, self.children, self.early_exits, _WarmGone):
                 self.last_used = time.monotonic()
 
     def _ended(self) -> None:
