@@ -96,32 +96,27 @@ class AttemptRunner:
         self.attempts: dict[str, asyncio.Task[TaskResult]] = {}  # by attempt_key
         self._running: set[asyncio.Task[TaskResult]] = set()
         self._preparing: set[asyncio.Task[Any]] = set()
+        self._closing: set[asyncio.Task[Any]] = set()  # callers' tasks close() cancelled
+        self._killing: set[str] = set()  # attempts kill() cancelled
+        self._waiters: dict[asyncio.Task[Any], list[asyncio.Future[None]]] = {}
         self._closed = False
 
     def _closed_failure(self, spec: TaskSpec) -> TaskFailed:
         return TaskFailed("error", self.closed_text % spec.host)
 
     async def run(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
-        """Prepare, then run the worker; cancelling the caller (or ``kill``) kills it."""
+        """Prepare, then run the worker; cancelling the caller (or ``kill``) kills it.
+
+        The attempt runs in the caller's task (no task and ``shield`` of its own: one
+        loop iteration less per attempt); ``kill`` and ``close`` cancel that task.  A
+        cancel by ``close`` ends in the node's failure, not ``CancelledError``."""
         if self._closed:
             return self._closed_failure(spec)
         key = attempt_key(spec)
-        task = asyncio.create_task(self._run(spec, channel), name="disco-attempt-%s" % key)
+        task = asyncio.current_task()
+        assert task is not None
         self._running.add(task)
         self.attempts[key] = task
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            # Our caller was cancelled (kill): stop the attempt, wait for the kill.
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            raise
-        finally:
-            self._running.discard(task)
-            if self.attempts.get(key) is task:
-                del self.attempts[key]
-
-    async def _run(self, spec: TaskSpec, channel: TaskChannel) -> TaskResult:
         try:
             if self.timed_start and not _home_ready(spec):
                 prepared = await self._prepare_in_time(spec)
@@ -134,9 +129,21 @@ class AttemptRunner:
                 spec, channel, jobhome, limits=self.limits, zygote=zygote, registry=self.registry
             )
         except asyncio.CancelledError:
-            if self._closed:  # killed by close(), not by our caller
+            if self._closed and task in self._closing:  # killed by close(), not by a caller
+                self._closing.discard(task)
+                task.uncancel()
                 return self._closed_failure(spec)
+            if key in self._killing:  # kill(key): the caller sees the cancel, as before
+                task.uncancel()
             raise
+        finally:
+            self._running.discard(task)
+            self._killing.discard(key)
+            if self.attempts.get(key) is task:
+                del self.attempts[key]
+            for fut in self._waiters.pop(task, ()):
+                if not fut.done():
+                    fut.set_result(None)
 
     async def _prepare(self, spec: TaskSpec) -> Prepared | TaskFailed:
         return await prepare_attempt(spec, self.zygotes, self.ensure)
@@ -167,17 +174,30 @@ class AttemptRunner:
         task = self.attempts.get(key)
         if task is None:
             return False
+        self._killing.add(key)
+        ended = self._ended(task)
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await ended
         return True
+
+    def _ended(self, task: asyncio.Task[Any]) -> asyncio.Future[None]:
+        """A future set when the attempt running in ``task`` (its caller's) has ended."""
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(task, []).append(fut)
+        return fut
 
     async def close(self) -> None:
         """Refuse new attempts, kill the running ones, stop the zygote."""
         self._closed = True
         self.zygotes.stop()
-        for tasks in (self._running, self._preparing):
-            pending = list(tasks)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        running = list(self._running)
+        ended = [self._ended(task) for task in running]
+        self._closing.update(running)
+        for task in running:  # the callers' tasks: each attempt ends with the node's failure
+            task.cancel()
+        preparing = list(self._preparing)
+        for task in preparing:
+            task.cancel()
+        await asyncio.gather(*ended, *preparing, return_exceptions=True)
+        self._closing.clear()
         await self.zygotes.close()

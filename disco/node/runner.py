@@ -683,8 +683,10 @@ class _Attempt:
         return p.encode("RETRY", [[r.replica_id, r.url] for r in replicas])
 
     async def _done(self) -> TaskResult:
-        # 8.7: sync and close the index, log DONE, hand over the outputs; then killed.
+        # 8.7: the worker is killed (at once: its exit is reported while the index is
+        # synced), then the index synced and closed, DONE logged, the outputs handed over.
         self._flush()
+        self._killpg()
         try:
             if self.outputs.index_pending:
                 await asyncio.to_thread(self.outputs.close)

@@ -60,9 +60,9 @@ class WorkerInput:
     send, and the reader sees the worker's output to its end.
     """
 
-    def __init__(self, sock: socket.socket, output: asyncio.StreamWriter) -> None:
+    def __init__(self, sock: socket.socket, output: WorkerOutput) -> None:
         self._sock = sock.dup()
-        self._output = output  # the reading side's transport, closed with us
+        self._output = output  # the reading side, closed with us
         self._queued: list[bytes] = []
         self._sending = False
         self._closed = False
@@ -90,11 +90,110 @@ class WorkerInput:
         self._output.close()
 
 
-async def worker_streams(sock: socket.socket) -> tuple[asyncio.StreamReader, WorkerInput]:
-    """The worker's output (a reader) and input (a ``WorkerInput``) on our end ``sock``."""
+class WorkerOutput:
+    """The worker's stdout, read by a loop reader callback on our end of its socket:
+    ``read`` as a ``StreamReader``'s (``b""`` at the end), ``set_exception``, ``close``.
+
+    No transport and no protocol: the callback receives into a buffer and wakes the one
+    waiting ``read``; it stops reading while ``limit`` bytes wait unread.  A reset
+    connection (the worker ended with replies it had not read) is the end of its output.
+    """
+
+    def __init__(self, sock: socket.socket, limit: int = 1 << 20) -> None:
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._loop = asyncio.get_running_loop()
+        self._limit = limit
+        self._buf = bytearray()
+        self._eof = False
+        self._exc: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._reading = False
+        self._closed = False
+        self._resume()
+
+    def _resume(self) -> None:
+        if not self._reading and not self._eof and not self._closed:
+            self._reading = True
+            self._loop.add_reader(self._fd, self._readable)
+
+    def _pause(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self._fd)
+
+    def _readable(self) -> None:
+        try:
+            data = self._sock.recv(_RECV)
+        except (BlockingIOError, InterruptedError):
+            return
+        except ConnectionResetError:
+            data = b""
+        except OSError as exc:
+            self._exc = exc
+            data = b""
+        if data:
+            self._buf += data
+            if len(self._buf) >= self._limit:
+                self._pause()
+        else:
+            self._eof = True
+            self._pause()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def set_exception(self, exc: BaseException) -> None:
+        """Make the next ``read`` raise ``exc`` (a failure of the reply writer)."""
+        self._exc = exc
+        self._wake()
+
+    async def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all until the end with ``n < 0``); ``b""`` at the end."""
+        while True:
+            if self._exc is not None:
+                exc, self._exc = self._exc, None
+                raise exc
+            if self._buf and (n >= 0 or self._eof):
+                if n < 0 or n >= len(self._buf):
+                    data = bytes(self._buf)
+                    self._buf.clear()
+                else:
+                    data = bytes(self._buf[:n])
+                    del self._buf[:n]
+                self._resume()
+                return data
+            if self._eof or self._closed:
+                return b""
+            self._resume()
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._pause()
+            self._sock.close()
+            self._wake()
+
+
+_RECV = 256 * 1024
+
+
+def worker_streams(sock: socket.socket) -> tuple[WorkerOutput, WorkerInput]:
+    """The worker's output (``WorkerOutput``) and input (a ``WorkerInput``) on our end
+    ``sock``; reading starts at once (before the worker's pid is known)."""
     sock.setblocking(False)
-    reader, transport = await asyncio.open_unix_connection(sock=sock, limit=1 << 20)
-    return reader, WorkerInput(sock, transport)
+    output = WorkerOutput(sock)
+    return output, WorkerInput(sock, output)
 
 
 def settle_report(
@@ -130,7 +229,7 @@ def settle_report(
 class ZygoteProcess:
     """Looks like ``asyncio.subprocess.Process`` to the runner: pid, stdin, stdout, wait()."""
 
-    def __init__(self, pid: int, reader: asyncio.StreamReader, writer: WorkerInput) -> None:
+    def __init__(self, pid: int, reader: WorkerOutput, writer: WorkerInput) -> None:
         self.pid = pid
         self.stdout = reader
         self.stdin = writer
@@ -143,6 +242,8 @@ class ZygoteProcess:
             self._exited.set_result(code)
 
     async def wait(self) -> int:
+        if self.returncode is not None:
+            return self.returncode
         return await asyncio.shield(self._exited)
 
 
@@ -232,11 +333,15 @@ class Zygote:
         if registry is not None:
             req["registry"] = os.path.join(registry.directory, registry.owner)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        output, stdin = worker_streams(ours)  # read from the start, as the pid comes
         try:
-            pid = await self._request(req, theirs, ours)
+            pid = await self._request(req, theirs, None)
+        except BaseException:
+            stdin.close()  # and the output, our end
+            raise
         finally:
             theirs.close()
-        proc = ZygoteProcess(pid, *await worker_streams(ours))
+        proc = ZygoteProcess(pid, output, stdin)
         self._children[pid] = proc
         if pid in self._early_exits:
             proc._set_exit(self._early_exits.pop(pid))
@@ -244,10 +349,11 @@ class Zygote:
         return proc
 
     async def _request(
-        self, req: dict[str, Any], theirs: socket.socket, ours: socket.socket
+        self, req: dict[str, Any], theirs: socket.socket, ours: socket.socket | None
     ) -> int:
         """Send the zygote ``req`` with ``theirs``; the pid it answers.  ``ours`` (the
-        other end) is closed, and a process forked meanwhile killed, if this fails."""
+        other end, if given) is closed, and a process forked meanwhile killed, if this
+        fails."""
         loop = asyncio.get_running_loop()
         try:
             async with self._lock:
@@ -261,7 +367,8 @@ class Zygote:
                 await _send_with_fd(self._sock, line, theirs.fileno())
             return await _answer(fut)
         except BaseException:
-            ours.close()
+            if ours is not None:
+                ours.close()
             raise
 
     async def _warm(
@@ -418,31 +525,35 @@ class _WarmChannel:
         return not self.children and not self.pending
 
     async def spawn(self, report: str | None) -> ZygoteProcess:
-        """Ask the warm process for a worker of the job (``report``: its report path)."""
+        """Ask the warm process for a worker of the job (``report``: its report path).
+
+        The request is sent at once when the socket takes it whole (no lock, no wait);
+        only a send that would wait takes the lock, which keeps requests whole and in
+        order.  The worker's output is read from the start, as its pid comes."""
+        if self.gone:
+            raise _WarmGone("the warm process of the job is gone")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        output, stdin = worker_streams(ours)
         try:
             try:
-                async with self._lock:
-                    if self.gone:
-                        raise _WarmGone("the warm process of the job is gone")
-                    self.next_id += 1
-                    rid = self.next_id
-                    fut: asyncio.Future[int] = self._loop.create_future()
-                    self.pending[rid] = fut
-                    self.last_used = time.monotonic()
-                    line = json.dumps({"id": rid, "report": report}).encode() + b"\n"
-                    try:
-                        await _send_with_fd(self.sock, line, theirs.fileno())
-                    except OSError as exc:
-                        self.pending.pop(rid, None)
-                        raise _WarmGone(str(exc)) from exc
+                self.next_id += 1
+                rid = self.next_id
+                fut: asyncio.Future[int] = self._loop.create_future()
+                self.pending[rid] = fut
+                self.last_used = time.monotonic()
+                line = json.dumps({"id": rid, "report": report}).encode() + b"\n"
+                try:
+                    await self._send(line, theirs.fileno())
+                except OSError as exc:
+                    self.pending.pop(rid, None)
+                    raise _WarmGone(str(exc)) from exc
                 pid = await _answer(fut)
             finally:
                 theirs.close()
         except BaseException:
-            ours.close()
+            stdin.close()  # and the output, our end
             raise
-        proc = ZygoteProcess(pid, *await worker_streams(ours))
+        proc = ZygoteProcess(pid, output, stdin)
         if pid in self.early_exits:
             proc._set_exit(self.early_exits.pop(pid))
         elif self.gone:
@@ -450,6 +561,27 @@ class _WarmChannel:
         else:
             self.children[pid] = proc
         return proc
+
+    async def _send(self, line: bytes, fd: int) -> None:
+        """Send one request with ``fd``: at once if nothing else is being sent and the
+        socket takes it whole, else under the lock (``_send_with_fd``)."""
+        sent = 0
+        if not self._lock.locked():
+            if self.gone:
+                raise _WarmGone("the warm process of the job is gone")
+            try:
+                sent = socket.send_fds(self.sock, [line], [fd])
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent == len(line):
+                return
+        async with self._lock:  # free when we found it free: acquired without a wait
+            if self.gone:
+                raise _WarmGone("the warm process of the job is gone")
+            if sent:  # the rest of a request the socket took in part (its fd went)
+                await self._loop.sock_sendall(self.sock, line[sent:])
+            else:
+                await _send_with_fd(self.sock, line, fd)
 
     def _readable(self) -> None:
         try:

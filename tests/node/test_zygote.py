@@ -75,7 +75,7 @@ def test_a_reply_the_worker_never_reads_does_not_cost_its_last_output():
 
     async def main() -> bytes:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        reader, stdin = await worker_streams(ours)
+        reader, stdin = worker_streams(ours)
         last_words = b"Traceback: the worker's last words\n" * 2000
         theirs.sendall(last_words[:1000])
         theirs.shutdown(socket.SHUT_RD)  # it reads no more: our next send fails
