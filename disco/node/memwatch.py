@@ -52,29 +52,39 @@ class Watched:
 
 
 class MemoryWatch:
-    """Watches process groups of one event loop; ``watch`` returns an ``unwatch``."""
+    """Watches process groups of one event loop; ``watch`` returns an ``unwatch``.
+
+    Sampled by a loop timer, armed while a group is watched and cancelled when the last
+    one goes: nothing is left scheduled (no task) on a loop whose attempts have ended."""
 
     def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval
         self.groups: dict[int, Watched] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def watch(
         self, pgid: int, limit: Callable[[], int | None], on_exceeded: Callable[[int, int], None]
     ) -> Callable[[], None]:
         self.groups[pgid] = Watched(limit, on_exceeded)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
 
         def unwatch() -> None:
             self.groups.pop(pgid, None)
+            if not self.groups and self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
         return unwatch
 
-    async def _run(self) -> None:
-        while self.groups:
-            await asyncio.sleep(self.interval)
+    def _tick(self) -> None:
+        self._timer = None
+        try:
             self.check()
+        finally:
+            if self.groups and self._timer is None:
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(self.interval, self._tick)
 
     def check(self) -> None:
         limits = {}
