@@ -30,6 +30,7 @@ from many_tasks_funcs import square_map  # noqa: E402
 
 _HZ = os.sysconf("SC_CLK_TCK")
 COUNTS = {"iterations": 0, "tasks": 0}
+HANDLES: dict[str, int] = {}
 LOOP_TID: list[int] = []
 
 
@@ -44,6 +45,24 @@ def _patch() -> None:
         run_once(self)
 
     base_events.BaseEventLoop._run_once = counted  # type: ignore[method-assign]
+
+
+def _count_handles() -> None:
+    """Count the callbacks the loop runs, by name (``--handles``)."""
+    from asyncio import events
+
+    run = events.Handle._run
+
+    def counted(self: Any) -> None:
+        cb = self._callback
+        owner = getattr(cb, "__self__", None)
+        name = getattr(cb, "__qualname__", repr(cb))
+        if name == "TaskStepMethWrapper" or type(owner).__name__ == "Task":
+            name = "task step: %s" % getattr(owner.get_coro(), "__qualname__", "?")
+        HANDLES[name] = HANDLES.get(name, 0) + 1
+        run(self)
+
+    events.Handle._run = counted  # type: ignore[method-assign]
 
 
 def _factory(loop: Any, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
@@ -88,14 +107,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--handles", action="store_true", help="count the loop's callbacks")
     args = ap.parse_args(argv)
     _patch()
+    if args.handles:
+        _count_handles()
     from disco.embedded import EmbeddedMaster
 
     with EmbeddedMaster() as master:
         run(master.url, 4)  # warm-up
         for _ in range(args.rounds):
+            HANDLES.clear()
             print(json.dumps(run(master.url, args.tasks)), flush=True)
+        if args.handles:
+            for name, count in sorted(HANDLES.items(), key=lambda kv: -kv[1])[:25]:
+                print("%7.2f  %s" % (count / args.tasks, name))
     return 0
 
 

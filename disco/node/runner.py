@@ -35,7 +35,7 @@ from disco.node.orphans import WorkerRegistry, die_with_parent
 from disco.node.outputs import TaskOutputs
 from disco.node.partial import remove_partial_outputs
 from disco.node.saveresults import save_outputs
-from disco.node.zygote import Zygote
+from disco.node.zygote import CONSUMED, POKE, Zygote
 from disco.retryable import SHELL_CANNOT_EXECUTE
 from disco.settings import DiscoSettings
 
@@ -228,6 +228,7 @@ async def run_worker(
 
 
 Reply = Callable[[], Awaitable[bytes]]
+_SLOW = object()  # _Attempt._act_now: the message needs _act
 
 
 def _run_until_wait(coro: Coroutine[Any, Any, None]) -> Awaitable[None] | None:
@@ -310,6 +311,13 @@ class _Attempt:
         self.mem_exceeded: tuple[int, int] | None = None  # (rss, limit) when stopped
         self._unwatch: Callable[[], None] = lambda: None
         self.self_registered = False  # forked by the zygote, which keeps its record
+        self.parser = p.FrameParser(limits.max_payload)
+        self.got_output = False  # a first byte came (8.8: pid_timeout until then)
+        self.msg_started: float | None = None  # when the unfinished message began
+        self.waiting_until: float | None = None  # the deadline the task reads with
+        # what the read callback (``_consume``) leaves to the task, in order:
+        # ("msg", message), ("wait", awaitable), ("result", result), ("broken", error)
+        self.held: list[tuple[str, Any]] = []
 
     # -- process ------------------------------------------------------------------------
     async def run(self, environ: Mapping[str, str] | None) -> TaskResult:
@@ -536,10 +544,39 @@ class _Attempt:
             return b""
 
     async def _drive(self) -> TaskResult:
-        parser = p.FrameParser(self.limits.max_payload)
-        got_output = False
-        msg_started: float | None = None
+        """Read and answer the worker's messages until the attempt ends.
+
+        A stdout with a ``consumer`` (the zygote's ``WorkerOutput``) hands what arrives
+        while this task waits for output to ``_consume``, in the loop's read callback:
+        the messages that need no wait are answered there, and this task wakes only for
+        the others (``self.held``) or a deadline."""
+        assert self.proc is not None
+        parser = self.parser = p.FrameParser(self.limits.max_payload)
+        stdout = self.proc.stdout
+        fast = hasattr(stdout, "consumer")
+        if fast:
+            stdout.consumer = self._consume
+        try:
+            return await self._drive_frames(parser)
+        finally:
+            if fast:
+                stdout.consumer = None
+
+    async def _drive_frames(self, parser: p.FrameParser) -> TaskResult:
         while True:
+            if self.held:  # what the read callback left to this task, in order
+                held, self.held = self.held, []
+                for kind, item in held:
+                    if kind == "broken":
+                        return await self._broken(item)
+                    if kind == "result":
+                        return item
+                    if kind == "wait":
+                        await item
+                        continue
+                    result = await self._act(item)
+                    if result is not None:
+                        return result
             try:
                 while (frame := parser.next_frame()) is not None:
                     result = await self._handle(frame)
@@ -547,19 +584,16 @@ class _Attempt:
                         return result
             except p.FramingError as exc:
                 return await self._broken(exc)
-            if not parser.in_message:
-                msg_started = None
-            elif msg_started is None:
-                msg_started = self.loop.time()
-            if not got_output:
-                deadline: float | None = self.started + self.limits.pid_timeout
-            elif msg_started is not None:
-                deadline = msg_started + self.limits.message_timeout
-            else:
-                deadline = None  # 8.8: no timeout between messages
-            chunk = await self._read(deadline)
+            self._track_message(parser)
+            self.waiting_until = self._deadline()
+            chunk = await self._read(self.waiting_until)
+            if chunk is POKE:
+                continue
             if chunk is None:
-                if not got_output:
+                deadline = self._deadline()  # the read callback may have moved it on
+                if deadline is None or self.loop.time() < deadline:
+                    continue
+                if not self.got_output:
                     return TaskFailed(
                         "error",
                         "Worker did not send its PID in %g seconds" % self.limits.pid_timeout,
@@ -567,14 +601,71 @@ class _Attempt:
                 return TaskFailed("error", "Worker stuck in the middle of a message")
             if not chunk:
                 return await self._crashed(parser.unparsed)
-            got_output = True
+            self.got_output = True
             parser.feed(chunk)
+
+    def _track_message(self, parser: p.FrameParser) -> None:
+        if not parser.in_message:
+            self.msg_started = None
+        elif self.msg_started is None:
+            self.msg_started = self.loop.time()
+
+    def _deadline(self) -> float | None:
+        """8.8: the first byte within ``pid_timeout``, a started message within
+        ``message_timeout``; no timeout between messages."""
+        if not self.got_output:
+            return self.started + self.limits.pid_timeout
+        if self.msg_started is not None:
+            return self.msg_started + self.limits.message_timeout
+        return None
+
+    def _consume(self, data: bytes) -> object:
+        """The read callback's part (``WorkerOutput.consumer``; this task waits in
+        ``_read``): parse ``data``, answer each message that needs no wait, and stop at
+        the first one that does (or ends the attempt), which is held for this task with
+        the bytes after it."""
+        parser = self.parser
+        self.got_output = True
+        parser.feed(data)
+        held = self.held
+        try:
+            while not held and (frame := parser.next_frame()) is not None:
+                self.frames += 1
+                try:
+                    msg = p.decode_message(frame)
+                except p.InvalidMessage as exc:
+                    held.append(("result", self._invalid(exc)))
+                    break
+                if isinstance(msg, p.Msg):
+                    result, rest = self._msg_now(msg)
+                    if result is not None:
+                        held.append(("result", result))
+                    elif rest is not None:
+                        held.append(("wait", rest))
+                    continue
+                result = self._act_now(msg)
+                if result is _SLOW:
+                    held.append(("msg", msg))
+                elif result is not None:
+                    held.append(("result", result))
+        except p.FramingError as exc:
+            held.append(("broken", exc))
+        self._track_message(parser)
+        self._flush()
+        if held:
+            return POKE
+        deadline, waiting = self._deadline(), self.waiting_until
+        if deadline is not None and (waiting is None or deadline < waiting):
+            return POKE  # a message begun: the task waits with its deadline now
+        return CONSUMED
 
     async def _crashed(self, unparsed: bytes) -> TaskResult:
         return await self._exit_failed(await self._exit_code(), unparsed)
 
     async def _broken(self, exc: p.FramingError) -> TaskResult:
         # 8.8: collect up to 100 KiB more for up to 10 s, then fail with the last words.
+        if hasattr(self.proc.stdout, "consumer"):
+            self.proc.stdout.consumer = None  # every byte from now on is read here
         await self._warn(str(exc))
         collected = bytearray(exc.unparsed)
         deadline = self.loop.time() + self.limits.last_words_timeout
@@ -605,8 +696,16 @@ class _Attempt:
         try:
             msg = p.decode_message(frame)
         except p.InvalidMessage as exc:
-            failure = self._describe(Failure("protocol", "ProtocolError", str(exc)))
-            return TaskFailed("fatal", str(exc), failure)
+            return self._invalid(exc)
+        return await self._act(msg)
+
+    def _invalid(self, exc: p.InvalidMessage) -> TaskFailed:
+        failure = self._describe(Failure("protocol", "ProtocolError", str(exc)))
+        return TaskFailed("fatal", str(exc), failure)
+
+    def _act_now(self, msg: p.WorkerMessage) -> Any:
+        """Act on a message that needs no wait: ``None``, or a result that ends the
+        attempt; ``_SLOW`` for a message that needs ``_act`` (may wait)."""
         if isinstance(msg, p.WorkerHello):
             self.worker_pid = msg.pid
             self.replies.append(p.encode("OK", "ok"))
@@ -614,11 +713,9 @@ class _Attempt:
             self.replies.append(p.encode("TASK", task_info(self.spec, self.jobhome)))
         elif isinstance(msg, p.InputRequest):
             ready = self._input_now(msg) if self._in_order_now() else None
-            self.replies.append(ready if ready is not None else lambda: self._input_reply(msg))
-        elif isinstance(msg, p.InputError):
-            self.replies.append(lambda: self._input_err_reply(msg))
-        elif isinstance(msg, p.Msg):
-            return await self._on_msg(msg)
+            if ready is None:
+                return _SLOW
+            self.replies.append(ready)
         elif isinstance(msg, p.Output):
             try:
                 self.outputs.add(msg.label, msg.location, msg.size)
@@ -627,22 +724,43 @@ class _Attempt:
             except OSError as exc:
                 return TaskFailed("error", "Could not write the index file: %s" % exc)
             self.replies.append(p.encode("OK", "ok"))
-        elif isinstance(msg, p.Done):
-            return await self._done()
         elif isinstance(msg, p.Error):
             return self._reported("error", msg.message)
         elif isinstance(msg, p.Fatal):
             return self._reported("fatal", msg.message)
         elif isinstance(msg, p.Ping):
             self.replies.append(p.encode("OK", "pong"))  # 13.6
+        elif isinstance(msg, (p.InputRequest, p.InputError, p.Msg, p.Done)):
+            return _SLOW
         return None
 
-    async def _on_msg(self, msg: p.Msg) -> TaskResult | None:
+    async def _act(self, msg: p.WorkerMessage) -> TaskResult | None:
+        """Act on one decoded message; a result ends the attempt."""
+        result = self._act_now(msg)
+        if result is not _SLOW:
+            return result  # type: ignore[no-any-return]
+        if isinstance(msg, p.InputRequest):
+            self.replies.append(lambda: self._input_reply(msg))
+        elif isinstance(msg, p.InputError):
+            self.replies.append(lambda: self._input_err_reply(msg))
+        elif isinstance(msg, p.Msg):
+            result, rest = self._msg_now(msg)
+            if rest is not None:
+                await rest
+            return result  # type: ignore[no-any-return]
+        elif isinstance(msg, p.Done):
+            return await self._done()
+        return None
+
+    def _msg_now(self, msg: p.Msg) -> tuple[TaskResult | None, Awaitable[None] | None]:
+        """MSG (8.9): the event logged (run until it would wait: then the rest to await
+        before the next message), the reply queued (delayed above the rate limit); or
+        the result that ends the attempt (at the fatal rate)."""
         verdict, count = self.rate.arrive(self.loop.time())
         if verdict == "fatal":
-            return TaskFailed("fatal", p.behaving_badly(count))
+            return TaskFailed("fatal", p.behaving_badly(count)), None
         self._flush()
-        await self.channel.event("MSG: %s %s" % (self.tag, msg.text))
+        rest = _run_until_wait(self.channel.event("MSG: %s %s" % (self.tag, msg.text)))
         self.recent.extend(msg.text.splitlines()[-20:])
         if verdict == "slow":
             delay = self.limits.msg_delay
@@ -654,7 +772,7 @@ class _Attempt:
             self.replies.append(slow_ok)
         else:
             self.replies.append(p.encode("OK", "ok"))
-        return None
+        return None, rest
 
     def _in_order_now(self) -> bool:
         """Would a reply made now be made in its turn (no deferred reply before it)?"""
@@ -687,6 +805,9 @@ class _Attempt:
         # synced), then the index synced and closed, DONE logged, the outputs handed over.
         self._flush()
         self._killpg()
+        stop_reading = getattr(self.proc.stdout, "stop_reading", None)
+        if stop_reading is not None:
+            stop_reading()  # its end of output would wake us for nothing
         try:
             if self.outputs.index_pending:
                 await asyncio.to_thread(self.outputs.close)

@@ -97,6 +97,12 @@ class WorkerOutput:
     No transport and no protocol: the callback receives into a buffer and wakes the one
     waiting ``read``; it stops reading while ``limit`` bytes wait unread.  A reset
     connection (the worker ended with replies it had not read) is the end of its output.
+
+    ``consumer``: while a ``read`` waits and nothing is buffered, the bytes received go
+    to it first, in the callback (the runner answers the messages it can at once there:
+    no wake-up of the reading task).  It returns ``CONSUMED`` (taken, the read goes on
+    waiting), ``POKE`` (taken, and the read returns ``POKE``: the reader has work) or
+    ``None`` (not taken: buffered for the read as usual).
     """
 
     def __init__(self, sock: socket.socket, limit: int = 1 << 20) -> None:
@@ -110,6 +116,8 @@ class WorkerOutput:
         self._waiter: asyncio.Future[None] | None = None
         self._reading = False
         self._closed = False
+        self._poked = False
+        self.consumer: Callable[[bytes], object] | None = None
         self._resume()
 
     def _resume(self) -> None:
@@ -133,6 +141,14 @@ class WorkerOutput:
             self._exc = exc
             data = b""
         if data:
+            if self.consumer is not None and self._waiter is not None and not self._buf:
+                taken = self.consumer(data)
+                if taken is CONSUMED:
+                    return
+                if taken is POKE:
+                    self._poked = True
+                    self._wake()
+                    return
             self._buf += data
             if len(self._buf) >= self._limit:
                 self._pause()
@@ -154,11 +170,15 @@ class WorkerOutput:
         self._wake()
 
     async def read(self, n: int = -1) -> bytes:
-        """Up to ``n`` bytes (all until the end with ``n < 0``); ``b""`` at the end."""
+        """Up to ``n`` bytes (all until the end with ``n < 0``); ``b""`` at the end;
+        ``POKE`` when the ``consumer`` asked for it."""
         while True:
             if self._exc is not None:
                 exc, self._exc = self._exc, None
                 raise exc
+            if self._poked:
+                self._poked = False
+                return POKE
             if self._buf and (n >= 0 or self._eof):
                 if n < 0 or n >= len(self._buf):
                     data = bytes(self._buf)
@@ -177,6 +197,11 @@ class WorkerOutput:
             finally:
                 self._waiter = None
 
+    def stop_reading(self) -> None:
+        """Read no more (the worker is done and killed: no wake-up for its end)."""
+        self._eof = True
+        self._pause()
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -186,6 +211,10 @@ class WorkerOutput:
 
 
 _RECV = 256 * 1024
+#: What a ``WorkerOutput.consumer`` returns: the bytes are taken; the bytes are taken
+#: and the waiting ``read`` returns ``POKE``.
+CONSUMED = object()
+POKE = b"<poke>"
 
 
 def worker_streams(sock: socket.socket) -> tuple[WorkerOutput, WorkerInput]:
@@ -234,17 +263,22 @@ class ZygoteProcess:
         self.stdout = reader
         self.stdin = writer
         self.returncode: int | None = None
-        self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiters: list[asyncio.Future[int]] = []  # one per waiting call of wait()
 
     def _set_exit(self, code: int) -> None:
-        self.returncode = code
-        if not self._exited.done():
-            self._exited.set_result(code)
+        if self.returncode is None:
+            self.returncode = code
+        for fut in self._waiters:
+            if not fut.done():  # a cancelled wait() cancels only its own future
+                fut.set_result(self.returncode)
+        self._waiters.clear()
 
     async def wait(self) -> int:
         if self.returncode is not None:
             return self.returncode
-        return await asyncio.shield(self._exited)
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        return await fut
 
 
 class Zygote:
