@@ -120,3 +120,64 @@ def test_runner_kills_an_attempt_by_its_key(tmp_path) -> None:
     with open(os.path.join(home, "worker.pid")) as f:
         pid = int(f.read())
     wait_until(lambda: not pid_alive(pid), 5, "the killed worker to be gone")
+
+
+def test_an_attempt_runs_in_its_callers_task(tmp_path) -> None:
+    """No task of its own per attempt (branch ``mtloop2``: one loop iteration less)."""
+    spec = make_spec(tmp_path)
+    home = install_worker(spec, "hello\nsend DONE '\"\"'\nsleep 30\n")
+    open(os.path.join(home, MARKER), "w").close()  # the job home is ready
+    created: list[str] = []
+
+    async def main() -> object:
+        loop = asyncio.get_running_loop()
+
+        def factory(loop: asyncio.AbstractEventLoop, coro: object, **kw: object) -> object:
+            created.append(getattr(coro, "__qualname__", "?"))
+            return asyncio.Task(coro, loop=loop, **kw)  # type: ignore[arg-type]
+
+        registry = WorkerRegistry(str(tmp_path / "reg"))
+        runner = AttemptRunner(registry, ZygoteHolder(registry, enabled=False))
+        loop.set_task_factory(factory)  # type: ignore[arg-type]
+        result = await runner.run(spec, Channel())
+        loop.set_task_factory(None)
+        await runner.close()
+        return result
+
+    result = asyncio.run(main())
+    assert type(result).__name__ == "TaskDone", result
+    # asyncio's own subprocess set-up may start one; the runner none
+    assert [name for name in created if "Attempt" in name or "worker" in name] == []
+
+
+def test_closing_the_runner_ends_an_attempt_in_its_caller_without_a_cancel(tmp_path) -> None:
+    """``close()`` cancels the caller's task; the caller gets the node's failure and is
+    not left cancelled (its later awaits and timeouts work)."""
+    spec = make_spec(tmp_path)
+    home = install_worker(spec, "hello\necho $$ > worker.pid\nsleep 30\n")
+    open(os.path.join(home, MARKER), "w").close()
+
+    async def main() -> tuple[object, int]:
+        registry = WorkerRegistry(str(tmp_path / "reg"))
+        runner = AttemptRunner(registry, ZygoteHolder(registry, enabled=False))
+
+        async def caller() -> tuple[object, int]:
+            result = await runner.run(spec, Channel())
+            async with asyncio.timeout(5):  # a cancel left pending would break this
+                await asyncio.sleep(0.01)
+            task = asyncio.current_task()
+            assert task is not None
+            return result, task.cancelling()
+
+        task = asyncio.create_task(caller())
+        while not os.path.exists(os.path.join(home, "worker.pid")):
+            await asyncio.sleep(0.01)
+        await runner.close()
+        return await task
+
+    result, cancelling = asyncio.run(main())
+    assert result == TaskFailed("error", "Node %s is shutting down" % spec.host)
+    assert cancelling == 0
+    with open(os.path.join(home, "worker.pid")) as f:
+        pid = int(f.read())
+    wait_until(lambda: not pid_alive(pid), 5, "the worker to be gone")

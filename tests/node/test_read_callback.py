@@ -1,0 +1,135 @@
+"""The runner answers a forked worker's messages in the loop's read callback (branch
+``mtloop2``): the attempt's task wakes only for what may wait (DONE here), not once per
+message the worker writes.  A real process stands for the worker's process group; the
+worker's side of the protocol is spoken by a thread over the socket pair, one message
+at a time (each written only after the previous reply arrived)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import threading
+from asyncio import tasks
+from typing import Any
+
+from disco.backends.base import InputEntry, Replica, TaskDone
+from disco.framing import FrameParser, encode_frame
+from disco.node.jobhome import MARKER
+from disco.node.runner import run_worker
+from disco.node.zygote import ZygoteProcess, worker_streams
+from disco.worker import LAUNCHER
+
+from .helpers import Channel, install_worker, make_spec
+
+STEPS: dict[str, int] = {}
+
+
+class CountedTask(tasks._PyTask):  # type: ignore[name-defined,misc]
+    """A task that counts its steps (each start or wake-up) by its name."""
+
+    def _Task__step(self, exc: BaseException | None = None) -> None:
+        STEPS[self.get_name()] = STEPS.get(self.get_name(), 0) + 1
+        super()._Task__step(exc)  # type: ignore[misc]
+
+
+class ReadyChannel(Channel):
+    """Answers INPUT at once (as the master's own channel: ``inputs_now``)."""
+
+    def inputs_now(self, mode: str, ids: list[int]) -> Any:
+        return "done", [e for e in self.entries if e.input_id not in ids]
+
+
+def speak(sock: socket.socket, messages: list[tuple[str, Any]]) -> list[str]:
+    """The worker's side: each message, then its reply (none after DONE)."""
+    parser = FrameParser()
+    replies: list[str] = []
+    for mtype, payload in messages:
+        sock.sendall(encode_frame(mtype, json.dumps(payload).encode()))
+        if mtype == "DONE":
+            break
+        frame = None
+        while frame is None:
+            frame = parser.next_frame()
+            if frame is None:
+                data = sock.recv(65536)
+                if not data:
+                    return replies
+                parser.feed(data)
+        replies.append(frame.type)
+    return replies
+
+
+class FakeZygote:
+    """Hands the runner a ``ZygoteProcess`` whose pid is a real process (``sleep``, its
+    own session: the group the runner kills) and whose socket is spoken to by ``speak``."""
+
+    alive = True
+
+    def __init__(self, messages: list[tuple[str, Any]]) -> None:
+        self.messages = messages
+        self.replies: list[str] = []
+        self.threads: list[threading.Thread] = []
+
+    async def spawn(self, cwd: str, env: dict[str, str], **_: Any) -> ZygoteProcess:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        proc = ZygoteProcess(sleeper.pid, *worker_streams(ours))
+
+        def worker() -> None:
+            with theirs:
+                self.replies = speak(theirs, self.messages)
+
+        def reaper() -> None:
+            code = sleeper.wait()
+            loop.call_soon_threadsafe(proc._set_exit, code)
+
+        self.threads = [threading.Thread(target=t, daemon=True) for t in (worker, reaper)]
+        for thread in self.threads:
+            thread.start()
+        return proc
+
+
+def test_messages_that_need_no_wait_do_not_wake_the_attempt(tmp_path) -> None:
+    spec = make_spec(tmp_path)
+    home = install_worker(spec, LAUNCHER.decode(), prelude=False)
+    open(os.path.join(home, MARKER), "w").close()
+    with open(os.path.join(home, spec.worker), "wb") as f:
+        f.write(LAUNCHER)  # byte for byte the standard launcher: the zygote's path
+    messages: list[tuple[str, Any]] = [
+        ("WORKER", {"version": "1.1", "pid": os.getpid()}),
+        ("TASK", ""),
+        ("INPUT", ["exclude", []]),
+        ("MSG", "hello"),
+        ("PING", ""),
+        ("OUTPUT", [0, "3f/map:3-x/out-0", 1]),
+        ("MSG", "bye"),
+        ("DONE", ""),
+    ]
+    zygote = FakeZygote(messages)
+    channel = ReadyChannel([InputEntry(0, 0, (Replica(0, "raw://a"),))])
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(lambda loop, coro, **kw: CountedTask(coro, loop=loop, **kw))
+        attempt = loop.create_task(
+            run_worker(spec, channel, home, zygote=zygote),  # type: ignore[arg-type]
+            name="attempt",
+        )
+        return await attempt
+
+    result = asyncio.run(main())
+    for thread in zygote.threads:
+        thread.join(10)
+    assert isinstance(result, TaskDone), result
+    assert zygote.replies == ["OK", "TASK", "INPUT", "OK", "OK", "OK", "OK"]
+    assert [e.split(" ", 2)[2] for e in channel.events if e.startswith("MSG")] == [
+        "hello",
+        "bye",
+    ]
+    # start, DONE (a wake-up of its own), the index sync's thread and the exit: at most
+    # these; seven messages answered in the task would wake it seven more times
+    assert STEPS["attempt"] <= 5, STEPS
