@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--handles", action="store_true", help="count the loop's callbacks")
+    ap.add_argument("--profile", help="cProfile (thread CPU clock) of the loop thread, to FILE")
+    ap.add_argument("--strace", help="strace -f -c this process (all threads) to FILE")
     args = ap.parse_args(argv)
     _patch()
     if args.handles:
@@ -116,9 +118,29 @@ def main(argv: list[str] | None = None) -> int:
 
     with EmbeddedMaster() as master:
         run(master.url, 4)  # warm-up
+        profiler = None
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile(time.thread_time)
+            master.call(profiler.enable)
+        tracer = None
+        if args.strace:
+            import signal
+            import subprocess
+
+            argv = ["strace", "-f", "-c", "-o", args.strace, "-p", str(os.getpid())]
+            tracer = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)  # attached (a benchmark's set-up, not a test)
         for _ in range(args.rounds):
             HANDLES.clear()
             print(json.dumps(run(master.url, args.tasks)), flush=True)
+        if tracer is not None:
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait()
+        if profiler is not None:
+            master.call(profiler.disable)
+            profiler.dump_stats(args.profile)
         if args.handles:
             for name, count in sorted(HANDLES.items(), key=lambda kv: -kv[1])[:25]:
                 print("%7.2f  %s" % (count / args.tasks, name))

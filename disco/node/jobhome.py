@@ -318,9 +318,11 @@ def read_pack(data: bytes) -> tuple[str, bytes]:
     return worker, data[home_off:data_off]
 
 
+@functools.lru_cache(maxsize=256)
 def safe_member_path(home: str, name: str) -> str | None:
     """``home/name`` if ``name`` is a relative path that stays inside ``home``
-    (``disco.safenames.relative_parts``), else ``None``."""
+    (``disco.safenames.relative_parts``), else ``None``.  A function of the two strings
+    only (no file is looked at): remembered, it is asked twice per task attempt."""
     try:
         return os.path.join(home, *relative_parts(name))
     except UnsafeName:

@@ -676,16 +676,28 @@ def _warm_key(cwd: str, env: dict[str, str], jobfile: str) -> tuple[Any, ...] | 
 async def _answer(fut: asyncio.Future[int]) -> int:
     """The pid a request is answered with; a process forked meanwhile is killed if
     we stop waiting (cancelled: an attempt killed as it started)."""
+    # not asyncio.wait_for: on 3.11 it swallows a cancel (a kill) that comes as the pid
+    # arrives, and the attempt would go on with its kill forgotten; a timer that fails
+    # the future itself costs less than an ``asyncio.timeout`` per request
+    expiry = asyncio.get_running_loop().call_later(PID_TIMEOUT, _expire, fut)
     try:
-        # not asyncio.wait_for: on 3.11 it swallows a cancel (a kill) that comes as
-        # the pid arrives, and the attempt would go on with its kill forgotten
-        async with asyncio.timeout(30):
-            return await fut
+        return await fut
     except BaseException:
         if fut.done() and not fut.cancelled() and fut.exception() is None:
             with contextlib.suppress(OSError):  # forked, then killed: kill it
                 os.killpg(fut.result(), signal.SIGKILL)
         raise
+    finally:
+        expiry.cancel()
+
+
+#: Seconds a request waits for its pid.
+PID_TIMEOUT = 30.0
+
+
+def _expire(fut: asyncio.Future[int]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError("no pid in %g seconds" % PID_TIMEOUT))
 
 
 async def start_zygote(registry: WorkerRegistry | None = None, where: str = "") -> Zygote | None:
