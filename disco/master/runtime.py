@@ -148,6 +148,11 @@ class AttemptChannel:
     async def event(self, message: str) -> None:
         self._rt.append_event(self.job, message, self.host)
 
+    def event_now(self, message: str) -> None:
+        """``event`` without a coroutine: the runner logs a worker's MSG with it from
+        the loop's read callback (``disco.node.runner``)."""
+        self._rt.append_event(self.job, message, self.host)
+
 
 class Runtime:
     """Owns the coordinator and everything with I/O around it."""

@@ -316,8 +316,10 @@ class _Attempt:
         self.msg_started: float | None = None  # when the unfinished message began
         self.waiting_until: float | None = None  # the deadline the task reads with
         # what the read callback (``_consume``) leaves to the task, in order:
-        # ("msg", message), ("wait", awaitable), ("result", result), ("broken", error)
+        # ("msg", message), ("result", result), ("broken", error), ("raise", exception)
         self.held: list[tuple[str, Any]] = []
+        # the channel's synchronous event log (the master's own channel), else None
+        self._event_now: Callable[[str], None] | None = getattr(channel, "event_now", None)
 
     # -- process ------------------------------------------------------------------------
     async def run(self, environ: Mapping[str, str] | None) -> TaskResult:
@@ -571,9 +573,8 @@ class _Attempt:
                         return await self._broken(item)
                     if kind == "result":
                         return item
-                    if kind == "wait":
-                        await item
-                        continue
+                    if kind == "raise":
+                        raise item
                     result = await self._act(item)
                     if result is not None:
                         return result
@@ -623,12 +624,17 @@ class _Attempt:
         """The read callback's part (``WorkerOutput.consumer``; this task waits in
         ``_read``): parse ``data``, answer each message that needs no wait, and stop at
         the first one that does (or ends the attempt), which is held for this task with
-        the bytes after it."""
+        the bytes after it.
+
+        No coroutine of the channel runs here (outside any task: a remote channel's
+        HTTP client needs its task): a MSG is answered here only when the channel logs
+        events at once (``event_now``, the master's own channel).  Whatever this raises
+        is held for the task, which raises it (never lost in the loop's handler)."""
         parser = self.parser
         self.got_output = True
-        parser.feed(data)
         held = self.held
         try:
+            parser.feed(data)
             while not held and (frame := parser.next_frame()) is not None:
                 self.frames += 1
                 try:
@@ -637,21 +643,24 @@ class _Attempt:
                     held.append(("result", self._invalid(exc)))
                     break
                 if isinstance(msg, p.Msg):
-                    result, rest = self._msg_now(msg)
-                    if result is not None:
-                        held.append(("result", result))
-                    elif rest is not None:
-                        held.append(("wait", rest))
+                    if self._event_now is None:
+                        held.append(("msg", msg))
+                    else:
+                        result = self._msg_now(msg)
+                        if result is not None:
+                            held.append(("result", result))
                     continue
                 result = self._act_now(msg)
                 if result is _SLOW:
                     held.append(("msg", msg))
                 elif result is not None:
                     held.append(("result", result))
+            self._track_message(parser)
+            self._flush()
         except p.FramingError as exc:
             held.append(("broken", exc))
-        self._track_message(parser)
-        self._flush()
+        except Exception as exc:
+            held.append(("raise", exc))
         if held:
             return POKE
         deadline, waiting = self._deadline(), self.waiting_until
@@ -744,23 +753,36 @@ class _Attempt:
         elif isinstance(msg, p.InputError):
             self.replies.append(lambda: self._input_err_reply(msg))
         elif isinstance(msg, p.Msg):
-            result, rest = self._msg_now(msg)
-            if rest is not None:
-                await rest
-            return result  # type: ignore[no-any-return]
+            if self._event_now is not None:
+                return self._msg_now(msg)
+            return await self._on_msg(msg)
         elif isinstance(msg, p.Done):
             return await self._done()
         return None
 
-    def _msg_now(self, msg: p.Msg) -> tuple[TaskResult | None, Awaitable[None] | None]:
-        """MSG (8.9): the event logged (run until it would wait: then the rest to await
-        before the next message), the reply queued (delayed above the rate limit); or
-        the result that ends the attempt (at the fatal rate)."""
+    def _msg_now(self, msg: p.Msg) -> TaskResult | None:
+        """MSG (8.9) through the channel's ``event_now``: the event logged, the reply
+        queued (delayed above the rate limit); or the result that ends the attempt (at
+        the fatal rate)."""
+        assert self._event_now is not None
         verdict, count = self.rate.arrive(self.loop.time())
         if verdict == "fatal":
-            return TaskFailed("fatal", p.behaving_badly(count)), None
+            return TaskFailed("fatal", p.behaving_badly(count))
         self._flush()
-        rest = _run_until_wait(self.channel.event("MSG: %s %s" % (self.tag, msg.text)))
+        self._event_now("MSG: %s %s" % (self.tag, msg.text))
+        self._msg_reply(msg, verdict)
+        return None
+
+    async def _on_msg(self, msg: p.Msg) -> TaskResult | None:
+        verdict, count = self.rate.arrive(self.loop.time())
+        if verdict == "fatal":
+            return TaskFailed("fatal", p.behaving_badly(count))
+        self._flush()
+        await self.channel.event("MSG: %s %s" % (self.tag, msg.text))
+        self._msg_reply(msg, verdict)
+        return None
+
+    def _msg_reply(self, msg: p.Msg, verdict: str) -> None:
         self.recent.extend(msg.text.splitlines()[-20:])
         if verdict == "slow":
             delay = self.limits.msg_delay
@@ -772,7 +794,6 @@ class _Attempt:
             self.replies.append(slow_ok)
         else:
             self.replies.append(p.encode("OK", "ok"))
-        return None, rest
 
     def _in_order_now(self) -> bool:
         """Would a reply made now be made in its turn (no deferred reply before it)?"""

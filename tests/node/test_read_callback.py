@@ -133,3 +133,44 @@ def test_messages_that_need_no_wait_do_not_wake_the_attempt(tmp_path) -> None:
     # start, DONE (a wake-up of its own), the index sync's thread and the exit: at most
     # these; seven messages answered in the task would wake it seven more times
     assert STEPS["attempt"] <= 5, STEPS
+
+
+class TaskBoundChannel(ReadyChannel):
+    """A channel whose event needs its task (as an HTTP client's timeouts do): it must
+    never run in the read callback."""
+
+    async def event(self, message: str) -> None:
+        async with asyncio.timeout(5):  # RuntimeError outside a task
+            await asyncio.sleep(0)
+        await super().event(message)
+
+
+def test_a_channel_whose_event_needs_its_task_is_awaited_in_the_task(tmp_path) -> None:
+    spec = make_spec(tmp_path)
+    home = install_worker(spec, LAUNCHER.decode(), prelude=False)
+    open(os.path.join(home, MARKER), "w").close()
+    with open(os.path.join(home, spec.worker), "wb") as f:
+        f.write(LAUNCHER)
+    messages: list[tuple[str, Any]] = [
+        ("WORKER", {"version": "1.1", "pid": os.getpid()}),
+        ("TASK", ""),
+        ("MSG", "one"),
+        ("MSG", "two"),
+        ("DONE", ""),
+    ]
+    zygote = FakeZygote(messages)
+    channel = TaskBoundChannel([InputEntry(0, 0, (Replica(0, "raw://a"),))])
+
+    async def main() -> Any:
+        # a bound for a loaded machine: a message left unanswered would wait forever
+        return await asyncio.wait_for(
+            run_worker(spec, channel, home, zygote=zygote),  # type: ignore[arg-type]
+            30,
+        )
+
+    result = asyncio.run(main())
+    for thread in zygote.threads:
+        thread.join(10)
+    assert isinstance(result, TaskDone), result
+    assert zygote.replies == ["OK", "TASK", "OK", "OK"]
+    assert [e.split(" ", 2)[2] for e in channel.events if e.startswith("MSG")] == ["one", "two"]
