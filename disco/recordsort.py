@@ -34,7 +34,7 @@ from disco.gcpause import paused
 BATCH = 16384
 #: A batch of at least ``SAMPLE_MIN`` records is sized from every ``SAMPLE_STEP``-th one.
 SAMPLE_MIN = 1024
-SAMPLE_STEP = 8
+SAMPLE_STEP = 64
 #: Records per pickle in a spilled run (one ``pickle.load`` gives that many back).
 RUN_BLOCK = 4096
 #: Estimated bytes per record on top of its key and value: the tuple and a list slot.

@@ -74,7 +74,7 @@ def partition(interface, state, label, inp):
         for out, start, end in zip(outputs, [0, *cuts], [*cuts, len(records)], strict=True):
             part = records[start:end]
             # the (key, value) pairs made and written without Python code per record
-            out.add_all(zip(map(key, part), map(value, part)))
+            out.add_all(zip(map(key, part), map(value, part), strict=True))
 
 
 def boundaries(interface, params):
