@@ -263,7 +263,12 @@ class DiscoOutputStream_v1:
             return
         records = iter(records)
         while True:
-            batch = list(itertools.islice(records, PICKLE_BATCH))
+            batch: list[Any] = []
+            try:
+                batch.extend(itertools.islice(records, PICKLE_BATCH))
+            except BaseException:
+                self._add_each(batch)  # what came before the failure is written, as by add
+                raise
             if not batch:
                 return
             pickles = flat_pickles(batch)

@@ -151,3 +151,18 @@ def test_flat_pickles_are_the_fast_picklers_bytes(
 )
 def test_flat_pickles_leave_other_batches_to_add(batch: list[Any]) -> None:
     assert flat_pickles(batch) is None
+
+
+def test_add_all_writes_the_records_before_a_failing_iterable_as_add_would() -> None:
+    records = [(b"%010d" % i, b"v" * 90) for i in range(1500)]
+
+    def failing() -> Any:
+        yield from records
+        raise RuntimeError("the records failed")
+
+    stream = io.BytesIO()
+    writer = DiscoOutputStream_v1(stream, min_hunk_size=4096)
+    with pytest.raises(RuntimeError):
+        writer.add_all(failing())
+    writer.close()
+    assert stream.getvalue() == added_one_by_one(records, min_hunk_size=4096)
