@@ -8,6 +8,7 @@ and the size constants.  The readers live in ``disco.worker.task_io``.
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import os
 import pickle
@@ -22,6 +23,7 @@ from zipfile import ZIP_DEFLATED, ZipFile
 
 from disco import compression
 from disco.error import DataError
+from disco.flatrecords import PICKLE_BATCH, flat_pickles
 
 logger = logging.getLogger(__name__)
 
@@ -248,6 +250,55 @@ class DiscoOutputStream_v1:
                 self.flush()
             return
         self._add((key, value), flat_pair(key, value))
+
+    def add_all(self, records: Iterable[Any]) -> None:
+        """``add(key, value)`` for each ``(key, value)`` of ``records``, in order: the same
+        bytes and the same hunks.  A batch of records of one flat shape (``bytes`` keys of
+        one length and values of one length, both under 256: fixed-size records) is
+        pickled without a step per record (``disco.flatrecords.flat_pickles``); any other
+        record takes ``add``'s path, minus the call."""
+        if self.max_record_size is not None:
+            for key, value in records:
+                self.add(key, value)
+            return
+        records = iter(records)
+        while True:
+            batch: list[Any] = []
+            try:
+                batch.extend(itertools.islice(records, PICKLE_BATCH))
+            except BaseException:
+                self._add_each(batch)  # what came before the failure is written, as by add
+                raise
+            if not batch:
+                return
+            pickles = flat_pickles(batch)
+            if pickles is None:
+                self._add_each(batch)
+            else:
+                self._write_records(*pickles)
+
+    def _add_each(self, batch: list[Any]) -> None:
+        dump, tell, limit = self._fast_dump, self._tell, self.min_hunk_size
+        for key, value in batch:
+            if key.__class__ in FLAT_TYPES and value.__class__ in FLAT_TYPES and key is not value:
+                dump((key, value))  # cannot fail for these types
+                if tell() > limit:
+                    self.flush()
+            else:
+                self._add((key, value), False)
+
+    def _write_records(self, data: bytes, size: int) -> None:
+        """Write ``data``, pickles of ``size`` bytes each, into the pending hunk; flush
+        after the first record that takes the hunk past ``min_hunk_size``, as ``add``."""
+        with memoryview(data) as view:
+            at = 0
+            while at < len(data):
+                room = self.min_hunk_size - self._tell()
+                take = min(len(data) - at, (room // size + 1) * size if room >= 0 else size)
+                self.hunk.write(view[at : at + take])
+                at += take
+                if self._tell() > self.min_hunk_size:
+                    self.flush()
 
     def append(self, record: Any) -> None:
         self._add(record, False)

@@ -8,8 +8,9 @@ INPUT into ``N`` ranges of whole lines, given to the job as ``raw://<path>:<star
 inputs (the file stays where it is, as with a local ``file://`` input).
 
 * stage ``partition`` (``split``): reads its range (``input_chain``) in blocks of lines,
-  sorts each block by key (so that each key range is one slice of it) and writes each record
-  to the label of its key range: ``interface.output(label).add(key, rest)``;
+  sorts each block by key (so that each key range is one slice of it) and writes each
+  slice's records to the label of its key range: ``interface.output(label).add_all(pairs)``,
+  ``add(key, rest)`` for each record, fixed-size records pickled a batch at a time;
 * stage ``sort`` (``group_label``, ``combine=True, sort=True``): gets each label's
   records as one stream sorted by key (its input is sorted runs, which Python's sort
   merges in far fewer steps than records in random order) and writes them back as
@@ -62,16 +63,18 @@ def partition(interface, state, label, inp):
     import operator
 
     bounds, key = state, operator.itemgetter(slice(0, 10))
-    # one output per key range, its add() looked up once
-    adds = [interface.output(part).add for part in range(len(bounds) + 1)]
+    value = operator.itemgetter(slice(10, None))
+    # one output per key range; its add_all(pairs) is add(key, value) for each pair
+    outputs = [interface.output(part) for part in range(len(bounds) + 1)]
     for records in inp:
         # sorted by key (a C loop), a block's records of one key range are one slice,
         # and stage ``sort`` gets sorted runs, which it merges rather than sorts
         records.sort(key=key)
         cuts = [bisect.bisect_left(records, bound, key=key) for bound in bounds]
-        for add, start, end in zip(adds, [0, *cuts], [*cuts, len(records)], strict=True):
-            for record in records[start:end]:
-                add(record[:10], record[10:])
+        for out, start, end in zip(outputs, [0, *cuts], [*cuts, len(records)], strict=True):
+            part = records[start:end]
+            # the (key, value) pairs made and written without Python code per record
+            out.add_all(zip(map(key, part), map(value, part), strict=True))
 
 
 def boundaries(interface, params):

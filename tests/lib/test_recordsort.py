@@ -171,3 +171,39 @@ def test_a_bad_key_fails_at_the_first_record_asked_for(tmp_path) -> None:
     with pytest.raises(ValueError, match="Keys must be bytes or str"):
         next(sorted_records)
     assert list(sorted_records) == []
+
+
+@pytest.mark.parametrize("collector_on", [True, False])
+def test_the_collector_is_paused_while_records_are_read_and_restored(
+    tmp_path, collector_on
+) -> None:
+    """``RecordSort.add_all`` reads with the cyclic collector off (each young collection
+    walked the lists being filled, to free nothing), and leaves it as it found it, also
+    when the reading fails."""
+    import gc
+
+    seen: list[bool] = []
+
+    def reading(recs: list[tuple[object, object]], fail: bool = False):
+        for i, record in enumerate(recs):
+            if i % 500 == 0:
+                seen.append(gc.isenabled())
+            yield record
+        if fail:
+            raise RuntimeError("the input failed")
+
+    was_on = gc.isenabled()
+    try:
+        gc.enable() if collector_on else gc.disable()
+        recs = records(3000, 5)
+        got = list(util.disk_sort(None, reading(recs), str(tmp_path / "sort")))
+        assert got == expected(recs)
+        assert seen and not any(seen)
+        assert gc.isenabled() is collector_on
+        seen.clear()
+        with pytest.raises(RuntimeError):
+            list(util.disk_sort(None, reading(recs, fail=True), str(tmp_path / "sort")))
+        assert seen and not any(seen)
+        assert gc.isenabled() is collector_on
+    finally:
+        gc.enable() if was_on else gc.disable()
