@@ -78,6 +78,17 @@ def _preload() -> None:
     _WORKER_MAIN = Worker.main
 
 
+def _rehearse() -> None:
+    """Run the framework's own path of a task here, before any fork
+    (``disco.worker.rehearse``): every warm process and task forked from this process
+    then finds its code warmed up instead of warming it up (and copying the pages that
+    writes) itself."""
+    from disco.worker.rehearse import REHEARSALS, rehearse
+
+    times = os.environ.get("DISCO_ZYGOTE_REHEARSALS")
+    rehearse(times=int(times) if times else REHEARSALS)
+
+
 def _freeze() -> None:
     """Leave what is loaded now out of every later garbage collection (``gc.freeze``):
     a collection in a forked worker would otherwise walk, and so copy, every page of
@@ -697,6 +708,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     ctrl = socket.socket(fileno=int(argv[0]))
     _preload()
+    _rehearse()
     _freeze()
     _serve(_Zygote(ctrl))
 
