@@ -194,6 +194,7 @@ def _one(jobfile: str, n: int, saved: _Saved) -> None:
     taskrun.export_task_settings(task, {})
     worker = ClassicWorker(map=_rehearsal_map)
     job = _RehearsalJob()
+    worker.warm_up(job, {})  # as a job's warm process does (disco.task.preload)
     task.makedirs()
     worker.run(task, job)
     worker.end(task, job)

@@ -410,3 +410,25 @@ def test_a_task_the_node_gives_up_on_leaves_no_report_files(master) -> None:
 
     poll_for(reaped, 10, "the stuck task reaped by its warm process")
     assert _job_files(master, job)[0] == []
+
+
+def rehearsed_map(entry, params):
+    import sys
+
+    rehearse = sys.modules.get("disco.worker.rehearse")
+    yield entry, getattr(rehearse, "rehearsed", 0)
+
+
+def test_tasks_are_forked_after_the_zygote_rehearsed_their_path(master) -> None:
+    """The zygote ran the framework's per-task path before it forked the job's warm
+    process (``disco.worker.rehearse``): a task inherits the count; its results and the
+    job's messages are only the job's own."""
+    from disco.worker.rehearse import REHEARSALS
+
+    inputs = ["raw://r%d" % n for n in range(4)]
+    job = Job(master=master.url).run(input=inputs, map=rehearsed_map)
+    got = dict(result_iterator(job.wait(timeout=60)))
+    assert got == {"r%d" % n: REHEARSALS for n in range(4)}
+    events = [str(e) for e in Disco(master.url).events(job.name)]
+    assert sum("Done: 1 entries mapped" in e for e in events) == 4  # the 4 maps' own
+    assert not any("rehearsal" in e for e in events)
