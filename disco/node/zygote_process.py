@@ -84,10 +84,13 @@ def _rehearse() -> None:
     (``disco.worker.rehearse``): every warm process and task forked from this process
     then finds its code warmed up instead of warming it up (and copying the pages that
     writes) itself."""
-    from disco.worker.rehearse import REHEARSALS, rehearse
+    try:
+        from disco.worker.rehearse import REHEARSALS, rehearse
 
-    times = os.environ.get("DISCO_ZYGOTE_REHEARSALS")
-    rehearse(times=int(times) if times else REHEARSALS)
+        times = os.environ.get("DISCO_ZYGOTE_REHEARSALS", "")
+        rehearse(times=int(times) if times.strip() else REHEARSALS)
+    except Exception:
+        pass  # a zygote without a rehearsal: its tasks warm up themselves
 
 
 def _freeze() -> None:

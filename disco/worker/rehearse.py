@@ -60,7 +60,11 @@ def rehearse(jobfile: str = "", times: int = REHEARSALS) -> int:
         tmp = tempfile.mkdtemp(prefix="disco-rehearsal-", dir=shm)
     except OSError:
         return 0
-    saved = _Saved()
+    try:
+        saved = _Saved()
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return 0
     done = 0
     try:
         os.chdir(tmp)
@@ -87,14 +91,18 @@ class _Saved:
         self.reader_fd = protocol._reader.fd
         self.path = report.reporter.path
         self.channel, self.channel_limit = report._channel, report._channel_limit
+        self.pipes: list[int] = []
         _flush(sys.stdout, sys.stderr)
         devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            self.fd2 = os.dup(2)  # the warm process's stderr (the master's log)
-            os.dup2(devnull, 2, inheritable=False)
+            self.fd2 = os.dup(2)  # the zygote's stderr (the master's log)
+            try:
+                os.dup2(devnull, 2, inheritable=False)
+            except OSError:
+                os.close(self.fd2)
+                raise
         finally:
             os.close(devnull)
-        self.pipes: list[int] = []
 
     def restore(self) -> None:
         from disco.worker import protocol, report
