@@ -88,7 +88,12 @@ def test_a_killed_warm_process_does_not_fail_the_job(master, tmp_path) -> None:
     job = Job(master=master.url).run(
         input=["raw://slow"], map=gated_map, params={"gates": str(gates)}
     )
-    poll_for(lambda: any(gates.glob("started-slow-*")), 60, "the gated task to start")
+    # the file appears before the task has written its parent's pid into it
+    poll_for(
+        lambda: any(f.read_text() for f in gates.glob("started-slow-*")),
+        60,
+        "the gated task to start",
+    )
     (started,) = gates.glob("started-slow-*")
     warm = int(started.read_text())
     os.kill(warm, signal.SIGKILL)
