@@ -57,7 +57,9 @@ def rehearse(jobfile: str = "", times: int = REHEARSALS) -> int:
     try:
         # in memory if it can be: no disk write, and the outputs' fsync costs nothing
         shm = "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
-        tmp = tempfile.mkdtemp(prefix="disco-rehearsal-", dir=shm)
+        where = shm or tempfile.gettempdir()
+        _remove_stale(where)
+        tmp = tempfile.mkdtemp(prefix="%s%d-" % (_PREFIX, os.getpid()), dir=where)
     except OSError:
         return 0
     try:
@@ -78,6 +80,28 @@ def rehearse(jobfile: str = "", times: int = REHEARSALS) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     rehearsed += done
     return done
+
+
+_PREFIX = "disco-rehearsal-"
+
+
+def _remove_stale(where: str) -> None:
+    """Remove the directories of rehearsals whose process died before it removed them
+    (``disco-rehearsal-<pid>-*``; a zygote killed with its master mid-rehearsal)."""
+    import shutil
+
+    for name in os.listdir(where):
+        if not name.startswith(_PREFIX):
+            continue
+        pid = name[len(_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(where, name), ignore_errors=True)
+        except OSError:
+            pass  # alive (another user's): not ours to remove
 
 
 class _Saved:

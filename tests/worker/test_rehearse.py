@@ -77,3 +77,36 @@ def test_a_rehearsal_writes_nothing_leaves_no_file_and_restores_the_process(tmp_
     assert proc.returncode == 0
     assert list(work.iterdir()) == []
     assert _rehearsal_dirs() <= before
+
+
+def test_a_rehearsal_removes_the_directory_a_killed_rehearsal_left(tmp_path) -> None:
+    """A zygote killed mid-rehearsal (with its master) leaves its directory; the next
+    rehearsal removes the directories of rehearsals whose process is gone."""
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(dead.stdout)
+    where = "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
+    if where is None:
+        import tempfile
+
+        where = tempfile.gettempdir()
+    stale = os.path.join(where, "disco-rehearsal-%d-test" % pid)
+    os.makedirs(os.path.join(stale, "ab", "map:0-x"))
+    try:
+        script = "from disco.worker import rehearse; assert rehearse.rehearse(times=1) == 1"
+        subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            check=True,
+            env=dict(os.environ, PYTHONPATH=os.getcwd()),
+            timeout=60,
+        )
+        assert not os.path.exists(stale)
+    finally:
+        import shutil
+
+        shutil.rmtree(stale, ignore_errors=True)
