@@ -29,6 +29,7 @@ lists its tasks' sessions in one file of its own.
 from __future__ import annotations
 
 import _signal
+import functools
 import json
 import os
 import signal
@@ -76,6 +77,20 @@ def _preload() -> None:
     from disco.worker import Worker
 
     _WORKER_MAIN = Worker.main
+
+
+def _rehearse() -> None:
+    """Run the framework's own path of a task here, before any fork
+    (``disco.worker.rehearse``): every warm process and task forked from this process
+    then finds its code warmed up instead of warming it up (and copying the pages that
+    writes) itself."""
+    try:
+        from disco.worker.rehearse import REHEARSALS, rehearse
+
+        times = os.environ.get("DISCO_ZYGOTE_REHEARSALS", "")
+        rehearse(times=int(times) if times.strip() else REHEARSALS)
+    except Exception:
+        pass  # a zygote without a rehearsal: its tasks warm up themselves
 
 
 def _freeze() -> None:
@@ -130,7 +145,6 @@ def _run_worker(
     ``keep``: a descriptor above 2 that stays open (the task's channel)."""
     code = 1
     try:
-        _restore_fork_hooks()
         die_with_parent(parent)  # the zygote dies with the master: so do its workers
         # ``closing``'s sockets are closed by the closerange below (their objects stay
         # referenced by the forker until this process exits, so are never finalized)
@@ -605,8 +619,10 @@ def _trim_fork_hooks() -> None:
     thread, with the same ident; fresh locks for free ones), and ``logging``'s resets
     the locks of handlers nobody holds, then releases the module lock its ``before``
     hook took.  Run in every task, the two touched about 130 pages (copy-on-write
-    faults) for nothing.  A task puts the hooks back first thing
-    (``_restore_fork_hooks``): its own forks (job code with threads) get them whole."""
+    faults) for nothing.  A task puts the hooks back when it forks, before the fork
+    (``_restore_fork_hooks``, an at-fork ``before`` hook registered here that does
+    nothing in this process): its own forks (job code with threads) get them whole,
+    and a task that never forks does not touch them (about 20 faults)."""
     if "threading" not in sys.modules:
         return
     import _thread
@@ -627,6 +643,8 @@ def _trim_fork_hooks() -> None:
             continue
         _TRIMMED.append((func, code))
         func.__code__ = replacement.__code__
+    if _TRIMMED:
+        os.register_at_fork(before=functools.partial(_restore_outside, os.getpid()))
 
 
 #: The names logging's at-fork hook (3.11-3.13) uses: the handlers' set and the lock.
@@ -636,6 +654,12 @@ _LOGGING_HOOK_NAMES = {"_at_fork_reinit_lock_weakset", "_at_fork_reinit", "_lock
 def _restore_fork_hooks() -> None:
     for func, code in _TRIMMED:
         func.__code__ = code
+
+
+def _restore_outside(warm: int) -> None:
+    """Before a fork: in a task (not the warm process ``warm``), the hooks whole again."""
+    if os.getpid() != warm:
+        _restore_fork_hooks()
 
 
 def _serve(forker: _Forker) -> None:
@@ -697,6 +721,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     ctrl = socket.socket(fileno=int(argv[0]))
     _preload()
+    _rehearse()
     _freeze()
     _serve(_Zygote(ctrl))
 

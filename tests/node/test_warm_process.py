@@ -88,7 +88,12 @@ def test_a_killed_warm_process_does_not_fail_the_job(master, tmp_path) -> None:
     job = Job(master=master.url).run(
         input=["raw://slow"], map=gated_map, params={"gates": str(gates)}
     )
-    poll_for(lambda: any(gates.glob("started-slow-*")), 60, "the gated task to start")
+    # the file appears before the task has written its parent's pid into it
+    poll_for(
+        lambda: any(f.read_text() for f in gates.glob("started-slow-*")),
+        60,
+        "the gated task to start",
+    )
     (started,) = gates.glob("started-slow-*")
     warm = int(started.read_text())
     os.kill(warm, signal.SIGKILL)
@@ -410,3 +415,25 @@ def test_a_task_the_node_gives_up_on_leaves_no_report_files(master) -> None:
 
     poll_for(reaped, 10, "the stuck task reaped by its warm process")
     assert _job_files(master, job)[0] == []
+
+
+def rehearsed_map(entry, params):
+    import sys
+
+    rehearse = sys.modules.get("disco.worker.rehearse")
+    yield entry, getattr(rehearse, "rehearsed", 0)
+
+
+def test_tasks_are_forked_after_the_zygote_rehearsed_their_path(master) -> None:
+    """The zygote ran the framework's per-task path before it forked the job's warm
+    process (``disco.worker.rehearse``): a task inherits the count; its results and the
+    job's messages are only the job's own."""
+    from disco.worker.rehearse import REHEARSALS
+
+    inputs = ["raw://r%d" % n for n in range(4)]
+    job = Job(master=master.url).run(input=inputs, map=rehearsed_map)
+    got = dict(result_iterator(job.wait(timeout=60)))
+    assert got == {"r%d" % n: REHEARSALS for n in range(4)}
+    events = [str(e) for e in Disco(master.url).events(job.name)]
+    assert sum("Done: 1 entries mapped" in e for e in events) == 4  # the 4 maps' own
+    assert not any("rehearsal" in e for e in events)
