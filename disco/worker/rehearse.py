@@ -1,11 +1,12 @@
-"""A job's warm process rehearses the framework's per-task path before it forks a task.
+"""The zygote rehearses the framework's per-task path before it forks anything.
 
 A task forked from a warm process (``disco.node.zygote_process``) is a new process per
 attempt (master-api.md 8.1) whose memory is its warm process's, copied on write.  Code
 the warm process never ran costs every task its first-time work: CPython's first calls
 (code objects made adaptive and specialized, lazily built caches, first allocations)
 write to pages shared with the warm process, and each written page is copied.  So,
-before it forks its first task, the warm process runs the framework's own path of a
+before its first fork, the zygote (whose memory every warm process and task inherits)
+runs the framework's own path of a
 tiny classic map task ``REHEARSALS`` times, as a forked task would run it: the protocol
 messages (WORKER, TASK and the first INPUT at once, the replies read and decoded), the
 ``Task`` of the TASK reply, the input layers over a ``raw://`` input, the report's
@@ -13,7 +14,7 @@ states on a channel, the classic map loop, the record writer and its output file
 OUTPUT and MSG, DONE.
 
 Nothing of it is seen outside: the replies come from a pipe of its own, what the
-rehearsal writes for the master goes to ``/dev/null`` (the warm process's stderr is
+rehearsal writes for the master goes to ``/dev/null`` (the zygote's stderr is
 the master's log, never a task's channel), the report's records to a pipe that is
 then dropped, the scratch directory and output are in a temporary directory removed
 afterwards, the job's own functions are never called (the map is ``_rehearsal_map``),
