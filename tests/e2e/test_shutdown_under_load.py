@@ -8,9 +8,11 @@ process) and no unfinished task on the master's loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -102,6 +104,20 @@ def stop_within_deadline(master: EmbeddedMaster, before: set[int]) -> None:
     )
 
 
+@contextlib.contextmanager
+def master_at_work(tmp_path: Any, zygote: bool | None = None) -> Iterator[EmbeddedMaster]:
+    """A started master (its tasks forked by the zygote or not, ``None``: the default),
+    stopped at once if the block fails; the test's own stop is ``stop_within_deadline``."""
+    master = EmbeddedMaster(root=tmp_path / "disco", retry_delay=0.0).start()
+    try:
+        if zygote is not None:
+            master.server.backend.use_zygote = zygote
+        yield master
+    except BaseException:
+        master.stop()
+        raise
+
+
 def finished_tasks(master: EmbeddedMaster, job: str) -> int:
     runtime = master.server.runtime
     return master.call(lambda: sum(1 for a in runtime.attempts.of(job) if a.outcome == "done"))
@@ -120,29 +136,20 @@ def msg_events(master: EmbeddedMaster, job: str) -> int:
 @pytest.mark.parametrize("zygote", [True, False], ids=["zygote", "exec"])
 def test_stop_while_many_tiny_tasks_run(tmp_path, zygote) -> None:
     before = descendants()
-    master = EmbeddedMaster(root=tmp_path / "disco", retry_delay=0.0).start()
-    try:
-        master.server.backend.use_zygote = zygote
+    with master_at_work(tmp_path, zygote) as master:
         job = Job(master=master.url).run(
             input=["raw://%d" % i for i in range(3000)], map=chatty_map
         )
         poll_for(lambda: finished_tasks(master, job.name) >= 20, 60, "20 tasks to finish")
-    except BaseException:
-        master.stop()
-        raise
     stop_within_deadline(master, before)
 
 
 def test_stop_right_after_an_exception_in_map(tmp_path) -> None:
     before = descendants()
-    master = EmbeddedMaster(root=tmp_path / "disco", retry_delay=0.0).start()
-    try:
+    with master_at_work(tmp_path) as master:
         job = Job(master=master.url).run(input=["raw://fine", "raw://boom"], map=bad_map)
         with pytest.raises(JobError):
             job.wait(poll_interval=0.05, timeout=40)
-    except BaseException:
-        master.stop()
-        raise
     stop_within_deadline(master, before)
 
 
@@ -150,15 +157,11 @@ def test_stop_right_after_an_exception_while_other_tasks_run(tmp_path) -> None:
     """The job dies of the exception while its other tasks still run (they are killed);
     the master is stopped at once."""
     before = descendants()
-    master = EmbeddedMaster(root=tmp_path / "disco", retry_delay=0.0).start()
-    try:
+    with master_at_work(tmp_path) as master:
         inputs = ["raw://%d" % i for i in range(200)] + ["raw://boom"]
         job = Job(master=master.url).run(input=inputs, map=bad_map)
         with pytest.raises(JobError):
             job.wait(poll_interval=0.05, timeout=60)
-    except BaseException:
-        master.stop()
-        raise
     stop_within_deadline(master, before)
 
 
@@ -166,15 +169,10 @@ def test_stop_right_after_an_exception_while_other_tasks_run(tmp_path) -> None:
 def test_stop_while_workers_are_mid_protocol(tmp_path, zygote) -> None:
     """Every worker has sent its requests and a MSG and waits in its task."""
     before = descendants()
-    master = EmbeddedMaster(root=tmp_path / "disco", retry_delay=0.0).start()
-    try:
-        master.server.backend.use_zygote = zygote
+    with master_at_work(tmp_path, zygote) as master:
         job = Job(master=master.url).run(input=["raw://a", "raw://b"], map=waiting_map)
         poll_for(lambda: msg_events(master, job.name) >= 2, 60, "both workers to be mapping")
         assert running_tasks(master, job.name) == 2
-    except BaseException:
-        master.stop()
-        raise
     stop_within_deadline(master, before)
 
 
@@ -182,11 +180,7 @@ def test_stop_as_tasks_start(tmp_path) -> None:
     """Stopped as soon as the job is accepted: its first attempts are starting (job home,
     warm process, the first requests)."""
     before = descendants()
-    master = EmbeddedMaster(root=tmp_path / "disco", retry_delay=0.0).start()
-    try:
+    with master_at_work(tmp_path) as master:
         job = Job(master=master.url).run(input=["raw://%d" % i for i in range(500)], map=tiny_map)
         poll_for(lambda: running_tasks(master, job.name) >= 1, 60, "a task to start")
-    except BaseException:
-        master.stop()
-        raise
     stop_within_deadline(master, before)
