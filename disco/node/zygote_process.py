@@ -29,7 +29,6 @@ lists its tasks' sessions in one file of its own.
 from __future__ import annotations
 
 import _signal
-import functools
 import json
 import os
 import signal
@@ -380,6 +379,7 @@ class _WarmProcess(_Forker):
 
     def _child(self, fd: int, report: str | None, pipe: tuple[int, int] | None) -> None:
         """In a task just forked: set it up and run it (never returns)."""
+        _restore_before_fork()
         setup = self.setup({"report": report})
         if pipe is None:
             _run_worker(fd, self.pid, self.closing(), setup)
@@ -642,9 +642,10 @@ def _trim_fork_hooks() -> None:
     the locks of handlers nobody holds, then releases the module lock its ``before``
     hook took.  Run in every task, the two touched about 130 pages (copy-on-write
     faults) for nothing.  A task puts the hooks back when it forks, before the fork
-    (``_restore_fork_hooks``, an at-fork ``before`` hook registered here that does
-    nothing in this process): its own forks (job code with threads) get them whole,
-    and a task that never forks does not touch them (about 20 faults)."""
+    (``_restore_fork_hooks``, an at-fork ``before`` hook each task registers when it
+    starts, ``_restore_before_fork``: not here, where it would run at every fork of a
+    task): its own forks (job code with threads) get them whole, and a task that never
+    forks does not touch them (about 20 faults)."""
     if "threading" not in sys.modules:
         return
     import _thread
@@ -665,8 +666,6 @@ def _trim_fork_hooks() -> None:
             continue
         _TRIMMED.append((func, code))
         func.__code__ = replacement.__code__
-    if _TRIMMED:
-        os.register_at_fork(before=functools.partial(_restore_outside, os.getpid()))
 
 
 #: The names logging's at-fork hook (3.11-3.13) uses: the handlers' set and the lock.
@@ -678,10 +677,12 @@ def _restore_fork_hooks() -> None:
         func.__code__ = code
 
 
-def _restore_outside(warm: int) -> None:
-    """Before a fork: in a task (not the warm process ``warm``), the hooks whole again."""
-    if os.getpid() != warm:
-        _restore_fork_hooks()
+def _restore_before_fork() -> None:
+    """In a task just forked by a warm process: its own forks (and theirs) get the
+    trimmed at-fork hooks whole again (registered here, not in the warm process: an
+    at-fork hook of the warm process would run in it at each task's fork)."""
+    if _TRIMMED:
+        os.register_at_fork(before=_restore_fork_hooks)
 
 
 def _serve(forker: _Forker) -> None:
@@ -790,7 +791,7 @@ def _start_time(pid: int) -> int:
             os.close(fd)
     except OSError:
         return 0
-    fields = data.rpartition(b")")[2].split()
+    fields = data.rpartition(b")")[2].split(None, 20)
     # fields[0] is field 3 (state) of proc(5): starttime is field 22
     if len(fields) < 20 or fields[0] in (b"Z", b"X"):
         return 0
