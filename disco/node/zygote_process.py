@@ -317,7 +317,8 @@ class _WarmProcess(_Forker):
     ``LIVE_REPORT_AFTER`` (the node's memory watch reads the limit from the report).
     The node's worker registry gets one append-only file per warm process
     (``<owner>-<pid>-<start>-tasks``, ``disco.node.orphans``): a ``+<pid> <start>`` line
-    per task forked, ``-<pid>`` when it is reaped.  Every file a task created and
+    per task forked (written by the task itself as it starts), ``-<pid>`` when it is
+    reaped.  Every file a task created and
     deleted cost an inode allocation, which on ext4 without a journal scans past every
     inode deleted in the last 30 s or more."""
 
@@ -373,12 +374,16 @@ class _WarmProcess(_Forker):
         if pipe is not None:
             os.close(pipe[1])
             self.channels[pid] = _TaskChannel(pipe[0], report, self.limit_state)
-        if self.log is not None:
-            _log(self.log, b"+%d %d\n" % (pid, _start_time(pid)))
         _say_pid(self.ctrl, rid, pid)
 
     def _child(self, fd: int, report: str | None, pipe: tuple[int, int] | None) -> None:
         """In a task just forked: set it up and run it (never returns)."""
+        if self.log is not None:
+            # Its own ``+<pid> <start>`` line, before anything else (reading
+            # ``/proc/<pid>/stat`` cost the warm process about 30 page faults per task):
+            # the warm process writes ``-<pid>`` after reaping it, so after this line.
+            me = os.getpid()
+            _log(self.log, b"+%d %d\n" % (me, _start_time(me)))
         _restore_before_fork()
         setup = self.setup({"report": report})
         if pipe is None:
@@ -791,11 +796,17 @@ def _start_time(pid: int) -> int:
             os.close(fd)
     except OSError:
         return 0
-    fields = data.rpartition(b")")[2].split(None, 20)
-    # fields[0] is field 3 (state) of proc(5): starttime is field 22
-    if len(fields) < 20 or fields[0] in (b"Z", b"X"):
+    # After the command's ")": field 3 (state) of proc(5), then starttime is field 22
+    # (found by ``find``: a ``split`` made 20 objects to read one).
+    i = data.rfind(b")") + 2
+    if data[i : i + 1] in (b"Z", b"X", b""):
         return 0
-    return int(fields[19])
+    for _ in range(19):
+        i = data.find(b" ", i) + 1
+        if not i:
+            return 0
+    end = data.find(b" ", i)
+    return int(data[i:end] if end > 0 else data[i:])
 
 
 def main(argv: list[str] | None = None) -> None:
