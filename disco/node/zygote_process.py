@@ -317,8 +317,7 @@ class _WarmProcess(_Forker):
     ``LIVE_REPORT_AFTER`` (the node's memory watch reads the limit from the report).
     The node's worker registry gets one append-only file per warm process
     (``<owner>-<pid>-<start>-tasks``, ``disco.node.orphans``): a ``+<pid> <start>`` line
-    per task forked (written by the task itself as it starts), ``-<pid>`` when it is
-    reaped.  Every file a task created and
+    per task forked, ``-<pid>`` when it is reaped.  Every file a task created and
     deleted cost an inode allocation, which on ext4 without a journal scans past every
     inode deleted in the last 30 s or more."""
 
@@ -374,16 +373,12 @@ class _WarmProcess(_Forker):
         if pipe is not None:
             os.close(pipe[1])
             self.channels[pid] = _TaskChannel(pipe[0], report, self.limit_state)
+        if self.log is not None:
+            _log(self.log, b"+%d %d\n" % (pid, _start_time(pid)))
         _say_pid(self.ctrl, rid, pid)
 
     def _child(self, fd: int, report: str | None, pipe: tuple[int, int] | None) -> None:
         """In a task just forked: set it up and run it (never returns)."""
-        if self.log is not None:
-            # Its own ``+<pid> <start>`` line, before anything else (reading
-            # ``/proc/<pid>/stat`` cost the warm process about 30 page faults per task):
-            # the warm process writes ``-<pid>`` after reaping it, so after this line.
-            me = os.getpid()
-            _log(self.log, b"+%d %d\n" % (me, _start_time(me)))
         _restore_before_fork()
         setup = self.setup({"report": report})
         if pipe is None:

@@ -312,10 +312,10 @@ def session_map(entry, params):
     yield entry, [os.getpid(), start_time(os.getpid())]
 
 
-def test_each_task_lists_its_own_session_in_the_registry_file(master) -> None:
-    """A task writes its own ``+<pid> <start>`` line as it starts (the warm process
-    wrote it after each fork, reading the task's ``/proc`` stat); the line names the
-    task's session by its real start time, and the warm process's ``-<pid>`` follows it."""
+def test_each_task_s_session_is_listed_with_its_start_time(master) -> None:
+    """The warm process lists each task's session as ``+<pid> <start>`` after forking it
+    (the start time read from ``/proc`` by ``_start_time``, not ``orphans.start_time``),
+    with the task's real start time, and ``-<pid>`` after reaping it."""
     job = Job(master=master.url).run(input=["raw://%d" % n for n in range(4)], map=session_map)
     sessions = {tuple(v) for v in dict(result_iterator(job.wait(timeout=60))).values()}
     assert len(sessions) == 4
