@@ -29,7 +29,6 @@ lists its tasks' sessions in one file of its own.
 from __future__ import annotations
 
 import _signal
-import functools
 import json
 import os
 import signal
@@ -329,6 +328,12 @@ class _WarmProcess(_Forker):
         self.by_fd: dict[int, _TaskChannel] = {}
         self.log: int | None = None  # the registry file of this process's tasks
         self.log_path: str | None = None
+        # Fixed for this process's life (the job is loaded): looked up once, not per task.
+        self.pid = os.getpid()
+        self.crash_fd: int | None = sys.modules["disco.worker.report"]._crash_fd
+        self.limit = _planned_limit()
+        limit = self.limit
+        self.limit_state = _limit_state(limit) if limit is not None and limit[0] else b""
         if registry:
             self._open_log(registry)
 
@@ -346,13 +351,13 @@ class _WarmProcess(_Forker):
         return setup
 
     def fork_one(self, req: dict[str, Any], fd: int) -> None:
-        parent = os.getpid()
-        setup = self.setup(req)
+        # Lean on purpose: every page this process writes between two forks is copied
+        # again at its next write (copy-on-write with the newest task), so nothing is
+        # made here that the task alone needs (its setup is made in the child).
+        rid = req["id"]
         report = req.get("report")
-        task_report = sys.modules["disco.worker.report"]  # imported by the preload
-        crash_fd = task_report._crash_fd
+        crash_fd = self.crash_fd
         pipe = os.pipe2(os.O_CLOEXEC) if report and crash_fd is not None else None
-        limit = _planned_limit()
         try:
             pid = os.fork()
         except OSError as exc:
@@ -360,27 +365,35 @@ class _WarmProcess(_Forker):
             if pipe is not None:
                 os.close(pipe[0])
                 os.close(pipe[1])
-            _say(self.ctrl, {"id": req["id"], "error": str(exc)})
+            _say(self.ctrl, {"id": rid, "error": str(exc)})
             return
         if pid == 0:
-            if pipe is None:
-                _run_worker(fd, parent, self.closing(), setup)
-
-            def prepare() -> None:
-                setup()
-                assert pipe is not None and crash_fd is not None
-                os.dup2(pipe[1], crash_fd, inheritable=False)
-                task_report.use_channel(crash_fd, limit)
-
-            _run_worker(fd, parent, self.closing(), prepare, keep=crash_fd)
+            self._child(fd, report, pipe)
         os.close(fd)
         if pipe is not None:
             os.close(pipe[1])
-            assert report is not None
-            self.channels[pid] = _TaskChannel(pipe[0], report, limit)
+            self.channels[pid] = _TaskChannel(pipe[0], report, self.limit_state)
         if self.log is not None:
-            _log(self.log, b"+%d %d\n" % (pid, start_time(pid)))
-        _say(self.ctrl, {"id": req["id"], "pid": pid})
+            _log(self.log, b"+%d %d\n" % (pid, _start_time(pid)))
+        _say_pid(self.ctrl, rid, pid)
+
+    def _child(self, fd: int, report: str | None, pipe: tuple[int, int] | None) -> None:
+        """In a task just forked: set it up and run it (never returns)."""
+        _restore_before_fork()
+        setup = self.setup({"report": report})
+        if pipe is None:
+            _run_worker(fd, self.pid, self.closing(), setup)
+        crash_fd = self.crash_fd
+        limit = self.limit
+        task_report = sys.modules["disco.worker.report"]
+
+        def prepare() -> None:
+            setup()
+            assert pipe is not None and crash_fd is not None
+            os.dup2(pipe[1], crash_fd, inheritable=False)
+            task_report.use_channel(crash_fd, limit)
+
+        _run_worker(fd, self.pid, self.closing(), prepare, keep=crash_fd)
 
     def _open_log(self, prefix: str) -> None:
         me = os.getpid()
@@ -397,7 +410,7 @@ class _WarmProcess(_Forker):
         self.log_path = path
 
     def watched(self) -> list[int]:
-        return list(self.by_fd)
+        return list(self.by_fd) if self.by_fd else _NONE
 
     def readable(self, fd: int) -> None:
         channel = self.by_fd.get(fd)
@@ -406,20 +419,26 @@ class _WarmProcess(_Forker):
 
     def timeout(self) -> float:
         """Seconds until a running task's report file is due (``LIVE_REPORT_AFTER``)."""
-        now = time.monotonic()
-        due = [c.due - now for c in self.channels.values() if not c.live]
-        return max(0.0, min(due)) if due else 10.0
+        for channel in self.channels.values():  # in the order of their due times
+            if not channel.live:
+                return max(0.0, channel.due - time.monotonic())
+        return 10.0
 
     def tick(self) -> None:
         """Tasks running for ``LIVE_REPORT_AFTER``: their report file is written, and
         their channel read from now on (before, what they write waits in the pipe: a
         short task wakes this process up for nothing but its exit)."""
-        now = time.monotonic()
-        for channel in self.channels.values():
-            if not channel.live and now >= channel.due:
-                if channel.read():
-                    self.by_fd[channel.fd] = channel
-                channel.write_live()
+        now = 0.0
+        for channel in self.channels.values():  # in the order of their due times
+            if channel.live:
+                continue
+            if not now:
+                now = time.monotonic()
+            if now < channel.due:
+                break
+            if channel.read():
+                self.by_fd[channel.fd] = channel
+            channel.write_live()
 
     def reaped(self, pid: int, code: int) -> None:
         channel = self.channels.pop(pid, None)
@@ -428,7 +447,7 @@ class _WarmProcess(_Forker):
             channel.finish()
         if self.log is not None:
             _log(self.log, b"-%d\n" % pid)
-        _say(self.ctrl, {"exit": pid, "code": code})
+        _say_exit(self.ctrl, pid, code)
 
     def close(self) -> None:
         """This process is leaving: its registry file goes if no task is left."""
@@ -467,12 +486,15 @@ class _TaskChannel:
     """A warm process's end of one task's pipe (``disco.worker.report.use_channel``):
     the report's latest state and the crash handler's text, kept until the task ends."""
 
-    def __init__(self, fd: int, path: str, limit: tuple[int, str] | None = None) -> None:
+    __slots__ = ("fd", "path", "due", "state", "crash", "rest", "end", "live")
+
+    def __init__(self, fd: int, path: str, state: bytes = b"") -> None:
         self.fd = fd
         self.path = path
         self.due = time.monotonic() + LIVE_REPORT_AFTER
-        # the report's latest JSON; first the memory limit the task applies (planned here)
-        self.state = _limit_state(limit) if limit is not None and limit[0] else b""
+        # the report's latest JSON; first the memory limit the task applies (planned
+        # here: ``_limit_state``)
+        self.state = state
         self.crash = bytearray()  # faulthandler's output
         self.rest = b""  # an unfinished line
         self.end = b""  # b"D": the task finished; b"F": it wrote its failure report
@@ -620,9 +642,10 @@ def _trim_fork_hooks() -> None:
     the locks of handlers nobody holds, then releases the module lock its ``before``
     hook took.  Run in every task, the two touched about 130 pages (copy-on-write
     faults) for nothing.  A task puts the hooks back when it forks, before the fork
-    (``_restore_fork_hooks``, an at-fork ``before`` hook registered here that does
-    nothing in this process): its own forks (job code with threads) get them whole,
-    and a task that never forks does not touch them (about 20 faults)."""
+    (``_restore_fork_hooks``, an at-fork ``before`` hook each task registers when it
+    starts, ``_restore_before_fork``: not here, where it would run at every fork of a
+    task): its own forks (job code with threads) get them whole, and a task that never
+    forks does not touch them (about 20 faults)."""
     if "threading" not in sys.modules:
         return
     import _thread
@@ -643,8 +666,6 @@ def _trim_fork_hooks() -> None:
             continue
         _TRIMMED.append((func, code))
         func.__code__ = replacement.__code__
-    if _TRIMMED:
-        os.register_at_fork(before=functools.partial(_restore_outside, os.getpid()))
 
 
 #: The names logging's at-fork hook (3.11-3.13) uses: the handlers' set and the lock.
@@ -656,44 +677,74 @@ def _restore_fork_hooks() -> None:
         func.__code__ = code
 
 
-def _restore_outside(warm: int) -> None:
-    """Before a fork: in a task (not the warm process ``warm``), the hooks whole again."""
-    if os.getpid() != warm:
-        _restore_fork_hooks()
+def _restore_before_fork() -> None:
+    """In a task just forked by a warm process: its own forks (and theirs) get the
+    trimmed at-fork hooks whole again (registered here, not in the warm process: an
+    at-fork hook of the warm process would run in it at each task's fork)."""
+    if _TRIMMED:
+        os.register_at_fork(before=_restore_fork_hooks)
 
 
 def _serve(forker: _Forker) -> None:
-    """Read requests (one JSON line and one fd each) from ``forker.ctrl``, fork, reap."""
+    """Read requests (one JSON line and one fd each) from ``forker.ctrl``, fork, reap.
+
+    Lean per request (see ``_WarmProcess.fork_one``): descriptors as ints, the lists
+    ``select`` takes made only when tasks' channels are watched, the socket's message
+    and descriptors read without ``socket.recv_fds``'s array, a request decoded by
+    ``json``'s C scanner."""
     import select
 
     ctrl = forker.ctrl
+    cfd = ctrl.fileno()
     rpipe, wpipe = os.pipe()
     os.set_blocking(wpipe, False)
     signal.set_wakeup_fd(wpipe)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    base = [cfd, rpipe]
     buf = b""
     fds: list[int] = []
     while True:
-        watched: list[Any] = [ctrl, rpipe, *forker.watched()]
-        ready, _, _ = select.select(watched, [], [], forker.timeout())
-        for fd in ready:
-            if isinstance(fd, int) and fd != rpipe:
-                forker.readable(fd)
+        extra = forker.watched()
+        ready = select.select(base + extra if extra else base, _NONE, _NONE, forker.timeout())[0]
+        if extra:
+            for fd in ready:
+                if fd != rpipe and fd != cfd:
+                    forker.readable(fd)
         forker.tick()
         if rpipe in ready:
             os.read(rpipe, 4096)
             _reap(forker)
-        if ctrl in ready:
-            data, newfds, _flags, _addr = socket.recv_fds(ctrl, 65536, 8)
+        if cfd in ready:
+            data, anc, _flags, _addr = ctrl.recvmsg(65536, _ANCILLARY)
             if not data:
                 return
+            for level, kind, payload in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.extend(memoryview(payload[: len(payload) - len(payload) % 4]).cast("i"))
             buf += data
-            fds.extend(newfds)
             if len(buf) > _MAX_REQUEST:
                 return
             while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                forker.request(json.loads(line), fds.pop(0))
+                line, _, buf = buf.partition(b"\n")
+                forker.request(_decode(line), fds.pop(0))
+
+
+_NONE: list[Any] = []  # never changed
+_ANCILLARY = socket.CMSG_LEN(8 * 4)  # room for 8 descriptors (as ``socket.recv_fds``)
+_SCAN = json.JSONDecoder().scan_once
+
+
+def _decode(line: bytes) -> Any:
+    """``json.loads(line)`` for the node's one-line objects, by the C scanner alone
+    (``json.loads`` runs its Python-level decoder, a regular expression and more)."""
+    text = line.decode()
+    try:
+        obj, end = _SCAN(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):
+        return json.loads(line)  # anything else: its error, or whitespace around
+    return obj
 
 
 def _exited_children() -> Iterator[tuple[int, int]]:
@@ -715,6 +766,42 @@ def _reap(forker: _Forker) -> None:
 
 def _say(ctrl: socket.socket, msg: dict[str, Any]) -> None:
     ctrl.sendall(json.dumps(msg).encode() + b"\n")
+
+
+def _say_pid(ctrl: socket.socket, rid: Any, pid: int) -> None:
+    """``_say(ctrl, {"id": rid, "pid": pid})``, the same bytes without ``json``."""
+    if type(rid) is int:
+        ctrl.sendall(b'{"id": %d, "pid": %d}\n' % (rid, pid))
+    else:
+        _say(ctrl, {"id": rid, "pid": pid})
+
+
+def _say_exit(ctrl: socket.socket, pid: int, code: int) -> None:
+    """``_say(ctrl, {"exit": pid, "code": code})``, the same bytes without ``json``."""
+    ctrl.sendall(b'{"exit": %d, "code": %d}\n' % (pid, code))
+
+
+def _start_time(pid: int) -> int:
+    """``disco.node.orphans.start_time`` without file objects (one per task forked)."""
+    try:
+        fd = os.open(b"/proc/%d/stat" % pid, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+    except OSError:
+        return 0
+    # After the command's ")": field 3 (state) of proc(5), then starttime is field 22
+    # (found by ``find``: a ``split`` made 20 objects to read one).
+    i = data.rfind(b")") + 2
+    if data[i : i + 1] in (b"Z", b"X", b""):
+        return 0
+    for _ in range(19):
+        i = data.find(b" ", i) + 1
+        if not i:
+            return 0
+    end = data.find(b" ", i)
+    return int(data[i:end] if end > 0 else data[i:])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -304,6 +304,36 @@ def test_a_finished_task_creates_no_report_crash_or_registry_file(master) -> Non
     poll_for(balanced, 10, "every task forked and reaped in the warm process's registry file")
 
 
+def session_map(entry, params):
+    import os
+
+    from disco.node.orphans import start_time
+
+    yield entry, [os.getpid(), start_time(os.getpid())]
+
+
+def test_each_task_s_session_is_listed_with_its_start_time(master) -> None:
+    """The warm process lists each task's session as ``+<pid> <start>`` after forking it
+    (the start time read from ``/proc`` by ``_start_time``, not ``orphans.start_time``),
+    with the task's real start time, and ``-<pid>`` after reaping it."""
+    job = Job(master=master.url).run(input=["raw://%d" % n for n in range(4)], map=session_map)
+    sessions = {tuple(v) for v in dict(result_iterator(job.wait(timeout=60))).values()}
+    assert len(sessions) == 4
+    tasks = [name for name in _job_files(master, job)[1] if name.endswith("-tasks")]
+    path = os.path.join(master.server.backend.registry.directory, tasks[0])
+
+    def listed() -> list[str]:
+        with open(path) as f:
+            return f.read().splitlines()
+
+    poll_for(lambda: all("-%d" % pid in listed() for pid, _ in sessions), 10, "reaped")
+    lines = listed()
+    for pid, start in sessions:
+        assert start > 0
+        assert "+%d %d" % (pid, start) in lines
+        assert lines.index("+%d %d" % (pid, start)) < lines.index("-%d" % pid)
+
+
 def test_a_running_task_has_its_report_file_after_a_while(master) -> None:
     """The node's memory watch reads the task's limit from the report file: the warm
     process writes it for a task that runs longer than LIVE_REPORT_AFTER, and removes it
