@@ -100,35 +100,11 @@ class FrameParser:
             raise self._fail("invalid_type") from None
         # LENGTH: decimal digits up to the next space, value <= max payload.
         pos = space + 1
-        gap = buf.find(b" ", pos, pos + 24)
-        if gap > pos and buf[pos:gap].isdigit():  # the usual frame: whole and digits only
-            length = int(buf[pos:gap])
-            if length > self._max_payload:
-                raise self._fail("message_too_big")  # as a digit at a time would find
-            pos = gap
-        else:  # a digit at a time: where it breaks, or that more bytes are needed
-            pos = self._length_slowly(buf, pos)
-            if pos < 0:
-                return None
-            length = int(buf[space + 1 : pos])
-        start = pos + 1
-        end = start + length
-        if len(buf) <= end:  # payload and its LF not all here yet
-            return None
-        if buf[end] != 0x0A:
-            raise self._fail("invalid_body")
-        payload = bytes(buf[start:end])
-        del buf[: end + 1]
-        return Frame(mtype, payload)
-
-    def _length_slowly(self, buf: bytearray, pos: int) -> int:
-        """The position of the space after the LENGTH digits from ``pos``; -1 if more
-        bytes are needed; the error of the first byte that breaks the rule."""
         length = 0
         ndigits = 0
         while True:
             if pos >= len(buf):
-                return -1
+                return None
             byte = buf[pos]
             if byte == 0x20:  # space
                 break
@@ -141,7 +117,15 @@ class FrameParser:
             pos += 1
         if ndigits == 0:
             raise self._fail("invalid_length")
-        return pos
+        start = pos + 1
+        end = start + length
+        if len(buf) <= end:  # payload and its LF not all here yet
+            return None
+        if buf[end] != 0x0A:
+            raise self._fail("invalid_body")
+        payload = bytes(buf[start:end])
+        del buf[: end + 1]
+        return Frame(mtype, payload)
 
 
 def encode_frame(mtype: str, body: bytes) -> bytes:
