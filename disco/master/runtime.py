@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -101,6 +102,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PURGED_RETENTION = 24 * 3600.0  # 11.5: purged-list retention
+
+
+@functools.lru_cache(maxsize=64)
+def _jobpack_url(master_url: str, job: str) -> str:
+    """Where a task's node fetches the job pack (the same for every task of a job)."""
+    return "%s/disco/ctrl/parameters?name=%s" % (
+        master_url.rstrip("/"),
+        urllib.parse.quote(job, safe="@:"),
+    )
 
 
 class AttemptChannel:
@@ -347,10 +357,15 @@ class Runtime:
             pass
 
     def _execute(self, ins: Instruction) -> None:
-        if isinstance(ins, AppendEvent):
+        kind = type(ins)  # the three of every task first (final dataclasses: exact types)
+        if kind is AppendEvent:
             self.append_event(ins.job, ins.text, ins.host)
-        elif isinstance(ins, StartTask):
+        elif kind is StartTask:
             self._start_attempt(ins)
+        elif kind is SaveTask:
+            task = self.coordinator.task(ins.job, ins.taskid)
+            if task is not None:
+                self._done_tasks.append(done_task(task))
         elif isinstance(ins, KillTask):
             attempt = self._attempts.pop((ins.job, ins.taskid, ins.attempt), None)
             if attempt is not None:
@@ -373,10 +388,6 @@ class Runtime:
             self._spawn(self._resolve_inputs(ins.job, ins.urls))
         elif isinstance(ins, SaveJob):
             self._save(ins.job)
-        elif isinstance(ins, SaveTask):
-            task = self.coordinator.task(ins.job, ins.taskid)
-            if task is not None:
-                self._done_tasks.append(done_task(task))
         elif isinstance(ins, ForgetTask):
             self._forget_task(ins.job, ins.taskid)
         elif isinstance(ins, SaveResults):
@@ -463,8 +474,7 @@ class Runtime:
             attempt=ins.attempt,
             worker=job.spec.worker,
             jobenvs=dict(job.spec.jobenvs),
-            jobpack_url="%s/disco/ctrl/parameters?name=%s"
-            % (self.config.master_url.rstrip("/"), urllib.parse.quote(ins.job, safe="@:")),
+            jobpack_url=_jobpack_url(self.config.master_url, ins.job),
             master=self.config.master_url,
             disco_port=self.config.port,
             put_port=self.config.put_port,

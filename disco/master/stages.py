@@ -118,7 +118,10 @@ class Job:
     restoring: list[RestoredTask] | None = None  # finished before a master restart
 
     def stage(self, name: str) -> Stage:
-        return next(s for s in self.stages if s.name == name)
+        for s in self.stages:  # a loop, not ``next`` over a generator: called per task
+            if s.name == name:
+                return s
+        raise StopIteration(name)  # what ``next`` raised: callers ask for a stage it has
 
     def earlier_running(self, stage: Stage) -> int | None:
         """Running tasks of unfinished earlier stages; ``None`` if all earlier finished."""
@@ -160,19 +163,22 @@ class Job:
         return [u for i in self.spec.inputs if isinstance(i, DataInput) for u in i.urls]
 
 
+# json.dumps(..., separators=(",", ":")), built once (a signature per finished task)
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def task_signature(task: Task) -> str:
     """What a task is (stage, grouping, group, inputs in order) as a short hash.
 
     A task restored after a master restart counts as done only if the rebuilt task has
     the signature of the one that finished (``disco.master.recovery``)."""
-    text = json.dumps(
+    text = _compact_json(
         [
             task.stage,
             task.grouping,
             list(task.group),
             [[inp.label, list(inp.urls)] for inp in task.inputs],
-        ],
-        separators=(",", ":"),
+        ]
     )
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 

@@ -25,6 +25,8 @@ from urllib.parse import quote
 from disco.safenames import UnsafeName, check_host_name
 
 logger = logging.getLogger(__name__)
+_INSERT_TASK = "INSERT INTO done_tasks VALUES (?,?,?,?,?,?)"
+_dumps = json.JSONEncoder().encode  # json.dumps with the default options, built once
 
 RESTART_EVENT = "ERROR: Job killed: the master restarted and could not restore the job"
 
@@ -285,12 +287,13 @@ class Store:
             return
         if self.read_only is not None:
             raise StoreReadOnly("the master is read-only: %s" % self.read_only)
-        rows = [
-            (t.job, t.taskid, t.attempt, t.host, t.signature, json.dumps(t.outputs)) for t in tasks
-        ]
+        rows = [(t.job, t.taskid, t.attempt, t.host, t.signature, _dumps(t.outputs)) for t in tasks]
+        if len(rows) == 1:  # the usual case: one statement is its own transaction
+            self._db.execute(_INSERT_TASK, rows[0])
+            return
         with self._db:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO done_tasks VALUES (?,?,?,?,?,?)", rows)
+            self._db.executemany(_INSERT_TASK, rows)
 
     def load_tasks(self, name: str) -> list[DoneTask]:
         """The job's finished tasks in the order they finished."""

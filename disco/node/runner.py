@@ -229,6 +229,8 @@ async def run_worker(
 
 Reply = Callable[[], Awaitable[bytes]]
 _SLOW = object()  # _Attempt._act_now: the message needs _act
+_OK = p.encode("OK", "ok")  # the constant replies, encoded once
+_PONG = p.encode("OK", "pong")
 
 
 def _run_until_wait(coro: Coroutine[Any, Any, None]) -> Awaitable[None] | None:
@@ -714,33 +716,35 @@ class _Attempt:
 
     def _act_now(self, msg: p.WorkerMessage) -> Any:
         """Act on a message that needs no wait: ``None``, or a result that ends the
-        attempt; ``_SLOW`` for a message that needs ``_act`` (may wait)."""
-        if isinstance(msg, p.WorkerHello):
+        attempt; ``_SLOW`` for a message that needs ``_act`` (may wait).  The message
+        classes are final dataclasses: their exact type picks the branch."""
+        kind = type(msg)
+        if kind is p.WorkerHello:
             self.worker_pid = msg.pid
-            self.replies.append(p.encode("OK", "ok"))
-        elif isinstance(msg, p.TaskRequest):
+            self.replies.append(_OK)
+        elif kind is p.TaskRequest:
             self.replies.append(p.encode("TASK", task_info(self.spec, self.jobhome)))
-        elif isinstance(msg, p.InputRequest):
+        elif kind is p.InputRequest:
             ready = self._input_now(msg) if self._in_order_now() else None
             if ready is None:
                 return _SLOW
             self.replies.append(ready)
-        elif isinstance(msg, p.Output):
+        elif kind is p.Msg or kind is p.Done or kind is p.InputError:
+            return _SLOW
+        elif kind is p.Output:
             try:
                 self.outputs.add(msg.label, msg.location, msg.size)
             except ValueError as exc:
                 return TaskFailed("error", str(exc))
             except OSError as exc:
                 return TaskFailed("error", "Could not write the index file: %s" % exc)
-            self.replies.append(p.encode("OK", "ok"))
-        elif isinstance(msg, p.Error):
+            self.replies.append(_OK)
+        elif kind is p.Error:
             return self._reported("error", msg.message)
-        elif isinstance(msg, p.Fatal):
+        elif kind is p.Fatal:
             return self._reported("fatal", msg.message)
-        elif isinstance(msg, p.Ping):
-            self.replies.append(p.encode("OK", "pong"))  # 13.6
-        elif isinstance(msg, (p.InputRequest, p.InputError, p.Msg, p.Done)):
-            return _SLOW
+        elif kind is p.Ping:
+            self.replies.append(_PONG)  # 13.6
         return None
 
     async def _act(self, msg: p.WorkerMessage) -> TaskResult | None:
@@ -748,16 +752,17 @@ class _Attempt:
         result = self._act_now(msg)
         if result is not _SLOW:
             return result  # type: ignore[no-any-return]
-        if isinstance(msg, p.InputRequest):
-            self.replies.append(lambda: self._input_reply(msg))
-        elif isinstance(msg, p.InputError):
-            self.replies.append(lambda: self._input_err_reply(msg))
-        elif isinstance(msg, p.Msg):
+        kind = type(msg)
+        if kind is p.Msg:
             if self._event_now is not None:
                 return self._msg_now(msg)
             return await self._on_msg(msg)
-        elif isinstance(msg, p.Done):
+        if kind is p.Done:
             return await self._done()
+        if kind is p.InputRequest:
+            self.replies.append(lambda: self._input_reply(msg))
+        elif kind is p.InputError:
+            self.replies.append(lambda: self._input_err_reply(msg))
         return None
 
     def _msg_now(self, msg: p.Msg) -> TaskResult | None:
@@ -789,11 +794,11 @@ class _Attempt:
 
             async def slow_ok() -> bytes:
                 await asyncio.sleep(delay)  # 8.9: delays accumulate in reply order
-                return p.encode("OK", "ok")
+                return _OK
 
             self.replies.append(slow_ok)
         else:
-            self.replies.append(p.encode("OK", "ok"))
+            self.replies.append(_OK)
 
     def _in_order_now(self) -> bool:
         """Would a reply made now be made in its turn (no deferred reply before it)?"""

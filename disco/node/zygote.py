@@ -669,8 +669,10 @@ def _warm_key(cwd: str, env: dict[str, str], jobfile: str) -> tuple[Any, ...] | 
         st = os.stat(jobfile)
     except OSError:
         return None
-    items = frozenset(item for item in env.items() if item[0] != _REPORT_ENV)
-    return (cwd, jobfile, st.st_ino, st.st_size, st.st_mtime_ns, items)
+    if _REPORT_ENV in env:
+        env = dict(env)  # a copy and a pop in C: cheaper than filtering every item
+        del env[_REPORT_ENV]
+    return (cwd, jobfile, st.st_ino, st.st_size, st.st_mtime_ns, frozenset(env.items()))
 
 
 async def _answer(fut: asyncio.Future[int]) -> int:

@@ -188,6 +188,22 @@ def test_store_keeps_finished_tasks_in_order_and_forgets_them(tmp_path):
     store.close()
 
 
+def test_store_commits_a_single_finished_task_at_once(tmp_path):
+    """One finished task (the usual save: one per feed) is one autocommit statement:
+    committed when ``save_tasks`` returns, as a batch is (another connection sees it)."""
+    import sqlite3
+
+    store = Store(str(tmp_path / "root"), str(tmp_path / "config"))
+    row = recovery.DoneTask("J", 7, 1, "n1", "s7", [["dir", "dir://a", 0, 1, [[0, 1]], []]])
+    store.save_tasks([row])
+    other = sqlite3.connect(store.path)
+    assert other.execute("SELECT taskid, attempt FROM done_tasks").fetchall() == [(7, 1)]
+    other.close()
+    assert not store._db.in_transaction
+    assert store.load_tasks("J") == [row]
+    store.close()
+
+
 def test_finished_tasks_are_saved_while_the_job_runs_and_forgotten_after(tmp_path):
     with EmbeddedMaster(root=tmp_path / "disco", export_env=False, retry_delay=0.0) as m:
         client = Client(m)

@@ -62,3 +62,39 @@ def test_a_broken_reply_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError, match="closed"):
         protocol._ReplyReader(read).read(5)
     os.close(read)
+
+
+def _frames(chunks: list[bytes], max_payload: int = 1000) -> list[object]:
+    parser = framing.FrameParser(max_payload=max_payload)
+    out: list[object] = []
+    for chunk in chunks:
+        parser.feed(chunk)
+        while True:
+            try:
+                frame = parser.next_frame()
+            except framing.FramingError as exc:
+                out.append(("error", exc.reason))
+                return out
+            if frame is None:
+                out.append(None)
+                break
+            out.append((frame.type, frame.payload))
+    return out
+
+
+def test_the_length_is_read_whole_or_a_digit_at_a_time_with_the_same_answers() -> None:
+    """The LENGTH of a whole frame is parsed in one go; a partial, long (24+ digits,
+    leading zeros) or broken one a digit at a time: the same frames and errors."""
+    assert _frames([b"MSG 3 abc\nOK 3 ", b'"a"\n']) == [("MSG", b"abc"), None, ("OK", b'"a"'), None]
+    assert _frames([b"MSG 1", b"2", b" " + b"x" * 12 + b"\n"]) == [
+        None,
+        None,
+        ("MSG", b"x" * 12),
+        None,
+    ]
+    assert _frames([b"MSG " + b"0" * 30 + b"3 abc\n"]) == [("MSG", b"abc"), None]
+    assert _frames([b"MSG 1001 "]) == [("error", "message_too_big")]
+    assert _frames([b"MSG 1001"]) == [("error", "message_too_big")]  # before its space
+    assert _frames([b"MSG 12x "]) == [("error", "invalid_length")]
+    assert _frames([b"MSG  3 abc\n"]) == [("error", "invalid_length")]
+    assert _frames([b"MSG 3 abcd\n"]) == [("error", "invalid_body")]
