@@ -21,6 +21,7 @@ from disco.embedded import EmbeddedMaster
 from disco.error import JobError
 from disco.job import Job
 from disco.test import poll_for
+from tests.conftest import live_processes
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -55,17 +56,7 @@ def chatty_map(line: str, params: Any) -> Any:
 # -- helpers -----------------------------------------------------------------------------------
 def descendants() -> set[int]:
     """Live (non-zombie) processes below this test process, at any depth."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry, "rb") as f:
-                fields = f.read().decode("ascii", "replace").rsplit(")", 1)[-1].split()
-        except OSError:
-            continue
-        if len(fields) > 2 and fields[0] != "Z":
-            parents[int(entry)] = int(fields[1])
+    parents = {pid: int(fields[1]) for pid, fields in live_processes().items()}
     found: set[int] = set()
     todo = [os.getpid()]
     while todo:
