@@ -11,8 +11,12 @@ $(VPY):
 
 # setuptools explains every editable install in a boxed UserWarning ("be careful with
 # folders named like your package"): nothing to act on here, so it is not shown.
+# editable_mode=compat: the checkout goes on sys.path through a plain .pth line instead of
+# setuptools' import finder, which every interpreter start imports (pathlib, importlib.util)
+# and every `disco.*` import goes through: about 11 ms per start (docs/decisions.md).
 install: $(VPY)
-	PYTHONWARNINGS=ignore::UserWarning $(VPY) -m pip install -q -e '.[test]'
+	PYTHONWARNINGS=ignore::UserWarning $(VPY) -m pip install -q -e '.[test]' \
+		--config-settings editable_mode=compat
 
 demo: install
 	$(VPY) examples/count_words.py
