@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "master": "given: " + master if args.master else "EmbeddedMaster in a separate process",
         "target_tasks_per_s": TASKS_PER_S_TARGET,
         "target_big_s": BIG_TARGET_S,
+        "cores": os.cpu_count() or 1,
     }
     try:
         run_job(master, None, 2, "map_reduce")  # warm-up: zygote, imports

@@ -22,6 +22,19 @@ def load_many_tasks(results: str) -> dict[str, Any] | None:
     return br.load_json(os.path.join(results, br.OURS, "many_tasks.json"))
 
 
+def _budget(job: dict[str, Any], rate: float, cores: int) -> str:
+    """How the run's CPU per task compares with what ``rate`` tasks/s allows on ``cores``."""
+    master = job.get("cpu_ms_per_task_master")
+    node = job.get("cpu_ms_per_task_node")
+    if master is None or node is None or not rate:
+        return ""
+    return (
+        " %d tasks/s on %d cores leaves at most %s ms of CPU per task, all processes "
+        "together; this run used %s."
+        % (rate, cores, br.fmt(1000.0 * cores / rate, 1), br.fmt(master + node, 1))
+    )
+
+
 def _cpu(job: dict[str, Any]) -> str:
     master = job.get("cpu_ms_per_task_master")
     node = job.get("cpu_ms_per_task_node")
@@ -36,6 +49,7 @@ def target_rows(d: dict[str, Any] | None) -> tuple[list[str], list[str]]:
     why: list[str] = []
     d = d or {}
     rate = d.get("target_tasks_per_s", 500.0)
+    cores = d.get("cores") or os.cpu_count() or 1
     for key in ("map", "map_reduce"):
         job = d.get(key) or {}
         ok = job.get("met") if job else None
@@ -55,10 +69,17 @@ def target_rows(d: dict[str, Any] | None) -> tuple[list[str], list[str]]:
         if ok is False:
             why.append(
                 "Many tasks (%s): %s tasks/s; CPU per task %s ms (master process + worker "
-                "zygote and workers), load average %s during the run. Each task is a "
+                "zygote and workers), load average %s during the run.%s Each task is a "
                 "worker process forked from the zygote speaking the worker protocol to the "
-                "node runner, which runs in the master process; see the notes below."
-                % (key, br.fmt(job.get("tasks_per_s"), 1), _cpu(job), job.get("loadavg_1min"))
+                "node runner, which runs in the master process; what that CPU is spent on, "
+                'from profiles: "What stands in the way of 500 tasks/s" in the notes below.'
+                % (
+                    key,
+                    br.fmt(job.get("tasks_per_s"), 1),
+                    _cpu(job),
+                    job.get("loadavg_1min"),
+                    _budget(job, rate, cores),
+                )
             )
     big = d.get("big") or {}
     ok = big.get("met") if big else None
@@ -75,13 +96,15 @@ def target_rows(d: dict[str, Any] | None) -> tuple[list[str], list[str]]:
     )
     if ok is False:
         why.append(
-            "Map job over %s inputs: %s s (submit %s s); CPU per task %s ms. One map task "
-            "per input, as in 0.5; see the notes below."
+            "Map job over %s inputs: %s s (submit %s s); CPU per task %s ms.%s One map "
+            'task per input, as in 0.5; see "What stands in the way of 500 tasks/s" in '
+            "the notes below."
             % (
                 "{:,}".format(big.get("tasks", 0)),
                 br.fmt(big.get("total_s"), 1),
                 br.fmt(big.get("submit_s")),
                 _cpu(big),
+                _budget(big, big.get("tasks", 0) / d.get("target_big_s", 120), cores),
             )
         )
     return rows, why
