@@ -141,30 +141,35 @@ def line_records(stream, size, url, params):
 
     Read 8 MiB at a time; a line ends at ``\\n`` only (each line the partition wrote
     ends with one), the part of a line cut by a block's end is put before the next
-    block's first line."""
+    block's first line.  The records come from one C iterator over each block's
+    ``zip``: no Python frame resumed per record."""
+    import itertools
     import operator
 
     key = operator.itemgetter(slice(0, 10))
-    rest = b""
-    while True:
-        block = stream.read(8 << 20)
-        if not block:
-            break
-        if b"\r" in block:
-            lines = [line + b"\n" for line in block.split(b"\n")]
-            last = lines.pop()[:-1]
-            if last:
-                lines.append(last)
-        else:
-            lines = block.splitlines(keepends=True)
+
+    def blocks():
+        rest = b""
+        while True:
+            block = stream.read(8 << 20)
+            if not block:
+                break
+            if b"\r" in block:
+                lines = [line + b"\n" for line in block.split(b"\n")]
+                last = lines.pop()[:-1]
+                if last:
+                    lines.append(last)
+            else:
+                lines = block.splitlines(keepends=True)
+            if rest:
+                lines[0] = rest + lines[0]
+            rest = b"" if block.endswith(b"\n") else lines.pop()
+            del block
+            yield zip(map(key, lines), lines, strict=True)
         if rest:
-            lines[0] = rest + lines[0]
-        rest = b"" if block.endswith(b"\n") else lines.pop()
-        del block
-        # the records made and handed on without Python code per record
-        yield from zip(map(key, lines), lines, strict=True)
-    if rest:
-        yield rest[:10], rest
+            yield [(rest[:10], rest)]
+
+    return itertools.chain.from_iterable(blocks())
 
 
 # -- client side ----------------------------------------------------------------------------
