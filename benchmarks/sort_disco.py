@@ -6,10 +6,11 @@
 INPUT is a file made by ``../shared/bench/gen_records.py`` (10-byte key, 90-byte payload
 ending with a newline).  The job is ``examples/pipeline_sort.py`` as it stands: the
 client samples keys for ``L - 1`` range boundaries and cuts INPUT into ``N`` line
-ranges; stage ``partition`` (``split``) sends each record to its key range's label;
-stage ``sort`` (``group_label``, ``combine=True, sort=True``) sorts each label on disk
-and writes the records back; the client concatenates the outputs in label order into
-OUTPUT.  The embedded default master starts inside this process, as in the word count
+ranges; stage ``partition`` (``split``) sorts each block of lines by key and writes each
+key range's lines, as plain lines, to its label; stage ``sort`` (``group_label``,
+``combine=True, sort=True``) reads them as ``(key, line)`` records with the example's
+input stream, the framework sorts them by key, and the stage writes the lines back; the
+client concatenates the outputs in label order into OUTPUT.  The embedded default master starts inside this process, as in the word count
 benchmark.  ``--phases`` writes the seconds of each phase as JSON.
 """
 

@@ -17,10 +17,12 @@ HOW = {
     br.OURS: "this project: `benchmarks/sort_disco.py` runs `examples/pipeline_sort.py` on "
     "the embedded default master (started inside the timed process): keys sampled for 3 "
     "range boundaries, 4 line-aligned `raw://path:start:end` ranges; stage `partition` "
-    "(`split`) writes each record to its key range's label, stage `sort` (`group_label`, "
-    "`combine=True, sort=True`: the records of a label are sorted in the task, in "
-    "memory when they fit `sort_buffer_size`) "
-    "writes them back; the client concatenates the 4 outputs",
+    "(`split`) sorts each 8 MiB block of lines by key and writes each key range's lines "
+    "as plain lines to its label (the example's output stream, not the pickled and "
+    "deflated record format), stage `sort` (`group_label`, `combine=True, sort=True`) "
+    "reads them with the example's input stream as `(key, line)` records, which the "
+    "framework sorts by key in the task (in memory when they fit `sort_buffer_size`), "
+    "and writes the lines back; the client concatenates the 4 outputs",
     REFERENCE: "`readlines()` + `list.sort()` + `writelines()`, one process; the reference output",
     "gnu-sort-p2": "`LC_ALL=C sort --parallel=2 -S 25%`",
     "pyspark-sortByKey": "PySpark `textFile.map(line -> (key, rest)).sortByKey()`, "

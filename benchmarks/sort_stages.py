@@ -3,15 +3,16 @@
 
     python benchmarks/sort_stages.py INPUT [--records N] [--labels L] [--repeat R]
 
-Runs ``examples/pipeline_sort.py``'s stage functions on the first N records of INPUT
-through the real stream chains: ``partition`` writes each label through
-``task_output_stream`` + ``disco_output_stream`` (``StreamCombiner``, as the pipeline
-worker opens outputs), then each label is read back as the sort stage reads it
-(``disco_input_stream`` through ``SerialInput``), sorted (``util.disk_sort``) and
-written by ``write_sorted`` through the example's record writer.  Prints the
-``time.process_time()`` of each part in ns per record (the sort stage split into
-read + sort, and write), the best of ``--repeat`` runs, and the deflate in use
-(``disco.compression.IMPLEMENTATION``; ``DISCO_DEFLATE=zlib`` for the standard library).
+Runs ``examples/pipeline_sort.py``'s stages (``pipeline_sort.pipeline()``) on the first N
+records of INPUT through their own stream chains (``StreamCombiner``, as the pipeline
+worker opens them; a stage without a chain gets the worker's default one):
+``partition`` writes each label through stage ``partition``'s output chain, then each
+label is read back through stage ``sort``'s input chain (``SerialInput``), sorted
+(``util.disk_sort``, what ``sort=True`` does) and written by the stage's ``process``
+through its output chain.  Prints the ``time.process_time()`` of each part in ns per
+record (the sort stage split into read + sort, and write), the best of ``--repeat``
+runs, and the deflate in use (``disco.compression.IMPLEMENTATION``; ``DISCO_DEFLATE=zlib``
+for the standard library; it matters only to chains of the record format).
 """
 
 from __future__ import annotations
@@ -30,30 +31,30 @@ import pipeline_sort  # noqa: E402
 
 from disco import compression, util  # noqa: E402
 from disco.worker import SerialInput  # noqa: E402
-from disco.worker.pipeline.stage import DiscoTask  # noqa: E402
-from disco.worker.task_io import (  # noqa: E402
-    StreamCombiner,
-    disco_input_stream,
-    task_input_stream,
-    task_output_stream,
-)
-from disco.worker.task_io import disco_output_stream as default_writer  # noqa: E402
+from disco.worker.pipeline.stage import DiscoTask, Stage  # noqa: E402
+from disco.worker.task_io import StreamCombiner  # noqa: E402
 
 
 def run_once(inp: str, nbytes: int, labels: int, folder: str) -> dict[str, float]:
-    bounds = pipeline_sort.sample_bounds(inp, labels)
+    (_, part_stage), (_, sort_stage) = pipeline_sort.pipeline()
+    part_out = part_stage.output_chain or Stage.default_output_chain
+    sort_in = sort_stage.input_chain or Stage.interior_input_chain
+    sort_out = sort_stage.output_chain or Stage.default_output_chain
     outputs: dict[int, StreamCombiner] = {}
 
     def output(label: int) -> object:
         if label not in outputs:
             path = os.path.join(folder, "part-%d" % label)
-            outputs[label] = StreamCombiner(path, [task_output_stream, default_writer], None)
+            outputs[label] = StreamCombiner(path, part_out, None)
         return outputs[label].fds[-1]
 
     interface = DiscoTask(output=output)
+    params = {"bounds": pipeline_sort.sample_bounds(inp, labels)}
     url = "raw://%s:0:%d" % (inp, nbytes)
     t0 = time.process_time()
-    pipeline_sort.partition(interface, bounds, 0, pipeline_sort.range_blocks(None, None, url, None))
+    state = part_stage.init(interface, params)
+    blocks = StreamCombiner(url, part_stage.input_chain, params)
+    part_stage.process(interface, state, 0, iter(blocks))
     for out in outputs.values():
         out.close()
     t1 = time.process_time()
@@ -61,19 +62,13 @@ def run_once(inp: str, nbytes: int, labels: int, folder: str) -> dict[str, float
     for label in sorted(outputs):
         path = os.path.join(folder, "part-%d" % label)
         s0 = time.process_time()
-        records = SerialInput(
-            [path], open=lambda u: StreamCombiner(u, [task_input_stream, disco_input_stream], None)
-        )
+        records = SerialInput([path], open=lambda u: StreamCombiner(u, sort_in, params))
         ordered = util.disk_sort(None, iter(records), os.path.join(folder, "sort.dl"))
         it = iter(ordered)  # reads and sorts
         s1 = time.process_time()
-        sink = StreamCombiner(
-            os.path.join(folder, "sorted-%d" % label),
-            [task_output_stream, pipeline_sort.record_output_stream],
-            None,
-        )
+        sink = StreamCombiner(os.path.join(folder, "sorted-%d" % label), sort_out, params)
         sink_interface = DiscoTask(output=lambda label, sink=sink: sink.fds[-1])
-        pipeline_sort.write_sorted(sink_interface, None, label, it)
+        sort_stage.process(sink_interface, None, label, it)
         sink.close()
         s2 = time.process_time()
         read_sort += s1 - s0

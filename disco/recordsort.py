@@ -156,8 +156,10 @@ class RecordSort:
         records kept here are new container objects (tuples) by the hundred thousand, and
         each young collection walked the lists being filled with them again, about 10 %
         of the reading's CPU for 500 k records, to free nothing.  They are aged into the
-        oldest generation at the end, without a walk."""
-        with paused():
+        oldest generation at the end, without a walk, or, in a task forked from the
+        zygote (which froze its objects), frozen with those
+        (``gcpause.keep_young_objects``)."""
+        with paused(keep=True):
             self._add_all(input)
 
     def _add_all(self, input: Iterable[Any]) -> None:

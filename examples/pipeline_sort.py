@@ -9,13 +9,19 @@ inputs (the file stays where it is, as with a local ``file://`` input).
 
 * stage ``partition`` (``split``): reads its range (``input_chain``) in blocks of lines,
   sorts each block by key (so that each key range is one slice of it) and writes each
-  slice's records to the label of its key range: ``interface.output(label).add_all(pairs)``,
-  ``add(key, rest)`` for each record, fixed-size records pickled a batch at a time;
-* stage ``sort`` (``group_label``, ``combine=True, sort=True``): gets each label's
-  records as one stream sorted by key (its input is sorted runs, which Python's sort
-  merges in far fewer steps than records in random order) and writes them back as
-  plain lines (``output_chain`` with the example's raw record writer, which takes the
-  whole sorted stream in one ``add_all`` call).
+  slice's lines as they are, in one write, to the label of its key range
+  (``output_chain`` with the example's line writer: ``add_lines``);
+* stage ``sort`` (``group_label``, ``combine=True, sort=True``): reads each label's
+  record lines with the example's input stream (``input_chain``), which gives them as
+  ``(key, line)`` records, ``(line[:10], line)``; the framework sorts them by key
+  (``sort=True``: its input is sorted runs, which Python's sort merges in far fewer
+  steps than records in random order) and the stage writes the lines back
+  (``output_chain`` with the same line writer, which takes the whole sorted stream in
+  one ``add_all`` call).
+
+So the records between the stages are plain lines, not the default record format
+(pickled records in deflated hunks): a line ends at ``\\n`` only, and the input's last
+line gets the newline it may lack, as ``LC_ALL=C sort`` gives it.
 
 The client concatenates the outputs in label order into OUTPUT.  Without arguments the
 script sorts 20,000 generated records and checks the result with ``sorted()``.
@@ -30,7 +36,7 @@ import tempfile
 from disco.util import read_index
 from disco.worker import copy_url
 from disco.worker.pipeline.worker import Stage, Worker
-from disco.worker.task_io import task_output_stream
+from disco.worker.task_io import task_input_stream, task_output_stream
 
 KEY = 10
 
@@ -39,7 +45,9 @@ KEY = 10
 def range_blocks(stream, size, url, params):
     """Input chain: ``raw://<path>:<start>:<end>`` -> lists of the lines of that range,
     8 MiB at a time (a block cut mid-line has the rest of that line added to its last
-    line, not to the whole block: no copy of the block)."""
+    line, not to the whole block: no copy of the block).  A line ends at ``\\n`` only
+    (``bytes.splitlines`` also cuts at ``\\r``: used when the block has none), and the
+    file's last line gets the newline it may lack (as GNU sort adds it)."""
     path, start, end = url[len("raw://") :].rsplit(":", 2)
     left = int(end) - int(start)
     with open(path, "rb") as f:
@@ -49,12 +57,18 @@ def range_blocks(stream, size, url, params):
             if not block:
                 break
             left -= len(block)
-            lines = block.splitlines(keepends=True)
+            if b"\r" in block:
+                lines = [line + b"\n" for line in block.split(b"\n")]
+                last = lines.pop()[:-1]
+                if last:
+                    lines.append(last)
+            else:
+                lines = block.splitlines(keepends=True)
             del block
-            if left > 0 and not lines[-1].endswith(b"\n"):
-                tail = f.readline()
+            if not lines[-1].endswith(b"\n"):
+                tail = f.readline() if left > 0 else b""
                 left -= len(tail)
-                lines[-1] += tail
+                lines[-1] += tail if tail.endswith(b"\n") else tail + b"\n"
             yield lines
 
 
@@ -63,8 +77,7 @@ def partition(interface, state, label, inp):
     import operator
 
     bounds, key = state, operator.itemgetter(slice(0, 10))
-    value = operator.itemgetter(slice(10, None))
-    # one output per key range; its add_all(pairs) is add(key, value) for each pair
+    # one output per key range: the example's line writer (``line_output_stream``)
     outputs = [interface.output(part) for part in range(len(bounds) + 1)]
     for records in inp:
         # sorted by key (a C loop), a block's records of one key range are one slice,
@@ -72,9 +85,8 @@ def partition(interface, state, label, inp):
         records.sort(key=key)
         cuts = [bisect.bisect_left(records, bound, key=key) for bound in bounds]
         for out, start, end in zip(outputs, [0, *cuts], [*cuts, len(records)], strict=True):
-            part = records[start:end]
-            # the (key, value) pairs made and written without Python code per record
-            out.add_all(zip(map(key, part), map(value, part), strict=True))
+            # the slice's lines as they are, one write (no Python code per record)
+            out.add_lines(records[start:end])
 
 
 def boundaries(interface, params):
@@ -82,39 +94,82 @@ def boundaries(interface, params):
 
 
 def write_sorted(interface, state, label, inp):
-    # the record writer below takes them all at once (C loops instead of a call per record)
+    # the line writer below takes them all at once (C loops instead of a call per record)
     interface.output(label).add_all(inp)
 
 
-class RecordWriter:
-    """Output stream object writing ``key + value`` bytes: the record line again.
+class LineWriter:
+    """Output stream object writing record lines.
 
-    ``add(key, value)`` writes one record; ``add_all(records)`` writes an iterable of
-    ``(key, value)`` pairs, joined a batch at a time without Python code per record.
+    A record of this job is ``(key, line)``: the line whole (its newline included), its
+    key the line's first 10 bytes.  ``add(key, line)`` writes the line;
+    ``add_all(records)`` writes the lines of an iterable of such records, joined a batch
+    at a time without Python code per record; ``add_lines(lines)`` writes lines.
     """
 
     def __init__(self, stream):
         self.write = stream.write
 
-    def add(self, key, value):
-        self.write(key + value)
+    def add(self, key, line):
+        self.write(line)
 
     def add_all(self, records):
         import itertools
+        import operator
 
-        records = iter(records)
+        records, line = iter(records), operator.itemgetter(1)
         while True:
-            batch = b"".join(itertools.chain.from_iterable(itertools.islice(records, 8192)))
+            batch = b"".join(map(line, itertools.islice(records, 8192)))
             if not batch:
                 break
             self.write(batch)
+
+    def add_lines(self, lines):
+        self.write(b"".join(lines))
 
     def close(self):
         pass
 
 
-def record_output_stream(stream, partition, url, params):
-    return RecordWriter(stream)
+def line_output_stream(stream, partition, url, params):
+    return LineWriter(stream)
+
+
+def line_records(stream, size, url, params):
+    """Input stream (after ``task_input_stream``): the ``(key, line)`` records of a file
+    of record lines, as ``LineWriter`` wrote them: ``(line[:10], line)``.
+
+    Read 8 MiB at a time; a line ends at ``\\n`` only (each line the partition wrote
+    ends with one), the part of a line cut by a block's end is put before the next
+    block's first line.  The records come from one C iterator over each block's
+    ``zip``: no Python frame resumed per record."""
+    import itertools
+    import operator
+
+    key = operator.itemgetter(slice(0, 10))
+
+    def blocks():
+        rest = b""
+        while True:
+            block = stream.read(8 << 20)
+            if not block:
+                break
+            if b"\r" in block:
+                lines = [line + b"\n" for line in block.split(b"\n")]
+                last = lines.pop()[:-1]
+                if last:
+                    lines.append(last)
+            else:
+                lines = block.splitlines(keepends=True)
+            if rest:
+                lines[0] = rest + lines[0]
+            rest = b"" if block.endswith(b"\n") else lines.pop()
+            del block
+            yield zip(map(key, lines), lines, strict=True)
+        if rest:
+            yield [(rest[:10], rest)]
+
+    return itertools.chain.from_iterable(blocks())
 
 
 # -- client side ----------------------------------------------------------------------------
@@ -169,6 +224,33 @@ def _key_after(f, fd, offset, chunk=512):
     return f.readline()[:KEY]
 
 
+def pipeline():
+    """The job's ``pipeline``: stage ``partition`` then stage ``sort``."""
+    return [
+        (
+            "split",
+            Stage(
+                "partition",
+                init=boundaries,
+                process=partition,
+                input_chain=[range_blocks],
+                output_chain=[task_output_stream, line_output_stream],
+            ),
+        ),
+        (
+            "group_label",
+            Stage(
+                "sort",
+                process=write_sorted,
+                input_chain=[task_input_stream, line_records],
+                combine=True,
+                sort=True,
+                output_chain=[task_output_stream, line_output_stream],
+            ),
+        ),
+    ]
+
+
 def sort_file(inp, out, splits=4, labels=4, master=None):
     """Sort the lines of ``inp`` by their first 10 bytes into ``out``; the job name."""
     # Imported here, not with the module: the job's warm process imports this module
@@ -180,26 +262,7 @@ def sort_file(inp, out, splits=4, labels=4, master=None):
     inp = os.path.abspath(inp)
     inputs = ["raw://%s:%d:%d" % (inp, a, b) for a, b in line_ranges(inp, splits)]
     job = Job(master=master or default_master(), worker=Worker())
-    job.run(
-        input=inputs,
-        params={"bounds": sample_bounds(inp, labels)},
-        pipeline=[
-            (
-                "split",
-                Stage("partition", init=boundaries, process=partition, input_chain=[range_blocks]),
-            ),
-            (
-                "group_label",
-                Stage(
-                    "sort",
-                    process=write_sorted,
-                    combine=True,
-                    sort=True,
-                    output_chain=[task_output_stream, record_output_stream],
-                ),
-            ),
-        ],
-    )
+    job.run(input=inputs, params={"bounds": sample_bounds(inp, labels)}, pipeline=pipeline())
     parts = sorted(entry[:2] for index in job.wait() for entry in read_index(index))
     with open(out, "wb") as f:
         for _label, url in parts:

@@ -319,8 +319,11 @@ class SerialInput(Input):
     """Records of a list of inputs, one input after the other."""
 
     def __iter__(self) -> Iterator[Any]:
-        for input in self.input:
-            yield from self._records(input)
+        # a C iterator over each input's records in turn (each input opened when its
+        # turn comes): no generator frame of this level resumed per record
+        import itertools
+
+        return itertools.chain.from_iterable(map(self._records, self.input))
 
 
 class ParallelInput(Input):

@@ -90,21 +90,77 @@ def test_pipeline_sort_of_equal_and_short_keys(tmp_path: Any) -> None:
     assert [r[:10] for r in got] == sorted(r[:10] for r in lines)
 
 
-def test_pipeline_sort_record_writer_add_all_writes_what_add_writes() -> None:
-    """The sort stage writes its whole sorted stream with one ``add_all`` call (joined a
-    batch at a time): the same bytes as one ``add`` per record, any count of records."""
+def test_pipeline_sort_of_lines_with_carriage_returns_and_no_last_newline(tmp_path: Any) -> None:
+    """The stages pass plain record lines between them: a line ends at ``\\n`` only (a
+    ``\\r`` anywhere in it, at its end too, stays in the line) and the file's last line
+    gets the newline it lacks, as ``LC_ALL=C sort`` gives them."""
+    rng = random.Random(9)
+    pieces = [b"\r", b"a\r", b"\r\r", b"", b"b", b"  x"]
+    lines = [
+        bytes(rng.randrange(33, 127) for _ in range(rng.choice([1, 9, 10, 12])))
+        + rng.choice(pieces)
+        + b" %d" % i
+        + rng.choice(pieces)
+        + b"\n"
+        for i in range(3000)
+    ]
+    lines += [b"\r\n", b"\n", b"\r\r\n"]
+    rng.shuffle(lines)
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.write_bytes(b"".join(lines)[:-1])  # no newline at the end
+    want = b"".join(sorted(lines, key=lambda r: r[:10]))
+    run_example("pipeline_sort.py", str(inp), str(out), "--splits", "1", "--labels", "3")
+    assert out.read_bytes() == want
+    run_example("pipeline_sort.py", str(inp), str(out), "--splits", "3", "--labels", "4")
+    got = [line + b"\n" for line in out.read_bytes().split(b"\n")]
+    assert got.pop() == b"\n"  # the output ends with a newline
+    assert sorted(got) == sorted(lines)
+    assert sorted(got, key=lambda r: r[:10]) == got
+
+
+def test_pipeline_sort_line_records_read_what_the_line_writer_wrote() -> None:
+    """Stage ``sort`` reads stage ``partition``'s record lines with the example's input
+    stream: the ``(line[:10], line)`` records of the lines ``add_lines`` wrote, lines cut
+    by the 8 MiB blocks' ends and lines with ``\\r`` in them included."""
     import io
 
-    writer_class = example_module("pipeline_sort").RecordWriter
+    module = example_module("pipeline_sort")
+    rng = random.Random(13)
+    lines = [
+        b"%d" % i + rng.choice([b"", b"\r", b"x\ry", b"\r\r"]) + b"z" * rng.randrange(0, 400)
+        for i in range(90000)
+    ]
+    lines = [line + b"\n" for line in lines] + [b"\n", b"\r\n", b"short\n"]
+    written = io.BytesIO()
+    writer = module.LineWriter(written)
+    for start in range(0, len(lines), 7000):
+        writer.add_lines(lines[start : start + 7000])
+    data = written.getvalue()
+    assert data == b"".join(lines) and len(data) > 2 * (8 << 20)
+    for blob in (data, data[:-1], b"", b"\r", b"no newline"):
+        got = list(module.line_records(io.BytesIO(blob), len(blob), "file://x", None))
+        *ended, last = blob.split(b"\n")
+        want = [line + b"\n" for line in ended] + ([last] if last else [])
+        assert got == [(line[:10], line) for line in want]
+
+
+def test_pipeline_sort_line_writer_add_all_writes_what_add_writes() -> None:
+    """The sort stage writes its whole sorted stream with one ``add_all`` call (joined a
+    batch at a time): the same bytes as one ``add`` per ``(key, line)`` record, any count
+    of records."""
+    import io
+
+    writer_class = example_module("pipeline_sort").LineWriter
     rng = random.Random(11)
     for count in (0, 1, 8191, 8192, 8193, 20000):
-        records = [(b"%010d" % rng.randrange(10**9), b"  %d\n" % i) for i in range(count)]
+        lines = [b"%010d  %d\n" % (rng.randrange(10**9), i) for i in range(count)]
+        records = [(line[:10], line) for line in lines]
         one, many = io.BytesIO(), io.BytesIO()
         writer = writer_class(one)
-        for key, value in records:
-            writer.add(key, value)
+        for key, line in records:
+            writer.add(key, line)
         writer_class(many).add_all(iter(records))
-        assert many.getvalue() == one.getvalue() == b"".join(k + v for k, v in records)
+        assert many.getvalue() == one.getvalue() == b"".join(lines)
 
 
 def test_pipeline_sort_module_leaves_the_client_modules_to_the_client() -> None:
