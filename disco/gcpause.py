@@ -18,7 +18,10 @@ while modules are imported and while an EmbeddedMaster starts".
 from __future__ import annotations
 
 import gc
-from typing import Any
+
+# no `typing` here: this module is imported before the pause it provides starts, and
+# importing typing (contextlib, functools, ...) then could run a middle-generation
+# collection in a fresh interpreter
 
 
 def age_young_objects() -> None:
@@ -58,7 +61,7 @@ class paused:  # noqa: N801 - used like a function: ``with paused():``
         self._was_on = gc.isenabled()
         gc.disable()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._keep:
             keep_young_objects()
         else:
