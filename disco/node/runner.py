@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from disco import auth
+from disco import auth, scratch
 from disco.backends.base import TaskChannel, TaskDone, TaskFailed, TaskResult, TaskSpec
 from disco.failure import REPORT_ENV, Failure, read_crash, read_report, tail, trim_crash
 from disco.node import protocol as p
@@ -329,7 +329,7 @@ class _Attempt:
         if worker is None:  # the same on every node: the job fails at once
             text = "Invalid worker path %r" % self.spec.worker
             return TaskFailed("fatal", text, Failure("jobpack", "JobHomeError", text))
-        env = worker_environment(self.spec.jobenvs, environ)
+        env = scratch.worker_env(worker_environment(self.spec.jobenvs, environ), self.jobhome)
         if self.spec.auth_token:  # the worker's own requests (DDFS, OOB) must pass
             env[auth.TOKEN_SETTING] = self.spec.auth_token
         try:
