@@ -31,7 +31,7 @@ from disco.failure import REPORT_ENV, Failure, read_crash, read_report, tail, tr
 from disco.node import protocol as p
 from disco.node.jobhome import JobHomeError, safe_member_path
 from disco.node.memwatch import memory_watch
-from disco.node.orphans import WorkerRegistry, die_with_parent
+from disco.node.orphans import WorkerRegistry, die_with_parent, ready_to_fork
 from disco.node.outputs import TaskOutputs
 from disco.node.partial import remove_partial_outputs
 from disco.node.saveresults import save_outputs
@@ -353,6 +353,7 @@ class _Attempt:
         if self.proc is None:
             try:
                 # 8.1: via a shell, niced, its own session so the whole group can be killed.
+                ready_to_fork()  # prctl looked up here: the forked child only calls it
                 self.proc = await asyncio.create_subprocess_exec(
                     "/bin/sh",
                     "-c",

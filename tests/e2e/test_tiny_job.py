@@ -572,3 +572,26 @@ def test_the_zygote_dies_with_its_master() -> None:
     assert proc.returncode == -9, proc.stderr[-2000:]
     zygote = int(proc.stdout.split()[1])
     poll_for(lambda: zygote not in live_processes(), 10.0, "the zygote to die with its master")
+
+
+def test_a_job_on_an_embedded_master_imports_no_ctypes() -> None:
+    """``prctl`` (through ``ctypes``) is looked up only by a process that forks a child
+    calling ``die_with_parent``: the zygote asks for it itself, so a master whose workers
+    come from the zygote never imports ``ctypes`` (about 2 ms of its start)."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from disco.core import Job, result_iterator
+        from disco.embedded import EmbeddedMaster
+
+        def fun_map(entry, params):
+            yield entry, 1
+
+        with EmbeddedMaster() as m:
+            job = Job(master=m.url).run(input=["raw://a"], map=fun_map)
+            print(sorted(k for k, v in result_iterator(job.wait(timeout=60))))
+        print("ctypes" in sys.modules)
+        """
+    )
+    out = run_python("-c", script, cwd=ROOT, env=environ_without_disco(), timeout=90)
+    assert out.split() == ["['a']", "False"], out
