@@ -37,6 +37,7 @@ with paused():  # no cyclic collections while the modules below are imported
     from collections.abc import Sequence
     from typing import Any
 
+    from disco import scratch
     from disco.lazy_aiohttp import import_aiohttp_web
     from disco.locality import add_process_node, remove_process_node
     from disco.node.zygote import prestart as prestart_zygote
@@ -99,6 +100,8 @@ class EmbeddedMaster:
             return self
         if self._own_root:
             self.root = tempfile.mkdtemp(prefix="disco-embedded-")
+            # deleted at stop: the node and the workers sync nothing there (disco.scratch)
+            scratch.add(self.root)
         os.makedirs(self.root, exist_ok=True)
         settings = DiscoSettings(
             DISCO_HOME=self.root,
@@ -118,6 +121,7 @@ class EmbeddedMaster:
             return started
         except BaseException:
             if self._own_root:  # a start that failed leaves no temporary directory
+                scratch.remove(self.root)
                 shutil.rmtree(self.root, ignore_errors=True)
                 self.root = ""
             raise
@@ -201,6 +205,8 @@ class EmbeddedMaster:
             self._data = ""
         if self.export_env:
             self._restore()
+        if self.root:
+            scratch.remove(self.root)
         if self._own_root and self.root:
             shutil.rmtree(self.root, ignore_errors=True)
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from zipfile import ZIP_DEFLATED, ZipFile
 
-from disco import compression
+from disco import compression, scratch
 from disco.error import DataError
 from disco.flatrecords import PICKLE_BATCH, flat_pickles
 
@@ -96,7 +96,8 @@ class AtomicFile:
     def close(self) -> None:
         if self.isopen:
             self._fd.flush()
-            os.fsync(self._fd.fileno())
+            if scratch.synced(self.path):  # not in a scratch directory (disco.scratch)
+                os.fsync(self._fd.fileno())
             self._fd.close()
             os.rename(self.partial, self.path)
             self.isopen = False

@@ -2,8 +2,9 @@
 
 Owns two guards (docs/failures.md, "Master restart"):
 
-- ``die_with_parent``: called in a new process right after ``fork`` (the zygote, each
-  worker it forks, each worker started through ``/bin/sh``), it asks Linux to SIGKILL
+- ``die_with_parent``: called in a new process right after ``fork`` (each process the
+  zygote forks, each worker started through ``/bin/sh``: ``ready_to_fork`` first in the
+  parent) or first thing after its start (the zygote itself), it asks Linux to SIGKILL
   the process when its parent dies (``PR_SET_PDEATHSIG``, kept across ``exec``), and
   kills it at once if the parent is already gone.  A SIGKILLed master thus takes its
   zygote and its workers with it.
@@ -22,7 +23,6 @@ Both are Linux-only where they need ``prctl`` or ``/proc``; elsewhere they do no
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -38,17 +38,33 @@ def _prctl() -> Any:
     if not sys.platform.startswith("linux"):
         return None
     try:
+        import ctypes
+
         return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, ImportError):
         return None
 
 
-_PRCTL = _prctl()  # looked up before any fork: the child only calls it
+_PRCTL: Any = None
+_LOOKED_UP = False
 _SIGKILL = int(signal.SIGKILL)  # a plain int: no enum conversion in the child
 
 
+def ready_to_fork() -> None:
+    """Look ``prctl`` up (``ctypes``) in this process, before forking a child that calls
+    ``die_with_parent`` (a ``preexec_fn``): the child then only calls it.  A master
+    that never does (its workers come from the zygote, which calls ``die_with_parent``
+    itself after its exec) never imports ``ctypes`` (about 2 ms of its start)."""
+    global _PRCTL, _LOOKED_UP
+    if not _LOOKED_UP:
+        _PRCTL = _prctl()
+        _LOOKED_UP = True
+
+
 def die_with_parent(parent: int) -> None:
-    """In a child just forked by ``parent``: be SIGKILLed when ``parent`` dies."""
+    """In a child just forked by ``parent`` (which called ``ready_to_fork`` first), or a
+    process just started by it: be SIGKILLed when ``parent`` dies."""
+    ready_to_fork()
     if _PRCTL is not None:
         _PRCTL(PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before the request took effect

@@ -13,6 +13,7 @@ import re
 import time
 from typing import IO, Literal
 
+from disco import scratch
 from disco.backends.base import TaskOutput, TaskSpec
 from disco.node.jobhome import hash_dir
 from disco.safenames import file_safe
@@ -102,7 +103,8 @@ class TaskOutputs:
             self._file.write(b"".join(self._lines))
         if self._file is not None:
             self._file.flush()
-            os.fsync(self._file.fileno())
+            if scratch.holds(self._jobhome) is None:  # a scratch directory: not synced
+                os.fsync(self._file.fileno())
             self._file.close()
 
     def discard(self) -> None:

@@ -25,13 +25,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from disco import auth
+from disco import auth, scratch
 from disco.backends.base import TaskChannel, TaskDone, TaskFailed, TaskResult, TaskSpec
 from disco.failure import REPORT_ENV, Failure, read_crash, read_report, tail, trim_crash
 from disco.node import protocol as p
 from disco.node.jobhome import JobHomeError, safe_member_path
 from disco.node.memwatch import memory_watch
-from disco.node.orphans import WorkerRegistry, die_with_parent
+from disco.node.orphans import WorkerRegistry, die_with_parent, ready_to_fork
 from disco.node.outputs import TaskOutputs
 from disco.node.partial import remove_partial_outputs
 from disco.node.saveresults import save_outputs
@@ -329,7 +329,7 @@ class _Attempt:
         if worker is None:  # the same on every node: the job fails at once
             text = "Invalid worker path %r" % self.spec.worker
             return TaskFailed("fatal", text, Failure("jobpack", "JobHomeError", text))
-        env = worker_environment(self.spec.jobenvs, environ)
+        env = scratch.worker_env(worker_environment(self.spec.jobenvs, environ), self.jobhome)
         if self.spec.auth_token:  # the worker's own requests (DDFS, OOB) must pass
             env[auth.TOKEN_SETTING] = self.spec.auth_token
         try:
@@ -353,6 +353,7 @@ class _Attempt:
         if self.proc is None:
             try:
                 # 8.1: via a shell, niced, its own session so the whole group can be killed.
+                ready_to_fork()  # prctl looked up here: the forked child only calls it
                 self.proc = await asyncio.create_subprocess_exec(
                     "/bin/sh",
                     "-c",

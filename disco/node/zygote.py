@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -39,7 +38,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from disco.node.orphans import WorkerRegistry, die_with_parent
+from disco.node.orphans import WorkerRegistry
 from disco.node.zygote_process import _REPORT_ENV, MAX_WARM, WARM_IDLE
 
 #: Seconds between two looks for idle warm processes to stop.
@@ -323,11 +322,15 @@ class Zygote:
                 "-m",
                 "disco.node.zygote_process",
                 str(child.fileno()),
+                # it dies with this process (its workers then die with it), asking for it
+                # itself first thing (``die_with_parent``): no ``preexec_fn``, so the
+                # child is spawned with ``vfork`` instead of a fork of this whole
+                # interpreter (whose pages the master then copies as it writes them,
+                # while it imports and starts: docs/decisions.md)
+                str(os.getpid()),
                 pass_fds=(child.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
-                # dies with the master (its workers then die with it: zygote_process)
-                preexec_fn=functools.partial(die_with_parent, os.getpid()),
             )
         finally:
             child.close()

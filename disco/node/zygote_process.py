@@ -1,7 +1,8 @@
 """The zygote process: a pre-started Python that forks task workers on request.
 
-Run as ``python -m disco.node.zygote_process <fd>`` by ``disco.node.zygote.Zygote``, which
-documents the wire between the two.  This module imports no asyncio and nothing the
+Run as ``python -m disco.node.zygote_process <fd> <node pid>`` by
+``disco.node.zygote.Zygote``, which documents the wire between the two (it dies with the
+node, ``die_with_parent``, first thing).  This module imports no asyncio and nothing the
 worker does not need, so the zygote is ready quickly; ``_preload`` imports what every
 Python task imports, so that a forked worker starts in milliseconds.
 
@@ -38,7 +39,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from disco.node.orphans import die_with_parent, start_time
+from disco.node.orphans import die_with_parent, ready_to_fork, start_time
 
 _MAX_REQUEST = 4 << 20
 _MAX_FD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536
@@ -806,6 +807,9 @@ def _start_time(pid: int) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    ready_to_fork()  # the warm processes and workers forked later call die_with_parent
+    if len(argv) > 1:  # the node's pid: die with it (``disco.node.zygote.Zygote.start``)
+        die_with_parent(int(argv[1]))
     ctrl = socket.socket(fileno=int(argv[0]))
     _preload()
     _rehearse()

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from disco import scratch
 from disco.framing import PROTOCOL_VERSION
 from disco.worker import protocol as _protocol
 from disco.worker import report as _report
@@ -191,7 +192,8 @@ class TaskRunner:
             for urls in replicas:
                 copy_url(urls[0], out, task)
             out.flush()
-            os.fsync(out.fileno())
+            if scratch.synced(partial):  # not in a scratch directory (disco.scratch)
+                os.fsync(out.fileno())
         os.replace(partial, path)
         return path, os.path.getsize(path)
 

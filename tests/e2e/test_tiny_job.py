@@ -524,3 +524,74 @@ def test_a_failed_embedded_start_leaves_no_temporary_directory(tmp_path, monkeyp
             m.start()
     assert os.listdir(tmp_path) == []
     poll_for(lambda: not (child_pids() - before), 5.0, "the zygote to exit")
+
+
+_ZYGOTE_START = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    from disco.node.zygote import prestart
+
+    forks = []
+    os.register_at_fork(before=lambda: forks.append(os.getpid()))
+
+    async def main():
+        zygote = await prestart()
+        assert zygote is not None and zygote.alive
+        print("zygote", zygote.pid, "forks", len(forks), flush=True)
+        if sys.argv[1] == "die":
+            os.kill(os.getpid(), signal.SIGKILL)
+        await zygote.close()
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_the_zygote_is_spawned_not_forked_from_the_master() -> None:
+    """The zygote starts without a fork of the master's interpreter (no ``preexec_fn``:
+    ``vfork`` and exec, so no at-fork hook runs and the master does not copy its pages
+    while it imports and starts); it asks to die with the master itself."""
+    out = run_python("-c", _ZYGOTE_START, "close", cwd=ROOT, env=environ_without_disco())
+    assert out.split()[2:] == ["forks", "0"], out
+
+
+def test_the_zygote_dies_with_its_master() -> None:
+    """A SIGKILLed master takes its zygote with it (``PR_SET_PDEATHSIG``, which the zygote
+    asks for first thing, checking that its parent is still the master)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _ZYGOTE_START, "die"],
+        cwd=ROOT,
+        env=environ_without_disco(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    zygote = int(proc.stdout.split()[1])
+    poll_for(lambda: zygote not in live_processes(), 10.0, "the zygote to die with its master")
+
+
+def test_a_job_on_an_embedded_master_imports_no_ctypes() -> None:
+    """``prctl`` (through ``ctypes``) is looked up only by a process that forks a child
+    calling ``die_with_parent``: the zygote asks for it itself, so a master whose workers
+    come from the zygote never imports ``ctypes`` (about 2 ms of its start)."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from disco.core import Job, result_iterator
+        from disco.embedded import EmbeddedMaster
+
+        def fun_map(entry, params):
+            yield entry, 1
+
+        with EmbeddedMaster() as m:
+            job = Job(master=m.url).run(input=["raw://a"], map=fun_map)
+            print(sorted(k for k, v in result_iterator(job.wait(timeout=60))))
+        print("ctypes" in sys.modules)
+        """
+    )
+    out = run_python("-c", script, cwd=ROOT, env=environ_without_disco(), timeout=90)
+    assert out.split() == ["['a']", "False"], out
