@@ -11,12 +11,9 @@ $(VPY):
 
 # setuptools explains every editable install in a boxed UserWarning ("be careful with
 # folders named like your package"): nothing to act on here, so it is not shown.
-# editable_mode=compat: the checkout goes on sys.path through a plain .pth line instead of
-# setuptools' import finder, which every interpreter start imports (pathlib, importlib.util)
-# and every `disco.*` import goes through: about 11 ms per start (docs/decisions.md).
+# Default editable mode, not `compat`: see docs/decisions.md ("The development install").
 install: $(VPY)
-	PYTHONWARNINGS=ignore::UserWarning $(VPY) -m pip install -q -e '.[test]' \
-		--config-settings editable_mode=compat
+	PYTHONWARNINGS=ignore::UserWarning $(VPY) -m pip install -q -e '.[test]'
 
 demo: install
 	$(VPY) examples/count_words.py
