@@ -7,7 +7,8 @@ An ``EmbeddedMaster`` runs in this process; after a warm-up job, each round runs
 job of ``--tasks`` tiny map tasks (``many_tasks_funcs.square_map``).  The node's side of
 each attempt is stamped (``time.monotonic``) at: the attempt's start in the runner, the
 request to the warm process, its pid, the worker's first bytes, DONE, the exit report,
-the attempt's end; and the CPU time the machine spent idle (``/proc/stat``) during the
+the attempt's end; the next request after each end and after each exit (the freed
+slot's next task); and the CPU time the machine spent idle (``/proc/stat``) during the
 job.  Printed: the medians of each step, how busy the slots were (the share of
 ``slots x wall`` between a task's pid and its DONE) and the machine's idle share.
 """
@@ -125,6 +126,12 @@ def run(master: str, n: int) -> dict[str, Any]:
         i = bisect.bisect_left(spawns, e)
         if i < len(spawns):
             end_to_spawn.append(spawns[i] - e)
+    exits = sorted(r["exit"] for r in attempts if "exit" in r)
+    exit_to_spawn = []
+    for e in exits:
+        i = bisect.bisect_left(spawns, e)
+        if i < len(spawns):
+            exit_to_spawn.append(spawns[i] - e)
     busy = sum(r["done"] - r["first"] for r in attempts if "done" in r and "first" in r)
     return {
         "tasks": n,
@@ -142,6 +149,9 @@ def run(master: str, n: int) -> dict[str, Any]:
         "ms_done_to_end": med("done", "end", attempts),
         "ms_end_to_next_spawn": round(statistics.median(end_to_spawn) * 1000, 3)
         if end_to_spawn
+        else None,
+        "ms_exit_to_next_spawn": round(statistics.median(exit_to_spawn) * 1000, 3)
+        if exit_to_spawn
         else None,
         "slots_busy_share": round(busy / (2 * wall), 3),
         "machine_idle_share": round((idle1 - idle0) / max(1, total1 - total0), 3),
