@@ -22,6 +22,7 @@ from disco.master.stages import Job, Stage, Task, output_items, result_entries, 
 from disco.master.states import (
     AppendEvent,
     AttemptDone,
+    AttemptExited,
     AttemptFailed,
     Event,
     ForgetTask,
@@ -147,6 +148,7 @@ class Coordinator:
             InputsResolved: self._on_inputs_resolved,
             InputsFailed: self._on_inputs_failed,
             AttemptDone: self._on_done,
+            AttemptExited: self._on_exited,
             AttemptFailed: self._on_failed,
             RetryDue: self._on_retry_due,
             InputFailed: self._on_input_failed,
@@ -188,10 +190,10 @@ class Coordinator:
         elif start == "running":
             job.running -= 1
             stage.running -= 1
-            node = self.nodes.get(task.host or "")
-            if node is not None:
-                node.running -= 1
-                self._drop_retired(node)
+            if task.slot_freed:  # its node's slot was given back at its worker's exit
+                task.slot_freed = False
+            else:
+                self._free_slot(task)
         elif start == "done":  # its outputs were lost with a node: it runs again
             stage.done -= 1
             stage.done_order.remove(task.taskid)
@@ -208,6 +210,12 @@ class Coordinator:
             stage.done += 1
         task.state = finish
         task.history.append((self._eid, start, finish))
+
+    def _free_slot(self, task: Task) -> None:
+        node = self.nodes.get(task.host or "")
+        if node is not None:
+            node.running -= 1
+            self._drop_retired(node)
 
     def _drop_retired(self, node: scheduler.NodeState) -> None:
         if node.max_workers == 0 and not node.connected and node.running == 0:
@@ -493,6 +501,18 @@ class Coordinator:
                 for item in output_items(task.outputs):
                     self._feed(job, nxt, item)
         self._advance(job, now)
+
+    def _on_exited(self, ev: AttemptExited) -> None:
+        """The attempt's worker sent DONE and has ended: its node's slot goes to the next
+        task now (``max_workers`` counts live worker processes), while the node syncs
+        the index file; the task stays running (for its job and stage) until
+        ``AttemptDone`` or ``AttemptFailed``."""
+        found = self._attempt(ev.job, ev.taskid, ev.attempt)
+        if found is None or found[1].slot_freed:
+            return
+        task = found[1]
+        task.slot_freed = True
+        self._free_slot(task)
 
     def _on_failed(self, ev: AttemptFailed) -> None:
         found = self._attempt(ev.job, ev.taskid, ev.attempt)
@@ -930,7 +950,9 @@ class Coordinator:
                 assert not stage.finished or stage.done == len(tasks), stage.name
             assert sum(len(s.taskids) for s in job.stages) == len(job.tasks)
             for task in running:
-                node_running[task.host or ""] = node_running.get(task.host or "", 0) + 1
+                if not task.slot_freed:
+                    node_running[task.host or ""] = node_running.get(task.host or "", 0) + 1
+            assert not any(t.slot_freed and t.state != "running" for t in job.tasks.values())
         for host, node in self.nodes.items():
             assert node.running == node_running.get(host, 0), "node %s running count" % host
         assert set(node_running) <= set(self.nodes), "tasks on unknown nodes"

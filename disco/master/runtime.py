@@ -54,6 +54,7 @@ from disco.master.stages import input_reply, retry_replicas
 from disco.master.states import (
     AppendEvent,
     AttemptDone,
+    AttemptExited,
     AttemptFailed,
     Event,
     ForgetTask,
@@ -116,8 +117,11 @@ def _jobpack_url(master_url: str, job: str) -> str:
 class AttemptChannel:
     """``TaskChannel`` of one task attempt (backends/base.py, master-api.md 8.5)."""
 
-    def __init__(self, runtime: Runtime, job: str, taskid: int, host: str, label: str) -> None:
+    def __init__(
+        self, runtime: Runtime, job: str, taskid: int, host: str, label: str, attempt: int = 0
+    ) -> None:
         self._rt, self.job, self.taskid, self.host, self.label = runtime, job, taskid, host, label
+        self.attempt = attempt
 
     async def get_inputs(
         self, mode: Literal["all", "include", "exclude"], ids: list[int]
@@ -162,6 +166,13 @@ class AttemptChannel:
         """``event`` without a coroutine: the runner logs a worker's MSG with it from
         the loop's read callback (``disco.node.runner``)."""
         self._rt.append_event(self.job, message, self.host)
+
+    def exited(self) -> None:
+        """The worker sent DONE and its process has ended (the runner calls this, when
+        it knows, before it syncs the index file): the node's slot goes to the next task
+        (``AttemptExited``); the attempt's result follows."""
+        if not self._rt._closing:
+            self._rt.feed(AttemptExited(self.job, self.taskid, self.attempt, self._rt.clock()))
 
 
 class Runtime:
@@ -463,7 +474,7 @@ class Runtime:
     def _start_attempt(self, ins: StartTask) -> None:
         job = self.coordinator.jobs[ins.job]
         label = "%s:%d" % (ins.stage, ins.taskid)
-        channel = AttemptChannel(self, ins.job, ins.taskid, ins.host, label)
+        channel = AttemptChannel(self, ins.job, ins.taskid, ins.host, label, ins.attempt)
         spec = TaskSpec(
             jobname=ins.job,
             taskid=ins.taskid,

@@ -58,6 +58,18 @@ class AttemptDone:
 
 
 @lazy_dataclass(frozen=True)
+class AttemptExited:
+    """The worker of a running attempt sent DONE and its process has ended (killed and
+    reaped): the node's slot is free for the next task while the node still syncs the
+    attempt's index file; ``AttemptDone`` (or ``AttemptFailed``) follows."""
+
+    job: str
+    taskid: int
+    attempt: int
+    now: float
+
+
+@lazy_dataclass(frozen=True)
 class AttemptFailed:
     job: str
     taskid: int
@@ -204,6 +216,7 @@ Event = (
     | InputsResolved
     | InputsFailed
     | AttemptDone
+    | AttemptExited
     | AttemptFailed
     | RetryDue
     | InputFailed

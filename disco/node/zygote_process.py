@@ -343,6 +343,7 @@ class _WarmProcess(_Forker):
         cwd = self.cwd
 
         def setup() -> None:
+            os.nice(19)  # 8.1 (this process is not niced: ``_warm_main``)
             os.chdir(cwd)
             if report is None:
                 os.environ.pop(_REPORT_ENV, None)
@@ -588,7 +589,9 @@ def _warm_main(req: dict[str, Any], sock: socket.socket, zygote: int) -> None:
     die_with_parent(zygote)
     _reset_signals()
     os.setpgid(0, 0)  # not in the zygote's group (a kill of a worker's group misses it)
-    os.nice(19)
+    # Not niced itself: it only forks, reaps and relays, and each task waits for that
+    # (behind the nice-19 tasks it would wait for a core); each task is niced (8.1)
+    # first thing in the child (``_WarmProcess.setup``).
     env = {k: v for k, v in req["env"].items() if k != _REPORT_ENV}
     _become_worker_home(req["cwd"], env)
     from disco.task import preload

@@ -78,3 +78,10 @@ def timed_map(entry: str, params: Any) -> Any:
 
 def passing_map(entry: Any, params: Any) -> Any:
     yield entry, 1
+
+
+def pid_map(entry: str, params: Any) -> Any:
+    """Yields ``(entry, <the worker's pid>)``."""
+    import os
+
+    yield entry, os.getpid()

@@ -92,3 +92,51 @@ def test_fifo_runs_the_older_job_first_fair_shares(tmp_path: Any, policy: str) -
         assert a[-1][1] <= b_start
     else:
         assert b_start < a[-1][0]
+
+
+def test_a_slot_goes_to_the_next_task_when_the_worker_has_ended(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One slot: the second task starts once the first one's worker has sent DONE and
+    ended, while the node still syncs the first one's index file (held here until the
+    second has started); never two workers alive at once."""
+    import os
+    import threading
+    import time
+
+    from disco.node import outputs
+
+    started: list[int] = []  # taskids, as each attempt's outputs are made
+    alive_then: list[set[int]] = []  # the pids in /proc as the second attempt begins
+    held: list[bool] = []
+    make, close = outputs.TaskOutputs.__init__, outputs.TaskOutputs.close
+    lock = threading.Lock()
+
+    def made(self: Any, spec: Any, jobhome: str) -> None:
+        make(self, spec, jobhome)
+        with lock:
+            started.append(spec.taskid)
+            if len(started) == 2:
+                alive_then.append({int(p) for p in os.listdir("/proc") if p.isdigit()})
+
+    def slow_close(self: Any) -> None:
+        if self._spec.taskid == 0:  # the first task's sync waits for the second's start
+            deadline = time.monotonic() + 20
+            while len(started) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            held.append(len(started) == 2)
+        close(self)
+
+    monkeypatch.setattr(outputs.TaskOutputs, "__init__", made)
+    monkeypatch.setattr(outputs.TaskOutputs, "close", slow_close)
+    with EmbeddedMaster(root=tmp_path / "d", nodes=[("localhost", 1)], retry_delay=0.0) as m:
+        job = Job(name="Slot", master=m.url).run(
+            input=["raw://a", "raw://b"],
+            map=f.pid_map,
+            partitions=None,
+            scheduler={"max_cores": 2},
+        )
+        pids = dict(result_iterator(job.wait(poll_interval=0.1)))
+    assert held == [True]  # the second task started before the first one's sync ended
+    assert started[:2] == [0, 1]
+    assert pids["a"] not in alive_then[0]  # the first worker was gone by then

@@ -12,6 +12,7 @@ from disco.master.stages import input_reply, retry_replicas
 from disco.master.states import (
     AppendEvent,
     AttemptDone,
+    AttemptExited,
     AttemptFailed,
     InputFailed,
     InputsChanged,
@@ -508,3 +509,24 @@ def test_hdfs_save_info_does_not_upload_to_ddfs():
     out = h.done(m0, [dir_out("dir://n1/x", 0)])
     assert h.c.jobs["H"].status == "ready"
     assert any("Results are not saved: save_info 'hdfs," in t for t in texts(out))
+
+
+def test_a_slot_is_free_once_the_attempts_worker_has_exited():
+    h = Harness(nodes=(("n1", 1),))
+    [first] = starts(h.submit("j", [("map", "split", False)], [(0, ["raw://a"]), (1, ["raw://b"])]))
+    assert first.taskid == 0
+    # the worker of task 0 sent DONE and ended: task 1 takes the slot, task 0 still runs
+    [second] = starts(h.feed(AttemptExited("j", 0, first.attempt, h.now)))
+    assert second.taskid == 1
+    assert h.c.jobs["j"].tasks[0].state == "running"
+    assert h.c.nodes["n1"].running == 1
+    assert h.feed(AttemptExited("j", 0, first.attempt, h.now)) == []  # told twice: once
+    assert h.feed(AttemptExited("j", 1, 7, h.now)) == []  # not its attempt: ignored
+    h.done(first)  # the slot is not given back a second time
+    assert h.c.nodes["n1"].running == 1
+    h.feed(AttemptExited("j", 1, second.attempt, h.now))
+    assert h.c.nodes["n1"].running == 0
+    h.fail(second)  # failed after its exit (its index could not be synced): retried
+    [again] = starts(h.feed(RetryDue("j", 1, h.now)))
+    assert (again.taskid, again.attempt) == (1, second.attempt + 1)
+    assert h.c.nodes["n1"].running == 1

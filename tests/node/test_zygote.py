@@ -24,6 +24,8 @@ def report_map(entry, params):
     yield "jobenv", os.environ.get("LD_LIBRARY_PATH", "")  # from jobenvs
     yield "lib_on_path", any(p.endswith("lib") or p == "lib" for p in sys.path)
     yield "parent", parent
+    with open("/proc/%d/stat" % os.getppid()) as f:
+        yield "parent_nice", int(f.read().rsplit(")", 1)[1].split()[16])
     yield "stdin_is_socket_or_pipe", not os.isatty(0)
 
 
@@ -38,6 +40,9 @@ def test_forked_worker_has_the_exec_environment(master):
     assert got["cwd"].endswith(job.name)  # the job home (8.1)
     assert os.path.isdir(got["cwd"])
     assert got["nice"] == 19
+    # the job's warm process that forked it is not niced: its forks and reaping do not
+    # wait behind the nice-19 tasks for a core
+    assert got["parent_nice"] == os.nice(0)
     assert got["session_leader"] is True  # its own session: kill reaches the whole group
     assert got["jobenv"] == "lib"
     assert got["lib_on_path"] is True
