@@ -120,18 +120,18 @@ def run(master: str, n: int) -> dict[str, Any]:
 
     # the next spawn after each attempt's end (the freed slot's next task)
     spawns = sorted(r["spawn"] for r in attempts if "spawn" in r)
-    ends = sorted(r["end"] for r in attempts if "end" in r)
-    end_to_spawn = []
-    for e in ends:
-        i = bisect.bisect_left(spawns, e)
-        if i < len(spawns):
-            end_to_spawn.append(spawns[i] - e)
-    exits = sorted(r["exit"] for r in attempts if "exit" in r)
-    exit_to_spawn = []
-    for e in exits:
-        i = bisect.bisect_left(spawns, e)
-        if i < len(spawns):
-            exit_to_spawn.append(spawns[i] - e)
+
+    def to_next_spawn(mark: str) -> list[float]:
+        """For each attempt's ``mark`` time, how long until the next spawn after it."""
+        out = []
+        for t in sorted(r[mark] for r in attempts if mark in r):
+            i = bisect.bisect_left(spawns, t)
+            if i < len(spawns):
+                out.append(spawns[i] - t)
+        return out
+
+    end_to_spawn = to_next_spawn("end")
+    exit_to_spawn = to_next_spawn("exit")
     busy = sum(r["done"] - r["first"] for r in attempts if "done" in r and "first" in r)
     return {
         "tasks": n,
