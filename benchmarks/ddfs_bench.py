@@ -111,7 +111,7 @@ def run(corpus: Path | None, size: int, work: Path) -> dict[str, Any]:
         figures["load_average_before"] = os.getloadavg()[0]
         t0 = time.perf_counter()
         _tag, blobs = ddfs.push("bench:push", [str(source)], replicas=REPLICAS)
-        figures["push_s"] = round(time.perf_counter() - t0, 2)
+        figures["push_s"] = round(time.perf_counter() - t0, 4)
         # CPU of the process serving the three nodes' uploads (and of this one, sending)
         figures["push_server_cpu_s"] = round(process_cpu(master.proc.pid) - server0, 2)
         figures["push_client_cpu_s"] = round(time.process_time() - client0, 2)
@@ -126,7 +126,7 @@ def run(corpus: Path | None, size: int, work: Path) -> dict[str, Any]:
                 if not data:
                     break
                 read += len(data)
-        figures["pull_s"] = round(time.perf_counter() - t0, 2)
+        figures["pull_s"] = round(time.perf_counter() - t0, 4)
         assert read == size, (read, size)
 
         if corpus is None:
@@ -134,7 +134,7 @@ def run(corpus: Path | None, size: int, work: Path) -> dict[str, Any]:
         csize = corpus.stat().st_size
         t0 = time.perf_counter()
         _tag, chunks = ddfs.chunk("bench:chunk", [str(corpus.resolve())], replicas=REPLICAS)
-        figures["chunk_s"] = round(time.perf_counter() - t0, 2)
+        figures["chunk_s"] = round(time.perf_counter() - t0, 4)
         figures["chunk_input_bytes"] = csize
         figures["chunk_blobs"] = len(chunks)
     finally:
