@@ -92,6 +92,9 @@ _lock = threading.RLock()
 #: many, the master's reply is never delayed.
 MSG_FREE = 5
 _msgs_sent = 0
+#: Frames held back by ``WorkerProtocol.hold``, written with the next message that must
+#: reach the master now; ``None`` while nothing is held (every frame written at once).
+_held: list[bytes] | None = None
 
 
 class MessageWriter:
@@ -161,6 +164,13 @@ class WorkerProtocol:
 
     @classmethod
     def _write_frames(cls, data: bytes) -> None:
+        if _held is not None:
+            _held.append(data)
+            return
+        cls._put(data)
+
+    @classmethod
+    def _put(cls, data: bytes) -> None:
         out = getattr(cls.stderr, "buffer", None)
         if out is not None:
             out.write(data)
@@ -174,6 +184,7 @@ class WorkerProtocol:
         """Send one message; return the reply's ``(type, payload)``."""
         with _lock:
             cls._write(type, payload)
+            cls.release()  # what was held goes with it, in order, in one write
             if type in ("DONE", "ERROR", "FATAL"):
                 return "", None  # no reply: the master kills the worker (8.7)
             _reader.settle()
@@ -201,9 +212,33 @@ class WorkerProtocol:
             _reader.owed.extend(keep for _type, _payload, keep in messages)
 
     @classmethod
+    def hold(cls) -> bool:
+        """Hold back the messages sent without waiting (``send_nowait``) from now on:
+        they are written, in order and in one write, with the next message that waits
+        for its reply or ends the task (DONE, ERROR, FATAL; ``exchange``), or by
+        ``release``.  The byte stream is the same, in fewer writes (each one a wake-up
+        of the node).  False if already holding."""
+        global _held
+        with _lock:
+            if _held is not None:
+                return False
+            _held = []
+            return True
+
+    @classmethod
+    def release(cls) -> None:
+        """Write what ``hold`` held back (one write) and stop holding."""
+        global _held
+        with _lock:
+            held, _held = _held, None
+            if held:
+                cls._put(b"".join(held))
+
+    @classmethod
     def kept_reply(cls) -> tuple[str, Any]:
         """The oldest kept reply of ``send_nowait(..., keep=True)`` (waits for it)."""
         with _lock:
+            cls.release()  # its message may be held
             while not _reader.kept:
                 if not _reader.owed:
                     raise ProtocolError("No reply was kept")

@@ -161,6 +161,7 @@ def _reset_task_state() -> None:
     if reader.parser.unparsed or reader.parser.broken:
         reader.parser = FrameParser(reader.MAX_REPLY)
     protocol._msgs_sent = 0
+    protocol._held = None
     report.reporter.state = {}
     report.reporter._close()
     taskrun.set_active_task(None)

@@ -149,8 +149,25 @@ class TaskRunner:
             check_python_version({"DISCO_JOB_PYTHON": str(self["version"])})
 
     def end(self, task: Any, job: Any, **jobargs: Any) -> None:
-        self.send_outputs()
-        self.message("Results sent to master")
+        """OUTPUT of each output, then MSG ``Results sent to master``: in one write (none
+        of them waits for its reply), which ``main`` makes the write of DONE too when
+        nothing but our own code runs between them (``_done_follows``)."""
+        plain = getattr(type(self).send, "__func__", None) is _protocol_send
+        if plain:
+            self.hold()  # (the classic map may hold from its last MSG on)
+        try:
+            self.send_outputs()
+            self.message("Results sent to master")
+        finally:
+            if plain and not _done_follows:
+                self.release()
+
+    def hold_until_done(self) -> None:
+        """Hold the messages sent without waiting from now on until DONE's write (the
+        classic map's last MSG, when nothing but ``end`` follows it): only while ``main``
+        runs our own ``start`` and ``end`` and ``send`` is the protocol's."""
+        if _done_follows and getattr(type(self).send, "__func__", None) is _protocol_send:
+            self.hold()
 
     def message(self, text: str) -> None:
         """MSG ``text``: without waiting for the reply when the rate limit allows
@@ -215,6 +232,7 @@ class TaskRunner:
         A failure is reported with ERROR (retried) or FATAL (kills the job), chosen by
         ``disco.worker.report.classify``; the details go to the attempt's report file.
         """
+        global _done_follows
         sys.stdout = sys.stderr = MessageWriter(cls)  # type: ignore[assignment]
         _report.reporter.start()
         task = None
@@ -241,7 +259,16 @@ class TaskRunner:
                     "imported in ways Disco cannot see can be listed in required_modules"
                     % task.host
                 ) from e
-            job.worker.start(task, job, **jobargs)
+            # our own ``start`` ends with our own ``end``: its messages go with DONE
+            kind = type(job.worker)
+            _done_follows = (
+                getattr(kind, "start", None) is TaskRunner.start
+                and getattr(kind, "end", None) is TaskRunner.end
+            )
+            try:
+                job.worker.start(task, job, **jobargs)
+            finally:
+                _done_follows = False
             sys.stdout.flush()
             _report.reporter.finished()  # the node removes no report files after DONE
             cls.send("DONE")
@@ -274,6 +301,10 @@ def _same_items(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 _protocol_send = WorkerProtocol.send.__func__  # type: ignore[attr-defined]
+
+#: Set by ``main`` while the worker's own ``start`` runs: DONE is the next message that
+#: ``end`` leaves (``main`` sends it), so ``end``'s held messages go in DONE's write.
+_done_follows = False
 
 
 #: ``_classic_job_preloaded()`` worked out by the warm process (``note_preloaded``).

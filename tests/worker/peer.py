@@ -12,6 +12,7 @@ import io
 import json
 import os
 import select
+import socket
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ class Run:
     input_errors: list[Any] = field(default_factory=list)
     log: list[tuple[str, Any]] = field(default_factory=list)
     jobhome: str = ""
+    writes: list[bytes] = field(default_factory=list)  # each read of the worker's output
 
     def records(self, label: int | None = None) -> list[Any]:
         """Records of the outputs (all, or those with ``label``), in output order."""
@@ -86,20 +88,28 @@ class Node:
         group: tuple[int, str] = (0, HOST),
         grouping: str = "split",
         timeout: float = 20.0,
+        packets: bool = False,
     ) -> Run:
-        """Run one task; ``inputs`` are ``(label, [replica urls])``."""
+        """Run one task; ``inputs`` are ``(label, [replica urls])``.  With ``packets``
+        the worker's output is a ``SOCK_SEQPACKET`` socket: each of its writes is one
+        entry of ``Run.writes``."""
         inputs = inputs or []
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCO_", "DDFS_"))}
         env.update(self.jobenvs)
         env["DISCO_WORKER_PYTHON"] = sys.executable
+        ours = theirs = None
+        if packets:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         proc = subprocess.Popen(
             ["/bin/sh", "-c", 'exec "$0"', os.path.join(self.jobhome, self.jobdict["worker"])],
             cwd=self.jobhome,
             env=env,
             stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE if theirs is None else theirs.fileno(),
             stderr=subprocess.STDOUT,
         )
+        if theirs is not None:
+            theirs.close()
         run = Run(jobhome=self.jobhome)
         task = {
             "taskid": 0,
@@ -115,7 +125,7 @@ class Node:
             "jobname": JOBNAME,
             "host": HOST,
         }
-        reader = _Reader(proc, time.monotonic() + timeout)
+        reader = _Reader(proc, time.monotonic() + timeout, ours, run.writes)
         try:
             while not run.status:
                 mtype, payload = reader.message()
@@ -144,7 +154,10 @@ class Node:
             proc.kill()  # what the node runtime does after DONE/ERROR/FATAL
             proc.wait(5)
             proc.stdin.close()  # type: ignore[union-attr]
-            proc.stdout.close()  # type: ignore[union-attr]
+            if proc.stdout is not None:
+                proc.stdout.close()
+            if ours is not None:
+                ours.close()
         return run
 
 
@@ -167,10 +180,17 @@ def _reply(proc: subprocess.Popen[bytes], mtype: str, payload: Any) -> None:
 
 
 class _Reader:
-    def __init__(self, proc: subprocess.Popen[bytes], deadline: float) -> None:
-        self.fd = proc.stdout.fileno()  # type: ignore[union-attr]
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        deadline: float,
+        sock: socket.socket | None = None,
+        writes: list[bytes] | None = None,
+    ) -> None:
+        self.fd = proc.stdout.fileno() if sock is None else sock.fileno()  # type: ignore[union-attr]
         self.deadline = deadline
         self.buf = b""
+        self.writes = writes if writes is not None else []
 
     def _more(self) -> None:
         left = self.deadline - time.monotonic()
@@ -181,6 +201,7 @@ class _Reader:
             data = os.read(self.fd, 65536)
             if not data:
                 raise AssertionError("worker exited; last output: %r" % self.buf[-2000:])
+            self.writes.append(data)
             self.buf += data
 
     def message(self) -> tuple[str, Any]:

@@ -219,8 +219,15 @@ class Worker(BaseWorker):
         """Map task (library.md 17.3)."""
         if self["save_results"] and self["partitions"] and not self["reduce"]:
             raise NotImplementedError("Storing partitioned outputs in DDFS is not yet supported")
+        # after the last entry only the outputs' close and ``end`` follow (no combiner,
+        # no external program): the last MSG may go in DONE's write
+        last_held = not self["combiner"] and (
+            getattr(self["map"], "__module__", None) != "disco.worker.classic.external"
+        )
         entries = self.status_iter(
-            self.input(task, open=self.opener("map", "in", params)), "%s entries mapped"
+            self.input(task, open=self.opener("map", "in", params)),
+            "%s entries mapped",
+            hold_last=last_held,
         )
         writers: dict[Any, Any] = {}
 
@@ -311,15 +318,20 @@ class Worker(BaseWorker):
             fn_reduce(entries, _CheckedOutput(out), params)
 
     # -- helpers ----------------------------------------------------------------------------
-    def status_iter(self, iterator: Iterable[Any], template: str) -> Iterator[Any]:
+    def status_iter(
+        self, iterator: Iterable[Any], template: str, hold_last: bool = False
+    ) -> Iterator[Any]:
         """Pass items through, sending ``template % n`` every ``status_interval`` items
-        and ``"Done: " + template % n`` at the end."""
+        and ``"Done: " + template % n`` at the end (held for DONE's write if
+        ``hold_last``: ``TaskRunner.hold_until_done``)."""
         interval = self["status_interval"]
         n = 0
         for n, item in enumerate(iterator, 1):
             if interval and n % interval == 0:
                 self.message(template % n)
             yield item
+        if hold_last:
+            self.hold_until_done()
         self.message("Done: " + template % n)
 
     @staticmethod
