@@ -174,3 +174,105 @@ def test_a_channel_whose_event_needs_its_task_is_awaited_in_the_task(tmp_path) -
     assert isinstance(result, TaskDone), result
     assert zygote.replies == ["OK", "TASK", "OK", "OK"]
     assert [e.split(" ", 2)[2] for e in channel.events if e.startswith("MSG")] == ["one", "two"]
+
+
+def speak_batches(sock: socket.socket, batches: list[list[tuple[str, Any]]]) -> list[str]:
+    """A pipelining worker's side: each batch of messages in one write, then the replies
+    of the batch's messages (none after DONE, nor after the end of the stream)."""
+    parser = FrameParser()
+    replies: list[str] = []
+    for batch in batches:
+        sock.sendall(b"".join(encode_frame(t, json.dumps(p).encode()) for t, p in batch))
+        for _ in [m for m, _ in batch if m != "DONE"]:
+            frame = None
+            while frame is None:
+                frame = parser.next_frame()
+                if frame is None:
+                    data = sock.recv(65536)
+                    if not data:
+                        return replies
+                    parser.feed(data)
+            replies.append(frame.type)
+    return replies
+
+
+class BatchZygote(FakeZygote):
+    def __init__(self, batches: list[list[tuple[str, Any]]]) -> None:
+        super().__init__([])
+        self.batches = batches
+
+    async def spawn(self, cwd: str, env: dict[str, str], **_: Any) -> ZygoteProcess:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        proc = ZygoteProcess(sleeper.pid, *worker_streams(ours))
+
+        def worker() -> None:
+            with theirs:
+                self.replies = speak_batches(theirs, self.batches)
+
+        def reaper() -> None:
+            code = sleeper.wait()
+            loop.call_soon_threadsafe(proc._set_exit, code)
+
+        self.threads = [threading.Thread(target=t, daemon=True) for t in (worker, reaper)]
+        for thread in self.threads:
+            thread.start()
+        return proc
+
+
+def _run_batches(tmp_path: Any, batches: list[list[tuple[str, Any]]]) -> tuple[Any, Any, Any]:
+    STEPS.clear()
+    spec = make_spec(tmp_path)
+    home = install_worker(spec, LAUNCHER.decode(), prelude=False)
+    open(os.path.join(home, MARKER), "w").close()
+    with open(os.path.join(home, spec.worker), "wb") as f:
+        f.write(LAUNCHER)
+    zygote = BatchZygote(batches)
+    channel = ReadyChannel([InputEntry(0, 0, (Replica(0, "raw://a"),))])
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(lambda loop, coro, **kw: CountedTask(coro, loop=loop, **kw))
+        attempt = loop.create_task(
+            run_worker(spec, channel, home, zygote=zygote),  # type: ignore[arg-type]
+            name="attempt",
+        )
+        return await asyncio.wait_for(attempt, 30)
+
+    result = asyncio.run(main())
+    for thread in zygote.threads:
+        thread.join(10)
+    return result, zygote, channel
+
+
+def test_pipelined_requests_are_answered_in_order_in_the_read_callback(tmp_path) -> None:
+    """Our worker's two writes of a map task (WORKER + TASK + INPUT; MSG + OUTPUT + MSG +
+    DONE): each message acted on in order, the replies in request order, and the
+    attempt's task woken no more often than for one message at a time."""
+    hello = ("WORKER", {"version": "1.1", "pid": os.getpid()})
+    batches: list[list[tuple[str, Any]]] = [
+        [hello, ("TASK", ""), ("INPUT", ["exclude", []])],
+        [("MSG", "Done: 1 entries mapped"), ("OUTPUT", [0, "3f/map:3-x/out-0", 1])]
+        + [("MSG", "Results sent to master"), ("DONE", "")],
+    ]
+    result, zygote, channel = _run_batches(tmp_path, batches)
+    assert isinstance(result, TaskDone), result
+    assert zygote.replies[:3] == ["OK", "TASK", "INPUT"]
+    assert zygote.replies[3:] in (["OK", "OK", "OK"], [])  # (unread when killed first)
+    assert [e.split(" ", 2)[2] for e in channel.events if e.startswith("MSG")] == [
+        "Done: 1 entries mapped",
+        "Results sent to master",
+    ]
+    assert channel.events[-1].startswith("DONE: [map:3]")
+    assert [(o.kind, o.size) for o in result.outputs] == [("dir", 1)]
+    assert STEPS["attempt"] <= 5, STEPS
+
+
+def test_a_bad_version_with_task_already_sent_ends_the_attempt_unanswered(tmp_path) -> None:
+    batches: list[list[tuple[str, Any]]] = [
+        [("WORKER", {"version": "1.0", "pid": os.getpid()}), ("TASK", "")],
+    ]
+    result, zygote, _ = _run_batches(tmp_path, batches)
+    assert (result.kind, result.message) == ("fatal", "Invalid worker version: 1.0")
+    assert zygote.replies == []

@@ -697,3 +697,62 @@ def test_a_send_is_run_in_place_until_it_would_wait():
         assert steps[-1] == "started cancel"
 
     asyncio.run(main())
+
+
+# -- a worker that pipelines its requests (8.3: replies in request order) -------------------
+def test_requests_written_at_once_get_their_replies_in_order(tmp_path):
+    """WORKER, TASK, INPUT, MSG, OUTPUT and MSG in one write (what our worker may do):
+    every message is acted on, in order, and the replies come in request order; then
+    DONE ends the task as usual."""
+    entries = [InputEntry(0, 0, (Replica(0, "raw://a"),))]
+    body = r"""
+all="$(send WORKER "{\"version\":\"1.1\",\"pid\":$$}"; send TASK '""'; send INPUT '""'
+send MSG '"Done: 1 entries mapped"'; send OUTPUT '[0,"3f/map:0-node1-0-5f-1/out-0",5]'
+send MSG '"Results sent to master"')"
+printf '%s\n' "$all"
+recv; recv; recv; recv; recv; recv
+send DONE '""'
+sleep 30
+"""
+    result, channel, home = run(tmp_path, body, Channel(entries))
+    assert isinstance(result, TaskDone), result
+    replies = read_replies(home)
+    assert [r.split(" ", 1)[0] for r in replies] == ["OK", "TASK", "INPUT", "OK", "OK", "OK"]
+    assert replies[2] == line("INPUT", '["done",[[0,"ok",0,[[0,"raw://a"]]]]]')
+    assert channel.events[:2] == [
+        "MSG: [map:3] Done: 1 entries mapped",
+        "MSG: [map:3] Results sent to master",
+    ]
+    assert channel.events[2].startswith("DONE: [map:3]")
+    assert [o.kind for o in result.outputs] == ["dir"]
+
+
+def test_outputs_and_done_written_at_once_end_the_task(tmp_path):
+    """OUTPUT, MSG and DONE in one write: the output is counted, the MSG logged before
+    DONE's event."""
+    body = r"""
+hello
+send TASK '""'; recv
+all="$(send OUTPUT '[0,"3f/map:0-node1-0-5f-1/out-0",5]'; send MSG '"sent"'; send DONE '""')"
+printf '%s\n' "$all"
+sleep 30
+"""
+    result, channel, home = run(tmp_path, body)
+    assert isinstance(result, TaskDone), result
+    assert [(o.kind, o.size) for o in result.outputs] == [("dir", 5)]
+    assert channel.events[0] == "MSG: [map:3] sent"
+    assert channel.events[1].startswith("DONE: [map:3]")
+
+
+def test_a_bad_worker_version_with_task_already_sent_is_fatal_and_unanswered(tmp_path):
+    """WORKER with a wrong version and TASK in the same write: the job fails for the
+    version (8.3), and the TASK sent after it gets no reply."""
+    body = r"""
+all="$(send WORKER '{"version":"1.0","pid":1}'; send TASK '""')"
+printf '%s\n' "$all"
+recv
+sleep 30
+"""
+    result, _, home = run(tmp_path, body)
+    assert result == TaskFailed("fatal", "Invalid worker version: 1.0")
+    assert read_replies(home) == []
