@@ -80,15 +80,17 @@ class TaskOutputs:
     def _open(self) -> None:
         # 8.6: created on the first local output; usecs = microseconds since the epoch.
         folder = os.path.join(self._jobhome, ".disco")
-        os.makedirs(folder, exist_ok=True)
+        stage = file_safe(self._spec.stage)  # names go into file names and URLs
         while True:
             usecs = time.time_ns() // 1000
-            stage = file_safe(self._spec.stage)  # names go into file names and URLs
             name = "%s-%d-%d.results" % (stage, self._spec.taskid, usecs)
             try:
                 # a buffer size given: no isatty() probe of the new file
                 self._file = open(os.path.join(folder, name), "xb", buffering=8192)  # noqa: SIM115
             except FileExistsError:  # another attempt in the same microsecond
+                continue
+            except FileNotFoundError:  # the job's first index file: made here
+                os.makedirs(folder, exist_ok=True)
                 continue
             self.index_name = name
             return
@@ -103,7 +105,7 @@ class TaskOutputs:
             self._file.write(b"".join(self._lines))
         if self._file is not None:
             self._file.flush()
-            if scratch.holds(self._jobhome) is None:  # a scratch directory: not synced
+            if self.synced:  # a scratch directory: not synced
                 os.fsync(self._file.fileno())
             self._file.close()
 
@@ -111,6 +113,11 @@ class TaskOutputs:
         """Close the index file without syncing (the attempt failed)."""
         if self._file is not None and not self._file.closed:
             self._file.close()
+
+    @property
+    def synced(self) -> bool:
+        """Does ``close`` sync the index file (not in a scratch directory)?"""
+        return scratch.holds(self._jobhome) is None
 
     @property
     def index_pending(self) -> bool:

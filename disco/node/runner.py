@@ -863,7 +863,10 @@ class _Attempt:
         logged, the outputs handed over."""
         try:
             if self.outputs.index_pending:
-                await asyncio.to_thread(self.outputs.close)
+                if self.outputs.synced:  # an fsync: off the loop
+                    await asyncio.to_thread(self.outputs.close)
+                else:  # scratch: a small file's create and write cost less than the hop
+                    self.outputs.close()
         except OSError as exc:
             return TaskFailed("error", "Could not write the index file: %s" % exc)
         saved = None

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import threading
 from asyncio import tasks
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from disco.backends.base import InputEntry, Replica, TaskDone
@@ -221,8 +222,19 @@ class BatchZygote(FakeZygote):
         return proc
 
 
+class CountingPool(ThreadPoolExecutor):
+    """The loop's default executor (``asyncio.to_thread``), counting what it is given."""
+
+    submitted = 0
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        CountingPool.submitted += 1
+        return super().submit(*args, **kwargs)
+
+
 def _run_batches(tmp_path: Any, batches: list[list[tuple[str, Any]]]) -> tuple[Any, Any, Any]:
     STEPS.clear()
+    CountingPool.submitted = 0
     spec = make_spec(tmp_path)
     home = install_worker(spec, LAUNCHER.decode(), prelude=False)
     open(os.path.join(home, MARKER), "w").close()
@@ -233,6 +245,7 @@ def _run_batches(tmp_path: Any, batches: list[list[tuple[str, Any]]]) -> tuple[A
 
     async def main() -> Any:
         loop = asyncio.get_running_loop()
+        loop.set_default_executor(CountingPool(2))
         loop.set_task_factory(lambda loop, coro, **kw: CountedTask(coro, loop=loop, **kw))
         attempt = loop.create_task(
             run_worker(spec, channel, home, zygote=zygote),  # type: ignore[arg-type]
@@ -276,3 +289,29 @@ def test_a_bad_version_with_task_already_sent_ends_the_attempt_unanswered(tmp_pa
     result, zygote, _ = _run_batches(tmp_path, batches)
     assert (result.kind, result.message) == ("fatal", "Invalid worker version: 1.0")
     assert zygote.replies == []
+
+
+def test_an_index_file_in_a_scratch_directory_is_written_without_a_thread(tmp_path) -> None:
+    """Not synced (disco.scratch), the index file is created and written on the loop:
+    no hand-off to the thread pool and back (about 50 µs of the master's CPU)."""
+    from disco import scratch
+
+    hello = ("WORKER", {"version": "1.1", "pid": os.getpid()})
+    batches: list[list[tuple[str, Any]]] = [
+        [hello, ("TASK", ""), ("INPUT", ["exclude", []])],
+        [("OUTPUT", [0, "3f/map:3-x/out-0", 1]), ("DONE", "")],
+    ]
+    synced = _run_batches(tmp_path / "synced", batches)
+    assert CountingPool.submitted == 1  # the index file's write and sync
+    scratch.add(tmp_path / "scratch")
+    try:
+        result, _, _ = _run_batches(tmp_path / "scratch", batches)
+    finally:
+        scratch.remove(tmp_path / "scratch")
+    assert CountingPool.submitted == 0
+    for got in (synced[0], result):
+        assert isinstance(got, TaskDone), got
+        [index] = [o for o in got.outputs if o.kind == "dir"]
+        assert index.size == 1
+        path = index.url.split("/", 7)[7]  # dir://host/disco/host/<hh>/<job>/.disco/...
+        assert path.startswith(".disco/")
