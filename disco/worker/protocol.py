@@ -94,7 +94,12 @@ MSG_FREE = 5
 _msgs_sent = 0
 #: Frames held back by ``WorkerProtocol.hold``, written with the next message that must
 #: reach the master now; ``None`` while nothing is held (every frame written at once).
+#: (Module globals next to ``_msgs_sent``, which every task writes: a task forked from a
+#: warm process copies no other page for them.)
 _held: list[bytes] | None = None
+#: Set by ``taskrun.TaskRunner.main`` while the worker's own ``start``, ``end`` and
+#: ``send`` run the task: DONE is the next message after ``end``'s (``hold_until_done``).
+_done_follows = False
 
 
 class MessageWriter:
@@ -167,10 +172,6 @@ class WorkerProtocol:
         if _held is not None:
             _held.append(data)
             return
-        cls._put(data)
-
-    @classmethod
-    def _put(cls, data: bytes) -> None:
         out = getattr(cls.stderr, "buffer", None)
         if out is not None:
             out.write(data)
@@ -182,9 +183,12 @@ class WorkerProtocol:
     @classmethod
     def exchange(cls, type: str, payload: Any = "") -> tuple[str, Any]:
         """Send one message; return the reply's ``(type, payload)``."""
+        global _held
         with _lock:
             cls._write(type, payload)
-            cls.release()  # what was held goes with it, in order, in one write
+            if _held is not None:  # (``release`` inline: no other function to touch)
+                held, _held = _held, None
+                cls._write_frames(b"".join(held))  # with what was held, in one write
             if type in ("DONE", "ERROR", "FATAL"):
                 return "", None  # no reply: the master kills the worker (8.7)
             _reader.settle()
@@ -232,13 +236,22 @@ class WorkerProtocol:
         with _lock:
             held, _held = _held, None
             if held:
-                cls._put(b"".join(held))
+                cls._write_frames(b"".join(held))
+
+    @classmethod
+    def hold_until_done(cls) -> None:
+        """``hold`` when DONE is the next message after ``end``'s (``_done_follows``),
+        for a message sent just before ``end`` (the classic map's last MSG)."""
+        global _held
+        if _done_follows and _held is None:
+            _held = []
 
     @classmethod
     def kept_reply(cls) -> tuple[str, Any]:
         """The oldest kept reply of ``send_nowait(..., keep=True)`` (waits for it)."""
         with _lock:
-            cls.release()  # its message may be held
+            if _held is not None:
+                cls.release()  # its message may be held
             while not _reader.kept:
                 if not _reader.owed:
                     raise ProtocolError("No reply was kept")

@@ -162,6 +162,7 @@ def _reset_task_state() -> None:
         reader.parser = FrameParser(reader.MAX_REPLY)
     protocol._msgs_sent = 0
     protocol._held = None
+    protocol._done_follows = False
     report.reporter.state = {}
     report.reporter._close()
     taskrun.set_active_task(None)
@@ -230,8 +231,10 @@ def _one(jobfile: str, n: int, saved: _Saved) -> None:
     job = _RehearsalJob()
     worker.warm_up(job, {})  # as a job's warm process does (disco.task.preload)
     task.makedirs()
+    protocol._done_follows = True  # as ``TaskRunner.main`` runs the classic worker
     worker.run(task, job)
     worker.end(task, job)
+    protocol._done_follows = False
     sys.stdout.flush()
     report.reporter.finished()
     Worker.send("DONE")

@@ -150,24 +150,22 @@ class TaskRunner:
 
     def end(self, task: Any, job: Any, **jobargs: Any) -> None:
         """OUTPUT of each output, then MSG ``Results sent to master``: in one write (none
-        of them waits for its reply), which ``main`` makes the write of DONE too when
-        nothing but our own code runs between them (``_done_follows``)."""
+        of them waits for its reply), which is DONE's write too when ``main`` sends DONE
+        right after with nothing but our own code between (``protocol._done_follows``)."""
+        if _protocol._done_follows:  # (set by ``main``; the protocol's own ``send``)
+            if _protocol._held is None:  # (the classic map may hold from its last MSG)
+                _protocol._held = []  # ``hold``, inline: no other function to touch
+            self.send_outputs()
+            self.message("Results sent to master")
+            return
         plain = getattr(type(self).send, "__func__", None) is _protocol_send
-        if plain:
-            self.hold()  # (the classic map may hold from its last MSG on)
+        held = plain and self.hold()
         try:
             self.send_outputs()
             self.message("Results sent to master")
         finally:
-            if plain and not _done_follows:
+            if held:
                 self.release()
-
-    def hold_until_done(self) -> None:
-        """Hold the messages sent without waiting from now on until DONE's write (the
-        classic map's last MSG, when nothing but ``end`` follows it): only while ``main``
-        runs our own ``start`` and ``end`` and ``send`` is the protocol's."""
-        if _done_follows and getattr(type(self).send, "__func__", None) is _protocol_send:
-            self.hold()
 
     def message(self, text: str) -> None:
         """MSG ``text``: without waiting for the reply when the rate limit allows
@@ -232,7 +230,6 @@ class TaskRunner:
         A failure is reported with ERROR (retried) or FATAL (kills the job), chosen by
         ``disco.worker.report.classify``; the details go to the attempt's report file.
         """
-        global _done_follows
         sys.stdout = sys.stderr = MessageWriter(cls)  # type: ignore[assignment]
         _report.reporter.start()
         task = None
@@ -261,14 +258,15 @@ class TaskRunner:
                 ) from e
             # our own ``start`` ends with our own ``end``: its messages go with DONE
             kind = type(job.worker)
-            _done_follows = (
+            _protocol._done_follows = (
                 getattr(kind, "start", None) is TaskRunner.start
                 and getattr(kind, "end", None) is TaskRunner.end
+                and getattr(getattr(kind, "send", None), "__func__", None) is _protocol_send
             )
             try:
                 job.worker.start(task, job, **jobargs)
             finally:
-                _done_follows = False
+                _protocol._done_follows = False
             sys.stdout.flush()
             _report.reporter.finished()  # the node removes no report files after DONE
             cls.send("DONE")
@@ -301,10 +299,6 @@ def _same_items(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 _protocol_send = WorkerProtocol.send.__func__  # type: ignore[attr-defined]
-
-#: Set by ``main`` while the worker's own ``start`` runs: DONE is the next message that
-#: ``end`` leaves (``main`` sends it), so ``end``'s held messages go in DONE's write.
-_done_follows = False
 
 
 #: ``_classic_job_preloaded()`` worked out by the warm process (``note_preloaded``).
