@@ -192,8 +192,18 @@ class Task:
         return self._taskpath[1]
 
     def makedirs(self) -> None:
-        """Create the scratch directory (``taskpath``)."""
-        os.makedirs(self.taskpath, exist_ok=True)
+        """Create the scratch directory (``taskpath``).
+
+        One ``mkdir`` when its hash directory exists (all but a job's first tasks on a
+        node): no ``stat`` of the hash directory first, as ``os.makedirs`` makes."""
+        path = self.taskpath
+        try:
+            os.mkdir(path)
+        except FileNotFoundError:  # the hash directory first
+            os.makedirs(path, exist_ok=True)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
 
     def path(self, name: str) -> str:
         """``taskpath/<name>``."""

@@ -7,6 +7,7 @@ A scheme module provides ``input_stream(stream, size, url, params)`` and optiona
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -18,8 +19,14 @@ from disco.util import globalize, schemesplit
 def import_scheme(url: str) -> ModuleType:
     """The module ``disco.schemes.scheme_<scheme>`` for ``url`` (``file`` without scheme)."""
     scheme = schemesplit(url)[0] or "file"
+    name = "disco.schemes.scheme_%s" % scheme
+    module = sys.modules.get(name)  # imported already (a task's schemes are): no importlib
+    if module is not None and not getattr(
+        getattr(module, "__spec__", None), "_initializing", False
+    ):
+        return module
     try:
-        return importlib.import_module("disco.schemes.scheme_%s" % scheme)
+        return importlib.import_module(name)
     except ModuleNotFoundError as e:
         if e.name != "disco.schemes.scheme_%s" % scheme:
             raise

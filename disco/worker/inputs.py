@@ -93,8 +93,6 @@ class ReplicaIter:
         return self
 
     def __next__(self) -> str:
-        import random
-
         replicas = self._replicas()
         unused = [rid for rid in replicas if rid not in self.used]
         self.left = max(0, len(unused) - 1)
@@ -106,7 +104,12 @@ class ReplicaIter:
                     self.used.add(rid)
                     return replicas[rid]
         if unused:
-            rid = random.choice(unused)
+            if len(unused) > 1:
+                import random
+
+                rid = random.choice(unused)
+            else:
+                rid = unused[0]
             self.used.add(rid)
             return replicas[rid]
         if isinstance(self.input, IDedInput) and self.used:
@@ -207,9 +210,6 @@ class InputIter:
         return contextlib.nullcontext()
 
     def _open_next(self) -> None:
-        import itertools
-        import traceback
-
         while self.records is None:
             url, self.retry = self.retry, None
             try:
@@ -229,19 +229,31 @@ class InputIter:
             self.url = url
             _report.reporter.reading(url)
             try:
-                with self._failover():
-                    self.source = self.open(url)
-                    records = iter(self.source)
-                    # Resume after the last record delivered from an earlier replica.
-                    for _ in itertools.islice(records, self.delivered):
-                        pass
+                if self.urls.left > 0:
+                    with self._failover():
+                        records = self._open(url)
+                else:  # the common case, one replica: no failover context
+                    records = self._open(url)
                 self.records = records
             except DataError as e:
+                import traceback
+
                 self._failed(e, traceback.format_exc())
             except BaseException:
                 self._close()
                 self.retry = url
                 raise
+
+    def _open(self, url: str) -> Iterator[Any]:
+        """The records of replica ``url`` after those already delivered."""
+        self.source = self.open(url)
+        records = iter(self.source)
+        if self.delivered:  # resume after the last record an earlier replica delivered
+            import itertools
+
+            for _ in itertools.islice(records, self.delivered):
+                pass
+        return records
 
     def __next__(self) -> Any:
         while not self.finished:
