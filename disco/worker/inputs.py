@@ -93,8 +93,6 @@ class ReplicaIter:
         return self
 
     def __next__(self) -> str:
-        import random
-
         replicas = self._replicas()
         unused = [rid for rid in replicas if rid not in self.used]
         self.left = max(0, len(unused) - 1)
@@ -105,7 +103,15 @@ class ReplicaIter:
                 if path is not None and os.path.exists(path):
                     self.used.add(rid)
                     return replicas[rid]
+        if len(unused) == 1:
+            rid = unused[0]
+            self.used.add(rid)
+            return replicas[rid]
         if unused:
+            # only here: ``random`` is not in the memory tasks are forked from (its
+            # at-fork reseed would run in every task: docs/decisions.md, "A lean fork base")
+            import random
+
             rid = random.choice(unused)
             self.used.add(rid)
             return replicas[rid]
