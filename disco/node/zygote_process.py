@@ -578,7 +578,7 @@ def _request(line: bytes) -> tuple[Any, str | None]:
     """``(id, report)`` of a node's request ``{"id": n, "report": "<path>" or null}``:
     the bytes ``json.dumps`` makes for an ASCII path read by slicing (no dict, no
     decoder); anything else by ``_decode``."""
-    if line[:7] == b'{"id": ' and b"\\" not in line:
+    if line[:7] == b'{"id": ' and line.isascii() and b"\\" not in line:
         i = line.find(b",", 7)
         if i > 7 and line[7:i].isdigit():
             rest = line[i:]
