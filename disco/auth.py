@@ -25,7 +25,6 @@ This module does not import aiohttp at import time (task workers import it throu
 from __future__ import annotations
 
 import functools
-import hmac
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -144,6 +143,10 @@ class AuthPolicy:
         presented = request_headers.get(HEADER)
         if presented is None:
             return False
+        # imported here: ``hmac`` maps OpenSSL's libcrypto, and this module is in the
+        # memory every task is forked from (docs/decisions.md, "A lean fork base")
+        import hmac
+
         return hmac.compare_digest(presented.encode("utf-8"), self.token.encode("utf-8"))
 
     def worker_env(self) -> dict[str, str]:

@@ -9,9 +9,7 @@ Every public name of 0.5's module is here with the meaning 0.5 gave it on Python
 
 from __future__ import annotations
 
-import hashlib
 import pickle
-from hashlib import md5
 from io import BytesIO, StringIO
 from io import FileIO as file
 from itertools import zip_longest
@@ -55,6 +53,7 @@ if TYPE_CHECKING:
     import http.client as httplib
     import http.server as http_server
     import socketserver as socket_server
+    from hashlib import md5
 
 # httplib, http_server and socket_server (0.5's aliases of http.client, http.server and
 # socketserver) are imported on first use: a master or a job that does not use them does
@@ -67,7 +66,20 @@ _LAZY_MODULES = {
 }
 
 
+try:  # the interpreter's own md5: the digest of ``hashlib.md5`` without importing
+    # ``hashlib`` (OpenSSL's libcrypto: mapped in the memory every task is forked from,
+    # docs/decisions.md "A lean fork base")
+    from _md5 import md5 as _md5
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import md5 as _md5
+
+
 def __getattr__(name: str) -> Any:
+    if name == "md5":  # ``hashlib.md5``; ``hashlib`` (OpenSSL's libcrypto) only when asked
+        from hashlib import md5
+
+        globals()["md5"] = md5
+        return md5
     if name in _LAZY_MODULES:
         import importlib
 
@@ -160,7 +172,7 @@ def persistent_hash(obj: Any) -> int:
         data = bytes(obj)
     else:
         data = repr(obj).encode("utf-8")
-    return int(hashlib.md5(data).hexdigest(), 16)
+    return int(_md5(data).hexdigest(), 16)
 
 
 def sort_cmd(filename: str, sort_buffer_size: str | int) -> tuple[list[bytes], dict[str, str]]:

@@ -14,16 +14,29 @@ import os
 import pickle
 import select
 import struct
-import sys
 import time
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any
-from zipfile import ZIP_DEFLATED, ZipFile
+from typing import TYPE_CHECKING, Any
 
 from disco import compression, scratch
 from disco.error import DataError
 from disco.flatrecords import PICKLE_BATCH, flat_pickles
+
+if TYPE_CHECKING:
+    from disco.jobzip import DiscoZipFile as DiscoZipFile
+
+
+def __getattr__(name: str) -> Any:
+    # ``DiscoZipFile`` lives in ``disco.jobzip``: ``zipfile`` (and through it ``shutil``,
+    # ``bz2``, ``lzma``) is not imported with this module, which is in the memory every
+    # task is forked from (docs/decisions.md, "A lean fork base").
+    if name == "DiscoZipFile":
+        from disco.jobzip import DiscoZipFile as DiscoZipFile
+
+        return DiscoZipFile
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
 
 logger = logging.getLogger(__name__)
 
@@ -447,42 +460,6 @@ class Chunker:
             RECORD_PICKLE_PROTOCOL,
             encode_hunk,
         )
-
-
-class DiscoZipFile(ZipFile):
-    """An in-memory zip (the job home) with helpers to add paths, modules and sources."""
-
-    def __init__(self) -> None:
-        self.buffer = io.BytesIO()
-        super().__init__(self.buffer, "w", ZIP_DEFLATED)
-
-    def writepath(self, pathname: str, exclude: Iterable[str] = ()) -> None:
-        """Add a file, or a directory tree, under its relative name."""
-        excluded = tuple(exclude)
-        for file in files(pathname):
-            if os.path.splitext(file)[1] not in excluded:
-                self.write(file, file)
-
-    def writemodule(self, module: Any, arcname: str | None = None) -> None:
-        """Add a module's source file (``module`` object or name)."""
-        if isinstance(module, str):
-            module = sys.modules[module]
-        path = module.__file__
-        self.write(path, arcname or os.path.basename(path))
-
-    def writesource(self, obj: Any) -> None:
-        """Add the source file defining ``obj`` under its file name."""
-        import inspect
-
-        self.writepath(os.path.relpath(inspect.getsourcefile(obj) or ""))
-
-    def dump(self, handle: Any) -> None:
-        handle.write(self.dumps())
-
-    def dumps(self) -> bytes:
-        if self.fp is not None:
-            self.close()
-        return self.buffer.getvalue()
 
 
 def files(path: str) -> Iterator[str]:

@@ -36,7 +36,6 @@ import contextvars
 import dataclasses
 import logging
 import os
-import random
 import threading
 import time
 import urllib.parse
@@ -80,6 +79,8 @@ class RetryPolicy:
 
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry + 1`` (``retry`` counts from 0)."""
+        import random  # not imported with the module: a lean fork base (disco.util)
+
         grown = min(self.max_delay, self.base_delay * 2**retry)
         return grown * random.uniform(1.0 - self.jitter, 1.0)
 

@@ -470,7 +470,7 @@ def build_jobzip(
     """
     import zipfile
 
-    from disco.fileutils import DiscoZipFile
+    from disco.jobzip import DiscoZipFile
     from disco.worker import LAUNCHER, LAUNCHER_PATH
     from disco.worker.shipping import main_script, ship_path
 

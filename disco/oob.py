@@ -9,7 +9,6 @@ task, not of the worker's default settings).
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 from disco.error import CommError, DiscoError
@@ -80,6 +79,8 @@ def task_get(task: Any, key: str) -> bytes | None:
 def _read_any(replicas: list[str], task: Any, scheme_disco: Any) -> bytes:
     local = [url for url in replicas if scheme_disco.local_path(url, task) is not None]
     others = [url for url in replicas if url not in local]
+    import random  # not imported with the module: a lean fork base (disco.util)
+
     random.shuffle(others)
     error: Exception | None = None
     for url in local + others:

@@ -7,17 +7,17 @@ access to the job pack, whose jobdata holds the pickled ``(job, jobargs)``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
 from typing import Any
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-@:]")
-try:  # the interpreter's own md5: same digest, without an OpenSSL context per call
+try:  # the interpreter's own md5: same digest, without an OpenSSL context per call (and
+    # without ``hashlib``'s libcrypto in the memory tasks are forked from: a lean fork base)
     from _md5 import md5 as _md5
 except ImportError:  # pragma: no cover - a Python built without it
-    _md5 = hashlib.md5
+    from hashlib import md5 as _md5
 
 
 class _Preloaded:

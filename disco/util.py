@@ -7,17 +7,12 @@ format of library.md 16.5.  OOB helpers store values in DDFS (ddfs.md 7.3).
 from __future__ import annotations
 
 import functools
-import gzip
-import hashlib
 import heapq
 import inspect
 import itertools
 import logging
 import os
 import pickle
-import random
-import subprocess
-import tempfile
 import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +23,18 @@ from disco.compat import bytes_to_str, sort_cmd  # noqa: F401 - bytes_to_str: a 
 from disco.error import DataError, DiscoError
 
 logger = logging.getLogger(__name__)
+
+# ``random``, ``tempfile`` (and through it ``shutil``, ``bz2``, ``lzma``), ``subprocess``,
+# ``gzip`` and ``hashlib`` (OpenSSL's libcrypto) are imported by the functions that use
+# them, not here: this module is in the memory every task is forked from
+# (``disco.node.zygote_process``), where each module mapped costs every fork and exit
+# (its mappings and pages), and ``random`` reseeds itself in every forked child
+# (``os.register_at_fork``) whether the task uses it or not (docs/decisions.md, "A lean
+# fork base").
+try:  # the interpreter's own md5: the same digest as ``hashlib.md5``
+    from _md5 import md5 as _md5
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import md5 as _md5
 
 # -- 7.1 iteration helpers ------------------------------------------------------------------
 
@@ -95,6 +102,8 @@ def partition(iterable: Iterable[Any], fn: Callable[[Any], Any]) -> tuple[list[A
 
 
 def shuffled(obj: Iterable[Any]) -> list[Any]:
+    import random  # lazy: see the note at the top of this module
+
     items = list(obj)
     random.shuffle(items)
     return items
@@ -102,6 +111,8 @@ def shuffled(obj: Iterable[Any]) -> list[Any]:
 
 def dsorted(iterable: Iterable[Any], buffer_size: float = 1e6, tempdir: str = ".") -> Iterator[Any]:
     """External merge sort: sorted runs of ``buffer_size`` items pickled to temp files."""
+    import tempfile  # lazy: see the note at the top of this module
+
     iterator = iter(iterable)
     size = max(1, int(buffer_size))
     runs: list[Any] = []
@@ -177,7 +188,7 @@ def hexhash(b: bytes | str) -> str:
     """First two hex digits of md5 (str is UTF-8 encoded first, 21.5)."""
     if isinstance(b, str):
         b = b.encode("utf-8")
-    return hashlib.md5(b).hexdigest()[:2]
+    return _md5(b).hexdigest()[:2]
 
 
 # -- 7.2 URL helpers ---------------------------------------------------------------------------
@@ -402,7 +413,12 @@ def read_index(dir: Any, task: Any = None) -> Iterator[tuple[int, str, int]]:
 
         fd = open_url(dir)
     try:
-        stream: Any = gzip.GzipFile(fileobj=fd) if gz else fd
+        if gz:
+            import gzip  # lazy: see the note at the top of this module
+
+            stream: Any = gzip.GzipFile(fileobj=fd)
+        else:
+            stream = fd
         for line in stream:
             entry = parse_index_line(line, dir)
             if entry is not None:
@@ -530,6 +546,8 @@ def unix_sort(filename: str, sort_buffer_size: str | int = "10%") -> None:
     """Sort the 16.5 file in place with the system ``sort`` (``LC_ALL=C``)."""
     if not os.path.isfile(filename):
         raise DataError("Invalid sort input file %s" % filename, filename)
+    import subprocess  # lazy: see the note at the top of this module
+
     argv, extra_env = sort_cmd(filename, sort_buffer_size)
     env = dict(os.environ, **extra_env)
     try:

@@ -325,7 +325,11 @@ class _WarmProcess(_Forker):
     def __init__(self, ctrl: socket.socket, cwd: str, registry: str | None = None) -> None:
         super().__init__(ctrl)
         self.cwd = cwd  # the job home
-        self.channels: dict[int, _TaskChannel] = {}  # task pid -> its channel
+        # task pid -> ``(read end of its pipe, report path, due time)``, for a task that
+        # has run less than ``LIVE_REPORT_AFTER`` (in the order of their due times): no
+        # object made per task (``serve``); a ``_TaskChannel`` only when one is needed
+        self.pending: dict[int, tuple[int, str, float]] = {}
+        self.channels: dict[int, _TaskChannel] = {}  # task pid -> its channel, from then
         self.by_fd: dict[int, _TaskChannel] = {}
         self.log: int | None = None  # the registry file of this process's tasks
         self.log_path: str | None = None
@@ -353,11 +357,12 @@ class _WarmProcess(_Forker):
         return setup
 
     def fork_one(self, req: dict[str, Any], fd: int) -> None:
+        self.fork_task(req["id"], req.get("report"), fd)
+
+    def fork_task(self, rid: Any, report: str | None, fd: int) -> None:
         # Lean on purpose: every page this process writes between two forks is copied
         # again at its next write (copy-on-write with the newest task), so nothing is
         # made here that the task alone needs (its setup is made in the child).
-        rid = req["id"]
-        report = req.get("report")
         crash_fd = self.crash_fd
         pipe = os.pipe2(os.O_CLOEXEC) if report and crash_fd is not None else None
         try:
@@ -374,7 +379,9 @@ class _WarmProcess(_Forker):
         os.close(fd)
         if pipe is not None:
             os.close(pipe[1])
-            self.channels[pid] = _TaskChannel(pipe[0], report, self.limit_state)
+            os.set_blocking(pipe[0], False)
+            assert report is not None
+            self.pending[pid] = (pipe[0], report, time.monotonic() + LIVE_REPORT_AFTER)
         if self.log is not None:
             _log(self.log, b"+%d %d\n" % (pid, _start_time(pid)))
         _say_pid(self.ctrl, rid, pid)
@@ -421,39 +428,118 @@ class _WarmProcess(_Forker):
 
     def timeout(self) -> float:
         """Seconds until a running task's report file is due (``LIVE_REPORT_AFTER``)."""
-        for channel in self.channels.values():  # in the order of their due times
-            if not channel.live:
-                return max(0.0, channel.due - time.monotonic())
+        for _fd, _path, due in self.pending.values():  # in the order of their due times
+            return max(0.0, due - time.monotonic())
         return 10.0
 
     def tick(self) -> None:
         """Tasks running for ``LIVE_REPORT_AFTER``: their report file is written, and
         their channel read from now on (before, what they write waits in the pipe: a
         short task wakes this process up for nothing but its exit)."""
-        now = 0.0
-        for channel in self.channels.values():  # in the order of their due times
-            if channel.live:
-                continue
-            if not now:
-                now = time.monotonic()
-            if now < channel.due:
+        pending = self.pending
+        if not pending:
+            return
+        now = time.monotonic()
+        for pid, (fd, path, due) in list(pending.items()):  # in the order of due times
+            if now < due:
                 break
+            del pending[pid]
+            channel = self.channels[pid] = _TaskChannel(fd, path, self.limit_state)
             if channel.read():
-                self.by_fd[channel.fd] = channel
+                self.by_fd[fd] = channel
             channel.write_live()
 
     def reaped(self, pid: int, code: int) -> None:
-        channel = self.channels.pop(pid, None)
-        if channel is not None:
-            self.by_fd.pop(channel.fd, None)
-            channel.finish()
+        entry = self.pending.pop(pid, None)
+        if entry is not None:
+            _finish(entry, self.limit_state)
+        else:
+            channel = self.channels.pop(pid, None)
+            if channel is not None:
+                self.by_fd.pop(channel.fd, None)
+                channel.finish()
         if self.log is not None:
             _log(self.log, b"-%d\n" % pid)
         _say_exit(self.ctrl, pid, code)
 
+    def serve(self) -> None:
+        """``_serve`` for a warm process: the same requests, answers and files, in one
+        loop whose work per task writes as few pages as it can (each page written here
+        after a fork is copied, copy-on-write with the newest task): the node's request
+        read by ``_request``, no object per task but a tuple (``pending``), a finished
+        task's pipe read and closed by ``_finish``, no wake-up when no task is due a
+        report file, the exits answered in the loop."""
+        import select
+
+        ctrl = self.ctrl
+        cfd = ctrl.fileno()
+        rpipe, wpipe = os.pipe()
+        os.set_blocking(wpipe, False)
+        signal.set_wakeup_fd(wpipe)
+        signal.signal(signal.SIGCHLD, _on_child)
+        base = [cfd, rpipe]
+        pending = self.pending
+        by_fd = self.by_fd
+        recvmsg = ctrl.recvmsg
+        sendall = ctrl.sendall
+        waitpid = os.waitpid
+        wnohang = os.WNOHANG
+        sel = select.select
+        read = os.read
+        buf = b""
+        fds: list[int] = []
+        while True:
+            wait = None
+            if pending:
+                for _fd, _path, due in pending.values():
+                    wait = due - time.monotonic()
+                    break
+                if wait is not None and wait <= 0.0:
+                    self.tick()
+                    wait = self.timeout() if pending else None
+            if by_fd:
+                ready = sel(base + list(by_fd), _NONE, _NONE, wait)[0]
+                for fd in ready:
+                    if fd != rpipe and fd != cfd:
+                        self.readable(fd)
+            else:
+                ready = sel(base, _NONE, _NONE, wait)[0]
+            if rpipe in ready:
+                read(rpipe, 4096)
+                while True:
+                    try:
+                        pid, status = waitpid(-1, wnohang)
+                    except ChildProcessError:
+                        break
+                    if not pid:
+                        break
+                    code = os.waitstatus_to_exitcode(status)
+                    entry = pending.pop(pid, None)
+                    if entry is not None:
+                        _finish(entry, self.limit_state)
+                        if self.log is not None:
+                            _log(self.log, b"-%d\n" % pid)
+                        sendall(b'{"exit": %d, "code": %d}\n' % (pid, code))
+                    else:
+                        self.reaped(pid, code)
+            if cfd in ready:
+                data, anc, _flags, _addr = recvmsg(65536, _ANCILLARY)
+                if not data:
+                    return
+                for level, kind, payload in anc:
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                        fds.extend(memoryview(payload[: len(payload) - len(payload) % 4]).cast("i"))
+                buf = buf + data if buf else data
+                if len(buf) > _MAX_REQUEST:
+                    return
+                while b"\n" in buf:
+                    line, _, buf = buf.partition(b"\n")
+                    rid, report = _request(line)
+                    self.fork_task(rid, report, fds.pop(0))
+
     def close(self) -> None:
         """This process is leaving: its registry file goes if no task is left."""
-        if self.log_path is not None and not self.channels:
+        if self.log_path is not None and not self.channels and not self.pending:
             try:
                 os.remove(self.log_path)
             except OSError:
@@ -482,6 +568,56 @@ def _planned_limit() -> tuple[int, str] | None:
     taskrun = sys.modules.get("disco.worker.taskrun")
     planned = getattr(taskrun, "_planned_limit", None)
     return planned[1] if planned is not None else None
+
+
+def _on_child(signum: int, frame: Any) -> None:
+    """``SIGCHLD``: nothing (its wake-up byte in ``serve``'s pipe is what counts)."""
+
+
+def _request(line: bytes) -> tuple[Any, str | None]:
+    """``(id, report)`` of a node's request ``{"id": n, "report": "<path>" or null}``:
+    the bytes ``json.dumps`` makes for an ASCII path read by slicing (no dict, no
+    decoder); anything else by ``_decode``."""
+    if line[:7] == b'{"id": ' and line.isascii() and b"\\" not in line:
+        i = line.find(b",", 7)
+        if i > 7 and line[7:i].isdigit():
+            rest = line[i:]
+            if rest == b', "report": null}':
+                return int(line[7:i]), None
+            path = rest[13:-2]
+            if len(rest) > 14 and rest[:13] == b', "report": "' and rest[-2:] == b'"}':
+                if b'"' in path:
+                    return _request_json(line)
+                return int(line[7:i]), path.decode("ascii")
+    return _request_json(line)
+
+
+def _request_json(line: bytes) -> tuple[Any, str | None]:
+    req = _decode(line)
+    return req["id"], req.get("report")
+
+
+def _finish(entry: tuple[int, str, float], state: bytes) -> None:
+    """A reaped task that never got a ``_TaskChannel``: its pipe read and closed; when
+    it finished (its last record ``\\0D``) and wrote no crash text (every line a
+    record), nothing else; otherwise ``_TaskChannel.finish`` leaves its files."""
+    fd, path, _due = entry
+    try:
+        data = os.read(fd, 65536)
+    except OSError:
+        data = b""
+    if (
+        data[-3:] == b"\0D\n"
+        and data[:1] == b"\0"
+        and len(data) < 65536
+        and data.count(b"\n\0") == data.count(b"\n") - 1
+    ):
+        os.close(fd)
+        return
+    channel = _TaskChannel(fd, path, state)
+    if data:
+        channel._take(data)
+    channel.finish()
 
 
 class _TaskChannel:
@@ -605,7 +741,7 @@ def _warm_main(req: dict[str, Any], sock: socket.socket, zygote: int) -> None:
     _trim_fork_hooks()
     forker = _WarmProcess(sock, req["cwd"], req.get("registry"))
     try:
-        _serve(forker)
+        forker.serve()
     finally:
         forker.close()
 

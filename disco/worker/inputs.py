@@ -103,13 +103,16 @@ class ReplicaIter:
                 if path is not None and os.path.exists(path):
                     self.used.add(rid)
                     return replicas[rid]
+        if len(unused) == 1:
+            rid = unused[0]
+            self.used.add(rid)
+            return replicas[rid]
         if unused:
-            if len(unused) > 1:
-                import random
+            # only here: ``random`` is not in the memory tasks are forked from (its
+            # at-fork reseed would run in every task: docs/decisions.md, "A lean fork base")
+            import random
 
-                rid = random.choice(unused)
-            else:
-                rid = unused[0]
+            rid = random.choice(unused)
             self.used.add(rid)
             return replicas[rid]
         if isinstance(self.input, IDedInput) and self.used:

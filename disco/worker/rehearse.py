@@ -50,23 +50,20 @@ def rehearse(jobfile: str = "", times: int = REHEARSALS) -> int:
     """Run the per-task path ``times`` times in this process without side effects;
     returns how many rehearsals ran to their end."""
     global rehearsed
-    import shutil
-    import tempfile
-
     if times <= 0:
         return 0
     try:
         # in memory if it can be: no disk write, and the outputs' fsync costs nothing
         shm = "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
-        where = shm or tempfile.gettempdir()
+        where = shm or os.environ.get("TMPDIR") or "/tmp"
         _remove_stale(where)
-        tmp = tempfile.mkdtemp(prefix="%s%d-" % (_PREFIX, os.getpid()), dir=where)
+        tmp = _mkdtemp(where)
     except OSError:
         return 0
     try:
         saved = _Saved()
     except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _rmtree(tmp)
         return 0
     done = 0
     try:
@@ -78,7 +75,7 @@ def rehearse(jobfile: str = "", times: int = REHEARSALS) -> int:
         pass  # the tasks do the work themselves, as without a rehearsal
     finally:
         saved.restore()
-        shutil.rmtree(tmp, ignore_errors=True)
+        _rmtree(tmp)
     rehearsed += done
     return done
 
@@ -89,7 +86,6 @@ _PREFIX = "disco-rehearsal-"
 def _remove_stale(where: str) -> None:
     """Remove the directories of rehearsals whose process died before it removed them
     (``disco-rehearsal-<pid>-*``; a zygote killed with its master mid-rehearsal)."""
-    import shutil
 
     for name in os.listdir(where):
         if not name.startswith(_PREFIX):
@@ -100,9 +96,46 @@ def _remove_stale(where: str) -> None:
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
-            shutil.rmtree(os.path.join(where, name), ignore_errors=True)
+            _rmtree(os.path.join(where, name))
         except OSError:
             pass  # alive (another user's): not ours to remove
+
+
+# ``tempfile`` and ``shutil`` are not used here: the zygote would import them (and, through
+# ``shutil``, ``bz2`` and ``lzma`` with their libraries) for these two calls alone, and
+# every warm process and task is forked from its memory (docs/decisions.md, "A lean
+# fork base").
+
+
+def _mkdtemp(where: str) -> str:
+    """A new directory ``<where>/disco-rehearsal-<pid>-<random>`` (mode 0700)."""
+    while True:
+        path = os.path.join(where, "%s%d-%s" % (_PREFIX, os.getpid(), os.urandom(6).hex()))
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+
+
+def _rmtree(path: str) -> None:
+    """Remove the tree at ``path``, ignoring errors (``shutil.rmtree(path, True)``)."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        entries = []
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                _rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 class _Saved:

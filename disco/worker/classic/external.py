@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Iterator
@@ -78,6 +77,10 @@ class ExternalProcess:
     """One running external program."""
 
     def __init__(self, path: str, mode: str, params: Any = None) -> None:
+        # not imported with the module, which every warm process imports: a lean fork
+        # base (docs/decisions.md), and only a job with an external program needs it
+        import subprocess
+
         self.errors: list[str] = []
         self.proc = subprocess.Popen(
             [os.path.join(os.path.abspath(path), "op"), mode],
@@ -205,6 +208,8 @@ class ExternalProcess:
                     self.proc.stdin.close()
                 except BrokenPipeError:
                     pass
+            import subprocess  # imported by __init__ already
+
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
