@@ -82,8 +82,15 @@ def _process_cpu(pid: int) -> dict[str, float]:
     return out
 
 
-def run_job(master: str, pid: int | None, n: int, kind: str) -> dict[str, Any]:
-    """One timed job of ``n`` map tasks; ``kind`` is ``map`` or ``map_reduce``."""
+def run_job(
+    master: str, pid: int | None, n: int, kind: str, purged: list[Any] | None = None
+) -> dict[str, Any]:
+    """One timed job of ``n`` map tasks; ``kind`` is ``map`` or ``map_reduce``.
+
+    The job is purged at once, or, with ``purged``, appended to it to be purged after
+    the last timed job (``purge_all``): deleting a job's files slows the creation of
+    new ones on ext4 without a journal for a minute or more (benchmarks/NOTES.md,
+    "taskpath"), which the next timed job would otherwise pay."""
     from disco.core import Job, result_iterator
 
     inputs = ["raw://%d" % i for i in range(n)]
@@ -128,8 +135,19 @@ def run_job(master: str, pid: int | None, n: int, kind: str) -> dict[str, Any]:
             out["loadavg_1min"] = float(f.read().split()[0])
     except OSError:
         pass
-    job.purge()
+    if purged is None:
+        job.purge()
+    else:
+        purged.append(job)
     return out
+
+
+def purge_all(jobs: list[Any]) -> float:
+    """Purge ``jobs``; the seconds it took."""
+    t0 = time.perf_counter()
+    for job in jobs:
+        job.purge()
+    return round(time.perf_counter() - t0, 3)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,12 +171,14 @@ def main(argv: list[str] | None = None) -> int:
         "target_big_s": BIG_TARGET_S,
         "cores": os.cpu_count() or 1,
     }
+    timed: list[Any] = []  # purged after the last timed job (run_job)
     try:
         run_job(master, None, 2, "map_reduce")  # warm-up: zygote, imports
-        summary["map"] = run_job(master, pid, args.tasks, "map")
-        summary["map_reduce"] = run_job(master, pid, args.tasks, "map_reduce")
+        summary["map"] = run_job(master, pid, args.tasks, "map", timed)
+        summary["map_reduce"] = run_job(master, pid, args.tasks, "map_reduce", timed)
         if not args.skip_big:
-            summary["big"] = run_job(master, pid, args.inputs, "map")
+            summary["big"] = run_job(master, pid, args.inputs, "map", timed)
+        summary["purge_s"] = purge_all(timed)
     finally:
         if server is not None:
             server.close()

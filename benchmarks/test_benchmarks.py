@@ -533,6 +533,24 @@ def test_many_tasks_benchmark_checks_its_results(tmp_path):
 
 
 @needs_project
+def test_many_tasks_purges_its_timed_jobs_after_the_last(tmp_path):
+    """Timed jobs are purged together after the last one (their deletions would slow the
+    next timed job's file creation), and the purge time is returned."""
+    from disco.core import Disco
+    from disco.embedded import EmbeddedMaster
+
+    with EmbeddedMaster(root=tmp_path / "disco") as m:
+        timed: list = []
+        out = many_tasks.run_job(m.url, None, 3, "map", timed)
+        assert out["tasks"] == 3 and len(timed) == 1
+        names = [row[2] for row in Disco(m.url).joblist()]
+        assert timed[0].name in names  # not purged yet
+        assert many_tasks.purge_all(timed) >= 0
+        names = [row[2] for row in Disco(m.url).joblist()]
+        assert timed[0].name not in names
+
+
+@needs_project
 def test_retry_gap_end_to_end(tmp_path):
     """retry_gap.py: every killed task restarts; gaps come from recorded times and the
     master's chosen delays are read from its events."""

@@ -259,6 +259,25 @@ def dask_master(
     return m
 
 
+def wait_children_gone(before: set[int], timeout: float = 30.0) -> None:
+    """Wait until this process has no live child beyond ``before``; on timeout the error
+    names the processes left (their command lines and states)."""
+    try:
+        poll_for(lambda: not (child_pids() - before), timeout, "worker processes to exit")
+    except AssertionError as exc:
+        left = []
+        for pid in sorted(child_pids() - before):
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+                with open("/proc/%d/stat" % pid) as f:
+                    state = f.read().rsplit(")", 1)[-1].split()[0]
+            except OSError:
+                continue
+            left.append("%d (%s) %s" % (pid, state, cmd))
+        raise AssertionError("%s; left: %s" % (exc, "; ".join(left) or "none by now")) from None
+
+
 @pytest.fixture
 def on_dask(dask_cluster: Any, tmp_path: Path) -> Iterator[EmbeddedMaster]:
     """A master on the module's Dask cluster; its worker processes are gone afterwards."""
@@ -266,7 +285,7 @@ def on_dask(dask_cluster: Any, tmp_path: Path) -> Iterator[EmbeddedMaster]:
     m = dask_master(tmp_path / "disco", dask_cluster)
     yield m
     m.stop()
-    poll_for(lambda: not (child_pids() - before), 10.0, "worker processes to exit")
+    wait_children_gone(before)
 
 
 @pytest.fixture(params=["local", "dask"])

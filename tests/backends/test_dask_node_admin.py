@@ -16,7 +16,13 @@ from disco.core import result_iterator
 from disco.job import Job
 from tests.backends import dask_jobs as jobs
 from tests.backends.test_dask_backend import assignments, word_count
-from tests.conftest import child_pids, dask_master, poll_for, start_dask_cluster
+from tests.conftest import (
+    child_pids,
+    dask_master,
+    poll_for,
+    start_dask_cluster,
+    wait_children_gone,
+)
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(300)]
 
@@ -27,7 +33,7 @@ def on_dask(dask_cluster: Any, tmp_path: Path) -> Any:
     m = dask_master(tmp_path / "disco", dask_cluster)
     yield m
     m.stop()
-    poll_for(lambda: not (child_pids() - before), 10.0, "worker processes to exit")
+    wait_children_gone(before)
 
 
 def counts(job: Job) -> dict[str, int]:
