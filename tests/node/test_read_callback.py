@@ -82,7 +82,7 @@ class FakeZygote:
 
         def worker() -> None:
             with theirs:
-                self.replies = speak(theirs, self.messages)
+                self.replies = self.talk(theirs)
 
         def reaper() -> None:
             code = sleeper.wait()
@@ -92,6 +92,10 @@ class FakeZygote:
         for thread in self.threads:
             thread.start()
         return proc
+
+    def talk(self, sock: socket.socket) -> list[str]:
+        """The worker's side: say ``messages``; the replies' types."""
+        return speak(sock, self.messages)
 
 
 def test_messages_that_need_no_wait_do_not_wake_the_attempt(tmp_path) -> None:
@@ -202,24 +206,9 @@ class BatchZygote(FakeZygote):
         super().__init__([])
         self.batches = batches
 
-    async def spawn(self, cwd: str, env: dict[str, str], **_: Any) -> ZygoteProcess:
-        loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair()
-        sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
-        proc = ZygoteProcess(sleeper.pid, *worker_streams(ours))
-
-        def worker() -> None:
-            with theirs:
-                self.replies = speak_batches(theirs, self.batches)
-
-        def reaper() -> None:
-            code = sleeper.wait()
-            loop.call_soon_threadsafe(proc._set_exit, code)
-
-        self.threads = [threading.Thread(target=t, daemon=True) for t in (worker, reaper)]
-        for thread in self.threads:
-            thread.start()
-        return proc
+    def talk(self, sock: socket.socket) -> list[str]:
+        """The worker's side: each batch in one write; the replies' types."""
+        return speak_batches(sock, self.batches)
 
 
 class CountingPool(ThreadPoolExecutor):
