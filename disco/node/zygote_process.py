@@ -481,7 +481,6 @@ class _WarmProcess(_Forker):
         pending = self.pending
         by_fd = self.by_fd
         recvmsg = ctrl.recvmsg
-        sendall = ctrl.sendall
         waitpid = os.waitpid
         wnohang = os.WNOHANG
         sel = select.select
@@ -513,15 +512,7 @@ class _WarmProcess(_Forker):
                         break
                     if not pid:
                         break
-                    code = os.waitstatus_to_exitcode(status)
-                    entry = pending.pop(pid, None)
-                    if entry is not None:
-                        _finish(entry, self.limit_state)
-                        if self.log is not None:
-                            _log(self.log, b"-%d\n" % pid)
-                        sendall(b'{"exit": %d, "code": %d}\n' % (pid, code))
-                    else:
-                        self.reaped(pid, code)
+                    self.reaped(pid, os.waitstatus_to_exitcode(status))
             if cfd in ready:
                 data, anc, _flags, _addr = recvmsg(65536, _ANCILLARY)
                 if not data:

@@ -98,7 +98,8 @@ _msgs_sent = 0
 #: warm process copies no other page for them.)
 _held: list[bytes] | None = None
 #: Set by ``taskrun.TaskRunner.main`` while the worker's own ``start``, ``end`` and
-#: ``send`` run the task: DONE is the next message after ``end``'s (``hold_until_done``).
+#: ``send`` run the task: DONE is the next message after ``end``'s, so a message sent
+#: just before ``end`` may be held for DONE's write (the classic map's last MSG).
 _done_follows = False
 
 
@@ -237,14 +238,6 @@ class WorkerProtocol:
             held, _held = _held, None
             if held:
                 cls._write_frames(b"".join(held))
-
-    @classmethod
-    def hold_until_done(cls) -> None:
-        """``hold`` when DONE is the next message after ``end``'s (``_done_follows``),
-        for a message sent just before ``end`` (the classic map's last MSG)."""
-        global _held
-        if _done_follows and _held is None:
-            _held = []
 
     @classmethod
     def kept_reply(cls) -> tuple[str, Any]:

@@ -324,7 +324,7 @@ class Worker(BaseWorker):
     ) -> Iterator[Any]:
         """Pass items through, sending ``template % n`` every ``status_interval`` items
         and ``"Done: " + template % n`` at the end (held for DONE's write if
-        ``hold_last``: ``TaskRunner.hold_until_done``)."""
+        ``hold_last`` and ``protocol._done_follows``)."""
         interval = self["status_interval"]
         n = 0
         for n, item in enumerate(iterator, 1):
@@ -332,7 +332,7 @@ class Worker(BaseWorker):
                 self.message(template % n)
             yield item
         if hold_last and _protocol._done_follows and _protocol._held is None:
-            _protocol._held = []  # ``hold_until_done``, inline: no other function to touch
+            _protocol._held = []  # ``WorkerProtocol.hold``, inline: no other function to touch
         self.message("Done: " + template % n)
 
     @staticmethod
