@@ -44,23 +44,11 @@ class ReadyChannel(Channel):
 
 
 def speak(sock: socket.socket, messages: list[tuple[str, Any]]) -> list[str]:
-    """The worker's side: each message, then its reply (none after DONE)."""
-    parser = FrameParser()
-    replies: list[str] = []
-    for mtype, payload in messages:
-        sock.sendall(encode_frame(mtype, json.dumps(payload).encode()))
-        if mtype == "DONE":
-            break
-        frame = None
-        while frame is None:
-            frame = parser.next_frame()
-            if frame is None:
-                data = sock.recv(65536)
-                if not data:
-                    return replies
-                parser.feed(data)
-        replies.append(frame.type)
-    return replies
+    """The worker's side: each message, then its reply (none after DONE, and nothing is
+    said after DONE)."""
+    types = [m for m, _ in messages]
+    said = messages[: types.index("DONE") + 1] if "DONE" in types else messages
+    return speak_batches(sock, [[message] for message in said])
 
 
 class FakeZygote:
