@@ -105,7 +105,7 @@ class TaskOutputs:
             self._file.write(b"".join(self._lines))
         if self._file is not None:
             self._file.flush()
-            if self.synced:  # a scratch directory: not synced
+            if self.synced:  # not in a scratch directory (there: not synced)
                 os.fsync(self._file.fileno())
             self._file.close()
 
