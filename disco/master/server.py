@@ -272,6 +272,11 @@ async def _start_master(
             auth=config.auth,
             **{"ddfs_over_http": ddfs_config.nodes_over_http, **(backend_options or {})},
         )
+    if local is None and zygote is not None:
+        # tasks run on another backend's nodes (a Dask cluster), which start their own
+        # workers: an unadopted zygote would live on until garbage collection closed it
+        await zygote.close()
+        zygote = None
     runtime = Runtime(config, store, backend)
     if local is not None and hasattr(local, "master_jobpacks"):
         local.master_jobpacks = runtime.jobpack_path  # its nodes share this process

@@ -227,3 +227,47 @@ def test_a_master_whose_scheduler_does_not_answer_fails_naming_the_setting(
     # nothing left behind: its worker zygote is gone
     poll_for(lambda: not (child_pids() - before), 30.0, "the failed master's processes to exit")
     assert master.server is None
+
+
+def test_an_embedded_master_on_dask_starts_no_worker_process_of_its_own(
+    dask_cluster: Any, tmp_path: Path
+) -> None:
+    # The nodes on the Dask workers start the workers: a worker zygote here would be
+    # neither used nor closed (it lived on until garbage collection closed its socket)
+    before = child_pids()
+    master = dask_master(tmp_path / "disco", dask_cluster)
+    try:
+        assert child_pids() - before == set()
+    finally:
+        master.stop()
+    assert child_pids() - before == set()
+
+
+def test_start_master_closes_a_prestarted_zygote_when_tasks_run_on_dask(
+    dask_cluster: Any, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from disco.master.server import start_master
+    from disco.node.zygote import prestart
+    from disco.settings import DiscoSettings
+
+    root = str(tmp_path / "disco")
+    settings = DiscoSettings(
+        DISCO_HOME=root, DISCO_ROOT=root, DISCO_DASK_SCHEDULER=dask_cluster.address
+    )
+
+    async def run() -> tuple[int | None, bool]:
+        zygote = await prestart()
+        assert zygote is not None and zygote.alive
+        server = await start_master(settings, zygote=zygote)
+        try:
+            return zygote.pid, zygote.alive
+        finally:
+            await server.close()
+
+    before = child_pids()
+    pid, alive = asyncio.run(run())
+    assert pid is not None and not alive
+    poll_for(lambda: pid not in child_pids(), 30.0, "the unused zygote to exit")
+    assert child_pids() - before == set()
