@@ -146,11 +146,7 @@ class EmbeddedMaster:
         # while this thread imports the master (the slowest part of the start).  Its
         # start (a fork, then waiting for its exec: 5-10 ms of wall, 2 of CPU) runs on
         # the loop thread while this one already imports.
-        # On a Dask cluster the nodes start their own workers: no zygote here.
-        on_dask = bool(str(settings["DISCO_DASK_SCHEDULER"] or "").strip())
-        starting = asyncio.run_coroutine_threadsafe(
-            _no_zygote() if on_dask else prestart_zygote(), loop
-        )
+        starting = asyncio.run_coroutine_threadsafe(prestart_zygote(settings), loop)
         try:
             # aiohttp's client is imported at its first use, not to serve
             # (disco.lazy_aiohttp), and its default SSL contexts load the CA bundle when
@@ -375,10 +371,4 @@ def _remove_in_background(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-async def _no_zygote() -> None:
-    """The zygote prestart of a master whose tasks run elsewhere (a Dask cluster)."""
-    return None
-
-
 __all__ = ["EmbeddedMaster", "default_master"]
-

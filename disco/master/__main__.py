@@ -18,7 +18,7 @@ async def _serve(settings: DiscoSettings, host: str, port: int) -> None:
     from disco.node.zygote import prestart
 
     # The worker zygote imports the worker library while this process imports the master.
-    zygote = await prestart()
+    zygote = await prestart(settings)  # None on a Dask cluster
     from disco.lazy_aiohttp import import_aiohttp_web
 
     # aiohttp's client (and its CA bundle) imported at first use, not at start

@@ -724,14 +724,18 @@ async def start_zygote(registry: WorkerRegistry | None = None, where: str = "") 
     return zygote
 
 
-async def prestart() -> Zygote | None:
+async def prestart(settings: Any = None) -> Zygote | None:
     """Start a zygote before the rest of a master exists (no registry yet: the local
-    backend that adopts it calls ``attach``); ``None`` if it cannot start.
+    backend that adopts it calls ``attach``); ``None`` if it cannot start, or when
+    ``settings`` name a Dask scheduler (``DISCO_DASK_SCHEDULER``: the nodes on the Dask
+    workers start the workers, and a zygote here would only wait to be closed).
 
     The embedded master and ``python -m disco.master`` call this before importing the
     master, so the zygote imports the worker library on the other core while the master
     imports its own, and the first task of the first job finds it ready.
     """
+    if settings is not None and str(settings["DISCO_DASK_SCHEDULER"] or "").strip():
+        return None
     return await start_zygote()
 
 

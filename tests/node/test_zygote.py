@@ -95,3 +95,28 @@ def test_a_reply_the_worker_never_reads_does_not_cost_its_last_output():
         return got
 
     assert asyncio.run(main())
+
+
+def test_no_zygote_is_prestarted_for_a_master_on_a_dask_cluster() -> None:
+    # the nodes on the Dask workers start the workers (python -m disco.master and the
+    # embedded master call prestart with their settings before the backend exists)
+    import asyncio
+
+    from disco.node.zygote import prestart
+    from disco.settings import DiscoSettings
+    from tests.conftest import child_pids
+
+    before = child_pids()
+    on_dask = DiscoSettings(DISCO_DASK_SCHEDULER="tcp://127.0.0.1:8786")
+    assert asyncio.run(prestart(on_dask)) is None
+    assert child_pids() == before
+
+    async def local() -> tuple[bool, bool]:
+        zygote = await prestart(DiscoSettings())
+        assert zygote is not None
+        try:
+            return zygote.alive, zygote.pid in child_pids()
+        finally:
+            await zygote.close()
+
+    assert asyncio.run(local()) == (True, True)
