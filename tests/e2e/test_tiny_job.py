@@ -140,10 +140,10 @@ def test_embedded_start_imports_the_master_while_the_zygote_starts() -> None:
         seen = []
         real = embedded.prestart_zygote
 
-        async def prestart_after_the_import_began():
+        async def prestart_after_the_import_began(settings):
             loop = asyncio.get_running_loop()
             seen.append(await loop.run_in_executor(None, importing.wait, 60))
-            return await real()
+            return await real(settings)
 
         class Probe(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path=None, target=None):
