@@ -8,7 +8,6 @@ real stderr, replies read from stdin, printed text turned into MSG.  The frames 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 from disco.error import DataError, DiscoError
 from disco.framing import FrameParser, FramingError, encode_frame
 from disco.worker.inputs import IDedInput
+from disco.worker.payload import dump_payload, load_payload
 
 DISCO_WORKER_MAX_TIME = 24 * 60 * 60
 #: The worker gives up waiting for a reply after this many seconds (master-api.md 8.8).
@@ -31,61 +31,6 @@ class ProtocolError(DiscoError):
 
 
 # -- protocol I/O (master-api.md 8.2) ------------------------------------------------------
-#: ``json``'s C pieces, made once in the process a task is forked from: ``json.dumps`` and
-#: ``json.loads`` make an encoder object per call and run Python-level wrappers (a
-#: regular expression), each a few pages a forked task writes (copy-on-write faults).
-_scan_once = json.JSONDecoder().scan_once
-_quote = json.encoder.encode_basestring_ascii
-
-
-def dump_payload(payload: Any) -> bytes:
-    """``json.dumps(payload).encode("utf-8")``, the very same bytes: strings, integers
-    and lists, tuples and dicts (string keys) of them, two levels deep, without
-    ``json``'s encoder; anything else by ``json.dumps``."""
-    data = _dump(payload, 0)
-    return data if data is not None else json.dumps(payload).encode("utf-8")
-
-
-def _dump(value: Any, depth: int) -> bytes | None:
-    kind = type(value)
-    if kind is str:
-        return _quote(value).encode()
-    if kind is int:
-        return b"%d" % value
-    if depth > 2:
-        return None
-    if kind is list or kind is tuple:
-        parts = []
-        for item in value:
-            part = _dump(item, depth + 1)
-            if part is None:
-                return None
-            parts.append(part)
-        return b"[" + b", ".join(parts) + b"]"
-    if kind is dict:
-        parts = []
-        for key, item in value.items():
-            part = _dump(item, depth + 1)
-            if part is None or type(key) is not str:
-                return None
-            parts.append(b"%s: %s" % (_quote(key).encode(), part))
-        return b"{" + b", ".join(parts) + b"}"
-    return None
-
-
-def load_payload(data: bytes) -> Any:
-    """``json.loads(data.decode("utf-8"))`` (its value, its errors) by the C scanner
-    alone for a payload without surrounding whitespace."""
-    text = data.decode("utf-8")
-    try:
-        value, end = _scan_once(text, 0)
-    except StopIteration:
-        end = -1
-    if end != len(text):
-        return json.loads(text)  # its error, or whitespace around
-    return value
-
-
 class _ReplyReader:
     """Reads the master's replies (``disco.framing`` frames, JSON payloads) from a fd."""
 

@@ -1,5 +1,5 @@
 """The worker protocol's payloads (master-api.md 8.2: JSON) are written and read without
-``json``'s per-call encoder objects (``disco.worker.protocol.dump_payload`` and
+``json``'s per-call encoder objects (``disco.worker.payload.dump_payload`` and
 ``load_payload``): the same bytes as ``json.dumps``, the same values and errors as
 ``json.loads``."""
 
@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from disco.worker.protocol import ProtocolError, _ReplyReader, dump_payload, load_payload
+from disco.worker.payload import dump_payload, load_payload
+from disco.worker.protocol import ProtocolError, _ReplyReader
 
 scalars = st.one_of(
     st.text(),
