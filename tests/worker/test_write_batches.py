@@ -157,3 +157,40 @@ def test_a_reply_waited_for_sends_what_was_held_first(channel: _Out) -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+@pytest.mark.parametrize("inputs", [False, True])
+def test_send_start_writes_what_send_all_nowait_writes(channel: _Out, inputs: bool) -> None:
+    """A task's first messages come from frames encoded once (``send_start``): the same
+    bytes, in one write, and the same replies owed."""
+    import os
+
+    from disco.framing import PROTOCOL_VERSION
+    from disco.worker import protocol
+    from disco.worker.protocol import WorkerProtocol as W
+
+    first = [("WORKER", {"pid": os.getpid(), "version": PROTOCOL_VERSION}, False)]
+    first.append(("TASK", "", True))
+    if inputs:
+        first.append(("INPUT", ["exclude", []], True))
+    W.send_all_nowait(first)
+    owed = list(protocol._reader.owed)
+    protocol._reader.owed.clear()
+    W.send_start(inputs)
+    assert len(channel.writes) == 2 and channel.writes[0] == channel.writes[1]
+    assert list(protocol._reader.owed) == owed
+
+
+def test_send_start_of_a_worker_with_its_own_send_all_nowait(channel: _Out) -> None:
+    from disco.worker.protocol import WorkerProtocol
+
+    sent = []
+
+    class Own(WorkerProtocol):
+        @classmethod
+        def send_all_nowait(cls, messages):
+            sent.append([(t, p) for t, p, _keep in messages])
+
+    Own.send_start(True)
+    assert [t for t, _ in sent[0]] == ["WORKER", "TASK", "INPUT"]
+    assert channel.writes == []
