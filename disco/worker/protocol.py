@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from disco.error import DataError, DiscoError
-from disco.framing import PROTOCOL_VERSION, FrameParser, FramingError, encode_frame
+from disco.framing import FrameParser, FramingError, encode_frame
 from disco.worker.inputs import IDedInput
 from disco.worker.payload import dump_payload, load_payload
 
@@ -216,27 +216,6 @@ class WorkerProtocol:
             _reader.owed.extend(keep for _type, _payload, keep in messages)
 
     @classmethod
-    def send_start(cls, inputs: bool = False) -> None:
-        """``send_all_nowait`` of a task's first messages: WORKER (this process's pid and
-        the protocol version; its reply dropped), TASK (kept) and, if ``inputs``, INPUT
-        ``["exclude", []]`` (kept).  The same bytes, from frames encoded once in the
-        process the task is forked from (a forked task makes no payload of its own)."""
-        if getattr(cls.send_all_nowait, "__func__", None) is not _send_all_nowait:
-            first: list[tuple[str, Any, bool]] = [
-                ("WORKER", {"pid": os.getpid(), "version": PROTOCOL_VERSION}, False),
-                ("TASK", "", True),
-            ]
-            if inputs:
-                first.append(("INPUT", ["exclude", []], True))
-            cls.send_all_nowait(first)  # a worker's own
-            return
-        body = _WORKER_BODY % os.getpid()
-        data = b"WORKER %d %s\n%s" % (len(body), body, _START_INPUTS if inputs else _START)
-        with _lock:
-            cls._write_frames(data)
-            _reader.owed.extend(_OWED_INPUTS if inputs else _OWED)
-
-    @classmethod
     def hold(cls) -> bool:
         """Hold back the messages sent without waiting (``send_nowait``) from now on:
         they are written, in order and in one write, with the next message that waits
@@ -345,12 +324,3 @@ class WorkerProtocol:
                 raise DataError("Can't handle broken input", id)
             return [(rid, url) for rid, url in replicas]
         raise DataError("The master did not return input %s" % id, id)
-
-
-_send_all_nowait = WorkerProtocol.send_all_nowait.__func__  # type: ignore[attr-defined]
-#: ``send_start``'s frames: WORKER's payload (``%d``: the pid), TASK and the first INPUT.
-_WORKER_BODY = b'{"pid": %d, "version": ' + dump_payload(PROTOCOL_VERSION) + b"}"
-_START = encode_frame("TASK", dump_payload(""))
-_START_INPUTS = _START + encode_frame("INPUT", dump_payload(["exclude", []]))
-_OWED = (False, True)
-_OWED_INPUTS = (False, True, True)

@@ -236,6 +236,7 @@ def _replies(jobfile: str, n: int) -> bytes:
 
 def _one(jobfile: str, n: int, saved: _Saved) -> None:
     """One tiny map task's path, as ``TaskRunner.main`` and the classic worker run it."""
+    from disco.framing import PROTOCOL_VERSION
     from disco.worker import Worker, protocol, report, taskrun
     from disco.worker.classic.worker import Worker as ClassicWorker
 
@@ -249,8 +250,13 @@ def _one(jobfile: str, n: int, saved: _Saved) -> None:
     report.reporter.state = {}
 
     sys.stdout = sys.stderr = protocol.MessageWriter(Worker)  # type: ignore[assignment]
+    first = [
+        ("WORKER", {"pid": os.getpid(), "version": PROTOCOL_VERSION}, False),
+        ("TASK", "", True),
+        ("INPUT", ["exclude", []], True),
+    ]
     protocol._reader.prefetched_inputs = True
-    Worker.send_start(True)  # as ``TaskRunner.main`` for a preloaded classic job
+    Worker.send_all_nowait(first)
     task = Worker.task_from_reply(Worker.kept_reply())
     taskrun.set_active_task(task)
     taskrun.export_task_settings(task, {})

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from disco import scratch
+from disco.framing import PROTOCOL_VERSION
 from disco.worker import protocol as _protocol
 from disco.worker import report as _report
 from disco.worker.inputs import IDedInput, Input, MergedInput, SerialInput, copy_url
@@ -235,10 +236,14 @@ class TaskRunner:
         try:
             # WORKER and TASK (and, for a classic job loaded by a warm process, the
             # first INPUT) sent at once: their replies come in order (8.9).
-            inputs = _classic_job_preloaded()
-            if inputs:
+            first = [
+                ("WORKER", {"pid": os.getpid(), "version": PROTOCOL_VERSION}, False),
+                ("TASK", "", True),
+            ]
+            if _classic_job_preloaded():
+                first.append(("INPUT", ["exclude", []], True))
                 _protocol._reader.prefetched_inputs = True
-            cls.send_start(inputs)
+            cls.send_all_nowait(first)
             task = cls.task_from_reply(cls.kept_reply())
             set_active_task(task)
             export_task_settings(task)
