@@ -39,7 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 from disco.node.orphans import WorkerRegistry
-from disco.node.zygote_process import _REPORT_ENV, MAX_WARM, WARM_IDLE
+from disco.node.zygote_process import _REPORT_ENV, MAX_WARM, WARM_IDLE, zygote_environ
 
 #: Seconds between two looks for idle warm processes to stop.
 TRIM_INTERVAL = 10.0
@@ -338,6 +338,7 @@ class Zygote:
                 pass_fds=(child.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
+                env=zygote_environ(os.environ),
             )
         finally:
             child.close()

@@ -48,6 +48,36 @@ WARM_IDLE = 60.0  # seconds without a request before a warm process is stopped
 _REPORT_ENV = "DISCO_TASK_REPORT"  # disco.failure.REPORT_ENV (not imported: keep light)
 
 
+#: Set by the node in the zygote's environment with ``LD_BIND_NOW`` (``zygote_environ``):
+#: the zygote takes both out of its own environment first thing.
+_BIND_NOW_ENV = "DISCO_ZYGOTE_BIND_NOW"
+
+
+def zygote_environ(environ: Any) -> dict[str, str]:
+    """The environment the node starts the zygote with: its own, plus ``LD_BIND_NOW``.
+
+    The dynamic linker then binds every symbol of the libraries loaded at the start
+    (``libpython``, ``libc``) in the zygote, once; otherwise each symbol is bound
+    lazily on its first call, and the functions first called in a forked child (the
+    child's side of ``fork`` in Python and libc, the task's first calls) were bound in
+    every task anew (a write to the GOT, symbol table reads: about 20 page faults of a
+    bare fork's 95).  Extension modules are loaded with ``RTLD_NOW`` already.  Not
+    passed on: the zygote drops it from its environment (``_drop_bind_now``), and every
+    worker gets the environment the node asks for anyway."""
+    env = dict(environ)
+    if "LD_BIND_NOW" not in env:
+        env["LD_BIND_NOW"] = "1"
+        env[_BIND_NOW_ENV] = "1"
+    return env
+
+
+def _drop_bind_now() -> None:
+    """In the zygote: ``LD_BIND_NOW`` has done its work (at the exec); out of the
+    environment if the node put it there (``zygote_environ``)."""
+    if os.environ.pop(_BIND_NOW_ENV, None) is not None:
+        os.environ.pop("LD_BIND_NOW", None)
+
+
 #: ``disco.worker.Worker.main``, looked up by ``_preload`` (a task does not import it).
 _WORKER_MAIN: Any = None
 
@@ -115,10 +145,21 @@ def _become_worker_home(cwd: str, env: dict[str, str]) -> None:
     sys.argv = ["-m"]
 
 
-def _reset_signals() -> None:
-    signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
-        _signal.signal(sig, _signal.SIG_DFL)  # not signal.signal: no enum per call
+#: The signals a forked worker or warm process resets, as plain ints (no enum member,
+#: no tuple, no attribute of ``signal`` looked up in the child: pages it would copy).
+_RESET_SIGNALS = tuple(
+    int(sig) for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE)
+)
+
+
+def _reset_signals(
+    _set_wakeup_fd: Any = _signal.set_wakeup_fd,
+    _set: Any = _signal.signal,
+    _default: int = int(_signal.SIG_DFL),
+) -> None:
+    _set_wakeup_fd(-1)
+    for sig in _RESET_SIGNALS:
+        _set(sig, _default)  # not signal.signal: no enum per call
 
 
 def _register(prefix: str | None) -> str | None:
@@ -387,22 +428,48 @@ class _WarmProcess(_Forker):
         _say_pid(self.ctrl, rid, pid)
 
     def _child(self, fd: int, report: str | None, pipe: tuple[int, int] | None) -> None:
-        """In a task just forked: set it up and run it (never returns)."""
-        _restore_before_fork()
-        setup = self.setup({"report": report})
-        if pipe is None:
-            _run_worker(fd, self.pid, self.closing(), setup)
+        """In a task just forked: set it up and run it (never returns).
+
+        ``_run_worker``'s steps with this process's ``setup`` and the report channel
+        inline: no closure, request dict or list made per task (every object a task
+        makes or touches is a page it copies from this process)."""
         crash_fd = self.crash_fd
-        limit = self.limit
-        task_report = sys.modules["disco.worker.report"]
-
-        def prepare() -> None:
-            setup()
-            assert pipe is not None and crash_fd is not None
+        if pipe is None or crash_fd is None:
+            _run_worker(fd, self.pid, self.closing(), self.setup({"report": report}))
+        code = 1
+        try:
+            die_with_parent(self.pid)  # this process dies with the zygote: so do its tasks
+            _reset_signals()
+            os.setsid()
+            os.nice(19)  # 8.1 (this process is not niced: ``_warm_main``)
+            os.chdir(self.cwd)
+            if report is None:
+                os.environ.pop(_REPORT_ENV, None)
+            else:
+                os.environ[_REPORT_ENV] = report
             os.dup2(pipe[1], crash_fd, inheritable=False)
-            task_report.use_channel(crash_fd, limit)
+            sys.modules["disco.worker.report"].use_channel(crash_fd, self.limit)
+            os.dup2(fd, 0)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            # only stdio and the report channel stay open (``_run_worker``)
+            os.closerange(3, crash_fd)
+            os.closerange(crash_fd + 1, _MAX_FD)
+            main = _WORKER_MAIN
+            if main is None:
+                from disco.worker import Worker
 
-        _run_worker(fd, self.pid, self.closing(), prepare, keep=crash_fd)
+                main = Worker.main
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
 
     def _open_log(self, prefix: str) -> None:
         me = os.getpid()
@@ -753,14 +820,16 @@ def _trim_heap() -> None:
 _TRIMMED: list[tuple[Any, Any]] = []
 
 
-def _no_hook() -> None:
-    pass
-
-
-def _reset_logging_lock() -> None:
-    # Run as logging's own at-fork hook (its globals): the module lock its ``before``
-    # hook took is made new; the handlers' locks were free (one thread).
-    _lock._at_fork_reinit()  # type: ignore[name-defined]  # noqa: F821
+def _guarded_hook(
+    _warm: int = 0, _getppid: Any = None, _cheap: Any = None, _whole: Any = None
+) -> None:
+    # The code of a trimmed at-fork hook (its defaults set by ``_trim_fork_hooks``): in
+    # a task of the warm process ``_warm``, only ``_cheap`` (if any); in any other
+    # child (a task's own fork), the hook's own code, ``_whole``.
+    if _getppid() != _warm:
+        _whole()
+    elif _cheap is not None:
+        _cheap()
 
 
 def _trim_fork_hooks() -> None:
@@ -772,48 +841,42 @@ def _trim_fork_hooks() -> None:
     thread, with the same ident; fresh locks for free ones), and ``logging``'s resets
     the locks of handlers nobody holds, then releases the module lock its ``before``
     hook took.  Run in every task, the two touched about 130 pages (copy-on-write
-    faults) for nothing.  A task puts the hooks back when it forks, before the fork
-    (``_restore_fork_hooks``, an at-fork ``before`` hook each task registers when it
-    starts, ``_restore_before_fork``: not here, where it would run at every fork of a
-    task): its own forks (job code with threads) get them whole, and a task that never
-    forks does not touch them (about 20 faults)."""
+    faults) for nothing.  Each hook's code is replaced by ``_guarded_hook``'s, which
+    looks at its parent: in a task forked here, nothing (``threading``) or only the
+    module lock made new (``logging``, its ``before`` hook took it); in the child of
+    a task's own fork (job code with threads), the hook's own code.  (Before, each task
+    registered an at-fork hook that put the hooks back: about 20 faults per task.)"""
     if "threading" not in sys.modules:
         return
     import _thread
     import threading
+    import types
 
     if threading.active_count() != 1 or _thread._count() != 0:
         return
-    hooks = [(threading, "_after_fork", _no_hook)]
+    hooks: list[tuple[Any, str, Any]] = [(threading, "_after_fork", None)]
     if "logging" in sys.modules:
         logging = sys.modules["logging"]
-        hooks.append((logging, "_after_at_fork_child_reinit_locks", _reset_logging_lock))
-    for module, name, replacement in hooks:
+        lock = getattr(logging, "_lock", None)
+        hooks.append(
+            (logging, "_after_at_fork_child_reinit_locks", getattr(lock, "_at_fork_reinit", 0))
+        )
+    me = os.getpid()
+    for module, name, cheap in hooks:
         func = getattr(module, name, None)
         code = getattr(func, "__code__", None)
         if code is None or code.co_argcount or code.co_freevars or code.co_flags & 0x0C:
             continue  # not the hook this Python version is known to have
-        if replacement is _reset_logging_lock and set(code.co_names) != _LOGGING_HOOK_NAMES:
+        if cheap is not None and (cheap == 0 or set(code.co_names) != _LOGGING_HOOK_NAMES):
             continue
+        whole = types.FunctionType(code, func.__globals__, name)
         _TRIMMED.append((func, code))
-        func.__code__ = replacement.__code__
+        func.__defaults__ = (me, os.getppid, cheap, whole)
+        func.__code__ = _guarded_hook.__code__
 
 
 #: The names logging's at-fork hook (3.11-3.13) uses: the handlers' set and the lock.
 _LOGGING_HOOK_NAMES = {"_at_fork_reinit_lock_weakset", "_at_fork_reinit", "_lock"}
-
-
-def _restore_fork_hooks() -> None:
-    for func, code in _TRIMMED:
-        func.__code__ = code
-
-
-def _restore_before_fork() -> None:
-    """In a task just forked by a warm process: its own forks (and theirs) get the
-    trimmed at-fork hooks whole again (registered here, not in the warm process: an
-    at-fork hook of the warm process would run in it at each task's fork)."""
-    if _TRIMMED:
-        os.register_at_fork(before=_restore_fork_hooks)
 
 
 def _serve(forker: _Forker) -> None:
@@ -937,6 +1000,7 @@ def _start_time(pid: int) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    _drop_bind_now()
     ready_to_fork()  # the warm processes and workers forked later call die_with_parent
     if len(argv) > 1:  # the node's pid: die with it (``disco.node.zygote.Zygote.start``)
         die_with_parent(int(argv[1]))

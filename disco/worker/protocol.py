@@ -8,7 +8,6 @@ real stderr, replies read from stdin, printed text turned into MSG.  The frames 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 from disco.error import DataError, DiscoError
 from disco.framing import FrameParser, FramingError, encode_frame
 from disco.worker.inputs import IDedInput
+from disco.worker.payload import dump_payload, load_payload
 
 DISCO_WORKER_MAX_TIME = 24 * 60 * 60
 #: The worker gives up waiting for a reply after this many seconds (master-api.md 8.8).
@@ -81,7 +81,7 @@ class _ReplyReader:
                 break
             self._fill(deadline)
         try:
-            return frame.type, json.loads(frame.payload.decode("utf-8"))
+            return frame.type, load_payload(frame.payload)
         except ValueError as e:
             raise ProtocolError("Reply from the master is not JSON: %s" % e)
 
@@ -166,7 +166,7 @@ class WorkerProtocol:
 
     @classmethod
     def _write(cls, type: str, payload: Any) -> None:
-        cls._write_frames(encode_frame(type, json.dumps(payload).encode("utf-8")))
+        cls._write_frames(encode_frame(type, dump_payload(payload)))
 
     @classmethod
     def _write_frames(cls, data: bytes) -> None:
@@ -210,8 +210,7 @@ class WorkerProtocol:
         """``send_nowait(type, payload, keep)`` of each message, written at once."""
         with _lock:
             data = b"".join(
-                encode_frame(type, json.dumps(payload).encode("utf-8"))
-                for type, payload, _keep in messages
+                encode_frame(type, dump_payload(payload)) for type, payload, _keep in messages
             )
             cls._write_frames(data)
             _reader.owed.extend(keep for _type, _payload, keep in messages)

@@ -8,7 +8,6 @@ read and the memory limit, turns an exception into a ``Failure`` of the right cl
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from disco.error import DataError, OutputError, PythonVersionError
 from disco.failure import REPORT_ENV, Failure, write_report
 from disco.retryable import input_error_permanent
+from disco.worker.payload import dump_payload
 
 _DISCO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
@@ -85,7 +85,7 @@ class _Reporter:
         if self.path is None:
             return
         try:
-            body = json.dumps(self.state).encode("utf-8")
+            body = dump_payload(self.state)
             if _channel is not None:
                 _send(b"\0" + body + b"\n")
                 return
