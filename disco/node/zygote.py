@@ -36,6 +36,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from disco.node.orphans import WorkerRegistry
@@ -588,7 +589,7 @@ class _WarmChannel:
                 fut: asyncio.Future[int] = self._loop.create_future()
                 self.pending[rid] = fut
                 self.last_used = time.monotonic()
-                line = json.dumps({"id": rid, "report": report}).encode() + b"\n"
+                line = _request_line(rid, report)
                 try:
                     await self._send(line, theirs.fileno())
                 except OSError as exc:
@@ -686,6 +687,13 @@ def _warm_key(cwd: str, env: dict[str, str], jobfile: str) -> tuple[Any, ...] | 
         env = dict(env)  # a copy and a pop in C: cheaper than filtering every item
         del env[_REPORT_ENV]
     return (cwd, jobfile, st.st_ino, st.st_size, st.st_mtime_ns, frozenset(env.items()))
+
+
+def _request_line(rid: int, report: str | None) -> bytes:
+    """``json.dumps({"id": rid, "report": report}) + "\\n"`` as bytes (the warm process
+    reads this exact shape first), without the encoder's setup."""
+    text = "null" if report is None else encode_basestring_ascii(report)
+    return b'{"id": %d, "report": %s}\n' % (rid, text.encode())
 
 
 async def _answer(fut: asyncio.Future[int]) -> int:
