@@ -53,7 +53,7 @@ def timestamp(now: float) -> str:
     return _last_stamp[1]
 
 
-# json.dumps(text) with the default ensure_ascii: the C function json.dumps ends in
+# what json.dumps(text) returns for a str (default ensure_ascii): its C encoder
 _string = encode_basestring_ascii
 
 
