@@ -26,6 +26,7 @@ import os
 ENV = "DISCO_SCRATCH"
 
 _roots: set[str] = set()  # this process's scratch directories (absolute paths)
+_held: dict[str, str | None] = {}  # holds() of absolute paths, until _roots changes
 
 
 def _forms(path: str | os.PathLike[str]) -> set[str]:
@@ -37,11 +38,13 @@ def _forms(path: str | os.PathLike[str]) -> set[str]:
 def add(path: str | os.PathLike[str]) -> None:
     """``path`` (a directory) is deleted when its master stops: do not sync under it."""
     _roots.update(_forms(path))
+    _held.clear()
 
 
 def remove(path: str | os.PathLike[str]) -> None:
     """Undo ``add`` (the directory is gone, or is kept from now on)."""
     _roots.difference_update(_forms(path))
+    _held.clear()
 
 
 def _under(path: str, root: str) -> bool:
@@ -53,11 +56,19 @@ def holds(path: str | os.PathLike[str]) -> str | None:
     system call: ``path`` is compared as an absolute path)."""
     if not _roots:
         return None
+    if type(path) is str and path in _held:  # the same job home for every task of a job
+        return _held[path]
     absolute = os.path.abspath(os.fspath(path))
+    found = None
     for root in _roots:
         if _under(absolute, root):
-            return root
-    return None
+            found = root
+            break
+    if type(path) is str and path.startswith("/"):  # absolute: no cwd in the answer
+        if len(_held) >= 256:
+            _held.clear()
+        _held[path] = found
+    return found
 
 
 def worker_env(env: dict[str, str], jobhome: str) -> dict[str, str]:

@@ -9,12 +9,12 @@ for ``jobevents`` (2.3).  ``jobevents`` reading and filtering live here too.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
 import time
 from collections import deque
+from json.encoder import encode_basestring_ascii
 from typing import IO
 
 from disco.safenames import check_job_name, no_symlink_below
@@ -53,14 +53,16 @@ def timestamp(now: float) -> str:
     return _last_stamp[1]
 
 
-# json.dumps(..., separators=(",", ":")), built once
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+# what json.dumps(text) returns for a str (default ensure_ascii): its C encoder
+_string = encode_basestring_ascii
 
 
 def format_line(now: float, host: str, message: str) -> str:
+    """``json.dumps([stamp, host, message], separators=(",", ":")) + "\\n"``, three string
+    encodings without the encoder's setup (an event is logged several times per task)."""
     if len(message) > MAX_MESSAGE:
         message = message[:MAX_MESSAGE] + "..."
-    return _compact_json([timestamp(now), host, message]) + "\n"
+    return "[%s,%s,%s]\n" % (_string(timestamp(now)), _string(host), _string(message))
 
 
 class EventLog:

@@ -374,7 +374,9 @@ class Runtime:
         elif kind is StartTask:
             self._start_attempt(ins)
         elif kind is SaveTask:
-            task = self.coordinator.task(ins.job, ins.taskid)
+            # a store that is not durable is never read again (its master's data goes
+            # when it stops): no restart recovers from it, so its tasks are not saved
+            task = self.coordinator.task(ins.job, ins.taskid) if self.store.durable else None
             if task is not None:
                 self._done_tasks.append(done_task(task))
         elif isinstance(ins, KillTask):

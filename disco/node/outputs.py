@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import IO, Literal
+from typing import Literal
 
 from disco import scratch
 from disco.backends.base import TaskOutput, TaskSpec
@@ -22,6 +22,8 @@ from disco.safenames import file_safe
 _SCHEME = re.compile(r"^[A-Za-z0-9+.\-]+:")
 
 LocationKind = Literal["absolute", "local", "remote"]
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
 def classify_location(location: str) -> LocationKind:
@@ -42,7 +44,7 @@ class TaskOutputs:
         self._spec = spec
         self._jobhome = jobhome
         self._hh = hash_dir(spec.jobname)
-        self._file: IO[bytes] | None = None
+        self._written = False  # close() wrote the index file
         self.index_name: str | None = None  # "<stage>-<taskid>-<usecs>.results"
         self._totals: dict[int, int] = {}
         self._local: list[tuple[int, str, int]] = []  # (label, disco url, size)
@@ -77,42 +79,45 @@ class TaskOutputs:
         self._paths.append(os.path.join(self._jobhome, location))
         self._totals[label] = self._totals.get(label, 0) + size
 
-    def _open(self) -> None:
-        # 8.6: created on the first local output; usecs = microseconds since the epoch.
+    def _create(self) -> int:
+        # 8.6: usecs = microseconds since the epoch.  A descriptor, not a file object:
+        # no buffer, no fstat and no lseek for a file written once (one per task).
         folder = os.path.join(self._jobhome, ".disco")
         stage = file_safe(self._spec.stage)  # names go into file names and URLs
         while True:
             usecs = time.time_ns() // 1000
             name = "%s-%d-%d.results" % (stage, self._spec.taskid, usecs)
             try:
-                # a buffer size given: no isatty() probe of the new file
-                self._file = open(os.path.join(folder, name), "xb", buffering=8192)  # noqa: SIM115
+                fd = os.open(os.path.join(folder, name), _CREATE, 0o666)
             except FileExistsError:  # another attempt in the same microsecond
                 continue
             except FileNotFoundError:  # the job's first index file: made here
                 os.makedirs(folder, exist_ok=True)
                 continue
             self.index_name = name
-            return
+            return fd
 
     def close(self) -> None:
-        """Write, sync and close the index file, if there were local outputs (blocking:
-        call it off the event loop).  The file is created here, at DONE, in one go:
-        nothing reads it before the attempt's outputs are handed over."""
-        if self._lines and self._file is None:
-            self._open()
-            assert self._file is not None
-            self._file.write(b"".join(self._lines))
-        if self._file is not None:
-            self._file.flush()
+        """Create, write, sync and close the index file, if there were local outputs
+        (blocking: call it off the event loop when it syncs).  The file is created here,
+        at DONE, in one go: nothing reads it before the attempt's outputs are handed
+        over."""
+        if not self._lines or self._written:
+            return
+        self._written = True
+        fd = self._create()
+        try:
+            data = memoryview(b"".join(self._lines))
+            while data:
+                data = data[os.write(fd, data) :]
             if self.synced:  # not in a scratch directory (there: not synced)
-                os.fsync(self._file.fileno())
-            self._file.close()
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def discard(self) -> None:
-        """Close the index file without syncing (the attempt failed)."""
-        if self._file is not None and not self._file.closed:
-            self._file.close()
+        """The attempt failed: nothing to close (the index file is written whole at
+        DONE, by ``close``)."""
 
     @property
     def synced(self) -> bool:
@@ -122,7 +127,7 @@ class TaskOutputs:
     @property
     def index_pending(self) -> bool:
         """Has ``close`` an index file to write and sync?"""
-        return bool(self._lines) or self._file is not None
+        return bool(self._lines) and not self._written
 
     @property
     def index_path(self) -> str | None:

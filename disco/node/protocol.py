@@ -138,13 +138,24 @@ _TEXT_MESSAGES = ("MSG", "ERROR", "FATAL")
 BINARY_PREFIX = "WARNING: Binary message data: "
 
 
+_decode = json.JSONDecoder().decode  # json.loads of a str, without its wrapper
+# first bytes for which json.loads's encoding detection may not answer UTF-8: NUL and
+# the first bytes of the UTF-8, UTF-16 and UTF-32 byte order marks
+_NOT_PLAIN_UTF8 = (b"\0", b"\xef", b"\xfe", b"\xff")
+
+
 def _json_payload(frame: Frame) -> Any:
     """The JSON payload; the text of MSG/ERROR/FATAL that is not UTF-8 becomes
     ``WARNING: Binary message data: `` and every byte as ``\\xNN`` (4.1)."""
-    if frame.payload == b'""':
+    payload = frame.payload
+    if payload == b'""':
         return ""  # TASK, INPUT of all, DONE: the commonest payload, no parser needed
     try:
-        return json.loads(frame.payload)
+        if payload[:1] not in _NOT_PLAIN_UTF8 and payload[1:2] != b"\0":
+            # what json.loads(payload) does when its encoding detection says UTF-8
+            # (no BOM, no NUL among the first two bytes), without its type checks
+            return _decode(payload.decode("utf-8", "surrogatepass"))
+        return json.loads(payload)
     except UnicodeDecodeError:
         if frame.type not in _TEXT_MESSAGES:
             raise

@@ -302,6 +302,7 @@ class _Attempt:
         self.input_closed = False  # the worker closed its input: replies are dropped
         self.started = self.loop.time()
         self.worker_pid: int | None = None
+        self._killed = False  # its process group was sent SIGKILL (_killpg)
         # disco.failure: the worker's report file, and its last printed lines.
         stage = re.sub(r"[^A-Za-z0-9_.-]", "_", spec.stage)
         self.report_path = os.path.join(
@@ -403,7 +404,8 @@ class _Attempt:
     async def _cleanup(self, done: bool = False) -> None:
         assert self.proc is not None
         self._unwatch()
-        self._killpg()
+        if not self._killed:  # after DONE the group is already killed: no second kill
+            self._killpg()
         if self.writer is not None:
             self.writer.cancel()
         self.outputs.discard()
@@ -431,6 +433,7 @@ class _Attempt:
     def _killpg(self) -> None:
         # 8.7: the worker and its children are SIGKILLed; the group is ours (setsid).
         assert self.proc is not None
+        self._killed = True
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

@@ -256,3 +256,24 @@ def test_a_finished_task_whose_outputs_are_gone_runs_again(tmp_path):
         assigned = [e.split(" assigned")[0] for e in events if " assigned to " in e]
         assert sorted(assigned) == ["map:0", "map:0", "map:1", "map:1", "map:2", "r:3", "r:3"]
         client.post("kill_job", name)
+
+
+def test_a_store_that_is_not_durable_saves_no_finished_tasks():
+    """An embedded master in its own temporary directory (its store is deleted when it
+    stops, never read by a restart) does not save finished tasks for recovery: no SQLite
+    write per task.  The job runs as usual."""
+    with EmbeddedMaster(export_env=False, retry_delay=0.0) as m:
+        assert not m.server.store.durable
+        client = Client(m)
+        store = m.server.store
+        inputs = [[0, 0, ["raw://a"]], [0, 0, ["raw://b"]]]
+        pipeline = [["map", "split", False], ["r", "group_all", False]]
+        worker = WORKER_SH.replace(
+            'case "${MODE', '[ "$stage" = r ] && exec sleep 60\ncase "${MODE'
+        )
+        pack = make_pack(v2_dict(pipeline, inputs), files={"worker.sh": worker})
+        status, _, body = client.request("/disco/job/new", pack)
+        name = json.loads(body)[1]
+        poll_for(lambda: client.get("/disco/ctrl/jobinfo?name=" + name)["pipeline"][1][3] == 1)
+        assert store.load_tasks(name) == []  # the reduce runs: both maps are done
+        client.post("kill_job", name)

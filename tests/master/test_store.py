@@ -90,3 +90,26 @@ def test_restart_keeps_finished_jobs_and_restores_running_ones(tmp_path):
         # the restarted master still runs jobs, and names stay unique
         again = client.submit(v2_dict([["map", "split", False]], [[0, 0, ["raw://b"]]]))
         assert again not in (ready, running) and client.wait(again)[0] == "ready"
+
+
+def test_only_a_store_that_is_not_durable_keeps_its_file_lock(tmp_path):
+    """A store that is not durable (never opened by another connection) takes SQLite's
+    lock once and keeps it: another connection cannot read it while it is open.  A
+    durable store locks per transaction (WAL): others read it."""
+    import sqlite3
+
+    scratch = Store(str(tmp_path / "scratch"), str(tmp_path / "c1"), durable=False)
+    durable = Store(str(tmp_path / "durable"), str(tmp_path / "c2"))
+    try:
+        assert scratch._db.execute("PRAGMA locking_mode").fetchone()[0] == "exclusive"
+        assert durable._db.execute("PRAGMA locking_mode").fetchone()[0] == "normal"
+        other = sqlite3.connect(durable.path, timeout=0)
+        assert other.execute("SELECT key FROM settings").fetchall()
+        other.close()
+        other = sqlite3.connect(scratch.path, timeout=0)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("SELECT key FROM settings").fetchall()
+        other.close()
+    finally:
+        scratch.close()
+        durable.close()
