@@ -37,7 +37,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from disco.node.orphans import die_with_parent, ready_to_fork, start_time
 
@@ -179,21 +179,22 @@ def _register(prefix: str | None) -> str | None:
     return path
 
 
-def _run_worker(
-    fd: int, parent: int, closing: list[socket.socket], setup: Any, keep: int | None = None
-) -> None:
+def _run_worker(fd: int, parent: int, setup: Any, *args: Any, keep: int | None = None) -> NoReturn:
     """In a forked child: become the worker bootstrap would have started, run it, exit.
-    ``keep``: a descriptor above 2 that stays open (the task's channel)."""
+    ``setup(*args)`` runs after the new session is made (a bound method and its
+    arguments: no closure made per task); ``keep``: a descriptor above 2 that stays open
+    (the task's channel)."""
     code = 1
     try:
         die_with_parent(parent)  # the zygote dies with the master: so do its workers
-        # ``closing``'s sockets are closed by the closerange below (their objects stay
-        # referenced by the forker until this process exits, so are never finalized)
+        # the forker's own sockets are closed by the closerange below (their objects
+        # stay referenced by the forker until this process exits, so are never finalized)
         _reset_signals()
         os.setsid()
-        setup()
-        for target in (0, 1, 2):
-            os.dup2(fd, target)
+        setup(*args)
+        os.dup2(fd, 0)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
         # Nothing else stays open (an exec'd worker has only its stdio): not another
         # worker's socket still queued here, whose end would then never see its EOF.
         if keep is None:
@@ -226,10 +227,6 @@ class _Forker:
         self.ctrl = ctrl
         self.registered: dict[int, str] = {}  # worker pid -> its registry record
 
-    def closing(self) -> list[socket.socket]:
-        """The sockets a forked worker must not keep open."""
-        return [self.ctrl]
-
     def setup(self, req: dict[str, Any]) -> Any:
         raise NotImplementedError
 
@@ -252,7 +249,7 @@ class _Forker:
                 setup()
                 _register(registry)
 
-            _run_worker(fd, parent, self.closing(), prepare)
+            _run_worker(fd, parent, prepare)
         os.close(fd)
         answer: dict[str, Any] = {"id": req["id"], "pid": pid}
         if registry:
@@ -383,19 +380,23 @@ class _WarmProcess(_Forker):
         if registry:
             self._open_log(registry)
 
-    def setup(self, req: dict[str, Any]) -> Any:
-        report = req.get("report")
-        cwd = self.cwd
+    def _become_task(self, report: str | None) -> None:
+        """In a task just forked: its nice value, job home and report path."""
+        os.nice(19)  # 8.1 (this process is not niced: ``_warm_main``)
+        os.chdir(self.cwd)
+        if report is None:
+            os.environ.pop(_REPORT_ENV, None)
+        else:
+            os.environ[_REPORT_ENV] = report
 
-        def setup() -> None:
-            os.nice(19)  # 8.1 (this process is not niced: ``_warm_main``)
-            os.chdir(cwd)
-            if report is None:
-                os.environ.pop(_REPORT_ENV, None)
-            else:
-                os.environ[_REPORT_ENV] = report
-
-        return setup
+    def _become_reporting_task(self, report: str | None, channel: int) -> None:
+        """``_become_task``, and the report's states written to this process through
+        ``channel`` (the write end of the task's pipe) as the crash handler's descriptor."""
+        self._become_task(report)
+        crash_fd = self.crash_fd
+        assert crash_fd is not None
+        os.dup2(channel, crash_fd, inheritable=False)
+        sys.modules["disco.worker.report"].use_channel(crash_fd, self.limit)
 
     def fork_one(self, req: dict[str, Any], fd: int) -> None:
         self.fork_task(req["id"], req.get("report"), fd)
@@ -428,48 +429,14 @@ class _WarmProcess(_Forker):
         _say_pid(self.ctrl, rid, pid)
 
     def _child(self, fd: int, report: str | None, pipe: tuple[int, int] | None) -> None:
-        """In a task just forked: set it up and run it (never returns).
-
-        ``_run_worker``'s steps with this process's ``setup`` and the report channel
-        inline: no closure, request dict or list made per task (every object a task
-        makes or touches is a page it copies from this process)."""
+        """In a task just forked: set it up and run it (never returns).  Its set-up is a
+        bound method of this process and its arguments: no closure, request dict or list
+        made per task (every object a task makes or touches is a page it copies from
+        this process)."""
         crash_fd = self.crash_fd
         if pipe is None or crash_fd is None:
-            _run_worker(fd, self.pid, self.closing(), self.setup({"report": report}))
-        code = 1
-        try:
-            die_with_parent(self.pid)  # this process dies with the zygote: so do its tasks
-            _reset_signals()
-            os.setsid()
-            os.nice(19)  # 8.1 (this process is not niced: ``_warm_main``)
-            os.chdir(self.cwd)
-            if report is None:
-                os.environ.pop(_REPORT_ENV, None)
-            else:
-                os.environ[_REPORT_ENV] = report
-            os.dup2(pipe[1], crash_fd, inheritable=False)
-            sys.modules["disco.worker.report"].use_channel(crash_fd, self.limit)
-            os.dup2(fd, 0)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            # only stdio and the report channel stay open (``_run_worker``)
-            os.closerange(3, crash_fd)
-            os.closerange(crash_fd + 1, _MAX_FD)
-            main = _WORKER_MAIN
-            if main is None:
-                from disco.worker import Worker
-
-                main = Worker.main
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:
-            import traceback
-
-            traceback.print_exc()
-        finally:
-            os._exit(code)
+            _run_worker(fd, self.pid, self._become_task, report)
+        _run_worker(fd, self.pid, self._become_reporting_task, report, pipe[1], keep=crash_fd)
 
     def _open_log(self, prefix: str) -> None:
         me = os.getpid()
