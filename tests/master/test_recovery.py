@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 from disco.embedded import EmbeddedMaster
 from disco.master import recovery
@@ -204,26 +205,32 @@ def test_store_commits_a_single_finished_task_at_once(tmp_path):
     store.close()
 
 
+MAP_THEN_REDUCE = [["map", "split", False], ["r", "group_all", False]]
+
+
+def submit_with_a_blocked_reduce(client: Any, inputs: list[Any]) -> str:
+    """Submit a job of ``MAP_THEN_REDUCE`` over ``inputs`` whose reduce blocks (until the
+    job is killed); its name, once every map task is done."""
+    worker = WORKER_SH.replace('case "${MODE', '[ "$stage" = r ] && exec sleep 60\ncase "${MODE')
+    pack = make_pack(v2_dict(MAP_THEN_REDUCE, inputs), files={"worker.sh": worker})
+    name = json.loads(client.request("/disco/job/new", pack)[2])[1]
+    poll_for(lambda: client.get("/disco/ctrl/jobinfo?name=" + name)["pipeline"][1][3] == 1)
+    return name
+
+
 def test_finished_tasks_are_saved_while_the_job_runs_and_forgotten_after(tmp_path):
     with EmbeddedMaster(root=tmp_path / "disco", export_env=False, retry_delay=0.0) as m:
         client = Client(m)
         store = m.server.store
         inputs = [[0, 0, ["raw://a"]], [0, 0, ["raw://b"]]]
-        pipeline = [["map", "split", False], ["r", "group_all", False]]
         # the second stage blocks while the job is watched, then the job is killed
-        worker = WORKER_SH.replace(
-            'case "${MODE', '[ "$stage" = r ] && exec sleep 60\ncase "${MODE'
-        )
-        pack = make_pack(v2_dict(pipeline, inputs), files={"worker.sh": worker})
-        status, _, body = client.request("/disco/job/new", pack)
-        name = json.loads(body)[1]
-        poll_for(lambda: client.get("/disco/ctrl/jobinfo?name=" + name)["pipeline"][1][3] == 1)
+        name = submit_with_a_blocked_reduce(client, inputs)
         rows = store.load_tasks(name)
         assert sorted(r.taskid for r in rows) == [0, 1]
         assert all(r.outputs[0][0] == "dir" for r in rows)
         client.post("kill_job", name)
         poll_for(lambda: store.load_tasks(name) == [], 10, "the rows of the killed job to go")
-        done = client.submit(v2_dict(pipeline, inputs))
+        done = client.submit(v2_dict(MAP_THEN_REDUCE, inputs))
         assert client.wait(done)[0] == "ready"
         assert store.load_tasks(done) == []  # the job ended: nothing left to restore
 
@@ -233,13 +240,9 @@ def test_a_finished_task_whose_outputs_are_gone_runs_again(tmp_path):
     still on the node."""
     root = tmp_path / "disco"
     inputs = [[0, 0, ["raw://a"]], [0, 0, ["raw://b"]], [0, 0, ["raw://c"]]]
-    pipeline = [["map", "split", False], ["r", "group_all", False]]
-    worker = WORKER_SH.replace('case "${MODE', '[ "$stage" = r ] && exec sleep 60\ncase "${MODE')
-    pack = make_pack(v2_dict(pipeline, inputs), files={"worker.sh": worker})
     with EmbeddedMaster(root=root, export_env=False, retry_delay=0.0) as m:
         client = Client(m)
-        name = json.loads(client.request("/disco/job/new", pack)[2])[1]
-        poll_for(lambda: client.get("/disco/ctrl/jobinfo?name=" + name)["pipeline"][1][3] == 1)
+        name = submit_with_a_blocked_reduce(client, inputs)
         rows = {r.taskid: r for r in m.server.store.load_tasks(name)}
     # the index of map:0 is lost, and one data file listed by the index of map:1
     lost_index = rows[0].outputs[0][1].split("/disco/", 1)[1]
@@ -266,14 +269,6 @@ def test_a_store_that_is_not_durable_saves_no_finished_tasks():
         assert not m.server.store.durable
         client = Client(m)
         store = m.server.store
-        inputs = [[0, 0, ["raw://a"]], [0, 0, ["raw://b"]]]
-        pipeline = [["map", "split", False], ["r", "group_all", False]]
-        worker = WORKER_SH.replace(
-            'case "${MODE', '[ "$stage" = r ] && exec sleep 60\ncase "${MODE'
-        )
-        pack = make_pack(v2_dict(pipeline, inputs), files={"worker.sh": worker})
-        status, _, body = client.request("/disco/job/new", pack)
-        name = json.loads(body)[1]
-        poll_for(lambda: client.get("/disco/ctrl/jobinfo?name=" + name)["pipeline"][1][3] == 1)
+        name = submit_with_a_blocked_reduce(client, [[0, 0, ["raw://a"]], [0, 0, ["raw://b"]]])
         assert store.load_tasks(name) == []  # the reduce runs: both maps are done
         client.post("kill_job", name)
