@@ -60,6 +60,8 @@ def uniform_records(data: bytes) -> list[Any] | None:
         return None
     fmt, fixed, pos = ["<11x"], list(range(11)), 11
     for _side in range(2):
+        if pos + 2 > size:  # a length that runs past the record (a damaged hunk)
+            return None
         code = _READ_OPS.get(data[pos])
         if code is None:
             return None

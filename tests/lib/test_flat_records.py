@@ -79,6 +79,16 @@ def test_other_payloads_are_left_to_the_unpickler() -> None:
         assert uniform_records(payload) is None
 
 
+def test_a_length_that_runs_past_the_record_is_refused() -> None:
+    # (b"", 0) with its key's length byte changed from 0 to 4 (found by hypothesis): the
+    # length points past the record's end, where the reader once indexed past the data
+    good, _ = pickler_bytes([b""], [0])
+    assert good == b"\x80\x04\x95\x06\x00\x00\x00\x00\x00\x00\x00C\x00K\x00\x86."
+    assert uniform_records(good) == [(b"", 0)]
+    damaged = good[:12] + b"\x04" + good[13:]
+    assert uniform_records(damaged) is None  # left to the unpickler (which fails on it)
+
+
 def test_the_reader_gives_the_same_records_either_way() -> None:
     """``disco_input_stream`` reads fixed-shape hunks and other hunks of one file."""
     out = io.BytesIO()
