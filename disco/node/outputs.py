@@ -115,10 +115,6 @@ class TaskOutputs:
         finally:
             os.close(fd)
 
-    def discard(self) -> None:
-        """The attempt failed: nothing to close (the index file is written whole at
-        DONE, by ``close``)."""
-
     @property
     def synced(self) -> bool:
         """Does ``close`` sync the index file (not in a scratch directory)?"""

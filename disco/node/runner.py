@@ -408,7 +408,6 @@ class _Attempt:
             self._killpg()
         if self.writer is not None:
             self.writer.cancel()
-        self.outputs.discard()
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         if self.proc.returncode is None:
