@@ -503,9 +503,9 @@ class Coordinator:
         self._advance(job, now)
 
     def _on_exited(self, ev: AttemptExited) -> None:
-        """The attempt's worker sent DONE and has ended: its node's slot goes to the next
-        task now (``max_workers`` counts live worker processes), while the node syncs
-        the index file; the task stays running (for its job and stage) until
+        """The attempt's worker sent DONE and was killed: its node's slot goes to the
+        next task now (``max_workers`` counts running tasks, as in 0.5), while the node
+        syncs the index file; the task stays running (for its job and stage) until
         ``AttemptDone`` or ``AttemptFailed``."""
         found = self._attempt(ev.job, ev.taskid, ev.attempt)
         if found is None or found[1].slot_freed:

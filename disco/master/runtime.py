@@ -168,9 +168,9 @@ class AttemptChannel:
         self._rt.append_event(self.job, message, self.host)
 
     def exited(self) -> None:
-        """The worker sent DONE and its process has ended (the runner calls this, when
-        it knows, before it syncs the index file): the node's slot goes to the next task
-        (``AttemptExited``); the attempt's result follows."""
+        """The worker sent DONE and has been killed (the runner calls this before it
+        syncs the index file): the node's slot goes to the next task (``AttemptExited``);
+        the attempt's result follows."""
         if not self._rt._closing:
             self._rt.feed(AttemptExited(self.job, self.taskid, self.attempt, self._rt.clock()))
 

@@ -62,7 +62,7 @@ class Task:
     lost_outputs: tuple[TaskOutput, ...] | None = None
     held_by: set[int] = field(default_factory=set)
     history: list[tuple[int, str, str]] = field(default_factory=list)  # (event id, from, to)
-    # Running, and its worker has ended after DONE (``AttemptExited``): it no longer
+    # Running, and its worker was killed after DONE (``AttemptExited``): it no longer
     # counts in its node's ``running`` (the slot went to the next task).
     slot_freed: bool = False
 

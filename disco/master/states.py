@@ -59,9 +59,9 @@ class AttemptDone:
 
 @lazy_dataclass(frozen=True)
 class AttemptExited:
-    """The worker of a running attempt sent DONE and its process has ended (killed and
-    reaped): the node's slot is free for the next task while the node still syncs the
-    attempt's index file; ``AttemptDone`` (or ``AttemptFailed``) follows."""
+    """The worker of a running attempt sent DONE and has been killed (master-api.md 8.7):
+    the node's slot is free for the next task while the node still syncs the attempt's
+    index file; ``AttemptDone`` (or ``AttemptFailed``) follows."""
 
     job: str
     taskid: int

@@ -830,35 +830,18 @@ class _Attempt:
         return p.encode("RETRY", [[r.replica_id, r.url] for r in replicas])
 
     async def _done(self) -> TaskResult:
-        # 8.7: the worker is killed (at once: its exit is reported while the index is
-        # synced), then the index synced and closed, DONE logged, the outputs handed over.
+        # 8.7: the worker is killed, its slot given back at once (as 0.5's node did: the
+        # kill's end is not waited for), then the index synced and closed, DONE logged,
+        # the outputs handed over.
         self._flush()
         self._killpg()
         stop_reading = getattr(self.proc.stdout, "stop_reading", None)
         if stop_reading is not None:
             stop_reading()  # its end of output would wake us for nothing
-        self._on_exit(self._exited)
-        try:
-            return await self._finish()
-        finally:
-            self._on_exit(None)
-
-    def _on_exit(self, callback: Callable[[], None] | None) -> None:
-        """Call ``callback`` when the worker's process has ended (now if it has; never
-        with ``None``), when its process tells (the zygote's ``ZygoteProcess``)."""
-        if not hasattr(self.proc, "on_exit"):
-            return
-        if callback is not None and self.proc.returncode is not None:
-            callback()
-        else:
-            self.proc.on_exit = callback
-
-    def _exited(self) -> None:
-        """After DONE the worker has ended: the master's channel gives the node's slot
-        to the next task now (``AttemptExited``), not after the index file's sync."""
         exited = getattr(self.channel, "exited", None)
         if exited is not None:
-            exited()
+            exited()  # the master's channel: the node's slot goes to the next task now
+        return await self._finish()
 
     async def _finish(self) -> TaskResult:
         """DONE's end: the index file synced, the results saved (``save_results``), DONE

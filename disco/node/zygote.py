@@ -267,17 +267,10 @@ class ZygoteProcess:
         self.stdin = writer
         self.returncode: int | None = None
         self._waiters: list[asyncio.Future[int]] = []  # one per waiting call of wait()
-        self.on_exit: Callable[[], None] | None = None  # called once, when it has ended
 
     def _set_exit(self, code: int) -> None:
         if self.returncode is None:
             self.returncode = code
-        on_exit, self.on_exit = self.on_exit, None
-        if on_exit is not None:
-            try:
-                on_exit()
-            except Exception:  # never in the way of the exit's report
-                logger.exception("worker pid %d: exit callback failed", self.pid)
         for fut in self._waiters:
             if not fut.done():  # a cancelled wait() cancels only its own future
                 fut.set_result(self.returncode)
