@@ -16,6 +16,7 @@ from disco.error import DataError
 from disco.fileutils import (
     HUNK_SIZE,
     RECORD_PICKLE_PROTOCOL,
+    STORED_BELOW,
     Chunker,
     DiscoOutput,
     DiscoOutputStream,
@@ -70,7 +71,55 @@ def test_hunk_layout_byte_for_byte(stdlib_deflate: None) -> None:
 def test_close_always_writes_one_empty_hunk() -> None:
     assert len(hunks(write_records([]))) == 1
     data = write_records([b"x"] * 3)
-    assert [zlib.decompress(h[3]) == b"" for h in hunks(data)] == [False, True]
+    assert [(zlib.decompress(h[3]) if h[1] else h[3]) == b"" for h in hunks(data)] == [
+        False,
+        True,
+    ]
+
+
+@pytest.fixture
+def fast_deflate() -> Iterator[None]:
+    """Hunks deflated by ``disco.compression``'s fast implementation (ISA-L)."""
+    was = compression.IMPLEMENTATION
+    if compression.use("isal") != "isal":
+        compression.use(was)
+        pytest.fail("the isal package, a dependency, is not importable")
+    try:
+        yield
+    finally:
+        compression.use(was)
+
+
+def test_a_small_hunk_is_stored_and_a_large_one_deflated(fast_deflate: None) -> None:
+    small = [("word", 1), ("other", 2)]
+    payload = b"".join(pickle.dumps(r, RECORD_PICKLE_PROTOCOL) for r in small)
+    assert len(payload) < STORED_BELOW
+    data = write_records(small)
+    first, last = hunks(data)
+    assert first == (0x81, 0, zlib.crc32(payload), payload)  # stored: flag 0
+    # the stream's end stays a deflated empty payload, whose length is not 0
+    assert last == (0x81, 1, 0, zlib.compress(b"", 2))
+    large = [("k%d" % i, i) for i in range(STORED_BELOW // 8)]
+    (version, flag, crc, deflated), _end = hunks(write_records(large))
+    payload = b"".join(pickle.dumps(r, RECORD_PICKLE_PROTOCOL) for r in large)
+    assert len(payload) >= STORED_BELOW
+    assert flag == 1 and zlib.decompress(deflated) == payload and crc == zlib.crc32(payload)
+    assert list(disco_input_stream(io.BytesIO(data), None, "x")) == small
+
+
+def test_stored_hunks_in_concatenated_files_are_all_read(fast_deflate: None) -> None:
+    # the shuffle concatenates outputs byte-wise: each file's closing hunk must not
+    # read as the end of everything
+    a = write_records([(b"a", 1), (b"b", 2)])
+    b = write_records([(b"c", 3)])
+    assert hunks(a)[0][1] == 0 and hunks(b)[0][1] == 0
+    assert list(chain_reader(io.BytesIO(a + b), None, "u")) == [(b"a", 1), (b"b", 2), (b"c", 3)]
+
+
+def test_small_hunks_are_deflated_as_05_wrote_them_with_stdlib_zlib(stdlib_deflate: None) -> None:
+    (version, flag, crc, deflated), _end = hunks(write_records([("a", 1)]))
+    payload = pickle.dumps(("a", 1), RECORD_PICKLE_PROTOCOL)
+    assert flag == 1 and deflated == zlib.compress(payload, 2)
 
 
 def test_uncompressed_hunks_store_the_payload() -> None:
