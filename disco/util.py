@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import heapq
 import inspect
+import io
 import itertools
 import logging
 import os
@@ -388,6 +389,21 @@ def parse_index_line(line: bytes, url: str) -> tuple[int, str, int] | None:
         raise DataError("Corrupted index: invalid line %r" % line[:80], url) from None
 
 
+def _read_local(path: str) -> bytes | None:
+    """The bytes of the file at ``path``; ``None`` when there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_index(dir: Any, task: Any = None) -> Iterator[tuple[int, str, int]]:
     """Yield ``(label, url, size)`` per line of an index file (16.3); ``DataError`` for a
     line that is not ``<int label> <url> <int size>``.
@@ -402,12 +418,17 @@ def read_index(dir: Any, task: Any = None) -> Iterator[tuple[int, str, int]]:
     from disco.locality import local_path
 
     path = None if gz else local_path(dir, task)
-    if path is not None and os.path.exists(path):
-        fd: Any = open(path, "rb")
-    elif schemesplit(dir)[0] in ("dir", "disco"):
+    data = None if path is None else _read_local(path)
+    if data is not None:  # (a shuffle reads thousands of them: no file object each)
+        for line in io.BytesIO(data):
+            entry = parse_index_line(line, dir)
+            if entry is not None:
+                yield entry
+        return
+    if schemesplit(dir)[0] in ("dir", "disco"):
         from disco.schemes import scheme_disco
 
-        fd = scheme_disco.open(dir, task=task)
+        fd: Any = scheme_disco.open(dir, task=task)
     else:
         from disco.comm import open_url
 

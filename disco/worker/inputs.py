@@ -412,6 +412,67 @@ def _copy_in_kernel(source: Any, out: Any) -> bool:
     return True
 
 
+def append_files(out: Any, urls: Iterable[str], task: Any = None) -> None:
+    """``copy_url`` of each of ``urls`` in turn (a shuffle's inputs: often thousands of
+    small local files).  When ``out`` is a regular file, a local input is copied in the
+    kernel by descriptors (its open, ``copy_file_range`` until its end, its close: no
+    Python file object per input); ``out``'s position is after the copied bytes."""
+    import stat
+
+    from disco.locality import local_path
+
+    todo = iter(urls)
+    copy = getattr(os, "copy_file_range", None)
+    try:
+        out.flush()
+        fd = out.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            copy = None
+    except (AttributeError, OSError, ValueError):
+        copy = None
+    if copy is None:
+        for url in todo:
+            copy_url(url, out, task)
+        return
+    try:
+        for url in todo:
+            path = local_path(url, task)
+            try:
+                src = os.open(path, os.O_RDONLY | os.O_CLOEXEC) if path is not None else -1
+            except OSError:
+                src = -1  # missing here, or not readable: ``copy_url`` says what is wrong
+            if src < 0:
+                out.seek(os.lseek(fd, 0, os.SEEK_CUR))  # where the kernel's copies ended
+                copy_url(url, out, task)
+                out.flush()
+                continue
+            try:
+                while copy(src, fd, 1 << 30):  # both descriptors' positions move on
+                    pass
+            except OSError:
+                # another file system, an old kernel: this input from where its copy
+                # stopped, and the rest, the usual way
+                out.seek(os.lseek(fd, 0, os.SEEK_CUR))
+                with os.fdopen(src, "rb", closefd=False) as rest:
+                    _copy_through_python(rest, out)
+                for url in todo:
+                    copy_url(url, out, task)
+                return
+            finally:
+                os.close(src)
+    finally:
+        if not out.closed:  # what ``out`` holds written, then its position moved to the end
+            out.flush()
+            out.seek(os.lseek(fd, 0, os.SEEK_CUR))
+
+
+def _copy_through_python(source: Any, out: Any, bufsize: int = 1 << 20) -> None:
+    """``shutil.copyfileobj`` (imported when needed)."""
+    import shutil
+
+    shutil.copyfileobj(source, out, bufsize)
+
+
 def copy_url(url: str, out: Any, task: Any = None, bufsize: int = 1 << 20) -> None:
     """Append the bytes behind ``url`` to the binary file ``out``."""
     import shutil

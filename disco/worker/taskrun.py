@@ -14,7 +14,7 @@ from disco import scratch
 from disco.framing import PROTOCOL_VERSION
 from disco.worker import protocol as _protocol
 from disco.worker import report as _report
-from disco.worker.inputs import IDedInput, Input, MergedInput, SerialInput, copy_url
+from disco.worker.inputs import IDedInput, Input, MergedInput, SerialInput, append_files
 from disco.worker.outputs import BaseOutput, Output
 from disco.worker.protocol import MessageWriter, ProtocolError, WorkerProtocol, wait_for_end
 
@@ -204,8 +204,7 @@ class TaskRunner:
         path = task.output_path(output_label)
         partial = path + ".partial"
         with open(partial, "wb") as out:
-            for urls in replicas:
-                copy_url(urls[0], out, task)
+            append_files(out, [urls[0] for urls in replicas], task)
             out.flush()
             if scratch.synced(partial):  # not in a scratch directory (disco.scratch)
                 os.fsync(out.fileno())

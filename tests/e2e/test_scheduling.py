@@ -12,6 +12,7 @@ import pytest
 from disco.core import result_iterator
 from disco.embedded import EmbeddedMaster
 from disco.job import Job
+from tests.conftest import poll_for
 from tests.e2e import classic_params_funcs as f
 
 pytestmark = pytest.mark.timeout(120)
@@ -94,12 +95,13 @@ def test_fifo_runs_the_older_job_first_fair_shares(tmp_path: Any, policy: str) -
         assert b_start < a[-1][0]
 
 
-def test_a_slot_goes_to_the_next_task_when_the_worker_has_ended(
+def test_a_slot_goes_to_the_next_task_at_done(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One slot: the second task starts once the first one's worker has sent DONE and
-    ended, while the node still syncs the first one's index file (held here until the
-    second has started); never two workers alive at once."""
+    """One slot: the second task starts once the first one's worker has sent DONE (and
+    been killed: 8.7), while the node still syncs the first one's index file (held here
+    until the second has started); the killed worker may still be exiting then (as in
+    0.5: docs/decisions.md, "A node's slot is free at DONE"), and is gone afterwards."""
     import os
     import threading
     import time
@@ -107,7 +109,6 @@ def test_a_slot_goes_to_the_next_task_when_the_worker_has_ended(
     from disco.node import outputs
 
     started: list[int] = []  # taskids, as each attempt's outputs are made
-    alive_then: list[set[int]] = []  # the pids in /proc as the second attempt begins
     held: list[bool] = []
     make, close = outputs.TaskOutputs.__init__, outputs.TaskOutputs.close
     lock = threading.Lock()
@@ -116,8 +117,6 @@ def test_a_slot_goes_to_the_next_task_when_the_worker_has_ended(
         make(self, spec, jobhome)
         with lock:
             started.append(spec.taskid)
-            if len(started) == 2:
-                alive_then.append({int(p) for p in os.listdir("/proc") if p.isdigit()})
 
     def slow_close(self: Any) -> None:
         if self._spec.taskid == 0:  # the first task's sync waits for the second's start
@@ -139,4 +138,4 @@ def test_a_slot_goes_to_the_next_task_when_the_worker_has_ended(
         pids = dict(result_iterator(job.wait(poll_interval=0.1)))
     assert held == [True]  # the second task started before the first one's sync ended
     assert started[:2] == [0, 1]
-    assert pids["a"] not in alive_then[0]  # the first worker was gone by then
+    poll_for(lambda: not os.path.exists("/proc/%d" % pids["a"]), 10, "the killed worker to go")

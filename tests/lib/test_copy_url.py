@@ -83,3 +83,59 @@ def test_a_kernel_copy_that_fails_midway_is_finished_through_python(
             out.write(b"tail")
     assert len(calls) == 2
     assert out_path.read_bytes() == b"head" + source.read_bytes() + b"tail"
+
+
+def test_append_files_concatenates_local_files_and_others(tmp_path: Path) -> None:
+    """A shuffle's concatenation (``append_files``): local files in the kernel, an input
+    that is not a local file through ``copy_url``, in order, and the output's position
+    and buffer right before, between and after."""
+    from disco.worker.inputs import append_files
+
+    parts = []
+    for i in range(5):
+        part = tmp_path / ("p%d" % i)
+        part.write_bytes(os.urandom(1000 + i) if i != 2 else b"")
+        parts.append(part)
+    urls = [str(parts[0]), "file://%s" % parts[1], str(parts[2]), "raw://abc", str(parts[3])]
+    urls.append(str(parts[4]))
+    out_path = tmp_path / "out"
+    with open(out_path, "wb") as out:
+        out.write(b"head")  # pending in the buffer
+        append_files(out, urls)
+        assert out.tell() == out_path.stat().st_size
+        out.write(b"tail")
+    body = b"".join(p.read_bytes() for p in parts[:2]) + b"abc"
+    body += b"".join(p.read_bytes() for p in parts[3:])
+    assert out_path.read_bytes() == b"head" + body + b"tail"
+
+
+def test_append_files_to_a_pipe_or_memory(tmp_path: Path, source: Path) -> None:
+    from disco.worker.inputs import append_files
+
+    out = io.BytesIO()
+    append_files(out, [str(source), str(source)])
+    assert out.getvalue() == source.read_bytes() * 2
+
+
+def test_append_files_whose_kernel_copy_fails_finish_through_python(
+    tmp_path: Path, source: Path
+) -> None:
+    from disco.worker.inputs import append_files
+
+    real = os.copy_file_range
+    calls = []
+
+    def failing_second(src: int, dst: int, count: int, *offsets: int) -> int:
+        calls.append(count)
+        if len(calls) == 1:
+            return real(src, dst, min(count, 1 << 20), *offsets)
+        raise OSError(18, "Invalid cross-device link")
+
+    out_path = tmp_path / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "copy_file_range", failing_second)
+        with open(out_path, "wb") as out:
+            out.write(b"head")
+            append_files(out, [str(source), str(source)])
+            out.write(b"tail")
+    assert out_path.read_bytes() == b"head" + source.read_bytes() * 2 + b"tail"
