@@ -419,8 +419,6 @@ def append_files(out: Any, urls: Iterable[str], task: Any = None) -> None:
     Python file object per input); ``out``'s position is after the copied bytes."""
     import stat
 
-    from disco.locality import local_path
-
     todo = iter(urls)
     copy = getattr(os, "copy_file_range", None)
     try:
@@ -475,20 +473,18 @@ def _copy_through_python(source: Any, out: Any, bufsize: int = 1 << 20) -> None:
 
 def copy_url(url: str, out: Any, task: Any = None, bufsize: int = 1 << 20) -> None:
     """Append the bytes behind ``url`` to the binary file ``out``."""
-    import shutil
-
     path = local_path(url, task)
     if path is not None and os.path.exists(path):
         with open(path, "rb") as f:
             if not _copy_in_kernel(f, out):
-                shutil.copyfileobj(f, out, bufsize)
+                _copy_through_python(f, out, bufsize)
         return
     from disco import schemes
 
     source = schemes.open(url, task=task)
     try:
         if hasattr(source, "read"):
-            shutil.copyfileobj(source, out, bufsize)
+            _copy_through_python(source, out, bufsize)
         else:
             for chunk in source:
                 out.write(chunk)
