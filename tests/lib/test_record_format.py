@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from disco import compression
 from disco.error import DataError
 from disco.fileutils import (
     HUNK_SIZE,
@@ -24,6 +23,7 @@ from disco.fileutils import (
     DiscoOutputStream_v1,
 )
 from disco.worker.task_io import chain_reader, disco_input_stream, old_netstr_reader
+from tests.lib.test_compression import using
 
 
 def write_records(records, **kw) -> bytes:
@@ -48,12 +48,8 @@ def hunks(data: bytes) -> list[tuple[int, int, int, bytes]]:
 @pytest.fixture
 def stdlib_deflate() -> Iterator[None]:
     """Hunks deflated by the standard library's zlib, as 0.5 wrote them."""
-    was = compression.IMPLEMENTATION
-    compression.use("zlib")
-    try:
+    with using("zlib"):
         yield
-    finally:
-        compression.use(was)
 
 
 def test_hunk_layout_byte_for_byte(stdlib_deflate: None) -> None:
@@ -79,15 +75,9 @@ def test_close_always_writes_one_empty_hunk() -> None:
 
 @pytest.fixture
 def fast_deflate() -> Iterator[None]:
-    """Hunks deflated by ``disco.compression``'s fast implementation (ISA-L)."""
-    was = compression.IMPLEMENTATION
-    if compression.use("isal") != "isal":
-        compression.use(was)
-        pytest.fail("the isal package, a dependency, is not importable")
-    try:
+    """Hunks deflated by ``disco.compression``'s fast implementation (ISA-L, a dependency)."""
+    with using("isal"):
         yield
-    finally:
-        compression.use(was)
 
 
 def test_a_small_hunk_is_stored_and_a_large_one_deflated(fast_deflate: None) -> None:
