@@ -398,3 +398,9 @@ def debug_level(value: Any) -> int:
     if text in ("on", "1", "yes", "true", "debug", "trace"):
         return logging.DEBUG
     raise DiscoError("DISCO_DEBUG=%r: use 'on' (debug logging) or 'off'" % (value,))
+
+
+def dask_scheduler(settings: Any) -> str:
+    """The Dask scheduler address ``DISCO_DASK_SCHEDULER`` names (its nodes run the
+    tasks), ``''`` when the nodes are local."""
+    return str(settings["DISCO_DASK_SCHEDULER"] or "").strip()

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from disco.error import DiscoError
-from disco.settings import DiscoSettings
+from disco.settings import DiscoSettings, dask_scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -113,11 +113,7 @@ class Master:
                 **_user_args(user),
             )
         _children[proc.pid] = proc
-        timeout = (
-            DASK_START_TIMEOUT
-            if str(self.settings["DISCO_DASK_SCHEDULER"]).strip()
-            else START_TIMEOUT
-        )
+        timeout = DASK_START_TIMEOUT if dask_scheduler(self.settings) else START_TIMEOUT
         deadline = time.monotonic() + timeout
         while not self.answers():
             code = proc.poll()

@@ -37,7 +37,7 @@ from disco.master.store import Store
 from disco.node.dataserver import DOWNLOADS, download_limit
 from disco.node.zygote import Zygote
 from disco.servererrors import guard
-from disco.settings import DiscoSettings
+from disco.settings import DiscoSettings, dask_scheduler
 from disco.web import METRICS
 from disco.web import mount as mount_web_ui
 
@@ -248,12 +248,12 @@ async def _start_master(
     except BaseException:
         sock.close()
         raise
-    dask_scheduler = str(settings["DISCO_DASK_SCHEDULER"] or "").strip()
-    if backend is None and dask_scheduler:
+    scheduler_address = dask_scheduler(settings)
+    if backend is None and scheduler_address:
         from disco.backends.dask import DaskBackend
 
         backend = DaskBackend(
-            dask_scheduler, disco_port=real_port, put_port=config.put_port, auth=config.auth
+            scheduler_address, disco_port=real_port, put_port=config.put_port, auth=config.auth
         )
     local: Any = None
     if backend is None:

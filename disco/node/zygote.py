@@ -739,8 +739,11 @@ async def prestart(settings: Any = None) -> Zygote | None:
     master, so the zygote imports the worker library on the other core while the master
     imports its own, and the first task of the first job finds it ready.
     """
-    if settings is not None and str(settings["DISCO_DASK_SCHEDULER"] or "").strip():
-        return None
+    if settings is not None:
+        from disco.settings import dask_scheduler
+
+        if dask_scheduler(settings):
+            return None
     return await start_zygote()
 
 
