@@ -40,32 +40,49 @@ def preload(jobfile: str) -> bool:
     it asks for its ``jobobjs`` (a fresh process would print it then).  Returns whether
     the job's objects could be loaded (if not, each task loads them and reports the
     failure as usual)."""
-    import contextlib
     import io
-    import pickle
 
     from disco.job import JobPack
 
     try:
         with open(jobfile, "rb") as f:
             jobpack = JobPack.load(io.BytesIO(f.read()))
-        jobdata = jobpack.jobdata
-        jobpack.jobdict, jobpack.jobenvs  # noqa: B018 - read now, once
+        jobpack.jobdata, jobpack.jobdict, jobpack.jobenvs  # noqa: B018 - read now, once
     except Exception:
         return False
-    printed = io.StringIO()
-    jobobjs = None
-    try:
-        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-            jobobjs = pickle.loads(jobdata)
-            _warm_up(jobobjs)
-    except BaseException:
-        jobobjs = None
-    _PRELOADED[jobfile] = _Preloaded(jobpack, jobobjs, printed.getvalue())
+    warm = _PRELOADED[jobfile] = _Preloaded(jobpack, None, "")
+    _load_objects(warm)
     from disco.worker.warm import prepare
 
-    prepare(jobobjs)
-    return jobobjs is not None
+    prepare(warm.jobobjs)
+    return warm.jobobjs is not None
+
+
+def _load_objects(warm: _Preloaded) -> None:
+    """Unpickle the job's ``(job, jobargs)`` into ``warm`` (``None`` if that fails), and
+    keep what importing the job's modules printed meanwhile."""
+    import contextlib
+    import io
+    import pickle
+
+    printed = io.StringIO()
+    warm.jobobjs = None
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            warm.jobobjs = pickle.loads(warm.jobpack.jobdata)
+            _warm_up(warm.jobobjs)
+    except BaseException:
+        warm.jobobjs = None
+    warm.printed = printed.getvalue()
+
+
+def reload_preloaded() -> None:
+    """In a worker process about to run another task of its job (``disco.worker.warm``):
+    the job's objects unpickled afresh, as the warm process did for the first, so that
+    nothing a task changed in them (its ``params``, its worker's state) reaches the next
+    task.  (The job's own modules are imported again: ``next_task`` forgot them.)"""
+    for warm in _PRELOADED.values():
+        _load_objects(warm)
 
 
 def _warm_up(jobobjs: Any) -> None:

@@ -834,10 +834,15 @@ class _Attempt:
         # kill's end is not waited for), then the index synced and closed, DONE logged,
         # the outputs handed over.
         self._flush()
-        self._killpg()
+        reused = getattr(self.proc, "reused", False)
+        if not reused:
+            self._killpg()
         stop_reading = getattr(self.proc.stdout, "stop_reading", None)
         if stop_reading is not None:
             stop_reading()  # its end of output would wake us for nothing
+        if reused:  # its warm process gives it another task, or it kills its group
+            self._killed = True
+            self.proc.release()
         exited = getattr(self.channel, "exited", None)
         if exited is not None:
             exited()  # the master's channel: the node's slot goes to the next task now

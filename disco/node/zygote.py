@@ -234,11 +234,12 @@ def settle_report(
     children: dict[int, ZygoteProcess],
     early_exits: dict[int, int],
     error: type[OSError],
+    released: set[int] | None = None,
 ) -> bool:
     """Apply one answer of the zygote or of a warm process: ``{"id", "pid"}`` (or
     ``"error"``, raised as ``error``) settles a spawn request; ``{"exit", "code"}`` ends a
-    child (kept in ``early_exits`` if it ended before its spawn was settled).  True for
-    an exit."""
+    child (kept in ``early_exits`` if it ended before its spawn was settled; forgotten
+    if it is a worker ``released`` after its task).  True for an exit."""
     if "id" in msg:
         fut = pending.pop(msg["id"], None)
         if fut is not None and not fut.done():
@@ -250,7 +251,9 @@ def settle_report(
     if "exit" in msg:
         pid, code = int(msg["exit"]), int(msg["code"])
         proc = children.pop(pid, None)
-        if proc is None:
+        if proc is None and released is not None and pid in released:
+            released.discard(pid)
+        elif proc is None:
             early_exits[pid] = code
         else:
             proc._set_exit(code)
@@ -259,7 +262,11 @@ def settle_report(
 
 
 class ZygoteProcess:
-    """Looks like ``asyncio.subprocess.Process`` to the runner: pid, stdin, stdout, wait()."""
+    """Looks like ``asyncio.subprocess.Process`` to the runner: pid, stdin, stdout, wait().
+
+    ``reused``: the worker goes back to its job's warm process after DONE instead of
+    being killed (``release``; docs/decisions.md "A worker process runs several tasks
+    of its job")."""
 
     def __init__(self, pid: int, reader: WorkerOutput, writer: WorkerInput) -> None:
         self.pid = pid
@@ -267,6 +274,21 @@ class ZygoteProcess:
         self.stdin = writer
         self.returncode: int | None = None
         self._waiters: list[asyncio.Future[int]] = []  # one per waiting call of wait()
+        self._warm: _WarmChannel | None = None  # set when the worker is reused
+
+    @property
+    def reused(self) -> bool:
+        return self._warm is not None
+
+    def release(self) -> None:
+        """At DONE, for a ``reused`` worker: our end of its socket closed (the end of
+        its stdin tells it that its task is over), and it counts as ended for the
+        runner; its warm process gives it the job's next task, or it kills its own
+        process group (``disco.node.zygote_process._WarmProcess._again``)."""
+        self.stdin.close()  # and the output, our end
+        if self._warm is not None:
+            self._warm.release(self)
+        self._set_exit(0)
 
     def _set_exit(self, code: int) -> None:
         if self.returncode is None:
@@ -435,7 +457,10 @@ class Zygote:
         warm = None
         try:
             self._trim()
+            reuse = reuse_workers(env)
             req: dict[str, Any] = {"warm": True, "cwd": cwd, "jobfile": jobfile}
+            if reuse:
+                req["reuse"] = True
             req["env"] = {k: v for k, v in env.items() if k != _REPORT_ENV}
             if registry is not None:
                 req["registry"] = os.path.join(registry.directory, registry.owner)
@@ -445,7 +470,7 @@ class Zygote:
             except OSError as exc:
                 logger.warning("no warm process for %s: %s", jobfile, exc)
             else:
-                warm = _WarmChannel(key, pid, ours, self._forget_warm)
+                warm = _WarmChannel(key, pid, ours, self._forget_warm, reuse)
                 self._warms[key] = warm
                 self._arm_trim()
             finally:
@@ -545,10 +570,13 @@ class _WarmChannel:
         pid: int,
         sock: socket.socket,
         on_gone: Callable[[_WarmChannel], None],
+        reuse: bool = False,
     ) -> None:
         self.key = key
         self.pid = pid
         self.sock = sock
+        self.reuse = reuse  # its workers are reused (``ZygoteProcess.release``)
+        self.released: set[int] = set()  # workers released, alive for another task
         self.buf = b""
         self.next_id = 0
         self.pending: dict[int, asyncio.Future[int]] = {}
@@ -596,6 +624,9 @@ class _WarmChannel:
             stdin.close()  # and the output, our end
             raise
         proc = ZygoteProcess(pid, output, stdin)
+        if self.reuse:
+            proc._warm = self
+            self.released.discard(pid)  # a released worker given this task
         if pid in self.early_exits:
             proc._set_exit(self.early_exits.pop(pid))
         elif self.gone:
@@ -643,8 +674,17 @@ class _WarmChannel:
             except ValueError:
                 logger.warning("warm process %d: unreadable answer %r", self.pid, line[:80])
                 continue
-            if settle_report(msg, self.pending, self.children, self.early_exits, _WarmGone):
+            if settle_report(
+                msg, self.pending, self.children, self.early_exits, _WarmGone, self.released
+            ):
                 self.last_used = time.monotonic()
+
+    def release(self, proc: ZygoteProcess) -> None:
+        """``proc`` ended its task with DONE and goes back to the warm process: not a
+        running child any more (its exit, when it comes, is not a task's)."""
+        if self.children.get(proc.pid) is proc:
+            del self.children[proc.pid]
+            self.released.add(proc.pid)
 
     def _ended(self) -> None:
         """The warm process is gone: its workers die with it (reported killed), its
@@ -668,6 +708,16 @@ class _WarmChannel:
             self._loop.remove_reader(self.sock.fileno())
             self.sock.close()
             self._on_gone(self)
+
+
+#: The environment variable (the node's, or the job's ``jobenvs``) that turns the reuse
+#: of worker processes off for a job: ``0``, ``false``, ``no`` or ``off``.
+REUSE_ENV = "DISCO_WORKER_REUSE"
+
+
+def reuse_workers(env: dict[str, str]) -> bool:
+    """Are the workers of a job with this environment reused after DONE?"""
+    return env.get(REUSE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def _warm_key(cwd: str, env: dict[str, str], jobfile: str) -> tuple[Any, ...] | None:

@@ -179,11 +179,19 @@ def _register(prefix: str | None) -> str | None:
     return path
 
 
-def _run_worker(fd: int, parent: int, setup: Any, *args: Any, keep: int | None = None) -> NoReturn:
+def _run_worker(
+    fd: int,
+    parent: int,
+    setup: Any,
+    *args: Any,
+    keep: tuple[int, ...] = (),
+    again: Any = None,
+) -> NoReturn:
     """In a forked child: become the worker bootstrap would have started, run it, exit.
     ``setup(*args)`` runs after the new session is made (a bound method and its
-    arguments: no closure made per task); ``keep``: a descriptor above 2 that stays open
-    (the task's channel)."""
+    arguments: no closure made per task); ``keep``: descriptors above 2 that stay open
+    (the task's channel), in increasing order; ``again()``, if given, is asked after
+    each task whether to run another (a reused worker, ``_WarmProcess``)."""
     code = 1
     try:
         die_with_parent(parent)  # the zygote dies with the master: so do its workers
@@ -197,11 +205,11 @@ def _run_worker(fd: int, parent: int, setup: Any, *args: Any, keep: int | None =
         os.dup2(fd, 2)
         # Nothing else stays open (an exec'd worker has only its stdio): not another
         # worker's socket still queued here, whose end would then never see its EOF.
-        if keep is None:
-            os.closerange(3, _MAX_FD)
-        else:
-            os.closerange(3, keep)
-            os.closerange(keep + 1, _MAX_FD)
+        low = 3
+        for kept in keep:
+            os.closerange(low, kept)
+            low = kept + 1
+        os.closerange(low, _MAX_FD)
         # (random, if imported, is reseeded by its own at-fork hook)
         main = _WORKER_MAIN
         if main is None:
@@ -209,6 +217,9 @@ def _run_worker(fd: int, parent: int, setup: Any, *args: Any, keep: int | None =
 
             main = Worker.main
         main()
+        if again is not None:
+            while again():
+                main()
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
@@ -360,9 +371,20 @@ class _WarmProcess(_Forker):
     deleted cost an inode allocation, which on ext4 without a journal scans past every
     inode deleted in the last 30 s or more."""
 
-    def __init__(self, ctrl: socket.socket, cwd: str, registry: str | None = None) -> None:
+    def __init__(
+        self, ctrl: socket.socket, cwd: str, registry: str | None = None, reuse: bool = False
+    ) -> None:
         super().__init__(ctrl)
         self.cwd = cwd  # the job home
+        # Reused workers (``reuse``): each worker forked here has a channel to this
+        # process (a ``SOCK_SEQPACKET`` pair) on which, after a task that ended with
+        # DONE, it says it waits for another (``disco.worker.warm``) and is handed the
+        # next task's socket (and report pipe) instead of a new fork.
+        self.reuse = reuse
+        self.pool: dict[int, tuple[int, socket.socket]] = {}  # channel fd -> (pid, it)
+        self.pool_fds: dict[int, int] = {}  # worker pid -> its channel's fd
+        self.idle: list[int] = []  # workers waiting for a task, the newest last
+        self.back: socket.socket | None = None  # in a worker forked here: its channel
         # task pid -> ``(read end of its pipe, report path, due time)``, for a task that
         # has run less than ``LIVE_REPORT_AFTER`` (in the order of their due times): no
         # object made per task (``serve``); a ``_TaskChannel`` only when one is needed
@@ -381,7 +403,10 @@ class _WarmProcess(_Forker):
             self._open_log(registry)
 
     def _become_task(self, report: str | None) -> None:
-        """In a task just forked: its nice value, job home and report path."""
+        """In a task just forked (or a reused worker's next task): its nice value, job
+        home and report path."""
+        if self.back is not None:
+            sys.modules["disco.worker.warm"].first_task()
         os.nice(19)  # 8.1 (this process is not niced: ``_warm_main``)
         os.chdir(self.cwd)
         if report is None:
@@ -407,6 +432,10 @@ class _WarmProcess(_Forker):
         # made here that the task alone needs (its setup is made in the child).
         crash_fd = self.crash_fd
         pipe = os.pipe2(os.O_CLOEXEC) if report and crash_fd is not None else None
+        while self.idle:
+            if self._hand_over(self.idle.pop(), rid, report, fd, pipe):
+                return
+        pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) if self.reuse else None
         try:
             pid = os.fork()
         except OSError as exc:
@@ -414,19 +443,104 @@ class _WarmProcess(_Forker):
             if pipe is not None:
                 os.close(pipe[0])
                 os.close(pipe[1])
+            if pair is not None:
+                pair[0].close()
+                pair[1].close()
             _say(self.ctrl, {"id": rid, "error": str(exc)})
             return
         if pid == 0:
+            if pair is not None:
+                self.back = pair[1]
             self._child(fd, report, pipe)
+        if pair is not None:
+            pair[1].close()
+            self.pool[pair[0].fileno()] = (pid, pair[0])
+            self.pool_fds[pid] = pair[0].fileno()
+        if self.log is not None:
+            _log(self.log, b"+%d %d\n" % (pid, _start_time(pid)))
+        self._started(rid, pid, report, fd, pipe)
+
+    def _started(
+        self, rid: Any, pid: int, report: str | None, fd: int, pipe: tuple[int, int] | None
+    ) -> None:
+        """Worker ``pid`` has the task's socket ``fd`` (and ``pipe``): ours closed, the
+        node told."""
         os.close(fd)
         if pipe is not None:
             os.close(pipe[1])
             os.set_blocking(pipe[0], False)
             assert report is not None
             self.pending[pid] = (pipe[0], report, time.monotonic() + LIVE_REPORT_AFTER)
-        if self.log is not None:
-            _log(self.log, b"+%d %d\n" % (pid, _start_time(pid)))
         _say_pid(self.ctrl, rid, pid)
+
+    def _hand_over(
+        self, pid: int, rid: Any, report: str | None, fd: int, pipe: tuple[int, int] | None
+    ) -> bool:
+        """Give the task to the waiting worker ``pid``; False if it is gone."""
+        _pid, back = self.pool[self.pool_fds[pid]]
+        what = b"n" if report is None else b"r" + os.fsencode(report)
+        try:
+            socket.send_fds(back, [what], [fd] if pipe is None else [fd, pipe[1]])
+        except OSError:
+            self._unpool(pid)
+            return False
+        self._started(rid, pid, report, fd, pipe)
+        return True
+
+    def _unpool(self, pid: int) -> None:
+        """Worker ``pid`` will take no other task (gone, or going)."""
+        fd = self.pool_fds.pop(pid, None)
+        if fd is not None:
+            self.pool.pop(fd)[1].close()
+        if pid in self.idle:
+            self.idle.remove(pid)
+
+    def _waiting(self, fd: int) -> None:
+        """A worker's channel is readable: it ended its task (DONE) and waits for
+        another, or it is gone (its end closed)."""
+        pid, back = self.pool[fd]
+        try:
+            said = back.recv(16)
+        except OSError:
+            said = b""
+        if not said:
+            self._unpool(pid)
+            return
+        self._task_ended(pid)
+        self.idle.append(pid)
+
+    def _again(self) -> bool:
+        """In a worker forked here, after its task: whether it runs another task of the
+        job.  If ``disco.worker.warm.may_reuse`` allows it, it is made ready for one
+        (``next_task``), says so to this process and waits for the next task's socket.
+        If not, or when this process gives it none (its channel closed), it kills its
+        own process group, as the node would have at DONE (8.7)."""
+        back = self.back
+        assert back is not None
+        warm = sys.modules["disco.worker.warm"]
+        crash_fd = self.crash_fd
+        keep = (back.fileno(),) if crash_fd is None else (back.fileno(), crash_fd)
+        if warm.may_reuse(keep):
+            warm.next_task()
+            try:
+                back.send(b"i")
+                what, fds, _flags, _addr = socket.recv_fds(back, 65536, 2)
+            except OSError:
+                what, fds = b"", []
+            if what and fds:
+                os.dup2(fds[0], 0)
+                os.dup2(fds[0], 1)
+                os.dup2(fds[0], 2)
+                os.close(fds[0])
+                report = os.fsdecode(what[1:]) if what[:1] == b"r" else None
+                if len(fds) > 1:
+                    self._become_reporting_task(report, fds[1])
+                    os.close(fds[1])
+                else:
+                    self._become_task(report)
+                return True
+        os.killpg(0, signal.SIGKILL)
+        return False
 
     def _child(self, fd: int, report: str | None, pipe: tuple[int, int] | None) -> None:
         """In a task just forked: set it up and run it (never returns).  Its set-up is a
@@ -434,9 +548,24 @@ class _WarmProcess(_Forker):
         made per task (every object a task makes or touches is a page it copies from
         this process)."""
         crash_fd = self.crash_fd
+        back = self.back
+        if back is not None:  # reusable: ``_again`` after each task
+            if pipe is None or crash_fd is None:
+                keep = (back.fileno(),)
+                _run_worker(fd, self.pid, self._become_task, report, keep=keep, again=self._again)
+            keep = tuple(sorted((back.fileno(), crash_fd)))
+            _run_worker(
+                fd,
+                self.pid,
+                self._become_reporting_task,
+                report,
+                pipe[1],
+                keep=keep,
+                again=self._again,
+            )
         if pipe is None or crash_fd is None:
             _run_worker(fd, self.pid, self._become_task, report)
-        _run_worker(fd, self.pid, self._become_reporting_task, report, pipe[1], keep=crash_fd)
+        _run_worker(fd, self.pid, self._become_reporting_task, report, pipe[1], keep=(crash_fd,))
 
     def _open_log(self, prefix: str) -> None:
         me = os.getpid()
@@ -484,6 +613,15 @@ class _WarmProcess(_Forker):
             channel.write_live()
 
     def reaped(self, pid: int, code: int) -> None:
+        self._unpool(pid)
+        self._task_ended(pid)
+        if self.log is not None:
+            _log(self.log, b"-%d\n" % pid)
+        _say_exit(self.ctrl, pid, code)
+
+    def _task_ended(self, pid: int) -> None:
+        """Worker ``pid``'s task ended (it exited, or waits for another): its report
+        pipe read and closed, its report files left if it did not finish."""
         entry = self.pending.pop(pid, None)
         if entry is not None:
             _finish(entry, self.limit_state)
@@ -492,9 +630,6 @@ class _WarmProcess(_Forker):
             if channel is not None:
                 self.by_fd.pop(channel.fd, None)
                 channel.finish()
-        if self.log is not None:
-            _log(self.log, b"-%d\n" % pid)
-        _say_exit(self.ctrl, pid, code)
 
     def serve(self) -> None:
         """``_serve`` for a warm process: the same requests, answers and files, in one
@@ -514,6 +649,7 @@ class _WarmProcess(_Forker):
         base = [cfd, rpipe]
         pending = self.pending
         by_fd = self.by_fd
+        pool = self.pool
         recvmsg = ctrl.recvmsg
         waitpid = os.waitpid
         wnohang = os.WNOHANG
@@ -530,10 +666,12 @@ class _WarmProcess(_Forker):
                 if wait is not None and wait <= 0.0:
                     self.tick()
                     wait = self.timeout() if pending else None
-            if by_fd:
-                ready = sel(base + list(by_fd), _NONE, _NONE, wait)[0]
+            if by_fd or pool:
+                ready = sel(base + list(by_fd) + list(pool), _NONE, _NONE, wait)[0]
                 for fd in ready:
-                    if fd != rpipe and fd != cfd:
+                    if fd in pool:
+                        self._waiting(fd)
+                    elif fd != rpipe and fd != cfd:
                         self.readable(fd)
             else:
                 ready = sel(base, _NONE, _NONE, wait)[0]
@@ -764,7 +902,7 @@ def _warm_main(req: dict[str, Any], sock: socket.socket, zygote: int) -> None:
     # process there (each task goes back to it: _WarmProcess.setup).
     os.chdir("/")
     _trim_fork_hooks()
-    forker = _WarmProcess(sock, req["cwd"], req.get("registry"))
+    forker = _WarmProcess(sock, req["cwd"], req.get("registry"), bool(req.get("reuse")))
     try:
         forker.serve()
     finally:

@@ -64,11 +64,16 @@ class JobPackBuilder:
         from disco.job import pythonpath
 
         version = self.getitem("version", job, jobargs) or "%d.%d" % sys.version_info[:2]
-        return {
+        envs = {
             "PYTHONPATH": pythonpath(sys.path),
             "LD_LIBRARY_PATH": "lib",
             _report.PYTHON_ENV: str(version),
         }
+        # [Not in 0.5] ``reuse_workers=False``: every task in a new process (the node's
+        # ``disco.node.zygote.REUSE_ENV``, not imported: the node's module)
+        if not self.getitem("reuse_workers", job, jobargs, True):
+            envs["DISCO_WORKER_REUSE"] = "0"
+        return envs
 
     def jobhome(self, job: Any, **jobargs: Any) -> bytes:
         jobzip = self.jobzip(job, **jobargs)

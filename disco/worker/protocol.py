@@ -103,6 +103,16 @@ _held: list[bytes] | None = None
 _done_follows = False
 
 
+def reset() -> None:
+    """A reused worker's next task (``disco.worker.warm``): a new stdin, nothing owed,
+    held or counted."""
+    global _held, _msgs_sent, _done_follows
+    _reader.__init__(0)  # type: ignore[misc]  # the same object: others hold it
+    _held = None
+    _msgs_sent = 0
+    _done_follows = False
+
+
 class MessageWriter:
     """Stands in for ``sys.stdout``/``sys.stderr`` in a task: printed text becomes MSG.
 

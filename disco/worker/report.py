@@ -164,7 +164,7 @@ WRITTEN = b"\0F\n"
 _channel_limit: tuple[int, str] | None = None
 
 
-def use_channel(fd: int, limit: tuple[int, str] | None = None) -> None:
+def use_channel(fd: int | None, limit: tuple[int, str] | None = None) -> None:
     """In a task just forked from a warm process: ``fd`` (``prepare_crash_handler``'s
     descriptor, now a pipe to the warm process) takes the report's states and any crash
     traceback; the warm process writes the report files only if the task does not

@@ -31,12 +31,24 @@ def leave_to_exit(obj: Any) -> None:
     A task's process ends right after DONE (the node kills it, a warm-forked task leaves
     with ``os._exit``): nothing is freed then, while freeing half a million records
     object by object costs about 0.1 s of CPU in the middle of the task.  For what is
-    big and no longer used at the end of a task (a stage's last sorted records).
+    big and no longer used at the end of a task (a stage's last sorted records).  A
+    reused worker (``disco.worker.warm``) frees it after DONE, before its next task.
     """
     _left_to_exit.append(obj)
 
 
 _malloc_tuned = False
+
+#: The task of this process ended with DONE (``disco.worker.warm.may_reuse``).
+task_done = False
+
+
+def reset() -> None:
+    """A reused worker's next task (``disco.worker.warm``): what the last one left to
+    the exit is freed now."""
+    global task_done
+    task_done = False
+    _left_to_exit.clear()
 
 
 def tune_malloc() -> None:
@@ -229,6 +241,7 @@ class TaskRunner:
         A failure is reported with ERROR (retried) or FATAL (kills the job), chosen by
         ``disco.worker.report.classify``; the details go to the attempt's report file.
         """
+        global task_done
         sys.stdout = sys.stderr = MessageWriter(cls)  # type: ignore[assignment]
         _report.reporter.start()
         task = None
@@ -269,6 +282,7 @@ class TaskRunner:
             sys.stdout.flush()
             _report.reporter.finished()  # the node removes no report files after DONE
             cls.send("DONE")
+            task_done = True
         except ProtocolError as e:
             # Nobody to report to any more.
             sys.__stderr__.write("disco worker: %s\n" % e)  # type: ignore[union-attr]
