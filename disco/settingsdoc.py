@@ -40,6 +40,12 @@ WORKER_ENV = """
 | `DISCO_WORKER_PYTHON` | The interpreter the node runs workers with (`bin/disco-worker` uses it). |
 | `DISCO_JOB_PYTHON` | The Python version the job was packed with; a different one on the node fails the task at once. |
 | `DISCO_TASK_REPORT` | Where the worker writes its failure report for the node. |
+
+## Read by the node from a job's environment (not a setting)
+
+| Variable | What it is |
+|---|---|
+| `DISCO_WORKER_REUSE` | `0`, `false`, `no` or `off`: every task of a Python job runs in a new process, killed at DONE (master-api.md 8.1, 8.7). Default: a worker that ended its task cleanly runs the job's next task on that node (docs/decisions.md "A worker process runs several tasks of its job"). Set it in the node's environment for every job, or for one job with `reuse_workers=False` (a job argument or a worker parameter), which puts it in the job's `jobenvs`. |
 """
 
 

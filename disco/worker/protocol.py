@@ -104,10 +104,15 @@ _done_follows = False
 
 
 def reset() -> None:
-    """A reused worker's next task (``disco.worker.warm``): a new stdin, nothing owed,
+    """The protocol state a task starts from (a reused worker's next task,
+    ``disco.worker.warm``; after the zygote's rehearsal): no reply owed or kept, nothing
     held or counted."""
     global _held, _msgs_sent, _done_follows
-    _reader.__init__(0)  # type: ignore[misc]  # the same object: others hold it
+    _reader.owed.clear()
+    _reader.kept.clear()
+    _reader.prefetched_inputs = False
+    if _reader.parser.unparsed or _reader.parser.broken:
+        _reader.parser = FrameParser(_reader.MAX_REPLY)
     _held = None
     _msgs_sent = 0
     _done_follows = False

@@ -184,18 +184,10 @@ class _Saved:
 
 def _reset_task_state() -> None:
     """The module state a task starts from, as it was before the rehearsal."""
-    from disco.framing import FrameParser
     from disco.worker import protocol, report, taskrun
 
-    reader = protocol._reader
-    reader.owed.clear()
-    reader.kept.clear()
-    reader.prefetched_inputs = False
-    if reader.parser.unparsed or reader.parser.broken:
-        reader.parser = FrameParser(reader.MAX_REPLY)
-    protocol._msgs_sent = 0
-    protocol._held = None
-    protocol._done_follows = False
+    protocol.reset()
+    taskrun.reset()
     report.reporter.state = {}
     report.reporter._close()
     taskrun.set_active_task(None)

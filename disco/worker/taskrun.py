@@ -44,8 +44,8 @@ task_done = False
 
 
 def reset() -> None:
-    """A reused worker's next task (``disco.worker.warm``): what the last one left to
-    the exit is freed now."""
+    """The state a task starts from (a reused worker's next task, ``disco.worker.warm``;
+    after the zygote's rehearsal): what the last task left to the exit is freed now."""
     global task_done
     task_done = False
     _left_to_exit.clear()
@@ -242,6 +242,7 @@ class TaskRunner:
         ``disco.worker.report.classify``; the details go to the attempt's report file.
         """
         global task_done
+        task_done = False
         sys.stdout = sys.stderr = MessageWriter(cls)  # type: ignore[assignment]
         _report.reporter.start()
         task = None

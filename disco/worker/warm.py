@@ -36,7 +36,7 @@ class _Start:
     """What a task finds when it starts in a process forked from the warm process."""
 
     def __init__(self) -> None:
-        self.environ = dict(os.environ)
+        self.environ = dict(os.environ._data)  # type: ignore[attr-defined]  # bytes: no decoding
         self.path = list(sys.path)
         self.argv = list(sys.argv)
         self.modules = set(sys.modules)
@@ -115,12 +115,20 @@ def next_task() -> None:
     start = _start
     assert start is not None
     modules = sys.modules
-    for name in [*start.job_modules, *(set(modules) - start.modules)]:
-        if name in modules and start.in_home(name):
-            del modules[name]  # imported afresh by the job's unpickling
-    if os.environ != start.environ:
-        os.environ.clear()
-        os.environ.update(start.environ)
+    known = start.modules
+    for name in [*start.job_modules, *(modules.keys() - known)]:
+        if name in modules:
+            if start.in_home(name):
+                del modules[name]  # imported afresh by the job's unpickling
+            else:
+                known.add(name)  # a library's: looked at once
+    environ = os.environ
+    if environ._data != start.environ:  # type: ignore[attr-defined]
+        for key in [key for key in environ._data if key not in start.environ]:  # type: ignore[attr-defined]
+            environ.pop(os.fsdecode(key), None)
+        for key, value in start.environ.items():
+            if environ._data.get(key) != value:  # type: ignore[attr-defined]
+                environ[os.fsdecode(key)] = os.fsdecode(value)
     sys.path[:] = start.path
     sys.argv[:] = start.argv
     if start.signals is not None:
