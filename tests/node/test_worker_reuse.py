@@ -257,3 +257,17 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_worker_runs_at_most_max_tasks(one_slot) -> None:
+    from collections import Counter
+
+    from disco.worker.warm import MAX_TASKS
+
+    n = MAX_TASKS + 50
+    job = Job(master=one_slot.url).run(input=["raw://%d" % i for i in range(n)], map=pid_map)
+    got = dict(result_iterator(job.wait(timeout=110)))
+    assert len(got) == n
+    per_worker = Counter(got.values())
+    assert max(per_worker.values()) <= MAX_TASKS
+    assert len(per_worker) >= 2
