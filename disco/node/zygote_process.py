@@ -511,8 +511,9 @@ class _WarmProcess(_Forker):
 
     def _again(self) -> bool:
         """In a worker forked here, after its task: whether it runs another task of the
-        job.  If ``disco.worker.warm.may_reuse`` allows it, it is made ready for one
-        (``next_task``), says so to this process and waits for the next task's socket.
+        job.  If ``disco.worker.warm.may_reuse`` allows it, it says so to this process,
+        makes itself ready for one (``next_task``; the node's next request may be on its
+        way meanwhile, waiting in the channel) and takes the next task's socket.
         If not, or when this process gives it none (its channel closed), it kills its
         own process group, as the node would have at DONE (8.7)."""
         back = self.back
@@ -521,9 +522,9 @@ class _WarmProcess(_Forker):
         crash_fd = self.crash_fd
         keep = (back.fileno(),) if crash_fd is None else (back.fileno(), crash_fd)
         if warm.may_reuse(keep):
-            warm.next_task()
             try:
-                back.send(b"i")
+                back.send(b"i")  # first: the next task's request may come meanwhile
+                warm.next_task()
                 what, fds, _flags, _addr = socket.recv_fds(back, 65536, 2)
             except OSError:
                 what, fds = b"", []

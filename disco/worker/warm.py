@@ -7,9 +7,9 @@ finds the work done (its memory is the warm process's, copied on write).
 **Reuse** (``disco.node.zygote_process``, docs/decisions.md "A worker process runs
 several tasks of its job"): a worker that ended its task with DONE may run the next
 task of the same job instead of being killed, when ``may_reuse`` finds it clean (one
-thread, no child process, no descriptor left open, a modest peak of memory, fewer than
-``MAX_TASKS`` tasks run).  ``next_task`` then gives the next task what a fresh fork
-would have given it: the job's objects unpickled again (its ``params``, its worker),
+thread, no child process, no descriptor left open, a modest peak of memory, nothing
+big left to the exit, fewer than ``MAX_TASKS`` tasks run).  ``next_task`` then gives
+the next task what a fresh fork would have given it: the job's objects unpickled again (its ``params``, its worker),
 the job's own modules (those in the job home) imported again, and the environment,
 ``sys.path``, ``sys.argv``, signal handlers and interval timers of the first task.
 What stays is the state of modules installed outside the job home (the standard
@@ -25,9 +25,10 @@ from typing import Any
 
 #: Tasks one worker process runs at most (bounds whatever a library leaks per task).
 MAX_TASKS = 1000
-#: A worker whose peak resident memory reached this many bytes is not reused: a task
-#: that big gains nothing from reuse, and the memory is given back by the exit.
-MAX_PEAK_RSS = 256 << 20
+#: A worker whose peak resident memory grew by this many bytes since its first task
+#: started is not reused: a task that big gains nothing from reuse, and its exit gives
+#: the memory back at once, where freeing its objects one by one would cost CPU.
+MAX_PEAK_GROWTH = 64 << 20
 
 _ITIMERS = (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF)
 
@@ -43,6 +44,7 @@ class _Start:
         self.home = os.path.join(os.getcwd(), "")
         self.job_modules = [name for name in sys.modules if self.in_home(name)]
         self.signals: dict[int, Any] | None = None  # taken in the worker (``first_task``)
+        self.base_rss = 0  # the worker's peak resident memory (KiB) as its first task starts
         self.tasks = 0
 
     def in_home(self, name: str) -> bool:
@@ -73,9 +75,13 @@ def prepare(jobobjs: Any) -> None:
 
 
 def first_task() -> None:
-    """In a reusable worker, before its first task: the signal handlers to give back."""
+    """In a reusable worker, before its first task: the signal handlers to give back,
+    and its resident memory so far."""
     if _start is not None and _start.signals is None:
+        import resource
+
         _start.signals = {sig: signal.getsignal(sig) for sig in signal.valid_signals()}
+        _start.base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def may_reuse(keep: tuple[int, ...]) -> bool:
@@ -85,8 +91,8 @@ def may_reuse(keep: tuple[int, ...]) -> bool:
     from disco.worker import taskrun
 
     start = _start
-    if start is None or not taskrun.task_done:
-        return False
+    if start is None or not taskrun.task_done or taskrun._left_to_exit:
+        return False  # failed, or big (what it left to the exit: ``leave_to_exit``)
     start.tasks += 1
     if start.tasks >= MAX_TASKS:
         return False
@@ -100,7 +106,8 @@ def may_reuse(keep: tuple[int, ...]) -> bool:
         return False  # a child process the task started (running or ended)
     import resource
 
-    if resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 >= MAX_PEAK_RSS:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if (peak - start.base_rss) * 1024 >= MAX_PEAK_GROWTH:
         return False
     # Only stdio and ``keep`` are open, and the descriptor listing them (one more).
     fds = {int(name) for name in os.listdir("/proc/self/fd")}

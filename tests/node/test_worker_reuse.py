@@ -3,7 +3,8 @@
 job's next task instead of being killed, and that task finds what a fresh process forked
 from the job's warm process would: the job's objects and its own modules as loaded, the
 environment, paths, signal handlers and timers of the first task.  A worker that is not
-clean (a thread, a child process, an open descriptor, a large peak of memory), a worker
+clean (a thread, a child process, an open descriptor, a large peak of memory, objects
+left to the exit), a worker
 whose task failed, and the workers of a job that turns reuse off are never reused."""
 
 from __future__ import annotations
@@ -109,12 +110,21 @@ def fd_map(entry, params):
 def memory_map(entry, params):
     import os
 
-    block = b"x" * (300 << 20)  # a peak above MAX_PEAK_RSS (256 MiB), written
+    block = b"x" * (100 << 20)  # a peak above MAX_PEAK_GROWTH (64 MiB), written
     del block
     yield entry, [os.getpid(), None]
 
 
-@pytest.mark.parametrize("fun", [thread_map, child_map, fd_map, memory_map])
+def leaving_map(entry, params):
+    import os
+
+    from disco.worker.taskrun import leave_to_exit
+
+    leave_to_exit(list(range(10)))  # what a big task leaves to its process's exit
+    yield entry, [os.getpid(), None]
+
+
+@pytest.mark.parametrize("fun", [thread_map, child_map, fd_map, memory_map, leaving_map])
 def test_a_worker_left_unclean_by_its_task_is_not_reused(one_slot, fun) -> None:
     inputs = ["raw://%d" % n for n in range(4)]
     job = Job(master=one_slot.url).run(input=inputs, map=fun)
@@ -211,11 +221,13 @@ def crash_once_map(entry, params):
     import ctypes
     import os
 
-    marker = os.path.join(params.where, "crashed")
-    if entry == "3" and not os.path.exists(marker):
-        with open(marker, "w") as f:
+    ran = os.path.join(params.where, "ran-%d" % os.getpid())
+    crashed = os.path.join(params.where, "crashed")
+    if os.path.exists(ran) and not os.path.exists(crashed):  # a worker's second task
+        with open(crashed, "w") as f:
             f.write(str(os.getpid()))
         ctypes.string_at(0)  # a segfault in a reused worker's task
+    open(ran, "w").close()
     yield entry, os.getpid()
 
 
@@ -224,14 +236,14 @@ def test_a_crash_in_a_reused_worker_is_reported_from_its_own_channel(one_slot, t
     crash in a later task leaves that attempt's crash traceback."""
     from disco.core import Params
 
-    inputs = ["raw://%d" % n for n in range(5)]
+    inputs = ["raw://%d" % n for n in range(8)]
     job = Job(master=one_slot.url).run(
         input=inputs, map=crash_once_map, params=Params(where=str(tmp_path))
     )
     got = dict(result_iterator(job.wait(timeout=60)))
-    assert sorted(got) == ["0", "1", "2", "3", "4"]
-    crashed = int((tmp_path / "crashed").read_text())
-    assert crashed in {got["0"], got["1"], got["2"]}  # a worker that ran earlier tasks
+    assert sorted(got) == [str(n) for n in range(8)]
+    crashed = int((tmp_path / "crashed").read_text())  # a worker that ran a task before
+    assert crashed in got.values()
     events = "\n".join(msg for _offset, (_ts, _host, msg) in Disco(one_slot.url).events(job.name))
     assert "Fatal Python error: Segmentation fault" in events, events
     assert "in crash_once_map" in events, events
