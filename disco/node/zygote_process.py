@@ -549,24 +549,18 @@ class _WarmProcess(_Forker):
         made per task (every object a task makes or touches is a page it copies from
         this process)."""
         crash_fd = self.crash_fd
-        back = self.back
-        if back is not None:  # reusable: ``_again`` after each task
-            if pipe is None or crash_fd is None:
-                keep = (back.fileno(),)
-                _run_worker(fd, self.pid, self._become_task, report, keep=keep, again=self._again)
-            keep = tuple(sorted((back.fileno(), crash_fd)))
-            _run_worker(
-                fd,
-                self.pid,
-                self._become_reporting_task,
-                report,
-                pipe[1],
-                keep=keep,
-                again=self._again,
-            )
-        if pipe is None or crash_fd is None:
-            _run_worker(fd, self.pid, self._become_task, report)
-        _run_worker(fd, self.pid, self._become_reporting_task, report, pipe[1], keep=(crash_fd,))
+        reporting = pipe is not None and crash_fd is not None
+        keep = (crash_fd,) if reporting else ()
+        again = None
+        if self.back is not None:  # reusable: ``_again`` after each task
+            keep = tuple(sorted((self.back.fileno(), *keep)))
+            again = self._again
+        if not reporting:
+            _run_worker(fd, self.pid, self._become_task, report, keep=keep, again=again)
+        assert pipe is not None
+        _run_worker(
+            fd, self.pid, self._become_reporting_task, report, pipe[1], keep=keep, again=again
+        )
 
     def _open_log(self, prefix: str) -> None:
         me = os.getpid()
