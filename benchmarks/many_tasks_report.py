@@ -69,10 +69,12 @@ def target_rows(d: dict[str, Any] | None) -> tuple[list[str], list[str]]:
         if ok is False:
             why.append(
                 "Many tasks (%s): %s tasks/s; CPU per task %s ms (master process + worker "
-                "zygote and workers), load average %s during the run.%s Each task is a "
-                "worker process forked from the zygote speaking the worker protocol to the "
-                "node runner, which runs in the master process; what that CPU is spent on, "
-                'from profiles: "What stands in the way of 500 tasks/s" in the notes below.'
+                "zygote and workers), load average %s during the run.%s Each task runs in "
+                "a worker process of the job's warm process (reused for the job's next "
+                "task when its task ended cleanly), speaking the worker protocol to the node "
+                "runner, which runs in the master process; what that CPU is spent on: "
+                '"What stands in the way of 500 tasks/s" and "Reused workers" in the notes '
+                "below."
                 % (
                     key,
                     br.fmt(job.get("tasks_per_s"), 1),

@@ -302,7 +302,9 @@ class _Attempt:
         self.input_closed = False  # the worker closed its input: replies are dropped
         self.started = self.loop.time()
         self.worker_pid: int | None = None
-        self._killed = False  # its process group was sent SIGKILL (_killpg)
+        # its process group was sent SIGKILL (_killpg), or the worker was released to its
+        # warm process at DONE (``ZygoteProcess.release``): no kill at the cleanup
+        self._killed = False
         # disco.failure: the worker's report file, and its last printed lines.
         stage = re.sub(r"[^A-Za-z0-9_.-]", "_", spec.stage)
         self.report_path = os.path.join(
@@ -404,7 +406,7 @@ class _Attempt:
     async def _cleanup(self, done: bool = False) -> None:
         assert self.proc is not None
         self._unwatch()
-        if not self._killed:  # after DONE the group is already killed: no second kill
+        if not self._killed:  # after DONE: already killed (or released), no second kill
             self._killpg()
         if self.writer is not None:
             self.writer.cancel()
