@@ -15,6 +15,7 @@ from disco.core import Disco, Job, result_iterator
 from disco.embedded import EmbeddedMaster
 from disco.test import poll_for
 from tests.conftest import _assert_no_leaked_workers, child_pids
+from tests.faults.test_kills import alive
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -133,10 +134,10 @@ def test_a_worker_left_unclean_by_its_task_is_not_reused(one_slot, fun) -> None:
     pids = [pid for pid, _child in got.values()]
     assert len(set(pids)) == 4  # a new process for every task
     for pid in pids:  # each killed with its process group, as at DONE (8.7)
-        poll_for(lambda pid=pid: not _alive(pid), 10, "worker %d to die" % pid)
+        poll_for(lambda pid=pid: not alive(pid), 10, "worker %d to die" % pid)
     for _pid, child in got.values():
         if child is not None:
-            poll_for(lambda child=child: not _alive(child), 10, "its child %d to die" % child)
+            poll_for(lambda child=child: not alive(child), 10, "its child %d to die" % child)
 
 
 def pid_map(entry, params):
@@ -211,7 +212,7 @@ def test_the_worker_of_a_failed_task_is_killed_not_reused(one_slot, tmp_path) ->
     got = dict(result_iterator(job.wait(timeout=60)))
     assert sorted(got) == ["0", "1", "2", "3", "4"]
     failed = int((tmp_path / "failed-2").read_text())
-    poll_for(lambda: not _alive(failed), 10, "the failed task's worker to die")
+    poll_for(lambda: not alive(failed), 10, "the failed task's worker to die")
     assert got["2"] != failed  # the retry ran in another process
     events = [msg for _offset, (_ts, _host, msg) in Disco(one_slot.url).events(job.name)]
     assert any("first attempt fails" in line for line in events)
@@ -254,21 +255,12 @@ def test_reused_workers_end_with_their_warm_process(one_slot) -> None:
 
     job = Job(master=one_slot.url).run(input=["raw://%d" % n for n in range(6)], map=pid_map)
     pids = set(dict(result_iterator(job.wait(timeout=60))).values())
-    assert any(_alive(pid) for pid in pids)  # waiting for the job's next task
+    assert any(alive(pid) for pid in pids)  # waiting for the job's next task
     # other jobs push the job's warm process out (at most MAX_WARM idle ones stay)
     for n in range(zygote_process.MAX_WARM + 1):
         other = Job(master=one_slot.url).run(input=["raw://a"], map=pid_map, params={"n": n})
         list(result_iterator(other.wait(timeout=60)))
-    poll_for(lambda: not any(_alive(pid) for pid in pids), 20, "the reused workers to end")
-
-
-def _alive(pid: int) -> bool:
-    """Is ``pid`` a live process (not a zombie)?"""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    poll_for(lambda: not any(alive(pid) for pid in pids), 20, "the reused workers to end")
 
 
 def test_a_worker_runs_at_most_max_tasks(one_slot) -> None:
