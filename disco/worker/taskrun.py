@@ -39,15 +39,14 @@ def leave_to_exit(obj: Any) -> None:
 
 _malloc_tuned = False
 
-#: The task of this process ended with DONE (``disco.worker.warm.may_reuse``).
+#: The task of this process ended with DONE (``disco.worker.warm.may_reuse``; set
+#: back by ``TaskRunner.main`` as each task starts).
 task_done = False
 
 
 def reset() -> None:
     """The state a task starts from (a reused worker's next task, ``disco.worker.warm``;
     after the zygote's rehearsal): what the last task left to the exit is freed now."""
-    global task_done
-    task_done = False
     _left_to_exit.clear()
 
 

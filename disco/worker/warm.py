@@ -9,9 +9,10 @@ several tasks of its job"): a worker that ended its task with DONE may run the n
 task of the same job instead of being killed, when ``may_reuse`` finds it clean (one
 thread, no child process, no descriptor left open, a modest peak of memory, nothing
 big left to the exit, fewer than ``MAX_TASKS`` tasks run).  ``next_task`` then gives
-the next task what a fresh fork would have given it: the job's objects unpickled again (its ``params``, its worker),
-the job's own modules (those in the job home) imported again, and the environment,
-``sys.path``, ``sys.argv``, signal handlers and interval timers of the first task.
+the next task what a fresh fork would have given it: the job's objects unpickled again
+(its ``params``, its worker), the job's own modules (those in the job home) imported
+again, and the environment, ``sys.path``, ``sys.argv``, signal handlers and interval
+timers of the first task.
 What stays is the state of modules installed outside the job home (the standard
 library's and third-party libraries' caches).
 """
